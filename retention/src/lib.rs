@@ -1,0 +1,26 @@
+//! faxgate-retention: what makes deletion in faxgate final.
+//!
+//! Personal data never reaches the store in plaintext. Each record is sealed
+//! with a key chosen by its retention class (an account's directory data, a
+//! month of CDRs, one job's fax documents); erasing a class destroys its key,
+//! after which the records are unreadable even where old copies survive on
+//! disk (sled never zeroes what it deletes).
+//!
+//! # Layout
+//! - [`vault`]: the key vault, one small file per key outside the store,
+//!   created on demand and destroyed by overwrite, fsync, unlink, fsync.
+//! - [`seal`]: the record envelope (XChaCha20-Poly1305) naming its key.
+//! - [`blind`]: keyed hashes (HMAC-SHA-256) for lookup indexes, so that an
+//!   index never holds a number or an address in plaintext.
+//! - [`Error`]: the crate's one error type.
+#![forbid(unsafe_code)]
+
+pub mod blind;
+mod error;
+pub mod seal;
+pub mod vault;
+
+pub use blind::Blinder;
+pub use error::Error;
+pub use seal::{open, seal, sealed_key_id};
+pub use vault::{Key, KeyId, KeyVault};
