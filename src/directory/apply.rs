@@ -1,0 +1,432 @@
+//! `faxgate directory apply FILE`: the directory kept in a file.
+//!
+//! The file says what the directory should hold for the tenants it names.
+//! Applying it first plans every change and checks all of them (numbers,
+//! addresses, numbers or senders owned elsewhere, duplicates in the file):
+//! if anything is wrong nothing is changed. Then it carries the plan out.
+//! Applying the same file again plans nothing, so it is safe to run from
+//! configuration management. Accounts are matched by the reseller's
+//! `reference`. With `prune`, numbers and senders of the named accounts that
+//! the file does not list are removed, and accounts of the named tenants
+//! that it does not list are terminated (their data then follows the
+//! retention schedule).
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AccountChange, AttachmentFormat, Branding, Directory, Language, Paper, Route, Scope, SenderAuth, SenderChange,
+    SenderPattern, Tenant, TenantChange,
+};
+use crate::Error;
+use crate::types::{Country, Domain, E164, EmailAddress, TenantId};
+
+/// The file, in TOML.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryFile {
+    /// The tenants.
+    #[serde(default)]
+    pub tenant: Vec<TenantEntry>,
+}
+
+/// A tenant in the file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantEntry {
+    /// Slug.
+    pub id: TenantId,
+    /// Name.
+    pub name: String,
+    /// Display name of its mails.
+    pub display_name: String,
+    /// From: address of its mails.
+    pub from_address: EmailAddress,
+    /// Language of its mails.
+    #[serde(default)]
+    pub language: Language,
+    /// Default country of its customers' numbers.
+    pub default_country: Country,
+    /// Its fax domains.
+    #[serde(default)]
+    pub fax_domains: Vec<Domain>,
+    /// Paper size.
+    #[serde(default)]
+    pub paper: Paper,
+    /// Its accounts.
+    #[serde(default)]
+    pub account: Vec<AccountEntry>,
+}
+
+/// An account in the file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountEntry {
+    /// The reseller's reference, which identifies the account in the file.
+    pub reference: String,
+    /// Name.
+    pub name: String,
+    /// Paper override.
+    #[serde(default)]
+    pub paper: Option<Paper>,
+    /// Its fax numbers.
+    #[serde(default)]
+    pub number: Vec<NumberEntry>,
+    /// Its senders.
+    #[serde(default)]
+    pub sender: Vec<SenderEntry>,
+}
+
+/// A fax number in the file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberEntry {
+    /// The number, national numbers read with the tenant's default country.
+    pub number: String,
+    /// Where its faxes go.
+    #[serde(default)]
+    pub route: Vec<RouteEntry>,
+}
+
+/// A route in the file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteEntry {
+    /// Mailbox.
+    pub email: EmailAddress,
+    /// Attachment format.
+    #[serde(default)]
+    pub format: AttachmentFormat,
+}
+
+/// A sender in the file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderEntry {
+    /// `user@domain` or `@domain`.
+    pub sender: SenderPattern,
+    /// Caller number its faxes go out with.
+    #[serde(default)]
+    pub caller_number: Option<String>,
+    /// How it authenticates.
+    pub auth: SenderAuth,
+}
+
+/// What applying did (or, in a dry run, would do).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApplyReport {
+    /// Whether nothing was changed on purpose.
+    pub dry_run: bool,
+    /// One line per change.
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug)]
+struct AccountRef {
+    tenant: TenantId,
+    reference: String,
+}
+
+#[derive(Debug)]
+enum Action {
+    TenantAdd(Tenant),
+    TenantChange(TenantId, TenantChange, String),
+    AccountAdd(AccountRef, String, Option<Paper>),
+    AccountChange(AccountRef, AccountChange, String),
+    AccountTerminate(crate::types::AccountId, String),
+    NumberAdd(AccountRef, E164, Vec<Route>),
+    RoutesReplace(E164, Vec<Route>),
+    NumberRemove(E164),
+    SenderAdd(AccountRef, SenderPattern, Option<E164>, SenderAuth),
+    SenderChange(SenderPattern, SenderChange, String),
+    SenderRemove(SenderPattern),
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::TenantAdd(t) => write!(f, "add tenant {}", t.id),
+            Action::TenantChange(id, _, what) => write!(f, "change tenant {id}: {what}"),
+            Action::AccountAdd(r, name, _) => write!(f, "add account {:?} ({}) to tenant {}", r.reference, name, r.tenant),
+            Action::AccountChange(r, _, what) => write!(f, "change account {:?} of tenant {}: {what}", r.reference, r.tenant),
+            Action::AccountTerminate(id, why) => write!(f, "terminate account {id} ({why})"),
+            Action::NumberAdd(r, n, routes) => {
+                write!(f, "add number {n} to account {:?} with {} route(s)", r.reference, routes.len())
+            }
+            Action::RoutesReplace(n, routes) => write!(f, "set routes of {n}: {}", fmt_routes(routes)),
+            Action::NumberRemove(n) => write!(f, "remove number {n}"),
+            Action::SenderAdd(r, p, _, auth) => write!(f, "allow sender {p} for account {:?} ({auth:?})", r.reference),
+            Action::SenderChange(p, _, what) => write!(f, "change sender {p}: {what}"),
+            Action::SenderRemove(p) => write!(f, "remove sender {p}"),
+        }
+    }
+}
+
+fn fmt_routes(routes: &[Route]) -> String {
+    if routes.is_empty() {
+        return "none".into();
+    }
+    routes.iter().map(|r| format!("{} ({:?})", r.email, r.format).to_lowercase()).collect::<Vec<_>>().join(", ")
+}
+
+fn routes_of(entry: &NumberEntry) -> Vec<Route> {
+    entry.route.iter().map(|r| Route { email: r.email.clone(), format: r.format }).collect()
+}
+
+impl Directory {
+    /// Applies a directory file (see the module documentation).
+    pub fn apply(&self, scope: &Scope, file: &DirectoryFile, prune: bool, dry_run: bool) -> Result<ApplyReport, Error> {
+        let plan = self.plan(scope, file, prune)?;
+        let changes = plan.iter().map(ToString::to_string).collect();
+        if !dry_run {
+            for action in plan {
+                self.execute(scope, action)?;
+            }
+        }
+        Ok(ApplyReport { dry_run, changes })
+    }
+
+    fn plan(&self, scope: &Scope, file: &DirectoryFile, prune: bool) -> Result<Vec<Action>, Error> {
+        let mut plan = Vec::new();
+        let mut problems = Vec::new();
+        let mut seen_tenants = HashSet::new();
+        let mut seen_numbers = HashSet::new();
+        let mut seen_senders = HashSet::new();
+        for t in &file.tenant {
+            if !seen_tenants.insert(t.id.clone()) {
+                problems.push(format!("tenant {} is listed twice", t.id));
+                continue;
+            }
+            let want = Tenant {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                branding: Branding {
+                    display_name: t.display_name.clone(),
+                    from_address: t.from_address.clone(),
+                    language: t.language,
+                },
+                default_country: t.default_country,
+                fax_domains: {
+                    let mut d = t.fax_domains.clone();
+                    d.sort();
+                    d.dedup();
+                    d
+                },
+                paper: t.paper,
+            };
+            let existing = match self.tenant_get(scope, &t.id) {
+                Ok(e) => Some(e),
+                Err(Error::NotFound(_)) if *scope == Scope::Operator => None,
+                Err(Error::NotFound(_)) => {
+                    problems.push(format!("tenant {}: not yours to change", t.id));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for d in &want.fax_domains {
+                if let Some(owner) = self.tenant_for_domain(d)? {
+                    if owner.id != t.id {
+                        problems.push(format!("tenant {}: fax domain {d} already belongs to another tenant", t.id));
+                    }
+                }
+            }
+            match &existing {
+                None => plan.push(Action::TenantAdd(want.clone())),
+                Some(e) if *e != want => {
+                    let ch = TenantChange {
+                        name: (e.name != want.name).then(|| want.name.clone()),
+                        display_name: (e.branding.display_name != want.branding.display_name)
+                            .then(|| want.branding.display_name.clone()),
+                        from_address: (e.branding.from_address != want.branding.from_address)
+                            .then(|| want.branding.from_address.clone()),
+                        language: (e.branding.language != want.branding.language).then_some(want.branding.language),
+                        default_country: (e.default_country != want.default_country).then_some(want.default_country),
+                        paper: (e.paper != want.paper).then_some(want.paper),
+                        add_domains: want.fax_domains.iter().filter(|d| !e.fax_domains.contains(d)).cloned().collect(),
+                        remove_domains: e.fax_domains.iter().filter(|d| !want.fax_domains.contains(d)).cloned().collect(),
+                    };
+                    let what = describe_tenant_change(&ch);
+                    plan.push(Action::TenantChange(t.id.clone(), ch, what));
+                }
+                Some(_) => {}
+            }
+
+            let mut seen_refs = HashSet::new();
+            for a in &t.account {
+                let r = || AccountRef { tenant: t.id.clone(), reference: a.reference.clone() };
+                if !seen_refs.insert(a.reference.clone()) {
+                    problems.push(format!("tenant {}: account reference {:?} is listed twice", t.id, a.reference));
+                    continue;
+                }
+                let existing = if existing.is_some() { self.account_by_reference(scope, &t.id, &a.reference)? } else { None };
+                match &existing {
+                    None => plan.push(Action::AccountAdd(r(), a.name.clone(), a.paper)),
+                    Some(e) if e.name != a.name || e.paper != a.paper => {
+                        let ch = AccountChange {
+                            name: (e.name != a.name).then(|| a.name.clone()),
+                            reference: None,
+                            paper: (e.paper != a.paper).then_some(a.paper),
+                        };
+                        let what = match (&ch.name, &ch.paper) {
+                            (Some(n), _) => format!("name {n:?}"),
+                            _ => "paper".into(),
+                        };
+                        plan.push(Action::AccountChange(r(), ch, what));
+                    }
+                    Some(_) => {}
+                }
+                let mut listed_numbers = HashSet::new();
+                for n in &a.number {
+                    let num = match E164::parse(&n.number, Some(t.default_country)) {
+                        Ok(num) => num,
+                        Err(e) => {
+                            problems.push(format!("tenant {} account {:?}: {e}", t.id, a.reference));
+                            continue;
+                        }
+                    };
+                    if !seen_numbers.insert(num.clone()) {
+                        problems.push(format!("number {num} is listed twice"));
+                        continue;
+                    }
+                    listed_numbers.insert(num.clone());
+                    let routes = routes_of(n);
+                    match self.lookup_number(&num)? {
+                        None => plan.push(Action::NumberAdd(r(), num, routes)),
+                        Some(rec) if existing.as_ref().is_some_and(|e| e.id == rec.account) => {
+                            if rec.routes != routes {
+                                plan.push(Action::RoutesReplace(num, routes));
+                            }
+                        }
+                        Some(_) => problems.push(format!("number {num} already belongs to another account")),
+                    }
+                }
+                let mut listed_senders = HashSet::new();
+                for s in &a.sender {
+                    if !seen_senders.insert(s.sender.canonical()) {
+                        problems.push(format!("sender {} is listed twice", s.sender));
+                        continue;
+                    }
+                    listed_senders.insert(s.sender.canonical());
+                    let caller = match s.caller_number.as_deref().map(|c| E164::parse(c, Some(t.default_country))).transpose() {
+                        Ok(c) => c,
+                        Err(e) => {
+                            problems.push(format!("sender {}: caller number: {e}", s.sender));
+                            continue;
+                        }
+                    };
+                    match self.load_sender(&s.sender)? {
+                        None => plan.push(Action::SenderAdd(r(), s.sender.clone(), caller, s.auth)),
+                        Some(rec) if existing.as_ref().is_some_and(|e| e.id == rec.account) => {
+                            if rec.caller_number != caller || rec.auth != s.auth {
+                                let ch = SenderChange {
+                                    caller_number: (rec.caller_number != caller)
+                                        .then(|| caller.as_ref().map(ToString::to_string)),
+                                    auth: (rec.auth != s.auth).then_some(s.auth),
+                                };
+                                let what = format!(
+                                    "caller number {}, auth {:?}",
+                                    caller.as_ref().map(ToString::to_string).unwrap_or_else(|| "none".into()),
+                                    s.auth
+                                );
+                                plan.push(Action::SenderChange(s.sender.clone(), ch, what));
+                            }
+                        }
+                        Some(_) => problems.push(format!("sender {} already belongs to another account", s.sender)),
+                    }
+                }
+                if let (true, Some(e)) = (prune, &existing) {
+                    for rec in self.number_list(scope, Some(&e.id), None)? {
+                        if !listed_numbers.contains(&rec.number) {
+                            plan.push(Action::NumberRemove(rec.number));
+                        }
+                    }
+                    for rec in self.sender_list(scope, Some(&e.id), None)? {
+                        if !listed_senders.contains(&rec.pattern.canonical()) {
+                            plan.push(Action::SenderRemove(rec.pattern));
+                        }
+                    }
+                }
+            }
+            if prune && existing.is_some() {
+                let now = self.now();
+                for acc in self.account_list(scope, Some(&t.id))? {
+                    let listed = acc.reference.as_ref().is_some_and(|r| seen_refs.contains(r));
+                    if !listed && acc.status(now) == super::AccountStatus::Active {
+                        let why = match &acc.reference {
+                            Some(r) => format!("reference {r:?} not in the file"),
+                            None => "no reference, not in the file".into(),
+                        };
+                        plan.push(Action::AccountTerminate(acc.id, why));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(plan)
+        } else {
+            Err(Error::Invalid(format!("nothing was changed; the file has {} problem(s):\n  {}", problems.len(), problems.join("\n  "))))
+        }
+    }
+
+    fn resolve(&self, scope: &Scope, r: &AccountRef) -> Result<crate::types::AccountId, Error> {
+        self.account_by_reference(scope, &r.tenant, &r.reference)?
+            .map(|a| a.id)
+            .ok_or_else(|| Error::NotFound(format!("account {:?} of tenant {} vanished while applying", r.reference, r.tenant)))
+    }
+
+    fn execute(&self, scope: &Scope, action: Action) -> Result<(), Error> {
+        match action {
+            Action::TenantAdd(t) => self.tenant_add(scope, t).map(drop),
+            Action::TenantChange(id, ch, _) => self.tenant_change(scope, &id, ch).map(drop),
+            Action::AccountAdd(r, name, paper) => self.account_add(scope, &r.tenant, &name, Some(&r.reference), paper).map(drop),
+            Action::AccountChange(r, ch, _) => {
+                let id = self.resolve(scope, &r)?;
+                self.account_change(scope, &id, ch).map(drop)
+            }
+            Action::AccountTerminate(id, _) => self.account_terminate(scope, &id, None).map(drop),
+            Action::NumberAdd(r, n, routes) => {
+                let id = self.resolve(scope, &r)?;
+                self.number_add(scope, &id, n.as_str(), routes).map(drop)
+            }
+            Action::RoutesReplace(n, routes) => self.routes_replace(scope, n.as_str(), routes).map(drop),
+            Action::NumberRemove(n) => self.number_remove(scope, n.as_str()).map(drop),
+            Action::SenderAdd(r, p, caller, auth) => {
+                let id = self.resolve(scope, &r)?;
+                let caller = caller.map(|c| c.to_string());
+                self.sender_add(scope, &id, p, caller.as_deref(), auth).map(drop)
+            }
+            Action::SenderChange(p, ch, _) => self.sender_change(scope, &p, ch).map(drop),
+            Action::SenderRemove(p) => self.sender_remove(scope, &p).map(drop),
+        }
+    }
+}
+
+fn describe_tenant_change(ch: &TenantChange) -> String {
+    let mut parts = Vec::new();
+    if let Some(v) = &ch.name {
+        parts.push(format!("name {v:?}"));
+    }
+    if let Some(v) = &ch.display_name {
+        parts.push(format!("display name {v:?}"));
+    }
+    if let Some(v) = &ch.from_address {
+        parts.push(format!("from address {v}"));
+    }
+    if let Some(v) = ch.language {
+        parts.push(format!("language {v:?}").to_lowercase());
+    }
+    if let Some(v) = ch.default_country {
+        parts.push(format!("default country {v}"));
+    }
+    if let Some(v) = ch.paper {
+        parts.push(format!("paper {v:?}").to_lowercase());
+    }
+    for d in &ch.add_domains {
+        parts.push(format!("+fax domain {d}"));
+    }
+    for d in &ch.remove_domains {
+        parts.push(format!("-fax domain {d}"));
+    }
+    parts.join(", ")
+}

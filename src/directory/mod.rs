@@ -1,0 +1,758 @@
+//! The directory: tenants, accounts, fax numbers, routes and senders, the
+//! data that says who may do what.
+//!
+//! # Rules it keeps
+//! - A number belongs to one account; a sender (an address or a domain) to
+//!   one account; a fax domain to one tenant.
+//! - Every call takes a [`Scope`]. A tenant scope sees and changes only that
+//!   tenant's data: another tenant's account, number or sender is reported
+//!   as not found, exactly as if it did not exist. Only the operator adds or
+//!   removes tenants.
+//! - Nothing personal is stored in plaintext: tenant records are sealed with
+//!   the tenant's key, everything of an account (the account, its numbers,
+//!   routes and senders) with the account's key, so destroying that key
+//!   erases it all. Lookup keys derived from numbers, addresses, domains and
+//!   references are blinded.
+//! - Every change is one atomic batch, flushed before the call returns.
+//!   Changes are serialised by one lock, so a check (is this number free?)
+//!   and the write that depends on it cannot interleave with another change.
+//!
+//! # Layout of the `directory` tree
+//! ```text
+//! t\0<tenant>                      sealed Tenant (tenant key)
+//! d\0<blind(domain)>               tenant id            (fax domain index)
+//! a\0<tenant>\0<account>           sealed Account (account key)
+//! ai\0<account>                    tenant id            (account index)
+//! ar\0<blind(tenant, reference)>   account id           (reference index)
+//! n\0<blind(number)>               sealed FaxNumber (account key)
+//! an\0<account>\0<blind(number)>   ""                   (numbers of an account)
+//! s\0<blind(pattern)>              sealed Sender (account key)
+//! as\0<account>\0<blind(pattern)>  ""                   (senders of an account)
+//! ```
+
+mod apply;
+mod model;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use faxgate_retention::KeyId;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub use apply::{ApplyReport, DirectoryFile};
+pub use model::*;
+
+use crate::Error;
+use crate::clock::Clock;
+use crate::store::{Batch, Store, Tree};
+use crate::types::{AccountId, Country, Domain, E164, EmailAddress, TenantId};
+
+const NUMBER: &str = "number";
+const SENDER: &str = "sender";
+const DOMAIN: &str = "fax-domain";
+const REFERENCE: &str = "account-reference";
+
+/// A new tenant, or a tenant's full description.
+pub type NewTenant = Tenant;
+
+/// A change to a tenant: fields left `None` stay as they are.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TenantChange {
+    /// New name.
+    pub name: Option<String>,
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New From: address.
+    pub from_address: Option<EmailAddress>,
+    /// New language.
+    pub language: Option<Language>,
+    /// New default country.
+    pub default_country: Option<Country>,
+    /// Paper size.
+    pub paper: Option<Paper>,
+    /// Fax domains to add.
+    #[serde(default)]
+    pub add_domains: Vec<Domain>,
+    /// Fax domains to remove.
+    #[serde(default)]
+    pub remove_domains: Vec<Domain>,
+}
+
+/// A change to an account.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AccountChange {
+    /// New name.
+    pub name: Option<String>,
+    /// New reference (`Some(None)` clears it).
+    pub reference: Option<Option<String>>,
+    /// New paper override (`Some(None)` clears it).
+    pub paper: Option<Option<Paper>>,
+}
+
+/// A change to a sender.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SenderChange {
+    /// New caller number (`Some(None)` clears it).
+    pub caller_number: Option<Option<String>>,
+    /// New authentication rule.
+    pub auth: Option<SenderAuth>,
+}
+
+/// What removing an account erased.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Removed {
+    /// Numbers removed.
+    pub numbers: usize,
+    /// Senders removed.
+    pub senders: usize,
+}
+
+/// The directory.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    tree: Tree,
+    write: Mutex<()>,
+    clock: Arc<dyn Clock>,
+}
+
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    parts.join(&0u8)
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), Error> {
+    if value.trim().is_empty() {
+        return Err(Error::Invalid(format!("{field} must not be empty")));
+    }
+    if value.chars().count() > max {
+        return Err(Error::Invalid(format!("{field} is longer than {max} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!("{field} contains control characters")));
+    }
+    Ok(())
+}
+
+impl Directory {
+    /// The directory in `store`.
+    pub fn open(store: &Store, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let tree = store.tree("directory")?;
+        Ok(Directory { inner: Arc::new(Inner { store: store.clone(), tree, write: Mutex::new(()), clock }) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.inner.write.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn tree(&self) -> &Tree {
+        &self.inner.tree
+    }
+
+    fn blind(&self, domain: &str, value: &str) -> [u8; 32] {
+        self.inner.store.blind(domain, value)
+    }
+
+    /// Now, by the directory's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    fn visible(scope: &Scope, tenant: &TenantId) -> bool {
+        match scope {
+            Scope::Operator => true,
+            Scope::Tenant(t) => t == tenant,
+        }
+    }
+
+    // ---- tenants -------------------------------------------------------
+
+    fn tenant_key(id: &TenantId) -> Vec<u8> {
+        key(&[b"t", id.as_str().as_bytes()])
+    }
+
+    fn load_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, Error> {
+        self.tree().get_sealed(&Self::tenant_key(id))
+    }
+
+    /// A tenant the scope may see.
+    pub fn tenant_get(&self, scope: &Scope, id: &TenantId) -> Result<Tenant, Error> {
+        let not_found = || Error::NotFound(format!("no tenant {id}"));
+        if !Self::visible(scope, id) {
+            return Err(not_found());
+        }
+        self.load_tenant(id)?.ok_or_else(not_found)
+    }
+
+    /// The tenants the scope may see.
+    pub fn tenant_list(&self, scope: &Scope) -> Result<Vec<Tenant>, Error> {
+        let mut out = Vec::new();
+        for k in self.tree().keys_with_prefix(b"t\0")? {
+            if let Some(t) = self.tree().get_sealed::<Tenant>(&k)? {
+                if Self::visible(scope, &t.id) {
+                    out.push(t);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn validate_tenant(t: &Tenant) -> Result<(), Error> {
+        check_text("name", &t.name, 200)?;
+        check_text("display name", &t.branding.display_name, 200)?;
+        Ok(())
+    }
+
+    fn put_domains(&self, b: &mut Batch<'_>, t: &Tenant, old: Option<&Tenant>) -> Result<(), Error> {
+        if let Some(old) = old {
+            for d in old.fax_domains.iter().filter(|d| !t.fax_domains.contains(d)) {
+                b.remove(&key(&[b"d", &self.blind(DOMAIN, d.as_str())]));
+            }
+        }
+        for d in &t.fax_domains {
+            let k = key(&[b"d", &self.blind(DOMAIN, d.as_str())]);
+            if let Some(owner) = self.tree().get_plain(&k)? {
+                if owner != t.id.as_str().as_bytes() {
+                    return Err(Error::Conflict(format!("fax domain {d} already belongs to another tenant")));
+                }
+            }
+            b.put_plain(&k, t.id.as_str().as_bytes());
+        }
+        Ok(())
+    }
+
+    /// Adds a tenant (operator only).
+    pub fn tenant_add(&self, scope: &Scope, t: NewTenant) -> Result<Tenant, Error> {
+        if *scope != Scope::Operator {
+            return Err(Error::Forbidden("only the operator can add tenants".into()));
+        }
+        Self::validate_tenant(&t)?;
+        let _g = self.lock();
+        if self.load_tenant(&t.id)?.is_some() {
+            return Err(Error::Conflict(format!("tenant {} already exists", t.id)));
+        }
+        let mut t = t;
+        t.fax_domains.sort();
+        t.fax_domains.dedup();
+        let mut b = self.tree().batch();
+        self.put_domains(&mut b, &t, None)?;
+        b.put_sealed(&Self::tenant_key(&t.id), &KeyId::tenant(t.id.as_str())?, &t)?;
+        self.tree().apply(b)?;
+        Ok(t)
+    }
+
+    /// Changes a tenant.
+    pub fn tenant_change(&self, scope: &Scope, id: &TenantId, ch: TenantChange) -> Result<Tenant, Error> {
+        let _g = self.lock();
+        let old = self.tenant_get(scope, id)?;
+        let mut t = old.clone();
+        if let Some(v) = ch.name {
+            t.name = v;
+        }
+        if let Some(v) = ch.display_name {
+            t.branding.display_name = v;
+        }
+        if let Some(v) = ch.from_address {
+            t.branding.from_address = v;
+        }
+        if let Some(v) = ch.language {
+            t.branding.language = v;
+        }
+        if let Some(v) = ch.default_country {
+            t.default_country = v;
+        }
+        if let Some(v) = ch.paper {
+            t.paper = v;
+        }
+        for d in &ch.remove_domains {
+            if !t.fax_domains.contains(d) {
+                return Err(Error::NotFound(format!("tenant {id} has no fax domain {d}")));
+            }
+        }
+        t.fax_domains.retain(|d| !ch.remove_domains.contains(d));
+        t.fax_domains.extend(ch.add_domains);
+        t.fax_domains.sort();
+        t.fax_domains.dedup();
+        Self::validate_tenant(&t)?;
+        self.save_tenant(&t, Some(&old))?;
+        Ok(t)
+    }
+
+    fn save_tenant(&self, t: &Tenant, old: Option<&Tenant>) -> Result<(), Error> {
+        let mut b = self.tree().batch();
+        self.put_domains(&mut b, t, old)?;
+        b.put_sealed(&Self::tenant_key(&t.id), &KeyId::tenant(t.id.as_str())?, t)?;
+        self.tree().apply(b)
+    }
+
+    /// Removes a tenant that has no accounts left (operator only).
+    pub fn tenant_remove(&self, scope: &Scope, id: &TenantId) -> Result<(), Error> {
+        if *scope != Scope::Operator {
+            return Err(Error::Forbidden("only the operator can remove tenants".into()));
+        }
+        let _g = self.lock();
+        let t = self.tenant_get(scope, id)?;
+        let accounts = self.tree().keys_with_prefix(&key(&[b"a", id.as_str().as_bytes(), b""]))?.len();
+        if accounts > 0 {
+            return Err(Error::Conflict(format!(
+                "tenant {id} still has {accounts} account(s): remove them first"
+            )));
+        }
+        let mut b = self.tree().batch();
+        for d in &t.fax_domains {
+            b.remove(&key(&[b"d", &self.blind(DOMAIN, d.as_str())]));
+        }
+        b.remove(&Self::tenant_key(id));
+        self.tree().apply(b)?;
+        self.inner.store.vault().destroy(&KeyId::tenant(id.as_str())?)?;
+        Ok(())
+    }
+
+    /// The tenant whose fax domain `domain` is.
+    pub fn tenant_for_domain(&self, domain: &Domain) -> Result<Option<Tenant>, Error> {
+        let Some(id) = self.tree().get_plain(&key(&[b"d", &self.blind(DOMAIN, domain.as_str())]))? else {
+            return Ok(None);
+        };
+        let id: TenantId = String::from_utf8_lossy(&id).parse().map_err(Error::Invalid)?;
+        self.load_tenant(&id)
+    }
+
+    // ---- accounts ------------------------------------------------------
+
+    fn account_key(tenant: &TenantId, id: &AccountId) -> Vec<u8> {
+        key(&[b"a", tenant.as_str().as_bytes(), id.to_text().as_bytes()])
+    }
+
+    fn account_index_key(id: &AccountId) -> Vec<u8> {
+        key(&[b"ai", id.to_text().as_bytes()])
+    }
+
+    fn reference_key(&self, tenant: &TenantId, reference: &str) -> Vec<u8> {
+        key(&[b"ar", &self.blind(REFERENCE, &format!("{tenant}\0{reference}"))])
+    }
+
+    fn load_account(&self, id: &AccountId) -> Result<Option<Account>, Error> {
+        let Some(tenant) = self.tree().get_plain(&Self::account_index_key(id))? else { return Ok(None) };
+        let tenant: TenantId = String::from_utf8_lossy(&tenant).parse().map_err(Error::Invalid)?;
+        self.tree().get_sealed(&Self::account_key(&tenant, id))
+    }
+
+    /// An account the scope may see.
+    pub fn account_get(&self, scope: &Scope, id: &AccountId) -> Result<Account, Error> {
+        match self.load_account(id)? {
+            Some(a) if Self::visible(scope, &a.tenant) => Ok(a),
+            _ => Err(Error::NotFound(format!("no account {id}"))),
+        }
+    }
+
+    /// The account of a tenant with the reseller's reference `reference`.
+    pub fn account_by_reference(
+        &self,
+        scope: &Scope,
+        tenant: &TenantId,
+        reference: &str,
+    ) -> Result<Option<Account>, Error> {
+        if !Self::visible(scope, tenant) {
+            return Ok(None);
+        }
+        let Some(id) = self.tree().get_plain(&self.reference_key(tenant, reference))? else { return Ok(None) };
+        let id: AccountId = String::from_utf8_lossy(&id).parse().map_err(Error::Invalid)?;
+        self.load_account(&id)
+    }
+
+    /// The accounts the scope may see, of one tenant or all.
+    pub fn account_list(&self, scope: &Scope, tenant: Option<&TenantId>) -> Result<Vec<Account>, Error> {
+        let tenant = match (scope, tenant) {
+            (Scope::Tenant(own), Some(t)) if own != t => return Err(Error::NotFound(format!("no tenant {t}"))),
+            (Scope::Tenant(own), _) => Some(own),
+            (Scope::Operator, t) => t,
+        };
+        if let Some(t) = tenant {
+            self.tenant_get(scope, t)?;
+        }
+        let prefix = match tenant {
+            Some(t) => key(&[b"a", t.as_str().as_bytes(), b""]),
+            None => b"a\0".to_vec(),
+        };
+        let mut out = Vec::new();
+        for k in self.tree().keys_with_prefix(&prefix)? {
+            if let Some(a) = self.tree().get_sealed::<Account>(&k)? {
+                out.push(a);
+            }
+        }
+        out.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
+        Ok(out)
+    }
+
+    /// Adds an account to a tenant.
+    pub fn account_add(
+        &self,
+        scope: &Scope,
+        tenant: &TenantId,
+        name: &str,
+        reference: Option<&str>,
+        paper: Option<Paper>,
+    ) -> Result<Account, Error> {
+        check_text("name", name, 200)?;
+        if let Some(r) = reference {
+            check_text("reference", r, 100)?;
+        }
+        let _g = self.lock();
+        self.tenant_get(scope, tenant)?;
+        if let Some(r) = reference {
+            if self.tree().contains(&self.reference_key(tenant, r))? {
+                return Err(Error::Conflict(format!("tenant {tenant} already has an account with reference {r:?}")));
+            }
+        }
+        let a = Account {
+            id: AccountId::generate(),
+            tenant: tenant.clone(),
+            name: name.trim().to_owned(),
+            reference: reference.map(|r| r.trim().to_owned()),
+            paper,
+            created: self.now(),
+            terminated_at: None,
+        };
+        self.save_account(&a, None)?;
+        Ok(a)
+    }
+
+    fn save_account(&self, a: &Account, old: Option<&Account>) -> Result<(), Error> {
+        let mut b = self.tree().batch();
+        if let Some(old_ref) = old.and_then(|o| o.reference.as_deref()) {
+            if a.reference.as_deref() != Some(old_ref) {
+                b.remove(&self.reference_key(&a.tenant, old_ref));
+            }
+        }
+        if let Some(r) = &a.reference {
+            b.put_plain(&self.reference_key(&a.tenant, r), a.id.to_text().as_bytes());
+        }
+        b.put_plain(&Self::account_index_key(&a.id), a.tenant.as_str().as_bytes());
+        b.put_sealed(&Self::account_key(&a.tenant, &a.id), &KeyId::account(&a.id.to_text())?, a)?;
+        self.tree().apply(b)
+    }
+
+    /// Changes an account.
+    pub fn account_change(&self, scope: &Scope, id: &AccountId, ch: AccountChange) -> Result<Account, Error> {
+        let _g = self.lock();
+        let old = self.account_get(scope, id)?;
+        let mut a = old.clone();
+        if let Some(n) = ch.name {
+            check_text("name", &n, 200)?;
+            a.name = n.trim().to_owned();
+        }
+        if let Some(r) = ch.reference {
+            if let Some(r) = &r {
+                check_text("reference", r, 100)?;
+                if old.reference.as_ref() != Some(r) && self.tree().contains(&self.reference_key(&a.tenant, r))? {
+                    return Err(Error::Conflict(format!(
+                        "tenant {} already has an account with reference {r:?}",
+                        a.tenant
+                    )));
+                }
+            }
+            a.reference = r;
+        }
+        if let Some(p) = ch.paper {
+            a.paper = p;
+        }
+        self.save_account(&a, Some(&old))?;
+        Ok(a)
+    }
+
+    /// Terminates an account now or at `at`; its data is erased once the
+    /// retention period after termination has passed.
+    pub fn account_terminate(&self, scope: &Scope, id: &AccountId, at: Option<Timestamp>) -> Result<Account, Error> {
+        let _g = self.lock();
+        let old = self.account_get(scope, id)?;
+        let mut a = old.clone();
+        a.terminated_at = Some(at.unwrap_or_else(|| self.now()));
+        self.save_account(&a, Some(&old))?;
+        Ok(a)
+    }
+
+    /// Undoes a termination (before the account's data is erased).
+    pub fn account_reactivate(&self, scope: &Scope, id: &AccountId) -> Result<Account, Error> {
+        let _g = self.lock();
+        let old = self.account_get(scope, id)?;
+        let mut a = old.clone();
+        a.terminated_at = None;
+        self.save_account(&a, Some(&old))?;
+        Ok(a)
+    }
+
+    /// Removes an account with its numbers and senders now, and destroys its key.
+    pub fn account_remove(&self, scope: &Scope, id: &AccountId) -> Result<Removed, Error> {
+        let _g = self.lock();
+        let a = self.account_get(scope, id)?;
+        let id_text = a.id.to_text();
+        let mut b = self.tree().batch();
+        let mut removed = Removed { numbers: 0, senders: 0 };
+        for (idx, main, count) in [(&b"an"[..], &b"n"[..], &mut removed.numbers), (b"as", b"s", &mut removed.senders)] {
+            let prefix = key(&[idx, id_text.as_bytes(), b""]);
+            for k in self.tree().keys_with_prefix(&prefix)? {
+                b.remove(&key(&[main, &k[prefix.len()..]]));
+                b.remove(&k);
+                *count += 1;
+            }
+        }
+        if let Some(r) = &a.reference {
+            b.remove(&self.reference_key(&a.tenant, r));
+        }
+        b.remove(&Self::account_index_key(&a.id));
+        b.remove(&Self::account_key(&a.tenant, &a.id));
+        self.tree().apply(b)?;
+        self.inner.store.vault().destroy(&KeyId::account(&id_text)?)?;
+        Ok(removed)
+    }
+
+    // ---- numbers and routes -------------------------------------------
+
+    fn number_keys(&self, account: &AccountId, n: &E164) -> (Vec<u8>, Vec<u8>) {
+        let h = self.blind(NUMBER, n.as_str());
+        (key(&[b"n", &h]), key(&[b"an", account.to_text().as_bytes(), &h]))
+    }
+
+    /// Reads a number as a scope writes it: national numbers in a tenant
+    /// scope are read with the tenant's default country.
+    fn parse_number(&self, scope: &Scope, text: &str) -> Result<E164, Error> {
+        let country = match scope {
+            Scope::Tenant(t) => self.load_tenant(t)?.map(|t| t.default_country),
+            Scope::Operator => None,
+        };
+        E164::parse(text, country).map_err(|e| Error::Invalid(e.to_string()))
+    }
+
+    /// The number record and its account, whoever owns it (for the legs).
+    pub fn lookup_number(&self, n: &E164) -> Result<Option<FaxNumber>, Error> {
+        self.tree().get_sealed(&key(&[b"n", &self.blind(NUMBER, n.as_str())]))
+    }
+
+    /// A number the scope may see.
+    pub fn number_get(&self, scope: &Scope, number: &str) -> Result<FaxNumber, Error> {
+        let n = self.parse_number(scope, number)?;
+        match self.lookup_number(&n)? {
+            Some(r) if Self::visible(scope, &r.tenant) => Ok(r),
+            _ => Err(Error::NotFound(format!("no fax number {n}"))),
+        }
+    }
+
+    fn keys_of(&self, idx: &[u8], main: &[u8], account: &AccountId) -> Result<Vec<Vec<u8>>, Error> {
+        let prefix = key(&[idx, account.to_text().as_bytes(), b""]);
+        Ok(self.tree().keys_with_prefix(&prefix)?.into_iter().map(|k| key(&[main, &k[prefix.len()..]])).collect())
+    }
+
+    fn accounts_in(&self, scope: &Scope, account: Option<&AccountId>, tenant: Option<&TenantId>) -> Result<Vec<AccountId>, Error> {
+        Ok(match account {
+            Some(a) => vec![self.account_get(scope, a)?.id],
+            None => self.account_list(scope, tenant)?.into_iter().map(|a| a.id).collect(),
+        })
+    }
+
+    /// The numbers the scope may see, of one account, one tenant or all.
+    pub fn number_list(
+        &self,
+        scope: &Scope,
+        account: Option<&AccountId>,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<FaxNumber>, Error> {
+        let mut out = Vec::new();
+        for a in self.accounts_in(scope, account, tenant)? {
+            for k in self.keys_of(b"an", b"n", &a)? {
+                if let Some(n) = self.tree().get_sealed::<FaxNumber>(&k)? {
+                    out.push(n);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.number.cmp(&b.number));
+        Ok(out)
+    }
+
+    /// Adds a number to an account, read with the tenant's default country.
+    pub fn number_add(&self, scope: &Scope, account: &AccountId, number: &str, routes: Vec<Route>) -> Result<FaxNumber, Error> {
+        let _g = self.lock();
+        let a = self.account_get(scope, account)?;
+        let tenant = self.tenant_get(scope, &a.tenant)?;
+        let n = E164::parse(number, Some(tenant.default_country)).map_err(|e| Error::Invalid(e.to_string()))?;
+        if let Some(existing) = self.lookup_number(&n)? {
+            return Err(Error::Conflict(if existing.account == a.id {
+                format!("fax number {n} already belongs to this account")
+            } else {
+                format!("fax number {n} already belongs to another account")
+            }));
+        }
+        let mut routes = routes;
+        routes.dedup_by(|x, y| x.email == y.email);
+        let rec = FaxNumber { number: n, tenant: a.tenant.clone(), account: a.id, routes };
+        self.save_number(&rec)?;
+        Ok(rec)
+    }
+
+    fn save_number(&self, rec: &FaxNumber) -> Result<(), Error> {
+        let (main, idx) = self.number_keys(&rec.account, &rec.number);
+        let mut b = self.tree().batch();
+        b.put_sealed(&main, &KeyId::account(&rec.account.to_text())?, rec)?;
+        b.put_plain(&idx, b"");
+        self.tree().apply(b)
+    }
+
+    /// Removes a number.
+    pub fn number_remove(&self, scope: &Scope, number: &str) -> Result<FaxNumber, Error> {
+        let _g = self.lock();
+        let rec = self.number_get(scope, number)?;
+        let (main, idx) = self.number_keys(&rec.account, &rec.number);
+        let mut b = self.tree().batch();
+        b.remove(&main);
+        b.remove(&idx);
+        self.tree().apply(b)?;
+        Ok(rec)
+    }
+
+    /// Adds a route to a number, or changes the format of an existing one.
+    pub fn route_set(&self, scope: &Scope, number: &str, email: EmailAddress, format: AttachmentFormat) -> Result<FaxNumber, Error> {
+        let _g = self.lock();
+        let mut rec = self.number_get(scope, number)?;
+        match rec.routes.iter_mut().find(|r| r.email == email) {
+            Some(r) => r.format = format,
+            None => rec.routes.push(Route { email, format }),
+        }
+        self.save_number(&rec)?;
+        Ok(rec)
+    }
+
+    /// Removes a route from a number.
+    pub fn route_remove(&self, scope: &Scope, number: &str, email: &EmailAddress) -> Result<FaxNumber, Error> {
+        let _g = self.lock();
+        let mut rec = self.number_get(scope, number)?;
+        let before = rec.routes.len();
+        rec.routes.retain(|r| &r.email != email);
+        if rec.routes.len() == before {
+            return Err(Error::NotFound(format!("fax number {} has no route to {email}", rec.number)));
+        }
+        self.save_number(&rec)?;
+        Ok(rec)
+    }
+
+    /// Replaces all routes of a number.
+    pub fn routes_replace(&self, scope: &Scope, number: &str, routes: Vec<Route>) -> Result<FaxNumber, Error> {
+        let _g = self.lock();
+        let mut rec = self.number_get(scope, number)?;
+        rec.routes = routes;
+        self.save_number(&rec)?;
+        Ok(rec)
+    }
+
+    // ---- senders -------------------------------------------------------
+
+    fn sender_keys(&self, account: &AccountId, p: &SenderPattern) -> (Vec<u8>, Vec<u8>) {
+        let h = self.blind(SENDER, &p.canonical());
+        (key(&[b"s", &h]), key(&[b"as", account.to_text().as_bytes(), &h]))
+    }
+
+    fn load_sender(&self, p: &SenderPattern) -> Result<Option<Sender>, Error> {
+        self.tree().get_sealed(&key(&[b"s", &self.blind(SENDER, &p.canonical())]))
+    }
+
+    /// The sender entry covering a mail address: the address itself first,
+    /// then its domain (for the mail leg).
+    pub fn lookup_sender(&self, address: &EmailAddress) -> Result<Option<Sender>, Error> {
+        if let Some(s) = self.load_sender(&SenderPattern::Address(address.clone()))? {
+            return Ok(Some(s));
+        }
+        let domain: Domain = address.domain().parse().map_err(|e: crate::types::AddressError| Error::Invalid(e.to_string()))?;
+        self.load_sender(&SenderPattern::Domain(domain))
+    }
+
+    /// A sender entry the scope may see.
+    pub fn sender_get(&self, scope: &Scope, pattern: &SenderPattern) -> Result<Sender, Error> {
+        match self.load_sender(pattern)? {
+            Some(s) if Self::visible(scope, &s.tenant) => Ok(s),
+            _ => Err(Error::NotFound(format!("no sender {pattern}"))),
+        }
+    }
+
+    /// The sender entries the scope may see, of one account, one tenant or all.
+    pub fn sender_list(&self, scope: &Scope, account: Option<&AccountId>, tenant: Option<&TenantId>) -> Result<Vec<Sender>, Error> {
+        let mut out = Vec::new();
+        for a in self.accounts_in(scope, account, tenant)? {
+            for k in self.keys_of(b"as", b"s", &a)? {
+                if let Some(s) = self.tree().get_sealed::<Sender>(&k)? {
+                    out.push(s);
+                }
+            }
+        }
+        out.sort_by_key(|s| s.pattern.to_string());
+        Ok(out)
+    }
+
+    /// Allows a sender to send faxes for an account.
+    pub fn sender_add(
+        &self,
+        scope: &Scope,
+        account: &AccountId,
+        pattern: SenderPattern,
+        caller_number: Option<&str>,
+        auth: SenderAuth,
+    ) -> Result<Sender, Error> {
+        let _g = self.lock();
+        let a = self.account_get(scope, account)?;
+        let tenant = self.tenant_get(scope, &a.tenant)?;
+        let caller_number = caller_number
+            .map(|c| E164::parse(c, Some(tenant.default_country)).map_err(|e| Error::Invalid(format!("caller number: {e}"))))
+            .transpose()?;
+        if let Some(existing) = self.load_sender(&pattern)? {
+            return Err(Error::Conflict(if existing.account == a.id {
+                format!("sender {pattern} is already allowed for this account")
+            } else {
+                format!("sender {pattern} already belongs to another account")
+            }));
+        }
+        let s = Sender { pattern, tenant: a.tenant.clone(), account: a.id, caller_number, auth };
+        self.save_sender(&s)?;
+        Ok(s)
+    }
+
+    fn save_sender(&self, s: &Sender) -> Result<(), Error> {
+        let (main, idx) = self.sender_keys(&s.account, &s.pattern);
+        let mut b = self.tree().batch();
+        b.put_sealed(&main, &KeyId::account(&s.account.to_text())?, s)?;
+        b.put_plain(&idx, b"");
+        self.tree().apply(b)
+    }
+
+    /// Changes a sender entry.
+    pub fn sender_change(&self, scope: &Scope, pattern: &SenderPattern, ch: SenderChange) -> Result<Sender, Error> {
+        let _g = self.lock();
+        let mut s = self.sender_get(scope, pattern)?;
+        if let Some(c) = ch.caller_number {
+            let tenant = self.tenant_get(scope, &s.tenant)?;
+            s.caller_number = c
+                .map(|c| E164::parse(&c, Some(tenant.default_country)).map_err(|e| Error::Invalid(format!("caller number: {e}"))))
+                .transpose()?;
+        }
+        if let Some(a) = ch.auth {
+            s.auth = a;
+        }
+        self.save_sender(&s)?;
+        Ok(s)
+    }
+
+    /// Removes a sender entry.
+    pub fn sender_remove(&self, scope: &Scope, pattern: &SenderPattern) -> Result<Sender, Error> {
+        let _g = self.lock();
+        let s = self.sender_get(scope, pattern)?;
+        let (main, idx) = self.sender_keys(&s.account, &s.pattern);
+        let mut b = self.tree().batch();
+        b.remove(&main);
+        b.remove(&idx);
+        self.tree().apply(b)?;
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::clock::FakeClock;
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    dir: Directory,
+    clock: FakeClock,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let store = Store::open(&data, &data.join("keys")).unwrap();
+    let clock = FakeClock::new("2026-01-15T10:00:00Z".parse().unwrap());
+    let dir = Directory::open(&store, Arc::new(clock.clone())).unwrap();
+    Fixture { _tmp: tmp, dir, clock }
+}
+
+fn tenant(id: &str, domain: &str) -> Tenant {
+    Tenant {
+        id: id.parse().unwrap(),
+        name: format!("{id} telecom"),
+        branding: Branding {
+            display_name: format!("{id} Fax"),
+            from_address: format!("fax@{domain}").parse().unwrap(),
+            language: Language::Da,
+        },
+        default_country: "DK".parse().unwrap(),
+        fax_domains: vec![domain.parse().unwrap()],
+        paper: Paper::A4,
+    }
+}
+
+fn tid(s: &str) -> TenantId {
+    s.parse().unwrap()
+}
+
+#[test]
+fn tenants_cannot_see_or_change_each_other() {
+    let f = fixture();
+    let op = Scope::Operator;
+    f.dir.tenant_add(&op, tenant("alpha", "fax.alpha.dk")).unwrap();
+    f.dir.tenant_add(&op, tenant("beta", "fax.beta.dk")).unwrap();
+    let a = f.dir.account_add(&op, &tid("alpha"), "Hansen ApS", Some("c-1"), None).unwrap();
+    let b = f.dir.account_add(&op, &tid("beta"), "Jensen A/S", Some("c-1"), None).unwrap();
+    f.dir.number_add(&op, &a.id, "33 22 11 00", vec![]).unwrap();
+    f.dir.number_add(&op, &b.id, "44 55 66 77", vec![]).unwrap();
+    f.dir.sender_add(&op, &b.id, "@jensen.dk".parse().unwrap(), None, SenderAuth::Dmarc).unwrap();
+
+    let alpha = Scope::Tenant(tid("alpha"));
+    // Listing shows only its own.
+    assert_eq!(f.dir.tenant_list(&alpha).unwrap().len(), 1);
+    let accounts = f.dir.account_list(&alpha, None).unwrap();
+    assert_eq!(accounts.iter().map(|a| a.id).collect::<Vec<_>>(), vec![a.id]);
+    assert_eq!(f.dir.number_list(&alpha, None, None).unwrap().len(), 1);
+    assert!(f.dir.sender_list(&alpha, None, None).unwrap().is_empty());
+    // Another tenant's data is "not found", for reading and for changing.
+    assert!(matches!(f.dir.tenant_get(&alpha, &tid("beta")), Err(Error::NotFound(_))));
+    assert!(matches!(f.dir.account_list(&alpha, Some(&tid("beta"))), Err(Error::NotFound(_))));
+    assert!(matches!(f.dir.account_get(&alpha, &b.id), Err(Error::NotFound(_))));
+    assert!(matches!(f.dir.account_change(&alpha, &b.id, AccountChange { name: Some("x".into()), ..Default::default() }), Err(Error::NotFound(_))));
+    assert!(matches!(f.dir.account_terminate(&alpha, &b.id, None), Err(Error::NotFound(_))));
+    assert!(matches!(f.dir.account_remove(&alpha, &b.id), Err(Error::NotFound(_))));
+    assert!(matches!(f.dir.number_get(&alpha, "+4544556677"), Err(Error::NotFound(_))));
+    assert!(matches!(f.dir.number_remove(&alpha, "+4544556677"), Err(Error::NotFound(_))));
+    assert!(matches!(f.dir.route_set(&alpha, "+4544556677", "x@alpha.dk".parse().unwrap(), AttachmentFormat::Pdf), Err(Error::NotFound(_))));
+    assert!(matches!(f.dir.number_add(&alpha, &b.id, "22 22 22 22", vec![]), Err(Error::NotFound(_))));
+    assert!(matches!(f.dir.sender_get(&alpha, &"@jensen.dk".parse().unwrap()), Err(Error::NotFound(_))));
+    assert!(matches!(f.dir.sender_remove(&alpha, &"@jensen.dk".parse().unwrap()), Err(Error::NotFound(_))));
+    assert!(matches!(f.dir.account_add(&alpha, &tid("beta"), "Sneaky", None, None), Err(Error::NotFound(_))));
+    assert!(matches!(f.dir.tenant_add(&alpha, tenant("gamma", "fax.gamma.dk")), Err(Error::Forbidden(_))));
+    assert!(matches!(f.dir.tenant_remove(&alpha, &tid("beta")), Err(Error::Forbidden(_))));
+    // Beta's data is untouched.
+    let beta = Scope::Tenant(tid("beta"));
+    assert_eq!(f.dir.account_get(&beta, &b.id).unwrap().name, "Jensen A/S");
+    assert!(f.dir.number_get(&beta, "44556677").is_ok());
+    // A national number in a tenant scope is read with its default country.
+    assert_eq!(f.dir.number_get(&alpha, "33 22 11 00").unwrap().account, a.id);
+}
+
+#[test]
+fn a_number_belongs_to_one_account() {
+    let f = fixture();
+    let op = Scope::Operator;
+    f.dir.tenant_add(&op, tenant("alpha", "fax.alpha.dk")).unwrap();
+    let a = f.dir.account_add(&op, &tid("alpha"), "A", None, None).unwrap();
+    let b = f.dir.account_add(&op, &tid("alpha"), "B", None, None).unwrap();
+    f.dir.number_add(&op, &a.id, "+45 33 22 11 00", vec![]).unwrap();
+    let err = f.dir.number_add(&op, &b.id, "33221100", vec![]).unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert!(err.to_string().contains("another account"), "{err}");
+    assert_eq!(f.dir.number_get(&op, "+4533221100").unwrap().account, a.id);
+    let err = f.dir.number_add(&op, &b.id, "not a number", vec![]).unwrap_err();
+    assert!(err.to_string().contains("letters"), "{err}");
+    // Fax domains and references are unique too.
+    let err = f.dir.tenant_add(&op, tenant("beta", "fax.alpha.dk")).unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert!(f.dir.tenant_get(&op, &tid("beta")).is_err());
+    f.dir.account_change(&op, &a.id, AccountChange { reference: Some(Some("r1".into())), ..Default::default() }).unwrap();
+    assert!(matches!(f.dir.account_add(&op, &tid("alpha"), "C", Some("r1"), None), Err(Error::Conflict(_))));
+}
+
+#[test]
+fn routes_senders_termination_and_removal() {
+    let f = fixture();
+    let op = Scope::Operator;
+    f.dir.tenant_add(&op, tenant("alpha", "fax.alpha.dk")).unwrap();
+    let a = f.dir.account_add(&op, &tid("alpha"), "A", None, None).unwrap();
+    f.dir.number_add(&op, &a.id, "33221100", vec![]).unwrap();
+    f.dir.route_set(&op, "+4533221100", "jens@hansen.dk".parse().unwrap(), AttachmentFormat::Pdf).unwrap();
+    let n = f.dir.route_set(&op, "+4533221100", "ole@hansen.dk".parse().unwrap(), AttachmentFormat::Both).unwrap();
+    assert_eq!(n.routes.len(), 2);
+    let n = f.dir.route_remove(&op, "+4533221100", &"jens@hansen.dk".parse().unwrap()).unwrap();
+    assert_eq!(n.routes.len(), 1);
+    assert!(f.dir.route_remove(&op, "+4533221100", &"jens@hansen.dk".parse().unwrap()).is_err());
+
+    f.dir.sender_add(&op, &a.id, "@hansen.dk".parse().unwrap(), Some("33221100"), SenderAuth::Dmarc).unwrap();
+    f.dir.sender_add(&op, &a.id, "boss@hansen.dk".parse().unwrap(), None, SenderAuth::SmtpAuth).unwrap();
+    let s = f.dir.lookup_sender(&"Boss@Hansen.DK".parse().unwrap()).unwrap().unwrap();
+    assert_eq!(s.auth, SenderAuth::SmtpAuth);
+    let s = f.dir.lookup_sender(&"anyone@hansen.dk".parse().unwrap()).unwrap().unwrap();
+    assert_eq!(s.caller_number.unwrap().as_str(), "+4533221100");
+    assert!(f.dir.lookup_sender(&"x@other.dk".parse().unwrap()).unwrap().is_none());
+
+    let t = f.dir.account_terminate(&op, &a.id, Some("2026-02-01T00:00:00Z".parse().unwrap())).unwrap();
+    assert_eq!(t.status(f.dir.now()), AccountStatus::Active);
+    f.clock.advance(jiff::SignedDuration::from_hours(24 * 30));
+    assert_eq!(f.dir.account_get(&op, &a.id).unwrap().status(f.dir.now()), AccountStatus::Terminated);
+
+    let removed = f.dir.account_remove(&op, &a.id).unwrap();
+    assert_eq!((removed.numbers, removed.senders), (1, 2));
+    assert!(f.dir.lookup_number(&"+4533221100".parse().unwrap()).unwrap().is_none());
+    assert!(f.dir.lookup_sender(&"anyone@hansen.dk".parse().unwrap()).unwrap().is_none());
+    assert!(f.dir.tree().keys_with_prefix(b"an\0").unwrap().is_empty());
+    f.dir.tenant_remove(&op, &tid("alpha")).unwrap();
+    assert!(f.dir.tenant_for_domain(&"fax.alpha.dk".parse().unwrap()).unwrap().is_none());
+}
+
+const FILE: &str = r#"
+[[tenant]]
+id = "alpha"
+name = "Alpha Telecom"
+display_name = "Alpha Fax"
+from_address = "fax@alpha.dk"
+language = "da"
+default_country = "DK"
+fax_domains = ["fax.alpha.dk"]
+
+[[tenant.account]]
+reference = "c-1001"
+name = "Hansen ApS"
+
+[[tenant.account.number]]
+number = "33 22 11 00"
+route = [{ email = "jens@hansen.dk", format = "pdf" }]
+
+[[tenant.account.sender]]
+sender = "@hansen.dk"
+caller_number = "33 22 11 00"
+auth = "dmarc"
+
+[[tenant.account]]
+reference = "c-1002"
+name = "Jensen A/S"
+"#;
+
+#[test]
+fn apply_is_idempotent_and_all_or_nothing() {
+    let f = fixture();
+    let op = Scope::Operator;
+    let file: DirectoryFile = toml::from_str(FILE).unwrap();
+    let r = f.dir.apply(&op, &file, false, false).unwrap();
+    assert_eq!(r.changes.len(), 5, "{:#?}", r.changes);
+    let again = f.dir.apply(&op, &file, false, false).unwrap();
+    assert!(again.changes.is_empty(), "{:#?}", again.changes);
+
+    // A changed route is one change; a dry run changes nothing.
+    let changed = FILE.replace("format = \"pdf\"", "format = \"both\"");
+    let file2: DirectoryFile = toml::from_str(&changed).unwrap();
+    let dry = f.dir.apply(&op, &file2, false, true).unwrap();
+    assert_eq!(dry.changes.len(), 1, "{:#?}", dry.changes);
+    assert_eq!(f.dir.number_get(&op, "+4533221100").unwrap().routes[0].format, AttachmentFormat::Pdf);
+    f.dir.apply(&op, &file2, false, false).unwrap();
+    assert_eq!(f.dir.number_get(&op, "+4533221100").unwrap().routes[0].format, AttachmentFormat::Both);
+
+    // A bad number anywhere: nothing at all changes.
+    let bad = changed.replace("name = \"Jensen A/S\"", "name = \"Jensen\"\n[[tenant.account.number]]\nnumber = \"12ab\"");
+    let file3: DirectoryFile = toml::from_str(&bad).unwrap();
+    let err = f.dir.apply(&op, &file3, false, false).unwrap_err();
+    assert!(err.to_string().contains("nothing was changed") && err.to_string().contains("letters"), "{err}");
+    let jensen = f.dir.account_by_reference(&op, &tid("alpha"), "c-1002").unwrap().unwrap();
+    assert_eq!(jensen.name, "Jensen A/S");
+
+    // Prune: a number and an account left out of the file.
+    f.dir.number_add(&op, &jensen.id, "44 55 66 77", vec![]).unwrap();
+    let lone = f.dir.account_add(&op, &tid("alpha"), "Lone", None, None).unwrap();
+    let r = f.dir.apply(&op, &file2, true, false).unwrap();
+    assert_eq!(r.changes.len(), 2, "{:#?}", r.changes);
+    assert!(f.dir.number_get(&op, "+4544556677").is_err());
+    assert_eq!(f.dir.account_get(&op, &lone.id).unwrap().status(f.dir.now()), AccountStatus::Terminated);
+    assert!(f.dir.apply(&op, &file2, true, false).unwrap().changes.is_empty());
+
+    // A tenant may apply only its own part.
+    let other = Scope::Tenant(tid("beta"));
+    assert!(f.dir.apply(&other, &file2, false, false).is_err());
+}

@@ -1,0 +1,226 @@
+//! The store: sled behind a narrow API.
+//!
+//! Everything durable in faxgate goes through [`Store`] and [`Tree`], so
+//! that sled can be replaced without touching the rest. The API has three
+//! rules:
+//! - a record holding personal data is sealed (encrypted) with the key of its
+//!   retention class before it reaches sled ([`Batch::put_sealed`]); plain
+//!   values ([`Batch::put_plain`]) are for ids and blinded index entries only;
+//! - lookup keys derived from personal data are blinded ([`Store::blind`]);
+//! - [`Tree::apply`] writes a batch atomically and flushes it to disk before
+//!   returning, so whatever a caller acknowledges afterwards survives a crash.
+//!
+//! One process at a time: [`Store::open`] takes an exclusive lock on
+//! `faxgate.lock` in the data directory and refuses, naming the holder's
+//! pid, when another process has it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use faxgate_retention::{Blinder, KeyId, KeyVault};
+use serde::Serialize;
+
+use crate::Error;
+use serde::de::DeserializeOwned;
+
+/// The durable store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: sled::Db,
+    vault: KeyVault,
+    blinder: Blinder,
+    data_dir: PathBuf,
+    _lock: File,
+}
+
+impl Store {
+    /// Opens the store in `data_dir` (sled under `data_dir/db`) with keys in `key_dir`.
+    pub fn open(data_dir: &Path, key_dir: &Path) -> Result<Store, Error> {
+        let io = |context, path: &Path| Error::io(context, path.to_owned());
+        if !data_dir.exists() {
+            fs::create_dir_all(data_dir).map_err(io("cannot create data directory", data_dir))?;
+            fs::set_permissions(data_dir, fs::Permissions::from_mode(0o750))
+                .map_err(io("cannot set mode of data directory", data_dir))?;
+        }
+        let lock_path = data_dir.join("faxgate.lock");
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o640)
+            .open(&lock_path)
+            .map_err(io("cannot open lock file", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut s = String::new();
+                let _ = lock.read_to_string(&mut s);
+                return Err(Error::InUse { dir: data_dir.to_owned(), pid: s.trim().parse().ok() });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io("cannot lock", &lock_path)(e)),
+        }
+        lock.set_len(0).map_err(io("cannot write lock file", &lock_path))?;
+        lock.rewind().map_err(io("cannot write lock file", &lock_path))?;
+        writeln!(lock, "{}", std::process::id()).map_err(io("cannot write lock file", &lock_path))?;
+
+        let vault = KeyVault::open(key_dir)?;
+        let blinder = Blinder::new(vault.get_or_create(&KeyId::index())?);
+        let db = sled::Config::new().path(data_dir.join("db")).mode(sled::Mode::HighThroughput).open()?;
+        Ok(Store { inner: Arc::new(Inner { db, vault, blinder, data_dir: data_dir.to_owned(), _lock: lock }) })
+    }
+
+    /// The named tree (a keyspace), created if needed.
+    pub fn tree(&self, name: &str) -> Result<Tree, Error> {
+        Ok(Tree { name: name.to_owned(), tree: self.inner.db.open_tree(name)?, store: self.clone() })
+    }
+
+    /// The blinded index key of `value` in `domain` (see [`Blinder`]).
+    pub fn blind(&self, domain: &str, value: &str) -> [u8; 32] {
+        self.inner.blinder.blind(domain, value)
+    }
+
+    /// The key vault.
+    pub fn vault(&self) -> &KeyVault {
+        &self.inner.vault
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// Flushes everything written so far to disk.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+}
+
+/// One keyspace of the store.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    name: String,
+    tree: sled::Tree,
+    store: Store,
+}
+
+impl Tree {
+    fn aad(&self, key: &[u8]) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(self.name.len() + 1 + key.len());
+        aad.extend_from_slice(self.name.as_bytes());
+        aad.push(0);
+        aad.extend_from_slice(key);
+        aad
+    }
+
+    /// Reads and opens a sealed record.
+    pub fn get_sealed<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, Error> {
+        let Some(sealed) = self.tree.get(key)? else { return Ok(None) };
+        let plain = faxgate_retention::open(self.store.vault(), &self.aad(key), &sealed)?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|source| Error::Codec { what: format!("in {}", self.name), source })
+    }
+
+    /// Reads a plain (non-personal) value.
+    pub fn get_plain(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Whether `key` exists.
+    pub fn contains(&self, key: &[u8]) -> Result<bool, Error> {
+        Ok(self.tree.contains_key(key)?)
+    }
+
+    /// The keys under `prefix`, in order.
+    pub fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+        self.tree.scan_prefix(prefix).keys().map(|k| Ok(k?.to_vec())).collect()
+    }
+
+    /// The key id a sealed record under `key` names, if the record exists.
+    pub fn sealed_key_id(&self, key: &[u8]) -> Result<Option<KeyId>, Error> {
+        match self.tree.get(key)? {
+            Some(v) => Ok(Some(faxgate_retention::sealed_key_id(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A new, empty batch of writes for this tree.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch { tree: self, batch: sled::Batch::default() }
+    }
+
+    /// Applies `batch` atomically and flushes it to disk.
+    pub fn apply(&self, batch: Batch<'_>) -> Result<(), Error> {
+        self.tree.apply_batch(batch.batch)?;
+        self.store.flush()
+    }
+}
+
+/// Writes to one tree, applied all or nothing by [`Tree::apply`].
+#[derive(Debug)]
+pub struct Batch<'t> {
+    tree: &'t Tree,
+    batch: sled::Batch,
+}
+
+impl Batch<'_> {
+    /// Seals `value` with the key `key_id` and stores it under `key`.
+    pub fn put_sealed<T: Serialize>(&mut self, key: &[u8], key_id: &KeyId, value: &T) -> Result<(), Error> {
+        let plain = serde_json::to_vec(value)
+            .map_err(|source| Error::Codec { what: format!("in {}", self.tree.name), source })?;
+        let sealed = faxgate_retention::seal(self.tree.store.vault(), key_id, &self.tree.aad(key), &plain)?;
+        self.batch.insert(key, sealed);
+        Ok(())
+    }
+
+    /// Stores a plain value: only ids and blinded index entries, never personal data.
+    pub fn put_plain(&mut self, key: &[u8], value: &[u8]) {
+        self.batch.insert(key, value);
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: &[u8]) {
+        self.batch.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_round_trip_and_one_process() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let store = Store::open(&data, &data.join("keys")).unwrap();
+        let t = store.tree("t").unwrap();
+        let kid = KeyId::account("x").unwrap();
+        let mut b = t.batch();
+        b.put_sealed(b"k1", &kid, &"+4533221100").unwrap();
+        b.put_plain(b"i1", b"acc");
+        t.apply(b).unwrap();
+        assert_eq!(t.get_sealed::<String>(b"k1").unwrap().unwrap(), "+4533221100");
+        assert_eq!(t.sealed_key_id(b"k1").unwrap().unwrap(), kid);
+        match Store::open(&data, &data.join("keys")) {
+            Err(Error::InUse { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("second open: {other:?}"),
+        }
+        drop(t);
+        drop(store);
+        let store = Store::open(&data, &data.join("keys")).unwrap();
+        let t = store.tree("t").unwrap();
+        assert_eq!(t.get_sealed::<String>(b"k1").unwrap().unwrap(), "+4533221100");
+        store.vault().destroy(&kid).unwrap();
+        assert!(matches!(t.get_sealed::<String>(b"k1"), Err(Error::Crypto(_))));
+    }
+}
