@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod config;
 pub mod directory;
 mod error;
 pub mod store;

@@ -1,0 +1,156 @@
+//! Parsing with every problem reported, each with its key path and line.
+//!
+//! serde stops at the first error. To report them all, a problem's key is
+//! removed from a copy of the document and deserialising is tried again,
+//! until it succeeds or nothing more can be removed; lines are looked up in
+//! the original text by key path. Checks serde cannot make (a log filter
+//! that does not parse, a group that does not exist) run afterwards.
+
+use toml_edit::{DocumentMut, ImDocument, Item};
+
+use super::{Config, Problem};
+
+const MAX_PROBLEMS: usize = 50;
+
+pub(super) fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+    let original = match ImDocument::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            let line = e.span().map(|s| line_at(text, s.start));
+            let message = e.message().trim().to_owned();
+            return Err(vec![Problem { path: String::new(), line, message: format!("TOML syntax: {message}") }]);
+        }
+    };
+    let mut doc: DocumentMut = text.parse().expect("parsed once already");
+    let mut problems = Vec::new();
+    let config = loop {
+        let de = toml_edit::de::Deserializer::from(doc.clone());
+        match serde_path_to_error::deserialize::<_, Config>(de) {
+            Ok(c) => break Some(c),
+            Err(e) => {
+                let segments: Vec<String> = e
+                    .path()
+                    .iter()
+                    .map(|s| match s {
+                        serde_path_to_error::Segment::Seq { index } => index.to_string(),
+                        serde_path_to_error::Segment::Map { key } => key.clone(),
+                        serde_path_to_error::Segment::Enum { variant } => variant.clone(),
+                        serde_path_to_error::Segment::Unknown => "?".into(),
+                    })
+                    .collect();
+                let mut message = e.inner().message().trim().to_owned();
+                // serde names unknown keys in the message; put them in the path.
+                let mut segs = segments.clone();
+                if let Some(unknown) = unknown_field(&message) {
+                    if segs.last().map(String::as_str) != Some(unknown.as_str()) {
+                        segs.push(unknown);
+                    }
+                    message = format!("unknown key ({message})");
+                }
+                let line = line_of(&original, &segs);
+                let p = Problem { path: segs.join("."), line, message };
+                let removed = remove(&mut doc, &segs);
+                let repeat = problems.contains(&p);
+                if !repeat {
+                    problems.push(p);
+                }
+                if !removed || repeat || problems.len() >= MAX_PROBLEMS {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some(c) = &config {
+        semantic(c, &original, &mut problems);
+    }
+    match config {
+        Some(c) if problems.is_empty() => Ok(c),
+        _ => Err(problems),
+    }
+}
+
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+/// The line of the deepest part of `path` found in the document.
+fn line_of(doc: &ImDocument<&str>, path: &[String]) -> Option<usize> {
+    use toml_edit::{Table, Value};
+    enum Node<'a> {
+        Table(&'a Table),
+        Item(&'a Item),
+        Value(&'a Value),
+    }
+    fn child<'a>(node: Node<'a>, seg: &str) -> Option<(Option<std::ops::Range<usize>>, Node<'a>)> {
+        let index = seg.parse::<usize>().ok();
+        match node {
+            Node::Table(t) => t.get_key_value(seg).map(|(k, v)| (k.span(), Node::Item(v))),
+            Node::Item(Item::Table(t)) => child(Node::Table(t), seg),
+            Node::Item(Item::ArrayOfTables(a)) => a.get(index?).map(|t| (t.span(), Node::Table(t))),
+            Node::Item(Item::Value(v)) => child(Node::Value(v), seg),
+            Node::Value(Value::InlineTable(t)) => t.get_key_value(seg).map(|(k, v)| (k.span(), Node::Item(v))),
+            Node::Value(Value::Array(a)) => a.get(index?).map(|v| (v.span(), Node::Value(v))),
+            _ => None,
+        }
+    }
+    let text = doc.raw();
+    let mut node = Node::Table(doc.as_table());
+    let mut best = None;
+    for seg in path {
+        let Some((span, next)) = child(node, seg) else { break };
+        if let Some(s) = span {
+            best = Some(line_at(text, s.start));
+        }
+        node = next;
+    }
+    best
+}
+
+/// Removes the item at `path` (or its deepest existing parent's offending
+/// key) from the document; returns whether anything was removed.
+fn remove(doc: &mut DocumentMut, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else { return false };
+    let mut item: &mut Item = doc.as_item_mut();
+    for seg in parents {
+        item = match item {
+            Item::Table(t) => match t.get_mut(seg) {
+                Some(i) => i,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match item {
+        Item::Table(t) => t.remove(last).is_some(),
+        Item::Value(toml_edit::Value::InlineTable(t)) => t.remove(last).is_some(),
+        _ => false,
+    }
+}
+
+fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
+    let mut push = |path: &[&str], message: String| {
+        let segs: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        problems.push(Problem { path: path.join("."), line: line_of(doc, &segs), message });
+    };
+    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&c.log.level) {
+        push(&["log", "level"], format!("not a log filter: {e}"));
+    }
+    if let Some(g) = &c.admin.group {
+        match nix::unistd::Group::from_name(g) {
+            Ok(Some(_)) => {}
+            Ok(None) => push(&["admin", "group"], format!("group {g:?} does not exist")),
+            Err(e) => push(&["admin", "group"], format!("cannot look up group {g:?}: {e}")),
+        }
+    }
+    if c.admin.socket.as_os_str().len() > 100 {
+        push(&["admin", "socket"], "path is too long for a Unix socket (at most 100 bytes)".into());
+    }
+    if c.storage.data_dir.as_os_str().is_empty() {
+        push(&["storage", "data_dir"], "must not be empty".into());
+    }
+}

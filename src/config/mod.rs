@@ -1,0 +1,210 @@
+//! The configuration: `/etc/faxgate/faxgate.toml`, or `--config PATH`, or,
+//! when neither exists, the embedded default (`embedded.toml` beside this
+//! file: data under `./faxgate-data`, listeners on loopback).
+//!
+//! Unknown keys are refused; every key has a default given by a function;
+//! `faxgate.example.toml` at the top of the repository documents each key
+//! and a test parses it. [`Config::parse`] reports every problem it finds,
+//! each with its key path and line, not only the first.
+
+mod check;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The default configuration path.
+pub const DEFAULT_PATH: &str = "/etc/faxgate/faxgate.toml";
+
+/// The embedded default configuration.
+pub const EMBEDDED: &str = include_str!("embedded.toml");
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where faxgate keeps its data.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// The admin API on a Unix socket.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[storage]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The data directory (the store, the spool).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The key directory; `<data_dir>/keys` when not set.
+    #[serde(default)]
+    pub key_dir: Option<PathBuf>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/faxgate")
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { data_dir: default_data_dir(), key_dir: None }
+    }
+}
+
+impl StorageConfig {
+    /// The key directory in effect.
+    pub fn key_dir(&self) -> PathBuf {
+        self.key_dir.clone().unwrap_or_else(|| self.data_dir.join("keys"))
+    }
+}
+
+/// `[admin]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The admin socket.
+    #[serde(default = "default_admin_socket")]
+    pub socket: PathBuf,
+    /// The group whose members may use the admin socket (mode 0660).
+    /// Unset: only the daemon's own user.
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+fn default_admin_socket() -> PathBuf {
+    PathBuf::from("/run/faxgate/admin.sock")
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { socket: default_admin_socket(), group: None }
+    }
+}
+
+/// Where log lines go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTarget {
+    /// The journal when started by systemd, standard error otherwise.
+    #[default]
+    Auto,
+    /// The systemd journal.
+    Journald,
+    /// Standard error.
+    Stderr,
+}
+
+/// `[log]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Level filter, as for `RUST_LOG` (`info`, `faxgate=debug,info`).
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// Where log lines go.
+    #[serde(default)]
+    pub target: LogTarget,
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: default_log_level(), target: LogTarget::Auto }
+    }
+}
+
+/// Where a configuration came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A file.
+    File(PathBuf),
+    /// The embedded default.
+    Embedded,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Embedded => f.write_str("(embedded default)"),
+        }
+    }
+}
+
+/// One problem in a configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The key path (`admin.socket`), empty for the whole file.
+    pub path: String,
+    /// The 1-based line, where known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.path.is_empty()) {
+            (Some(l), false) => write!(f, "line {l}: {}: {}", self.path, self.message),
+            (Some(l), true) => write!(f, "line {l}: {}", self.message),
+            (None, false) => write!(f, "{}: {}", self.path, self.message),
+            (None, true) => f.write_str(&self.message),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and checks a configuration, reporting every problem found.
+    pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        check::parse(text)
+    }
+
+    /// Loads the configuration: `path` if given; else the default path if it
+    /// exists; else the embedded default.
+    pub fn load(path: Option<&Path>) -> Result<(Config, Origin), Error> {
+        let (text, origin) = match path {
+            Some(p) => (read(p)?, Origin::File(p.to_owned())),
+            None if Path::new(DEFAULT_PATH).exists() => {
+                (read(Path::new(DEFAULT_PATH))?, Origin::File(DEFAULT_PATH.into()))
+            }
+            None => (EMBEDDED.to_owned(), Origin::Embedded),
+        };
+        let config = Config::parse(&text).map_err(|problems| Error::Config {
+            path: origin.to_string(),
+            report: problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"),
+        })?;
+        Ok((config, origin))
+    }
+
+    /// Settings that only take effect on restart, and differ between `self` and `new`.
+    pub fn restart_needed_for(&self, new: &Config) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.storage != new.storage {
+            v.push("storage");
+        }
+        if self.admin != new.admin {
+            v.push("admin");
+        }
+        if self.log.target != new.log.target {
+            v.push("log.target");
+        }
+        v
+    }
+}
+
+fn read(p: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(p).map_err(Error::io("cannot read configuration", p.to_owned()))
+}
+
+#[cfg(test)]
+mod tests;

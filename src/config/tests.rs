@@ -1,0 +1,73 @@
+use super::*;
+
+#[test]
+fn the_example_parses_and_matches_the_defaults_it_documents() {
+    let text = include_str!("../../faxgate.example.toml");
+    let c = Config::parse(text).unwrap_or_else(|p| panic!("{p:#?}"));
+    assert_eq!(c.storage.data_dir, PathBuf::from("/var/lib/faxgate"));
+    assert_eq!(c.admin.socket, PathBuf::from("/run/faxgate/admin.sock"));
+}
+
+#[test]
+fn the_embedded_default_parses_and_stays_local() {
+    let c = Config::parse(EMBEDDED).unwrap();
+    assert!(c.storage.data_dir.is_relative());
+    assert!(c.admin.socket.starts_with(&c.storage.data_dir));
+}
+
+#[test]
+fn an_empty_file_gives_the_defaults() {
+    assert_eq!(Config::parse("").unwrap(), Config::default());
+}
+
+#[test]
+fn unknown_keys_are_refused_with_path_and_line() {
+    let text = "[storage]\ndata_dir = \"/x\"\ndata_dri = \"/y\"\n";
+    let p = Config::parse(text).unwrap_err();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].path, "storage.data_dri");
+    assert_eq!(p[0].line, Some(3));
+    assert!(p[0].message.contains("unknown key"), "{}", p[0]);
+    let p = Config::parse("[nonsense]\na = 1\n").unwrap_err();
+    assert_eq!(p[0].path, "nonsense");
+    assert_eq!(p[0].line, Some(1));
+}
+
+#[test]
+fn every_problem_is_reported() {
+    let text = "\
+[storage]
+data_dir = 5
+
+[admin]
+socket = \"/run/faxgate/admin.sock\"
+grup = \"faxgate\"
+
+[log]
+level = \"info,,=x=y\"
+target = \"syslog\"
+";
+    let p = Config::parse(text).unwrap_err();
+    let shown: Vec<String> = p.iter().map(ToString::to_string).collect();
+    assert_eq!(p.len(), 4, "{shown:#?}");
+    assert!(shown.iter().any(|s| s.starts_with("line 9: log.level: not a log filter")), "{shown:#?}");
+    assert!(shown[0].starts_with("line 2: storage.data_dir:"), "{shown:#?}");
+    assert!(shown.iter().any(|s| s.starts_with("line 6: admin.grup: unknown key")), "{shown:#?}");
+    assert!(shown.iter().any(|s| s.starts_with("line 10: log.target:")), "{shown:#?}");
+}
+
+#[test]
+fn semantic_problems_have_lines_too() {
+    let p = Config::parse("[log]\nlevel = \"info,=x=y=z\"\n[admin]\ngroup = \"no-such-group-here\"\n").unwrap_err();
+    let shown: Vec<String> = p.iter().map(ToString::to_string).collect();
+    assert_eq!(p.len(), 2, "{shown:#?}");
+    assert!(shown[0].starts_with("line 2: log.level: not a log filter"), "{shown:#?}");
+    assert!(shown[1].starts_with("line 4: admin.group: group \"no-such-group-here\" does not exist"), "{shown:#?}");
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let p = Config::parse("[storage]\ndata_dir = \"/x\n").unwrap_err();
+    assert_eq!(p[0].line, Some(2), "{p:?}");
+    assert!(p[0].message.starts_with("TOML syntax"));
+}
