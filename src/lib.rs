@@ -10,8 +10,11 @@
 //! - [`clock`]: the injected clock.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod clock;
+pub mod admin;
 pub mod config;
+pub mod daemon;
 pub mod directory;
 mod error;
 pub mod store;

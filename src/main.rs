@@ -1,2 +1,133 @@
+//! The `faxgate` binary: the daemon and its command line.
 #![forbid(unsafe_code)]
-fn main() {}
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use faxgate::admin::{self, Envelope, Response, Status};
+use faxgate::cli::{self, Cli, Command};
+use faxgate::clock::SystemClock;
+use faxgate::config::{Config, LogConfig, LogTarget, Origin};
+use faxgate::daemon::{self, SetLogLevel};
+use faxgate::directory::{Directory, Scope};
+use faxgate::store::Store;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, reload};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("faxgate: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::CheckConfig => check_config(&cli),
+        Command::Serve => {
+            let (config, origin) = Config::load(cli.config.as_deref())?;
+            let set_level = init_logging(&config.log)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(daemon::serve(config, origin, cli.config.clone(), set_level))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => admin_command(&cli),
+    }
+}
+
+fn check_config(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match Config::load(cli.config.as_deref()) {
+        Ok((_, origin)) => {
+            println!("{origin}: configuration is valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(faxgate::Error::Config { path, report }) => {
+            println!("{path}: configuration is not valid:\n{report}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn init_logging(log: &LogConfig) -> anyhow::Result<SetLogLevel> {
+    let filter = EnvFilter::builder().parse(&log.level).context("log.level")?;
+    let (filter, handle) = reload::Layer::new(filter);
+    let journald = match log.target {
+        LogTarget::Journald => true,
+        LogTarget::Auto => std::env::var_os("JOURNAL_STREAM").is_some(),
+        LogTarget::Stderr => false,
+    };
+    let output = match journald.then(tracing_journald::layer) {
+        Some(Ok(layer)) => layer.with_syslog_identifier("faxgate".into()).boxed(),
+        Some(Err(e)) if log.target == LogTarget::Journald => {
+            anyhow::bail!("log.target = \"journald\" but the journal cannot be reached: {e}")
+        }
+        _ => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed(),
+    };
+    tracing_subscriber::registry().with(filter).with(output).try_init().context("cannot set up logging")?;
+    Ok(Box::new(move |level: &str| {
+        let f = EnvFilter::builder().parse(level)?;
+        handle.reload(f)?;
+        Ok(())
+    }))
+}
+
+fn admin_command(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let request = cli::request(cli)?.expect("serve and check-config are handled before");
+    let (config, origin) = Config::load(cli.config.as_deref())?;
+    let scope = cli.as_tenant.clone().map(Scope::Tenant).unwrap_or(Scope::Operator);
+    let envelope = Envelope { scope, request };
+    let response = match admin::client::call(&config.admin.socket, &envelope) {
+        Ok(r) => r,
+        Err(admin::client::Unreachable::Failed(msg)) => anyhow::bail!(msg),
+        Err(admin::client::Unreachable::NoDaemon) => {
+            // No daemon: open the store ourselves.
+            let store = Store::open(&config.storage.data_dir, &config.storage.key_dir()).map_err(|e| match e {
+                faxgate::Error::InUse { pid, .. } => anyhow::anyhow!(
+                    "a faxgate daemon{} holds the data directory {}, but its admin socket {} does not answer; \
+                     is --config the daemon's configuration?",
+                    pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+                    config.storage.data_dir.display(),
+                    config.admin.socket.display()
+                ),
+                e => e.into(),
+            })?;
+            let directory = Directory::open(&store, std::sync::Arc::new(SystemClock))?;
+            let status = Status {
+                version: env!("CARGO_PKG_VERSION").into(),
+                pid: std::process::id(),
+                config: match &origin {
+                    Origin::File(p) => p.display().to_string(),
+                    Origin::Embedded => origin.to_string(),
+                },
+                data_dir: config.storage.data_dir.display().to_string(),
+                daemon: false,
+                started: None,
+            };
+            Response::from_result(admin::execute(&directory, &envelope.scope, envelope.request, &status))
+        }
+    };
+    match response {
+        Response::Ok(v) => {
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", cli::human(&v));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Response::Error { kind, message } => {
+            if cli.json {
+                println!("{}", serde_json::json!({ "error": { "kind": kind, "message": message } }));
+            }
+            eprintln!("faxgate: error: {message}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The admin API: what the CLI (and later the portal) asks of the daemon.
+//!
+//! A request is one JSON object on one line, `{"scope": ..., "request":
+//! {"op": ...}}`; the answer is one line, `{"ok": ...}` or `{"error":
+//! {"kind": ..., "message": ...}}`. The same [`Request`]s run in process
+//! when no daemon holds the store ([`execute`]), so the CLI behaves the same
+//! either way.
+//!
+//! # Layout
+//! - this file: the requests and their execution against the directory;
+//! - [`server`]: the Unix socket listener in the daemon;
+//! - [`client`]: the CLI's side of the socket.
+
+pub mod client;
+pub mod server;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::Error;
+use crate::directory::{
+    AccountChange, AttachmentFormat, Directory, DirectoryFile, Paper, Route, Scope, SenderAuth, SenderChange,
+    SenderPattern, Tenant, TenantChange,
+};
+use crate::types::{AccountId, EmailAddress, TenantId};
+
+/// One admin request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(missing_docs)]
+pub enum Request {
+    Status,
+    TenantAdd { tenant: Tenant },
+    TenantList,
+    TenantShow { id: TenantId },
+    TenantChange { id: TenantId, change: TenantChange },
+    TenantRemove { id: TenantId },
+    AccountAdd { tenant: TenantId, name: String, reference: Option<String>, paper: Option<Paper> },
+    AccountList { tenant: Option<TenantId> },
+    AccountShow { id: AccountId },
+    AccountChange { id: AccountId, change: AccountChange },
+    AccountTerminate { id: AccountId, at: Option<Timestamp> },
+    AccountReactivate { id: AccountId },
+    AccountRemove { id: AccountId },
+    NumberAdd { account: AccountId, number: String, routes: Vec<Route> },
+    NumberList { account: Option<AccountId>, tenant: Option<TenantId> },
+    NumberShow { number: String },
+    NumberRemove { number: String },
+    RouteSet { number: String, email: EmailAddress, format: AttachmentFormat },
+    RouteRemove { number: String, email: EmailAddress },
+    SenderAdd { account: AccountId, sender: SenderPattern, caller_number: Option<String>, auth: SenderAuth },
+    SenderList { account: Option<AccountId>, tenant: Option<TenantId> },
+    SenderShow { sender: SenderPattern },
+    SenderChange { sender: SenderPattern, change: SenderChange },
+    SenderRemove { sender: SenderPattern },
+    DirectoryApply { file: DirectoryFile, prune: bool, dry_run: bool },
+}
+
+/// A request with the scope it runs in.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Whose view.
+    pub scope: Scope,
+    /// What.
+    pub request: Request,
+}
+
+/// An answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// It worked; the result.
+    Ok(Value),
+    /// It did not.
+    Error {
+        /// [`Error::kind`].
+        kind: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Response {
+    /// The response for a result.
+    pub fn from_result(r: Result<Value, Error>) -> Self {
+        match r {
+            Ok(v) => Response::Ok(v),
+            Err(e) => Response::Error { kind: e.kind().to_owned(), message: e.to_string() },
+        }
+    }
+}
+
+/// What the daemon says of itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    /// faxgate's version.
+    pub version: String,
+    /// The daemon's pid, or this process's when run in process.
+    pub pid: u32,
+    /// Where the configuration came from.
+    pub config: String,
+    /// The data directory.
+    pub data_dir: String,
+    /// Whether a daemon answered (false: the CLI opened the store itself).
+    pub daemon: bool,
+    /// When the daemon started.
+    pub started: Option<Timestamp>,
+}
+
+fn to_value<T: Serialize>(v: T) -> Result<Value, Error> {
+    serde_json::to_value(v).map_err(|source| Error::Codec { what: "answer".into(), source })
+}
+
+/// Runs one request against the directory. `status` describes the process.
+pub fn execute(dir: &Directory, scope: &Scope, request: Request, status: &Status) -> Result<Value, Error> {
+    use Request as R;
+    match request {
+        R::Status => to_value(status),
+        R::TenantAdd { tenant } => to_value(dir.tenant_add(scope, tenant)?),
+        R::TenantList => to_value(dir.tenant_list(scope)?),
+        R::TenantShow { id } => to_value(dir.tenant_get(scope, &id)?),
+        R::TenantChange { id, change } => to_value(dir.tenant_change(scope, &id, change)?),
+        R::TenantRemove { id } => {
+            dir.tenant_remove(scope, &id)?;
+            Ok(json!({ "removed": id }))
+        }
+        R::AccountAdd { tenant, name, reference, paper } => {
+            to_value(dir.account_add(scope, &tenant, &name, reference.as_deref(), paper)?)
+        }
+        R::AccountList { tenant } => {
+            let now = dir.now();
+            let list = dir.account_list(scope, tenant.as_ref())?;
+            to_value(list.into_iter().map(|a| account_view(a, now)).collect::<Vec<_>>())
+        }
+        R::AccountShow { id } => {
+            let a = dir.account_get(scope, &id)?;
+            let numbers = dir.number_list(scope, Some(&id), None)?;
+            let senders = dir.sender_list(scope, Some(&id), None)?;
+            let mut v = account_view(a, dir.now());
+            v["numbers"] = to_value(numbers)?;
+            v["senders"] = to_value(senders)?;
+            Ok(v)
+        }
+        R::AccountChange { id, change } => Ok(account_view(dir.account_change(scope, &id, change)?, dir.now())),
+        R::AccountTerminate { id, at } => Ok(account_view(dir.account_terminate(scope, &id, at)?, dir.now())),
+        R::AccountReactivate { id } => Ok(account_view(dir.account_reactivate(scope, &id)?, dir.now())),
+        R::AccountRemove { id } => to_value(dir.account_remove(scope, &id)?),
+        R::NumberAdd { account, number, routes } => to_value(dir.number_add(scope, &account, &number, routes)?),
+        R::NumberList { account, tenant } => to_value(dir.number_list(scope, account.as_ref(), tenant.as_ref())?),
+        R::NumberShow { number } => to_value(dir.number_get(scope, &number)?),
+        R::NumberRemove { number } => to_value(dir.number_remove(scope, &number)?),
+        R::RouteSet { number, email, format } => to_value(dir.route_set(scope, &number, email, format)?),
+        R::RouteRemove { number, email } => to_value(dir.route_remove(scope, &number, &email)?),
+        R::SenderAdd { account, sender, caller_number, auth } => {
+            to_value(dir.sender_add(scope, &account, sender, caller_number.as_deref(), auth)?)
+        }
+        R::SenderList { account, tenant } => to_value(dir.sender_list(scope, account.as_ref(), tenant.as_ref())?),
+        R::SenderShow { sender } => to_value(dir.sender_get(scope, &sender)?),
+        R::SenderChange { sender, change } => to_value(dir.sender_change(scope, &sender, change)?),
+        R::SenderRemove { sender } => to_value(dir.sender_remove(scope, &sender)?),
+        R::DirectoryApply { file, prune, dry_run } => to_value(dir.apply(scope, &file, prune, dry_run)?),
+    }
+}
+
+fn account_view(a: crate::directory::Account, now: Timestamp) -> Value {
+    let status = a.status(now);
+    let mut v = serde_json::to_value(&a).unwrap_or(Value::Null);
+    v["status"] = serde_json::to_value(status).unwrap_or(Value::Null);
+    v
+}
