@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::admin::Request;
 use crate::directory::{
-    AccountChange, AttachmentFormat, Branding, DirectoryFile, Language, Paper, Route, SenderAuth, SenderChange,
+    AccountChange, AttachmentFormat, Branding, DirectoryFile, Language, Paper, Patch, Route, SenderAuth, SenderChange,
     SenderPattern, Tenant, TenantChange,
 };
 use crate::types::{AccountId, Country, Domain, EmailAddress, TenantId};
@@ -180,7 +180,7 @@ pub enum AccountCmd {
         /// New name.
         #[arg(long)]
         name: Option<String>,
-        /// New reference.
+        /// New reference ("none" clears it).
         #[arg(long)]
         reference: Option<String>,
         /// New paper size.
@@ -350,9 +350,7 @@ pub enum DirectoryCmd {
 /// Turns an admin command into its request; `None` for `serve` and `check-config`.
 pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
     use anyhow::Context;
-    let own_tenant = || {
-        cli.as_tenant.clone().context("--tenant is required (or act --as-tenant)")
-    };
+    let own_tenant = || cli.as_tenant.clone().context("--tenant is required (or act --as-tenant)");
     Ok(Some(match &cli.command {
         Command::Serve | Command::CheckConfig => return Ok(None),
         Command::Status => Request::Status,
@@ -404,8 +402,11 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                 id: *id,
                 change: AccountChange {
                     name: name.clone(),
-                    reference: reference.clone().map(|r| (r != "none").then_some(r)),
-                    paper: paper.map(Some),
+                    reference: match reference.as_deref() {
+                        Some("none") => Patch::Clear,
+                        r => Patch::set_if(r.map(String::from)),
+                    },
+                    paper: Patch::set_if(*paper),
                 },
             },
             AccountCmd::Terminate { id, at } => Request::AccountTerminate { id: *id, at: *at },
@@ -441,7 +442,10 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             SenderCmd::Change { sender, caller_number, auth } => Request::SenderChange {
                 sender: sender.clone(),
                 change: SenderChange {
-                    caller_number: caller_number.clone().map(|c| (c != "none").then_some(c)),
+                    caller_number: match caller_number.as_deref() {
+                        Some("none") => Patch::Clear,
+                        c => Patch::set_if(c.map(String::from)),
+                    },
                     auth: *auth,
                 },
             },
@@ -493,10 +497,11 @@ pub fn human(value: &serde_json::Value) -> String {
                         Some(s) => out.push_str(&format!("{pad}- {s}\n")),
                         None => {
                             let mut inner = String::new();
-                            walk(item, indent + 2, &mut inner);
-                            out.push_str(&format!("{pad}- {}\n", inner.trim_start()));
-                            let _ = out.pop();
-                            out.push('\n');
+                            walk(item, 0, &mut inner);
+                            for (i, line) in inner.lines().enumerate() {
+                                let bullet = if i == 0 { "- " } else { "  " };
+                                out.push_str(&format!("{pad}{bullet}{line}\n"));
+                            }
                         }
                     }
                 }
@@ -507,6 +512,15 @@ pub fn human(value: &serde_json::Value) -> String {
     let mut out = String::new();
     match value {
         Value::Array(a) if a.is_empty() => out.push_str("(none)\n"),
+        Value::Array(a) => {
+            // Top-level lists: one block per item, separated by blank lines.
+            for (i, item) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push('\n');
+                }
+                walk(item, 0, &mut out);
+            }
+        }
         v => walk(v, 0, &mut out),
     }
     out

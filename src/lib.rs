@@ -10,9 +10,9 @@
 //! - [`clock`]: the injected clock.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod clock;
-pub mod admin;
 pub mod config;
 pub mod daemon;
 pub mod directory;

@@ -301,9 +301,7 @@ impl FromStr for TenantId {
         if ok {
             Ok(TenantId(s.to_owned()))
         } else {
-            Err(format!(
-                "{s:?} is not a tenant id: use 1 to 32 characters of a-z, 0-9 and '-', starting with a letter"
-            ))
+            Err(format!("{s:?} is not a tenant id: use 1 to 32 characters of a-z, 0-9 and '-', starting with a letter"))
         }
     }
 }

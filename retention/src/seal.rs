@@ -12,8 +12,8 @@
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
-use crate::vault::{KeyId, KeyVault};
 use crate::Error;
+use crate::vault::{KeyId, KeyVault};
 
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;

@@ -269,9 +269,7 @@ impl KeyVault {
 
     fn sync_dir(&self) -> Result<(), Error> {
         let dir = &self.inner.dir;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io("cannot fsync key directory", dir, e))
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("cannot fsync key directory", dir, e))
     }
 }
 

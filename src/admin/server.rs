@@ -31,7 +31,8 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, Error> {
         std::fs::remove_file(path).map_err(Error::io("cannot remove stale admin socket", path.to_owned()))?;
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(Error::io("cannot create directory for admin socket", parent.to_owned()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(Error::io("cannot create directory for admin socket", parent.to_owned()))?;
     }
     let listener = UnixListener::bind(path).map_err(Error::io("cannot bind admin socket", path.to_owned()))?;
     let mode = if group.is_some() { 0o660 } else { 0o600 };
@@ -50,7 +51,13 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, Error> {
 }
 
 /// Serves the admin socket until `shutdown`; requests under way finish first.
-pub async fn run(listener: UnixListener, path: PathBuf, dir: Directory, status: Arc<Status>, shutdown: CancellationToken) {
+pub async fn run(
+    listener: UnixListener,
+    path: PathBuf,
+    dir: Directory,
+    status: Arc<Status>,
+    shutdown: CancellationToken,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {

@@ -148,8 +148,12 @@ impl std::fmt::Display for Action {
         match self {
             Action::TenantAdd(t) => write!(f, "add tenant {}", t.id),
             Action::TenantChange(id, _, what) => write!(f, "change tenant {id}: {what}"),
-            Action::AccountAdd(r, name, _) => write!(f, "add account {:?} ({}) to tenant {}", r.reference, name, r.tenant),
-            Action::AccountChange(r, _, what) => write!(f, "change account {:?} of tenant {}: {what}", r.reference, r.tenant),
+            Action::AccountAdd(r, name, _) => {
+                write!(f, "add account {:?} ({}) to tenant {}", r.reference, name, r.tenant)
+            }
+            Action::AccountChange(r, _, what) => {
+                write!(f, "change account {:?} of tenant {}: {what}", r.reference, r.tenant)
+            }
             Action::AccountTerminate(id, why) => write!(f, "terminate account {id} ({why})"),
             Action::NumberAdd(r, n, routes) => {
                 write!(f, "add number {n} to account {:?} with {} route(s)", r.reference, routes.len())
@@ -244,7 +248,12 @@ impl Directory {
                         default_country: (e.default_country != want.default_country).then_some(want.default_country),
                         paper: (e.paper != want.paper).then_some(want.paper),
                         add_domains: want.fax_domains.iter().filter(|d| !e.fax_domains.contains(d)).cloned().collect(),
-                        remove_domains: e.fax_domains.iter().filter(|d| !want.fax_domains.contains(d)).cloned().collect(),
+                        remove_domains: e
+                            .fax_domains
+                            .iter()
+                            .filter(|d| !want.fax_domains.contains(d))
+                            .cloned()
+                            .collect(),
                     };
                     let what = describe_tenant_change(&ch);
                     plan.push(Action::TenantChange(t.id.clone(), ch, what));
@@ -259,18 +268,23 @@ impl Directory {
                     problems.push(format!("tenant {}: account reference {:?} is listed twice", t.id, a.reference));
                     continue;
                 }
-                let existing = if existing.is_some() { self.account_by_reference(scope, &t.id, &a.reference)? } else { None };
+                let existing =
+                    if existing.is_some() { self.account_by_reference(scope, &t.id, &a.reference)? } else { None };
                 match &existing {
                     None => plan.push(Action::AccountAdd(r(), a.name.clone(), a.paper)),
                     Some(e) if e.name != a.name || e.paper != a.paper => {
                         let ch = AccountChange {
                             name: (e.name != a.name).then(|| a.name.clone()),
-                            reference: None,
-                            paper: (e.paper != a.paper).then_some(a.paper),
+                            reference: super::Patch::Keep,
+                            paper: if e.paper == a.paper {
+                                super::Patch::Keep
+                            } else {
+                                a.paper.map_or(super::Patch::Clear, super::Patch::Set)
+                            },
                         };
-                        let what = match (&ch.name, &ch.paper) {
-                            (Some(n), _) => format!("name {n:?}"),
-                            _ => "paper".into(),
+                        let what = match &ch.name {
+                            Some(n) => format!("name {n:?}"),
+                            None => "paper".into(),
                         };
                         plan.push(Action::AccountChange(r(), ch, what));
                     }
@@ -308,20 +322,24 @@ impl Directory {
                         continue;
                     }
                     listed_senders.insert(s.sender.canonical());
-                    let caller = match s.caller_number.as_deref().map(|c| E164::parse(c, Some(t.default_country))).transpose() {
-                        Ok(c) => c,
-                        Err(e) => {
-                            problems.push(format!("sender {}: caller number: {e}", s.sender));
-                            continue;
-                        }
-                    };
+                    let caller =
+                        match s.caller_number.as_deref().map(|c| E164::parse(c, Some(t.default_country))).transpose() {
+                            Ok(c) => c,
+                            Err(e) => {
+                                problems.push(format!("sender {}: caller number: {e}", s.sender));
+                                continue;
+                            }
+                        };
                     match self.load_sender(&s.sender)? {
                         None => plan.push(Action::SenderAdd(r(), s.sender.clone(), caller, s.auth)),
                         Some(rec) if existing.as_ref().is_some_and(|e| e.id == rec.account) => {
                             if rec.caller_number != caller || rec.auth != s.auth {
                                 let ch = SenderChange {
-                                    caller_number: (rec.caller_number != caller)
-                                        .then(|| caller.as_ref().map(ToString::to_string)),
+                                    caller_number: match (&caller, rec.caller_number == caller) {
+                                        (_, true) => super::Patch::Keep,
+                                        (Some(c), false) => super::Patch::Set(c.to_string()),
+                                        (None, false) => super::Patch::Clear,
+                                    },
                                     auth: (rec.auth != s.auth).then_some(s.auth),
                                 };
                                 let what = format!(
@@ -365,21 +383,27 @@ impl Directory {
         if problems.is_empty() {
             Ok(plan)
         } else {
-            Err(Error::Invalid(format!("nothing was changed; the file has {} problem(s):\n  {}", problems.len(), problems.join("\n  "))))
+            Err(Error::Invalid(format!(
+                "nothing was changed; the file has {} problem(s):\n  {}",
+                problems.len(),
+                problems.join("\n  ")
+            )))
         }
     }
 
     fn resolve(&self, scope: &Scope, r: &AccountRef) -> Result<crate::types::AccountId, Error> {
-        self.account_by_reference(scope, &r.tenant, &r.reference)?
-            .map(|a| a.id)
-            .ok_or_else(|| Error::NotFound(format!("account {:?} of tenant {} vanished while applying", r.reference, r.tenant)))
+        self.account_by_reference(scope, &r.tenant, &r.reference)?.map(|a| a.id).ok_or_else(|| {
+            Error::NotFound(format!("account {:?} of tenant {} vanished while applying", r.reference, r.tenant))
+        })
     }
 
     fn execute(&self, scope: &Scope, action: Action) -> Result<(), Error> {
         match action {
             Action::TenantAdd(t) => self.tenant_add(scope, t).map(drop),
             Action::TenantChange(id, ch, _) => self.tenant_change(scope, &id, ch).map(drop),
-            Action::AccountAdd(r, name, paper) => self.account_add(scope, &r.tenant, &name, Some(&r.reference), paper).map(drop),
+            Action::AccountAdd(r, name, paper) => {
+                self.account_add(scope, &r.tenant, &name, Some(&r.reference), paper).map(drop)
+            }
             Action::AccountChange(r, ch, _) => {
                 let id = self.resolve(scope, &r)?;
                 self.account_change(scope, &id, ch).map(drop)

@@ -78,22 +78,53 @@ pub struct TenantChange {
     pub remove_domains: Vec<Domain>,
 }
 
+/// How a change treats an optional field.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Patch<T> {
+    /// Leave it as it is.
+    #[default]
+    Keep,
+    /// Clear it.
+    Clear,
+    /// Set it.
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    /// `Set(v)` for `Some(v)`, `Keep` for `None`.
+    pub fn set_if(v: Option<T>) -> Self {
+        v.map_or(Patch::Keep, Patch::Set)
+    }
+
+    fn apply(self, field: &mut Option<T>) {
+        match self {
+            Patch::Keep => {}
+            Patch::Clear => *field = None,
+            Patch::Set(v) => *field = Some(v),
+        }
+    }
+}
+
 /// A change to an account.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct AccountChange {
     /// New name.
     pub name: Option<String>,
-    /// New reference (`Some(None)` clears it).
-    pub reference: Option<Option<String>>,
-    /// New paper override (`Some(None)` clears it).
-    pub paper: Option<Option<Paper>>,
+    /// New reference.
+    #[serde(default)]
+    pub reference: Patch<String>,
+    /// New paper override.
+    #[serde(default)]
+    pub paper: Patch<Paper>,
 }
 
 /// A change to a sender.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SenderChange {
-    /// New caller number (`Some(None)` clears it).
-    pub caller_number: Option<Option<String>>,
+    /// New caller number.
+    #[serde(default)]
+    pub caller_number: Patch<String>,
     /// New authentication rule.
     pub auth: Option<SenderAuth>,
 }
@@ -298,9 +329,7 @@ impl Directory {
         let t = self.tenant_get(scope, id)?;
         let accounts = self.tree().keys_with_prefix(&key(&[b"a", id.as_str().as_bytes(), b""]))?.len();
         if accounts > 0 {
-            return Err(Error::Conflict(format!(
-                "tenant {id} still has {accounts} account(s): remove them first"
-            )));
+            return Err(Error::Conflict(format!("tenant {id} still has {accounts} account(s): remove them first")));
         }
         let mut b = self.tree().batch();
         for d in &t.fax_domains {
@@ -445,21 +474,17 @@ impl Directory {
             check_text("name", &n, 200)?;
             a.name = n.trim().to_owned();
         }
-        if let Some(r) = ch.reference {
-            if let Some(r) = &r {
-                check_text("reference", r, 100)?;
-                if old.reference.as_ref() != Some(r) && self.tree().contains(&self.reference_key(&a.tenant, r))? {
-                    return Err(Error::Conflict(format!(
-                        "tenant {} already has an account with reference {r:?}",
-                        a.tenant
-                    )));
-                }
+        if let Patch::Set(r) = &ch.reference {
+            check_text("reference", r, 100)?;
+            if old.reference.as_ref() != Some(r) && self.tree().contains(&self.reference_key(&a.tenant, r))? {
+                return Err(Error::Conflict(format!(
+                    "tenant {} already has an account with reference {r:?}",
+                    a.tenant
+                )));
             }
-            a.reference = r;
         }
-        if let Some(p) = ch.paper {
-            a.paper = p;
-        }
+        ch.reference.apply(&mut a.reference);
+        ch.paper.apply(&mut a.paper);
         self.save_account(&a, Some(&old))?;
         Ok(a)
     }
@@ -546,7 +571,12 @@ impl Directory {
         Ok(self.tree().keys_with_prefix(&prefix)?.into_iter().map(|k| key(&[main, &k[prefix.len()..]])).collect())
     }
 
-    fn accounts_in(&self, scope: &Scope, account: Option<&AccountId>, tenant: Option<&TenantId>) -> Result<Vec<AccountId>, Error> {
+    fn accounts_in(
+        &self,
+        scope: &Scope,
+        account: Option<&AccountId>,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<AccountId>, Error> {
         Ok(match account {
             Some(a) => vec![self.account_get(scope, a)?.id],
             None => self.account_list(scope, tenant)?.into_iter().map(|a| a.id).collect(),
@@ -573,7 +603,13 @@ impl Directory {
     }
 
     /// Adds a number to an account, read with the tenant's default country.
-    pub fn number_add(&self, scope: &Scope, account: &AccountId, number: &str, routes: Vec<Route>) -> Result<FaxNumber, Error> {
+    pub fn number_add(
+        &self,
+        scope: &Scope,
+        account: &AccountId,
+        number: &str,
+        routes: Vec<Route>,
+    ) -> Result<FaxNumber, Error> {
         let _g = self.lock();
         let a = self.account_get(scope, account)?;
         let tenant = self.tenant_get(scope, &a.tenant)?;
@@ -613,7 +649,13 @@ impl Directory {
     }
 
     /// Adds a route to a number, or changes the format of an existing one.
-    pub fn route_set(&self, scope: &Scope, number: &str, email: EmailAddress, format: AttachmentFormat) -> Result<FaxNumber, Error> {
+    pub fn route_set(
+        &self,
+        scope: &Scope,
+        number: &str,
+        email: EmailAddress,
+        format: AttachmentFormat,
+    ) -> Result<FaxNumber, Error> {
         let _g = self.lock();
         let mut rec = self.number_get(scope, number)?;
         match rec.routes.iter_mut().find(|r| r.email == email) {
@@ -663,7 +705,8 @@ impl Directory {
         if let Some(s) = self.load_sender(&SenderPattern::Address(address.clone()))? {
             return Ok(Some(s));
         }
-        let domain: Domain = address.domain().parse().map_err(|e: crate::types::AddressError| Error::Invalid(e.to_string()))?;
+        let domain: Domain =
+            address.domain().parse().map_err(|e: crate::types::AddressError| Error::Invalid(e.to_string()))?;
         self.load_sender(&SenderPattern::Domain(domain))
     }
 
@@ -676,7 +719,12 @@ impl Directory {
     }
 
     /// The sender entries the scope may see, of one account, one tenant or all.
-    pub fn sender_list(&self, scope: &Scope, account: Option<&AccountId>, tenant: Option<&TenantId>) -> Result<Vec<Sender>, Error> {
+    pub fn sender_list(
+        &self,
+        scope: &Scope,
+        account: Option<&AccountId>,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<Sender>, Error> {
         let mut out = Vec::new();
         for a in self.accounts_in(scope, account, tenant)? {
             for k in self.keys_of(b"as", b"s", &a)? {
@@ -702,7 +750,9 @@ impl Directory {
         let a = self.account_get(scope, account)?;
         let tenant = self.tenant_get(scope, &a.tenant)?;
         let caller_number = caller_number
-            .map(|c| E164::parse(c, Some(tenant.default_country)).map_err(|e| Error::Invalid(format!("caller number: {e}"))))
+            .map(|c| {
+                E164::parse(c, Some(tenant.default_country)).map_err(|e| Error::Invalid(format!("caller number: {e}")))
+            })
             .transpose()?;
         if let Some(existing) = self.load_sender(&pattern)? {
             return Err(Error::Conflict(if existing.account == a.id {
@@ -728,11 +778,15 @@ impl Directory {
     pub fn sender_change(&self, scope: &Scope, pattern: &SenderPattern, ch: SenderChange) -> Result<Sender, Error> {
         let _g = self.lock();
         let mut s = self.sender_get(scope, pattern)?;
-        if let Some(c) = ch.caller_number {
-            let tenant = self.tenant_get(scope, &s.tenant)?;
-            s.caller_number = c
-                .map(|c| E164::parse(&c, Some(tenant.default_country)).map_err(|e| Error::Invalid(format!("caller number: {e}"))))
-                .transpose()?;
+        match ch.caller_number {
+            Patch::Keep => {}
+            Patch::Clear => s.caller_number = None,
+            Patch::Set(c) => {
+                let tenant = self.tenant_get(scope, &s.tenant)?;
+                let n = E164::parse(&c, Some(tenant.default_country))
+                    .map_err(|e| Error::Invalid(format!("caller number: {e}")))?;
+                s.caller_number = Some(n);
+            }
         }
         if let Some(a) = ch.auth {
             s.auth = a;

@@ -60,12 +60,18 @@ fn tenants_cannot_see_or_change_each_other() {
     assert!(matches!(f.dir.tenant_get(&alpha, &tid("beta")), Err(Error::NotFound(_))));
     assert!(matches!(f.dir.account_list(&alpha, Some(&tid("beta"))), Err(Error::NotFound(_))));
     assert!(matches!(f.dir.account_get(&alpha, &b.id), Err(Error::NotFound(_))));
-    assert!(matches!(f.dir.account_change(&alpha, &b.id, AccountChange { name: Some("x".into()), ..Default::default() }), Err(Error::NotFound(_))));
+    assert!(matches!(
+        f.dir.account_change(&alpha, &b.id, AccountChange { name: Some("x".into()), ..Default::default() }),
+        Err(Error::NotFound(_))
+    ));
     assert!(matches!(f.dir.account_terminate(&alpha, &b.id, None), Err(Error::NotFound(_))));
     assert!(matches!(f.dir.account_remove(&alpha, &b.id), Err(Error::NotFound(_))));
     assert!(matches!(f.dir.number_get(&alpha, "+4544556677"), Err(Error::NotFound(_))));
     assert!(matches!(f.dir.number_remove(&alpha, "+4544556677"), Err(Error::NotFound(_))));
-    assert!(matches!(f.dir.route_set(&alpha, "+4544556677", "x@alpha.dk".parse().unwrap(), AttachmentFormat::Pdf), Err(Error::NotFound(_))));
+    assert!(matches!(
+        f.dir.route_set(&alpha, "+4544556677", "x@alpha.dk".parse().unwrap(), AttachmentFormat::Pdf),
+        Err(Error::NotFound(_))
+    ));
     assert!(matches!(f.dir.number_add(&alpha, &b.id, "22 22 22 22", vec![]), Err(Error::NotFound(_))));
     assert!(matches!(f.dir.sender_get(&alpha, &"@jensen.dk".parse().unwrap()), Err(Error::NotFound(_))));
     assert!(matches!(f.dir.sender_remove(&alpha, &"@jensen.dk".parse().unwrap()), Err(Error::NotFound(_))));
@@ -98,7 +104,9 @@ fn a_number_belongs_to_one_account() {
     let err = f.dir.tenant_add(&op, tenant("beta", "fax.alpha.dk")).unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err}");
     assert!(f.dir.tenant_get(&op, &tid("beta")).is_err());
-    f.dir.account_change(&op, &a.id, AccountChange { reference: Some(Some("r1".into())), ..Default::default() }).unwrap();
+    f.dir
+        .account_change(&op, &a.id, AccountChange { reference: Patch::Set("r1".into()), ..Default::default() })
+        .unwrap();
     assert!(matches!(f.dir.account_add(&op, &tid("alpha"), "C", Some("r1"), None), Err(Error::Conflict(_))));
 }
 
@@ -186,7 +194,8 @@ fn apply_is_idempotent_and_all_or_nothing() {
     assert_eq!(f.dir.number_get(&op, "+4533221100").unwrap().routes[0].format, AttachmentFormat::Both);
 
     // A bad number anywhere: nothing at all changes.
-    let bad = changed.replace("name = \"Jensen A/S\"", "name = \"Jensen\"\n[[tenant.account.number]]\nnumber = \"12ab\"");
+    let bad =
+        changed.replace("name = \"Jensen A/S\"", "name = \"Jensen\"\n[[tenant.account.number]]\nnumber = \"12ab\"");
     let file3: DirectoryFile = toml::from_str(&bad).unwrap();
     let err = f.dir.apply(&op, &file3, false, false).unwrap_err();
     assert!(err.to_string().contains("nothing was changed") && err.to_string().contains("letters"), "{err}");

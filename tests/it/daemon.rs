@@ -1,0 +1,113 @@
+//! The daemon's life: one per data directory, signals, the admin socket.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+
+use nix::sys::signal::Signal;
+
+use crate::harness::{Daemon, Setup};
+
+#[test]
+fn a_second_daemon_on_the_same_data_directory_is_refused() {
+    let s = Setup::new();
+    let d = s.start();
+    s.ok(&["tenant", "add", "acme", "--name", "Acme", "--from-address", "fax@acme.dk", "--country", "DK"]);
+    // Same configuration: the socket answers.
+    let out = s.cli(&["serve"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another faxgate process") && err.contains(&format!("pid {}", d.pid())), "{err}");
+    // Another socket, same data: the store lock refuses it.
+    let other = s.path().join("other.toml");
+    let text = std::fs::read_to_string(&s.config).unwrap().replace("admin.sock", "other.sock");
+    std::fs::write(&other, text).unwrap();
+    let out =
+        std::process::Command::new(crate::harness::BIN).arg("--config").arg(&other).arg("serve").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another faxgate process"), "{err}");
+    // The CLI pointed at the data without the socket says what is going on.
+    let out = std::process::Command::new(crate::harness::BIN)
+        .arg("--config")
+        .arg(&other)
+        .args(["tenant", "list"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds the data directory") && err.contains("does not answer"), "{err}");
+    // The first daemon is unharmed.
+    assert_eq!(s.json(&["tenant", "show", "acme"])["name"], "Acme");
+    assert!(d.stop().success());
+}
+
+#[test]
+fn sighup_reloads_and_a_broken_configuration_keeps_the_old_one() {
+    let s = Setup::new();
+    let d = s.start();
+    let good = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&s.config, good.replace("level = \"debug\"", "level = \"info\"")).unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_for_log("configuration reloaded");
+    std::fs::write(&s.config, format!("{good}\n[nonsense]\n")).unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_for_log("configuration not reloaded");
+    assert!(d.log().contains("nonsense"), "{}", d.log());
+    std::fs::write(&s.config, &good).unwrap();
+    // Still serving.
+    assert_eq!(s.json(&["status"])["daemon"], true);
+    let status = d.stop();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_removes_the_socket() {
+    let s = Setup::new();
+    let d = s.start();
+    assert!(s.socket().exists());
+    let log = d.log.clone();
+    assert!(d.stop().success());
+    assert!(!s.socket().exists());
+    assert!(log.lock().unwrap().contains("stopped"));
+    // A stale socket file left by a crash does not stop the next start.
+    let d = s.start();
+    d.kill9();
+    assert!(s.socket().exists());
+    let d = s.start();
+    assert!(d.stop().success());
+}
+
+#[test]
+fn the_admin_socket_is_private_or_group_restricted() {
+    let s = Setup::new();
+    let d = s.start();
+    let meta = std::fs::metadata(s.socket()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    drop(d);
+    let group = nix::unistd::Group::from_gid(nix::unistd::getegid()).unwrap().unwrap();
+    let s = Setup::with(&format!("group = \"{}\"\n", group.name));
+    let _d = s.start();
+    let meta = std::fs::metadata(s.socket()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), group.gid.as_raw());
+}
+
+#[test]
+fn malformed_admin_requests_get_an_error_and_the_daemon_keeps_serving() {
+    let s = Setup::new();
+    let d: Daemon = s.start();
+    let mut conn = BufReader::new(UnixStream::connect(s.socket()).unwrap());
+    for bad in ["not json", "{\"scope\":\"operator\",\"request\":{\"op\":\"explode\"}}", "{}"] {
+        conn.get_mut().write_all(format!("{bad}\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        conn.read_line(&mut answer).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(v["error"]["kind"], "invalid", "{bad}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("not an admin request"));
+    }
+    conn.get_mut().write_all(b"{\"scope\":\"operator\",\"request\":{\"op\":\"status\"}}\n").unwrap();
+    let mut answer = String::new();
+    conn.read_line(&mut answer).unwrap();
+    assert!(answer.contains("\"ok\""), "{answer}");
+    assert!(d.stop().success());
+}

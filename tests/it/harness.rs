@@ -1,0 +1,202 @@
+//! Starts the real `faxgate` binary for a test.
+//!
+//! The daemon runs on a configuration in a temporary directory; it reports
+//! its admin socket and readiness on standard output; its log (standard
+//! error) is collected and printed when the test fails.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_faxgate");
+
+/// A test's directory with a configuration in it.
+pub struct Setup {
+    pub tmp: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        Self::with("")
+    }
+
+    /// A configuration with data and socket in a fresh directory, plus `extra` TOML.
+    pub fn with(extra: &str) -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("faxgate.toml");
+        let dir = tmp.path().display().to_string();
+        std::fs::write(
+            &config,
+            format!(
+                "[storage]\ndata_dir = \"{dir}/data\"\n\n[admin]\nsocket = \"{dir}/admin.sock\"\n{extra}\n[log]\nlevel = \"debug\"\ntarget = \"stderr\"\n"
+            ),
+        )
+        .unwrap();
+        Setup { tmp, config }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.tmp.path().join("data")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.tmp.path().join("admin.sock")
+    }
+
+    pub fn start(&self) -> Daemon {
+        Daemon::start(&self.config)
+    }
+
+    /// Runs the CLI with this configuration.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN).arg("--config").arg(&self.config).args(args).output().unwrap()
+    }
+
+    /// Runs the CLI, asserts success, returns standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "faxgate {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs the CLI with --json, asserts success, parses the answer.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// Runs the CLI, asserts failure, returns standard error.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            !out.status.success(),
+            "faxgate {args:?} should fail but printed {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    child: Option<Child>,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    pub fn start(config: &Path) -> Daemon {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let err = child.stderr.take().unwrap();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut l = l.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if line == "faxgate: ready" {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let mut d = Daemon { child: Some(child), log };
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let status = d.child.as_mut().unwrap().try_wait().unwrap();
+            panic!("daemon not ready (exit: {status:?}); log:\n{}", d.log());
+        }
+        d
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// Waits (up to 30 s) until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log().contains(needle) {
+            assert!(Instant::now() < deadline, "log never showed {needle:?}:\n{}", self.log());
+            std::thread::yield_now();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = self.child.as_mut().unwrap().wait().unwrap();
+        self.child = None;
+        status
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(mut self) {
+        let mut c = self.child.take().unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- faxgate log ----\n{}---- end of log ----", self.log());
+        }
+    }
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,9 @@
+#![allow(unreachable_pub)]
+//! Integration tests: they start the real `faxgate` binary.
+
+mod harness;
+
+mod config;
+mod daemon;
+mod directory;
+mod durability;
