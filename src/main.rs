@@ -1,6 +1,7 @@
 //! The `faxgate` binary: the daemon and its command line.
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -68,7 +69,10 @@ fn init_logging(log: &LogConfig) -> anyhow::Result<SetLogLevel> {
         Some(Err(e)) if log.target == LogTarget::Journald => {
             anyhow::bail!("log.target = \"journald\" but the journal cannot be reached: {e}")
         }
-        _ => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed(),
+        _ => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .boxed(),
     };
     tracing_subscriber::registry().with(filter).with(output).try_init().context("cannot set up logging")?;
     Ok(Box::new(move |level: &str| {

@@ -35,10 +35,10 @@ impl FromStr for Country {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let up = s.trim().to_ascii_uppercase();
-        if up.len() == 2 {
-            if let Ok(id) = phonenumber::country::Id::from_str(&up) {
-                return Ok(Country(id));
-            }
+        if up.len() == 2
+            && let Ok(id) = phonenumber::country::Id::from_str(&up)
+        {
+            return Ok(Country(id));
         }
         Err(format!("{s:?} is not a country code: use ISO 3166-1 alpha-2 such as DK, DE, SE, GB or US"))
     }

@@ -229,10 +229,10 @@ impl Directory {
                 Err(e) => return Err(e),
             };
             for d in &want.fax_domains {
-                if let Some(owner) = self.tenant_for_domain(d)? {
-                    if owner.id != t.id {
-                        problems.push(format!("tenant {}: fax domain {d} already belongs to another tenant", t.id));
-                    }
+                if let Some(owner) = self.tenant_for_domain(d)?
+                    && owner.id != t.id
+                {
+                    problems.push(format!("tenant {}: fax domain {d} already belongs to another tenant", t.id));
                 }
             }
             match &existing {

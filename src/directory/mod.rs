@@ -223,10 +223,10 @@ impl Directory {
     pub fn tenant_list(&self, scope: &Scope) -> Result<Vec<Tenant>, Error> {
         let mut out = Vec::new();
         for k in self.tree().keys_with_prefix(b"t\0")? {
-            if let Some(t) = self.tree().get_sealed::<Tenant>(&k)? {
-                if Self::visible(scope, &t.id) {
-                    out.push(t);
-                }
+            if let Some(t) = self.tree().get_sealed::<Tenant>(&k)?
+                && Self::visible(scope, &t.id)
+            {
+                out.push(t);
             }
         }
         Ok(out)
@@ -246,10 +246,10 @@ impl Directory {
         }
         for d in &t.fax_domains {
             let k = key(&[b"d", &self.blind(DOMAIN, d.as_str())]);
-            if let Some(owner) = self.tree().get_plain(&k)? {
-                if owner != t.id.as_str().as_bytes() {
-                    return Err(Error::Conflict(format!("fax domain {d} already belongs to another tenant")));
-                }
+            if let Some(owner) = self.tree().get_plain(&k)?
+                && owner != t.id.as_str().as_bytes()
+            {
+                return Err(Error::Conflict(format!("fax domain {d} already belongs to another tenant")));
             }
             b.put_plain(&k, t.id.as_str().as_bytes());
         }
@@ -432,10 +432,10 @@ impl Directory {
         }
         let _g = self.lock();
         self.tenant_get(scope, tenant)?;
-        if let Some(r) = reference {
-            if self.tree().contains(&self.reference_key(tenant, r))? {
-                return Err(Error::Conflict(format!("tenant {tenant} already has an account with reference {r:?}")));
-            }
+        if let Some(r) = reference
+            && self.tree().contains(&self.reference_key(tenant, r))?
+        {
+            return Err(Error::Conflict(format!("tenant {tenant} already has an account with reference {r:?}")));
         }
         let a = Account {
             id: AccountId::generate(),
@@ -452,10 +452,10 @@ impl Directory {
 
     fn save_account(&self, a: &Account, old: Option<&Account>) -> Result<(), Error> {
         let mut b = self.tree().batch();
-        if let Some(old_ref) = old.and_then(|o| o.reference.as_deref()) {
-            if a.reference.as_deref() != Some(old_ref) {
-                b.remove(&self.reference_key(&a.tenant, old_ref));
-            }
+        if let Some(old_ref) = old.and_then(|o| o.reference.as_deref())
+            && a.reference.as_deref() != Some(old_ref)
+        {
+            b.remove(&self.reference_key(&a.tenant, old_ref));
         }
         if let Some(r) = &a.reference {
             b.put_plain(&self.reference_key(&a.tenant, r), a.id.to_text().as_bytes());

@@ -98,15 +98,18 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path) -> Daemon {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        Self::start_with_env(config, &[])
+    }
+
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(BIN);
+        cmd.envs(env.iter().copied()).arg("--config").arg(config).arg("serve");
+        Self::spawn(cmd)
+    }
+
+    /// Starts `cmd`, which must run `faxgate serve` (possibly through an `exec`).
+    pub fn spawn(mut cmd: Command) -> Daemon {
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let err = child.stderr.take().unwrap();
         let l = log.clone();

@@ -7,3 +7,4 @@ mod config;
 mod daemon;
 mod directory;
 mod durability;
+mod systemd;
