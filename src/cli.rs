@@ -238,6 +238,14 @@ pub enum NumberCmd {
         /// The number.
         number: String,
     },
+    /// Move a number, with its routes, to another account.
+    Change {
+        /// The number.
+        number: String,
+        /// The account it moves to.
+        #[arg(long)]
+        account: AccountId,
+    },
     /// Remove a number.
     Remove {
         /// The number.
@@ -421,6 +429,7 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             },
             NumberCmd::List { account, tenant } => Request::NumberList { account: *account, tenant: tenant.clone() },
             NumberCmd::Show { number } => Request::NumberShow { number: number.clone() },
+            NumberCmd::Change { number, account } => Request::NumberMove { number: number.clone(), account: *account },
             NumberCmd::Remove { number } => Request::NumberRemove { number: number.clone() },
         },
         Command::Route(r) => match r {

@@ -636,6 +636,27 @@ impl Directory {
         self.tree().apply(b)
     }
 
+    /// Moves a number to another account (of the same tenant, unless the
+    /// operator moves it); its routes go with it.
+    pub fn number_move(&self, scope: &Scope, number: &str, to: &AccountId) -> Result<FaxNumber, Error> {
+        let _g = self.lock();
+        let mut rec = self.number_get(scope, number)?;
+        let target = self.account_get(scope, to)?;
+        if rec.account == target.id {
+            return Ok(rec);
+        }
+        let (_, old_idx) = self.number_keys(&rec.account, &rec.number);
+        let (main, idx) = self.number_keys(&target.id, &rec.number);
+        rec.account = target.id;
+        rec.tenant = target.tenant;
+        let mut b = self.tree().batch();
+        b.remove(&old_idx);
+        b.put_sealed(&main, &KeyId::account(&rec.account.to_text())?, &rec)?;
+        b.put_plain(&idx, b"");
+        self.tree().apply(b)?;
+        Ok(rec)
+    }
+
     /// Removes a number.
     pub fn number_remove(&self, scope: &Scope, number: &str) -> Result<FaxNumber, Error> {
         let _g = self.lock();

@@ -84,6 +84,14 @@ fn directory_changes_through_the_cli_against_a_running_daemon() {
     assert_eq!(s.json(&["number", "show", "+4533221100"])["account"], id);
     assert_eq!(s.json(&["number", "list", "--account", &other]), serde_json::json!([]));
 
+    // A number moves to another account with its routes, and back.
+    let moved = s.json(&["number", "change", "+4533221100", "--account", &other]);
+    assert_eq!(moved["account"], other.as_str());
+    assert_eq!(s.json(&["number", "list", "--account", &other]).as_array().unwrap().len(), 1);
+    assert_eq!(s.json(&["number", "list", "--account", id]), serde_json::json!([]));
+    s.ok(&["number", "change", "+4533221100", "--account", id]);
+    assert_eq!(s.json(&["number", "show", "+4533221100"])["routes"][0]["email"], "jens@hansen.dk");
+
     // Termination at a time, then now.
     let t = s.json(&["account", "terminate", &other, "--at", "2099-01-01T00:00:00Z"]);
     assert_eq!(t["status"], "active");
