@@ -62,6 +62,54 @@ pub enum Command {
     /// The directory as a whole.
     #[command(subcommand)]
     Directory(DirectoryCmd),
+    /// Call detail records.
+    #[command(subcommand)]
+    Cdr(CdrCmd),
+}
+
+/// Which CDRs.
+#[derive(Debug, Args)]
+pub struct CdrSelect {
+    /// Only this tenant's.
+    #[arg(long)]
+    pub tenant: Option<TenantId>,
+    /// Only those with this calling or called number (international form).
+    #[arg(long)]
+    pub number: Option<crate::types::E164>,
+    /// Started at or after (RFC 3339).
+    #[arg(long)]
+    pub since: Option<jiff::Timestamp>,
+    /// Started before (RFC 3339).
+    #[arg(long)]
+    pub until: Option<jiff::Timestamp>,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// CSV with a header line (RFC 4180).
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// `faxgate cdr ...`
+#[derive(Debug, Subcommand)]
+pub enum CdrCmd {
+    /// List CDRs, oldest first.
+    List(CdrSelect),
+    /// Export CDRs for billing or analysis.
+    Export {
+        /// Which.
+        #[command(flatten)]
+        select: CdrSelect,
+        /// Format.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `faxgate tenant ...`
@@ -460,6 +508,14 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             },
             SenderCmd::Remove { sender } => Request::SenderRemove { sender: sender.clone() },
         },
+        Command::Cdr(CdrCmd::List(sel) | CdrCmd::Export { select: sel, .. }) => Request::CdrList {
+            filter: crate::cdr::CdrFilter {
+                tenant: sel.tenant.clone(),
+                number: sel.number.clone(),
+                since: sel.since,
+                until: sel.until,
+            },
+        },
         Command::Directory(DirectoryCmd::Apply { file, prune, dry_run }) => {
             let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
             let parsed: DirectoryFile = toml::from_str(&text)
@@ -533,4 +589,59 @@ pub fn human(value: &serde_json::Value) -> String {
         v => walk(v, 0, &mut out),
     }
     out
+}
+
+/// Prints an answer the way the command wants it.
+pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<()> {
+    use anyhow::Context;
+    match &cli.command {
+        Command::Cdr(CdrCmd::Export { format, out, .. }) => {
+            let cdrs: Vec<crate::cdr::Cdr> = serde_json::from_value(value)?;
+            let text = match format {
+                ExportFormat::Csv => crate::cdr::to_csv(&cdrs)?,
+                ExportFormat::Jsonl => {
+                    let mut s = String::new();
+                    for c in &cdrs {
+                        s.push_str(&serde_json::to_string(c)?);
+                        s.push('\n');
+                    }
+                    s
+                }
+            };
+            match out {
+                Some(p) => {
+                    std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
+                    eprintln!("{} CDR(s) written to {}", cdrs.len(), p.display());
+                }
+                None => print!("{text}"),
+            }
+        }
+        _ if cli.json => println!("{}", serde_json::to_string_pretty(&value)?),
+        Command::Cdr(CdrCmd::List(_)) => {
+            let cdrs: Vec<crate::cdr::Cdr> = serde_json::from_value(value)?;
+            if cdrs.is_empty() {
+                println!("(none)");
+            }
+            for c in cdrs {
+                let num =
+                    |n: &Option<crate::types::E164>| n.as_ref().map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+                println!(
+                    "{}  {}  {:<11} {} -> {}  pages {}/{}  {}  {}  attempt {}  {}",
+                    c.start,
+                    c.id,
+                    format!("{:?}", c.direction).to_lowercase(),
+                    num(&c.calling),
+                    num(&c.called),
+                    c.pages,
+                    c.pages_total.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                    c.t30_text.as_deref().unwrap_or("-"),
+                    c.transport.map(|t| format!("{t:?}")).unwrap_or_else(|| "-".into()),
+                    c.attempt,
+                    c.tenant,
+                );
+            }
+        }
+        _ => print!("{}", human(&value)),
+    }
+    Ok(())
 }

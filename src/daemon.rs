@@ -16,6 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Status};
+use crate::cdr::CdrStore;
 use crate::clock::SystemClock;
 use crate::config::{Config, Origin};
 use crate::directory::Directory;
@@ -58,18 +59,19 @@ pub async fn serve(
         ),
         e => e.into(),
     })?;
-    let status = Arc::new(Status {
+    let status = Status {
         version: env!("CARGO_PKG_VERSION").into(),
         pid: std::process::id(),
         config: origin.to_string(),
         data_dir: config.storage.data_dir.display().to_string(),
         daemon: true,
         started: Some(started),
-    });
+    };
+    let ctx = Arc::new(admin::Context { directory: directory.clone(), cdrs: CdrStore::open(&store)?, status });
 
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(admin::server::run(listener, socket_path.clone(), directory.clone(), status, shutdown.clone()));
+    tasks.spawn(admin::server::run(listener, socket_path.clone(), ctx, shutdown.clone()));
 
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;

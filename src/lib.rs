@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod cdr;
 pub mod cli;
 pub mod clock;
 pub mod config;

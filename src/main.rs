@@ -114,16 +114,13 @@ fn admin_command(cli: &Cli) -> anyhow::Result<ExitCode> {
                 daemon: false,
                 started: None,
             };
-            Response::from_result(admin::execute(&directory, &envelope.scope, envelope.request, &status))
+            let ctx = admin::Context { directory, cdrs: faxgate::cdr::CdrStore::open(&store)?, status };
+            Response::from_result(admin::execute(&ctx, &envelope.scope, envelope.request))
         }
     };
     match response {
         Response::Ok(v) => {
-            if cli.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                print!("{}", cli::human(&v));
-            }
+            cli::print(cli, v)?;
             Ok(ExitCode::SUCCESS)
         }
         Response::Error { kind, message } => {

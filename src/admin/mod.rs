@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::Error;
+use crate::cdr::{CdrFilter, CdrStore};
 use crate::directory::{
     AccountChange, AttachmentFormat, Directory, DirectoryFile, Paper, Route, Scope, SenderAuth, SenderChange,
     SenderPattern, Tenant, TenantChange,
@@ -56,6 +57,7 @@ pub enum Request {
     SenderChange { sender: SenderPattern, change: SenderChange },
     SenderRemove { sender: SenderPattern },
     DirectoryApply { file: DirectoryFile, prune: bool, dry_run: bool },
+    CdrList { filter: CdrFilter },
 }
 
 /// A request with the scope it runs in.
@@ -114,9 +116,22 @@ fn to_value<T: Serialize>(v: T) -> Result<Value, Error> {
     serde_json::to_value(v).map_err(|source| Error::Codec { what: "answer".into(), source })
 }
 
-/// Runs one request against the directory. `status` describes the process.
-pub fn execute(dir: &Directory, scope: &Scope, request: Request, status: &Status) -> Result<Value, Error> {
+/// What admin requests work on.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The directory.
+    pub directory: Directory,
+    /// The CDRs.
+    pub cdrs: CdrStore,
+    /// What the process says of itself.
+    pub status: Status,
+}
+
+/// Runs one request.
+pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, Error> {
     use Request as R;
+    let dir = &ctx.directory;
+    let status = &ctx.status;
     match request {
         R::Status => to_value(status),
         R::TenantAdd { tenant } => to_value(dir.tenant_add(scope, tenant)?),
@@ -163,6 +178,14 @@ pub fn execute(dir: &Directory, scope: &Scope, request: Request, status: &Status
         R::SenderChange { sender, change } => to_value(dir.sender_change(scope, &sender, change)?),
         R::SenderRemove { sender } => to_value(dir.sender_remove(scope, &sender)?),
         R::DirectoryApply { file, prune, dry_run } => to_value(dir.apply(scope, &file, prune, dry_run)?),
+        R::CdrList { mut filter } => {
+            match (scope, &filter.tenant) {
+                (Scope::Tenant(own), Some(t)) if own != t => return Err(Error::NotFound(format!("no tenant {t}"))),
+                (Scope::Tenant(own), _) => filter.tenant = Some(own.clone()),
+                (Scope::Operator, _) => {}
+            }
+            to_value(ctx.cdrs.list(&filter)?)
+        }
     }
 }
 

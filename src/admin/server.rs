@@ -15,9 +15,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Envelope, Response, Status, execute};
+use super::{Context, Envelope, Response, execute};
 use crate::Error;
-use crate::directory::Directory;
 
 const MAX_LINE: u64 = 16 << 20;
 
@@ -51,20 +50,14 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, Error> {
 }
 
 /// Serves the admin socket until `shutdown`; requests under way finish first.
-pub async fn run(
-    listener: UnixListener,
-    path: PathBuf,
-    dir: Directory,
-    status: Arc<Status>,
-    shutdown: CancellationToken,
-) {
+pub async fn run(listener: UnixListener, path: PathBuf, ctx: Arc<Context>, shutdown: CancellationToken) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    conns.spawn(connection(stream, dir.clone(), status.clone(), shutdown.clone()));
+                    conns.spawn(connection(stream, ctx.clone(), shutdown.clone()));
                 }
                 Err(e) => tracing::warn!(error = %e, "admin socket: accept failed"),
             },
@@ -75,7 +68,7 @@ pub async fn run(
     let _ = std::fs::remove_file(&path);
 }
 
-async fn connection(stream: UnixStream, dir: Directory, status: Arc<Status>, shutdown: CancellationToken) {
+async fn connection(stream: UnixStream, ctx: Arc<Context>, shutdown: CancellationToken) {
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
     loop {
@@ -101,11 +94,10 @@ async fn connection(stream: UnixStream, dir: Directory, status: Arc<Status>, shu
             match serde_json::from_slice::<Envelope>(&line) {
                 Err(e) => Response::Error { kind: "invalid".into(), message: format!("not an admin request: {e}") },
                 Ok(env) => {
-                    let dir = dir.clone();
-                    let status = status.clone();
+                    let ctx = ctx.clone();
                     let op = format!("{:?}", std::mem::discriminant(&env.request));
                     tracing::debug!(scope = ?env.scope, op, "admin request");
-                    match tokio::task::spawn_blocking(move || execute(&dir, &env.scope, env.request, &status)).await {
+                    match tokio::task::spawn_blocking(move || execute(&ctx, &env.scope, env.request)).await {
                         Ok(r) => Response::from_result(r),
                         Err(e) => Response::Error { kind: "internal".into(), message: format!("request failed: {e}") },
                     }

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod cdr;
 mod config;
 mod daemon;
 mod directory;

@@ -1,0 +1,347 @@
+//! Call detail records: one per transmission attempt, in either direction.
+//!
+//! A CDR is sealed with the key of its calendar month of communication (UTC
+//! month of its start), so the records of a month can be erased together by
+//! destroying one key once the last of them has passed its retention period.
+//! Its place in the `cdr` tree is `<YYYY-MM> 0x00 <start ms, big-endian>
+//! 0x00 <id>`: time order within a month, and the month readable without a
+//! key, which is all the retention sweeper and the audit need.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use faxgate_retention::KeyId;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::store::{Store, Tree};
+use crate::types::{AccountId, E164, EmailAddress, TenantId};
+
+/// Which way the fax went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Mail in, fax out.
+    MailToFax,
+    /// Fax in, mail out.
+    FaxToMail,
+}
+
+/// How the fax was carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// T.38 over UDPTL.
+    T38,
+    /// G.711 audio over RTP.
+    G711,
+}
+
+/// One page as it crossed the line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PageEvent {
+    /// Page number, from 1.
+    pub page: u32,
+    /// When the page completed.
+    pub at: Timestamp,
+    /// Bad rows (non-ECM), or 0.
+    pub bad_rows: u32,
+    /// ECM retransmissions.
+    pub ecm_retries: u32,
+}
+
+/// A call detail record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cdr {
+    /// Its id (time-ordered).
+    pub id: String,
+    /// The id that follows the transmission through mail, job, call and report.
+    pub correlation_id: String,
+    /// Which way.
+    pub direction: Direction,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The account, if the transmission was matched to one.
+    pub account: Option<AccountId>,
+    /// The calling number.
+    pub calling: Option<E164>,
+    /// The called number.
+    pub called: Option<E164>,
+    /// Mail addresses involved (sender, recipients).
+    pub emails: Vec<EmailAddress>,
+    /// The SMTP client's address.
+    pub smtp_client: Option<std::net::IpAddr>,
+    /// SIP signalling peer.
+    pub sip_signalling: Option<SocketAddr>,
+    /// Media peer.
+    pub sip_media: Option<SocketAddr>,
+    /// Start of the attempt.
+    pub start: Timestamp,
+    /// When the call was answered.
+    pub answer: Option<Timestamp>,
+    /// End of the attempt.
+    pub end: Timestamp,
+    /// T.30 completion code.
+    pub t30_code: Option<i32>,
+    /// T.30 completion text.
+    pub t30_text: Option<String>,
+    /// SIP final status.
+    pub sip_status: Option<u16>,
+    /// Pages transferred.
+    pub pages: u32,
+    /// Pages in the document.
+    pub pages_total: Option<u32>,
+    /// T.38 or G.711.
+    pub transport: Option<Transport>,
+    /// Bit rate.
+    pub bit_rate: Option<u32>,
+    /// Whether ECM was used.
+    pub ecm: Option<bool>,
+    /// Resolution, e.g. "204x196".
+    pub resolution: Option<String>,
+    /// Remote station id (TSI/CSI).
+    pub remote_station: Option<String>,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// Per-page timeline.
+    pub timeline: Vec<PageEvent>,
+}
+
+/// Which CDRs to list.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CdrFilter {
+    /// Only this tenant's.
+    pub tenant: Option<TenantId>,
+    /// Only those with this calling or called number.
+    pub number: Option<E164>,
+    /// Started at or after.
+    pub since: Option<Timestamp>,
+    /// Started before.
+    pub until: Option<Timestamp>,
+}
+
+/// The CDR store.
+#[derive(Clone, Debug)]
+pub struct CdrStore {
+    tree: Arc<Tree>,
+}
+
+/// The month (`YYYY-MM`, UTC) of a time.
+pub fn month_of(t: Timestamp) -> (i16, i8) {
+    let d = t.to_zoned(jiff::tz::TimeZone::UTC).date();
+    (d.year(), d.month())
+}
+
+fn place(c: &Cdr) -> Vec<u8> {
+    let (y, m) = month_of(c.start);
+    let mut k = format!("{y:04}-{m:02}").into_bytes();
+    k.push(0);
+    k.extend_from_slice(&(c.start.as_millisecond() as u64).to_be_bytes());
+    k.push(0);
+    k.extend_from_slice(c.id.as_bytes());
+    k
+}
+
+/// The month and start time a CDR's place names.
+pub fn parse_place(key: &[u8]) -> Option<((i16, i8), Timestamp)> {
+    let month = std::str::from_utf8(key.get(..7)?).ok()?;
+    let y: i16 = month.get(..4)?.parse().ok()?;
+    let m: i8 = month.get(5..7)?.parse().ok()?;
+    let ms: [u8; 8] = key.get(8..16)?.try_into().ok()?;
+    let t = Timestamp::from_millisecond(u64::from_be_bytes(ms) as i64).ok()?;
+    Some(((y, m), t))
+}
+
+impl CdrStore {
+    /// The CDRs in `store`.
+    pub fn open(store: &Store) -> Result<Self, Error> {
+        Ok(CdrStore { tree: Arc::new(store.tree("cdr")?) })
+    }
+
+    /// A fresh CDR id.
+    pub fn new_id() -> String {
+        format!("cdr-{}", uuid::Uuid::now_v7().simple())
+    }
+
+    /// Writes a CDR, sealed with its month's key, flushed before returning.
+    pub fn write(&self, c: &Cdr) -> Result<(), Error> {
+        let (y, m) = month_of(c.start);
+        let mut b = self.tree.batch();
+        b.put_sealed(&place(c), &KeyId::cdr_month(y, m)?, c)?;
+        self.tree.apply(b)
+    }
+
+    /// The places of every CDR, in order (no key needed).
+    pub fn places(&self) -> Result<Vec<Vec<u8>>, Error> {
+        self.tree.keys_with_prefix(b"")
+    }
+
+    /// The CDRs matching `filter`, oldest first. CDRs whose month key was
+    /// destroyed are erased and not listed.
+    pub fn list(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, Error> {
+        let mut out = Vec::new();
+        for k in self.places()? {
+            let Some((_, start)) = parse_place(&k) else { continue };
+            if filter.since.is_some_and(|s| start < s) || filter.until.is_some_and(|u| start >= u) {
+                continue;
+            }
+            let c: Cdr = match self.tree.get_sealed(&k) {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(Error::Crypto(faxgate_retention::Error::KeyDestroyed(_))) => continue,
+                Err(e) => return Err(e),
+            };
+            if filter.tenant.as_ref().is_some_and(|t| *t != c.tenant) {
+                continue;
+            }
+            if let Some(n) = &filter.number {
+                if c.calling.as_ref() != Some(n) && c.called.as_ref() != Some(n) {
+                    continue;
+                }
+            }
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    /// Removes the records at `places` (after their key was destroyed, or to erase them).
+    pub fn remove(&self, places: &[Vec<u8>]) -> Result<(), Error> {
+        let mut b = self.tree.batch();
+        for p in places {
+            b.remove(p);
+        }
+        self.tree.apply(b)
+    }
+}
+
+/// The columns of the CSV export, in order.
+pub const CSV_COLUMNS: &[&str] = &[
+    "id",
+    "correlation_id",
+    "direction",
+    "tenant",
+    "account",
+    "calling",
+    "called",
+    "emails",
+    "smtp_client",
+    "sip_signalling",
+    "sip_media",
+    "start",
+    "answer",
+    "end",
+    "t30_code",
+    "t30_text",
+    "sip_status",
+    "pages",
+    "pages_total",
+    "transport",
+    "bit_rate",
+    "ecm",
+    "resolution",
+    "remote_station",
+    "attempt",
+    "timeline",
+];
+
+/// CDRs as CSV (RFC 4180), with a header line; the timeline as JSON in its cell.
+pub fn to_csv(cdrs: &[Cdr]) -> Result<String, Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let codec = |e: csv::Error| Error::Invalid(format!("CSV: {e}"));
+    w.write_record(CSV_COLUMNS).map_err(codec)?;
+    for c in cdrs {
+        let v = serde_json::to_value(c).map_err(|source| Error::Codec { what: "cdr".into(), source })?;
+        let row: Vec<String> = CSV_COLUMNS
+            .iter()
+            .map(|col| match &v[*col] {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(a) if *col == "emails" => {
+                    a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")
+                }
+                other => other.to_string(),
+            })
+            .collect();
+        w.write_record(&row).map_err(codec)?;
+    }
+    let bytes = w.into_inner().map_err(|e| Error::Invalid(format!("CSV: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| Error::Invalid(format!("CSV: {e}")))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample(start: &str, tenant: &str, called: &str) -> Cdr {
+        let start: Timestamp = start.parse().unwrap();
+        Cdr {
+            id: CdrStore::new_id(),
+            correlation_id: "<msg-1@example.dk>".into(),
+            direction: Direction::MailToFax,
+            tenant: tenant.parse().unwrap(),
+            account: Some(AccountId::generate()),
+            calling: Some("+4570203040".parse().unwrap()),
+            called: Some(called.parse().unwrap()),
+            emails: vec!["jens@hansen-blik.dk".parse().unwrap()],
+            smtp_client: Some("192.0.2.10".parse().unwrap()),
+            sip_signalling: Some("198.51.100.5:5060".parse().unwrap()),
+            sip_media: Some("198.51.100.5:40000".parse().unwrap()),
+            start,
+            answer: Some(start + jiff::SignedDuration::from_secs(3)),
+            end: start + jiff::SignedDuration::from_secs(70),
+            t30_code: Some(0),
+            t30_text: Some("OK".into()),
+            sip_status: Some(200),
+            pages: 2,
+            pages_total: Some(2),
+            transport: Some(Transport::T38),
+            bit_rate: Some(14400),
+            ecm: Some(true),
+            resolution: Some("204x196".into()),
+            remote_station: Some("+45 33 22 11 00".into()),
+            attempt: 1,
+            timeline: vec![PageEvent {
+                page: 1,
+                at: start + jiff::SignedDuration::from_secs(40),
+                bad_rows: 0,
+                ecm_retries: 0,
+            }],
+        }
+    }
+
+    #[test]
+    fn written_listed_filtered_and_exported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("d"), &tmp.path().join("d/keys")).unwrap();
+        let cdrs = CdrStore::open(&store).unwrap();
+        let a = sample("2026-01-31T23:59:59.500Z", "alpha", "+4533221100");
+        let b = sample("2026-02-01T00:00:00Z", "beta", "+4587654321");
+        cdrs.write(&b).unwrap();
+        cdrs.write(&a).unwrap();
+        let all = cdrs.list(&CdrFilter::default()).unwrap();
+        assert_eq!(all, vec![a.clone(), b.clone()]);
+        assert!(store.vault().get(&KeyId::cdr_month(2026, 1).unwrap()).unwrap().is_some());
+        assert!(store.vault().get(&KeyId::cdr_month(2026, 2).unwrap()).unwrap().is_some());
+        let f = CdrFilter { tenant: Some("beta".parse().unwrap()), ..Default::default() };
+        assert_eq!(cdrs.list(&f).unwrap(), vec![b.clone()]);
+        let f = CdrFilter { number: Some("+4533221100".parse().unwrap()), ..Default::default() };
+        assert_eq!(cdrs.list(&f).unwrap(), vec![a.clone()]);
+        let f = CdrFilter { since: Some("2026-02-01T00:00:00Z".parse().unwrap()), ..Default::default() };
+        assert_eq!(cdrs.list(&f).unwrap(), vec![b.clone()]);
+        let f = CdrFilter { until: Some("2026-02-01T00:00:00Z".parse().unwrap()), ..Default::default() };
+        assert_eq!(cdrs.list(&f).unwrap(), vec![a.clone()]);
+        let csv = to_csv(&all).unwrap();
+        let mut r = csv::Reader::from_reader(csv.as_bytes());
+        assert_eq!(r.headers().unwrap().len(), CSV_COLUMNS.len());
+        let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[0][6], "+4533221100");
+        assert_eq!(&rows[1][11], "2026-02-01T00:00:00Z");
+        // Destroying January's key erases January's CDR, not February's.
+        store.vault().destroy(&KeyId::cdr_month(2026, 1).unwrap()).unwrap();
+        assert_eq!(cdrs.list(&CdrFilter::default()).unwrap(), vec![b]);
+        let p = cdrs.places().unwrap();
+        assert_eq!(parse_place(&p[0]).unwrap(), ((2026, 1), a.start.round(jiff::Unit::Millisecond).unwrap()));
+    }
+}
