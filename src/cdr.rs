@@ -195,14 +195,20 @@ impl CdrStore {
             if filter.tenant.as_ref().is_some_and(|t| *t != c.tenant) {
                 continue;
             }
-            if let Some(n) = &filter.number {
-                if c.calling.as_ref() != Some(n) && c.called.as_ref() != Some(n) {
-                    continue;
-                }
+            if let Some(n) = &filter.number
+                && c.calling.as_ref() != Some(n)
+                && c.called.as_ref() != Some(n)
+            {
+                continue;
             }
             out.push(c);
         }
         Ok(out)
+    }
+
+    /// The CDR at `place`.
+    pub fn get(&self, place: &[u8]) -> Result<Option<Cdr>, Error> {
+        self.tree.get_sealed(place)
     }
 
     /// Removes the records at `places` (after their key was destroyed, or to erase them).

@@ -24,6 +24,17 @@ pub enum Error {
     /// A sealed record is malformed or was tampered with.
     #[error("sealed record is corrupt: {0}")]
     Corrupt(&'static str),
+    /// A retention period is not allowed.
+    #[error("{0}")]
+    Policy(String),
+    /// A category could not be swept.
+    #[error("sweeping {category}: {message}")]
+    Sweep {
+        /// The category.
+        category: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// The operating system's random source failed.
     #[error("no randomness available: {0}")]
     Random(getrandom::Error),

@@ -12,15 +12,24 @@
 //! - [`seal`]: the record envelope (XChaCha20-Poly1305) naming its key.
 //! - [`blind`]: keyed hashes (HMAC-SHA-256) for lookup indexes, so that an
 //!   index never holds a number or an address in plaintext.
+//! - [`policy`]: the retention periods.
+//! - [`sweeper`]: erases what is due at its deadline; [`audit`]: the trail it writes.
+//! - [`clock`]: the injected clock the whole workspace uses.
 //! - [`Error`]: the crate's one error type.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod blind;
+pub mod clock;
 mod error;
+pub mod policy;
 pub mod seal;
+pub mod sweeper;
 pub mod vault;
 
 pub use blind::Blinder;
 pub use error::Error;
+pub use policy::Policy;
 pub use seal::{open, seal, sealed_key_id};
+pub use sweeper::{Category, Sweeper};
 pub use vault::{Key, KeyId, KeyVault};

@@ -1,0 +1,137 @@
+//! How long each category of data is kept.
+//!
+//! The defaults are the operator's privacy policy: CDRs one year from the
+//! date of the communication (the Danish traffic-data retention order),
+//! account data 30 days after the reseller terminates the account, fax
+//! documents until delivered or finally failed (a grace period of at most 7
+//! days may be set). A CDR period under one year is refused unless
+//! `allow_short_cdr_period` is set, and is then logged at every start.
+
+use jiff::{Span, Timestamp, ToSpan, Unit};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The retention periods.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// CDRs are erased this long after the communication started.
+    #[serde(default = "default_cdr", with = "span_text")]
+    pub cdr: Span,
+    /// Allow a CDR period under one year (the legal duty is one year).
+    #[serde(default)]
+    pub allow_short_cdr_period: bool,
+    /// Account data is erased this long after the account's termination.
+    #[serde(default = "default_account", with = "span_text")]
+    pub account_after_termination: Span,
+    /// Fax documents are erased this long after delivery or final failure (at most 7 days).
+    #[serde(default = "default_document", with = "span_text")]
+    pub document_grace: Span,
+}
+
+fn default_cdr() -> Span {
+    1.year()
+}
+
+fn default_account() -> Span {
+    30.days()
+}
+
+fn default_document() -> Span {
+    Span::new()
+}
+
+impl PartialEq for Policy {
+    fn eq(&self, o: &Self) -> bool {
+        self.cdr.fieldwise() == o.cdr.fieldwise()
+            && self.allow_short_cdr_period == o.allow_short_cdr_period
+            && self.account_after_termination.fieldwise() == o.account_after_termination.fieldwise()
+            && self.document_grace.fieldwise() == o.document_grace.fieldwise()
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            cdr: default_cdr(),
+            allow_short_cdr_period: false,
+            account_after_termination: default_account(),
+            document_grace: default_document(),
+        }
+    }
+}
+
+/// `t + span`, calendar-aware (a year from 29 February is 28 February), in UTC.
+pub fn after(t: Timestamp, span: Span) -> Timestamp {
+    t.to_zoned(jiff::tz::TimeZone::UTC).checked_add(span).map(|z| z.timestamp()).unwrap_or(Timestamp::MAX)
+}
+
+fn days(span: Span) -> f64 {
+    let anchor = jiff::civil::date(2000, 1, 1).to_zoned(jiff::tz::TimeZone::UTC).expect("valid date");
+    span.total((Unit::Day, &anchor)).unwrap_or(f64::MAX)
+}
+
+impl Policy {
+    /// Checks the periods; returns warnings to log (a short CDR period that was allowed).
+    pub fn check(&self) -> Result<Vec<String>, Error> {
+        let mut warnings = Vec::new();
+        if days(self.cdr) < 365.0 {
+            if !self.allow_short_cdr_period {
+                return Err(Error::Policy(format!(
+                    "retention.cdr = {:#} is shorter than the one-year legal duty; set allow_short_cdr_period = true to override",
+                    self.cdr
+                )));
+            }
+            warnings.push(format!("CDR retention period {:#} is shorter than one year (explicit override)", self.cdr));
+        }
+        if days(self.document_grace) > 7.0 {
+            return Err(Error::Policy(format!(
+                "retention.document_grace = {:#} is longer than 7 days",
+                self.document_grace
+            )));
+        }
+        if days(self.account_after_termination) < 0.0 || days(self.cdr) < 0.0 || days(self.document_grace) < 0.0 {
+            return Err(Error::Policy("retention periods must not be negative".into()));
+        }
+        Ok(warnings)
+    }
+}
+
+mod span_text {
+    use jiff::Span;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(s: &Span, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_str(&format_args!("{s:#}"))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<Span>().map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not a period (write e.g. \"1 year\", \"30 days\", \"12h\"): {e}"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_checks() {
+        let p = Policy::default();
+        assert!(p.check().unwrap().is_empty());
+        let t: Timestamp = "2024-02-29T12:00:00Z".parse().unwrap();
+        assert_eq!(after(t, p.cdr).to_string(), "2025-02-28T12:00:00Z");
+        let short: Policy = serde_json::from_str(r#"{"cdr": "6 months"}"#).unwrap();
+        assert!(short.check().unwrap_err().to_string().contains("one-year legal duty"));
+        let allowed: Policy = serde_json::from_str(r#"{"cdr": "6 months", "allow_short_cdr_period": true}"#).unwrap();
+        assert_eq!(allowed.check().unwrap().len(), 1);
+        let long: Policy = serde_json::from_str(r#"{"document_grace": "8 days"}"#).unwrap();
+        assert!(long.check().is_err());
+        assert!(serde_json::from_str::<Policy>(r#"{"cdr": "forever"}"#).is_err());
+    }
+}

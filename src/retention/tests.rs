@@ -1,0 +1,272 @@
+use std::sync::Arc;
+
+use faxgate_retention::Sweeper;
+use jiff::SignedDuration;
+
+use super::*;
+use crate::cdr::tests::sample;
+use crate::clock::{Clock, FakeClock};
+use crate::directory::{Branding, Language, Paper, SenderAuth, Tenant};
+
+struct World {
+    tmp: tempfile::TempDir,
+    store: Store,
+    dir: Directory,
+    cdrs: CdrStore,
+    retention: Retention,
+    clock: FakeClock,
+}
+
+fn world(at: &str) -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let store = Store::open(&data, &data.join("keys")).unwrap();
+    let clock = FakeClock::new(at.parse().unwrap());
+    let dir = Directory::open(&store, Arc::new(clock.clone())).unwrap();
+    dir.tenant_add(
+        &Scope::Operator,
+        Tenant {
+            id: "alpha".parse().unwrap(),
+            name: "Alpha".into(),
+            branding: Branding {
+                display_name: "Alpha".into(),
+                from_address: "fax@alpha.dk".parse().unwrap(),
+                language: Language::Da,
+            },
+            default_country: "DK".parse().unwrap(),
+            fax_domains: vec!["fax.alpha.dk".parse().unwrap()],
+            paper: Paper::A4,
+        },
+    )
+    .unwrap();
+    let cdrs = CdrStore::open(&store).unwrap();
+    let retention = Retention::new(&store, &dir, Policy::default()).unwrap();
+    World { tmp, store, dir, cdrs, retention, clock }
+}
+
+fn sweeper(w: &World) -> Sweeper {
+    Sweeper::new(w.retention.categories(), w.retention.audit_log(), Arc::new(w.clock.clone()))
+}
+
+fn key_file(w: &World, id: &str) -> std::path::PathBuf {
+    w.store.vault().dir().join(format!("{id}.key"))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|x| x == needle)
+}
+
+fn all_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() { stack.push(p) } else { out.push(p) }
+        }
+    }
+    out
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for f in all_files(from) {
+        let rel = f.strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&f, dest).unwrap();
+    }
+}
+
+#[test]
+fn erasure_holds_against_a_disk_read() {
+    let w = world("2025-01-10T09:00:00Z");
+    let op = Scope::Operator;
+    let gone =
+        w.dir.account_add(&op, &"alpha".parse().unwrap(), "Ærø Blikkenslager ApS", Some("kunde-0042"), None).unwrap();
+    w.dir
+        .number_add(
+            &op,
+            &gone.id,
+            "+45 33 99 12 34",
+            vec![crate::directory::Route {
+                email: "mads.aeroe@blik-aeroe.dk".parse().unwrap(),
+                format: crate::directory::AttachmentFormat::Pdf,
+            }],
+        )
+        .unwrap();
+    w.dir.sender_add(&op, &gone.id, "@blik-aeroe.dk".parse().unwrap(), None, SenderAuth::Dmarc).unwrap();
+    let stays = w.dir.account_add(&op, &"alpha".parse().unwrap(), "Stays", None, None).unwrap();
+    w.dir.number_add(&op, &stays.id, "+45 87 65 43 21", vec![]).unwrap();
+    // January 2025 CDRs (due early 2026) and one from June (due mid 2026).
+    let mut jan = sample("2025-01-10T09:30:00Z", "alpha", "+4533991234");
+    jan.emails = vec!["mads.aeroe@blik-aeroe.dk".parse().unwrap()];
+    w.cdrs.write(&jan).unwrap();
+    w.cdrs.write(&sample("2025-01-31T23:00:00Z", "alpha", "+4533991234")).unwrap();
+    let june = sample("2025-06-02T12:00:00Z", "alpha", "+4587654321");
+    w.cdrs.write(&june).unwrap();
+
+    let acc_key = std::fs::read(key_file(&w, &format!("account-{}", gone.id))).unwrap();
+    let jan_key = std::fs::read(key_file(&w, "cdr-2025-01")).unwrap();
+    assert_eq!((acc_key.len(), jan_key.len()), (32, 32));
+
+    w.dir.account_terminate(&op, &gone.id, None).unwrap();
+    w.store.flush().unwrap();
+    // What an attacker might find later: a copy of the store as it is now.
+    let snapshot = w.tmp.path().join("old-copy");
+    copy_dir(&w.store.data_dir().join("db"), &snapshot.join("db"));
+
+    // Nothing is due yet: the audit is clean, the sweep erases nothing.
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
+    let first = sweeper(&w).sweep().unwrap();
+    assert!(first.categories.iter().all(|c| c.erased == 0 && c.keys_destroyed.is_empty()), "{first:?}");
+    let acc = first.categories.iter().find(|c| c.category == "account").unwrap();
+    assert_eq!(acc.next_due.unwrap().to_string(), "2025-02-09T09:00:00Z");
+
+    // 30 days after termination, the account is due; the audit says so before the sweep.
+    w.clock.advance(SignedDuration::from_hours(24 * 30));
+    let before = w.retention.audit(w.clock.now()).unwrap();
+    assert!(!before.ok && before.problems.iter().any(|p| p.contains(&gone.id.to_string())), "{before:?}");
+    let s = sweeper(&w).sweep().unwrap();
+    let acc = s.categories.iter().find(|c| c.category == "account").unwrap();
+    assert_eq!(acc.erased, 3, "{acc:?}"); // the account, its number, its sender
+    assert!(!key_file(&w, &format!("account-{}", gone.id)).exists());
+    assert!(w.dir.lookup_number(&"+4533991234".parse().unwrap()).unwrap().is_none());
+    assert!(w.dir.lookup_number(&"+4587654321".parse().unwrap()).unwrap().is_some());
+
+    // February 2026: January 2025's CDRs and key are due; June's are not.
+    w.clock.set("2026-02-01T00:00:00Z".parse().unwrap());
+    let s = sweeper(&w).sweep().unwrap();
+    let cdr = s.categories.iter().find(|c| c.category == "cdr").unwrap();
+    assert_eq!((cdr.erased, cdr.keys_destroyed.clone()), (2, vec!["cdr-2025-01".to_string()]), "{cdr:?}");
+    assert_eq!(cdr.oldest_remaining, Some(june.start));
+    assert_eq!(cdr.next_due.unwrap().to_string(), "2026-06-02T12:00:00Z");
+    assert_eq!(w.cdrs.list(&Default::default()).unwrap(), vec![june]);
+    let audit = w.retention.audit(w.clock.now()).unwrap();
+    assert!(audit.ok, "{audit:?}");
+    assert_eq!(audit.checked.sweeps, 3);
+
+    // Scan every byte under the data directory: no destroyed key, no plaintext.
+    let needles: Vec<&[u8]> = vec![
+        &acc_key,
+        &jan_key,
+        b"4533991234",
+        b"33991234",
+        b"mads.aeroe",
+        b"blik-aeroe.dk",
+        "Ærø Blikkenslager".as_bytes(),
+        b"kunde-0042",
+    ];
+    for f in all_files(w.store.data_dir()).into_iter().chain(all_files(&snapshot)) {
+        let bytes = std::fs::read(&f).unwrap();
+        for n in &needles {
+            assert!(!find(&bytes, n), "{:?} found in {}", String::from_utf8_lossy(n), f.display());
+        }
+    }
+    // The old segments still hold the sealed records, and they cannot be opened.
+    drop(w.retention);
+    let World { store, dir, cdrs, tmp, .. } = w;
+    let key_dir = store.vault().dir().to_owned();
+    drop((dir, cdrs, store));
+    let old = Store::open(&snapshot, &key_dir).unwrap();
+    let old_cdrs = CdrStore::open(&old).unwrap();
+    let mut refused = 0;
+    for p in old_cdrs.places().unwrap() {
+        match old_cdrs.get(&p) {
+            Err(Error::Crypto(faxgate_retention::Error::KeyDestroyed(k))) => {
+                assert_eq!(k, "cdr-2025-01");
+                refused += 1;
+            }
+            Ok(Some(c)) => assert_eq!(c.start.to_string(), "2025-06-02T12:00:00Z"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(refused, 2);
+    let old_dir = Directory::open(&old, Arc::new(crate::clock::SystemClock)).unwrap();
+    let err = old_dir.lookup_number(&"+4533991234".parse().unwrap()).unwrap_err();
+    assert!(matches!(err, Error::Crypto(faxgate_retention::Error::KeyDestroyed(_))), "{err}");
+    drop(tmp);
+}
+
+#[test]
+fn legal_holds_keep_data_until_they_end() {
+    let w = world("2025-03-01T00:00:00Z");
+    let op = Scope::Operator;
+    let a = w.dir.account_add(&op, &"alpha".parse().unwrap(), "Held", None, None).unwrap();
+    w.dir.number_add(&op, &a.id, "+45 33 99 55 66", vec![]).unwrap();
+    w.cdrs.write(&sample("2025-03-01T10:00:00Z", "alpha", "+4533995566")).unwrap();
+    w.cdrs.write(&sample("2025-03-02T10:00:00Z", "alpha", "+4587654321")).unwrap();
+    w.dir.account_terminate(&op, &a.id, None).unwrap();
+    let hold = w
+        .retention
+        .holds()
+        .add(
+            HoldTarget::Number("+4533995566".parse().unwrap()),
+            "Case 2025-117",
+            "2026-09-01T00:00:00Z".parse().unwrap(),
+            w.clock.now(),
+        )
+        .unwrap();
+    w.clock.set("2026-05-01T00:00:00Z".parse().unwrap());
+    let s = sweeper(&w).sweep().unwrap();
+    let cdr = s.categories.iter().find(|c| c.category == "cdr").unwrap();
+    let acc = s.categories.iter().find(|c| c.category == "account").unwrap();
+    assert_eq!((cdr.erased, cdr.held, cdr.keys_destroyed.len()), (1, 1, 0), "{cdr:?}");
+    assert_eq!((acc.erased, acc.held), (0, 1), "{acc:?}");
+    assert_eq!(cdr.next_due, Some(hold.until));
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
+    // The hold ends: everything goes, the hold record too.
+    w.clock.set("2026-09-01T00:00:01Z".parse().unwrap());
+    let s = sweeper(&w).sweep().unwrap();
+    let by = |n: &str| s.categories.iter().find(|c| c.category == n).unwrap().clone();
+    assert_eq!(by("cdr").erased, 1);
+    assert_eq!(by("cdr").keys_destroyed, vec!["cdr-2025-03".to_string()]);
+    assert_eq!(by("account").erased, 2);
+    assert_eq!(by("legal_hold").erased, 1);
+    assert!(w.retention.holds().list().unwrap().is_empty());
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
+}
+
+#[test]
+fn orphan_keys_are_found_by_the_audit_and_destroyed_by_the_sweeper() {
+    let w = world("2025-03-01T00:00:00Z");
+    // A key left by an erasure cut short between removing records and destroying the key.
+    let orphan = KeyId::account("acc-0123456789abcdef0123456789abcdef").unwrap();
+    w.store.vault().get_or_create(&orphan).unwrap();
+    let a = w.retention.audit(w.clock.now()).unwrap();
+    assert!(!a.ok && a.problems[0].contains("belongs to no account"), "{a:?}");
+    let s = sweeper(&w).sweep().unwrap();
+    assert!(s.categories.iter().any(|c| c.keys_destroyed.contains(&orphan.to_string())));
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sweeper_sleeps_until_the_next_deadline() {
+    // A clock that follows tokio's paused time.
+    #[derive(Debug)]
+    struct TokioClock(Timestamp, tokio::time::Instant);
+    impl Clock for TokioClock {
+        fn now(&self) -> Timestamp {
+            self.0 + SignedDuration::try_from(self.1.elapsed()).unwrap()
+        }
+    }
+    let w = world("2025-01-01T00:00:00Z");
+    let clock = Arc::new(TokioClock("2025-01-01T00:00:00Z".parse().unwrap(), tokio::time::Instant::now()));
+    let op = Scope::Operator;
+    let a = w.dir.account_add(&op, &"alpha".parse().unwrap(), "Leaving", None, None).unwrap();
+    w.dir.account_terminate(&op, &a.id, Some("2025-01-01T00:00:00Z".parse().unwrap())).unwrap();
+    let sweeper = Sweeper::new(w.retention.categories(), w.retention.audit_log(), clock.clone());
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(sweeper.run(wake.clone(), stop.clone()));
+    // Sleep (in paused time) past the 30 days; the sweeper wakes by itself.
+    tokio::time::sleep(std::time::Duration::from_secs(31 * 86_400)).await;
+    let entries = w.retention.audit_log().entries().unwrap();
+    assert!(entries.len() >= 2, "{entries:?}");
+    let erased_at =
+        entries.iter().find(|e| e.categories.iter().any(|c| c.category == "account" && c.erased > 0)).unwrap().at;
+    assert_eq!(erased_at.to_string(), "2025-01-31T00:00:00Z");
+    // It slept until the deadline rather than polling: one sweep at start, one at the deadline.
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    stop.cancel();
+    task.await.unwrap();
+}
