@@ -65,6 +65,50 @@ pub enum Command {
     /// Call detail records.
     #[command(subcommand)]
     Cdr(CdrCmd),
+    /// Retention: what is due when, the deletion audit, legal holds.
+    #[command(subcommand)]
+    Retention(RetentionCmd),
+}
+
+/// `faxgate retention ...`
+#[derive(Debug, Subcommand)]
+pub enum RetentionCmd {
+    /// What is kept, and when it is due for erasure.
+    Status,
+    /// Check that nothing is kept past its period and that destroyed keys are gone; non-zero exit otherwise.
+    Audit,
+    /// Erase what is due now (the daemon also does this at every deadline).
+    Sweep,
+    /// Legal holds: data kept past its period for a case.
+    #[command(subcommand)]
+    Hold(HoldCmd),
+}
+
+/// `faxgate retention hold ...`
+#[derive(Debug, Subcommand)]
+pub enum HoldCmd {
+    /// Place a hold on a number or an account.
+    Add {
+        /// The number (international form).
+        #[arg(long, conflicts_with = "account", required_unless_present = "account")]
+        number: Option<String>,
+        /// The account.
+        #[arg(long)]
+        account: Option<AccountId>,
+        /// The case reference.
+        #[arg(long)]
+        case: String,
+        /// When the hold ends (RFC 3339).
+        #[arg(long)]
+        until: jiff::Timestamp,
+    },
+    /// List holds.
+    List,
+    /// Lift a hold.
+    Remove {
+        /// The hold's id.
+        id: String,
+    },
 }
 
 /// Which CDRs.
@@ -516,6 +560,16 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                 until: sel.until,
             },
         },
+        Command::Retention(r) => match r {
+            RetentionCmd::Status => Request::RetentionStatus,
+            RetentionCmd::Audit => Request::RetentionAudit,
+            RetentionCmd::Sweep => Request::RetentionSweep,
+            RetentionCmd::Hold(HoldCmd::Add { number, account, case, until }) => {
+                Request::HoldAdd { number: number.clone(), account: *account, case: case.clone(), until: *until }
+            }
+            RetentionCmd::Hold(HoldCmd::List) => Request::HoldList,
+            RetentionCmd::Hold(HoldCmd::Remove { id }) => Request::HoldRemove { id: id.clone() },
+        },
         Command::Directory(DirectoryCmd::Apply { file, prune, dry_run }) => {
             let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
             let parsed: DirectoryFile = toml::from_str(&text)
@@ -591,10 +645,33 @@ pub fn human(value: &serde_json::Value) -> String {
     out
 }
 
-/// Prints an answer the way the command wants it.
-pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<()> {
+/// Prints an answer the way the command wants it; false when the answer is a failure
+/// (an audit that found problems).
+pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool> {
     use anyhow::Context;
+    let mut success = true;
     match &cli.command {
+        Command::Retention(RetentionCmd::Audit) => {
+            let r: crate::retention::AuditReport = serde_json::from_value(value.clone())?;
+            success = r.ok;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                println!(
+                    "audit at {}: {} ({} CDRs, {} accounts, {} keys, {} sweeps in the trail; last sweep {})",
+                    r.at,
+                    if r.ok { "OK, nothing is kept past its period" } else { "PROBLEMS" },
+                    r.checked.cdrs,
+                    r.checked.accounts,
+                    r.checked.keys,
+                    r.checked.sweeps,
+                    r.last_sweep.map(|t| t.to_string()).unwrap_or_else(|| "never".into())
+                );
+                for p in &r.problems {
+                    println!("  - {p}");
+                }
+            }
+        }
         Command::Cdr(CdrCmd::Export { format, out, .. }) => {
             let cdrs: Vec<crate::cdr::Cdr> = serde_json::from_value(value)?;
             let text = match format {
@@ -643,5 +720,5 @@ pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<()> {
         }
         _ => print!("{}", human(&value)),
     }
-    Ok(())
+    Ok(success)
 }

@@ -16,7 +16,6 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Status};
-use crate::cdr::CdrStore;
 use crate::clock::SystemClock;
 use crate::config::{Config, Origin};
 use crate::directory::Directory;
@@ -50,7 +49,11 @@ pub async fn serve(
         let storage = config.storage.clone();
         tokio::task::spawn_blocking(move || Store::open(&storage.data_dir, &storage.key_dir())).await??
     };
-    let directory = Directory::open(&store, Arc::new(SystemClock))?;
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
+    let directory = Directory::open(&store, clock.clone())?;
+    for w in config.retention.check()? {
+        tracing::warn!("{w}");
+    }
     let socket_path = config.admin.socket.clone();
     let listener = admin::server::bind(&socket_path, config.admin.group.as_deref()).map_err(|e| match e {
         crate::Error::InUse { .. } => anyhow::anyhow!(
@@ -67,10 +70,11 @@ pub async fn serve(
         daemon: true,
         started: Some(started),
     };
-    let ctx = Arc::new(admin::Context { directory: directory.clone(), cdrs: CdrStore::open(&store)?, status });
+    let ctx = Arc::new(admin::Context::new(&store, directory.clone(), config.retention.clone(), clock, status)?);
 
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(ctx.sweeper.clone().run(ctx.wake.clone(), shutdown.clone()));
     tasks.spawn(admin::server::run(listener, socket_path.clone(), ctx, shutdown.clone()));
 
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;

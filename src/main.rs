@@ -102,7 +102,8 @@ fn admin_command(cli: &Cli) -> anyhow::Result<ExitCode> {
                 ),
                 e => e.into(),
             })?;
-            let directory = Directory::open(&store, std::sync::Arc::new(SystemClock))?;
+            let clock: std::sync::Arc<dyn faxgate::clock::Clock> = std::sync::Arc::new(SystemClock);
+            let directory = Directory::open(&store, clock.clone())?;
             let status = Status {
                 version: env!("CARGO_PKG_VERSION").into(),
                 pid: std::process::id(),
@@ -114,15 +115,12 @@ fn admin_command(cli: &Cli) -> anyhow::Result<ExitCode> {
                 daemon: false,
                 started: None,
             };
-            let ctx = admin::Context { directory, cdrs: faxgate::cdr::CdrStore::open(&store)?, status };
+            let ctx = admin::Context::new(&store, directory, config.retention.clone(), clock, status)?;
             Response::from_result(admin::execute(&ctx, &envelope.scope, envelope.request))
         }
     };
     match response {
-        Response::Ok(v) => {
-            cli::print(cli, v)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Response::Ok(v) => Ok(if cli::print(cli, v)? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Response::Error { kind, message } => {
             if cli.json {
                 println!("{}", serde_json::json!({ "error": { "kind": kind, "message": message } }));

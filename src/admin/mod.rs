@@ -18,12 +18,20 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+
+use faxgate_retention::{Policy, Sweeper};
+use tokio::sync::Notify;
+
 use crate::Error;
 use crate::cdr::{CdrFilter, CdrStore};
+use crate::clock::Clock;
 use crate::directory::{
     AccountChange, AttachmentFormat, Directory, DirectoryFile, Paper, Route, Scope, SenderAuth, SenderChange,
     SenderPattern, Tenant, TenantChange,
 };
+use crate::retention::{HoldTarget, Retention};
+use crate::store::Store;
 use crate::types::{AccountId, EmailAddress, TenantId};
 
 /// One admin request.
@@ -58,6 +66,12 @@ pub enum Request {
     SenderRemove { sender: SenderPattern },
     DirectoryApply { file: DirectoryFile, prune: bool, dry_run: bool },
     CdrList { filter: CdrFilter },
+    RetentionStatus,
+    RetentionAudit,
+    RetentionSweep,
+    HoldAdd { number: Option<String>, account: Option<AccountId>, case: String, until: Timestamp },
+    HoldList,
+    HoldRemove { id: String },
 }
 
 /// A request with the scope it runs in.
@@ -123,8 +137,43 @@ pub struct Context {
     pub directory: Directory,
     /// The CDRs.
     pub cdrs: CdrStore,
+    /// Retention: holds, audit, status.
+    pub retention: Retention,
+    /// The sweeper.
+    pub sweeper: Sweeper,
+    /// Wakes the running sweeper (when a deadline may have come closer).
+    pub wake: Arc<Notify>,
     /// What the process says of itself.
     pub status: Status,
+}
+
+impl Context {
+    /// The context over `store`, with the directory's clock.
+    pub fn new(
+        store: &Store,
+        directory: Directory,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+        status: Status,
+    ) -> Result<Self, Error> {
+        let retention = Retention::new(store, &directory, policy)?;
+        let sweeper = Sweeper::new(retention.categories(), retention.audit_log(), clock);
+        Ok(Context {
+            directory,
+            cdrs: CdrStore::open(store)?,
+            retention,
+            sweeper,
+            wake: Arc::new(Notify::new()),
+            status,
+        })
+    }
+}
+
+fn operator_only(scope: &Scope) -> Result<(), Error> {
+    match scope {
+        Scope::Operator => Ok(()),
+        Scope::Tenant(_) => Err(Error::Forbidden("only the operator manages retention and legal holds".into())),
+    }
 }
 
 /// Runs one request.
@@ -160,7 +209,11 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
             Ok(v)
         }
         R::AccountChange { id, change } => Ok(account_view(dir.account_change(scope, &id, change)?, dir.now())),
-        R::AccountTerminate { id, at } => Ok(account_view(dir.account_terminate(scope, &id, at)?, dir.now())),
+        R::AccountTerminate { id, at } => {
+            let a = dir.account_terminate(scope, &id, at)?;
+            ctx.wake.notify_one();
+            Ok(account_view(a, dir.now()))
+        }
         R::AccountReactivate { id } => Ok(account_view(dir.account_reactivate(scope, &id)?, dir.now())),
         R::AccountRemove { id } => to_value(dir.account_remove(scope, &id)?),
         R::NumberAdd { account, number, routes } => to_value(dir.number_add(scope, &account, &number, routes)?),
@@ -185,6 +238,41 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
                 (Scope::Operator, _) => {}
             }
             to_value(ctx.cdrs.list(&filter)?)
+        }
+        R::RetentionStatus => {
+            operator_only(scope)?;
+            to_value(ctx.retention.status(dir.now())?)
+        }
+        R::RetentionAudit => {
+            operator_only(scope)?;
+            to_value(ctx.retention.audit(dir.now())?)
+        }
+        R::RetentionSweep => {
+            operator_only(scope)?;
+            let entry = ctx.sweeper.sweep()?;
+            ctx.wake.notify_one();
+            to_value(entry)
+        }
+        R::HoldAdd { number, account, case, until } => {
+            operator_only(scope)?;
+            let target = match (number, account) {
+                (Some(n), None) => {
+                    HoldTarget::Number(crate::types::E164::parse(&n, None).map_err(|e| Error::Invalid(e.to_string()))?)
+                }
+                (None, Some(a)) => HoldTarget::Account(dir.account_get(scope, &a)?.id),
+                _ => return Err(Error::Invalid("a hold is on one number or one account".into())),
+            };
+            to_value(ctx.retention.holds().add(target, &case, until, dir.now())?)
+        }
+        R::HoldList => {
+            operator_only(scope)?;
+            to_value(ctx.retention.holds().list()?)
+        }
+        R::HoldRemove { id } => {
+            operator_only(scope)?;
+            let h = ctx.retention.holds().remove(&id)?;
+            ctx.wake.notify_one();
+            to_value(h)
         }
     }
 }

@@ -150,6 +150,10 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
     if c.admin.socket.as_os_str().len() > 100 {
         push(&["admin", "socket"], "path is too long for a Unix socket (at most 100 bytes)".into());
     }
+    if let Err(e) = c.retention.check() {
+        let key = if e.to_string().contains("document_grace") { "document_grace" } else { "cdr" };
+        push(&["retention", key], e.to_string());
+    }
     if c.storage.data_dir.as_os_str().is_empty() {
         push(&["storage", "data_dir"], "must not be empty".into());
     }

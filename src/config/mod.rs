@@ -34,6 +34,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// How long data is kept.
+    #[serde(default)]
+    pub retention: faxgate_retention::Policy,
 }
 
 /// `[storage]`
@@ -197,6 +200,9 @@ impl Config {
         }
         if self.log.target != new.log.target {
             v.push("log.target");
+        }
+        if self.retention != new.retention {
+            v.push("retention");
         }
         v
     }

@@ -71,3 +71,19 @@ fn syntax_errors_name_the_line() {
     assert_eq!(p[0].line, Some(2), "{p:?}");
     assert!(p[0].message.starts_with("TOML syntax"));
 }
+
+#[test]
+fn retention_periods_are_checked() {
+    let c = Config::parse("[retention]\ncdr = \"2 years\"\n").unwrap();
+    assert_eq!(
+        faxgate_retention::policy::after("2025-01-01T00:00:00Z".parse().unwrap(), c.retention.cdr).to_string(),
+        "2027-01-01T00:00:00Z"
+    );
+    let p = Config::parse("[retention]\ncdr = \"90 days\"\n").unwrap_err();
+    assert_eq!(p[0].path, "retention.cdr");
+    assert_eq!(p[0].line, Some(2));
+    assert!(p[0].message.contains("one-year legal duty"), "{}", p[0]);
+    assert!(Config::parse("[retention]\ncdr = \"90 days\"\nallow_short_cdr_period = true\n").is_ok());
+    let p = Config::parse("[retention]\naccount_after_termination = \"soon\"\n").unwrap_err();
+    assert_eq!(p[0].path, "retention.account_after_termination");
+}

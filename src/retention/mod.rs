@@ -113,12 +113,11 @@ impl Retention {
             }
         }
         for k in self.store.vault().list()? {
-            if let Some(rest) = k.id.as_str().strip_prefix("cdr-") {
-                if let (Some(y), Some(m)) =
+            if let Some(rest) = k.id.as_str().strip_prefix("cdr-")
+                && let (Some(y), Some(m)) =
                     (rest.get(..4).and_then(|y| y.parse().ok()), rest.get(5..7).and_then(|m| m.parse().ok()))
-                {
-                    months.entry((y, m)).or_default();
-                }
+            {
+                months.entry((y, m)).or_default();
             }
         }
         Ok(months)
@@ -232,10 +231,11 @@ impl Retention {
         }
         // Keys of accounts that no longer exist: an erasure cut short.
         for k in self.store.vault().list()? {
-            if let Some(id) = k.id.as_str().strip_prefix("account-") {
-                if !living.contains(id) && self.store.vault().destroy(&k.id)? {
-                    r.keys_destroyed.push(k.id.to_string());
-                }
+            if let Some(id) = k.id.as_str().strip_prefix("account-")
+                && !living.contains(id)
+                && self.store.vault().destroy(&k.id)?
+            {
+                r.keys_destroyed.push(k.id.to_string());
             }
         }
         Ok(r)

@@ -8,4 +8,5 @@ mod config;
 mod daemon;
 mod directory;
 mod durability;
+mod retention;
 mod systemd;
