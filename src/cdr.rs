@@ -3,9 +3,13 @@
 //! A CDR is sealed with the key of its calendar month of communication (UTC
 //! month of its start), so the records of a month can be erased together by
 //! destroying one key once the last of them has passed its retention period.
-//! Its place in the `cdr` tree is `<YYYY-MM> 0x00 <start ms, big-endian>
+//! Its place in the `cdr` tree is `c<YYYY-MM> 0x00 <start ms, big-endian>
 //! 0x00 <id>`: time order within a month, and the month readable without a
-//! key, which is all the retention sweeper and the audit need.
+//! key, which is all the retention sweeper and the audit need. An index
+//! entry `i<YYYY-MM> 0x00 <blind(number)> <place>` per calling and called
+//! number, written in the same atomic batch, finds one number's CDRs of a
+//! month without opening the others; it holds no number in plaintext and
+//! goes with its CDR.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -125,6 +129,7 @@ pub struct CdrFilter {
 #[derive(Clone, Debug)]
 pub struct CdrStore {
     tree: Arc<Tree>,
+    store: Store,
 }
 
 /// The month (`YYYY-MM`, UTC) of a time.
@@ -133,9 +138,13 @@ pub fn month_of(t: Timestamp) -> (i16, i8) {
     (d.year(), d.month())
 }
 
+fn month_text((y, m): (i16, i8)) -> String {
+    format!("{y:04}-{m:02}")
+}
+
 fn place(c: &Cdr) -> Vec<u8> {
-    let (y, m) = month_of(c.start);
-    let mut k = format!("{y:04}-{m:02}").into_bytes();
+    let mut k = b"c".to_vec();
+    k.extend_from_slice(month_text(month_of(c.start)).as_bytes());
     k.push(0);
     k.extend_from_slice(&(c.start.as_millisecond() as u64).to_be_bytes());
     k.push(0);
@@ -145,6 +154,7 @@ fn place(c: &Cdr) -> Vec<u8> {
 
 /// The month and start time a CDR's place names.
 pub fn parse_place(key: &[u8]) -> Option<((i16, i8), Timestamp)> {
+    let key = key.strip_prefix(b"c")?;
     let month = std::str::from_utf8(key.get(..7)?).ok()?;
     let y: i16 = month.get(..4)?.parse().ok()?;
     let m: i8 = month.get(5..7)?.parse().ok()?;
@@ -156,7 +166,7 @@ pub fn parse_place(key: &[u8]) -> Option<((i16, i8), Timestamp)> {
 impl CdrStore {
     /// The CDRs in `store`.
     pub fn open(store: &Store) -> Result<Self, Error> {
-        Ok(CdrStore { tree: Arc::new(store.tree("cdr")?) })
+        Ok(CdrStore { tree: Arc::new(store.tree("cdr")?), store: store.clone() })
     }
 
     /// A fresh CDR id.
@@ -167,31 +177,84 @@ impl CdrStore {
     /// Writes a CDR, sealed with its month's key, flushed before returning.
     pub fn write(&self, c: &Cdr) -> Result<(), Error> {
         let (y, m) = month_of(c.start);
+        let place = place(c);
         let mut b = self.tree.batch();
-        b.put_sealed(&place(c), &KeyId::cdr_month(y, m)?, c)?;
+        b.put_sealed(&place, &KeyId::cdr_month(y, m)?, c)?;
+        for n in [&c.calling, &c.called].into_iter().flatten() {
+            b.put_plain(&self.index_key((y, m), n, &place), b"");
+        }
         self.tree.apply(b)
+    }
+
+    fn index_prefix(&self, month: (i16, i8), n: &E164) -> Vec<u8> {
+        let mut k = b"i".to_vec();
+        k.extend_from_slice(month_text(month).as_bytes());
+        k.push(0);
+        k.extend_from_slice(&self.store.blind("cdr-number", n.as_str()));
+        k
+    }
+
+    fn index_key(&self, month: (i16, i8), n: &E164, place: &[u8]) -> Vec<u8> {
+        let mut k = self.index_prefix(month, n);
+        k.extend_from_slice(place);
+        k
     }
 
     /// The places of every CDR, in order (no key needed).
     pub fn places(&self) -> Result<Vec<Vec<u8>>, Error> {
-        self.tree.keys_with_prefix(b"")
+        self.tree.keys_with_prefix(b"c")
+    }
+
+    /// The months that hold CDRs or index entries.
+    fn months(&self, filter: &CdrFilter) -> Result<Vec<(i16, i8)>, Error> {
+        if let (Some(since), Some(until)) = (filter.since, filter.until) {
+            let mut out = Vec::new();
+            let (mut y, mut m) = month_of(since);
+            let last = month_of(until);
+            while (y, m) <= last {
+                out.push((y, m));
+                (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            }
+            return Ok(out);
+        }
+        let mut out: Vec<(i16, i8)> = self.places()?.iter().filter_map(|p| parse_place(p).map(|(m, _)| m)).collect();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn open_place(&self, k: &[u8]) -> Result<Option<Cdr>, Error> {
+        match self.tree.get_sealed(k) {
+            Err(Error::Crypto(faxgate_retention::Error::KeyDestroyed(_))) => Ok(None),
+            other => other,
+        }
     }
 
     /// The CDRs matching `filter`, oldest first. CDRs whose month key was
     /// destroyed are erased and not listed.
     pub fn list(&self, filter: &CdrFilter) -> Result<Vec<Cdr>, Error> {
+        let places = match &filter.number {
+            // One number: its index entries, month by month.
+            Some(n) => {
+                let mut places = Vec::new();
+                for month in self.months(filter)? {
+                    let prefix = self.index_prefix(month, n);
+                    for k in self.tree.keys_with_prefix(&prefix)? {
+                        places.push(k[prefix.len()..].to_vec());
+                    }
+                }
+                places.sort();
+                places.dedup();
+                places
+            }
+            None => self.places()?,
+        };
         let mut out = Vec::new();
-        for k in self.places()? {
+        for k in places {
             let Some((_, start)) = parse_place(&k) else { continue };
             if filter.since.is_some_and(|s| start < s) || filter.until.is_some_and(|u| start >= u) {
                 continue;
             }
-            let c: Cdr = match self.tree.get_sealed(&k) {
-                Ok(Some(c)) => c,
-                Ok(None) => continue,
-                Err(Error::Crypto(faxgate_retention::Error::KeyDestroyed(_))) => continue,
-                Err(e) => return Err(e),
-            };
+            let Some(c) = self.open_place(&k)? else { continue };
             if filter.tenant.as_ref().is_some_and(|t| *t != c.tenant) {
                 continue;
             }
@@ -211,13 +274,46 @@ impl CdrStore {
         self.tree.get_sealed(place)
     }
 
-    /// Removes the records at `places` (after their key was destroyed, or to erase them).
+    /// Removes the records at `places` with their index entries (after their
+    /// key was destroyed, or to erase them).
     pub fn remove(&self, places: &[Vec<u8>]) -> Result<(), Error> {
+        if places.is_empty() {
+            return Ok(());
+        }
+        let gone: std::collections::HashSet<&[u8]> = places.iter().map(Vec::as_slice).collect();
+        let mut months: Vec<(i16, i8)> = places.iter().filter_map(|p| parse_place(p).map(|(m, _)| m)).collect();
+        months.sort();
+        months.dedup();
         let mut b = self.tree.batch();
+        for month in months {
+            let mut prefix = b"i".to_vec();
+            prefix.extend_from_slice(month_text(month).as_bytes());
+            prefix.push(0);
+            for k in self.tree.keys_with_prefix(&prefix)? {
+                // index entry: prefix, 32-byte blind, place
+                if k.get(prefix.len() + 32..).is_some_and(|p| gone.contains(p)) {
+                    b.remove(&k);
+                }
+            }
+        }
         for p in places {
             b.remove(p);
         }
         self.tree.apply(b)
+    }
+
+    /// Index entries of a month whose CDRs are all gone (after the month's key was destroyed).
+    pub fn remove_month_index(&self, month: (i16, i8)) -> Result<usize, Error> {
+        let mut prefix = b"i".to_vec();
+        prefix.extend_from_slice(month_text(month).as_bytes());
+        prefix.push(0);
+        let keys = self.tree.keys_with_prefix(&prefix)?;
+        let mut b = self.tree.batch();
+        for k in &keys {
+            b.remove(k);
+        }
+        self.tree.apply(b)?;
+        Ok(keys.len())
     }
 }
 

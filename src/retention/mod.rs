@@ -166,6 +166,7 @@ impl Retention {
                     r.keys_destroyed.push(key.to_string());
                 }
                 remove = month.places.iter().map(|(p, _)| p.clone()).collect();
+                self.cdrs.remove_month_index((y, m))?;
             } else if key_due > now && self.store.vault().get(&key)?.is_some() {
                 bump(key_due, &mut next);
             }

@@ -270,3 +270,77 @@ async fn the_sweeper_sleeps_until_the_next_deadline() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[test]
+fn boundaries_one_year_to_the_millisecond_month_ends_and_leap_days() {
+    let w = world("2024-01-01T00:00:00Z");
+    let leap = sample("2024-02-29T12:00:00Z", "alpha", "+4533990001");
+    let end_of_jan = sample("2024-01-31T23:59:59.999Z", "alpha", "+4533990002");
+    let start_of_feb = sample("2024-02-01T00:00:00Z", "alpha", "+4533990003");
+    for c in [&leap, &end_of_jan, &start_of_feb] {
+        w.cdrs.write(c).unwrap();
+    }
+    let left = || {
+        w.cdrs.list(&Default::default()).unwrap().into_iter().map(|c| c.called.unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let jan_key = || w.store.vault().get(&KeyId::cdr_month(2024, 1).unwrap()).unwrap().is_some();
+    // One millisecond before its first anniversary, the January CDR stays.
+    w.clock.set("2025-01-31T23:59:59.998Z".parse().unwrap());
+    sweeper(&w).sweep().unwrap();
+    assert_eq!(left(), ["+4533990002", "+4533990003", "+4533990001"]);
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
+    // At the anniversary it goes; January's key stays until February 1st.
+    w.clock.set("2025-01-31T23:59:59.999Z".parse().unwrap());
+    sweeper(&w).sweep().unwrap();
+    assert_eq!(left(), ["+4533990003", "+4533990001"]);
+    assert!(jan_key());
+    w.clock.set("2025-02-01T00:00:00Z".parse().unwrap());
+    let s = sweeper(&w).sweep().unwrap();
+    assert!(!jan_key(), "{s:?}");
+    assert_eq!(left(), ["+4533990001"], "February 1st 2024 is a year old at February 1st 2025");
+    // The leap-day CDR is a year old on February 28th 2025.
+    w.clock.set("2025-02-27T23:59:59Z".parse().unwrap());
+    sweeper(&w).sweep().unwrap();
+    assert_eq!(left(), ["+4533990001"]);
+    w.clock.set("2025-02-28T12:00:00Z".parse().unwrap());
+    sweeper(&w).sweep().unwrap();
+    assert!(left().is_empty());
+    // February's key: the last February 2024 CDR could have started on the 29th at 23:59:59.999.
+    assert!(w.store.vault().get(&KeyId::cdr_month(2024, 2).unwrap()).unwrap().is_some());
+    w.clock.set("2025-03-01T00:00:00Z".parse().unwrap());
+    sweeper(&w).sweep().unwrap();
+    assert!(w.store.vault().get(&KeyId::cdr_month(2024, 2).unwrap()).unwrap().is_none());
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
+    // No index entry outlives its CDR.
+    assert!(
+        w.cdrs
+            .list(&crate::cdr::CdrFilter { number: Some("+4533990001".parse().unwrap()), ..Default::default() })
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_crash_in_the_middle_of_a_sweep_is_finished_by_the_next() {
+    let w = world("2024-03-01T00:00:00Z");
+    for i in 0..5 {
+        w.cdrs.write(&sample(&format!("2024-03-0{}T10:00:00Z", i + 1), "alpha", "+4533990011")).unwrap();
+    }
+    w.clock.set("2025-04-02T00:00:00Z".parse().unwrap());
+    // The state a crash leaves after the key was destroyed and before the records went.
+    w.store.vault().destroy(&KeyId::cdr_month(2024, 3).unwrap()).unwrap();
+    let a = w.retention.audit(w.clock.now()).unwrap();
+    assert!(!a.ok && a.problems.iter().all(|p| p.contains("2024-03")), "{a:?}");
+    let s = sweeper(&w).sweep().unwrap();
+    let cdr = s.categories.iter().find(|c| c.category == "cdr").unwrap();
+    assert_eq!(cdr.erased, 5);
+    assert!(cdr.keys_destroyed.is_empty(), "already destroyed: {cdr:?}");
+    assert!(w.cdrs.places().unwrap().is_empty());
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
+    // An audit line cut short by the crash does not stop the trail from being read.
+    let path = w.store.data_dir().join("retention-audit.jsonl");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{\"at\":\"2025-04-02T00:00:00Z\",\"categ");
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(w.retention.audit_log().entries().unwrap().len(), 1);
+}
