@@ -18,6 +18,7 @@ pub mod config;
 pub mod daemon;
 pub mod directory;
 mod error;
+pub mod gdpr;
 pub mod retention;
 pub mod store;
 pub mod types;

@@ -30,13 +30,38 @@ pub struct CategoryResult {
     pub next_due: Option<Timestamp>,
 }
 
-/// One sweep.
+/// A disclosure of traffic data on a lawful request, or an erasure on a
+/// data subject's request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// `disclosure` or `gdpr-erase`.
+    pub kind: String,
+    /// The case reference.
+    pub case: Option<String>,
+    /// The authority that asked.
+    pub authority: Option<String>,
+    /// The subject, as a keyed hash (`faxgate` can tell whether a given
+    /// number or address is meant; the trail itself names no one).
+    pub subject: String,
+    /// The period asked for.
+    pub since: Option<Timestamp>,
+    /// The end of that period.
+    pub until: Option<Timestamp>,
+    /// Records concerned.
+    pub records: usize,
+}
+
+/// One sweep, or one request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// When it ran (by the injected clock).
     pub at: Timestamp,
-    /// Per category.
+    /// Per category (a sweep).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<CategoryResult>,
+    /// A request (a disclosure, an erasure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestRecord>,
 }
 
 /// The audit trail file.

@@ -47,7 +47,7 @@ impl Sweeper {
             r.category = c.name().to_owned();
             categories.push(r);
         }
-        let entry = AuditEntry { at: now, categories };
+        let entry = AuditEntry { at: now, categories, request: None };
         self.audit.append(&entry)?;
         Ok(entry)
     }

@@ -305,7 +305,7 @@ impl Retention {
             }
         }
         let trail = self.audit_log().entries()?;
-        checked.sweeps = trail.len();
+        checked.sweeps = trail.iter().filter(|e| e.request.is_none()).count();
         let present: HashSet<String> = self.store.vault().list()?.into_iter().map(|k| k.id.to_string()).collect();
         for e in &trail {
             for c in &e.categories {
@@ -317,7 +317,13 @@ impl Retention {
                 }
             }
         }
-        Ok(AuditReport { at: now, ok: problems.is_empty(), problems, checked, last_sweep: trail.last().map(|e| e.at) })
+        Ok(AuditReport {
+            at: now,
+            ok: problems.is_empty(),
+            problems,
+            checked,
+            last_sweep: trail.iter().rev().find(|e| e.request.is_none()).map(|e| e.at),
+        })
     }
 
     /// What is due when.
@@ -355,7 +361,7 @@ impl Retention {
                 CategoryStatus { category: "account".into(), items: terminated, oldest: None, next_due: acc_next },
             ],
             holds: self.holds.active(now)?.len(),
-            last_sweep: trail.last().map(|e| e.at),
+            last_sweep: trail.iter().rev().find(|e| e.request.is_none()).map(|e| e.at),
         })
     }
 }
