@@ -345,7 +345,27 @@ pub const CSV_COLUMNS: &[&str] = &[
     "remote_station",
     "attempt",
     "timeline",
+    "duration_s",
+    "result",
 ];
+
+impl Cdr {
+    /// Seconds from answer (or start) to end: what a fax is billed for.
+    pub fn duration_s(&self) -> f64 {
+        let from = self.answer.unwrap_or(self.start);
+        (self.end.as_millisecond() - from.as_millisecond()).max(0) as f64 / 1000.0
+    }
+
+    /// "ok", or why not, in words.
+    pub fn result(&self) -> String {
+        match (self.t30_code, &self.t30_text, self.sip_status) {
+            (Some(0), _, _) => "ok".into(),
+            (Some(_), Some(t), _) => t.clone(),
+            (_, _, Some(s)) if s >= 300 => format!("SIP {s}"),
+            _ => "failed".into(),
+        }
+    }
+}
 
 /// CDRs as CSV (RFC 4180), with a header line; the timeline as JSON in its cell.
 pub fn to_csv(cdrs: &[Cdr]) -> Result<String, Error> {
@@ -353,7 +373,9 @@ pub fn to_csv(cdrs: &[Cdr]) -> Result<String, Error> {
     let codec = |e: csv::Error| Error::Invalid(format!("CSV: {e}"));
     w.write_record(CSV_COLUMNS).map_err(codec)?;
     for c in cdrs {
-        let v = serde_json::to_value(c).map_err(|source| Error::Codec { what: "cdr".into(), source })?;
+        let mut v = serde_json::to_value(c).map_err(|source| Error::Codec { what: "cdr".into(), source })?;
+        v["duration_s"] = serde_json::json!(c.duration_s());
+        v["result"] = serde_json::json!(c.result());
         let row: Vec<String> = CSV_COLUMNS
             .iter()
             .map(|col| match &v[*col] {

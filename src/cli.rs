@@ -68,6 +68,102 @@ pub enum Command {
     /// Retention: what is due when, the deletion audit, legal holds.
     #[command(subcommand)]
     Retention(RetentionCmd),
+    /// Data subjects' requests (GDPR Articles 15 to 20).
+    #[command(subcommand)]
+    Gdpr(GdprCmd),
+    /// Traffic data for a lawful request.
+    #[command(subcommand)]
+    Disclosure(DisclosureCmd),
+}
+
+/// A data subject: a number or a mail address.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct SubjectArgs {
+    /// A fax number (international form).
+    #[arg(long)]
+    pub number: Option<String>,
+    /// A mail address.
+    #[arg(long)]
+    pub email: Option<EmailAddress>,
+}
+
+impl SubjectArgs {
+    fn subject(&self) -> anyhow::Result<crate::gdpr::Subject> {
+        use crate::gdpr::Subject;
+        Ok(match (&self.number, &self.email) {
+            (Some(n), _) => Subject::Number(crate::types::E164::parse(n, None)?),
+            (_, Some(e)) => Subject::Email(e.clone()),
+            _ => anyhow::bail!("give --number or --email"),
+        })
+    }
+}
+
+/// `faxgate gdpr ...`
+#[derive(Debug, Subcommand)]
+pub enum GdprCmd {
+    /// Everything held about a subject: subject.json, cdrs.csv, directory.csv and schema.json in --out.
+    Export {
+        /// Whom.
+        #[command(flatten)]
+        subject: SubjectArgs,
+        /// The directory to write to (created).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace a wrong mail address in routes and sender entries.
+    Rectify {
+        /// The wrong address.
+        #[arg(long)]
+        email: EmailAddress,
+        /// The right one.
+        #[arg(long)]
+        to: EmailAddress,
+    },
+    /// Erase a subject's directory data now; CDRs stay until their legal deadline (listed).
+    Erase {
+        /// Whom.
+        #[command(flatten)]
+        subject: SubjectArgs,
+    },
+    /// Keep a subject's data but leave it out of everything except legal exports.
+    Restrict {
+        /// Whom.
+        #[command(flatten)]
+        subject: SubjectArgs,
+        /// Lift the restriction.
+        #[arg(long)]
+        lift: bool,
+    },
+}
+
+/// `faxgate disclosure ...`
+#[derive(Debug, Subcommand)]
+pub enum DisclosureCmd {
+    /// Write the retained traffic data of a number for a period; recorded in the audit trail.
+    Export {
+        /// The number (international form).
+        #[arg(long)]
+        number: String,
+        /// From (RFC 3339).
+        #[arg(long)]
+        since: jiff::Timestamp,
+        /// Until (RFC 3339).
+        #[arg(long)]
+        until: jiff::Timestamp,
+        /// The case reference.
+        #[arg(long)]
+        case: String,
+        /// The authority that asked.
+        #[arg(long)]
+        authority: String,
+        /// Format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `faxgate retention ...`
@@ -126,6 +222,18 @@ pub struct CdrSelect {
     /// Started before (RFC 3339).
     #[arg(long)]
     pub until: Option<jiff::Timestamp>,
+    /// One calendar month (UTC), e.g. 2026-03: for billing.
+    #[arg(long, value_parser = parse_month, conflicts_with_all = ["since", "until"])]
+    pub month: Option<(jiff::Timestamp, jiff::Timestamp)>,
+}
+
+fn parse_month(s: &str) -> Result<(jiff::Timestamp, jiff::Timestamp), String> {
+    let bad = || format!("{s:?} is not a month: write YYYY-MM");
+    let (y, m) = s.split_once('-').ok_or_else(bad)?;
+    let (y, m): (i16, i8) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    let start = jiff::civil::Date::new(y, m, 1).map_err(|_| bad())?;
+    let utc = |d: jiff::civil::Date| d.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()).map_err(|_| bad());
+    Ok((utc(start)?, utc(start.checked_add(jiff::ToSpan::month(1)).map_err(|_| bad())?)?))
 }
 
 /// Export formats.
@@ -556,10 +664,25 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             filter: crate::cdr::CdrFilter {
                 tenant: sel.tenant.clone(),
                 number: sel.number.clone(),
-                since: sel.since,
-                until: sel.until,
+                since: sel.month.map(|m| m.0).or(sel.since),
+                until: sel.month.map(|m| m.1).or(sel.until),
             },
         },
+        Command::Gdpr(g) => match g {
+            GdprCmd::Export { subject, .. } => Request::GdprExport { subject: subject.subject()? },
+            GdprCmd::Rectify { email, to } => Request::GdprRectify { email: email.clone(), to: to.clone() },
+            GdprCmd::Erase { subject } => Request::GdprErase { subject: subject.subject()? },
+            GdprCmd::Restrict { subject, lift } => Request::GdprRestrict { subject: subject.subject()?, lift: *lift },
+        },
+        Command::Disclosure(DisclosureCmd::Export { number, since, until, case, authority, .. }) => {
+            Request::Disclosure {
+                number: number.clone(),
+                since: *since,
+                until: *until,
+                case: case.clone(),
+                authority: authority.clone(),
+            }
+        }
         Command::Retention(r) => match r {
             RetentionCmd::Status => Request::RetentionStatus,
             RetentionCmd::Audit => Request::RetentionAudit,
@@ -689,6 +812,61 @@ pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool> {
                 Some(p) => {
                     std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
                     eprintln!("{} CDR(s) written to {}", cdrs.len(), p.display());
+                }
+                None => print!("{text}"),
+            }
+        }
+        Command::Gdpr(GdprCmd::Export { out, .. }) => {
+            let export: crate::gdpr::SubjectExport = serde_json::from_value(value.clone())?;
+            std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+            let write = |name: &str, text: String| {
+                let p = out.join(name);
+                std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))
+            };
+            write("subject.json", serde_json::to_string_pretty(&value)?)?;
+            write("schema.json", crate::gdpr::SCHEMA.to_owned())?;
+            write("cdrs.csv", crate::cdr::to_csv(&export.cdrs)?)?;
+            write("directory.csv", crate::gdpr::directory_csv(&export)?)?;
+            println!(
+                "{}: {} account(s), {} number(s), {} sender(s), {} CDR(s){} written to {}",
+                match &export.subject {
+                    crate::gdpr::Subject::Number(n) => n.to_string(),
+                    crate::gdpr::Subject::Email(e) => e.to_string(),
+                },
+                export.accounts.len(),
+                export.numbers.len(),
+                export.senders.len(),
+                export.cdrs.len(),
+                if export.restricted { " (restricted)" } else { "" },
+                out.display()
+            );
+        }
+        Command::Disclosure(DisclosureCmd::Export { format, out, .. }) => {
+            let d: crate::gdpr::Disclosure = serde_json::from_value(value.clone())?;
+            let text = match format {
+                ExportFormat::Csv => crate::cdr::to_csv(&d.cdrs)?,
+                ExportFormat::Jsonl => {
+                    let mut s = serde_json::to_string(&serde_json::json!({
+                        "case": d.case, "authority": d.authority, "number": d.number,
+                        "since": d.since, "until": d.until, "generated_at": d.generated_at, "records": d.cdrs.len(),
+                    }))?;
+                    s.push('\n');
+                    for c in &d.cdrs {
+                        s.push_str(&serde_json::to_string(c)?);
+                        s.push('\n');
+                    }
+                    s
+                }
+            };
+            match out {
+                Some(p) => {
+                    std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
+                    eprintln!(
+                        "{} record(s) for case {} written to {}; recorded in the audit trail",
+                        d.cdrs.len(),
+                        d.case,
+                        p.display()
+                    );
                 }
                 None => print!("{text}"),
             }

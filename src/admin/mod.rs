@@ -30,6 +30,7 @@ use crate::directory::{
     AccountChange, AttachmentFormat, Directory, DirectoryFile, Paper, Route, Scope, SenderAuth, SenderChange,
     SenderPattern, Tenant, TenantChange,
 };
+use crate::gdpr::{Privacy, Subject};
 use crate::retention::{HoldTarget, Retention};
 use crate::store::Store;
 use crate::types::{AccountId, EmailAddress, TenantId};
@@ -72,6 +73,11 @@ pub enum Request {
     HoldAdd { number: Option<String>, account: Option<AccountId>, case: String, until: Timestamp },
     HoldList,
     HoldRemove { id: String },
+    GdprExport { subject: Subject },
+    GdprRectify { email: EmailAddress, to: EmailAddress },
+    GdprErase { subject: Subject },
+    GdprRestrict { subject: Subject, lift: bool },
+    Disclosure { number: String, since: Timestamp, until: Timestamp, case: String, authority: String },
 }
 
 /// A request with the scope it runs in.
@@ -139,6 +145,8 @@ pub struct Context {
     pub cdrs: CdrStore,
     /// Retention: holds, audit, status.
     pub retention: Retention,
+    /// Data-subject requests and disclosure.
+    pub privacy: Privacy,
     /// The sweeper.
     pub sweeper: Sweeper,
     /// Wakes the running sweeper (when a deadline may have come closer).
@@ -156,9 +164,11 @@ impl Context {
         clock: Arc<dyn Clock>,
         status: Status,
     ) -> Result<Self, Error> {
-        let retention = Retention::new(store, &directory, policy)?;
+        let retention = Retention::new(store, &directory, policy.clone())?;
         let sweeper = Sweeper::new(retention.categories(), retention.audit_log(), clock);
+        let privacy = Privacy::new(store, &directory, policy, retention.audit_log())?;
         Ok(Context {
+            privacy,
             directory,
             cdrs: CdrStore::open(store)?,
             retention,
@@ -237,7 +247,33 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
                 (Scope::Tenant(own), _) => filter.tenant = Some(own.clone()),
                 (Scope::Operator, _) => {}
             }
-            to_value(ctx.cdrs.list(&filter)?)
+            // Restricted subjects are left out of everything but legal exports.
+            let restricted = ctx.privacy.restricted()?;
+            let mut list = ctx.cdrs.list(&filter)?;
+            list.retain(|c| !restricted.iter().any(|s| s.in_cdr(c)));
+            to_value(list)
+        }
+        R::GdprExport { subject } => {
+            operator_only(scope)?;
+            to_value(ctx.privacy.export(&subject)?)
+        }
+        R::GdprRectify { email, to } => {
+            operator_only(scope)?;
+            to_value(ctx.privacy.rectify_email(&email, &to)?)
+        }
+        R::GdprErase { subject } => {
+            operator_only(scope)?;
+            to_value(ctx.privacy.erase(&subject)?)
+        }
+        R::GdprRestrict { subject, lift } => {
+            operator_only(scope)?;
+            let restricted = ctx.privacy.restrict(&subject, lift)?;
+            Ok(json!({ "subject": subject, "restricted": restricted }))
+        }
+        R::Disclosure { number, since, until, case, authority } => {
+            operator_only(scope)?;
+            let n = crate::types::E164::parse(&number, None).map_err(|e| Error::Invalid(e.to_string()))?;
+            to_value(ctx.privacy.disclose(&n, since, until, &case, &authority)?)
         }
         R::RetentionStatus => {
             operator_only(scope)?;

@@ -400,5 +400,41 @@ impl Privacy {
     }
 }
 
+/// The directory part of an export as CSV: one row per account, number, route and sender.
+pub fn directory_csv(e: &SubjectExport) -> Result<String, Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| Error::Invalid(format!("CSV: {e}"));
+    w.write_record(["kind", "tenant", "account", "name_or_number", "email_or_pattern", "detail"]).map_err(err)?;
+    for a in &e.accounts {
+        let detail = match a.terminated_at {
+            Some(t) => format!("terminated {t}"),
+            None => format!("created {}", a.created),
+        };
+        w.write_record(["account", a.tenant.as_str(), &a.id.to_text(), &a.name, "", &detail]).map_err(err)?;
+    }
+    for n in &e.numbers {
+        w.write_record(["number", n.tenant.as_str(), &n.account.to_text(), n.number.as_str(), "", ""]).map_err(err)?;
+        for r in &n.routes {
+            let f = format!("{:?}", r.format).to_lowercase();
+            w.write_record(["route", n.tenant.as_str(), &n.account.to_text(), n.number.as_str(), r.email.as_str(), &f])
+                .map_err(err)?;
+        }
+    }
+    for s in &e.senders {
+        let caller = s.caller_number.as_ref().map(|c| c.to_string()).unwrap_or_default();
+        w.write_record([
+            "sender",
+            s.tenant.as_str(),
+            &s.account.to_text(),
+            &caller,
+            &s.pattern.to_string(),
+            &format!("{:?}", s.auth),
+        ])
+        .map_err(err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| Error::Invalid(format!("CSV: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| Error::Invalid(format!("CSV: {e}")))
+}
+
 #[cfg(test)]
 mod tests;

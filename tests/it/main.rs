@@ -8,5 +8,6 @@ mod config;
 mod daemon;
 mod directory;
 mod durability;
+mod gdpr;
 mod retention;
 mod systemd;
