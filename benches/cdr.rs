@@ -1,0 +1,155 @@
+//! CDR store benchmark: insert rate (each CDR flushed, as in service), the
+//! query for one number in one month, the erasure of one month by the
+//! retention sweeper, and bytes on disk per CDR.
+//!
+//! `cargo bench --bench cdr` (1,000,000 CDRs over 12 months; set
+//! `FAXGATE_BENCH_CDRS` for another count). Results go in BENCHMARKS.md.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use faxgate::cdr::{Cdr, CdrFilter, CdrStore, Direction, PageEvent, Transport};
+use faxgate::clock::{Clock, FakeClock};
+use faxgate::directory::Directory;
+use faxgate::retention::Retention;
+use faxgate::store::Store;
+use faxgate_retention::{Policy, Sweeper};
+use jiff::{SignedDuration, Timestamp};
+
+fn cdr(i: u64, start: Timestamp) -> Cdr {
+    let called = format!("+45{}", 33_900_000 + (i % 100_000));
+    Cdr {
+        id: CdrStore::new_id(),
+        correlation_id: format!("<{i}@mail.example.dk>"),
+        direction: if i % 3 == 0 { Direction::FaxToMail } else { Direction::MailToFax },
+        tenant: if i % 2 == 0 { "alpha".parse().unwrap() } else { "beta".parse().unwrap() },
+        account: None,
+        calling: Some("+4570203040".parse().unwrap()),
+        called: Some(faxgate::types::E164::new_unchecked(called)),
+        emails: vec![format!("user{}@customer{}.dk", i % 5000, i % 700).parse().unwrap()],
+        smtp_client: Some("192.0.2.10".parse().unwrap()),
+        sip_signalling: Some("198.51.100.5:5060".parse().unwrap()),
+        sip_media: Some("198.51.100.5:40000".parse().unwrap()),
+        start,
+        answer: Some(start + SignedDuration::from_secs(3)),
+        end: start + SignedDuration::from_secs(65),
+        t30_code: Some(0),
+        t30_text: Some("OK".into()),
+        sip_status: Some(200),
+        pages: 2,
+        pages_total: Some(2),
+        transport: Some(Transport::T38),
+        bit_rate: Some(14400),
+        ecm: Some(true),
+        resolution: Some("204x196".into()),
+        remote_station: Some("+45 33 22 11 00".into()),
+        attempt: 1,
+        timeline: vec![
+            PageEvent { page: 1, at: start + SignedDuration::from_secs(35), bad_rows: 0, ecm_retries: 0 },
+            PageEvent { page: 2, at: start + SignedDuration::from_secs(62), bad_rows: 0, ecm_retries: 1 },
+        ],
+    }
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(p).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        total += if m.is_dir() { dir_size(&e.path()) } else { m.len() };
+    }
+    total
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` does not: then only a smoke run.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let n: u64 = std::env::var("FAXGATE_BENCH_CDRS").ok().and_then(|v| v.parse().ok()).unwrap_or(if bench {
+        1_000_000
+    } else {
+        2_000
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let store = Store::open(&data, &data.join("keys")).unwrap();
+    let cdrs = CdrStore::open(&store).unwrap();
+    let year_start: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+    let step = SignedDuration::from_secs(365 * 86_400 / n.max(1) as i64).max(SignedDuration::from_millis(1));
+
+    // Insert rate with a flush per CDR, as the service writes them.
+    let flushed = 5_000.min(n);
+    let t = Instant::now();
+    for i in 0..flushed {
+        cdrs.write(&cdr(i, year_start + step * i as i32)).unwrap();
+    }
+    let per_cdr = t.elapsed() / flushed as u32;
+    println!(
+        "insert, each CDR sealed and flushed: {flushed} in {:.2?} = {:.0}/s ({per_cdr:.2?} each)",
+        t.elapsed(),
+        flushed as f64 / t.elapsed().as_secs_f64()
+    );
+
+    // Load the rest in batches.
+    let t = Instant::now();
+    let mut i = flushed;
+    while i < n {
+        let batch: Vec<Cdr> = (i..(i + 10_000).min(n)).map(|j| cdr(j, year_start + step * j as i32)).collect();
+        cdrs.write_many(&batch).unwrap();
+        i += batch.len() as u64;
+    }
+    println!(
+        "load, batches of 10,000: {} in {:.2?} = {:.0}/s",
+        n - flushed,
+        t.elapsed(),
+        (n - flushed) as f64 / t.elapsed().as_secs_f64()
+    );
+    store.flush().unwrap();
+    let bytes = dir_size(&data.join("db"));
+    println!(
+        "store on disk: {:.1} MiB for {n} CDRs = {} bytes per CDR (sealed record and two index entries)",
+        bytes as f64 / 1048576.0,
+        bytes / n
+    );
+
+    // One number in one month.
+    let number = faxgate::types::E164::new_unchecked("+4533912345");
+    let filter = CdrFilter {
+        number: Some(number),
+        since: Some("2025-06-01T00:00:00Z".parse().unwrap()),
+        until: Some("2025-07-01T00:00:00Z".parse().unwrap()),
+        tenant: None,
+    };
+    let mut times = Vec::new();
+    let mut found = 0;
+    for _ in 0..20 {
+        let t = Instant::now();
+        found = cdrs.list(&filter).unwrap().len();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "query, one number in one month: {found} CDR(s) in {:.2?} (median of 20, max {:.2?})",
+        times[10], times[19]
+    );
+
+    // The sweeper erasing one month (January 2025) out of the whole year.
+    let clock = FakeClock::new("2026-02-01T00:00:00Z".parse().unwrap());
+    let directory = Directory::open(&store, Arc::new(clock.clone())).unwrap();
+    let retention = Retention::new(&store, &directory, Policy::default()).unwrap();
+    let sweeper = Sweeper::new(retention.categories(), retention.audit_log(), Arc::new(clock.clone()));
+    let before = cdrs.places().unwrap().len();
+    let t = Instant::now();
+    let entry = sweeper.sweep().unwrap();
+    let took = t.elapsed();
+    let after = cdrs.places().unwrap().len();
+    let c = entry.categories.iter().find(|c| c.category == "cdr").unwrap();
+    println!(
+        "sweep at {}: erased {} CDRs (one month) of {before}, destroyed {:?}, in {took:.2?}; {after} remain",
+        clock.now(),
+        c.erased,
+        c.keys_destroyed
+    );
+    let t = Instant::now();
+    sweeper.sweep().unwrap();
+    println!("sweep with nothing due over {after} CDRs: {:.2?}", t.elapsed());
+}
