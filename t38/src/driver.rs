@@ -63,15 +63,7 @@ pub struct Lateness {
 pub struct SessionId(u64);
 
 enum Cmd {
-    Add {
-        id: SessionId,
-        session: Box<FaxSession>,
-        udptl: Udptl,
-        socket: Arc<UdpSocket>,
-        peer: SocketAddr,
-        events: mpsc::UnboundedSender<Event>,
-        recv_task: tokio::task::JoinHandle<()>,
-    },
+    Add { id: SessionId, slot: Box<Slot> },
     Datagram(SessionId, Vec<u8>),
     HangUp(SessionId),
     Stop,
@@ -208,14 +200,17 @@ impl Driver {
             }
         });
         // The engine aborts the receive task when the session ends.
-        let slot_cmd = Cmd::Add {
-            id,
+        let slot = Slot {
             session: Box::new(session),
             udptl,
             socket,
             peer,
             events: etx,
             recv_task,
+        };
+        let slot_cmd = Cmd::Add {
+            id,
+            slot: Box::new(slot),
         };
         self.cmd
             .send(slot_cmd)
@@ -298,26 +293,8 @@ fn engine(
         // Commands and datagrams that arrived since the last tick.
         loop {
             match rx.try_recv() {
-                Ok(Cmd::Add {
-                    id,
-                    session,
-                    udptl,
-                    socket,
-                    peer,
-                    events,
-                    recv_task,
-                }) => {
-                    slots.insert(
-                        id,
-                        Slot {
-                            session,
-                            udptl,
-                            socket,
-                            peer,
-                            events,
-                            recv_task,
-                        },
-                    );
+                Ok(Cmd::Add { id, slot }) => {
+                    slots.insert(id, *slot);
                 }
                 Ok(Cmd::Datagram(id, d)) => {
                     if let Some(slot) = slots.get_mut(&id) {
@@ -375,7 +352,7 @@ fn engine(
                 slot.recv_task.abort();
             }
         }
-        if tick_no % 50 == 0 {
+        if tick_no.is_multiple_of(50) {
             publish(&shared, &mut lateness);
         }
     }

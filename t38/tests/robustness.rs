@@ -42,7 +42,7 @@ fn random_ifp_packets_into_a_receiving_session() {
             // Bias towards plausible IFP headers (data packets of V.17/V.29
             // HDLC with field types) so the parser goes deep.
             let mut p: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-            if !p.is_empty() && rng.next() % 2 == 0 {
+            if !p.is_empty() && rng.next().is_multiple_of(2) {
                 p[0] = [0x00, 0x40, 0xC0, 0xC8, 0xD0][(rng.next() % 5) as usize] | (p[0] & 0x07);
             }
             let _ = s.handle_ifp(
