@@ -137,6 +137,12 @@ impl Udptl {
         }
     }
 
+    /// Starts sending at sequence number `seq` instead of 0.
+    pub fn with_first_seq(mut self, seq: u16) -> Self {
+        self.tx_seq = seq;
+        self
+    }
+
     /// The largest IFP that fits in a datagram without redundancy.
     pub fn max_ifp(&self) -> usize {
         // 2 octets sequence, up to 2 octets length, 1 octet recovery choice and
@@ -419,19 +425,63 @@ impl Udptl {
     }
 }
 
-/// The error recovery part of a parsed datagram.
-#[derive(Debug)]
-enum Recovery<'a> {
+/// The error recovery part of a datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery<'a> {
+    /// Secondary IFP packets, newest first.
     Redundancy(Vec<&'a [u8]>),
-    Fec { span: u8, parity: Vec<&'a [u8]> },
+    /// Parity entries over `span` packets each.
+    Fec {
+        /// Packets covered by each entry.
+        span: u8,
+        /// The parity entries.
+        parity: Vec<&'a [u8]>,
+    },
 }
 
-#[derive(Debug)]
-struct Parsed<'a> {
-    seq: u16,
-    primary: &'a [u8],
-    recovery: Recovery<'a>,
+/// One UDPTL datagram, borrowed from its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram<'a> {
+    /// Sequence number.
+    pub seq: u16,
+    /// The primary IFP packet.
+    pub primary: &'a [u8],
+    /// Redundancy or FEC.
+    pub recovery: Recovery<'a>,
 }
+
+impl<'a> Datagram<'a> {
+    /// Parses a datagram, checking every length against what is left.
+    pub fn parse(buf: &'a [u8]) -> Result<Self, Error> {
+        parse(buf)
+    }
+
+    /// Encodes it (canonical PER lengths).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        put_open_type(&mut out, self.primary);
+        match &self.recovery {
+            Recovery::Redundancy(secs) => {
+                out.push(0x00);
+                put_length(&mut out, secs.len());
+                for s in secs {
+                    put_open_type(&mut out, s);
+                }
+            }
+            Recovery::Fec { span, parity } => {
+                out.extend_from_slice(&[0x80, 1, *span]);
+                put_length(&mut out, parity.len());
+                for p in parity {
+                    put_open_type(&mut out, p);
+                }
+            }
+        }
+        out
+    }
+}
+
+type Parsed<'a> = Datagram<'a>;
 
 /// Parses a datagram, checking every length against what is left.
 fn parse(buf: &[u8]) -> Result<Parsed<'_>, Error> {

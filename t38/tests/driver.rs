@@ -25,7 +25,11 @@ async fn run_pairs(pairs: usize, scale: f64) {
         1,
         false,
     );
-    let (driver, epoch) = Driver::start(DriverConfig { time_scale: scale }).unwrap();
+    let (driver, epoch) = Driver::start(DriverConfig {
+        time_scale: scale,
+        shards: 2,
+    })
+    .unwrap();
     let mut handles = Vec::new();
     for i in 0..pairs {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
