@@ -136,8 +136,12 @@ impl Histogram {
 pub struct SessionId(u64);
 
 enum Cmd {
-    Add { id: SessionId, slot: Box<Slot> },
-    Datagram(SessionId, Vec<u8>),
+    Add {
+        id: SessionId,
+        slot: Box<Slot>,
+    },
+    /// A datagram and when it was received (real time).
+    Datagram(SessionId, Vec<u8>, Instant),
     HangUp(SessionId),
     Stop,
 }
@@ -274,7 +278,10 @@ impl Driver {
             loop {
                 match sock.recv_from(&mut buf).await {
                     Ok((n, _from)) => {
-                        if cmd.send(Cmd::Datagram(id, buf[..n].to_vec())).is_err() {
+                        if cmd
+                            .send(Cmd::Datagram(id, buf[..n].to_vec(), Instant::now()))
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -375,12 +382,17 @@ fn engine(rx: std_mpsc::Receiver<Cmd>, stats: Arc<Mutex<ShardStats>>, epoch: Ins
                 Ok(Cmd::Add { id, slot }) => {
                     slots.insert(id, *slot);
                 }
-                Ok(Cmd::Datagram(id, d)) => {
+                Ok(Cmd::Datagram(id, d, arrived)) => {
                     if let Some(slot) = slots.get_mut(&id) {
+                        // Feed it at its arrival time, so that after a stall
+                        // the catch-up ticks and the packets interleave as
+                        // they happened (T.30 timers see the packets in time).
+                        let at = epoch + arrived.saturating_duration_since(epoch).mul_f64(scale);
+                        let at = at.min(sim_now);
                         match slot.udptl.decode(&d) {
                             Ok(list) => {
                                 for r in list {
-                                    let _ = slot.session.handle_ifp(sim_now, r.seq, &r.ifp);
+                                    let _ = slot.session.handle_ifp(at, r.seq, &r.ifp);
                                 }
                             }
                             Err(e) => tracing::debug!("udptl: {e}"),
