@@ -223,8 +223,9 @@ fn realtime(pairs: usize, scale: f64, mm: u32, shards: usize, stagger: f64) {
         let mut ok = 0;
         let mut failed = Vec::new();
         for (mut a, mut b) in handles {
-            let ra = a.finished().await;
-            let rb = b.finished().await;
+            let limit = Duration::from_secs_f64(600.0 / scale);
+            let ra = tokio::time::timeout(limit, a.finished()).await.unwrap_or(None);
+            let rb = tokio::time::timeout(limit, b.finished()).await.unwrap_or(None);
             match (ra, rb) {
                 (Some(x), Some(y)) if x.is_ok() && y.is_ok() && y.pages == 1 => ok += 1,
                 other => failed.push(format!("{other:?}")),

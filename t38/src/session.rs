@@ -21,6 +21,12 @@ pub const TICK_SAMPLES: usize = 160;
 pub const TICK: Duration = Duration::from_millis(20);
 /// Received audio buffered at most (1 s); older samples are dropped.
 const MAX_AUDIO_BACKLOG: usize = 8000;
+/// A call with nothing received (and, over T.38, nothing sent either: a
+/// sender streaming a long page hears nothing back) for this long is
+/// cleared, whatever state T.30 is in. Longer than every T.30 timer (T.30 5.4.3: T1 35 s, T5 60 s),
+/// so spandsp normally ends the call first; this only guards against a
+/// state with no timer running.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(75);
 
 /// Modems offered (T.30 Table 2, DIS bits 11-14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -382,6 +388,7 @@ pub struct FaxSession {
     abort_low_rate: bool,
     finished: bool,
     rx_errors: u64,
+    last_activity: Instant,
 }
 
 impl FaxSession {
@@ -438,6 +445,7 @@ impl FaxSession {
             abort_low_rate: false,
             finished: false,
             rx_errors: 0,
+            last_activity: now,
         })
     }
 
@@ -478,6 +486,7 @@ impl FaxSession {
         if self.finished {
             return Ok(());
         }
+        self.last_activity = self.last_activity.max(now);
         let r = self.engine.rx_ifp(ifp, seq);
         if r.is_err() {
             self.rx_errors += 1;
@@ -492,6 +501,7 @@ impl FaxSession {
             return Err(Error::WrongTransport);
         };
         self.handle_timeout(now);
+        self.last_activity = self.last_activity.max(now);
         let mut pcm = Vec::with_capacity(payload.len());
         law.decode(payload, &mut pcm);
         self.audio_rx.extend(pcm);
@@ -527,9 +537,10 @@ impl FaxSession {
 
     fn tick(&mut self) {
         self.ticks += 1;
+        let mut engine_done = false;
         match self.transport {
             Transport::T38 { .. } => {
-                self.engine.t38_timeout(TICK_SAMPLES as i32);
+                engine_done = self.engine.t38_timeout(TICK_SAMPLES as i32);
             }
             Transport::Audio(law) => {
                 let mut rx = [0i16; TICK_SAMPLES];
@@ -547,6 +558,24 @@ impl FaxSession {
             }
         }
         self.drain();
+        if self
+            .transmit
+            .iter()
+            .any(|t| matches!(t, Transmit::Ifp { .. }))
+        {
+            self.last_activity = self.last_activity.max(self.next_tick);
+        }
+        if !self.finished
+            && (engine_done
+                || self.next_tick.saturating_duration_since(self.last_activity) > SILENCE_LIMIT)
+        {
+            tracing::info!(
+                engine_done,
+                "fax session ended without phase E; clearing the call"
+            );
+            self.hang_up();
+            return;
+        }
         if self.abort_low_rate && !self.finished {
             tracing::info!(
                 min = self.min_bit_rate,
