@@ -12,8 +12,9 @@
 //! - [`pair`]: two sessions joined in memory on a simulated clock with latency,
 //!   loss and reordering; the test harness, also behind [`loopback`].
 //! - [`loopback`]: the `faxgate fax loopback` diagnostic.
-//! - [`driver`]: the tokio real-time driver (many sessions on one ticker,
-//!   spandsp work on a dedicated thread, tick lateness measured).
+//! - [`driver`]: the real-time driver: tokio owns the UDP sockets, spandsp
+//!   work runs on a few dedicated engine threads each with its own 20 ms
+//!   ticker; lateness of every session tick is measured.
 //! - [`testpage`]: writes bilevel TIFF test pages (tests, benchmarks, fuzzing).
 //!
 //! RTP, SDP and the SIP user agent will join these modules.
