@@ -74,3 +74,90 @@ fn random_datagrams_into_udptl() {
         }
     }
 }
+
+#[test]
+fn late_wakeup_is_caught_up_in_20_ms_steps() {
+    let dir = tmpdir("catchup");
+    let start = Instant::now();
+    let mut s = FaxSession::new(
+        SessionConfig {
+            direction: Direction::Receive {
+                tiff: dir.join("out.tif"),
+            },
+            transport: t38(),
+            calling: false,
+            settings: FaxSettings::default(),
+        },
+        start,
+    )
+    .unwrap();
+    assert_eq!(s.poll_timeout(), Some(start));
+    // One wake-up a second late runs 51 ticks of 160 samples, not one big step.
+    s.handle_timeout(start + Duration::from_secs(1));
+    assert_eq!(s.ticks(), 51);
+    assert_eq!(s.poll_timeout(), Some(start + Duration::from_millis(1020)));
+    // The answering terminal has been sending CED/DIS meanwhile.
+    assert!(s.poll_transmit().is_some());
+    s.hang_up();
+    assert!(s.is_finished());
+    assert_eq!(s.poll_timeout(), None);
+    let mut finished = 0;
+    while let Some(e) = s.poll_event() {
+        if let faxgate_t38::Event::Finished(r) = e {
+            assert!(!r.is_ok());
+            finished += 1;
+        }
+    }
+    assert_eq!(finished, 1);
+}
+
+#[test]
+fn bad_settings_are_refused_with_clear_errors() {
+    let dir = tmpdir("settings");
+    let start = Instant::now();
+    let cfg = |settings: FaxSettings| SessionConfig {
+        direction: Direction::Receive {
+            tiff: dir.join("out.tif"),
+        },
+        transport: t38(),
+        calling: false,
+        settings,
+    };
+    let long_ident = FaxSettings {
+        ident: "123456789012345678901".into(),
+        ..FaxSettings::default()
+    };
+    assert!(matches!(
+        FaxSession::new(cfg(long_ident), start),
+        Err(faxgate_t38::Error::InvalidSetting(_))
+    ));
+    let no_modem = FaxSettings {
+        modems: faxgate_t38::session::Modems {
+            v17: false,
+            v29: false,
+            v27ter: false,
+        },
+        ..FaxSettings::default()
+    };
+    assert!(matches!(
+        FaxSession::new(cfg(no_modem), start),
+        Err(faxgate_t38::Error::InvalidSetting(_))
+    ));
+    let missing = SessionConfig {
+        direction: Direction::Send {
+            tiff: dir.join("missing.tif"),
+            max_pages: None,
+        },
+        ..cfg(FaxSettings::default())
+    };
+    assert!(matches!(
+        FaxSession::new(missing, start),
+        Err(faxgate_t38::Error::NoSuchFile(_))
+    ));
+    // Audio fed to a T.38 session is refused.
+    let mut s = FaxSession::new(cfg(FaxSettings::default()), start).unwrap();
+    assert!(matches!(
+        s.handle_audio(start, &[0xD5; 160]),
+        Err(faxgate_t38::Error::WrongTransport)
+    ));
+}
