@@ -85,6 +85,9 @@ pub struct Received {
     /// The IFP packet.
     pub ifp: Vec<u8>,
     /// Recovered from redundancy or FEC rather than received as primary.
+    /// An IFP recovered from FEC parity may end in zero octets (a parity
+    /// entry is as long as the longest packet of its group); spandsp's T.38
+    /// core processes such a packet and then logs the extra length.
     pub recovered: bool,
 }
 
