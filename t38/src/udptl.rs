@@ -202,7 +202,7 @@ impl Udptl {
                 }
             }
             ErrorCorrection::Fec { span, entries } => {
-                let parity = self.fec_parity(seq, span, entries);
+                let parity = self.fec_parity(span, entries);
                 let extra: usize = 4 + parity.iter().map(|p| open_type_len(p.len())).sum::<usize>();
                 out.push(0x80);
                 if out.len() + extra <= self.max_datagram && !parity.is_empty() {
@@ -225,9 +225,10 @@ impl Udptl {
         Ok(out)
     }
 
-    /// Parity entries for packet `seq`: entry `m` is the XOR of packets
+    /// Parity entries for the packet about to be sent (`seq`): entry `m` is
+    /// the XOR of packets
     /// `seq + m - span*entries + i*entries` for `i` in `0..span`.
-    fn fec_parity(&self, seq: u16, span: u8, entries: u8) -> Vec<Vec<u8>> {
+    fn fec_parity(&self, span: u8, entries: u8) -> Vec<Vec<u8>> {
         let (span, entries) = (
             usize::from(span),
             usize::from(entries).min(MAX_RECOVERY_ENTRIES),
@@ -243,7 +244,6 @@ impl Udptl {
                 if back == 0 || back > self.tx_history.len() {
                     continue;
                 }
-                let _ = seq;
                 let p = &self.tx_history[back - 1];
                 if parity.len() < p.len() {
                     parity.resize(p.len(), 0);
