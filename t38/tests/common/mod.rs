@@ -38,6 +38,7 @@ pub fn make_tiff(dir: &Path, name: &str, spec: &PageSpec, pages: u32, g3: bool) 
     let out = dir.join(format!("{name}.tif"));
     let c = if g3 { "g3:2d" } else { "g4" };
     tool(Command::new("tiffcp").args(["-c", c]).arg(&raw).arg(&out));
+    let _ = std::fs::remove_file(&raw);
     out
 }
 
