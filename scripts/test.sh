@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of faxgate: installs missing Debian packages, then the
 # whole workspace's unit and integration tests (which start the real binary),
-# then a short smoke run of each fuzz target when cargo-fuzz is available.
+# then a short smoke run of each fuzz target (cargo-fuzz is installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh

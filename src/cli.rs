@@ -74,6 +74,16 @@ pub enum Command {
     /// Traffic data for a lawful request.
     #[command(subcommand)]
     Disclosure(DisclosureCmd),
+    /// The fax engine on its own (no daemon, no SIP).
+    #[command(subcommand)]
+    Fax(FaxCmd),
+}
+
+/// `faxgate fax ...`
+#[derive(Debug, Subcommand)]
+pub enum FaxCmd {
+    /// Send a TIFF/F from one in-process fax session to another over simulated T.38 or G.711.
+    Loopback(crate::cli_fax::FaxLoopbackArgs),
 }
 
 /// A data subject: a number or a mail address.
@@ -560,7 +570,7 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
     use anyhow::Context;
     let own_tenant = || cli.as_tenant.clone().context("--tenant is required (or act --as-tenant)");
     Ok(Some(match &cli.command {
-        Command::Serve | Command::CheckConfig => return Ok(None),
+        Command::Serve | Command::CheckConfig | Command::Fax(_) => return Ok(None),
         Command::Status => Request::Status,
         Command::Tenant(t) => match t {
             TenantCmd::Add(a) => Request::TenantAdd {

@@ -8,11 +8,13 @@
 //! - [`admin`]: the admin API (requests, and the Unix socket that serves them).
 //! - [`daemon`]: `faxgate serve`: wiring, signals, systemd notification.
 //! - [`clock`]: the injected clock.
+//! - [`cli_fax`]: `faxgate fax loopback`, the fax engine (`faxgate-t38`) on its own.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod cdr;
 pub mod cli;
+pub mod cli_fax;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -38,6 +38,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(daemon::serve(config, origin, cli.config.clone(), set_level))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Fax(cli::FaxCmd::Loopback(args)) => {
+            faxgate::cli_fax::run_loopback(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         _ => admin_command(&cli),
     }
 }
@@ -83,7 +87,7 @@ fn init_logging(log: &LogConfig) -> anyhow::Result<SetLogLevel> {
 }
 
 fn admin_command(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let request = cli::request(cli)?.expect("serve and check-config are handled before");
+    let request = cli::request(cli)?.expect("local commands are handled before");
     let (config, origin) = Config::load(cli.config.as_deref())?;
     let scope = cli.as_tenant.clone().map(Scope::Tenant).unwrap_or(Scope::Operator);
     let envelope = Envelope { scope, request };

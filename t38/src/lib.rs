@@ -1,16 +1,79 @@
 //! faxgate-t38: the fax leg.
 //!
 //! # Layout
-//! `ffi` (the one module in the workspace allowed `unsafe`) wraps spandsp;
-//! fax sessions over T.38 and G.711, UDPTL, RTP, SDP and the SIP user agent
-//! build on it.
+//! - `ffi`: the thin wrapper over spandsp (through `spandsp-sys`), the one
+//!   module in the workspace allowed `unsafe`. C callbacks only record into a
+//!   boxed per-terminal context; spandsp logs go to `tracing` (target `spandsp`).
+//! - [`session`]: sans-IO fax sessions (send or receive a TIFF over T.38 IFP
+//!   packets or G.711 audio): `now` in, packets, events and the next deadline out.
+//! - [`udptl`]: the UDPTL codec of T.38 Annex D (redundancy and parity FEC,
+//!   loss recovery, duplicate suppression, `T38FaxMaxDatagram` rules).
+//! - [`g711`]: A-law and µ-law companding.
+//! - [`pair`]: two sessions joined in memory on a simulated clock with latency,
+//!   loss and reordering; the test harness, also behind [`loopback`].
+//! - [`loopback`]: the `faxgate fax loopback` diagnostic.
+//! - [`driver`]: the real-time driver: tokio owns the UDP sockets, spandsp
+//!   work runs on a few dedicated engine threads each with its own 20 ms
+//!   ticker; lateness of every session tick is measured.
+//! - [`testpage`]: writes bilevel TIFF test pages (tests, benchmarks, fuzzing).
+//!
+//! RTP, SDP and the SIP user agent will join these modules.
 #![deny(unsafe_code)]
+
+mod ffi;
+
+pub mod driver;
+pub mod g711;
+pub mod loopback;
+pub mod pair;
+pub mod session;
+pub mod testpage;
+pub mod udptl;
+
+pub use session::{
+    CompletionCode, Direction, Event, FaxResult, FaxSession, FaxSettings, Negotiated, PageStats,
+    SessionConfig, Transmit, Transport,
+};
+
+/// CPU time used by the calling thread so far.
+pub fn thread_cpu_time() -> std::time::Duration {
+    ffi::thread_cpu_time()
+}
 
 /// Everything that can go wrong in the fax leg.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An I/O error on a media or signalling socket.
+    /// An I/O error on a media or signalling socket, or on a file.
     #[error("fax leg I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A setting is out of range; the text says which.
+    #[error("invalid fax setting: {0}")]
+    InvalidSetting(&'static str),
+    /// A file to send does not exist.
+    #[error("no such file: {}", .0.display())]
+    NoSuchFile(std::path::PathBuf),
+    /// spandsp could not create or run a terminal.
+    #[error("spandsp: {0}")]
+    Spandsp(&'static str),
+    /// A packet from the network is malformed; the text says how.
+    #[error("malformed packet: {0}")]
+    Malformed(&'static str),
+    /// An IFP packet does not fit the datagram size the far end accepts.
+    #[error("IFP packet of {len} octets exceeds the {max}-octet limit")]
+    IfpTooLarge {
+        /// Its length.
+        len: usize,
+        /// The largest IFP that fits.
+        max: usize,
+    },
+    /// Audio fed to a T.38 session, or IFP packets to an audio session.
+    #[error("input does not match the session's transport")]
+    WrongTransport,
+    /// A TIFF could not be written or a page description is invalid.
+    #[error("test page: {0}")]
+    TestPage(String),
+    /// The simulated call did not finish within its time limit.
+    #[error("simulated call still running after {0:?}")]
+    Timeout(std::time::Duration),
 }

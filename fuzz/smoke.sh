@@ -1,0 +1,17 @@
+#!/bin/sh
+# Runs each fuzz target for a short while (default 10 s each): the smoke
+# run of the test suite. Longer runs by hand: fuzz/smoke.sh 600
+# Usage: fuzz/smoke.sh [seconds]   (from the repository root or fuzz/)
+set -eu
+secs="${1:-10}"
+cd "$(dirname "$0")/.."
+export RUSTC_BOOTSTRAP=1
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz"
+    cargo install --locked cargo-fuzz
+fi
+cargo fuzz build
+for t in $(cargo fuzz list); do
+    echo "== $t (${secs}s)"
+    cargo fuzz run "$t" -- -max_total_time="$secs" -rss_limit_mb=2048
+done
