@@ -163,6 +163,8 @@ enum SipEvent {
     Update(rsipstack::sip::Request, TransactionHandle),
     Other(TransactionHandle),
     Terminated(TerminatedReason),
+    /// We clear the call (BYE) before the fax ends.
+    HangUp,
 }
 
 struct Inner {
@@ -323,6 +325,14 @@ impl UserAgent {
             refused_unknown: c.refused_unknown.load(Ordering::Relaxed),
             bad_requests: c.bad_requests.load(Ordering::Relaxed),
             options_answered: c.options_answered.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Clears every call in progress (BYE); their reports say what was
+    /// transferred.
+    pub fn hang_up_all(&self) {
+        for tx in self.inner.calls.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            let _ = tx.send(SipEvent::HangUp);
         }
     }
 
@@ -554,7 +564,7 @@ async fn answer_orphan(ev: SipEvent) {
         SipEvent::Other(h) => {
             let _ = h.reply(StatusCode::OK).await;
         }
-        SipEvent::Terminated(_) => {}
+        SipEvent::Terminated(_) | SipEvent::HangUp => {}
     }
 }
 
@@ -841,6 +851,9 @@ async fn run_call(mut c: CallCtx) -> Result<CallReport, Error> {
                 Some(SipEvent::Terminated(reason)) => {
                     tracing::info!(call_id = %c.call_id, ?reason, "dialog terminated");
                     peer_hung_up = true;
+                    let _ = cmd_tx.send(MediaCmd::HangUp);
+                }
+                Some(SipEvent::HangUp) => {
                     let _ = cmd_tx.send(MediaCmd::HangUp);
                 }
                 None => {}
