@@ -368,7 +368,9 @@ impl UserAgent {
             _ => sdp::offer_audio(&caps, &local_media, session_id, 1),
         };
         let domain = trunk.domain.clone().unwrap_or_else(|| trunk.address.clone());
-        let callee: rsipstack::sip::Uri = format!("sip:{to}@{domain}")
+        // The port goes in the request URI: rsipstack routes the CANCEL by
+        // the URI, not by `InviteOption::destination`.
+        let callee: rsipstack::sip::Uri = format!("sip:{to}@{domain}:{}", trunk.port)
             .as_str()
             .try_into()
             .map_err(|e| CallError::Signalling(format!("bad number {to}: {e}")))?;
