@@ -6,7 +6,7 @@ secs="${1:-20}"
 cd "$(dirname "$0")/.."
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build
-for t in udptl_roundtrip udptl_stream ifp_receive; do
+for t in udptl_roundtrip udptl_stream ifp_receive sdp_parse sip_message; do
     echo "== $t (${secs}s)"
     cargo fuzz run "$t" -- -max_total_time="$secs" -rss_limit_mb=2048
 done

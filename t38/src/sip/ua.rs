@@ -42,7 +42,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::call::{CallMedia, FaxJob, MediaClock, MediaCmd, MediaStats, bind_media, run_media};
-use crate::sdp::{self, Capabilities, LocalMedia, Negotiated, SdpError, SessionDescription};
+use crate::sdp::{self, Capabilities, LocalMedia, Negotiated, SessionDescription};
 use crate::session::{Direction, Event, FaxResult, FaxSettings};
 use crate::sip::cause::CallError;
 use crate::trunk::{MediaPreference, TrunkConfig};
@@ -615,28 +615,16 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
         inner.counters.refused_busy.fetch_add(1, Ordering::Relaxed);
         return tx.reply(StatusCode::from(trunk.busy_status)).await.map_err(sip);
     };
-    let offer = match SessionDescription::parse(&tx.original.body) {
-        Ok(o) => o,
-        Err(e) => {
-            inner.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
-            tracing::info!("INVITE with unreadable SDP: {e}");
-            // No body at all (a late offer) is not supported: 488.
-            let code = if tx.original.body.is_empty() {
-                StatusCode::NotAcceptableHere
-            } else {
-                StatusCode::BadRequest
-            };
-            return tx.reply(code).await.map_err(sip);
+    let (screened, _, call) = match screen_invite(&tx.original, &trunk.capabilities(), &local_probe(&inner)) {
+        Ok(x) => x,
+        Err(refusal) => {
+            if refusal == Refusal::BadRequest {
+                inner.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+            }
+            return tx.reply(StatusCode::from(refusal.status())).await.map_err(sip);
         }
     };
-    let call_id = tx.original.call_id_header().map_err(|e| Error::Sip(e.to_string()))?.value().to_string();
-    let called = user_of(&tx.original.uri);
-    let caller = tx.original.from_header().ok().and_then(|f| f.uri().ok()).map(|u| user_of(&u)).unwrap_or_default();
-    let call = IncomingCall {
-        call_id: call_id.clone(),
-        caller: caller.clone(),
-        called: called.clone(),
-    };
+    let IncomingCall { call_id, caller, called } = call.clone();
     let Some(path) = (inner.router)(&call) else {
         inner.counters.refused_unknown.fetch_add(1, Ordering::Relaxed);
         return tx.reply(StatusCode::NotFound).await.map_err(sip);
@@ -644,11 +632,12 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
     let (audio, image) = bind_media(inner.cfg.media_ip).await?;
     let local = local_media(&inner, &audio, &image)?;
     let caps = trunk.capabilities();
-    let (answer, negotiated) = match sdp::answer(&caps, &offer, &local, random_u64() >> 1, 1) {
+    // The same answer, now with the real media ports.
+    let (answer, negotiated) = match SessionDescription::parse(&tx.original.body)
+        .and_then(|offer| sdp::answer(&caps, &offer, &local, screened.session_id, 1))
+    {
         Ok(a) => a,
-        Err(SdpError::NotAcceptable) | Err(SdpError::Malformed(_)) => {
-            return tx.reply(StatusCode::NotAcceptableHere).await.map_err(sip);
-        }
+        Err(_) => return tx.reply(StatusCode::NotAcceptableHere).await.map_err(sip),
     };
     let contact = contact_uri(&inner, &called)?;
     let dialog = inner
@@ -695,6 +684,63 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
         Err(e) => tracing::warn!("incoming call: {e}"),
     }
     Ok(())
+}
+
+/// Why an INVITE is refused before answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unreadable request or SDP: 400.
+    BadRequest,
+    /// No offer, or nothing acceptable in it: 488.
+    NotAcceptable,
+}
+
+impl Refusal {
+    /// The SIP status to answer with.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::NotAcceptable => 488,
+        }
+    }
+}
+
+/// Checks a new INVITE before any resource is taken: its SDP offer and
+/// the identities it carries. Pure, so that it is fuzzed directly.
+pub fn screen_invite(
+    req: &rsipstack::sip::Request,
+    caps: &Capabilities,
+    local: &LocalMedia,
+) -> Result<(SessionDescription, Negotiated, IncomingCall), Refusal> {
+    let call_id = req
+        .call_id_header()
+        .map_err(|_| Refusal::BadRequest)?
+        .value()
+        .to_string();
+    let called = user_of(&req.uri);
+    let caller = req
+        .from_header()
+        .ok()
+        .and_then(|f| f.uri().ok())
+        .map(|u| user_of(&u))
+        .unwrap_or_default();
+    if req.body.is_empty() {
+        // A late offer (INVITE without SDP) is not supported.
+        return Err(Refusal::NotAcceptable);
+    }
+    let offer = SessionDescription::parse(&req.body).map_err(|_| Refusal::BadRequest)?;
+    let (answer, negotiated) =
+        sdp::answer(caps, &offer, local, random_u64() >> 1, 1).map_err(|_| Refusal::NotAcceptable)?;
+    Ok((answer, negotiated, IncomingCall { call_id, caller, called }))
+}
+
+/// Local media as announced before the sockets are bound (screening only).
+fn local_probe(inner: &Inner) -> LocalMedia {
+    LocalMedia {
+        addr: advertised_ip(inner),
+        audio_port: 9,
+        image_port: 9,
+    }
 }
 
 struct CallCtx {
