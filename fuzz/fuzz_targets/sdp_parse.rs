@@ -18,11 +18,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(a.t38, b.t38);
         }
     }
-    let local = LocalMedia {
-        addr: "192.0.2.1".parse().unwrap(),
-        audio_port: 4000,
-        image_port: 4002,
-    };
+    let local = LocalMedia { addr: "192.0.2.1".parse().unwrap(), audio_port: 4000, image_port: 4002 };
     for caps in [Capabilities::default(), Capabilities { t38: false, ..Capabilities::default() }] {
         if let Ok((answer, n)) = sdp::answer(&caps, &sd, &local, 1, 1) {
             assert_eq!(answer.media.len(), sd.media.len());

@@ -11,11 +11,7 @@ use rsipstack::sip::SipMessage;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(SipMessage::Request(req)) = SipMessage::try_from(data) else { return };
-    let local = LocalMedia {
-        addr: "192.0.2.1".parse().unwrap(),
-        audio_port: 4000,
-        image_port: 4002,
-    };
+    let local = LocalMedia { addr: "192.0.2.1".parse().unwrap(), audio_port: 4000, image_port: 4002 };
     match screen_invite(&req, &Capabilities::default(), &local) {
         Ok((answer, _, call)) => {
             assert!(!answer.media.is_empty());

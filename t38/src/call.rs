@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::Error;
 use crate::g711::Law;
 use crate::rtp::{FRAME, JitterBuffer, RtpPacket, RtpSender};
 use crate::sdp::Negotiated;
 use crate::session::{Direction, Event, FaxResult, FaxSession, FaxSettings, SessionConfig, TICK, Transmit, Transport};
 use crate::udptl::Udptl;
-use crate::Error;
 
 /// Jitter buffer depth in 20 ms frames.
 const JITTER_DEPTH: usize = 3;
@@ -76,18 +76,8 @@ pub struct MediaStats {
 }
 
 enum Media {
-    Audio {
-        law: Law,
-        rx_pt: u8,
-        sender: RtpSender,
-        jitter: JitterBuffer,
-        remote: SocketAddr,
-        started: bool,
-    },
-    T38 {
-        udptl: Udptl,
-        remote: SocketAddr,
-    },
+    Audio { law: Law, rx_pt: u8, sender: RtpSender, jitter: JitterBuffer, remote: SocketAddr, started: bool },
+    T38 { udptl: Udptl, remote: SocketAddr },
 }
 
 /// The media state of one call.
@@ -105,10 +95,7 @@ pub struct CallMedia {
 
 impl std::fmt::Debug for CallMedia {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallMedia")
-            .field("t38", &self.is_t38())
-            .field("stats", &self.stats)
-            .finish()
+        f.debug_struct("CallMedia").field("t38", &self.is_t38()).field("stats", &self.stats).finish()
     }
 }
 
@@ -153,20 +140,12 @@ impl CallMedia {
                     },
                 ))
             }
-            Negotiated::T38 {
-                remote,
-                version,
-                ec,
-                max_datagram,
-            } => {
+            Negotiated::T38 { remote, version, ec, max_datagram } => {
                 let udptl = Udptl::new(*ec, *max_datagram);
                 let s = FaxSession::new(
                     SessionConfig {
                         direction: job.direction.clone(),
-                        transport: Transport::T38 {
-                            version: *version,
-                            max_ifp: udptl.max_ifp().max(32),
-                        },
+                        transport: Transport::T38 { version: *version, max_ifp: udptl.max_ifp().max(32) },
                         calling: job.calling,
                         settings: job.settings.clone(),
                     },
@@ -225,16 +204,7 @@ impl CallMedia {
     pub fn handle_datagram(&mut self, now: Instant, socket: Socket, from: SocketAddr, data: &[u8]) {
         self.handle_timeout(now);
         match (&mut self.media, socket) {
-            (
-                Media::Audio {
-                    rx_pt,
-                    jitter,
-                    remote,
-                    started,
-                    ..
-                },
-                Socket::Audio,
-            ) => match RtpPacket::parse(data) {
+            (Media::Audio { rx_pt, jitter, remote, started, .. }, Socket::Audio) => match RtpPacket::parse(data) {
                 Ok(p) if p.pt == *rx_pt && p.payload.len() <= 4 * FRAME => {
                     *remote = from;
                     *started = true;
@@ -265,10 +235,7 @@ impl CallMedia {
     pub fn handle_timeout(&mut self, now: Instant) {
         while self.result.is_none() && self.next_tick <= now {
             let t = self.next_tick;
-            if let Media::Audio {
-                jitter, law, started, ..
-            } = &mut self.media
-            {
+            if let Media::Audio { jitter, law, started, .. } = &mut self.media {
                 if *started {
                     let frame = jitter.pop().unwrap_or_else(|| vec![law.silence(); FRAME]);
                     let _ = self.session.handle_audio(t, &frame);
@@ -311,21 +278,13 @@ impl CallMedia {
             match (tx, &mut self.media) {
                 (Transmit::Audio(payload), Media::Audio { sender, remote, .. }) => {
                     self.stats.rtp_out += 1;
-                    self.out.push_back(Datagram {
-                        socket: Socket::Audio,
-                        to: *remote,
-                        data: sender.packet(&payload),
-                    });
+                    self.out.push_back(Datagram { socket: Socket::Audio, to: *remote, data: sender.packet(&payload) });
                 }
                 (Transmit::Ifp { data, copies }, Media::T38 { udptl, remote }) => match udptl.encode(&data) {
                     Ok(d) => {
                         for _ in 0..copies.max(1) {
                             self.stats.udptl_out += 1;
-                            self.out.push_back(Datagram {
-                                socket: Socket::Image,
-                                to: *remote,
-                                data: d.clone(),
-                            });
+                            self.out.push_back(Datagram { socket: Socket::Image, to: *remote, data: d.clone() });
                         }
                     }
                     Err(e) => tracing::warn!("udptl: {e}"),
@@ -364,10 +323,7 @@ pub struct MediaClock {
 impl MediaClock {
     /// A real-time clock.
     pub fn real_time() -> Self {
-        Self {
-            epoch: Instant::now(),
-            scale: 1.0,
-        }
+        Self { epoch: Instant::now(), scale: 1.0 }
     }
 
     /// Simulated now.
@@ -410,10 +366,8 @@ pub async fn run_media(
         if media.result().is_some() {
             return (media.result().cloned(), media.stats());
         }
-        let deadline = media
-            .poll_timeout()
-            .map(|t| clock.real(t))
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        let deadline =
+            media.poll_timeout().map(|t| clock.real(t)).unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
             r = audio.recv_from(&mut abuf) => {
                 if let Ok((n, from)) = r {

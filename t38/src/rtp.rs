@@ -85,13 +85,7 @@ impl RtpSender {
     /// number and timestamp (RFC 3550 5.1 wants them random).
     pub fn new(pt: u8, seed: u64) -> Self {
         let mix = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (seed >> 29);
-        Self {
-            pt,
-            ssrc: mix as u32,
-            seq: (mix >> 32) as u16,
-            timestamp: (mix >> 16) as u32,
-            first: true,
-        }
+        Self { pt, ssrc: mix as u32, seq: (mix >> 32) as u16, timestamp: (mix >> 16) as u32, first: true }
     }
 
     /// Builds the next packet carrying `payload` (G.711: one octet per sample).

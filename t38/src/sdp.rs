@@ -608,14 +608,7 @@ fn audio_media(local: &LocalMedia, formats: &[(u8, &str)]) -> Media {
         formats: formats.iter().map(|(p, _)| p.to_string()).collect(),
         connection: None,
         dir: Dir::SendRecv,
-        rtpmaps: formats
-            .iter()
-            .map(|(p, e)| RtpMap {
-                pt: *p,
-                encoding: (*e).to_string(),
-                clock: 8000,
-            })
-            .collect(),
+        rtpmaps: formats.iter().map(|(p, e)| RtpMap { pt: *p, encoding: (*e).to_string(), clock: 8000 }).collect(),
         ptime: Some(20),
         t38: T38Params::default(),
         other: Vec::new(),
@@ -672,9 +665,7 @@ pub fn offer_t38(caps: &Capabilities, local: &LocalMedia, session_id: u64, versi
 fn negotiate_t38(caps: &Capabilities, sd: &SessionDescription, i: usize, theirs: &T38Params) -> Option<Negotiated> {
     let remote = sd.remote_addr(i)?;
     let ec = match theirs.udp_ec {
-        Some(UdpEc::Redundancy) => ErrorCorrection::Redundancy {
-            depth: caps.redundancy,
-        },
+        Some(UdpEc::Redundancy) => ErrorCorrection::Redundancy { depth: caps.redundancy },
         Some(UdpEc::Fec) => ErrorCorrection::Fec { span: 3, entries: 3 },
         _ => ErrorCorrection::None,
     };
@@ -682,12 +673,7 @@ fn negotiate_t38(caps: &Capabilities, sd: &SessionDescription, i: usize, theirs:
         Some(d) => udptl::effective_max_datagram(d),
         None => theirs.effective_max_datagram(),
     };
-    Some(Negotiated::T38 {
-        remote,
-        version: theirs.version.min(caps.t38_version),
-        ec,
-        max_datagram,
-    })
+    Some(Negotiated::T38 { remote, version: theirs.version.min(caps.t38_version), ec, max_datagram })
 }
 
 /// Interprets the peer's answer to our offer.
@@ -713,11 +699,7 @@ pub fn accept_answer(caps: &Capabilities, answer: &SessionDescription) -> Result
 fn pick_audio(caps: &Capabilities, sd: &SessionDescription, i: usize) -> Option<Negotiated> {
     let m = &sd.media[i];
     let remote = sd.remote_addr(i)?;
-    let te = m
-        .rtpmaps
-        .iter()
-        .find(|r| r.encoding.eq_ignore_ascii_case("telephone-event"))
-        .map(|r| r.pt);
+    let te = m.rtpmaps.iter().find(|r| r.encoding.eq_ignore_ascii_case("telephone-event")).map(|r| r.pt);
     // The offerer's order wins (RFC 3264 6.1); we only skip what we lack.
     for f in &m.formats {
         let Ok(p) = f.parse::<u8>() else { continue };
@@ -821,11 +803,8 @@ pub fn answer(
 mod tests {
     use super::*;
 
-    const LOCAL: LocalMedia = LocalMedia {
-        addr: IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 10)),
-        audio_port: 20000,
-        image_port: 20002,
-    };
+    const LOCAL: LocalMedia =
+        LocalMedia { addr: IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 10)), audio_port: 20000, image_port: 20002 };
 
     fn parse(s: &str) -> SessionDescription {
         SessionDescription::parse(s.as_bytes()).unwrap()
@@ -878,20 +857,14 @@ a=T38FaxTranscodingJBIG\na=T38FaxMaxDatagram:0\na=T38FaxUdpEC:t38UDPFEC\n",
         let offer = parse(&ASTERISK_T38.replace("T38FaxMaxDatagram:400", "T38FaxMaxDatagram:72000"));
         let (_, neg) = answer(&Capabilities::default(), &offer, &LOCAL, 1, 1).unwrap();
         assert!(matches!(neg, Negotiated::T38 { max_datagram: 400, .. }));
-        let caps = Capabilities {
-            peer_max_datagram: Some(272),
-            ..Capabilities::default()
-        };
+        let caps = Capabilities { peer_max_datagram: Some(272), ..Capabilities::default() };
         let (_, neg) = answer(&caps, &offer, &LOCAL, 1, 1).unwrap();
         assert!(matches!(neg, Negotiated::T38 { max_datagram: 272, .. }));
     }
 
     #[test]
     fn version_is_min_of_both() {
-        let caps = Capabilities {
-            t38_version: 2,
-            ..Capabilities::default()
-        };
+        let caps = Capabilities { t38_version: 2, ..Capabilities::default() };
         let offer = parse(&ASTERISK_T38.replace("T38FaxVersion:0", "T38FaxVersion:1"));
         let (ans, neg) = answer(&caps, &offer, &LOCAL, 1, 1).unwrap();
         assert!(matches!(neg, Negotiated::T38 { version: 1, .. }));
@@ -931,10 +904,7 @@ m=audio 30000 RTP/AVP 8\r\nm=image 30002 udptl t38\r\na=T38FaxVersion:0\r\n",
         assert_eq!(ans.media.len(), 2);
         assert_eq!(ans.media[0].port, 0);
         assert_eq!(ans.media[1].port, LOCAL.image_port);
-        let audio_only = Capabilities {
-            t38: false,
-            ..Capabilities::default()
-        };
+        let audio_only = Capabilities { t38: false, ..Capabilities::default() };
         let (ans, neg) = answer(&audio_only, &offer, &LOCAL, 1, 1).unwrap();
         assert!(!neg.is_t38());
         assert_eq!(ans.media[1].port, 0);
@@ -942,11 +912,9 @@ m=audio 30000 RTP/AVP 8\r\nm=image 30002 udptl t38\r\na=T38FaxVersion:0\r\n",
 
     #[test]
     fn nothing_usable_is_not_acceptable() {
-        let offer = parse("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 4 RTP/AVP 18\r\n");
-        assert_eq!(
-            answer(&Capabilities::default(), &offer, &LOCAL, 1, 1).unwrap_err(),
-            SdpError::NotAcceptable
-        );
+        let offer =
+            parse("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 4 RTP/AVP 18\r\n");
+        assert_eq!(answer(&Capabilities::default(), &offer, &LOCAL, 1, 1).unwrap_err(), SdpError::NotAcceptable);
         let no_addr = parse("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 4 RTP/AVP 8\r\n");
         assert!(answer(&Capabilities::default(), &no_addr, &LOCAL, 1, 1).is_err());
     }

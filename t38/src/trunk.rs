@@ -158,9 +158,7 @@ impl TrunkConfig {
         if self.redundancy == 0 {
             ErrorCorrection::None
         } else {
-            ErrorCorrection::Redundancy {
-                depth: self.redundancy,
-            }
+            ErrorCorrection::Redundancy { depth: self.redundancy }
         }
     }
 

@@ -49,13 +49,7 @@ impl Leg {
         });
         let first = rx.recv_timeout(Duration::from_secs(10)).expect("faxleg prints its address");
         let addr = first.strip_prefix("listening ").expect("listening line").parse().unwrap();
-        Self {
-            child,
-            addr,
-            lines: rx,
-            log,
-            name: name.into(),
-        }
+        Self { child, addr, lines: rx, log, name: name.into() }
     }
 
     fn json(&self, within: Duration) -> Value {
@@ -206,11 +200,8 @@ fn busy_and_bad_number() {
     assert_eq!(b["status"], 486, "{b:#}");
     assert_eq!(b["transient"], true);
     let trunk = rx.addr.to_string();
-    let bad = Leg::start(
-        "bad-number",
-        &dir,
-        &["send", "--trunk", &trunk, "--to", "999", "--tiff", tiff.to_str().unwrap()],
-    );
+    let bad =
+        Leg::start("bad-number", &dir, &["send", "--trunk", &trunk, "--to", "999", "--tiff", tiff.to_str().unwrap()]);
     let n = bad.json(Duration::from_secs(10));
     // 486 while the channel is taken, or 404 once it is free: both are
     // refusals before answering; the number check must say 404 when free.
@@ -265,17 +256,9 @@ fn silent_peer() {
 fn real_time_t38_call() {
     let dir = tmpdir("sip-realtime");
     let tiff = make_tiff(&dir, "send", &spec(Width::A4, Length::Mm(40), VRes::Standard, 11), 1, false);
-    let rx = Leg::start(
-        "receiver",
-        &dir,
-        &["receive", "--trunk", "127.0.0.1", "--dir", dir.to_str().unwrap()],
-    );
+    let rx = Leg::start("receiver", &dir, &["receive", "--trunk", "127.0.0.1", "--dir", dir.to_str().unwrap()]);
     let trunk = rx.addr.to_string();
-    let tx = Leg::start(
-        "sender",
-        &dir,
-        &["send", "--trunk", &trunk, "--to", "100", "--tiff", tiff.to_str().unwrap()],
-    );
+    let tx = Leg::start("sender", &dir, &["send", "--trunk", &trunk, "--to", "100", "--tiff", tiff.to_str().unwrap()]);
     let s = tx.json(Duration::from_secs(90));
     let r = rx.json(Duration::from_secs(10));
     assert_ok(&s);

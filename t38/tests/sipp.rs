@@ -66,9 +66,10 @@ impl Leg {
     }
 
     fn json(&self, within: Duration) -> serde_json::Value {
-        let l = self.lines.recv_timeout(within).unwrap_or_else(|_| {
-            panic!("no report; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default())
-        });
+        let l = self
+            .lines
+            .recv_timeout(within)
+            .unwrap_or_else(|_| panic!("no report; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default()));
         serde_json::from_str(&l).unwrap()
     }
 
@@ -262,4 +263,127 @@ fn sipp_flood_from_foreign_source_is_ignored() {
     // The trunk is still served.
     let out = sipp(&dir, Some(leg.addr), "uac_options.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
     assert_sipp_ok(&dir, &out);
+}
+
+/// SIPp plays the trunk: `scenario` as UAS; the fax leg is started with
+/// `leg_args` and the trunk pointing at SIPp. Returns SIPp's output and the leg.
+fn sipp_as_trunk(dir: &Path, file: &str, leg_args: &[&str]) -> (Output, Leg) {
+    let port = free_port("127.0.0.1");
+    let p = port.to_string();
+    let mport = free_port("127.0.0.1").to_string();
+    let sf = scenario(file);
+    let sipp = Command::new("sipp")
+        .current_dir(dir)
+        .args(["-sf", sf.to_str().unwrap(), "-i", "127.0.0.1", "-p", &p, "-mp", &mport])
+        .args(["-nostdin", "-m", "1", "-timeout", "20s", "-timeout_error", "-trace_err", "-trace_msg"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let trunk = format!("127.0.0.1:{port}");
+    let mut args: Vec<&str> = leg_args.to_vec();
+    args.extend_from_slice(&["--trunk", &trunk]);
+    let leg = Leg::start(dir, &args);
+    (sipp.wait_with_output().unwrap(), leg)
+}
+
+#[test]
+fn sipp_register_with_digest() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("register");
+    let d = dir.to_str().unwrap();
+    let (out, _leg) =
+        sipp_as_trunk(&dir, "uas_register.xml", &["receive", "--dir", d, "--register", "fax", "--auth", "fax:secret"]);
+    assert_sipp_ok(&dir, &out);
+}
+
+#[test]
+fn sipp_options_keepalive_to_trunk() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("keepalive");
+    let d = dir.to_str().unwrap();
+    let (out, _leg) = sipp_as_trunk(&dir, "uas_options.xml", &["receive", "--dir", d, "--keepalive", "1"]);
+    assert_sipp_ok(&dir, &out);
+}
+
+#[test]
+fn sipp_invite_digest_then_busy() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("invite-auth");
+    let page = dir.join("page.tif");
+    faxgate_t38::testpage::write_tiff(
+        &page,
+        &faxgate_t38::testpage::PageSpec {
+            width: faxgate_t38::testpage::Width::A4,
+            length: faxgate_t38::testpage::Length::Mm(20),
+            vres: faxgate_t38::testpage::VRes::Standard,
+            density: 30,
+            seed: 2,
+        },
+        1,
+    )
+    .unwrap();
+    let (out, leg) = sipp_as_trunk(
+        &dir,
+        "uas_auth_invite.xml",
+        &["send", "--to", "100", "--tiff", page.to_str().unwrap(), "--auth", "fax:secret"],
+    );
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["status"], 486, "digest accepted, then busy: {r:#}");
+    assert_eq!(r["transient"], true);
+}
+
+#[test]
+fn sipp_invite_proxy_digest_then_busy() {
+    use md5::Digest;
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("invite-proxy-auth");
+    let page = dir.join("page.tif");
+    faxgate_t38::testpage::write_tiff(
+        &page,
+        &faxgate_t38::testpage::PageSpec {
+            width: faxgate_t38::testpage::Width::A4,
+            length: faxgate_t38::testpage::Length::Mm(20),
+            vres: faxgate_t38::testpage::VRes::Standard,
+            density: 30,
+            seed: 3,
+        },
+        1,
+    )
+    .unwrap();
+    let (out, leg) = sipp_as_trunk(
+        &dir,
+        "uas_proxy_auth_invite.xml",
+        &["send", "--to", "100", "--tiff", page.to_str().unwrap(), "--auth", "fax:secret"],
+    );
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["status"], 486, "{r:#}");
+    // The digest itself (RFC 2617, no qop): MD5(HA1:nonce:HA2).
+    let log = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("_messages.log"))
+        .unwrap();
+    let text = std::fs::read_to_string(log).unwrap();
+    let line = text.lines().find(|l| l.starts_with("Proxy-Authorization:")).expect("a Proxy-Authorization");
+    let field = |name: &str| {
+        let start = line.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        line[start..][..line[start..].find('"').unwrap()].to_string()
+    };
+    let hex = |s: String| md5::Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let ha1 = hex("fax:faxgate.test:secret".into());
+    let ha2 = hex(format!("INVITE:{}", field("uri")));
+    assert_eq!(field("response"), hex(format!("{ha1}:{}:{ha2}", field("nonce"))), "{line}");
 }

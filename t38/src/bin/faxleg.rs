@@ -11,7 +11,9 @@
 //! `--channels <n>`, `--busy-status 486|503`, `--numbers 100,101` (others get 404),
 //! `--answer-timeout <s>`, `--bye-after <s>` (clear the call after s seconds of
 //! call time), `--calls <n>` (receive: exit after n calls), `--allow <ip>`,
-//! `--sender-delay <s>`, `--no-ecm`.
+//! `--sender-delay <s>`, `--no-ecm`, `--auth user:password` (digest), `--register <user>`
+//! (REGISTER with the `--auth` password, refreshed), `--keepalive <s>` (OPTIONS to the trunk),
+//! `--run <s>` (receive: exit after s seconds).
 //! On stdin, the line `stats` prints the counters as JSON.
 #![forbid(unsafe_code)]
 
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use faxgate_t38::FaxSettings;
 use faxgate_t38::sip::{CallReport, UaConfig, UserAgent};
-use faxgate_t38::trunk::{MediaPreference, TrunkConfig};
+use faxgate_t38::trunk::{Credentials, MediaPreference, Registration, TrunkConfig};
 use tokio::io::AsyncBufReadExt;
 
 fn usage() -> ! {
@@ -112,15 +114,21 @@ async fn main() {
         address: host,
         port,
         domain: None,
-        registration: None,
-        credentials: None,
-        allowed_sources: a.get("allow").map(|v| v.split(',').map(|s| s.parse().unwrap_or_else(|_| usage())).collect()).unwrap_or_default(),
+        registration: a.get("register").map(|user| Registration { user: user.to_string(), expires_secs: 60 }),
+        credentials: a.get("auth").map(|v| {
+            let (username, password) = v.split_once(':').unwrap_or_else(|| usage());
+            Credentials { username: username.into(), password: password.into(), realm: None }
+        }),
+        allowed_sources: a
+            .get("allow")
+            .map(|v| v.split(',').map(|s| s.parse().unwrap_or_else(|_| usage())).collect())
+            .unwrap_or_default(),
         channels: a.num("channels").unwrap_or(30),
         busy_status: a.num("busy-status").unwrap_or(503),
         media,
         sender_reinvite_delay_secs: a.num("sender-delay").unwrap_or(3),
         answer_timeout_secs: a.num("answer-timeout").unwrap_or(60),
-        keepalive_secs: 0,
+        keepalive_secs: a.num("keepalive").unwrap_or(0),
         max_datagram: None,
         redundancy: 3,
         ecm: a.get("no-ecm").is_none(),
@@ -131,10 +139,7 @@ async fn main() {
         advertise: None,
         media_ip: std::net::SocketAddr::ip(&bind),
         trunk,
-        fax: FaxSettings {
-            ident: "+45 0000 0000".into(),
-            ..FaxSettings::default()
-        },
+        fax: FaxSettings { ident: "+45 0000 0000".into(), ..FaxSettings::default() },
         time_scale: a.num("scale").unwrap_or(1.0),
         user_agent: "faxgate-faxleg".into(),
     };
@@ -178,6 +183,14 @@ async fn main() {
     match a.mode.as_str() {
         "receive" => {
             let limit: Option<u64> = a.num("calls");
+            if let Some(secs) = a.num::<f64>("run") {
+                let ua4 = ua.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+                    ua4.shutdown();
+                    std::process::exit(0);
+                });
+            }
             let mut n = 0u64;
             while let Some(r) = reports.recv().await {
                 println!("{}", report_json(&r));

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rsipstack::EndpointBuilder;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{DialogState, DialogStateSender, TerminatedReason, TransactionHandle};
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -37,16 +38,15 @@ use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::connection::TransportEvent;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, TransportLayer};
-use rsipstack::EndpointBuilder;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::Error;
 use crate::call::{CallMedia, FaxJob, MediaClock, MediaCmd, MediaStats, bind_media, run_media};
 use crate::sdp::{self, Capabilities, LocalMedia, Negotiated, SessionDescription};
 use crate::session::{Direction, Event, FaxResult, FaxSettings};
 use crate::sip::cause::CallError;
 use crate::trunk::{MediaPreference, TrunkConfig};
-use crate::Error;
 
 /// Our own Call-ID suffix (rsipstack's default names its author).
 const CALLID_SUFFIX: &str = "faxgate";
@@ -116,7 +116,7 @@ pub struct CallReport {
     pub called: String,
     /// The fax's result (None if the fax never started).
     pub result: Option<FaxResult>,
-    /// True if the call ended on T.38.
+    /// True if the fax ran on T.38 (a later re-INVITE back to audio does not change it).
     pub t38: bool,
     /// Media counters.
     pub media: MediaStats,
@@ -235,10 +235,7 @@ fn random_u64() -> u64 {
 impl UserAgent {
     /// Binds the signalling socket and starts serving. Fax reports of
     /// incoming calls arrive on the returned receiver.
-    pub async fn start(
-        cfg: UaConfig,
-        router: Router,
-    ) -> Result<(Self, mpsc::UnboundedReceiver<CallReport>), Error> {
+    pub async fn start(cfg: UaConfig, router: Router) -> Result<(Self, mpsc::UnboundedReceiver<CallReport>), Error> {
         cfg.trunk.validate()?;
         let trunk_addr = tokio::net::lookup_host((cfg.trunk.address.as_str(), cfg.trunk.port))
             .await?
@@ -253,10 +250,7 @@ impl UserAgent {
         let local = conn.get_addr().get_socketaddr().map_err(|e| Error::Sip(e.to_string()))?;
         transport.add_transport(conn.into());
         let counters = Arc::new(Counters::default());
-        let option = EndpointOption {
-            callid_suffix: Some(CALLID_SUFFIX.into()),
-            ..EndpointOption::default()
-        };
+        let option = EndpointOption { callid_suffix: Some(CALLID_SUFFIX.into()), ..EndpointOption::default() };
         let endpoint = EndpointBuilder::new()
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transport)
@@ -273,10 +267,7 @@ impl UserAgent {
         let (state_tx, state_rx) = layer.new_dialog_state_channel();
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
-            clock: MediaClock {
-                epoch: Instant::now(),
-                scale: cfg.time_scale,
-            },
+            clock: MediaClock { epoch: Instant::now(), scale: cfg.time_scale },
             cfg,
             layer,
             endpoint: endpoint.inner.clone(),
@@ -357,9 +348,7 @@ impl UserAgent {
         let Some(_slot) = ChannelSlot::take(inner) else {
             return Err(CallError::NoChannel);
         };
-        let (audio, image) = bind_media(inner.cfg.media_ip)
-            .await
-            .map_err(|e| CallError::Engine(e.to_string()))?;
+        let (audio, image) = bind_media(inner.cfg.media_ip).await.map_err(|e| CallError::Engine(e.to_string()))?;
         let local_media = local_media(inner, &audio, &image).map_err(|e| CallError::Engine(e.to_string()))?;
         let caps = trunk.capabilities();
         let session_id = random_u64() >> 1;
@@ -497,13 +486,10 @@ fn fax_settings(inner: &Inner) -> FaxSettings {
 }
 
 fn advertised_ip(inner: &Inner) -> IpAddr {
-    inner.cfg.advertise.unwrap_or_else(|| {
-        if inner.cfg.media_ip.is_unspecified() {
-            inner.local.ip()
-        } else {
-            inner.cfg.media_ip
-        }
-    })
+    inner
+        .cfg
+        .advertise
+        .unwrap_or_else(|| if inner.cfg.media_ip.is_unspecified() { inner.local.ip() } else { inner.cfg.media_ip })
 }
 
 fn local_media(
@@ -640,10 +626,8 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
         Err(_) => return tx.reply(StatusCode::NotAcceptableHere).await.map_err(sip),
     };
     let contact = contact_uri(&inner, &called)?;
-    let dialog = inner
-        .layer
-        .get_or_create_server_invite(&tx, inner.state_tx.clone(), None, Some(contact))
-        .map_err(sip)?;
+    let dialog =
+        inner.layer.get_or_create_server_invite(&tx, inner.state_tx.clone(), None, Some(contact)).map_err(sip)?;
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     inner.calls.lock().unwrap_or_else(|p| p.into_inner()).insert(call_id.clone(), ev_tx);
     tx.send_trying().await.map_err(sip)?;
@@ -654,11 +638,7 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
             tracing::debug!("INVITE transaction: {e}");
         }
     });
-    let job = FaxJob {
-        direction: Direction::Receive { tiff: path },
-        calling: false,
-        settings: fax_settings(&inner),
-    };
+    let job = FaxJob { direction: Direction::Receive { tiff: path }, calling: false, settings: fax_settings(&inner) };
     let ctx = CallCtx {
         inner: inner.clone(),
         dialog,
@@ -712,18 +692,9 @@ pub fn screen_invite(
     caps: &Capabilities,
     local: &LocalMedia,
 ) -> Result<(SessionDescription, Negotiated, IncomingCall), Refusal> {
-    let call_id = req
-        .call_id_header()
-        .map_err(|_| Refusal::BadRequest)?
-        .value()
-        .to_string();
+    let call_id = req.call_id_header().map_err(|_| Refusal::BadRequest)?.value().to_string();
     let called = user_of(&req.uri);
-    let caller = req
-        .from_header()
-        .ok()
-        .and_then(|f| f.uri().ok())
-        .map(|u| user_of(&u))
-        .unwrap_or_default();
+    let caller = req.from_header().ok().and_then(|f| f.uri().ok()).map(|u| user_of(&u)).unwrap_or_default();
     if req.body.is_empty() {
         // A late offer (INVITE without SDP) is not supported.
         return Err(Refusal::NotAcceptable);
@@ -736,11 +707,7 @@ pub fn screen_invite(
 
 /// Local media as announced before the sockets are bound (screening only).
 fn local_probe(inner: &Inner) -> LocalMedia {
-    LocalMedia {
-        addr: advertised_ip(inner),
-        audio_port: 9,
-        image_port: 9,
-    }
+    LocalMedia { addr: advertised_ip(inner), audio_port: 9, image_port: 9 }
 }
 
 struct CallCtx {
@@ -782,8 +749,8 @@ async fn run_call(mut c: CallCtx) -> Result<CallReport, Error> {
     } else {
         Duration::from_secs(u64::from(inner.cfg.trunk.sender_reinvite_delay_secs))
     };
-    let mut reinvite_at: Option<tokio::time::Instant> =
-        (wants_t38 && state == CallState::Audio).then(|| tokio::time::Instant::now() + first_delay.div_f64(clock.scale));
+    let mut reinvite_at: Option<tokio::time::Instant> = (wants_t38 && state == CallState::Audio)
+        .then(|| tokio::time::Instant::now() + first_delay.div_f64(clock.scale));
     let mut pending: Option<ReinviteFut> = None;
     let mut pending_sdp: Option<SessionDescription> = None;
     let max_call = tokio::time::sleep(MAX_CALL.div_f64(clock.scale));
@@ -927,7 +894,7 @@ async fn run_call(mut c: CallCtx) -> Result<CallReport, Error> {
         incoming: c.incoming,
         caller: c.caller,
         called: c.called,
-        t38: c.negotiated.is_t38(),
+        t38: states.contains(&CallState::T38),
         result,
         media: stats,
         peer_hung_up,
@@ -948,17 +915,9 @@ async fn options_request(inner: &Arc<Inner>) -> Result<u16, CallError> {
         .map_err(|e: rsipstack::sip::Error| CallError::Signalling(e.to_string()))?;
     let me = contact_uri(inner, "").map_err(|e| CallError::Signalling(e.to_string()))?;
     let via = inner.endpoint.get_via(None, None).map_err(sig)?;
-    let from = rsipstack::sip::typed::From {
-        display_name: None,
-        uri: me,
-        params: vec![],
-    }
-    .with_tag(rsipstack::transaction::make_tag());
-    let to = rsipstack::sip::typed::To {
-        display_name: None,
-        uri: uri.clone(),
-        params: vec![],
-    };
+    let from = rsipstack::sip::typed::From { display_name: None, uri: me, params: vec![] }
+        .with_tag(rsipstack::transaction::make_tag());
+    let to = rsipstack::sip::typed::To { display_name: None, uri: uri.clone(), params: vec![] };
     let seq = inner.seq.fetch_add(1, Ordering::Relaxed) as u32;
     let req = inner.endpoint.make_request(Method::Options, uri, via, from, to, seq, None);
     let key = TransactionKey::from_request(&req, TransactionRole::Client).map_err(sig)?;

@@ -1,0 +1,21 @@
+# Sourced by the scripts: installs the Debian packages faxgate needs to build
+# and test, when they are missing.
+#
+#   libtiff-dev libclang-dev clang pkg-config libjpeg-dev  build spandsp (spandsp-sys, bindgen)
+#   libtiff-tools poppler-utils qpdf ghostscript            independent checks of TIFFs and PDFs
+#   systemd                                                 systemd-analyze, to verify the unit
+#   sip-tester                                              SIPp, for the fax leg's SIP tests and benchmark
+FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester"
+
+ensure_packages() {
+    local missing=()
+    for p in $FAXGATE_PACKAGES "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing missing packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
