@@ -188,7 +188,7 @@ impl CallMedia {
             (Media::Audio { .. }, Negotiated::T38 { .. }) => {
                 self.seed = self.seed.wrapping_add(1);
                 let (s, m) = Self::make(&self.job, media, now, self.seed)?;
-                self.session = Box::new(s);
+                *self.session = s;
                 self.media = m;
                 self.next_tick = now;
                 self.stats.switches += 1;
@@ -235,11 +235,11 @@ impl CallMedia {
     pub fn handle_timeout(&mut self, now: Instant) {
         while self.result.is_none() && self.next_tick <= now {
             let t = self.next_tick;
-            if let Media::Audio { jitter, law, started, .. } = &mut self.media {
-                if *started {
-                    let frame = jitter.pop().unwrap_or_else(|| vec![law.silence(); FRAME]);
-                    let _ = self.session.handle_audio(t, &frame);
-                }
+            if let Media::Audio { jitter, law, started, .. } = &mut self.media
+                && *started
+            {
+                let frame = jitter.pop().unwrap_or_else(|| vec![law.silence(); FRAME]);
+                let _ = self.session.handle_audio(t, &frame);
             }
             self.session.handle_timeout(t);
             self.drain();

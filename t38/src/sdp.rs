@@ -682,15 +682,17 @@ pub fn accept_answer(caps: &Capabilities, answer: &SessionDescription) -> Result
         if m.port == 0 {
             continue;
         }
-        if m.is_t38() && caps.t38 {
-            if let Some(n) = negotiate_t38(caps, answer, i, &m.t38) {
-                return Ok(n);
-            }
+        if m.is_t38()
+            && caps.t38
+            && let Some(n) = negotiate_t38(caps, answer, i, &m.t38)
+        {
+            return Ok(n);
         }
-        if m.kind == MediaKind::Audio && caps.audio {
-            if let Some(n) = pick_audio(caps, answer, i) {
-                return Ok(n);
-            }
+        if m.kind == MediaKind::Audio
+            && caps.audio
+            && let Some(n) = pick_audio(caps, answer, i)
+        {
+            return Ok(n);
         }
     }
     Err(SdpError::NotAcceptable)
@@ -726,21 +728,23 @@ pub fn answer(
     let mut chosen: Option<(usize, Negotiated)> = None;
     if caps.t38 {
         for (i, m) in offer.media.iter().enumerate() {
-            if m.port != 0 && m.is_t38() {
-                if let Some(n) = negotiate_t38(caps, offer, i, &m.t38) {
-                    chosen = Some((i, n));
-                    break;
-                }
+            if m.port != 0
+                && m.is_t38()
+                && let Some(n) = negotiate_t38(caps, offer, i, &m.t38)
+            {
+                chosen = Some((i, n));
+                break;
             }
         }
     }
     if chosen.is_none() && caps.audio {
         for (i, m) in offer.media.iter().enumerate() {
-            if m.port != 0 && m.kind == MediaKind::Audio {
-                if let Some(n) = pick_audio(caps, offer, i) {
-                    chosen = Some((i, n));
-                    break;
-                }
+            if m.port != 0
+                && m.kind == MediaKind::Audio
+                && let Some(n) = pick_audio(caps, offer, i)
+            {
+                chosen = Some((i, n));
+                break;
             }
         }
     }

@@ -147,10 +147,10 @@ async fn main() {
     let dir: Option<PathBuf> = a.get("dir").map(PathBuf::from);
     let numbers: Option<Vec<String>> = a.get("numbers").map(|v| v.split(',').map(String::from).collect());
     let router: faxgate_t38::sip::ua::Router = Arc::new(move |call| {
-        if let Some(n) = &numbers {
-            if !n.contains(&call.called) {
-                return None;
-            }
+        if let Some(n) = &numbers
+            && !n.contains(&call.called)
+        {
+            return None;
         }
         let d = dir.clone().unwrap_or_else(std::env::temp_dir);
         let safe: String = call.call_id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
