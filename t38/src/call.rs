@@ -25,7 +25,7 @@ use crate::session::{Direction, Event, FaxResult, FaxSession, FaxSettings, Sessi
 use crate::udptl::Udptl;
 
 /// Jitter buffer depth in 20 ms frames.
-const JITTER_DEPTH: usize = 3;
+const JITTER_DEPTH: usize = 5;
 
 /// Which local socket a datagram uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
