@@ -190,6 +190,8 @@ impl CallMedia {
                 let (s, m) = Self::make(&self.job, media, now, self.seed)?;
                 *self.session = s;
                 self.media = m;
+                // Audio not yet sent is stale once on T.38.
+                self.out.clear();
                 self.next_tick = now;
                 self.stats.switches += 1;
                 Ok(())
@@ -407,3 +409,83 @@ pub async fn bind_media(ip: std::net::IpAddr) -> Result<(Arc<UdpSocket>, Arc<Udp
 
 /// Where a received fax goes, or nothing to refuse the call.
 pub type ReceivePath = Option<PathBuf>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::udptl::ErrorCorrection;
+
+    fn job(dir: &std::path::Path) -> FaxJob {
+        FaxJob {
+            direction: Direction::Receive { tiff: dir.join("rx.tif") },
+            calling: false,
+            settings: FaxSettings::default(),
+        }
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("faxgate-call-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// Media goes to where the peer's packets come from, not to the SDP address.
+    #[test]
+    fn t38_is_symmetric() {
+        let now = Instant::now();
+        let sdp_addr: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let real: SocketAddr = "127.0.0.1:2000".parse().unwrap();
+        let neg = Negotiated::T38 { remote: sdp_addr, version: 0, ec: ErrorCorrection::None, max_datagram: 400 };
+        let mut m = CallMedia::new(job(&tmp("t38")), &neg, now, 1).unwrap();
+        m.handle_timeout(now + Duration::from_millis(200));
+        let first = m.poll_transmit().expect("the answering terminal sends");
+        assert_eq!((first.socket, first.to), (Socket::Image, sdp_addr));
+        while m.poll_transmit().is_some() {}
+        // A datagram from the peer's real (NATed) address: an IFP indicator (no signal).
+        let mut peer = Udptl::new(ErrorCorrection::None, 400);
+        let d = peer.encode(&[0x00]).unwrap();
+        m.handle_datagram(now + Duration::from_millis(220), Socket::Image, real, &d);
+        assert_eq!(m.remote(), real);
+        m.handle_timeout(now + Duration::from_secs(4));
+        let next = m.poll_transmit().expect("still sending");
+        assert_eq!(next.to, real);
+        // Malformed datagrams are counted and do not move the peer.
+        m.handle_datagram(now + Duration::from_secs(4), Socket::Image, sdp_addr, &[0xff]);
+        assert_eq!(m.remote(), real);
+        assert_eq!(m.stats().malformed, 1);
+    }
+
+    #[test]
+    fn audio_is_symmetric_and_switches_to_t38() {
+        let now = Instant::now();
+        let sdp_addr: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let real: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+        let neg = Negotiated::Audio { remote: sdp_addr, law: Law::Alaw, pt: 8, telephone_event: None };
+        let mut m = CallMedia::new(job(&tmp("audio")), &neg, now, 1).unwrap();
+        let mut s = RtpSender::new(8, 9);
+        for i in 0..10u32 {
+            let t = now + TICK * i;
+            m.handle_datagram(t, Socket::Audio, real, &s.packet(&[0xD5; FRAME]));
+            m.handle_timeout(t);
+        }
+        assert_eq!(m.remote(), real);
+        let mut last = None;
+        while let Some(d) = m.poll_transmit() {
+            assert_eq!(d.socket, Socket::Audio);
+            last = Some(d.to);
+        }
+        assert_eq!(last, Some(real));
+        assert_eq!(m.stats().rtp_in, 10);
+        // Wrong payload type (telephone-event) is not fax audio.
+        let mut te = RtpSender::new(101, 3);
+        m.handle_datagram(now + TICK * 10, Socket::Audio, real, &te.packet(&[0; 4]));
+        assert_eq!(m.stats().rtp_in, 10);
+        let t38 = Negotiated::T38 { remote: sdp_addr, version: 0, ec: ErrorCorrection::None, max_datagram: 400 };
+        m.update(&t38, now + TICK * 11).unwrap();
+        assert!(m.is_t38());
+        assert_eq!(m.stats().switches, 1);
+        m.handle_timeout(now + TICK * 200);
+        let sent: Vec<Datagram> = std::iter::from_fn(|| m.poll_transmit()).collect();
+        assert!(!sent.is_empty() && sent.iter().all(|d| d.socket == Socket::Image), "{sent:?}");
+    }
+}

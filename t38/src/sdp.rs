@@ -299,13 +299,19 @@ impl SessionDescription {
     pub fn write(&self) -> String {
         let mut s = String::with_capacity(512);
         let ipv = |a: &str| if a.contains(':') { "IP6" } else { "IP4" };
+        // A peer's description without `o=` still writes a valid one.
+        let origin = match (self.origin_addr.is_empty(), self.connection) {
+            (false, _) => self.origin_addr.clone(),
+            (true, Some(c)) => c.to_string(),
+            (true, None) => "0.0.0.0".to_string(),
+        };
         let _ = write!(
             s,
             "v=0\r\no=faxgate {} {} IN {} {}\r\ns=faxgate\r\n",
             self.session_id,
             self.session_version,
-            ipv(&self.origin_addr),
-            self.origin_addr
+            ipv(&origin),
+            origin
         );
         if let Some(c) = self.connection {
             let _ = write!(s, "c=IN {} {}\r\n", ipv(&c.to_string()), c);
@@ -929,6 +935,13 @@ m=audio 30000 RTP/AVP 8\r\nm=image 30002 udptl t38\r\na=T38FaxVersion:0\r\n",
             assert!(SessionDescription::parse(bad.as_bytes()).is_err(), "{bad:?}");
         }
         assert!(SessionDescription::parse(&[0xff, 0xfe]).is_err());
+    }
+
+    /// Found by the `sdp_parse` fuzz target: a description without `o=`.
+    #[test]
+    fn minimal_description_writes_back_valid() {
+        let sd = parse("v=0");
+        assert_eq!(parse(&sd.write()).media.len(), 0);
     }
 
     #[test]

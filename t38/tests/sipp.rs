@@ -387,3 +387,36 @@ fn sipp_invite_proxy_digest_then_busy() {
     let ha2 = hex(format!("INVITE:{}", field("uri")));
     assert_eq!(field("response"), hex(format!("{ha1}:{}:{ha2}", field("nonce"))), "{line}");
 }
+
+#[test]
+fn sipp_t38_reinvite_glare_retried() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("glare");
+    let leg = receiver(&dir, &[]);
+    let out = sipp(&dir, Some(leg.addr), "uac_t38_glare.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["t38"], true, "{r:#}");
+    let states: Vec<&str> = r["states"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(
+        states,
+        ["Inviting", "Audio", "SwitchingToT38", "Audio", "SwitchingToT38", "T38", "Ending"],
+        "491, then the retry: {r:#}"
+    );
+}
+
+#[test]
+fn sipp_session_refresh_during_t38_keeps_image() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("refresh");
+    let leg = receiver(&dir, &[]);
+    let out = sipp(&dir, Some(leg.addr), "uac_t38_refresh.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["t38"], true, "{r:#}");
+    assert_eq!(r["switches"], 1, "no second restart: {r:#}");
+}
