@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rates="${1:-50 100 200 400}"
-concs="${2:-50 100 200}"
+concs="${2-50 100 200}"
 hold="${3:-20000}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo build --release -q -p faxgate-t38 --bin faxleg
