@@ -10,7 +10,6 @@
 //! Asterisk and FreeSWITCH do.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -407,11 +406,10 @@ pub async fn bind_media(ip: std::net::IpAddr) -> Result<(Arc<UdpSocket>, Arc<Udp
     Ok((Arc::new(a), Arc::new(i)))
 }
 
-/// Where a received fax goes, or nothing to refuse the call.
-pub type ReceivePath = Option<PathBuf>;
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::udptl::ErrorCorrection;
 

@@ -16,13 +16,14 @@
 //!   work runs on a few dedicated engine threads each with its own 20 ms
 //!   ticker; lateness of every session tick is measured.
 //! - [`testpage`]: writes bilevel TIFF test pages (tests, benchmarks, fuzzing).
-//!
 //! - [`sdp`]: SDP for audio and T.38, offer/answer as pure functions.
 //! - [`rtp`]: RTP packets and a jitter buffer for G.711.
 //! - [`call`]: the media of one call (sans-IO core and its tokio loop),
 //!   switching from G.711 to T.38.
 //! - [`sip`]: the SIP user agent on rsipstack (trunks, calls, OPTIONS, REGISTER).
 //! - [`trunk`]: trunk configuration types.
+//!
+//! The `faxleg` binary runs one fax leg on its own (tests, SIPp benchmarks).
 #![deny(unsafe_code)]
 
 mod ffi;
