@@ -420,3 +420,17 @@ fn sipp_session_refresh_during_t38_keeps_image() {
     assert_eq!(r["t38"], true, "{r:#}");
     assert_eq!(r["switches"], 1, "no second restart: {r:#}");
 }
+
+#[test]
+fn sipp_reinvite_back_to_audio_after_t38_accepted() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("back-to-audio");
+    let leg = receiver(&dir, &[]);
+    let out = sipp(&dir, Some(leg.addr), "uac_t38_back_to_audio.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["t38"], true, "the fax ran on T.38: {r:#}");
+    assert_eq!(r["peer_hung_up"], true, "{r:#}");
+}
