@@ -4,7 +4,8 @@
 #   libtiff-dev libclang-dev clang pkg-config libjpeg-dev  build spandsp (spandsp-sys, bindgen)
 #   libtiff-tools poppler-utils qpdf ghostscript            independent checks of TIFFs and PDFs
 #   systemd                                                 systemd-analyze, to verify the unit
-FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd"
+#   sip-tester                                              SIPp, for the fax leg's SIP tests and benchmark
+FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester"
 
 ensure_packages() {
     local missing=()

@@ -16,18 +16,29 @@
 //!   work runs on a few dedicated engine threads each with its own 20 ms
 //!   ticker; lateness of every session tick is measured.
 //! - [`testpage`]: writes bilevel TIFF test pages (tests, benchmarks, fuzzing).
+//! - [`sdp`]: SDP for audio and T.38, offer/answer as pure functions.
+//! - [`rtp`]: RTP packets and a jitter buffer for G.711.
+//! - [`call`]: the media of one call (sans-IO core and its tokio loop),
+//!   switching from G.711 to T.38.
+//! - [`sip`]: the SIP user agent on rsipstack (trunks, calls, OPTIONS, REGISTER).
+//! - [`trunk`]: trunk configuration types.
 //!
-//! RTP, SDP and the SIP user agent will join these modules.
+//! The `faxleg` binary runs one fax leg on its own (tests, SIPp benchmarks).
 #![deny(unsafe_code)]
 
 mod ffi;
 
+pub mod call;
 pub mod driver;
 pub mod g711;
 pub mod loopback;
 pub mod pair;
+pub mod rtp;
+pub mod sdp;
 pub mod session;
+pub mod sip;
 pub mod testpage;
+pub mod trunk;
 pub mod udptl;
 
 pub use session::{
@@ -73,6 +84,9 @@ pub enum Error {
     /// A TIFF could not be written or a page description is invalid.
     #[error("test page: {0}")]
     TestPage(String),
+    /// SIP signalling failed (bind, transaction, dialog); the text says how.
+    #[error("SIP: {0}")]
+    Sip(String),
     /// The simulated call did not finish within its time limit.
     #[error("simulated call still running after {0:?}")]
     Timeout(std::time::Duration),

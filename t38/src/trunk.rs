@@ -1,0 +1,228 @@
+//! Trunk configuration: the SIP peers faxgate places and takes calls through.
+//!
+//! These types are deserialised from the daemon's configuration file; unknown
+//! keys are refused so that a typo is an error, not a silently ignored setting.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Deserialize;
+
+use crate::sdp::Capabilities;
+use crate::udptl::ErrorCorrection;
+
+/// One trunk (an SBC or a carrier's proxy).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// A name for logs and CDRs.
+    pub name: String,
+    /// Host name or IP address of the trunk's SIP signalling.
+    pub address: String,
+    /// Its SIP port.
+    #[serde(default = "default_sip_port")]
+    pub port: u16,
+    /// Domain used in request URIs and From (default: `address`).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Registration, for trunks that need it.
+    #[serde(default)]
+    pub registration: Option<Registration>,
+    /// Credentials answering 401/407 challenges on INVITE.
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
+    /// Source addresses allowed to send requests; anything else is dropped
+    /// without a response (and counted). Empty: only `address` (resolved).
+    #[serde(default)]
+    pub allowed_sources: Vec<IpAddr>,
+    /// Most simultaneous calls on this trunk, both directions.
+    #[serde(default = "default_channels")]
+    pub channels: u32,
+    /// Status sent when the trunk is at its channel limit: 486 or 503.
+    #[serde(default = "default_busy_status")]
+    pub busy_status: u16,
+    /// Which media to prefer.
+    #[serde(default)]
+    pub media: MediaPreference,
+    /// Seconds the sending side waits before asking for T.38 itself.
+    #[serde(default = "default_sender_reinvite_delay")]
+    pub sender_reinvite_delay_secs: u32,
+    /// Seconds to wait for an answer before CANCEL.
+    #[serde(default = "default_answer_timeout")]
+    pub answer_timeout_secs: u32,
+    /// Send OPTIONS keep-alives this often (0: never).
+    #[serde(default)]
+    pub keepalive_secs: u32,
+    /// Overrides the peer's `T38FaxMaxDatagram` (some announce nonsense).
+    #[serde(default)]
+    pub max_datagram: Option<u32>,
+    /// UDPTL redundancy depth we send (0: none).
+    #[serde(default = "default_redundancy")]
+    pub redundancy: u8,
+    /// Use ECM (T.30 error correction mode).
+    #[serde(default = "default_true")]
+    pub ecm: bool,
+}
+
+/// REGISTER settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    /// The address-of-record user part.
+    pub user: String,
+    /// Requested expiry in seconds; refreshed before it runs out.
+    #[serde(default = "default_expires")]
+    pub expires_secs: u32,
+}
+
+/// Digest credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Realm, when it must be fixed rather than taken from the challenge.
+    #[serde(default)]
+    pub realm: Option<String>,
+}
+
+/// T.38 or G.711.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MediaPreference {
+    /// Start in audio, switch to T.38 by re-INVITE; G.711 if refused.
+    #[default]
+    T38Preferred,
+    /// Offer T.38 in the initial INVITE.
+    T38Initial,
+    /// G.711 only; T.38 re-INVITEs are refused with 488.
+    AudioOnly,
+}
+
+fn default_sip_port() -> u16 {
+    5060
+}
+fn default_channels() -> u32 {
+    30
+}
+fn default_busy_status() -> u16 {
+    503
+}
+fn default_sender_reinvite_delay() -> u32 {
+    3
+}
+fn default_answer_timeout() -> u32 {
+    60
+}
+fn default_redundancy() -> u8 {
+    crate::udptl::DEFAULT_REDUNDANCY
+}
+fn default_expires() -> u32 {
+    600
+}
+fn default_true() -> bool {
+    true
+}
+
+impl TrunkConfig {
+    /// Checks values that serde cannot.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        if !matches!(self.busy_status, 486 | 503) {
+            return Err(crate::Error::InvalidSetting("busy_status must be 486 or 503"));
+        }
+        if self.channels == 0 {
+            return Err(crate::Error::InvalidSetting("channels must be at least 1"));
+        }
+        if usize::from(self.redundancy) > crate::udptl::MAX_RECOVERY_ENTRIES {
+            return Err(crate::Error::InvalidSetting("redundancy above 16"));
+        }
+        if matches!(self.max_datagram, Some(d) if !(100..=1400).contains(&d)) {
+            return Err(crate::Error::InvalidSetting("max_datagram must be 100 to 1400"));
+        }
+        Ok(())
+    }
+
+    /// The SDP capabilities this trunk's settings give.
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            t38: self.media != MediaPreference::AudioOnly,
+            peer_max_datagram: self.max_datagram,
+            redundancy: self.redundancy,
+            ..Capabilities::default()
+        }
+    }
+
+    /// Error correction we send with when the peer accepts redundancy.
+    pub fn error_correction(&self) -> ErrorCorrection {
+        if self.redundancy == 0 {
+            ErrorCorrection::None
+        } else {
+            ErrorCorrection::Redundancy { depth: self.redundancy }
+        }
+    }
+
+    /// Whether `src` may send us requests.
+    pub fn allows(&self, src: IpAddr, resolved: Option<SocketAddr>) -> bool {
+        if self.allowed_sources.is_empty() {
+            return resolved.is_some_and(|r| r.ip() == src) || self.address.parse::<IpAddr>().ok() == Some(src);
+        }
+        self.allowed_sources.contains(&src)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct File {
+        trunk: Vec<TrunkConfig>,
+    }
+
+    const EXAMPLE: &str = r#"
+[[trunk]]
+name = "carrier"
+address = "192.0.2.1"
+allowed_sources = ["192.0.2.1", "192.0.2.2"]
+channels = 4
+busy_status = 486
+media = "t38-initial"
+max_datagram = 300
+redundancy = 2
+ecm = false
+registration = { user = "4533221100", expires_secs = 300 }
+credentials = { username = "fax", password = "secret" }
+"#;
+
+    #[test]
+    fn parses_example() {
+        let f: File = toml::from_str(EXAMPLE).unwrap();
+        let t = &f.trunk[0];
+        t.validate().unwrap();
+        assert_eq!(t.port, 5060);
+        assert_eq!(t.media, MediaPreference::T38Initial);
+        assert_eq!(t.capabilities().peer_max_datagram, Some(300));
+        assert!(t.allows("192.0.2.2".parse().unwrap(), None));
+        assert!(!t.allows("198.51.100.1".parse().unwrap(), None));
+        assert!(!t.ecm);
+    }
+
+    #[test]
+    fn unknown_key_refused() {
+        let v = serde_json::json!({"name": "x", "address": "1.2.3.4", "chanels": 3});
+        let e = serde_json::from_value::<TrunkConfig>(v).unwrap_err();
+        assert!(e.to_string().contains("chanels"), "{e}");
+    }
+
+    #[test]
+    fn validation() {
+        let v = serde_json::json!({"name": "x", "address": "1.2.3.4", "busy_status": 404});
+        let t: TrunkConfig = serde_json::from_value(v).unwrap();
+        assert!(t.validate().is_err());
+        let v = serde_json::json!({"name": "x", "address": "1.2.3.4"});
+        let t: TrunkConfig = serde_json::from_value(v).unwrap();
+        t.validate().unwrap();
+        assert!(t.allows("1.2.3.4".parse().unwrap(), None));
+    }
+}

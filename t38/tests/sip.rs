@@ -1,0 +1,270 @@
+//! Two fax legs in two processes (`faxleg`), real SIP and media over
+//! loopback UDP. Media runs faster than real time by the same factor at both
+//! ends (spandsp counts samples), except in the real-time call.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{assert_pixels_equal, make_tiff, spec, tmpdir};
+use faxgate_t38::testpage::{Length, VRes, Width};
+use serde_json::Value;
+
+/// Media time per real second in these tests.
+const SCALE: &str = "8";
+
+struct Leg {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+    log: PathBuf,
+    name: String,
+}
+
+impl Leg {
+    fn start(name: &str, dir: &Path, args: &[&str]) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_faxleg"))
+            .args(args)
+            .env("RUST_LOG", "info,rsipstack=info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("faxleg runs");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines() {
+                let Ok(l) = l else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx.recv_timeout(Duration::from_secs(10)).expect("faxleg prints its address");
+        let addr = first.strip_prefix("listening ").expect("listening line").parse().unwrap();
+        Self { child, addr, lines: rx, log, name: name.into() }
+    }
+
+    fn json(&self, within: Duration) -> Value {
+        let l = self
+            .lines
+            .recv_timeout(within)
+            .unwrap_or_else(|_| panic!("{}: no report within {within:?}\n{}", self.name, self.log_tail()));
+        serde_json::from_str(&l).unwrap_or_else(|e| panic!("{}: {e}: {l}", self.name))
+    }
+
+    fn log_tail(&self) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Leg {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- {} log ---\n{}", self.name, self.log_tail());
+        }
+    }
+}
+
+fn receiver(dir: &Path, extra: &[&str]) -> Leg {
+    let mut args = vec![
+        "receive",
+        "--bind",
+        "127.0.0.1:0",
+        "--trunk",
+        "127.0.0.1",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--scale",
+        SCALE,
+    ];
+    args.extend_from_slice(extra);
+    Leg::start("receiver", dir, &args)
+}
+
+fn sender(dir: &Path, to: SocketAddr, tiff: &Path, extra: &[&str]) -> Leg {
+    let trunk = to.to_string();
+    let mut args = vec![
+        "send",
+        "--bind",
+        "127.0.0.1:0",
+        "--trunk",
+        trunk.as_str(),
+        "--to",
+        "100",
+        "--tiff",
+        tiff.to_str().unwrap(),
+        "--scale",
+        SCALE,
+    ];
+    args.extend_from_slice(extra);
+    Leg::start("sender", dir, &args)
+}
+
+fn short_page(dir: &Path, pages: u32) -> PathBuf {
+    make_tiff(dir, "send", &spec(Width::A4, Length::Mm(80), VRes::Fine, 7), pages, false)
+}
+
+fn received_file(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("100-"))
+        .expect("a received TIFF")
+}
+
+const CALL: Duration = Duration::from_secs(60);
+
+fn assert_ok(r: &Value) {
+    assert_eq!(r["ok"], true, "{r:#}");
+}
+
+#[test]
+fn t38_after_reinvite_from_receiver() {
+    let dir = tmpdir("sip-reinvite");
+    let tiff = short_page(&dir, 2);
+    let rx = receiver(&dir, &[]);
+    let tx = sender(&dir, rx.addr, &tiff, &[]);
+    let s = tx.json(CALL);
+    let r = rx.json(CALL);
+    assert_ok(&s);
+    assert_ok(&r);
+    assert_eq!(s["t38"], true, "{s:#}");
+    assert_eq!(r["t38"], true, "{r:#}");
+    // Started on audio and switched once (T.30 restarts on T.38).
+    assert_eq!(r["switches"], 1, "{r:#}");
+    assert_eq!(r["states"][2], "SwitchingToT38", "the receiver asked: {r:#}");
+    assert!(r["udptl_in"].as_u64().unwrap() > 0);
+    // Whichever side reaches phase E first hangs up; the other sees the BYE.
+    assert_ne!(r["peer_hung_up"], s["peer_hung_up"], "exactly one BYE: {r:#} {s:#}");
+    assert_pixels_equal(&tiff, &received_file(&dir), 2);
+}
+
+#[test]
+fn t38_in_initial_invite() {
+    let dir = tmpdir("sip-initial");
+    let tiff = short_page(&dir, 1);
+    let rx = receiver(&dir, &[]);
+    let tx = sender(&dir, rx.addr, &tiff, &["--media", "t38-initial"]);
+    let s = tx.json(CALL);
+    let r = rx.json(CALL);
+    assert_ok(&s);
+    assert_ok(&r);
+    assert_eq!(r["t38"], true);
+    assert_eq!(r["switches"], 0, "{r:#}");
+    assert_eq!(r["rtp_in"], 0);
+    assert_pixels_equal(&tiff, &received_file(&dir), 1);
+}
+
+#[test]
+fn g711_when_reinvite_refused() {
+    let dir = tmpdir("sip-g711");
+    let tiff = short_page(&dir, 1);
+    // Audio is timing-sensitive: a lower factor leaves the jitter buffer
+    // (100 ms of call time) more real slack on a loaded machine.
+    let rx = receiver(&dir, &["--media", "audio-only", "--scale", "3"]);
+    let tx = sender(&dir, rx.addr, &tiff, &["--sender-delay", "2", "--scale", "3"]);
+    let s = tx.json(CALL);
+    let r = rx.json(CALL);
+    assert_ok(&s);
+    assert_ok(&r);
+    assert_eq!(s["t38"], false, "{s:#}");
+    assert_eq!(s["t38_refused"], 1, "the sender asked and got 488: {s:#}");
+    assert!(r["rtp_in"].as_u64().unwrap() > 100, "{r:#}");
+    assert_pixels_equal(&tiff, &received_file(&dir), 1);
+}
+
+#[test]
+fn busy_and_bad_number() {
+    let dir = tmpdir("sip-busy");
+    let tiff = short_page(&dir, 1);
+    let rx = receiver(&dir, &["--channels", "1", "--busy-status", "486", "--numbers", "100"]);
+    let first = sender(&dir, rx.addr, &tiff, &[]);
+    // The first call holds the only channel for several seconds.
+    std::thread::sleep(Duration::from_millis(700));
+    let second = sender(&dir, rx.addr, &tiff, &[]);
+    let b = second.json(Duration::from_secs(10));
+    assert_eq!(b["status"], 486, "{b:#}");
+    assert_eq!(b["transient"], true);
+    let trunk = rx.addr.to_string();
+    let bad =
+        Leg::start("bad-number", &dir, &["send", "--trunk", &trunk, "--to", "999", "--tiff", tiff.to_str().unwrap()]);
+    let n = bad.json(Duration::from_secs(10));
+    // 486 while the channel is taken, or 404 once it is free: both are
+    // refusals before answering; the number check must say 404 when free.
+    let first_done = first.json(CALL);
+    assert_ok(&first_done);
+    let again = if n["status"] == 404 {
+        n
+    } else {
+        let bad = Leg::start(
+            "bad-number-2",
+            &dir,
+            &["send", "--trunk", &trunk, "--to", "999", "--tiff", tiff.to_str().unwrap()],
+        );
+        bad.json(Duration::from_secs(10))
+    };
+    assert_eq!(again["status"], 404, "{again:#}");
+    assert_eq!(again["transient"], false);
+}
+
+#[test]
+fn bye_in_the_middle_of_a_page() {
+    let dir = tmpdir("sip-bye");
+    let tiff = make_tiff(&dir, "send", &spec(Width::A4, Length::A4, VRes::Fine, 3), 2, false);
+    let rx = receiver(&dir, &[]);
+    // A fine A4 page takes about 50 s of call time: clear during page 2.
+    let tx = sender(&dir, rx.addr, &tiff, &["--bye-after", "75"]);
+    let s = tx.json(CALL);
+    let r = rx.json(CALL);
+    assert_eq!(s["ok"], false, "{s:#}");
+    assert_eq!(r["ok"], false, "{r:#}");
+    assert_eq!(r["peer_hung_up"], true, "{r:#}");
+    let pages = r["result"]["pages"].as_u64().unwrap();
+    assert!(pages < 2, "partial result: {r:#}");
+}
+
+#[test]
+fn silent_peer() {
+    let dir = tmpdir("sip-silent");
+    let tiff = make_tiff(&dir, "send", &spec(Width::A4, Length::A4, VRes::Fine, 5), 1, false);
+    let mut rx = receiver(&dir, &[]);
+    let tx = sender(&dir, rx.addr, &tiff, &[]);
+    // Let the call reach T.38, then the receiver vanishes without a BYE.
+    std::thread::sleep(Duration::from_secs(3));
+    rx.kill();
+    let s = tx.json(Duration::from_secs(90));
+    assert_eq!(s["ok"], false, "{s:#}");
+    assert_eq!(s["peer_hung_up"], false, "{s:#}");
+    assert_eq!(*s["states"].as_array().unwrap().last().unwrap(), "Ending");
+}
+
+#[test]
+fn real_time_t38_call() {
+    let dir = tmpdir("sip-realtime");
+    let tiff = make_tiff(&dir, "send", &spec(Width::A4, Length::Mm(40), VRes::Standard, 11), 1, false);
+    let rx = Leg::start("receiver", &dir, &["receive", "--trunk", "127.0.0.1", "--dir", dir.to_str().unwrap()]);
+    let trunk = rx.addr.to_string();
+    let tx = Leg::start("sender", &dir, &["send", "--trunk", &trunk, "--to", "100", "--tiff", tiff.to_str().unwrap()]);
+    let s = tx.json(Duration::from_secs(90));
+    let r = rx.json(Duration::from_secs(10));
+    assert_ok(&s);
+    assert_ok(&r);
+    assert_eq!(r["t38"], true);
+    assert_pixels_equal(&tiff, &received_file(&dir), 1);
+}

@@ -1,0 +1,436 @@
+//! SIPp (Debian package `sip-tester`) against the fax leg (`faxleg`): a plain
+//! call, CANCEL, OPTIONS, a T.38 re-INVITE answered by SIPp, malformed and
+//! refused requests, and a flood from a source that is not the trunk.
+//! Each test skips, saying so, when `sipp` is not installed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn have_sipp() -> bool {
+    let ok = Command::new("sipp").arg("-v").output().is_ok();
+    if !ok {
+        eprintln!("SKIPPED: sipp is not installed (apt-get install sip-tester)");
+    }
+    ok
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("faxgate-sipp-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn free_port(ip: &str) -> u16 {
+    UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+struct Leg {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+    log: PathBuf,
+}
+
+impl Leg {
+    fn start(dir: &Path, args: &[&str]) -> Self {
+        let log = dir.join("faxleg.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_faxleg"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let addr = first.strip_prefix("listening ").unwrap().parse().unwrap();
+        Self { child, addr, lines: rx, log }
+    }
+
+    fn json(&self, within: Duration) -> serde_json::Value {
+        let l = self
+            .lines
+            .recv_timeout(within)
+            .unwrap_or_else(|_| panic!("no report; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default()));
+        serde_json::from_str(&l).unwrap()
+    }
+
+    fn stats(&mut self) -> serde_json::Value {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "stats").unwrap();
+        stdin.flush().unwrap();
+        loop {
+            let v = self.json(Duration::from_secs(5));
+            if v.get("dropped_foreign").is_some() {
+                return v;
+            }
+        }
+    }
+}
+
+impl Drop for Leg {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- faxleg log ---\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        }
+    }
+}
+
+/// Runs SIPp in `dir` with a scenario file; `extra` are more arguments.
+fn sipp(dir: &Path, target: Option<SocketAddr>, file: &str, ip: &str, extra: &[&str]) -> Output {
+    let port = free_port(ip).to_string();
+    let mport = free_port(ip).to_string();
+    let sf = scenario(file);
+    let mut cmd = Command::new("sipp");
+    if let Some(t) = target {
+        cmd.arg(t.to_string());
+    }
+    cmd.current_dir(dir)
+        .args(["-sf", sf.to_str().unwrap(), "-i", ip, "-p", &port, "-mp", &mport])
+        .args(["-nostdin", "-timeout", "30s", "-timeout_error", "-trace_err", "-trace_msg"])
+        .args(extra);
+    cmd.output().expect("sipp runs")
+}
+
+fn assert_sipp_ok(dir: &Path, out: &Output) {
+    if !out.status.success() {
+        let mut logs = String::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "log") {
+                let s = std::fs::read_to_string(&p).unwrap_or_default();
+                logs.push_str(&format!("--- {} ---\n{}\n", p.display(), &s[s.len().saturating_sub(4000)..]));
+            }
+        }
+        panic!(
+            "sipp failed ({}):\n{}\n{}\n{logs}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn receiver(dir: &Path, extra: &[&str]) -> Leg {
+    let mut args = vec!["receive", "--bind", "127.0.0.1:0", "--trunk", "127.0.0.1", "--dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Leg::start(dir, &args)
+}
+
+#[test]
+fn sipp_plain_call() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("plain");
+    let leg = receiver(&dir, &["--media", "audio-only"]);
+    let out = sipp(&dir, Some(leg.addr), "uac_plain.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["peer_hung_up"], true, "{r:#}");
+    assert_eq!(r["t38"], false);
+    assert_eq!(r["caller"], "4599887766");
+}
+
+#[test]
+fn sipp_t38_reinvite_answered_by_sipp() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("t38");
+    let leg = receiver(&dir, &[]);
+    let out = sipp(&dir, Some(leg.addr), "uac_t38.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["t38"], true, "{r:#}");
+    assert_eq!(r["switches"], 1, "{r:#}");
+}
+
+#[test]
+fn sipp_options() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("options");
+    let mut leg = receiver(&dir, &[]);
+    let out = sipp(&dir, Some(leg.addr), "uac_options.xml", "127.0.0.1", &["-s", "100", "-m", "20", "-r", "50"]);
+    assert_sipp_ok(&dir, &out);
+    assert_eq!(leg.stats()["options_answered"], 20);
+}
+
+#[test]
+fn sipp_cancel_on_no_answer() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("cancel");
+    let port = free_port("127.0.0.1");
+    let p = port.to_string();
+    let mport = free_port("127.0.0.1").to_string();
+    let sf = scenario("uas_cancel.xml");
+    let sipp = Command::new("sipp")
+        .current_dir(&dir)
+        .args(["-sf", sf.to_str().unwrap(), "-i", "127.0.0.1", "-p", &p, "-mp", &mport])
+        .args(["-nostdin", "-m", "1", "-timeout", "30s", "-timeout_error", "-trace_err", "-trace_msg"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let page = dir.join("page.tif");
+    faxgate_t38::testpage::write_tiff(
+        &page,
+        &faxgate_t38::testpage::PageSpec {
+            width: faxgate_t38::testpage::Width::A4,
+            length: faxgate_t38::testpage::Length::Mm(20),
+            vres: faxgate_t38::testpage::VRes::Standard,
+            density: 30,
+            seed: 1,
+        },
+        1,
+    )
+    .unwrap();
+    let trunk = format!("127.0.0.1:{port}");
+    let leg = Leg::start(
+        &dir,
+        &["send", "--trunk", &trunk, "--to", "100", "--tiff", page.to_str().unwrap(), "--answer-timeout", "1"],
+    );
+    let r = leg.json(Duration::from_secs(20));
+    assert_eq!(r["status"], 487, "{r:#}");
+    assert_eq!(r["transient"], true, "no answer is worth a retry: {r:#}");
+    let out = sipp.wait_with_output().unwrap();
+    assert_sipp_ok(&dir, &out);
+}
+
+#[test]
+fn sipp_malformed_requests_refused_and_service_continues() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("malformed");
+    let mut leg = receiver(&dir, &["--numbers", "100"]);
+    // Garbage datagrams first: not SIP at all, a request line without headers.
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for junk in [&b"\x00\x01\x02garbage"[..], b"INVITE sip:x SIP/2.0\r\n\r\n", b"SIP/2.0 200\r\n\r\n"] {
+        s.send_to(junk, leg.addr).unwrap();
+    }
+    let out = sipp(&dir, Some(leg.addr), "uac_malformed.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    let st = leg.stats();
+    assert_eq!(st["refused_unknown"], 1, "{st}");
+    assert!(st["bad_requests"].as_u64().unwrap() >= 1, "{st}");
+}
+
+#[test]
+fn sipp_flood_from_foreign_source_is_ignored() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("flood");
+    // The trunk is 127.0.0.1; the flood comes from 127.0.0.2.
+    let mut leg = receiver(&dir, &["--allow", "127.0.0.1"]);
+    let out = sipp(
+        &dir,
+        Some(leg.addr),
+        "flood_options.xml",
+        "127.0.0.2",
+        &["-s", "100", "-m", "500", "-r", "500", "-l", "500"],
+    );
+    assert_sipp_ok(&dir, &out);
+    let st = leg.stats();
+    assert_eq!(st["dropped_foreign"], 500, "{st}");
+    assert_eq!(st["options_answered"], 0, "{st}");
+    // The trunk is still served.
+    let out = sipp(&dir, Some(leg.addr), "uac_options.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+}
+
+/// SIPp plays the trunk: `scenario` as UAS; the fax leg is started with
+/// `leg_args` and the trunk pointing at SIPp. Returns SIPp's output and the leg.
+fn sipp_as_trunk(dir: &Path, file: &str, leg_args: &[&str]) -> (Output, Leg) {
+    let port = free_port("127.0.0.1");
+    let p = port.to_string();
+    let mport = free_port("127.0.0.1").to_string();
+    let sf = scenario(file);
+    let sipp = Command::new("sipp")
+        .current_dir(dir)
+        .args(["-sf", sf.to_str().unwrap(), "-i", "127.0.0.1", "-p", &p, "-mp", &mport])
+        .args(["-nostdin", "-m", "1", "-timeout", "20s", "-timeout_error", "-trace_err", "-trace_msg"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let trunk = format!("127.0.0.1:{port}");
+    let mut args: Vec<&str> = leg_args.to_vec();
+    args.extend_from_slice(&["--trunk", &trunk]);
+    let leg = Leg::start(dir, &args);
+    (sipp.wait_with_output().unwrap(), leg)
+}
+
+#[test]
+fn sipp_register_with_digest() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("register");
+    let d = dir.to_str().unwrap();
+    let (out, _leg) =
+        sipp_as_trunk(&dir, "uas_register.xml", &["receive", "--dir", d, "--register", "fax", "--auth", "fax:secret"]);
+    assert_sipp_ok(&dir, &out);
+}
+
+#[test]
+fn sipp_options_keepalive_to_trunk() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("keepalive");
+    let d = dir.to_str().unwrap();
+    let (out, _leg) = sipp_as_trunk(&dir, "uas_options.xml", &["receive", "--dir", d, "--keepalive", "1"]);
+    assert_sipp_ok(&dir, &out);
+}
+
+#[test]
+fn sipp_invite_digest_then_busy() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("invite-auth");
+    let page = dir.join("page.tif");
+    faxgate_t38::testpage::write_tiff(
+        &page,
+        &faxgate_t38::testpage::PageSpec {
+            width: faxgate_t38::testpage::Width::A4,
+            length: faxgate_t38::testpage::Length::Mm(20),
+            vres: faxgate_t38::testpage::VRes::Standard,
+            density: 30,
+            seed: 2,
+        },
+        1,
+    )
+    .unwrap();
+    let (out, leg) = sipp_as_trunk(
+        &dir,
+        "uas_auth_invite.xml",
+        &["send", "--to", "100", "--tiff", page.to_str().unwrap(), "--auth", "fax:secret"],
+    );
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["status"], 486, "digest accepted, then busy: {r:#}");
+    assert_eq!(r["transient"], true);
+}
+
+#[test]
+fn sipp_invite_proxy_digest_then_busy() {
+    use md5::Digest;
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("invite-proxy-auth");
+    let page = dir.join("page.tif");
+    faxgate_t38::testpage::write_tiff(
+        &page,
+        &faxgate_t38::testpage::PageSpec {
+            width: faxgate_t38::testpage::Width::A4,
+            length: faxgate_t38::testpage::Length::Mm(20),
+            vres: faxgate_t38::testpage::VRes::Standard,
+            density: 30,
+            seed: 3,
+        },
+        1,
+    )
+    .unwrap();
+    let (out, leg) = sipp_as_trunk(
+        &dir,
+        "uas_proxy_auth_invite.xml",
+        &["send", "--to", "100", "--tiff", page.to_str().unwrap(), "--auth", "fax:secret"],
+    );
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["status"], 486, "{r:#}");
+    // The digest itself (RFC 2617, no qop): MD5(HA1:nonce:HA2).
+    let log = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("_messages.log"))
+        .unwrap();
+    let text = std::fs::read_to_string(log).unwrap();
+    let line = text.lines().find(|l| l.starts_with("Proxy-Authorization:")).expect("a Proxy-Authorization");
+    let field = |name: &str| {
+        let start = line.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        line[start..][..line[start..].find('"').unwrap()].to_string()
+    };
+    let hex = |s: String| md5::Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let ha1 = hex("fax:faxgate.test:secret".into());
+    let ha2 = hex(format!("INVITE:{}", field("uri")));
+    assert_eq!(field("response"), hex(format!("{ha1}:{}:{ha2}", field("nonce"))), "{line}");
+}
+
+#[test]
+fn sipp_t38_reinvite_glare_retried() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("glare");
+    let leg = receiver(&dir, &[]);
+    let out = sipp(&dir, Some(leg.addr), "uac_t38_glare.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["t38"], true, "{r:#}");
+    let states: Vec<&str> = r["states"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(
+        states,
+        ["Inviting", "Audio", "SwitchingToT38", "Audio", "SwitchingToT38", "T38", "Ending"],
+        "491, then the retry: {r:#}"
+    );
+}
+
+#[test]
+fn sipp_session_refresh_during_t38_keeps_image() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("refresh");
+    let leg = receiver(&dir, &[]);
+    let out = sipp(&dir, Some(leg.addr), "uac_t38_refresh.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["t38"], true, "{r:#}");
+    assert_eq!(r["switches"], 1, "no second restart: {r:#}");
+}
+
+#[test]
+fn sipp_reinvite_back_to_audio_after_t38_accepted() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("back-to-audio");
+    let leg = receiver(&dir, &[]);
+    let out = sipp(&dir, Some(leg.addr), "uac_t38_back_to_audio.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["t38"], true, "the fax ran on T.38: {r:#}");
+    assert_eq!(r["peer_hung_up"], true, "{r:#}");
+}
