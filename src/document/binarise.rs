@@ -47,12 +47,19 @@ pub fn binarise(img: &GrayImage, mode: Dither) -> Bitmap {
 }
 
 fn threshold(img: &GrayImage) -> Bitmap {
+    pack(img, |_, _, v| v < TEXT_THRESHOLD)
+}
+
+/// Builds a bitmap row by row from a per-pixel decision.
+fn pack(img: &GrayImage, mut black: impl FnMut(usize, usize, u8) -> bool) -> Bitmap {
+    let w = img.width as usize;
     let mut out = Bitmap::new(img.width, img.height);
-    for y in 0..img.height {
-        let row = &img.data[(y * img.width) as usize..((y + 1) * img.width) as usize];
-        for (x, &v) in row.iter().enumerate() {
-            if v < TEXT_THRESHOLD {
-                out.set(x as u32, y, true);
+    let stride = out.stride();
+    let data = out.data_mut();
+    for (y, (src, dst)) in img.data.chunks(w).zip(data.chunks_mut(stride)).enumerate() {
+        for (x, &v) in src.iter().enumerate() {
+            if black(x, y, v) {
+                dst[x / 8] |= 0x80 >> (x % 8);
             }
         }
     }
@@ -65,31 +72,23 @@ fn is_mid(v: u8) -> bool {
 
 fn auto(img: &GrayImage) -> Bitmap {
     let (w, h) = (img.width as usize, img.height as usize);
-    let mut out = Bitmap::new(img.width, img.height);
     let d = &img.data;
-    for y in 0..h {
-        for x in 0..w {
-            let v = d[y * w + x];
-            let black = if is_mid(v)
-                && x > 0
-                && y > 0
-                && x + 1 < w
-                && y + 1 < h
-                && is_mid(d[y * w + x - 1])
-                && is_mid(d[y * w + x + 1])
-                && is_mid(d[(y - 1) * w + x])
-                && is_mid(d[(y + 1) * w + x])
-            {
-                v < bayer(x as u32, y as u32)
-            } else {
-                v < TEXT_THRESHOLD
-            };
-            if black {
-                out.set(x as u32, y as u32, true);
-            }
+    pack(img, |x, y, v| {
+        if is_mid(v)
+            && x > 0
+            && y > 0
+            && x + 1 < w
+            && y + 1 < h
+            && is_mid(d[y * w + x - 1])
+            && is_mid(d[y * w + x + 1])
+            && is_mid(d[(y - 1) * w + x])
+            && is_mid(d[(y + 1) * w + x])
+        {
+            v < bayer(x as u32, y as u32)
+        } else {
+            v < TEXT_THRESHOLD
         }
-    }
-    out
+    })
 }
 
 /// Floyd-Steinberg error diffusion, serpentine.

@@ -317,45 +317,71 @@ impl Bitmap {
         }
     }
 
-    /// Number of black pixels.
-    pub fn black_pixels(&self) -> u64 {
-        let mut n = 0u64;
-        for y in 0..self.height {
-            for x in 0..self.width {
-                n += self.get(x, y) as u64;
-            }
-        }
-        n
-    }
-
     /// Fills a row from colour changes (as CCITT decoders report them: the row
     /// starts white, each listed position flips the colour).
     pub fn set_row_from_changes(&mut self, y: u32, changes: &[u32]) {
-        let mut black = false;
-        let mut start = 0u32;
         let width = self.width;
-        for c in changes.iter().copied().chain(std::iter::once(width)) {
-            let c = c.min(width);
-            if black {
-                for x in start..c {
-                    self.set(x, y, true);
-                }
-            }
-            start = c;
-            black = !black;
+        let mut pairs = changes.chunks(2);
+        for pair in &mut pairs {
+            let start = pair[0].min(width);
+            let end = pair.get(1).copied().unwrap_or(width).min(width);
+            self.fill_black(y, start, end);
         }
+    }
+
+    /// Blackens pixels `x0..x1` of row `y`.
+    pub fn fill_black(&mut self, y: u32, x0: u32, x1: u32) {
+        if x0 >= x1 {
+            return;
+        }
+        let stride = self.stride();
+        let row = &mut self.data[y as usize * stride..(y as usize + 1) * stride];
+        let (b0, b1) = (x0 as usize / 8, (x1 as usize - 1) / 8);
+        let first = 0xffu8 >> (x0 % 8);
+        let last = 0xffu8 << (7 - (x1 - 1) % 8);
+        if b0 == b1 {
+            row[b0] |= first & last;
+        } else {
+            row[b0] |= first;
+            row[b0 + 1..b1].fill(0xff);
+            row[b1] |= last;
+        }
+    }
+
+    /// Mutable packed rows.
+    pub(crate) fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.data
     }
 
     /// As grey, for resampling (black 0, white 255).
     pub fn to_gray(&self) -> GrayImage {
         let mut g = GrayImage::white(self.width, self.height);
-        for y in 0..self.height {
-            for x in 0..self.width {
-                if self.get(x, y) {
-                    g.data[(y * self.width + x) as usize] = 0;
+        let w = self.width as usize;
+        for (y, out) in g.data.chunks_mut(w).enumerate() {
+            let row = self.row(y as u32);
+            for (x, o) in out.iter_mut().enumerate() {
+                if row[x / 8] & (0x80 >> (x % 8)) != 0 {
+                    *o = 0;
                 }
             }
         }
         g
+    }
+
+    /// Number of black pixels.
+    pub fn black_pixels(&self) -> u64 {
+        let w = self.width as usize;
+        let full = w / 8;
+        let mask = if w % 8 == 0 { 0 } else { 0xffu8 << (8 - w % 8) };
+        (0..self.height)
+            .map(|y| {
+                let r = self.row(y);
+                let mut n: u64 = r[..full].iter().map(|b| b.count_ones() as u64).sum();
+                if mask != 0 {
+                    n += (r[full] & mask).count_ones() as u64;
+                }
+                n
+            })
+            .sum()
     }
 }

@@ -412,8 +412,11 @@ impl Page {
             // CCITT "black" runs are the 1 bits, which BlackIsZero shows white.
             let mut inv = Bitmap::new(bm.width(), bm.height());
             for y in 0..bm.height() {
+                inv.fill_black(y, 0, bm.width());
                 for x in 0..bm.width() {
-                    inv.set(x, y, !bm.get(x, y));
+                    if bm.get(x, y) {
+                        inv.set(x, y, false);
+                    }
                 }
             }
             bm = inv;
@@ -609,13 +612,8 @@ pub fn render(data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitma
         {
             let bm = p.decode_bilevel(data, max)?;
             let mut page = Bitmap::new(WIDTH, target_lines);
-            for y in 0..bm.height() {
-                for x in 0..WIDTH {
-                    if bm.get(x, y) {
-                        page.set(x, y, true);
-                    }
-                }
-            }
+            let n = bm.data().len();
+            page.data_mut()[..n].copy_from_slice(bm.data());
             out.push(page);
             continue;
         }
