@@ -57,9 +57,15 @@ fn pack(img: &GrayImage, mut black: impl FnMut(usize, usize, u8) -> bool) -> Bit
     let stride = out.stride();
     let data = out.data_mut();
     for (y, (src, dst)) in img.data.chunks(w).zip(data.chunks_mut(stride)).enumerate() {
-        for (x, &v) in src.iter().enumerate() {
-            if black(x, y, v) {
-                dst[x / 8] |= 0x80 >> (x % 8);
+        for (k, group) in src.chunks(8).enumerate() {
+            // Blank paper, the most common case, decides nothing.
+            if group.iter().all(|&v| v == 255) {
+                continue;
+            }
+            for (j, &v) in group.iter().enumerate() {
+                if black(k * 8 + j, y, v) {
+                    dst[k] |= 0x80 >> j;
+                }
             }
         }
     }

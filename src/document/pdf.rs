@@ -46,7 +46,17 @@ pub fn render(data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitma
 }
 
 /// Renders with hayro.
+///
+/// hayro is memory-safe, but a panic on a malformed file inside it would end
+/// the job's thread; it is caught and reported as a damaged PDF.
 pub fn render_hayro(data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitmap>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        render_hayro_inner(data, settings, room)
+    }))
+    .unwrap_or(Err(Error::CorruptPdf))
+}
+
+fn render_hayro_inner(data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitmap>> {
     let pdf = open(data)?;
     let pages = pdf.pages();
     if pages.is_empty() {
@@ -58,24 +68,49 @@ pub fn render_hayro(data: &[u8], settings: &Settings, room: usize) -> Result<Vec
             limit: settings.limits.max_pages,
         });
     }
+    // Pages are drawn in parallel, one render cache per thread (hayro's
+    // `Pdf` is shared, its cache is not). The time limit is checked before
+    // each page.
     let started = Instant::now();
-    let cache = RenderCache::new();
-    let interpreter = InterpreterSettings::default();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+        .min(pages.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<Vec<(usize, Bitmap)>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (pdf, next) = (&pdf, &next);
+                scope.spawn(move || -> Result<Vec<(usize, Bitmap)>> {
+                    let cache = RenderCache::new();
+                    let interpreter = InterpreterSettings::default();
+                    let pages = pdf.pages();
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(page) = pages.get(i) else { break };
+                        if started.elapsed() > settings.limits.max_time {
+                            return Err(Error::TimedOut(settings.limits.max_time));
+                        }
+                        let gray = render_page(page, &cache, &interpreter, settings.paper, settings.resolution);
+                        done.push((i, binarise::binarise(&gray, settings.dither)));
+                    }
+                    Ok(done)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or(Err(Error::CorruptPdf)))
+            .collect()
+    });
     let mut out = Vec::with_capacity(pages.len());
-    for page in pages.iter() {
-        if started.elapsed() > settings.limits.max_time {
-            return Err(Error::TimedOut(settings.limits.max_time));
-        }
-        let gray = render_page(
-            page,
-            &cache,
-            &interpreter,
-            settings.paper,
-            settings.resolution,
-        );
-        out.push(binarise::binarise(&gray, settings.dither));
+    for r in results {
+        out.extend(r?);
     }
-    Ok(out)
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, b)| b).collect())
 }
 
 /// Draws one page in grey onto a fax page.

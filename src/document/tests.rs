@@ -824,3 +824,96 @@ fn cli_render_and_topdf() {
     let info = pdf_check(&std::fs::read(&pdf).unwrap());
     assert!(info.contains("Pages:           4"), "{info}");
 }
+
+// ---------------------------------------------------------------- robustness
+
+/// A small deterministic generator (xorshift) for mutations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Flips bytes, cuts and duplicates ranges of `seed`.
+fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    let mut d = seed.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        match rng.below(4) {
+            0 => {
+                let i = rng.below(d.len());
+                d[i] = rng.next() as u8;
+            }
+            1 => {
+                let i = rng.below(d.len());
+                d.truncate(i.max(8));
+            }
+            2 => {
+                let a = rng.below(d.len());
+                let b = (a + rng.below(64)).min(d.len());
+                let chunk = d[a..b].to_vec();
+                let at = rng.below(d.len());
+                d.splice(at..at, chunk);
+            }
+            _ => {
+                // Header-sized fields get extreme values.
+                let i = rng.below(d.len().min(400));
+                let v = [0u8, 0xff, 0x7f, 0x80][rng.below(4)];
+                d[i] = v;
+            }
+        }
+    }
+    d
+}
+
+#[test]
+fn mutated_tiffs_never_panic() {
+    let pages = [test_page(300, 1), test_page(200, 2)];
+    let g4 = g4::write_tiff(&pages, Resolution::Fine);
+    let dir = tmp();
+    let src = dir.path().join("g4.tiff");
+    std::fs::write(&src, &g4).unwrap();
+    let g3 = dir.path().join("g3.tiff");
+    assert!(run("tiffcp", &["-c", "g3:2d", "-r", "50", src.to_str().unwrap(), g3.to_str().unwrap()]).0);
+    let seeds = [g4, std::fs::read(&g3).unwrap()];
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut refused = 0;
+    for round in 0..400 {
+        let data = mutate(&mut rng, &seeds[round % 2]);
+        let res = std::panic::catch_unwind(|| {
+            let a = tiff::render(&data, &settings(), 50).is_err();
+            let b = topdf::tiff_to_pdf(&data, &topdf::FaxInfo::default(), 50).is_err();
+            a || b
+        });
+        match res {
+            Ok(r) => refused += r as usize,
+            Err(_) => {
+                let p = dir.path().join(format!("crash-{round}.tiff"));
+                std::fs::write(&p, &data).unwrap();
+                panic!("round {round} panicked");
+            }
+        }
+    }
+    // The mutations do reach the error paths.
+    assert!(refused > 50, "{refused}");
+}
+
+#[test]
+fn mutated_pdfs_never_panic() {
+    let seeds = [fixture("chart.pdf"), fixture("letter.pdf")];
+    let mut rng = Rng(0xfeed_beef_0bad_cafe);
+    let mut s = settings();
+    s.limits.max_pages = 3;
+    for round in 0..24 {
+        let data = mutate(&mut rng, &seeds[round % 2]);
+        let res = std::panic::catch_unwind(|| pdf::render(&data, &s, 3).map(|p| p.len()));
+        assert!(res.is_ok(), "round {round} panicked");
+    }
+}
