@@ -127,7 +127,23 @@ fn test_page(height: u32, seed: u32) -> Bitmap {
 
 #[test]
 fn g4_tiff_is_read_by_libtiff_with_class_f_tags() {
-    let pages = vec![test_page(2292, 0), test_page(2292, 1), test_page(1000, 2)];
+    let noise = {
+        // Worst case for the coder: random pixels, every run length.
+        let mut b = Bitmap::new(WIDTH, 300);
+        let mut r = Rng(0x1234_5678_9abc_def1);
+        for y in 0..300 {
+            let mut x = 0;
+            while x < WIDTH {
+                let len = 1 + r.below(if y % 3 == 0 { 3000 } else { 12 }) as u32;
+                if r.next() % 2 == 0 {
+                    b.fill_black(y, x, (x + len).min(WIDTH));
+                }
+                x += len;
+            }
+        }
+        b
+    };
+    let pages = vec![test_page(2292, 0), test_page(2292, 1), test_page(1000, 2), noise];
     let tiff = g4::write_tiff(&pages, Resolution::Fine);
     let dir = tmp();
     let p = dir.path().join("pages.tiff");
@@ -146,28 +162,28 @@ fn g4_tiff_is_read_by_libtiff_with_class_f_tags() {
     );
     assert_eq!(
         out.matches("Resolution: 204, 196 pixels/inch").count(),
-        3,
+        4,
         "{out}"
     );
     assert_eq!(
         out.matches("Compression Scheme: CCITT Group 4").count(),
-        3,
+        4,
         "{out}"
     );
-    assert_eq!(out.matches("FillOrder: msb-to-lsb").count(), 3, "{out}");
+    assert_eq!(out.matches("FillOrder: msb-to-lsb").count(), 4, "{out}");
     assert_eq!(
         out.matches("Photometric Interpretation: min-is-white")
             .count(),
-        3,
+        4,
         "{out}"
     );
     assert!(
-        out.contains("Page Number: 0-3") && out.contains("Page Number: 2-3"),
+        out.contains("Page Number: 0-4") && out.contains("Page Number: 3-4"),
         "{out}"
     );
     let (ok, dump, _) = run("tiffdump", &[p.to_str().unwrap()]);
     assert!(ok);
-    assert_eq!(dump.matches("Directory ").count(), 3, "{dump}");
+    assert_eq!(dump.matches("Directory ").count(), 4, "{dump}");
     // libtiff decodes every strip without complaint.
     let (ok, _, err) = run(
         "tiffcp",
@@ -179,6 +195,12 @@ fn g4_tiff_is_read_by_libtiff_with_class_f_tags() {
         ],
     );
     assert!(ok && err.is_empty(), "tiffcp: {err}");
+    // libtiff's decoding is exactly the pages that went in.
+    let raw = std::fs::read(dir.path().join("raw.tiff")).unwrap();
+    for (p, want) in tiff::parse(&raw, 50).unwrap().iter().zip(&pages) {
+        assert_eq!(p.compression, 1);
+        assert_eq!(&p.decode_bilevel(&raw, u64::MAX).unwrap(), want);
+    }
     // And our reader, whose decoder is not the encoder's, gives the pages back.
     let back = tiff::parse(&tiff, 50).unwrap();
     for (p, want) in back.iter().zip(&pages) {
