@@ -45,22 +45,18 @@ fn main() {
     qpdf.arg("--").arg(&long);
     assert!(qpdf.status().expect("qpdf").success());
 
-    let mut docs: Vec<std::path::PathBuf> = [
-        "letter.pdf",
-        "letter-cairo.pdf",
-        "chart.pdf",
-        "scan.pdf",
-        "rotated.pdf",
-        "encrypted-no-user-password.pdf",
-    ]
-    .iter()
-    .map(|n| corpus.join(n))
-    .collect();
+    let mut docs: Vec<std::path::PathBuf> =
+        ["letter.pdf", "letter-cairo.pdf", "chart.pdf", "scan.pdf", "rotated.pdf", "encrypted-no-user-password.pdf"]
+            .iter()
+            .map(|n| corpus.join(n))
+            .collect();
     docs.push(long);
 
     let settings = Settings::default();
     println!("### PDF to fax pages (A4, fine 204x196), best of {repeat}\n");
-    println!("| document | pages | hayro ms/page | gs ms/page (incl. start) | hayro pages OK | gs pages OK | gs/hayro time |");
+    println!(
+        "| document | pages | hayro ms/page | gs ms/page (incl. start) | hayro pages OK | gs pages OK | gs/hayro time |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let (mut tot_h, mut tot_g, mut tot_p) = (0.0, 0.0, 0usize);
     let mut last_pages = Vec::new();
@@ -149,12 +145,7 @@ fn main() {
     };
     let theirs = |p: &Path| {
         let t = Instant::now();
-        let st = Command::new("tiff2pdf")
-            .arg("-o")
-            .arg(dir.path().join("t2p.pdf"))
-            .arg(p)
-            .status()
-            .expect("tiff2pdf");
+        let st = Command::new("tiff2pdf").arg("-o").arg(dir.path().join("t2p.pdf")).arg(p).status().expect("tiff2pdf");
         assert!(st.success());
         ms(t.elapsed())
     };

@@ -130,11 +130,7 @@ mod tests {
     use super::*;
 
     fn fill(w: u32, h: u32, v: u8) -> GrayImage {
-        GrayImage {
-            width: w,
-            height: h,
-            data: vec![v; (w * h) as usize],
-        }
+        GrayImage { width: w, height: h, data: vec![v; (w * h) as usize] }
     }
 
     fn share(b: &Bitmap) -> f64 {

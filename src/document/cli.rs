@@ -69,11 +69,7 @@ fn kind_of(path: &std::path::Path, data: &[u8]) -> anyhow::Result<Kind> {
     if let Some(k) = Kind::sniff(data) {
         return Ok(k);
     }
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
     match ext.as_str() {
         "html" | "htm" => Ok(Kind::Html),
         "txt" | "text" | "" => Ok(Kind::Text),
@@ -99,9 +95,7 @@ pub fn render(args: &RenderArgs) -> anyhow::Result<()> {
         let data = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
         let kind = kind_of(input, &data)?;
         let t = Instant::now();
-        let n = pages
-            .add_binary(kind, &data)
-            .with_context(|| format!("{}", input.display()))?;
+        let n = pages.add_binary(kind, &data).with_context(|| format!("{}", input.display()))?;
         println!(
             "{}: {kind:?}, {n} page{} in {} ms",
             input.display(),
@@ -137,19 +131,12 @@ pub fn render(args: &RenderArgs) -> anyhow::Result<()> {
 /// Converts a received fax to PDF and prints a summary.
 pub fn topdf(args: &TopdfArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let data =
-        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
-    let received = std::fs::metadata(&args.input)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| jiff::Timestamp::try_from(t).ok());
-    let info = topdf::FaxInfo {
-        from: args.from.clone(),
-        received,
-        ..topdf::FaxInfo::default()
-    };
-    let (pdf, n) = topdf::tiff_to_pdf(&data, &info, args.max_pages)
-        .with_context(|| format!("{}", args.input.display()))?;
+    let data = std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let received =
+        std::fs::metadata(&args.input).and_then(|m| m.modified()).ok().and_then(|t| jiff::Timestamp::try_from(t).ok());
+    let info = topdf::FaxInfo { from: args.from.clone(), received, ..topdf::FaxInfo::default() };
+    let (pdf, n) =
+        topdf::tiff_to_pdf(&data, &info, args.max_pages).with_context(|| format!("{}", args.input.display()))?;
     std::fs::write(&args.out, &pdf).with_context(|| format!("writing {}", args.out.display()))?;
     println!(
         "{}: {n} page{}, {} bytes, {} ms",

@@ -39,11 +39,7 @@ pub fn render(cover: &CoverPage, settings: &Settings) -> Result<Bitmap> {
     let mut y = pen.y_px(12.0 / 25.4 * 72.0);
 
     y += pen.y_px(TITLE_PT);
-    let title = if cover.branding.is_empty() {
-        "Fax"
-    } else {
-        &cover.branding
-    };
+    let title = if cover.branding.is_empty() { "Fax" } else { &cover.branding };
     let title: String = title.chars().take(40).collect();
     pen.draw(&mut page, &title, x, y, TITLE_PT);
     y += pen.y_px(8.0);
@@ -68,11 +64,7 @@ pub fn render(cover: &CoverPage, settings: &Settings) -> Result<Bitmap> {
         }
         y += pen.y_px(FIELD_PT * 1.5);
         pen.draw(&mut page, label, x, y, FIELD_PT);
-        let value: String = value
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(cols)
-            .collect();
+        let value: String = value.chars().filter(|c| !c.is_control()).take(cols).collect();
         pen.draw(&mut page, &value, x + label_w, y, FIELD_PT);
     }
     y += pen.y_px(12.0);
@@ -83,16 +75,9 @@ pub fn render(cover: &CoverPage, settings: &Settings) -> Result<Bitmap> {
         let body = Layout::body(paper, resolution);
         let bottom = page.height as f32 - pen.y_px(12.0 / 25.4 * 72.0);
         let room = ((bottom - y) / body.pitch).floor().max(0.0) as usize;
-        let lines: Vec<String> = wrap(&cover.comment, body.cols)
-            .into_iter()
-            .map(|l| l.unwrap_or_default())
-            .collect();
+        let lines: Vec<String> = wrap(&cover.comment, body.cols).into_iter().map(|l| l.unwrap_or_default()).collect();
         let cut = lines.len() > room;
-        let shown = if cut {
-            room.saturating_sub(1)
-        } else {
-            lines.len()
-        };
+        let shown = if cut { room.saturating_sub(1) } else { lines.len() };
         for line in &lines[..shown] {
             y += body.pitch;
             pen.draw(&mut page, line, x, y, BODY_PT);

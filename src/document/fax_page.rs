@@ -89,11 +89,7 @@ impl std::fmt::Debug for GrayImage {
 impl GrayImage {
     /// A white image.
     pub fn white(width: u32, height: u32) -> GrayImage {
-        GrayImage {
-            width,
-            height,
-            data: vec![255; width as usize * height as usize],
-        }
+        GrayImage { width, height, data: vec![255; width as usize * height as usize] }
     }
 
     /// A blank fax page.
@@ -144,18 +140,11 @@ impl GrayImage {
         for (ty, taps) in yw.iter().enumerate() {
             let out = &mut data[ty * width as usize..(ty + 1) * width as usize];
             for (x, o) in out.iter_mut().enumerate() {
-                let v: f32 = taps
-                    .iter()
-                    .map(|&(i, w)| tmp[i as usize * width as usize + x] * w)
-                    .sum();
+                let v: f32 = taps.iter().map(|&(i, w)| tmp[i as usize * width as usize + x] * w).sum();
                 *o = v.round().clamp(0.0, 255.0) as u8;
             }
         }
-        GrayImage {
-            width,
-            height,
-            data,
-        }
+        GrayImage { width, height, data }
     }
 
     /// Rotates a quarter turn counter-clockwise (the top edge to the left).
@@ -168,23 +157,14 @@ impl GrayImage {
                 data[(w - 1 - x) * h + y] = self.data[y * w + x];
             }
         }
-        GrayImage {
-            width: self.height,
-            height: self.width,
-            data,
-        }
+        GrayImage { width: self.height, height: self.width, data }
     }
 
     /// Places an image whose pixels measure `dpi` onto a fax page: landscape
     /// images are turned, images larger than the page are shrunk to fit
     /// (keeping proportions), smaller ones keep their physical size; the
     /// result is centred horizontally and starts at the top.
-    pub fn fit_onto_page(
-        &self,
-        dpi: (f64, f64),
-        paper: Paper,
-        resolution: Resolution,
-    ) -> GrayImage {
+    pub fn fit_onto_page(&self, dpi: (f64, f64), paper: Paper, resolution: Resolution) -> GrayImage {
         let mut src = std::borrow::Cow::Borrowed(self);
         let mut dpi = dpi;
         let (w_in, h_in) = (self.width as f64 / dpi.0, self.height as f64 / dpi.1);
@@ -249,26 +229,15 @@ impl std::fmt::Debug for Bitmap {
 impl Bitmap {
     /// A white bitmap.
     pub fn new(width: u32, height: u32) -> Bitmap {
-        Bitmap {
-            width,
-            height,
-            data: vec![0; Self::stride_for(width) * height as usize],
-        }
+        Bitmap { width, height, data: vec![0; Self::stride_for(width) * height as usize] }
     }
 
     /// Wraps packed rows; fails if `data` does not hold `height` rows.
     pub fn from_packed(width: u32, height: u32, data: Vec<u8>) -> Result<Bitmap> {
         if data.len() != Self::stride_for(width) * height as usize {
-            return Err(Error::CorruptImage(format!(
-                "{} bytes do not make {width} x {height} pixels",
-                data.len()
-            )));
+            return Err(Error::CorruptImage(format!("{} bytes do not make {width} x {height} pixels", data.len())));
         }
-        Ok(Bitmap {
-            width,
-            height,
-            data,
-        })
+        Ok(Bitmap { width, height, data })
     }
 
     fn stride_for(width: u32) -> usize {
@@ -372,7 +341,7 @@ impl Bitmap {
     pub fn black_pixels(&self) -> u64 {
         let w = self.width as usize;
         let full = w / 8;
-        let mask = if w % 8 == 0 { 0 } else { 0xffu8 << (8 - w % 8) };
+        let mask = if w.is_multiple_of(8) { 0 } else { 0xffu8 << (8 - w % 8) };
         (0..self.height)
             .map(|y| {
                 let r = self.row(y);

@@ -78,11 +78,7 @@ const VERTICAL: [Bits; 7] = [
 ];
 
 fn run(w: &mut VecWriter, black_run: bool, mut n: u32) {
-    let table = if black_run {
-        &black::ENTRIES
-    } else {
-        &white::ENTRIES
-    };
+    let table = if black_run { &black::ENTRIES } else { &white::ENTRIES };
     let mut code = |n: u32| {
         let idx = if n >= 64 { 63 + n / 64 } else { n } as usize;
         put(w, table[idx].1);
@@ -214,12 +210,7 @@ pub fn write_tiff_encoded(pages: &[Bitmap], strips: &[Vec<u8>], resolution: Reso
             (T6_OPTIONS, LONG, 1, 0),
             (RESOLUTION_UNIT, SHORT, 1, 2),
             // PageNumber: two SHORTs packed into the value field.
-            (
-                PAGE_NUMBER,
-                SHORT,
-                2,
-                (n as u32 & 0xffff) | ((total as u32 & 0xffff) << 16),
-            ),
+            (PAGE_NUMBER, SHORT, 2, (n as u32 & 0xffff) | ((total as u32 & 0xffff) << 16)),
             (SOFTWARE, ASCII, software.len() as u32, sw_off),
         ];
         out.extend_from_slice(&(entries.len() as u16).to_le_bytes());

@@ -35,26 +35,16 @@ pub fn render(data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitma
         .arg("-sDEVICE=pgmraw")
         .arg(format!("-r{}x{}", X_DPI, settings.resolution.y_dpi()))
         .arg(format!("-g{WIDTH}x{lines}"))
-        .args([
-            "-dFIXEDMEDIA",
-            "-dPDFFitPage",
-            "-dTextAlphaBits=4",
-            "-dGraphicsAlphaBits=4",
-        ])
+        .args(["-dFIXEDMEDIA", "-dPDFFitPage", "-dTextAlphaBits=4", "-dGraphicsAlphaBits=4"])
         .arg("-dFirstPage=1")
         .arg(format!("-dLastPage={}", room + 1))
-        .arg(format!(
-            "-sOutputFile={}",
-            dir.path().join("p%05d.pgm").display()
-        ))
+        .arg(format!("-sOutputFile={}", dir.path().join("p%05d.pgm").display()))
         .arg("-f")
         .arg(&input)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::Ghostscript(format!("cannot start Ghostscript: {e}")))?;
+    let mut child = cmd.spawn().map_err(|e| Error::Ghostscript(format!("cannot start Ghostscript: {e}")))?;
     let deadline = Instant::now() + limits.max_time;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -81,20 +71,13 @@ pub fn render(data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitma
         return Err(Error::PasswordProtected);
     }
     if files.is_empty() {
-        return Err(if status.success() {
-            Error::CorruptPdf
-        } else {
-            Error::Ghostscript(first_line(&stderr))
-        });
+        return Err(if status.success() { Error::CorruptPdf } else { Error::Ghostscript(first_line(&stderr)) });
     }
     if !status.success() {
         return Err(Error::Ghostscript(first_line(&stderr)));
     }
     if files.len() > room {
-        return Err(Error::TooManyPages {
-            pages: files.len(),
-            limit: settings.limits.max_pages,
-        });
+        return Err(Error::TooManyPages { pages: files.len(), limit: settings.limits.max_pages });
     }
     files
         .iter()
@@ -109,10 +92,7 @@ pub fn render(data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitma
 }
 
 fn first_line(s: &str) -> String {
-    let l = s
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("it failed");
+    let l = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("it failed");
     l.chars().take(200).collect()
 }
 
@@ -148,11 +128,7 @@ pub fn read_pgm(data: &[u8]) -> Result<GrayImage> {
     let (w, h) = (num(fields[1])?, num(fields[2])?);
     let n = w as usize * h as usize;
     let px = data.get(i..i + n).ok_or_else(bad)?;
-    Ok(GrayImage {
-        width: w,
-        height: h,
-        data: px.to_vec(),
-    })
+    Ok(GrayImage { width: w, height: h, data: px.to_vec() })
 }
 
 /// A private scratch directory, removed on drop.
@@ -163,10 +139,8 @@ impl TempDir {
     pub(crate) fn new() -> Result<TempDir> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let p = std::env::temp_dir().join(format!(
             "faxgate-doc-{}-{}-{nanos}",
             std::process::id(),

@@ -38,11 +38,7 @@ pub fn render(kind: Kind, data: &[u8], settings: &Settings) -> Result<Bitmap> {
         return Err(Error::CorruptImage("the image has no pixels".into()));
     }
     if w as u64 * h as u64 > max {
-        return Err(Error::ImageTooLarge {
-            width: w as u64,
-            height: h as u64,
-            max_pixels: max,
-        });
+        return Err(Error::ImageTooLarge { width: w as u64, height: h as u64, max_pixels: max });
     }
     let img = ::image::DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     let rgba = img.to_rgba8();
@@ -54,15 +50,7 @@ pub fn render(kind: Kind, data: &[u8], settings: &Settings) -> Result<Bitmap> {
             super::tiff::luma(over(r), over(g), over(b))
         })
         .collect();
-    let gray = super::GrayImage {
-        width: w,
-        height: h,
-        data,
-    };
-    let placed = gray.fit_onto_page(
-        (ASSUMED_DPI, ASSUMED_DPI),
-        settings.paper,
-        settings.resolution,
-    );
+    let gray = super::GrayImage { width: w, height: h, data };
+    let placed = gray.fit_onto_page((ASSUMED_DPI, ASSUMED_DPI), settings.paper, settings.resolution);
     Ok(binarise::binarise(&placed, settings.dither))
 }

@@ -81,9 +81,7 @@ pub use fax_page::{Bitmap, GrayImage, Paper, Resolution};
 #[non_exhaustive]
 pub enum Error {
     /// The attachment's type is not one the gateway can fax.
-    #[error(
-        "the attachment type {0} cannot be sent as a fax (send PDF, TIFF, PNG, JPEG, GIF or text)"
-    )]
+    #[error("the attachment type {0} cannot be sent as a fax (send PDF, TIFF, PNG, JPEG, GIF or text)")]
     Unsupported(String),
     /// The PDF is damaged or not a PDF at all.
     #[error("the PDF document is damaged and cannot be read")]
@@ -106,9 +104,7 @@ pub enum Error {
         limit: usize,
     },
     /// An image (or TIFF page) declares dimensions that are too large.
-    #[error(
-        "the image is too large ({width} x {height} pixels; at most {max_pixels} pixels are accepted)"
-    )]
+    #[error("the image is too large ({width} x {height} pixels; at most {max_pixels} pixels are accepted)")]
     ImageTooLarge {
         /// Declared width.
         width: u64,
@@ -279,10 +275,7 @@ pub struct Pages {
 impl Pages {
     /// An empty job.
     pub fn new(settings: Settings) -> Self {
-        Pages {
-            settings,
-            pages: Vec::new(),
-        }
+        Pages { settings, pages: Vec::new() }
     }
 
     /// The settings in force.
@@ -297,19 +290,13 @@ impl Pages {
 
     /// Room left under the page limit.
     pub fn room(&self) -> usize {
-        self.settings
-            .limits
-            .max_pages
-            .saturating_sub(self.pages.len())
+        self.settings.limits.max_pages.saturating_sub(self.pages.len())
     }
 
     /// Fails with [`Error::TooManyPages`] unless `more` pages still fit.
     pub fn check_room(&self, more: usize) -> Result<()> {
         if more > self.room() {
-            return Err(Error::TooManyPages {
-                pages: self.pages.len() + more,
-                limit: self.settings.limits.max_pages,
-            });
+            return Err(Error::TooManyPages { pages: self.pages.len() + more, limit: self.settings.limits.max_pages });
         }
         Ok(())
     }
@@ -331,18 +318,13 @@ impl Pages {
             Kind::Tiff => tiff::render(data, &within, room)?,
             Kind::Png | Kind::Jpeg | Kind::Gif => vec![image::render(kind, data, &within)?],
             Kind::Text => text::render(&String::from_utf8_lossy(data), &within)?,
-            Kind::Html => {
-                text::render(&text::html_to_text(&String::from_utf8_lossy(data)), &within)?
-            }
+            Kind::Html => text::render(&text::html_to_text(&String::from_utf8_lossy(data)), &within)?,
         };
         if pages.is_empty() {
             return Err(Error::NoPages);
         }
         if pages.len() > room {
-            return Err(Error::TooManyPages {
-                pages: pages.len(),
-                limit: room,
-            });
+            return Err(Error::TooManyPages { pages: pages.len(), limit: room });
         }
         Ok(pages)
     }
@@ -353,10 +335,9 @@ impl Pages {
     pub fn add_binary(&mut self, kind: Kind, data: &[u8]) -> Result<usize> {
         let already = self.pages.len();
         let pages = self.render_part(kind, data).map_err(|e| match e {
-            Error::TooManyPages { pages, .. } => Error::TooManyPages {
-                pages: pages + already,
-                limit: self.settings.limits.max_pages,
-            },
+            Error::TooManyPages { pages, .. } => {
+                Error::TooManyPages { pages: pages + already, limit: self.settings.limits.max_pages }
+            }
             e => e,
         })?;
         let n = pages.len();

@@ -24,9 +24,7 @@ use super::{Error, PdfRenderer, Result, Settings, binarise, ghostscript, tiff::l
 pub fn open(data: &[u8]) -> Result<Pdf> {
     Pdf::new(Arc::new(data.to_vec())).map_err(|e| match e {
         LoadPdfError::Decryption(DecryptionError::PasswordProtected) => Error::PasswordProtected,
-        LoadPdfError::Decryption(DecryptionError::UnsupportedAlgorithm) => {
-            Error::UnsupportedEncryption
-        }
+        LoadPdfError::Decryption(DecryptionError::UnsupportedAlgorithm) => Error::UnsupportedEncryption,
         _ => Error::CorruptPdf,
     })
 }
@@ -50,10 +48,8 @@ pub fn render(data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitma
 /// hayro is memory-safe, but a panic on a malformed file inside it would end
 /// the job's thread; it is caught and reported as a damaged PDF.
 pub fn render_hayro(data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitmap>> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        render_hayro_inner(data, settings, room)
-    }))
-    .unwrap_or(Err(Error::CorruptPdf))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render_hayro_inner(data, settings, room)))
+        .unwrap_or(Err(Error::CorruptPdf))
 }
 
 fn render_hayro_inner(data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitmap>> {
@@ -63,20 +59,13 @@ fn render_hayro_inner(data: &[u8], settings: &Settings, room: usize) -> Result<V
         return Err(Error::NoPages);
     }
     if pages.len() > room {
-        return Err(Error::TooManyPages {
-            pages: pages.len(),
-            limit: settings.limits.max_pages,
-        });
+        return Err(Error::TooManyPages { pages: pages.len(), limit: settings.limits.max_pages });
     }
     // Pages are drawn in parallel, one render cache per thread (hayro's
     // `Pdf` is shared, its cache is not). The time limit is checked before
     // each page.
     let started = Instant::now();
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4)
-        .min(pages.len());
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4).min(pages.len());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Result<Vec<(usize, Bitmap)>>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -100,10 +89,7 @@ fn render_hayro_inner(data: &[u8], settings: &Settings, room: usize) -> Result<V
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or(Err(Error::CorruptPdf)))
-            .collect()
+        workers.into_iter().map(|w| w.join().unwrap_or(Err(Error::CorruptPdf))).collect()
     });
     let mut out = Vec::with_capacity(pages.len());
     for r in results {
@@ -126,40 +112,23 @@ pub fn render_page<'a>(
     let (w, h) = (w.max(1.0) as f64, h.max(1.0) as f64);
     // Turn landscape pages a quarter counter-clockwise, the top edge to the
     // left, as printers and Ghostscript do: (x, y) -> (y, w - x).
-    let (rot, pw, ph) = if w > h {
-        (Affine::new([0.0, -1.0, 1.0, 0.0, 0.0, w]), h, w)
-    } else {
-        (Affine::IDENTITY, w, h)
-    };
+    let (rot, pw, ph) =
+        if w > h { (Affine::new([0.0, -1.0, 1.0, 0.0, 0.0, w]), h, w) } else { (Affine::IDENTITY, w, h) };
     let page_w_pt = WIDTH as f64 / X_DPI * 72.0;
     let page_h_pt = lines as f64 / resolution.y_dpi() * 72.0;
     let s = (page_w_pt / pw).min(page_h_pt / ph);
     let off = ((page_w_pt - pw * s) / 2.0, (page_h_pt - ph * s) / 2.0);
     let to_px = Affine::scale_non_uniform(X_DPI / 72.0, resolution.y_dpi() / 72.0);
-    let transform = to_px
-        * Affine::translate(off)
-        * Affine::scale(s)
-        * rot
-        * page.initial_transform(true).to_kurbo();
+    let transform = to_px * Affine::translate(off) * Affine::scale(s) * rot * page.initial_transform(true).to_kurbo();
 
     let mut ctx = RenderContext::new(WIDTH as u16, lines as u16);
-    hayro::render_into(
-        page,
-        cache,
-        interpreter,
-        &RenderSettings::default(),
-        &mut ctx,
-        transform,
-    );
+    hayro::render_into(page, cache, interpreter, &RenderSettings::default(), &mut ctx, transform);
     ctx.flush();
     let mut pixmap = Pixmap::new(ctx.width(), ctx.height());
     ctx.render_with(
         &mut pixmap,
         &mut Resources::default(),
-        RasterizerSettings {
-            target_init: TargetInit::Clear(WHITE),
-            ..Default::default()
-        },
+        RasterizerSettings { target_init: TargetInit::Clear(WHITE), ..Default::default() },
     );
     let data = pixmap
         .data()
@@ -167,16 +136,8 @@ pub fn render_page<'a>(
         .map(|p| {
             // Premultiplied over white.
             let inv = 255 - p.a;
-            luma(
-                p.r.saturating_add(inv),
-                p.g.saturating_add(inv),
-                p.b.saturating_add(inv),
-            )
+            luma(p.r.saturating_add(inv), p.g.saturating_add(inv), p.b.saturating_add(inv))
         })
         .collect();
-    GrayImage {
-        width: WIDTH,
-        height: lines,
-        data,
-    }
+    GrayImage { width: WIDTH, height: lines, data }
 }

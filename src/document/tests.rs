@@ -80,18 +80,8 @@ fn pdftoppm(pdf: &[u8], y_dpi: u32) -> Vec<Bitmap> {
     std::fs::write(&p, pdf).unwrap();
     let prefix = dir.path().join("out");
     let ry = y_dpi.to_string();
-    let (ok, _, err) = run(
-        "pdftoppm",
-        &[
-            "-rx",
-            "204",
-            "-ry",
-            &ry,
-            "-mono",
-            p.to_str().unwrap(),
-            prefix.to_str().unwrap(),
-        ],
-    );
+    let (ok, _, err) =
+        run("pdftoppm", &["-rx", "204", "-ry", &ry, "-mono", p.to_str().unwrap(), prefix.to_str().unwrap()]);
     assert!(ok, "pdftoppm: {err}");
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -99,10 +89,7 @@ fn pdftoppm(pdf: &[u8], y_dpi: u32) -> Vec<Bitmap> {
         .filter(|p| p.extension().is_some_and(|e| e == "pbm"))
         .collect();
     files.sort();
-    files
-        .iter()
-        .map(|f| read_pbm(&std::fs::read(f).unwrap()))
-        .collect()
+    files.iter().map(|f| read_pbm(&std::fs::read(f).unwrap())).collect()
 }
 
 fn settings() -> Settings {
@@ -135,7 +122,7 @@ fn g4_tiff_is_read_by_libtiff_with_class_f_tags() {
             let mut x = 0;
             while x < WIDTH {
                 let len = 1 + r.below(if y % 3 == 0 { 3000 } else { 12 }) as u32;
-                if r.next() % 2 == 0 {
+                if r.next().is_multiple_of(2) {
                     b.fill_black(y, x, (x + len).min(WIDTH));
                 }
                 x += len;
@@ -150,50 +137,19 @@ fn g4_tiff_is_read_by_libtiff_with_class_f_tags() {
     std::fs::write(&p, &tiff).unwrap();
     let (ok, out, err) = run("tiffinfo", &[p.to_str().unwrap()]);
     assert!(ok && !err.contains("rror"), "tiffinfo: {err}");
-    assert_eq!(
-        out.matches("Image Width: 1728 Image Length: 2292").count(),
-        2,
-        "{out}"
-    );
-    assert_eq!(
-        out.matches("Image Width: 1728 Image Length: 1000").count(),
-        1,
-        "{out}"
-    );
-    assert_eq!(
-        out.matches("Resolution: 204, 196 pixels/inch").count(),
-        4,
-        "{out}"
-    );
-    assert_eq!(
-        out.matches("Compression Scheme: CCITT Group 4").count(),
-        4,
-        "{out}"
-    );
+    assert_eq!(out.matches("Image Width: 1728 Image Length: 2292").count(), 2, "{out}");
+    assert_eq!(out.matches("Image Width: 1728 Image Length: 1000").count(), 1, "{out}");
+    assert_eq!(out.matches("Resolution: 204, 196 pixels/inch").count(), 4, "{out}");
+    assert_eq!(out.matches("Compression Scheme: CCITT Group 4").count(), 4, "{out}");
     assert_eq!(out.matches("FillOrder: msb-to-lsb").count(), 4, "{out}");
-    assert_eq!(
-        out.matches("Photometric Interpretation: min-is-white")
-            .count(),
-        4,
-        "{out}"
-    );
-    assert!(
-        out.contains("Page Number: 0-4") && out.contains("Page Number: 3-4"),
-        "{out}"
-    );
+    assert_eq!(out.matches("Photometric Interpretation: min-is-white").count(), 4, "{out}");
+    assert!(out.contains("Page Number: 0-4") && out.contains("Page Number: 3-4"), "{out}");
     let (ok, dump, _) = run("tiffdump", &[p.to_str().unwrap()]);
     assert!(ok);
     assert_eq!(dump.matches("Directory ").count(), 4, "{dump}");
     // libtiff decodes every strip without complaint.
-    let (ok, _, err) = run(
-        "tiffcp",
-        &[
-            "-c",
-            "none",
-            p.to_str().unwrap(),
-            dir.path().join("raw.tiff").to_str().unwrap(),
-        ],
-    );
+    let (ok, _, err) =
+        run("tiffcp", &["-c", "none", p.to_str().unwrap(), dir.path().join("raw.tiff").to_str().unwrap()]);
     assert!(ok && err.is_empty(), "tiffcp: {err}");
     // libtiff's decoding is exactly the pages that went in.
     let raw = std::fs::read(dir.path().join("raw.tiff")).unwrap();
@@ -258,20 +214,11 @@ fn standard_resolution_tiff_is_stretched_to_fine() {
 
 #[test]
 fn bad_tiffs_are_refused_with_reasons() {
-    assert!(matches!(
-        tiff::render(b"II*\0garbage garbage", &settings(), 50),
-        Err(Error::CorruptTiff(_))
-    ));
+    assert!(matches!(tiff::render(b"II*\0garbage garbage", &settings(), 50), Err(Error::CorruptTiff(_))));
     // A page that claims 100,000 x 100,000 pixels.
     let mut f = b"II*\0\x08\0\0\0".to_vec();
-    let entries: [(u16, u16, u32, u32); 6] = [
-        (256, 4, 1, 100_000),
-        (257, 4, 1, 100_000),
-        (258, 3, 1, 8),
-        (262, 3, 1, 1),
-        (273, 4, 1, 8),
-        (279, 4, 1, 10),
-    ];
+    let entries: [(u16, u16, u32, u32); 6] =
+        [(256, 4, 1, 100_000), (257, 4, 1, 100_000), (258, 3, 1, 8), (262, 3, 1, 1), (273, 4, 1, 8), (279, 4, 1, 10)];
     f.extend_from_slice(&(entries.len() as u16).to_le_bytes());
     for (t, ty, c, v) in entries {
         f.extend_from_slice(&t.to_le_bytes());
@@ -281,24 +228,15 @@ fn bad_tiffs_are_refused_with_reasons() {
     }
     f.extend_from_slice(&0u32.to_le_bytes());
     let err = tiff::render(&f, &settings(), 50).unwrap_err();
-    assert!(
-        matches!(err, Error::ImageTooLarge { width: 100_000, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::ImageTooLarge { width: 100_000, .. }), "{err}");
     assert!(err.to_string().contains("too large"));
     // Truncated strip data.
     let good = g4::write_tiff(&[test_page(2292, 6)], Resolution::Fine);
     let cut = &good[..good.len() / 3];
     assert!(tiff::render(cut, &settings(), 50).is_err());
     // Too many pages for the room left.
-    let three = g4::write_tiff(
-        &[test_page(100, 0), test_page(100, 1), test_page(100, 2)],
-        Resolution::Fine,
-    );
-    assert!(matches!(
-        tiff::render(&three, &settings(), 2),
-        Err(Error::TooManyPages { limit: 2, .. })
-    ));
+    let three = g4::write_tiff(&[test_page(100, 0), test_page(100, 1), test_page(100, 2)], Resolution::Fine);
+    assert!(matches!(tiff::render(&three, &settings(), 2), Err(Error::TooManyPages { limit: 2, .. })));
 }
 
 // ---------------------------------------------------------------- topdf
@@ -328,39 +266,22 @@ fn received_fax_becomes_a_pdf_with_the_strips_byte_for_byte() {
     assert_eq!(n, 3);
     let info_text = pdf_check(&pdf);
     assert!(info_text.contains("Pages:           3"), "{info_text}");
-    assert!(
-        info_text.contains("Title:           Fax from +4533221100 ACME FAX"),
-        "{info_text}"
-    );
-    assert!(
-        info_text.contains("Author:          +4533221100 ACME FAX"),
-        "{info_text}"
-    );
+    assert!(info_text.contains("Title:           Fax from +4533221100 ACME FAX"), "{info_text}");
+    assert!(info_text.contains("Author:          +4533221100 ACME FAX"), "{info_text}");
     assert!(info_text.contains("2026"), "{info_text}");
     // 1728 x 2292 at 204 x 196 dpi is 609.88 x 841.96 pt (215 x 297 mm).
-    assert!(
-        info_text.contains("Page size:       609.882 x 841.959 pts"),
-        "{info_text}"
-    );
+    assert!(info_text.contains("Page size:       609.882 x 841.959 pts"), "{info_text}");
     // Every strip appears unchanged in the PDF.
     for p in tiff::parse(&tiff_data, 10).unwrap() {
         let strip = p.strip(&tiff_data, 0).unwrap();
-        assert!(
-            pdf.windows(strip.len()).any(|w| w == strip),
-            "strip not embedded verbatim"
-        );
+        assert!(pdf.windows(strip.len()).any(|w| w == strip), "strip not embedded verbatim");
     }
     // poppler decodes what we embedded back into the pages that went in.
     let rendered = pdftoppm(&pdf, 196);
     assert_eq!(rendered.len(), 3);
     for (r, want) in rendered.iter().zip(&pages) {
         let a = agreement(r, want);
-        assert!(
-            a >= 0.999,
-            "pdftoppm agreement {a}, size {}x{}",
-            r.width(),
-            r.height()
-        );
+        assert!(a >= 0.999, "pdftoppm agreement {a}, size {}x{}", r.width(), r.height());
     }
 }
 
@@ -369,11 +290,7 @@ fn g3_and_standard_resolution_faxes_convert_at_true_size() {
     let page = test_page(1146, 10);
     let dir = tmp();
     let g4p = dir.path().join("std.tiff");
-    std::fs::write(
-        &g4p,
-        g4::write_tiff(std::slice::from_ref(&page), Resolution::Standard),
-    )
-    .unwrap();
+    std::fs::write(&g4p, g4::write_tiff(std::slice::from_ref(&page), Resolution::Standard)).unwrap();
     for (name, args) in [
         ("g3-1d", &["-c", "g3"][..]),
         ("g3-2d-fill", &["-c", "g3:2d:fill"]),
@@ -390,15 +307,10 @@ fn g3_and_standard_resolution_faxes_convert_at_true_size() {
         let (pdf, _) = topdf::tiff_to_pdf(&data, &topdf::FaxInfo::default(), 10).unwrap();
         let info = pdf_check(&pdf);
         // 1146 lines at 98 dpi: A4 height again.
-        assert!(
-            info.contains("609.882 x 841.959 pts") || info.contains("609.882 x 842.204 pts"),
-            "{name}: {info}"
-        );
+        assert!(info.contains("609.882 x 841.959 pts") || info.contains("609.882 x 842.204 pts"), "{name}: {info}");
         let r = pdftoppm(&pdf, 98);
         let a = agreement(&r[0], &page);
-        let bad: Vec<u32> = (0..r[0].height().min(1146))
-            .filter(|&y| r[0].row(y) != page.row(y))
-            .collect();
+        let bad: Vec<u32> = (0..r[0].height().min(1146)).filter(|&y| r[0].row(y) != page.row(y)).collect();
         assert!(
             a >= 0.999,
             "{name}: agreement {a} {}x{} bad rows {:?}",
@@ -448,8 +360,7 @@ fn corpus_pdfs_render_with_hayro_like_ghostscript() {
         let data = fixture(name);
         let ours = pdf::render(&data, &settings(), 50).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(ours.len(), pages, "{name}");
-        let theirs =
-            pdf::render(&data, &gs_settings, 50).unwrap_or_else(|e| panic!("{name} gs: {e}"));
+        let theirs = pdf::render(&data, &gs_settings, 50).unwrap_or_else(|e| panic!("{name} gs: {e}"));
         assert_eq!(theirs.len(), pages, "{name}");
         for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
             assert_eq!((a.width(), a.height()), (1728, 2292));
@@ -457,10 +368,7 @@ fn corpus_pdfs_render_with_hayro_like_ghostscript() {
             assert!(ink > 0.002, "{name} page {i}: almost blank ({ink})");
             let agree = agreement(a, b);
             eprintln!("{name} page {i}: ink {ink:.4}, agreement with Ghostscript {agree:.4}");
-            assert!(
-                agree > 0.97,
-                "{name} page {i}: agreement with Ghostscript {agree}"
-            );
+            assert!(agree > 0.98, "{name} page {i}: agreement with Ghostscript {agree}");
         }
     }
 }
@@ -479,10 +387,7 @@ fn bad_pdfs_are_refused_with_reasons() {
         Ok(pages) => assert!(!pages.is_empty()),
         Err(e) => panic!("truncated: {e}"),
     }
-    assert!(matches!(
-        pdf::render(b"%PDF-1.4 garbage", &settings(), 50),
-        Err(Error::CorruptPdf)
-    ));
+    assert!(matches!(pdf::render(b"%PDF-1.4 garbage", &settings(), 50), Err(Error::CorruptPdf)));
     // Ghostscript exits 0 on these; its output is checked.
     let mut gs = settings();
     gs.pdf_renderer = PdfRenderer::Ghostscript;
@@ -499,9 +404,7 @@ fn many_pages(n: usize) -> Vec<u8> {
     pdf.catalog(Ref::new(1)).pages(tree);
     pdf.pages(tree).kids(ids.iter().copied()).count(n as i32);
     for id in &ids {
-        pdf.page(*id)
-            .media_box(Rect::new(0.0, 0.0, 595.0, 842.0))
-            .parent(tree);
+        pdf.page(*id).media_box(Rect::new(0.0, 0.0, 595.0, 842.0)).parent(tree);
     }
     pdf.finish()
 }
@@ -511,31 +414,13 @@ fn ten_thousand_page_pdf_is_refused_quickly() {
     let data = many_pages(10_000);
     let t = std::time::Instant::now();
     let err = pdf::render(&data, &settings(), 50).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::TooManyPages {
-                pages: 10_000,
-                limit: 50
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, Error::TooManyPages { pages: 10_000, limit: 50 }), "{err}");
     assert!(t.elapsed().as_secs() < 10);
     // The job's page limit counts earlier parts too.
     let mut job = Pages::new(settings());
     job.add_binary(Kind::Pdf, &many_pages(30)).unwrap();
     let err = job.add_binary(Kind::Pdf, &many_pages(21)).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::TooManyPages {
-                pages: 51,
-                limit: 50
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, Error::TooManyPages { pages: 51, limit: 50 }), "{err}");
 }
 
 // ---------------------------------------------------------------- images
@@ -582,20 +467,11 @@ fn png_jpeg_gif_render_with_their_tones() {
             n as f64 / k as f64
         };
         // 400 px at 150 dpi = 523 fax lines; the stripe is at lines 235..287.
-        assert!(
-            share(x0 + 20..x0 + 380, 20..220) > 0.99,
-            "{kind:?} black half"
-        );
+        assert!(share(x0 + 20..x0 + 380, 20..220) > 0.99, "{kind:?} black half");
         let grey = share(x0 + 440..x0 + 790, 20..220);
         assert!((grey - 0.5).abs() < 0.08, "{kind:?} grey half {grey}");
-        assert!(
-            share(x0 + 20..x0 + 790, 245..280) < 0.01,
-            "{kind:?} white stripe"
-        );
-        assert!(
-            share(x0 + 20..x0 + 790, 300..520) > 0.4,
-            "{kind:?} lower part"
-        );
+        assert!(share(x0 + 20..x0 + 790, 245..280) < 0.01, "{kind:?} white stripe");
+        assert!(share(x0 + 20..x0 + 790, 300..520) > 0.4, "{kind:?} lower part");
         assert!(share(0..1728, 530..2292) == 0.0, "{kind:?} below the image");
         assert!(share(0..x0 - 5, 0..2292) == 0.0, "{kind:?} left margin");
     }
@@ -613,10 +489,7 @@ fn huge_and_broken_images_are_refused() {
     png.extend_from_slice(&ihdr);
     png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
     let err = image::render(Kind::Png, &png, &settings()).unwrap_err();
-    assert!(
-        matches!(err, Error::ImageTooLarge { .. } | Error::CorruptImage(_)),
-        "{err}"
-    );
+    assert!(matches!(err, Error::ImageTooLarge { .. } | Error::CorruptImage(_)), "{err}");
     assert!(matches!(
         image::render(Kind::Jpeg, b"\xff\xd8\xff\xe0 not really", &settings()),
         Err(Error::CorruptImage(_))
@@ -628,11 +501,7 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
         }
     }
     !crc
@@ -661,10 +530,7 @@ fn text_in_several_languages_matches_its_golden_image() {
     };
     assert!(page.black_pixels() > 10_000);
     for y in 400..page.height() {
-        assert!(
-            page.row(y).iter().all(|&b| b == 0),
-            "ink below the text at row {y}"
-        );
+        assert!(page.row(y).iter().all(|&b| b == 0), "ink below the text at row {y}");
     }
     golden("text-latin.png", &top);
 }
@@ -675,10 +541,7 @@ fn golden(name: &str, img: &GrayImage) {
     let path = fixtures().join("golden").join(name);
     let encoded = {
         let g = ::image::GrayImage::from_raw(img.width, img.height, img.data.clone()).unwrap();
-        encode(
-            ::image::DynamicImage::ImageLuma8(g),
-            ::image::ImageFormat::Png,
-        )
+        encode(::image::DynamicImage::ImageLuma8(g), ::image::ImageFormat::Png)
     };
     if std::env::var_os("FAXGATE_BLESS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -690,11 +553,7 @@ fn golden(name: &str, img: &GrayImage) {
     if want.as_raw() != &img.data || want.width() != img.width {
         let failed = path.with_extension("failed.png");
         std::fs::write(&failed, &encoded).unwrap();
-        panic!(
-            "rendering differs from {}; see {}",
-            path.display(),
-            failed.display()
-        );
+        panic!("rendering differs from {}; see {}", path.display(), failed.display());
     }
 }
 
@@ -703,15 +562,7 @@ fn text_glyphs_are_distinct_and_legible() {
     // Each accented letter must print differently from its base letter.
     let s = settings();
     let ink = |t: &str| text::render(t, &s).unwrap()[0].clone();
-    for (a, b) in [
-        ("a", "æ"),
-        ("o", "ø"),
-        ("a", "å"),
-        ("u", "ü"),
-        ("s", "ß"),
-        ("l", "ł"),
-        ("e", "é"),
-    ] {
+    for (a, b) in [("a", "æ"), ("o", "ø"), ("a", "å"), ("u", "ü"), ("s", "ß"), ("l", "ł"), ("e", "é")] {
         assert_ne!(ink(a), ink(b), "{a} and {b} print the same");
     }
     assert!(ink("ł").black_pixels() > 100);
@@ -719,19 +570,14 @@ fn text_glyphs_are_distinct_and_legible() {
 
 #[test]
 fn long_text_paginates_and_page_limit_holds() {
-    let body: String = (0..200)
-        .map(|i| format!("Linje {i}: {}\n", "ord ".repeat(30)))
-        .collect();
+    let body: String = (0..200).map(|i| format!("Linje {i}: {}\n", "ord ".repeat(30))).collect();
     let pages = text::render(&body, &settings()).unwrap();
     // 200 lines of 127 characters wrap to 400 lines; 64 a page.
     let l = text::Layout::body(Paper::A4, Resolution::Fine);
     assert_eq!(pages.len(), 400usize.div_ceil(l.rows));
     let mut s = settings();
     s.limits.max_pages = 3;
-    assert!(matches!(
-        text::render(&body, &s),
-        Err(Error::TooManyPages { limit: 3, .. })
-    ));
+    assert!(matches!(text::render(&body, &s), Err(Error::TooManyPages { limit: 3, .. })));
     // Letter paper, standard resolution.
     s.limits.max_pages = 50;
     s.paper = Paper::Letter;
@@ -743,8 +589,7 @@ fn long_text_paginates_and_page_limit_holds() {
 #[test]
 fn html_body_renders_as_text() {
     let mut job = Pages::new(settings());
-    job.add_html("<p>Hej <b>Åse</b></p><script>x()</script>")
-        .unwrap();
+    job.add_html("<p>Hej <b>Åse</b></p><script>x()</script>").unwrap();
     let mut plain = Pages::new(settings());
     plain.add_text("Hej Åse").unwrap();
     assert_eq!(job.pages(), plain.pages());
@@ -769,14 +614,7 @@ fn cover_page_goes_first_and_counts_itself() {
     let pages = job.pages();
     assert_eq!(pages.len(), 3);
     // The cover differs from one that says 2 pages.
-    let two = cover::render(
-        &CoverPage {
-            pages: 2,
-            ..cover.clone()
-        },
-        &settings(),
-    )
-    .unwrap();
+    let two = cover::render(&CoverPage { pages: 2, ..cover.clone() }, &settings()).unwrap();
     let three = cover::render(&CoverPage { pages: 3, ..cover }, &settings()).unwrap();
     assert_eq!(pages[0], three);
     assert_ne!(two, three);
@@ -825,24 +663,10 @@ fn cli_render_and_topdf() {
     cli::render(&args).unwrap();
     let (ok, info, _) = run("tiffinfo", &[out.to_str().unwrap()]);
     assert!(ok);
-    assert_eq!(
-        info.matches("Image Width: 1728 Image Length: 4301").count(),
-        4,
-        "{info}"
-    );
-    assert_eq!(
-        info.matches("Resolution: 204, 391 pixels/inch").count(),
-        4,
-        "{info}"
-    );
+    assert_eq!(info.matches("Image Width: 1728 Image Length: 4301").count(), 4, "{info}");
+    assert_eq!(info.matches("Resolution: 204, 391 pixels/inch").count(), 4, "{info}");
     let pdf = dir.path().join("fax.pdf");
-    cli::topdf(&cli::TopdfArgs {
-        input: out,
-        out: pdf.clone(),
-        from: "+4512345678".into(),
-        max_pages: 100,
-    })
-    .unwrap();
+    cli::topdf(&cli::TopdfArgs { input: out, out: pdf.clone(), from: "+4512345678".into(), max_pages: 100 }).unwrap();
     let info = pdf_check(&std::fs::read(&pdf).unwrap());
     assert!(info.contains("Pages:           4"), "{info}");
 }

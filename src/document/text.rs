@@ -43,18 +43,13 @@ pub struct Pen {
 impl Pen {
     /// A pen for pages at `resolution`.
     pub fn new(resolution: Resolution) -> Pen {
-        Pen {
-            y_dpi: resolution.y_dpi() as f32,
-        }
+        Pen { y_dpi: resolution.y_dpi() as f32 }
     }
 
     fn scale(&self, size_pt: f32) -> PxScale {
         let f = font();
         let em_to_height = f.height_unscaled() / f.units_per_em().unwrap_or(2048.0);
-        PxScale {
-            x: size_pt * X_DPI as f32 / 72.0 * em_to_height,
-            y: size_pt * self.y_dpi / 72.0 * em_to_height,
-        }
+        PxScale { x: size_pt * X_DPI as f32 / 72.0 * em_to_height, y: size_pt * self.y_dpi / 72.0 * em_to_height }
     }
 
     /// Horizontal advance of one character cell, in pixels.
@@ -77,14 +72,7 @@ impl Pen {
 
     /// Draws `text` with its baseline at `baseline` pixels, starting at `x`
     /// pixels; returns the x after the last glyph.
-    pub fn draw(
-        &self,
-        page: &mut GrayImage,
-        text: &str,
-        x: f32,
-        baseline: f32,
-        size_pt: f32,
-    ) -> f32 {
+    pub fn draw(&self, page: &mut GrayImage, text: &str, x: f32, baseline: f32, size_pt: f32) -> f32 {
         let f = font();
         let scale = self.scale(size_pt);
         let sf = f.as_scaled(scale);
@@ -182,13 +170,7 @@ fn wrap_line(line: &str, cols: usize, out: &mut Vec<Option<String>>) {
             Some(p) => (start + p, 1),
             None => (start + cols, 0),
         };
-        out.push(Some(
-            chars[start..end]
-                .iter()
-                .collect::<String>()
-                .trim_end()
-                .to_string(),
-        ));
+        out.push(Some(chars[start..end].iter().collect::<String>().trim_end().to_string()));
         start = end + skip;
         while start < chars.len() && chars[start] == ' ' {
             start += 1;
@@ -222,23 +204,12 @@ impl Layout {
         let pitch = pen.y_px(LINE_PT);
         let height = paper.lines(resolution) as f32;
         let rows = ((height - 2.0 * margin_y) / pitch).floor().max(1.0) as usize;
-        Layout {
-            cols,
-            rows,
-            x: mx as f32,
-            top: margin_y + pen.y_px(BODY_PT * 0.8),
-            pitch,
-        }
+        Layout { cols, rows, x: mx as f32, top: margin_y + pen.y_px(BODY_PT * 0.8), pitch }
     }
 }
 
 /// Typesets wrapped lines on grey pages.
-pub fn typeset(
-    lines: &[Option<String>],
-    layout: &Layout,
-    paper: Paper,
-    resolution: Resolution,
-) -> Vec<GrayImage> {
+pub fn typeset(lines: &[Option<String>], layout: &Layout, paper: Paper, resolution: Resolution) -> Vec<GrayImage> {
     let pen = Pen::new(resolution);
     let mut pages = Vec::new();
     let mut page = GrayImage::page(paper, resolution);
@@ -247,28 +218,16 @@ pub fn typeset(
     for line in lines {
         match line {
             None => {
-                pages.push(std::mem::replace(
-                    &mut page,
-                    GrayImage::page(paper, resolution),
-                ));
+                pages.push(std::mem::replace(&mut page, GrayImage::page(paper, resolution)));
                 row = 0;
                 dirty = false;
             }
             Some(text) => {
                 if row == layout.rows {
-                    pages.push(std::mem::replace(
-                        &mut page,
-                        GrayImage::page(paper, resolution),
-                    ));
+                    pages.push(std::mem::replace(&mut page, GrayImage::page(paper, resolution)));
                     row = 0;
                 }
-                pen.draw(
-                    &mut page,
-                    text,
-                    layout.x,
-                    layout.top + row as f32 * layout.pitch,
-                    BODY_PT,
-                );
+                pen.draw(&mut page, text, layout.x, layout.top + row as f32 * layout.pitch, BODY_PT);
                 row += 1;
                 dirty = true;
             }
@@ -293,17 +252,12 @@ pub fn render(text: &str, settings: &Settings) -> Result<Vec<Bitmap>> {
         })
         .0;
     if pages_needed > settings.limits.max_pages {
-        return Err(super::Error::TooManyPages {
-            pages: pages_needed,
-            limit: settings.limits.max_pages,
-        });
+        return Err(super::Error::TooManyPages { pages: pages_needed, limit: settings.limits.max_pages });
     }
-    Ok(
-        typeset(&lines, &layout, settings.paper, settings.resolution)
-            .iter()
-            .map(|g| binarise::binarise(g, Dither::Threshold))
-            .collect(),
-    )
+    Ok(typeset(&lines, &layout, settings.paper, settings.resolution)
+        .iter()
+        .map(|g| binarise::binarise(g, Dither::Threshold))
+        .collect())
 }
 
 /// Reduces HTML to readable text: scripts, styles and comments dropped,
@@ -320,10 +274,7 @@ pub fn html_to_text(html: &str) -> String {
         if c == '<' {
             // Comments.
             if lower[i..].starts_with("<!--") {
-                let end = lower[i..]
-                    .find("-->")
-                    .map(|e| i + e + 3)
-                    .unwrap_or(html.len());
+                let end = lower[i..].find("-->").map(|e| i + e + 3).unwrap_or(html.len());
                 while chars.peek().is_some_and(|(j, _)| *j < end) {
                     chars.next();
                 }
@@ -338,30 +289,19 @@ pub fn html_to_text(html: &str) -> String {
                 chars.next();
             }
             let closing = tag.starts_with('/');
-            let name: String = tag
-                .trim_start_matches('/')
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric())
-                .collect();
+            let name: String = tag.trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
             match name.as_str() {
                 "script" | "style" | "head" | "title" if !closing => {
                     let close = format!("</{name}");
-                    let stop = lower[end..]
-                        .find(&close)
-                        .map(|e| end + e)
-                        .unwrap_or(html.len());
-                    let stop = lower[stop..]
-                        .find('>')
-                        .map(|e| stop + e)
-                        .unwrap_or(html.len());
+                    let stop = lower[end..].find(&close).map(|e| end + e).unwrap_or(html.len());
+                    let stop = lower[stop..].find('>').map(|e| stop + e).unwrap_or(html.len());
                     while chars.peek().is_some_and(|(j, _)| *j <= stop) {
                         chars.next();
                     }
                 }
                 "br" => out.push('\n'),
-                "p" | "div" | "tr" | "table" | "ul" | "ol" | "blockquote" | "h1" | "h2" | "h3"
-                | "h4" | "h5" | "h6" | "section" | "article" | "header" | "footer" | "dl"
-                | "dt" | "dd" => {
+                "p" | "div" | "tr" | "table" | "ul" | "ol" | "blockquote" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
+                | "section" | "article" | "header" | "footer" | "dl" | "dt" | "dd" => {
                     newline(&mut out);
                     if !closing && matches!(name.as_str(), "p" | "h1" | "h2" | "h3" | "table") {
                         blank_line(&mut out);
@@ -369,11 +309,7 @@ pub fn html_to_text(html: &str) -> String {
                 }
                 "pre" => {
                     newline(&mut out);
-                    pre = if closing {
-                        pre.saturating_sub(1)
-                    } else {
-                        pre + 1
-                    };
+                    pre = if closing { pre.saturating_sub(1) } else { pre + 1 };
                 }
                 "hr" => {
                     newline(&mut out);
@@ -423,11 +359,7 @@ pub fn html_to_text(html: &str) -> String {
         }
         push_text(&mut out, c.encode_utf8(&mut [0; 4]), pre > 0);
     }
-    let mut text: String = out
-        .lines()
-        .map(|l| l.trim_end())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let mut text: String = out.lines().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n");
     while text.contains("\n\n\n") {
         text = text.replace("\n\n\n", "\n\n");
     }
@@ -597,13 +529,8 @@ mod tests {
     #[test]
     fn wrapping_breaks_at_spaces_and_hard_breaks_long_words() {
         let lines = wrap("aaa bbb ccc\tX\x0cnext\n", 7);
-        let want: Vec<Option<String>> = vec![
-            Some("aaa bbb".into()),
-            Some("ccc".into()),
-            Some("X".into()),
-            None,
-            Some("next".into()),
-        ];
+        let want: Vec<Option<String>> =
+            vec![Some("aaa bbb".into()), Some("ccc".into()), Some("X".into()), None, Some("next".into())];
         assert_eq!(lines, want);
         let long = wrap(&"x".repeat(17), 8);
         assert_eq!(long.len(), 3);

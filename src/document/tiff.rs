@@ -89,20 +89,12 @@ impl Reader<'_> {
     }
     fn u16(&self, off: u64) -> Result<u16> {
         let b = self.bytes(off, 2)?;
-        Ok(if self.le {
-            u16::from_le_bytes([b[0], b[1]])
-        } else {
-            u16::from_be_bytes([b[0], b[1]])
-        })
+        Ok(if self.le { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) })
     }
     fn u32(&self, off: u64) -> Result<u32> {
         let b = self.bytes(off, 4)?;
         let a = [b[0], b[1], b[2], b[3]];
-        Ok(if self.le {
-            u32::from_le_bytes(a)
-        } else {
-            u32::from_be_bytes(a)
-        })
+        Ok(if self.le { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) })
     }
 
     /// The values of one IFD entry as integers (BYTE, SHORT, LONG) or
@@ -121,11 +113,7 @@ impl Reader<'_> {
             return Err(Error::CorruptTiff(format!("a field holds {count} values")));
         }
         let total = size * count;
-        let base = if total <= 4 {
-            entry + 8
-        } else {
-            self.u32(entry + 8)? as u64
-        };
+        let base = if total <= 4 { entry + 8 } else { self.u32(entry + 8)? as u64 };
         self.bytes(base, total)?;
         (0..count)
             .map(|i| {
@@ -136,11 +124,7 @@ impl Reader<'_> {
                     4 | 9 => self.u32(at)? as f64,
                     5 => {
                         let d = self.u32(at + 4)?;
-                        if d == 0 {
-                            0.0
-                        } else {
-                            self.u32(at)? as f64 / d as f64
-                        }
+                        if d == 0 { 0.0 } else { self.u32(at)? as f64 / d as f64 }
                     }
                     _ => 0.0,
                 })
@@ -168,16 +152,11 @@ pub fn parse(data: &[u8], max_pages: usize) -> Result<Vec<Page>> {
             return Err(Error::CorruptTiff("the page directory loops".into()));
         }
         if pages.len() >= max_pages {
-            return Err(Error::TooManyPages {
-                pages: pages.len() + 1,
-                limit: max_pages,
-            });
+            return Err(Error::TooManyPages { pages: pages.len() + 1, limit: max_pages });
         }
         let n = r.u16(ifd)? as usize;
         if n > MAX_ENTRIES {
-            return Err(Error::CorruptTiff(format!(
-                "a page directory has {n} entries"
-            )));
+            return Err(Error::CorruptTiff(format!("a page directory has {n} entries")));
         }
         let mut p = Page {
             bits_per_sample: 1,
@@ -197,10 +176,7 @@ pub fn parse(data: &[u8], max_pages: usize) -> Result<Vec<Page>> {
             let e = ifd + 2 + i * 12;
             let tag = r.u16(e)?;
             let one = |r: &Reader<'_>| -> Result<f64> {
-                r.values(e, 16)?
-                    .first()
-                    .copied()
-                    .ok_or_else(|| Error::CorruptTiff(format!("tag {tag} has no value")))
+                r.values(e, 16)?.first().copied().ok_or_else(|| Error::CorruptTiff(format!("tag {tag} has no value")))
             };
             match tag {
                 256 => p.width = one(&r)? as u32,
@@ -219,13 +195,7 @@ pub fn parse(data: &[u8], max_pages: usize) -> Result<Vec<Page>> {
                 292 => p.t4_options = one(&r)? as u32,
                 296 => p.resolution_unit = one(&r)? as u16,
                 317 => p.predictor = one(&r)? as u16,
-                320 => {
-                    p.colormap = r
-                        .values(e, 3 * 256)?
-                        .into_iter()
-                        .map(|v| v as u16)
-                        .collect()
-                }
+                320 => p.colormap = r.values(e, 3 * 256)?.into_iter().map(|v| v as u16).collect(),
                 _ => {}
             }
         }
@@ -235,11 +205,7 @@ pub fn parse(data: &[u8], max_pages: usize) -> Result<Vec<Page>> {
         if offsets.is_empty() || offsets.len() != counts.len() {
             return Err(Error::CorruptTiff("a page's image data is missing".into()));
         }
-        p.strips = offsets
-            .into_iter()
-            .zip(counts)
-            .map(|(o, c)| (o as u64, c as u64))
-            .collect();
+        p.strips = offsets.into_iter().zip(counts).map(|(o, c)| (o as u64, c as u64)).collect();
         p.rows_per_strip = p.rows_per_strip.clamp(1, p.height);
         if p.photometric == u16::MAX {
             p.photometric = if p.bits_per_sample == 1 { 0 } else { 1 };
@@ -262,43 +228,27 @@ impl Page {
             _ => 1.0,
         };
         let fax_like = self.bits_per_sample == 1 && self.width == WIDTH;
-        let default_y = if fax_like {
-            if self.height <= 1300 { 98.0 } else { 196.0 }
-        } else {
-            200.0
-        };
+        let default_y = if fax_like { if self.height <= 1300 { 98.0 } else { 196.0 } } else { 200.0 };
         let default_x = if fax_like { X_DPI } else { 200.0 };
-        let ok = |v: Option<f64>| {
-            v.map(|v| v * unit)
-                .filter(|v| v.is_finite() && *v >= 10.0 && *v <= 10_000.0)
-        };
+        let ok = |v: Option<f64>| v.map(|v| v * unit).filter(|v| v.is_finite() && *v >= 10.0 && *v <= 10_000.0);
         if self.resolution_unit == 1 {
             return (
                 default_x,
-                default_x * self.x_resolution.unwrap_or(1.0)
-                    / self.y_resolution.unwrap_or(1.0).max(1e-6),
+                default_x * self.x_resolution.unwrap_or(1.0) / self.y_resolution.unwrap_or(1.0).max(1e-6),
             );
         }
-        (
-            ok(self.x_resolution).unwrap_or(default_x),
-            ok(self.y_resolution).unwrap_or(default_y),
-        )
+        (ok(self.x_resolution).unwrap_or(default_x), ok(self.y_resolution).unwrap_or(default_y))
     }
 
     /// Whether the page is CCITT-coded bilevel data.
     pub fn is_ccitt(&self) -> bool {
-        matches!(
-            self.compression,
-            compression::CCITT_RLE | compression::T4 | compression::T6
-        )
+        matches!(self.compression, compression::CCITT_RLE | compression::T4 | compression::T6)
     }
 
     /// Rows in strip `i`.
     pub fn strip_rows(&self, i: usize) -> u32 {
         let start = i as u64 * self.rows_per_strip as u64;
-        (self.height as u64)
-            .saturating_sub(start)
-            .min(self.rows_per_strip as u64) as u32
+        (self.height as u64).saturating_sub(start).min(self.rows_per_strip as u64) as u32
     }
 
     /// The bytes of strip `i`, checked against the file.
@@ -314,11 +264,7 @@ impl Page {
     fn check_size(&self, max_pixels: u64) -> Result<()> {
         let px = self.width as u64 * self.height as u64;
         if px > max_pixels {
-            return Err(Error::ImageTooLarge {
-                width: self.width as u64,
-                height: self.height as u64,
-                max_pixels,
-            });
+            return Err(Error::ImageTooLarge { width: self.width as u64, height: self.height as u64, max_pixels });
         }
         let strips_needed = (self.height as u64).div_ceil(self.rows_per_strip as u64);
         if self.planar == 1 && (self.strips.len() as u64) < strips_needed {
@@ -332,11 +278,7 @@ impl Page {
         let (encoding, eol, aligned) = match self.compression {
             compression::CCITT_RLE => (EncodingMode::Group3_1D, false, true),
             compression::T4 => (
-                if self.t4_options & 1 != 0 {
-                    EncodingMode::Group3_2D
-                } else {
-                    EncodingMode::Group3_1D
-                },
+                if self.t4_options & 1 != 0 { EncodingMode::Group3_2D } else { EncodingMode::Group3_1D },
                 true,
                 self.t4_options & 4 != 0,
             ),
@@ -369,19 +311,12 @@ impl Page {
             let rows = self.strip_rows(i);
             let raw = self.strip(data, i)?;
             let raw: std::borrow::Cow<'_, [u8]> = if self.fill_order == 2 {
-                raw.iter()
-                    .map(|b| b.reverse_bits())
-                    .collect::<Vec<u8>>()
-                    .into()
+                raw.iter().map(|b| b.reverse_bits()).collect::<Vec<u8>>().into()
             } else {
                 raw.into()
             };
             if self.is_ccitt() {
-                let mut sink = Sink {
-                    bm: &mut bm,
-                    y: y0,
-                    end: y0 + rows,
-                };
+                let mut sink = Sink { bm: &mut bm, y: y0, end: y0 + rows };
                 let mut ctx = DecoderContext::new(self.ccitt_settings(rows));
                 let res = hayro_ccitt::decode(&raw, &mut sink, &mut ctx);
                 if let Err(e) = res {
@@ -431,10 +366,7 @@ impl Page {
         }
         self.check_size(max_pixels)?;
         if self.bits_per_sample != 8 {
-            return Err(Error::UnsupportedTiff(format!(
-                "{} bits per sample",
-                self.bits_per_sample
-            )));
+            return Err(Error::UnsupportedTiff(format!("{} bits per sample", self.bits_per_sample)));
         }
         if self.planar != 1 {
             return Err(Error::UnsupportedTiff("separate colour planes".into()));
@@ -462,8 +394,8 @@ impl Page {
             }
             for r in 0..rows as usize {
                 let src = &bytes[r * stride..(r + 1) * stride];
-                let dst = &mut out.data[(y0 as usize + r) * self.width as usize
-                    ..(y0 as usize + r + 1) * self.width as usize];
+                let dst =
+                    &mut out.data[(y0 as usize + r) * self.width as usize..(y0 as usize + r + 1) * self.width as usize];
                 for (x, d) in dst.iter_mut().enumerate() {
                     let px = &src[x * spp..(x + 1) * spp];
                     *d = match (self.photometric, spp) {
@@ -474,9 +406,7 @@ impl Page {
                             let n = self.colormap.len() / 3;
                             let i = px[0] as usize;
                             if i >= n {
-                                return Err(Error::CorruptTiff(
-                                    "colour index outside the palette".into(),
-                                ));
+                                return Err(Error::CorruptTiff("colour index outside the palette".into()));
                             }
                             luma(
                                 (self.colormap[i] >> 8) as u8,
@@ -485,9 +415,7 @@ impl Page {
                             )
                         }
                         (p, _) => {
-                            return Err(Error::UnsupportedTiff(format!(
-                                "photometric interpretation {p}"
-                            )));
+                            return Err(Error::UnsupportedTiff(format!("photometric interpretation {p}")));
                         }
                     };
                 }
@@ -550,9 +478,7 @@ fn decompress(page: &Page, raw: &[u8], want: usize) -> Result<Vec<u8>> {
         compression::DEFLATE | compression::DEFLATE_OLD => {
             use std::io::Read;
             let mut buf = Vec::with_capacity(want);
-            let res = flate2::read::ZlibDecoder::new(raw)
-                .take(want as u64)
-                .read_to_end(&mut buf);
+            let res = flate2::read::ZlibDecoder::new(raw).take(want as u64).read_to_end(&mut buf);
             if let Err(e) = res
                 && buf.is_empty()
             {
@@ -619,11 +545,7 @@ pub fn render(data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitma
         }
         let gray = p.decode_gray(data, max)?;
         let placed = gray.fit_onto_page(dpi, settings.paper, settings.resolution);
-        let mode = if p.bits_per_sample == 1 {
-            super::Dither::Threshold
-        } else {
-            settings.dither
-        };
+        let mode = if p.bits_per_sample == 1 { super::Dither::Threshold } else { settings.dither };
         out.push(binarise::binarise(&placed, mode));
     }
     Ok(out)
@@ -636,27 +558,18 @@ mod tests {
     #[test]
     fn packbits_round_trip_of_the_spec_example() {
         // TIFF 6.0 §9 example.
-        let packed = [
-            0xFE, 0xAA, 0x02, 0x80, 0x00, 0x2A, 0xFD, 0xAA, 0x03, 0x80, 0x00, 0x2A, 0x22, 0xF7,
-            0xAA,
-        ];
+        let packed = [0xFE, 0xAA, 0x02, 0x80, 0x00, 0x2A, 0xFD, 0xAA, 0x03, 0x80, 0x00, 0x2A, 0x22, 0xF7, 0xAA];
         let want = [
-            0xAA, 0xAA, 0xAA, 0x80, 0x00, 0x2A, 0xAA, 0xAA, 0xAA, 0xAA, 0x80, 0x00, 0x2A, 0x22,
-            0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA,
+            0xAA, 0xAA, 0xAA, 0x80, 0x00, 0x2A, 0xAA, 0xAA, 0xAA, 0xAA, 0x80, 0x00, 0x2A, 0x22, 0xAA, 0xAA, 0xAA, 0xAA,
+            0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA,
         ];
         assert_eq!(unpackbits(&packed, want.len()), want);
     }
 
     #[test]
     fn garbage_and_loops_are_refused() {
-        assert!(matches!(
-            parse(b"hello world", 50),
-            Err(Error::CorruptTiff(_))
-        ));
-        assert!(matches!(
-            parse(b"II*\0\xff\xff\xff\x00", 50),
-            Err(Error::CorruptTiff(_))
-        ));
+        assert!(matches!(parse(b"hello world", 50), Err(Error::CorruptTiff(_))));
+        assert!(matches!(parse(b"II*\0\xff\xff\xff\x00", 50), Err(Error::CorruptTiff(_))));
         // An IFD with no entries whose next pointer is itself.
         let mut f = b"II*\0\x08\0\0\0".to_vec();
         f.extend_from_slice(&0u16.to_le_bytes());

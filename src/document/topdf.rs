@@ -57,9 +57,7 @@ pub fn tiff_to_pdf(data: &[u8], info: &FaxInfo, max_pages: usize) -> Result<(Vec
     let mut page_ids = Vec::with_capacity(n);
     for p in &pages {
         if p.bits_per_sample != 1 || p.samples_per_pixel != 1 {
-            return Err(Error::UnsupportedTiff(
-                "a received page is not black and white".into(),
-            ));
+            return Err(Error::UnsupportedTiff("a received page is not black and white".into()));
         }
         let (xdpi, ydpi) = p.dpi();
         let w_pt = p.width as f64 / xdpi * 72.0;
@@ -140,31 +138,17 @@ pub fn tiff_to_pdf(data: &[u8], info: &FaxInfo, max_pages: usize) -> Result<(Vec
         page_ids.push(page_id);
     }
     pdf.catalog(catalog).pages(tree);
-    pdf.pages(tree)
-        .kids(page_ids.iter().copied())
-        .count(n as i32);
+    pdf.pages(tree).kids(page_ids.iter().copied()).count(n as i32);
     let title = if info.title.is_empty() {
-        if info.from.is_empty() {
-            "Fax".to_string()
-        } else {
-            format!("Fax from {}", info.from)
-        }
+        if info.from.is_empty() { "Fax".to_string() } else { format!("Fax from {}", info.from) }
     } else {
         info.title.clone()
     };
     let subject = format!(
         "{n} page{} received{}{}",
         if n == 1 { "" } else { "s" },
-        if info.from.is_empty() {
-            String::new()
-        } else {
-            format!(" from {}", info.from)
-        },
-        if info.to.is_empty() {
-            String::new()
-        } else {
-            format!(" for {}", info.to)
-        },
+        if info.from.is_empty() { String::new() } else { format!(" from {}", info.from) },
+        if info.to.is_empty() { String::new() } else { format!(" for {}", info.to) },
     );
     let mut di = pdf.document_info(info_id);
     di.title(TextStr(&title));
@@ -200,25 +184,15 @@ struct Parms {
 
 impl Parms {
     fn g4() -> Parms {
-        Parms {
-            k: -1,
-            byte_align: false,
-            eol: false,
-        }
+        Parms { k: -1, byte_align: false, eol: false }
     }
 
     fn for_page(p: &tiff::Page) -> Parms {
         match p.compression {
-            compression::CCITT_RLE => Parms {
-                k: 0,
-                byte_align: true,
-                eol: false,
-            },
-            compression::T4 => Parms {
-                k: if p.t4_options & 1 != 0 { 1 } else { 0 },
-                byte_align: p.t4_options & 4 != 0,
-                eol: true,
-            },
+            compression::CCITT_RLE => Parms { k: 0, byte_align: true, eol: false },
+            compression::T4 => {
+                Parms { k: if p.t4_options & 1 != 0 { 1 } else { 0 }, byte_align: p.t4_options & 4 != 0, eol: true }
+            }
             _ => Parms::g4(),
         }
     }
