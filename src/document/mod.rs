@@ -29,10 +29,13 @@
 //!
 //! **hayro renders PDFs.** It is written in Rust with `forbid(unsafe_code)`, so a
 //! hostile attachment cannot corrupt the daemon's memory, and it runs in process
-//! without a 40 ms process start per document. Measured on a corpus of
-//! real-world PDFs (see `BENCHMARKS.md`) it rendered every page, matched
-//! Ghostscript's output object for object, is faster on single pages and heavy
-//! vector pages and slower on long plain-text documents. Ghostscript stays as a
+//! without a 40 ms process start per document. Measured against Ghostscript on
+//! 358 pages of real-world PDFs (text, scans, photos, drawings, charts) it
+//! rendered every page with no missing or extra objects, handled encrypted
+//! files with an empty user password and refused those with one; on the
+//! repository's corpus its fax pages agree with Ghostscript's on 98.4 to 99.7 %
+//! of pixels (glyph edges). A panic inside it is caught and reported as a
+//! damaged PDF. Ghostscript stays as a
 //! fallback chosen by [`PdfRenderer`]; it runs as a subprocess with `-dSAFER`, a
 //! CPU and address-space limit (`prlimit`) and a wall-clock limit, and its output
 //! is checked because it exits 0 for truncated and password-protected files.
@@ -47,10 +50,20 @@
 //! [`Dither::Threshold`] and [`Dither::Diffuse`] (Floyd-Steinberg over the whole
 //! page, for photographs) can be forced by setting.
 //!
-//! **G4 and TIFF.** Pages are encoded with the pure-Rust `fax` crate and written
-//! one strip per page with the Class F tags (resolution in inch, FillOrder 1,
-//! PageNumber, NewSubfileType page). Received pages are decoded, when needed,
-//! with `hayro-ccitt`, which reads G3 1-D, G3 2-D and G4.
+//! **G4 and TIFF.** Pages are coded by a small T.6 coder ([`g4::encode`])
+//! that finds each row's colour changes by skipping whole white or black
+//! bytes and uses the code tables of the pure-Rust `fax` crate; taking every
+//! pixel through the `fax` crate's own encoder cost 11 ms a page, the change
+//! lists about a third of that. Pages are written one strip each with the
+//! Class F tags (resolution in inch, FillOrder 1, PageNumber, NewSubfileType
+//! page). Received and mailed TIFFs are decoded with `hayro-ccitt`, which reads
+//! G3 1-D, G3 2-D and G4 and is not the coder's own code, so the round-trip
+//! tests check one against the other and both against libtiff.
+//!
+//! **Speed** (`BENCHMARKS.md`): hayro is faster than Ghostscript's
+//! `tiffg4` device on single-page and few-page documents and on vector
+//! charts, and slower on long plain-text documents, where Ghostscript's start
+//! is amortised. Pages of one PDF are drawn on up to four threads.
 //!
 //! **Untrusted sizes** (image dimensions, page counts, IFD chains, strip sizes)
 //! are checked against [`Limits`] before anything is allocated. Every refusal is
