@@ -784,3 +784,35 @@ fn corpus_pages_match_their_golden_images() {
         golden_within(golden_name, &pages[0].to_gray(), 0.9995);
     }
 }
+
+/// A one-page PDF showing `text` in a font that is not embedded.
+fn pdf_with_font(base_font: &[u8], text: &[u8]) -> Vec<u8> {
+    use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+    let mut pdf = Pdf::new();
+    let (catalog, tree, page, font, content) = (Ref::new(1), Ref::new(2), Ref::new(3), Ref::new(4), Ref::new(5));
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree).kids([page]).count(1);
+    let mut p = pdf.page(page);
+    p.media_box(Rect::new(0.0, 0.0, 595.0, 842.0)).parent(tree).contents(content);
+    p.resources().fonts().pair(Name(b"F1"), font);
+    p.finish();
+    pdf.type1_font(font).base_font(Name(base_font));
+    let mut c = Content::new();
+    c.begin_text().set_font(Name(b"F1"), 24.0).next_line(72.0, 700.0).show(Str(text)).end_text();
+    pdf.stream(content, &c.finish());
+    pdf.finish()
+}
+
+#[test]
+fn missing_fonts_are_substituted_and_empty_documents_refused() {
+    for font in [&b"Helvetica"[..], b"Times-Bold", b"NoSuchFont-Regular"] {
+        let pages = pdf::render(&pdf_with_font(font, b"Missing font, still legible"), &settings(), 50).unwrap();
+        let ink = pages[0].black_pixels();
+        assert!(ink > 2_000, "{}: {ink} black pixels", String::from_utf8_lossy(font));
+    }
+    assert!(matches!(pdf::render(&many_pages(0), &settings(), 50), Err(Error::NoPages)));
+    // A TIFF whose first page offset is 0 has no pages.
+    assert!(matches!(tiff::render(b"II*\0\0\0\0\0", &settings(), 50), Err(Error::NoPages)));
+    let job = Pages::new(settings());
+    assert!(matches!(job.finish(), Err(Error::NoPages)));
+}
