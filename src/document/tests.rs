@@ -816,3 +816,49 @@ fn missing_fonts_are_substituted_and_empty_documents_refused() {
     let job = Pages::new(settings());
     assert!(matches!(job.finish(), Err(Error::NoPages)));
 }
+
+#[test]
+fn grey_and_colour_tiffs_render_and_jpeg_tiff_is_refused() {
+    let dir = tmp();
+    let pdf_path = fixtures().join("scan.pdf");
+    let hayro_ink = pdf::render(&fixture("scan.pdf"), &settings(), 50).unwrap()[0].black_pixels() as f64;
+    for (name, args) in [
+        ("grey-lzw", &["-gray", "-tiffcompression", "lzw"][..]),
+        ("rgb-packbits", &["-tiffcompression", "packbits"]),
+        ("rgb-deflate", &["-tiffcompression", "deflate"]),
+        ("grey-none", &["-gray", "-tiffcompression", "none"]),
+    ] {
+        let prefix = dir.path().join(name);
+        let mut a = vec!["-tiff", "-r", "100", "-singlefile"];
+        a.extend_from_slice(args);
+        a.push(pdf_path.to_str().unwrap());
+        a.push(prefix.to_str().unwrap());
+        let (ok, _, err) = run("pdftoppm", &a);
+        assert!(ok, "pdftoppm {name}: {err}");
+        let data = std::fs::read(prefix.with_extension("tif")).unwrap();
+        let pages = tiff::render(&data, &settings(), 50).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(pages.len(), 1);
+        // The same page drawn from a 100 dpi raster has about the same ink as
+        // hayro's drawing of the PDF.
+        let ink = pages[0].black_pixels() as f64;
+        assert!((ink / hayro_ink - 1.0).abs() < 0.15, "{name}: ink {ink} against {hayro_ink}");
+    }
+    let prefix = dir.path().join("jpeg");
+    let (ok, _, _) = run(
+        "pdftoppm",
+        &[
+            "-tiff",
+            "-r",
+            "50",
+            "-singlefile",
+            "-tiffcompression",
+            "jpeg",
+            pdf_path.to_str().unwrap(),
+            prefix.to_str().unwrap(),
+        ],
+    );
+    assert!(ok);
+    let err = tiff::render(&std::fs::read(prefix.with_extension("tif")).unwrap(), &settings(), 50).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedTiff(_)), "{err}");
+    assert!(err.to_string().contains("compression 7"), "{err}");
+}
