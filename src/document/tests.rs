@@ -862,3 +862,23 @@ fn grey_and_colour_tiffs_render_and_jpeg_tiff_is_refused() {
     assert!(matches!(err, Error::UnsupportedTiff(_)), "{err}");
     assert!(err.to_string().contains("compression 7"), "{err}");
 }
+
+#[test]
+fn ghostscript_runs_within_its_time_and_memory_limits() {
+    let data = fixture("scan.pdf");
+    let mut s = settings();
+    s.pdf_renderer = PdfRenderer::Ghostscript;
+    s.limits.max_time = std::time::Duration::from_millis(1);
+    let t = std::time::Instant::now();
+    assert!(matches!(pdf::render(&data, &s, 50), Err(Error::TimedOut(_))));
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    s.limits.max_time = std::time::Duration::from_secs(60);
+    s.limits.ghostscript_memory = 8 << 20;
+    let err = pdf::render(&data, &s, 50).unwrap_err();
+    assert!(matches!(err, Error::Ghostscript(_) | Error::CorruptPdf), "{err}");
+    // The fallback setting sends only what hayro cannot read to Ghostscript.
+    s.limits.ghostscript_memory = 1 << 30;
+    s.pdf_renderer = PdfRenderer::HayroThenGhostscript;
+    assert!(matches!(pdf::render(&fixture("encrypted-password.pdf"), &s, 50), Err(Error::PasswordProtected)));
+    assert_eq!(pdf::render(&data, &s, 50).unwrap().len(), 1);
+}
