@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use super::fax_page::{Bitmap, GrayImage, Paper, Resolution, WIDTH};
 use super::*;
@@ -349,25 +350,32 @@ fn narrow_and_long_pages_are_kept_whole() {
 fn corpus_pdfs_render_with_hayro_like_ghostscript() {
     let mut gs_settings = settings();
     gs_settings.pdf_renderer = PdfRenderer::Ghostscript;
-    for (name, pages) in [
-        ("letter.pdf", 2),
-        ("letter-cairo.pdf", 2),
-        ("chart.pdf", 1),
-        ("scan.pdf", 1),
-        ("rotated.pdf", 1),
-        ("encrypted-no-user-password.pdf", 1),
+    // (file, pages, compared with Ghostscript): the variants of a file already
+    // compared are only checked for their pages and ink.
+    for (name, pages, compare) in [
+        ("letter.pdf", 2, true),
+        ("letter-cairo.pdf", 2, false),
+        ("chart.pdf", 1, true),
+        ("scan.pdf", 1, true),
+        ("rotated.pdf", 1, true),
+        ("encrypted-no-user-password.pdf", 1, false),
     ] {
         let data = fixture(name);
         let ours = pdf::render(&data, &settings(), 50).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(ours.len(), pages, "{name}");
-        let theirs = pdf::render(&data, &gs_settings, 50).unwrap_or_else(|e| panic!("{name} gs: {e}"));
-        assert_eq!(theirs.len(), pages, "{name}");
-        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        for (i, a) in ours.iter().enumerate() {
             assert_eq!((a.width(), a.height()), (1728, 2292));
             let ink = a.black_pixels() as f64 / (1728.0 * 2292.0);
             assert!(ink > 0.002, "{name} page {i}: almost blank ({ink})");
+        }
+        if !compare {
+            continue;
+        }
+        let theirs = pdf::render(&data, &gs_settings, 50).unwrap_or_else(|e| panic!("{name} gs: {e}"));
+        assert_eq!(theirs.len(), pages, "{name}");
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
             let agree = agreement(a, b);
-            eprintln!("{name} page {i}: ink {ink:.4}, agreement with Ghostscript {agree:.4}");
+            eprintln!("{name} page {i}: agreement with Ghostscript {agree:.4}");
             assert!(agree > 0.98, "{name} page {i}: agreement with Ghostscript {agree}");
         }
     }
@@ -417,10 +425,13 @@ fn ten_thousand_page_pdf_is_refused_quickly() {
     assert!(matches!(err, Error::TooManyPages { pages: 10_000, limit: 50 }), "{err}");
     assert!(t.elapsed().as_secs() < 10);
     // The job's page limit counts earlier parts too.
-    let mut job = Pages::new(settings());
-    job.add_binary(Kind::Pdf, &many_pages(30)).unwrap();
-    let err = job.add_binary(Kind::Pdf, &many_pages(21)).unwrap_err();
-    assert!(matches!(err, Error::TooManyPages { pages: 51, limit: 50 }), "{err}");
+    let mut s = settings();
+    s.limits.max_pages = 5;
+    s.resolution = Resolution::Standard;
+    let mut job = Pages::new(s);
+    job.add_binary(Kind::Pdf, &many_pages(3)).unwrap();
+    let err = job.add_binary(Kind::Pdf, &many_pages(3)).unwrap_err();
+    assert!(matches!(err, Error::TooManyPages { pages: 6, limit: 5 }), "{err}");
 }
 
 // ---------------------------------------------------------------- images
@@ -768,7 +779,8 @@ fn mutated_pdfs_never_panic() {
     let mut rng = Rng(0xfeed_beef_0bad_cafe);
     let mut s = settings();
     s.limits.max_pages = 3;
-    for round in 0..24 {
+    s.resolution = Resolution::Standard;
+    for round in 0..16 {
         let data = mutate(&mut rng, &seeds[round % 2]);
         let res = std::panic::catch_unwind(|| pdf::render(&data, &s, 3).map(|p| p.len()));
         assert!(res.is_ok(), "round {round} panicked");
@@ -821,12 +833,13 @@ fn missing_fonts_are_substituted_and_empty_documents_refused() {
 fn grey_and_colour_tiffs_render_and_jpeg_tiff_is_refused() {
     let dir = tmp();
     let pdf_path = fixtures().join("scan.pdf");
-    let hayro_ink = pdf::render(&fixture("scan.pdf"), &settings(), 50).unwrap()[0].black_pixels() as f64;
+    let mut s = settings();
+    s.resolution = Resolution::Standard;
+    let hayro_ink = pdf::render(&fixture("scan.pdf"), &s, 50).unwrap()[0].black_pixels() as f64;
     for (name, args) in [
         ("grey-lzw", &["-gray", "-tiffcompression", "lzw"][..]),
         ("rgb-packbits", &["-tiffcompression", "packbits"]),
         ("rgb-deflate", &["-tiffcompression", "deflate"]),
-        ("grey-none", &["-gray", "-tiffcompression", "none"]),
     ] {
         let prefix = dir.path().join(name);
         let mut a = vec!["-tiff", "-r", "100", "-singlefile"];
@@ -836,7 +849,7 @@ fn grey_and_colour_tiffs_render_and_jpeg_tiff_is_refused() {
         let (ok, _, err) = run("pdftoppm", &a);
         assert!(ok, "pdftoppm {name}: {err}");
         let data = std::fs::read(prefix.with_extension("tif")).unwrap();
-        let pages = tiff::render(&data, &settings(), 50).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let pages = tiff::render(&data, &s, 50).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(pages.len(), 1);
         // The same page drawn from a 100 dpi raster has about the same ink as
         // hayro's drawing of the PDF.
@@ -868,11 +881,11 @@ fn ghostscript_runs_within_its_time_and_memory_limits() {
     let data = fixture("scan.pdf");
     let mut s = settings();
     s.pdf_renderer = PdfRenderer::Ghostscript;
-    s.limits.max_time = std::time::Duration::from_millis(1);
+    s.limits.max_time = Duration::from_millis(1);
     let t = std::time::Instant::now();
     assert!(matches!(pdf::render(&data, &s, 50), Err(Error::TimedOut(_))));
-    assert!(t.elapsed() < std::time::Duration::from_secs(5));
-    s.limits.max_time = std::time::Duration::from_secs(60);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    s.limits.max_time = Duration::from_secs(60);
     s.limits.ghostscript_memory = 8 << 20;
     let err = pdf::render(&data, &s, 50).unwrap_err();
     assert!(matches!(err, Error::Ghostscript(_) | Error::CorruptPdf), "{err}");
