@@ -30,24 +30,25 @@ pub fn render(kind: Kind, data: &[u8], settings: &Settings) -> Result<Bitmap> {
     let mut reader = ImageReader::with_format(Cursor::new(data), format);
     let max = settings.limits.max_pixels;
     let mut limits = Limits::default();
-    limits.max_alloc = Some(max.saturating_mul(4).saturating_add(1 << 20));
+    limits.max_alloc = Some(max.saturating_mul(8).saturating_add(1 << 20));
     reader.limits(limits);
     let decoder = reader.into_decoder().map_err(corrupt)?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
         return Err(Error::CorruptImage("the image has no pixels".into()));
     }
-    if w as u64 * h as u64 > max {
+    if w as u64 * h as u64 > max || w as u64 > super::MAX_SIDE || h as u64 > super::MAX_SIDE {
         return Err(Error::ImageTooLarge { width: w as u64, height: h as u64, max_pixels: max });
     }
     let img = ::image::DynamicImage::from_decoder(decoder).map_err(corrupt)?;
-    let rgba = img.to_rgba8();
-    let data = rgba
+    // Grey with alpha (two bytes a pixel) keeps the peak memory low.
+    let la = img.to_luma_alpha8();
+    drop(img);
+    let data = la
         .pixels()
         .map(|p| {
-            let [r, g, b, a] = p.0;
-            let over = |c: u8| ((c as u32 * a as u32 + 255 * (255 - a as u32)) / 255) as u8;
-            super::tiff::luma(over(r), over(g), over(b))
+            let [l, a] = p.0;
+            ((l as u32 * a as u32 + 255 * (255 - a as u32)) / 255) as u8
         })
         .collect();
     let gray = super::GrayImage { width: w, height: h, data };

@@ -117,7 +117,9 @@ pub enum Error {
         limit: usize,
     },
     /// An image (or TIFF page) declares dimensions that are too large.
-    #[error("the image is too large ({width} x {height} pixels; at most {max_pixels} pixels are accepted)")]
+    #[error(
+        "the image is too large ({width} x {height} pixels; at most {max_pixels} pixels and {MAX_SIDE} per side are accepted)"
+    )]
     ImageTooLarge {
         /// Declared width.
         width: u64,
@@ -156,6 +158,10 @@ impl Error {
     }
 }
 
+/// The longest side accepted for an input image or TIFF page, whatever its
+/// pixel count: it bounds the resampling buffers of very thin images.
+pub const MAX_SIDE: u64 = 60_000;
+
 /// The module's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -188,8 +194,8 @@ pub enum PdfRenderer {
 pub struct Limits {
     /// Most fax pages in one job (default 50).
     pub max_pages: usize,
-    /// Most pixels of one decoded input image or TIFF page (default 100 million,
-    /// an A3 page scanned at 600 dpi is about 70 million).
+    /// Most pixels of one decoded input image or TIFF page (default 40
+    /// million: an A4 page scanned at 600 dpi is about 35 million).
     pub max_pixels: u64,
     /// Most time to convert one document (default 60 s).
     pub max_time: Duration,
@@ -199,12 +205,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_pages: 50,
-            max_pixels: 100_000_000,
-            max_time: Duration::from_secs(60),
-            ghostscript_memory: 1 << 30,
-        }
+        Limits { max_pages: 50, max_pixels: 40_000_000, max_time: Duration::from_secs(60), ghostscript_memory: 1 << 30 }
     }
 }
 

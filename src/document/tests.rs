@@ -490,17 +490,29 @@ fn png_jpeg_gif_render_with_their_tones() {
 
 #[test]
 fn huge_and_broken_images_are_refused() {
-    // A PNG header claiming 100,000 x 100,000 pixels.
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
-    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
-    png.extend_from_slice(&13u32.to_be_bytes());
-    png.extend_from_slice(&ihdr);
-    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
-    let err = image::render(Kind::Png, &png, &settings()).unwrap_err();
-    assert!(matches!(err, Error::ImageTooLarge { .. } | Error::CorruptImage(_)), "{err}");
+    // PNG headers claiming 100,000 x 100,000 pixels, and a 1 x 70,000 sliver.
+    for (w, h) in [(100_000u32, 100_000u32), (1, 70_000)] {
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        // A tiny image data chunk (an empty zlib stream) so that the header is
+        // complete, then the end.
+        for (kind, body) in [(&b"IDAT"[..], &b"\x78\x9c\x03\x00\x00\x00\x00\x01"[..]), (b"IEND", b"")] {
+            let mut chunk = kind.to_vec();
+            chunk.extend_from_slice(body);
+            png.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            png.extend_from_slice(&chunk);
+            png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+        }
+        let err = image::render(Kind::Png, &png, &settings()).unwrap_err();
+        assert!(matches!(err, Error::ImageTooLarge { .. }), "{w}x{h}: {err}");
+        assert!(err.to_string().contains("too large"), "{err}");
+    }
     assert!(matches!(
         image::render(Kind::Jpeg, b"\xff\xd8\xff\xe0 not really", &settings()),
         Err(Error::CorruptImage(_))

@@ -263,7 +263,7 @@ impl Page {
 
     fn check_size(&self, max_pixels: u64) -> Result<()> {
         let px = self.width as u64 * self.height as u64;
-        if px > max_pixels {
+        if px > max_pixels || self.width as u64 > super::MAX_SIDE || self.height as u64 > super::MAX_SIDE {
             return Err(Error::ImageTooLarge { width: self.width as u64, height: self.height as u64, max_pixels });
         }
         let strips_needed = (self.height as u64).div_ceil(self.rows_per_strip as u64);

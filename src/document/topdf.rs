@@ -89,7 +89,7 @@ pub fn tiff_to_pdf(data: &[u8], info: &FaxInfo, max_pages: usize) -> Result<(Vec
             (joined, Parms::for_page(p))
         } else {
             // Decoding applies BlackIsZero, so the new data is plain.
-            let bm = p.decode_bilevel(data, u32::MAX as u64)?;
+            let bm = p.decode_bilevel(data, 1 << 28)?;
             (g4::encode(&bm), Parms::g4())
         };
         if bytes.len() >= i32::MAX as usize {
