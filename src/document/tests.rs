@@ -837,7 +837,9 @@ fn missing_fonts_are_substituted_and_empty_documents_refused() {
     assert!(matches!(pdf::render(&many_pages(0), &settings(), 50), Err(Error::NoPages)));
     // A TIFF whose first page offset is 0 has no pages.
     assert!(matches!(tiff::render(b"II*\0\0\0\0\0", &settings(), 50), Err(Error::NoPages)));
-    let job = Pages::new(settings());
+    let mut job = Pages::new(settings());
+    assert!(matches!(job.add_text(" \r\n\t\x0c "), Err(Error::NoPages)));
+    assert!(matches!(job.add_html("<html><body><p> </p></body></html>"), Err(Error::NoPages)));
     assert!(matches!(job.finish(), Err(Error::NoPages)));
 }
 

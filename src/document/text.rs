@@ -240,7 +240,13 @@ pub fn typeset(lines: &[Option<String>], layout: &Layout, paper: Paper, resoluti
 }
 
 /// Renders a text body to fax pages.
+///
+/// A body with nothing printable is [`super::Error::NoPages`]: a blank fax
+/// page helps nobody, and the caller leaves such a body out.
 pub fn render(text: &str, settings: &Settings) -> Result<Vec<Bitmap>> {
+    if text.chars().all(|c| c.is_whitespace() || c.is_control()) {
+        return Err(super::Error::NoPages);
+    }
     let layout = Layout::body(settings.paper, settings.resolution);
     let lines = wrap(text, layout.cols);
     let pages_needed = lines
