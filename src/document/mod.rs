@@ -65,6 +65,10 @@
 //! charts, and slower on long plain-text documents, where Ghostscript's start
 //! is amortised. Pages of one PDF are drawn on up to four threads.
 //!
+//! **Threads.** Conversion is CPU-bound and synchronous; the daemon calls it
+//! from a blocking thread (`tokio::task::spawn_blocking`), never on the
+//! async runtime's workers.
+//!
 //! **Untrusted sizes** (image dimensions, page counts, IFD chains, strip sizes)
 //! are checked against [`Limits`] before anything is allocated. Every refusal is
 //! an [`Error`] whose message a customer can read.
