@@ -77,6 +77,10 @@ pub enum Command {
     /// The fax engine on its own (no daemon, no SIP).
     #[command(subcommand)]
     Fax(FaxCmd),
+    /// Render documents (PDF, TIFF, images, text) to fax pages: a multi-page G4 TIFF.
+    Render(crate::document::cli::RenderArgs),
+    /// Turn a received fax (TIFF) into a PDF, page data embedded unchanged.
+    Topdf(crate::document::cli::TopdfArgs),
 }
 
 /// `faxgate fax ...`
@@ -570,7 +574,9 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
     use anyhow::Context;
     let own_tenant = || cli.as_tenant.clone().context("--tenant is required (or act --as-tenant)");
     Ok(Some(match &cli.command {
-        Command::Serve | Command::CheckConfig | Command::Fax(_) => return Ok(None),
+        Command::Serve | Command::CheckConfig | Command::Fax(_) | Command::Render(_) | Command::Topdf(_) => {
+            return Ok(None);
+        }
         Command::Status => Request::Status,
         Command::Tenant(t) => match t {
             TenantCmd::Add(a) => Request::TenantAdd {

@@ -38,8 +38,8 @@ pub fn run_loopback(args: &FaxLoopbackArgs) -> anyhow::Result<()> {
         audio: args.audio,
         ecm: !args.no_ecm,
     };
-    let report = faxgate_t38::loopback::run(&opts)
-        .with_context(|| format!("fax loopback of {}", args.file.display()))?;
+    let report =
+        faxgate_t38::loopback::run(&opts).with_context(|| format!("fax loopback of {}", args.file.display()))?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

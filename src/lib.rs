@@ -4,6 +4,7 @@
 //! - [`types`]: validated domain types (`E164`, `EmailAddress`, ids).
 //! - [`store`]: sled behind a narrow API; records sealed by retention class.
 //! - [`directory`]: tenants, accounts, numbers, routes, senders.
+//! - [`document`]: mail parts to fax pages (G4 TIFF), received faxes to PDF, cover pages.
 //! - [`config`]: the TOML configuration and its checker.
 //! - [`admin`]: the admin API (requests, and the Unix socket that serves them).
 //! - [`daemon`]: `faxgate serve`: wiring, signals, systemd notification.
@@ -19,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod directory;
+pub mod document;
 mod error;
 pub mod gdpr;
 pub mod retention;

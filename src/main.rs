@@ -42,6 +42,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             faxgate::cli_fax::run_loopback(args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Render(args) => {
+            faxgate::document::cli::render(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Topdf(args) => {
+            faxgate::document::cli::topdf(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         _ => admin_command(&cli),
     }
 }

@@ -22,77 +22,30 @@ use faxgate_t38::{Direction, Event, FaxSession, FaxSettings, SessionConfig, Tran
 
 fn page(dir: &Path, name: &str, length: Length, density: u32) -> PathBuf {
     let raw = dir.join(format!("{name}.raw.tif"));
-    let spec = PageSpec {
-        width: Width::A4,
-        length,
-        vres: VRes::Fine,
-        density,
-        seed: 42,
-    };
+    let spec = PageSpec { width: Width::A4, length, vres: VRes::Fine, density, seed: 42 };
     testpage::write_tiff(&raw, &spec, 1).expect("write test page");
     let out = dir.join(format!("{name}.tif"));
-    let st = Command::new("tiffcp")
-        .args(["-c", "g4"])
-        .arg(&raw)
-        .arg(&out)
-        .status()
-        .expect("tiffcp (libtiff-tools)");
+    let st = Command::new("tiffcp").args(["-c", "g4"]).arg(&raw).arg(&out).status().expect("tiffcp (libtiff-tools)");
     assert!(st.success());
     out
 }
 
 fn t38() -> Transport {
-    Transport::T38 {
-        version: 0,
-        max_ifp: Udptl::new(ErrorCorrection::default(), 400).max_ifp(),
-    }
+    Transport::T38 { version: 0, max_ifp: Udptl::new(ErrorCorrection::default(), 400).max_ifp() }
 }
 
 fn session(dir: Direction, transport: Transport, calling: bool, now: Instant) -> FaxSession {
-    FaxSession::new(
-        SessionConfig {
-            direction: dir,
-            transport,
-            calling,
-            settings: FaxSettings::default(),
-        },
-        now,
-    )
-    .expect("session")
+    FaxSession::new(SessionConfig { direction: dir, transport, calling, settings: FaxSettings::default() }, now)
+        .expect("session")
 }
 
 fn one_call(input: &Path, out: &Path, transport: Transport) -> (Duration, Duration, u32) {
     let start = Instant::now();
     let cpu0 = faxgate_t38::thread_cpu_time();
-    let a = session(
-        Direction::Send {
-            tiff: input.to_owned(),
-            max_pages: None,
-        },
-        transport,
-        true,
-        start,
-    );
-    let b = session(
-        Direction::Receive {
-            tiff: out.to_owned(),
-        },
-        transport,
-        false,
-        start,
-    );
+    let a = session(Direction::Send { tiff: input.to_owned(), max_pages: None }, transport, true, start);
+    let b = session(Direction::Receive { tiff: out.to_owned() }, transport, false, start);
     let t38 = matches!(transport, Transport::T38 { .. });
-    let mut pair = Pair::new(
-        a,
-        b,
-        LinkConfig::default(),
-        LinkConfig {
-            seed: 2,
-            ..LinkConfig::default()
-        },
-        start,
-        t38,
-    );
+    let mut pair = Pair::new(a, b, LinkConfig::default(), LinkConfig { seed: 2, ..LinkConfig::default() }, start, t38);
     let o = pair.run(Duration::from_secs(3600)).expect("call ends");
     let cpu = faxgate_t38::thread_cpu_time() - cpu0;
     let r = o.b_result().expect("result");
@@ -113,10 +66,7 @@ fn cpu(iterations: usize) {
     for (label, density) in [("typical (density 25)", 25), ("dense (density 45)", 45)] {
         let input = page(&dir, &format!("p{density}"), Length::A4, density);
         let file_size = std::fs::metadata(&input).unwrap().len();
-        for (tname, transport) in [
-            ("T.38", t38()),
-            ("G.711 A-law", Transport::Audio(Law::Alaw)),
-        ] {
+        for (tname, transport) in [("T.38", t38()), ("G.711 A-law", Transport::Audio(Law::Alaw))] {
             let mut cpus = Vec::new();
             let mut sim = Duration::ZERO;
             let mut size = 0;
@@ -162,14 +112,9 @@ fn memory(n: usize) {
         let mut v = Vec::with_capacity(n);
         for i in 0..n {
             let d = if send {
-                Direction::Send {
-                    tiff: input.clone(),
-                    max_pages: None,
-                }
+                Direction::Send { tiff: input.clone(), max_pages: None }
             } else {
-                Direction::Receive {
-                    tiff: dir.join(format!("r{i}.tif")),
-                }
+                Direction::Receive { tiff: dir.join(format!("r{i}.tif")) }
             };
             let mut s = session(d, transport, send, now);
             // Run one tick so the terminal has allocated what it needs to start.
@@ -193,10 +138,7 @@ fn realtime(pairs: usize, scale: f64, mm: u32, shards: usize, stagger: f64) {
     std::fs::create_dir_all(&dir).unwrap();
     let length = if mm == 0 { Length::A4 } else { Length::Mm(mm) };
     let input = page(&dir, "rt", length, 25);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let workdir = dir.clone();
     rt.block_on(async move {
         let dir = workdir;

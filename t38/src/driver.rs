@@ -48,10 +48,7 @@ pub struct DriverConfig {
 
 impl Default for DriverConfig {
     fn default() -> Self {
-        Self {
-            time_scale: 1.0,
-            shards: 8,
-        }
+        Self { time_scale: 1.0, shards: 8 }
     }
 }
 
@@ -85,18 +82,13 @@ struct Histogram {
 
 impl Histogram {
     fn new() -> Self {
-        Self {
-            counts: vec![0; BUCKETS],
-            max_us: 0,
-        }
+        Self { counts: vec![0; BUCKETS], max_us: 0 }
     }
 
     fn record(&mut self, late: Duration) {
         let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
         self.max_us = self.max_us.max(us);
-        let b = usize::try_from(us / BUCKET_US)
-            .unwrap_or(BUCKETS - 1)
-            .min(BUCKETS - 1);
+        let b = usize::try_from(us / BUCKET_US).unwrap_or(BUCKETS - 1).min(BUCKETS - 1);
         self.counts[b] += 1;
     }
 
@@ -201,10 +193,7 @@ pub struct Driver {
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Driver")
-            .field("shards", &self.shards.len())
-            .field("scale", &self.scale)
-            .finish()
+        f.debug_struct("Driver").field("shards", &self.shards.len()).field("scale", &self.scale).finish()
     }
 }
 
@@ -213,9 +202,7 @@ impl Driver {
     /// of its first tick.
     pub fn start(cfg: DriverConfig) -> Result<(Self, Instant), Error> {
         if !(cfg.time_scale.is_finite() && (1.0..=1000.0).contains(&cfg.time_scale)) {
-            return Err(Error::InvalidSetting(
-                "time scale must be between 1 and 1000",
-            ));
+            return Err(Error::InvalidSetting("time scale must be between 1 and 1000"));
         }
         if !(1..=256).contains(&cfg.shards) {
             return Err(Error::InvalidSetting("shards must be between 1 and 256"));
@@ -224,30 +211,15 @@ impl Driver {
         let mut shards = Vec::with_capacity(cfg.shards);
         for i in 0..cfg.shards {
             let (tx, rx) = std_mpsc::channel();
-            let stats = Arc::new(Mutex::new(ShardStats {
-                hist: Histogram::new(),
-                cpu: Duration::ZERO,
-            }));
+            let stats = Arc::new(Mutex::new(ShardStats { hist: Histogram::new(), cpu: Duration::ZERO }));
             let st = stats.clone();
             let scale = cfg.time_scale;
             let thread = std::thread::Builder::new()
                 .name(format!("fax-engine-{i}"))
                 .spawn(move || engine(rx, st, epoch, scale))?;
-            shards.push(Shard {
-                cmd: tx,
-                thread: Some(thread),
-                stats,
-            });
+            shards.push(Shard { cmd: tx, thread: Some(thread), stats });
         }
-        Ok((
-            Self {
-                shards,
-                next_id: AtomicU64::new(1),
-                epoch,
-                scale: cfg.time_scale,
-            },
-            epoch,
-        ))
+        Ok((Self { shards, next_id: AtomicU64::new(1), epoch, scale: cfg.time_scale }, epoch))
     }
 
     /// The simulated time now (for creating sessions).
@@ -278,10 +250,7 @@ impl Driver {
             loop {
                 match sock.recv_from(&mut buf).await {
                     Ok((n, _from)) => {
-                        if cmd
-                            .send(Cmd::Datagram(id, buf[..n].to_vec(), Instant::now()))
-                            .is_err()
-                        {
+                        if cmd.send(Cmd::Datagram(id, buf[..n].to_vec(), Instant::now())).is_err() {
                             break;
                         }
                     }
@@ -294,20 +263,10 @@ impl Driver {
             }
         });
         // The engine aborts the receive task when the session ends.
-        let slot = Slot {
-            session: Box::new(session),
-            udptl,
-            socket,
-            peer,
-            events: etx,
-            recv_task,
-        };
+        let slot = Slot { session: Box::new(session), udptl, socket, peer, events: etx, recv_task };
         self.shard(id)
             .cmd
-            .send(Cmd::Add {
-                id,
-                slot: Box::new(slot),
-            })
+            .send(Cmd::Add { id, slot: Box::new(slot) })
             .map_err(|_| Error::Spandsp("engine thread gone"))?;
         Ok(SessionHandle { id, events: erx })
     }

@@ -281,12 +281,7 @@ unsafe extern "C" fn tx_packet_handler(
     }
 }
 
-unsafe extern "C" fn real_time_frame_handler(
-    user_data: *mut c_void,
-    incoming: bool,
-    msg: *const u8,
-    len: c_int,
-) {
+unsafe extern "C" fn real_time_frame_handler(user_data: *mut c_void, incoming: bool, msg: *const u8, len: c_int) {
     // SAFETY: user_data is our Context (registered in Engine::configure_handlers).
     unsafe {
         with_ctx(user_data, |ctx| {
@@ -303,10 +298,7 @@ unsafe extern "C" fn real_time_frame_handler(
                 if incoming {
                     ctx.last_rx_dcs_rate = rate;
                 }
-                ctx.events.push(RawEvent::Dcs {
-                    outgoing: !incoming,
-                    rate,
-                });
+                ctx.events.push(RawEvent::Dcs { outgoing: !incoming, rate });
             }
         })
     }
@@ -424,27 +416,18 @@ impl Engine {
         // SAFETY: a NULL state asks spandsp to allocate one; `ud` points to
         // the boxed context, whose heap address is stable and which the
         // Engine frees only after the terminal (see Drop).
-        let p = unsafe {
-            sys::t38_terminal_init(std::ptr::null_mut(), calling, Some(tx_packet_handler), ud)
-        };
+        let p = unsafe { sys::t38_terminal_init(std::ptr::null_mut(), calling, Some(tx_packet_handler), ud) };
         let term = NonNull::new(p).ok_or(Error::Spandsp("t38_terminal_init failed"))?;
         // SAFETY: `term` is a live terminal; the getters return interior pointers.
         let (t30, core) = unsafe {
-            (
-                sys::t38_terminal_get_t30_state(term.as_ptr()),
-                sys::t38_terminal_get_t38_core_state(term.as_ptr()),
-            )
+            (sys::t38_terminal_get_t30_state(term.as_ptr()), sys::t38_terminal_get_t38_core_state(term.as_ptr()))
         };
         let Some(t30) = NonNull::new(t30) else {
             // SAFETY: freeing the terminal we just created, once.
             unsafe { sys::t38_terminal_free(term.as_ptr()) };
             return Err(Error::Spandsp("t38 terminal without T.30 state"));
         };
-        let mut engine = Self {
-            kind: Kind::T38(term),
-            t30,
-            ctx,
-        };
+        let mut engine = Self { kind: Kind::T38(term), t30, ctx };
         engine.ctx.t30 = Some(t30);
         // SAFETY: `core` is the live terminal's interior T.38 core state;
         // the setters only store values.
@@ -462,10 +445,7 @@ impl Engine {
             ] {
                 sys::t38_set_redundancy_control(core, cat, t38.end_copies);
             }
-            for cat in [
-                T38_PACKET_CATEGORY_CONTROL_DATA,
-                T38_PACKET_CATEGORY_IMAGE_DATA,
-            ] {
+            for cat in [T38_PACKET_CATEGORY_CONTROL_DATA, T38_PACKET_CATEGORY_IMAGE_DATA] {
                 sys::t38_set_redundancy_control(core, cat, 1);
             }
         }
@@ -487,11 +467,7 @@ impl Engine {
             unsafe { sys::fax_free(fax.as_ptr()) };
             return Err(Error::Spandsp("fax state without T.30 state"));
         };
-        let mut engine = Self {
-            kind: Kind::Audio(fax),
-            t30,
-            ctx,
-        };
+        let mut engine = Self { kind: Kind::Audio(fax), t30, ctx };
         engine.ctx.t30 = Some(t30);
         // SAFETY: live state; setters only store values.
         unsafe {
@@ -505,21 +481,13 @@ impl Engine {
 
     fn configure_t30(&mut self, cfg: &T30Config) -> Result<(), Error> {
         let ident = cstring(&cfg.ident, "station ident contains NUL")?;
-        let header = cfg
-            .page_header
-            .as_deref()
-            .map(|h| cstring(h, "page header contains NUL"))
-            .transpose()?;
+        let header = cfg.page_header.as_deref().map(|h| cstring(h, "page header contains NUL")).transpose()?;
         let tx = cfg
             .tx_file
             .as_ref()
             .map(|(f, a, b)| cstring(f, "file name contains NUL").map(|c| (c, *a, *b)))
             .transpose()?;
-        let rx = cfg
-            .rx_file
-            .as_deref()
-            .map(|f| cstring(f, "file name contains NUL"))
-            .transpose()?;
+        let rx = cfg.rx_file.as_deref().map(|f| cstring(f, "file name contains NUL")).transpose()?;
         self.ctx.min_bit_rate = cfg.min_bit_rate;
         let t30 = self.t30.as_ptr();
         let ud = (&mut *self.ctx as *mut Context).cast::<c_void>();
@@ -530,9 +498,7 @@ impl Engine {
             let log = sys::t30_get_logging_state(t30);
             sys::span_log_set_level(log, log_level());
             if sys::t30_set_tx_ident(t30, ident.as_ptr()) != 0 {
-                return Err(Error::InvalidSetting(
-                    "station ident longer than 20 characters",
-                ));
+                return Err(Error::InvalidSetting("station ident longer than 20 characters"));
             }
             if let Some(h) = &header
                 && sys::t30_set_tx_page_header_info(t30, h.as_ptr()) != 0
@@ -576,11 +542,7 @@ impl Engine {
             let core = sys::t38_terminal_get_t38_core_state(term.as_ptr());
             sys::t38_core_rx_ifp_packet(core, ifp.as_ptr(), len, seq)
         };
-        if r < 0 {
-            Err(Error::Malformed("IFP packet refused by T.38 core"))
-        } else {
-            Ok(())
-        }
+        if r < 0 { Err(Error::Malformed("IFP packet refused by T.38 core")) } else { Ok(()) }
     }
 
     /// Advances a T.38 terminal by `samples` (at 8 kHz); true once it is done.
@@ -637,10 +599,7 @@ impl Engine {
             return None;
         }
         // SAFETY: see above.
-        let s = unsafe { CStr::from_ptr(p) }
-            .to_string_lossy()
-            .trim()
-            .to_owned();
+        let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().trim().to_owned();
         (!s.is_empty()).then_some(s)
     }
 }
@@ -665,10 +624,7 @@ impl Drop for Engine {
 
 /// CPU time used by the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
 pub(crate) fn thread_cpu_time() -> std::time::Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes one timespec to the pointer we pass.
     let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     if r != 0 {

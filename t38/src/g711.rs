@@ -22,11 +22,8 @@ fn top_bit(x: i32) -> i32 {
 
 /// Linear sample to A-law.
 pub fn linear_to_alaw(linear: i16) -> u8 {
-    let (mut lin, mask) = if linear >= 0 {
-        (i32::from(linear), ALAW_AMI_MASK | 0x80)
-    } else {
-        (-i32::from(linear) - 1, ALAW_AMI_MASK)
-    };
+    let (mut lin, mask) =
+        if linear >= 0 { (i32::from(linear), ALAW_AMI_MASK | 0x80) } else { (-i32::from(linear) - 1, ALAW_AMI_MASK) };
     let seg = top_bit(lin | 0xFF) - 7;
     if seg >= 8 {
         return 0x7F ^ mask;
@@ -51,11 +48,8 @@ pub fn alaw_to_linear(alaw: u8) -> i16 {
 
 /// Linear sample to µ-law.
 pub fn linear_to_ulaw(linear: i16) -> u8 {
-    let (lin, mask) = if linear >= 0 {
-        (ULAW_BIAS + i32::from(linear), 0xFF_i32)
-    } else {
-        (ULAW_BIAS - i32::from(linear), 0x7F_i32)
-    };
+    let (lin, mask) =
+        if linear >= 0 { (ULAW_BIAS + i32::from(linear), 0xFF_i32) } else { (ULAW_BIAS - i32::from(linear), 0x7F_i32) };
     let seg = top_bit(lin | 0xFF) - 7;
     if seg >= 8 {
         return (0x7F ^ mask) as u8;
@@ -67,11 +61,7 @@ pub fn linear_to_ulaw(linear: i16) -> u8 {
 pub fn ulaw_to_linear(ulaw: u8) -> i16 {
     let u = !ulaw;
     let t = ((i32::from(u & 0x0F) << 3) + ULAW_BIAS) << (i32::from(u & 0x70) >> 4);
-    (if u & 0x80 != 0 {
-        ULAW_BIAS - t
-    } else {
-        t - ULAW_BIAS
-    }) as i16
+    (if u & 0x80 != 0 { ULAW_BIAS - t } else { t - ULAW_BIAS }) as i16
 }
 
 impl Law {

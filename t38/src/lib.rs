@@ -42,8 +42,8 @@ pub mod trunk;
 pub mod udptl;
 
 pub use session::{
-    CompletionCode, Direction, Event, FaxResult, FaxSession, FaxSettings, Negotiated, PageStats,
-    SessionConfig, Transmit, Transport,
+    CompletionCode, Direction, Event, FaxResult, FaxSession, FaxSettings, Negotiated, PageStats, SessionConfig,
+    Transmit, Transport,
 };
 
 /// CPU time used by the calling thread so far.

@@ -33,14 +33,7 @@ pub struct LoopbackOptions {
 impl LoopbackOptions {
     /// T.38 with ECM, no loss, every page.
     pub fn new(input: impl Into<PathBuf>, output: impl Into<PathBuf>) -> Self {
-        Self {
-            input: input.into(),
-            output: output.into(),
-            pages: None,
-            loss_percent: 0.0,
-            audio: false,
-            ecm: true,
-        }
+        Self { input: input.into(), output: output.into(), pages: None, loss_percent: 0.0, audio: false, ecm: true }
     }
 }
 
@@ -78,9 +71,7 @@ pub struct LoopbackReport {
 /// Runs the loopback call.
 pub fn run(opts: &LoopbackOptions) -> Result<LoopbackReport, Error> {
     if !(0.0..=100.0).contains(&opts.loss_percent) || opts.loss_percent.is_nan() {
-        return Err(Error::InvalidSetting(
-            "loss must be between 0 and 100 percent",
-        ));
+        return Err(Error::InvalidSetting("loss must be between 0 and 100 percent"));
     }
     if !opts.input.is_file() {
         return Err(Error::NoSuchFile(opts.input.clone()));
@@ -88,29 +79,15 @@ pub fn run(opts: &LoopbackOptions) -> Result<LoopbackReport, Error> {
     let transport = if opts.audio {
         Transport::Audio(Law::Alaw)
     } else {
-        let max = Udptl::new(
-            ErrorCorrection::default(),
-            crate::udptl::DEFAULT_MAX_DATAGRAM,
-        )
-        .max_ifp();
-        Transport::T38 {
-            version: 0,
-            max_ifp: max,
-        }
+        let max = Udptl::new(ErrorCorrection::default(), crate::udptl::DEFAULT_MAX_DATAGRAM).max_ifp();
+        Transport::T38 { version: 0, max_ifp: max }
     };
-    let settings = |ident: &str| FaxSettings {
-        ident: ident.into(),
-        ecm: opts.ecm,
-        ..FaxSettings::default()
-    };
+    let settings = |ident: &str| FaxSettings { ident: ident.into(), ecm: opts.ecm, ..FaxSettings::default() };
     let start = Instant::now();
     let cpu0 = crate::thread_cpu_time();
     let sender = FaxSession::new(
         SessionConfig {
-            direction: Direction::Send {
-                tiff: opts.input.clone(),
-                max_pages: opts.pages,
-            },
+            direction: Direction::Send { tiff: opts.input.clone(), max_pages: opts.pages },
             transport,
             calling: true,
             settings: settings("+1 555 0100"),
@@ -119,35 +96,19 @@ pub fn run(opts: &LoopbackOptions) -> Result<LoopbackReport, Error> {
     )?;
     let receiver = FaxSession::new(
         SessionConfig {
-            direction: Direction::Receive {
-                tiff: opts.output.clone(),
-            },
+            direction: Direction::Receive { tiff: opts.output.clone() },
             transport,
             calling: false,
             settings: settings("+1 555 0199"),
         },
         start,
     )?;
-    let link = LinkConfig {
-        loss: opts.loss_percent / 100.0,
-        ..LinkConfig::default()
-    };
-    let mut pair = Pair::new(
-        sender,
-        receiver,
-        link,
-        LinkConfig { seed: 2, ..link },
-        start,
-        !opts.audio,
-    );
+    let link = LinkConfig { loss: opts.loss_percent / 100.0, ..LinkConfig::default() };
+    let mut pair = Pair::new(sender, receiver, link, LinkConfig { seed: 2, ..link }, start, !opts.audio);
     let out = pair.run(SIMULATED_LIMIT)?;
     let cpu = crate::thread_cpu_time().saturating_sub(cpu0);
-    let rx = out
-        .b_result()
-        .ok_or(Error::Spandsp("receiver ended without a result"))?;
-    let tx = out
-        .a_result()
-        .ok_or(Error::Spandsp("sender ended without a result"))?;
+    let rx = out.b_result().ok_or(Error::Spandsp("receiver ended without a result"))?;
+    let tx = out.a_result().ok_or(Error::Spandsp("sender ended without a result"))?;
     let bit_rate = out
         .b
         .iter()

@@ -63,9 +63,7 @@ struct End {
 
 impl std::fmt::Debug for End {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("End")
-            .field("finished", &self.session.is_finished())
-            .finish()
+        f.debug_struct("End").field("finished", &self.session.is_finished()).finish()
     }
 }
 
@@ -144,14 +142,7 @@ pub struct Pair {
 impl Pair {
     /// Joins `a` and `b`, both created at `start`, with link settings per
     /// direction. Both must use the same transport.
-    pub fn new(
-        a: FaxSession,
-        b: FaxSession,
-        ab: LinkConfig,
-        ba: LinkConfig,
-        start: Instant,
-        t38: bool,
-    ) -> Self {
+    pub fn new(a: FaxSession, b: FaxSession, ab: LinkConfig, ba: LinkConfig, start: Instant, t38: bool) -> Self {
         let end = |s: FaxSession, cfg: &LinkConfig| End {
             session: s,
             udptl: Udptl::new(cfg.ec, cfg.max_datagram),
@@ -211,8 +202,7 @@ impl Pair {
 
     /// True when both sessions (or the one still speaking) have finished.
     pub fn done(&self) -> bool {
-        (self.a.silent || self.a.session.is_finished())
-            && (self.b.silent || self.b.session.is_finished())
+        (self.a.silent || self.a.session.is_finished()) && (self.b.silent || self.b.session.is_finished())
     }
 
     /// Advances to the next deadline and processes it. False when nothing is
@@ -292,11 +282,7 @@ impl Pair {
                     self.lost += 1;
                     continue;
                 }
-                let jitter = if cfg.jitter.is_zero() {
-                    Duration::ZERO
-                } else {
-                    cfg.jitter.mul_f64(rng.next_f64())
-                };
+                let jitter = if cfg.jitter.is_zero() { Duration::ZERO } else { cfg.jitter.mul_f64(rng.next_f64()) };
                 self.order += 1;
                 self.queue.push(Reverse(InFlight {
                     at: now + cfg.latency + jitter,

@@ -101,27 +101,11 @@ impl Default for FaxSettings {
             ident: String::new(),
             page_header: None,
             ecm: true,
-            modems: Modems {
-                v17: true,
-                v29: true,
-                v27ter: true,
-            },
+            modems: Modems { v17: true, v29: true, v27ter: true },
             min_bit_rate: 2400,
-            compressions: Compressions {
-                t4_1d: true,
-                t4_2d: true,
-                t6: true,
-            },
-            resolutions: Resolutions {
-                standard: true,
-                fine: true,
-                superfine: true,
-            },
-            paper: PaperWidths {
-                a4: true,
-                b4: true,
-                a3: true,
-            },
+            compressions: Compressions { t4_1d: true, t4_2d: true, t6: true },
+            resolutions: Resolutions { standard: true, fine: true, superfine: true },
+            paper: PaperWidths { a4: true, b4: true, a3: true },
         }
     }
 }
@@ -129,16 +113,12 @@ impl Default for FaxSettings {
 impl FaxSettings {
     fn validate(&self) -> Result<(), Error> {
         if self.ident.len() > 20 || !self.ident.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
-            return Err(Error::InvalidSetting(
-                "station ident: at most 20 printable ASCII characters",
-            ));
+            return Err(Error::InvalidSetting("station ident: at most 20 printable ASCII characters"));
         }
         if let Some(h) = &self.page_header
             && (h.len() > 50 || !h.chars().all(|c| c.is_ascii_graphic() || c == ' '))
         {
-            return Err(Error::InvalidSetting(
-                "page header: at most 50 printable ASCII characters",
-            ));
+            return Err(Error::InvalidSetting("page header: at most 50 printable ASCII characters"));
         }
         if !(self.modems.v17 || self.modems.v29 || self.modems.v27ter) {
             return Err(Error::InvalidSetting("no modem enabled"));
@@ -174,16 +154,9 @@ impl FaxSettings {
             compressions: bit(c.t4_1d, ffi::T4_COMPRESSION_T4_1D)
                 | bit(c.t4_2d, ffi::T4_COMPRESSION_T4_2D)
                 | bit(c.t6, ffi::T4_COMPRESSION_T6),
-            resolutions: bit(
-                r.standard,
-                ffi::T4_RESOLUTION_R8_STANDARD | ffi::T4_RESOLUTION_200_100,
-            ) | bit(
-                r.fine,
-                ffi::T4_RESOLUTION_R8_FINE | ffi::T4_RESOLUTION_200_200,
-            ) | bit(
-                r.superfine,
-                ffi::T4_RESOLUTION_R8_SUPERFINE | ffi::T4_RESOLUTION_200_400,
-            ),
+            resolutions: bit(r.standard, ffi::T4_RESOLUTION_R8_STANDARD | ffi::T4_RESOLUTION_200_100)
+                | bit(r.fine, ffi::T4_RESOLUTION_R8_FINE | ffi::T4_RESOLUTION_200_200)
+                | bit(r.superfine, ffi::T4_RESOLUTION_R8_SUPERFINE | ffi::T4_RESOLUTION_200_400),
             image_sizes: bit(p.a4, ffi::T4_SUPPORT_WIDTH_215MM)
                 | bit(p.b4, ffi::T4_SUPPORT_WIDTH_255MM)
                 | bit(p.a3, ffi::T4_SUPPORT_WIDTH_303MM)
@@ -558,29 +531,18 @@ impl FaxSession {
             }
         }
         self.drain();
-        if self
-            .transmit
-            .iter()
-            .any(|t| matches!(t, Transmit::Ifp { .. }))
-        {
+        if self.transmit.iter().any(|t| matches!(t, Transmit::Ifp { .. })) {
             self.last_activity = self.last_activity.max(self.next_tick);
         }
         if !self.finished
-            && (engine_done
-                || self.next_tick.saturating_duration_since(self.last_activity) > SILENCE_LIMIT)
+            && (engine_done || self.next_tick.saturating_duration_since(self.last_activity) > SILENCE_LIMIT)
         {
-            tracing::info!(
-                engine_done,
-                "fax session ended without phase E; clearing the call"
-            );
+            tracing::info!(engine_done, "fax session ended without phase E; clearing the call");
             self.hang_up();
             return;
         }
         if self.abort_low_rate && !self.finished {
-            tracing::info!(
-                min = self.min_bit_rate,
-                "data signalling rate below the minimum; abandoning the call"
-            );
+            tracing::info!(min = self.min_bit_rate, "data signalling rate below the minimum; abandoning the call");
             self.engine.terminate();
             self.drain();
         }
@@ -612,11 +574,7 @@ impl FaxSession {
                     }));
                 }
                 RawEvent::PageEnd { stats } => {
-                    let page = if self.sending {
-                        stats.pages_tx
-                    } else {
-                        stats.pages_rx
-                    };
+                    let page = if self.sending { stats.pages_tx } else { stats.pages_rx };
                     let page = u32::try_from(page).unwrap_or(0);
                     if page <= self.pages {
                         // A page repeated after RTN/PPR: not a new page.
@@ -646,21 +604,13 @@ impl FaxSession {
             return;
         }
         self.finished = true;
-        let pages = if self.sending {
-            stats.pages_tx
-        } else {
-            stats.pages_rx
-        };
+        let pages = if self.sending { stats.pages_tx } else { stats.pages_rx };
         let remote_ident = self.engine.remote_ident();
         self.events.push_back(Event::Finished(FaxResult {
             code,
             text: code.text(),
             pages: u32::try_from(pages).unwrap_or(0),
-            pages_in_file: if self.sending {
-                u32::try_from(stats.pages_in_file).ok()
-            } else {
-                None
-            },
+            pages_in_file: if self.sending { u32::try_from(stats.pages_in_file).ok() } else { None },
             bit_rate: u32::try_from(stats.bit_rate).unwrap_or(0),
             ecm: stats.ecm,
             remote_ident,
@@ -686,9 +636,7 @@ fn page_stats(page: u32, s: &RawStats) -> PageStats {
 }
 
 fn path_str(p: &std::path::Path) -> Result<String, Error> {
-    let s = p
-        .to_str()
-        .ok_or(Error::InvalidSetting("file name is not UTF-8"))?;
+    let s = p.to_str().ok_or(Error::InvalidSetting("file name is not UTF-8"))?;
     if s.len() >= 256 {
         // spandsp keeps file names in 256-byte arrays.
         return Err(Error::InvalidSetting("file name longer than 255 bytes"));

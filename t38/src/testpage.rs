@@ -127,11 +127,7 @@ pub fn render(spec: &PageSpec, index: u32) -> Vec<u8> {
             img[y * stride + x / 8] |= 0x80 >> (x % 8);
         }
     };
-    let mut rng = Rng(spec
-        .seed
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(u64::from(index) + 1)
-        | 1);
+    let mut rng = Rng(spec.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(u64::from(index) + 1) | 1);
     // Frame, 4 pels thick, 40 pels in.
     let scale = spec.vres.per_10cm() as usize; // rows per 10 mm
     let (m, my) = (40usize, (scale * 5 / 100).max(4));
@@ -257,31 +253,15 @@ mod tests {
 
     #[test]
     fn rows_follow_resolution() {
-        let s = PageSpec {
-            width: Width::A4,
-            length: Length::A4,
-            vres: VRes::Fine,
-            density: 50,
-            seed: 1,
-        };
+        let s = PageSpec { width: Width::A4, length: Length::A4, vres: VRes::Fine, density: 50, seed: 1 };
         assert_eq!(s.rows(), 2286);
-        let s = PageSpec {
-            length: Length::Letter,
-            vres: VRes::Standard,
-            ..s
-        };
+        let s = PageSpec { length: Length::Letter, vres: VRes::Standard, ..s };
         assert_eq!(s.rows(), 1074);
     }
 
     #[test]
     fn pages_differ() {
-        let s = PageSpec {
-            width: Width::A4,
-            length: Length::Mm(40),
-            vres: VRes::Fine,
-            density: 80,
-            seed: 7,
-        };
+        let s = PageSpec { width: Width::A4, length: Length::Mm(40), vres: VRes::Fine, density: 80, seed: 7 };
         assert_ne!(render(&s, 0), render(&s, 1));
         assert_eq!(render(&s, 2), render(&s, 2));
     }

@@ -71,9 +71,7 @@ pub enum ErrorCorrection {
 
 impl Default for ErrorCorrection {
     fn default() -> Self {
-        Self::Redundancy {
-            depth: DEFAULT_REDUNDANCY,
-        }
+        Self::Redundancy { depth: DEFAULT_REDUNDANCY }
     }
 }
 
@@ -165,10 +163,7 @@ impl Udptl {
     /// error.
     pub fn encode(&mut self, ifp: &[u8]) -> Result<Vec<u8>, Error> {
         if ifp.len() > MAX_OPEN_TYPE || ifp.len() + 5 > self.max_datagram {
-            return Err(Error::IfpTooLarge {
-                len: ifp.len(),
-                max: self.max_ifp(),
-            });
+            return Err(Error::IfpTooLarge { len: ifp.len(), max: self.max_ifp() });
         }
         let seq = self.tx_seq;
         let mut out = Vec::with_capacity(self.max_datagram.min(512));
@@ -180,16 +175,9 @@ impl Udptl {
                 put_length(&mut out, 0);
             }
             ErrorCorrection::Redundancy { depth } => {
-                let mut depth = usize::from(depth)
-                    .min(MAX_RECOVERY_ENTRIES)
-                    .min(self.tx_history.len());
+                let mut depth = usize::from(depth).min(MAX_RECOVERY_ENTRIES).min(self.tx_history.len());
                 loop {
-                    let extra: usize = self
-                        .tx_history
-                        .iter()
-                        .take(depth)
-                        .map(|p| open_type_len(p.len()))
-                        .sum();
+                    let extra: usize = self.tx_history.iter().take(depth).map(|p| open_type_len(p.len())).sum();
                     if out.len() + 1 + 1 + extra <= self.max_datagram || depth == 0 {
                         break;
                     }
@@ -229,10 +217,7 @@ impl Udptl {
     /// the XOR of packets
     /// `seq + m - span*entries + i*entries` for `i` in `0..span`.
     fn fec_parity(&self, span: u8, entries: u8) -> Vec<Vec<u8>> {
-        let (span, entries) = (
-            usize::from(span),
-            usize::from(entries).min(MAX_RECOVERY_ENTRIES),
-        );
+        let (span, entries) = (usize::from(span), usize::from(entries).min(MAX_RECOVERY_ENTRIES));
         if span == 0 || entries == 0 || span * entries > TX_HISTORY {
             return Vec::new();
         }
@@ -274,11 +259,7 @@ impl Udptl {
         let Some(next) = self.rx_next else {
             self.rx_next = Some(seq.wrapping_add(1));
             self.remember(seq, parsed.primary.to_vec(), &parsed.recovery);
-            out.push(Received {
-                seq,
-                ifp: parsed.primary.to_vec(),
-                recovered: false,
-            });
+            out.push(Received { seq, ifp: parsed.primary.to_vec(), recovered: false });
             return Ok(out);
         };
         let ahead = seq.wrapping_sub(next);
@@ -311,11 +292,7 @@ impl Udptl {
                     Some(ifp) => {
                         self.stats.recovered += 1;
                         self.push_rx(s, ifp.clone());
-                        out.push(Received {
-                            seq: s,
-                            ifp,
-                            recovered: true,
-                        });
+                        out.push(Received { seq: s, ifp, recovered: true });
                     }
                     None => self.stats.lost += 1,
                 }
@@ -324,11 +301,7 @@ impl Udptl {
         } else {
             self.remember(seq, parsed.primary.to_vec(), &parsed.recovery);
         }
-        out.push(Received {
-            seq,
-            ifp: parsed.primary.to_vec(),
-            recovered: false,
-        });
+        out.push(Received { seq, ifp: parsed.primary.to_vec(), recovered: false });
         self.rx_next = Some(seq.wrapping_add(1));
         Ok(out)
     }
@@ -350,20 +323,12 @@ impl Udptl {
             return;
         }
         let entries = parity.len().min(usize::from(u8::MAX)) as u8;
-        self.rx_fec.push_front((
-            seq,
-            span,
-            entries,
-            parity.iter().map(|p| p.to_vec()).collect(),
-        ));
+        self.rx_fec.push_front((seq, span, entries, parity.iter().map(|p| p.to_vec()).collect()));
         self.rx_fec.truncate(RX_HISTORY);
     }
 
     fn rx_lookup(&self, seq: u16) -> Option<&[u8]> {
-        self.rx_history
-            .iter()
-            .find(|(s, _)| *s == seq)
-            .map(|(_, p)| p.as_slice())
+        self.rx_history.iter().find(|(s, _)| *s == seq).map(|(_, p)| p.as_slice())
     }
 
     /// Fills missing slots `first..first+missing.len()` from stored parity
@@ -526,11 +491,7 @@ fn parse(buf: &[u8]) -> Result<Parsed<'_>, Error> {
     if r.pos != buf.len() {
         return Err(Error::Malformed("UDPTL: trailing octets"));
     }
-    Ok(Parsed {
-        seq,
-        primary,
-        recovery,
-    })
+    Ok(Parsed { seq, primary, recovery })
 }
 
 struct Reader<'a> {
@@ -540,10 +501,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn byte(&mut self) -> Result<u8, Error> {
-        let b = *self
-            .buf
-            .get(self.pos)
-            .ok_or(Error::Malformed("UDPTL: truncated"))?;
+        let b = *self.buf.get(self.pos).ok_or(Error::Malformed("UDPTL: truncated"))?;
         self.pos += 1;
         Ok(b)
     }
@@ -563,14 +521,8 @@ impl<'a> Reader<'a> {
 
     fn open_type(&mut self) -> Result<&'a [u8], Error> {
         let len = self.length()?;
-        let end = self
-            .pos
-            .checked_add(len)
-            .ok_or(Error::Malformed("UDPTL: length overflow"))?;
-        let s = self
-            .buf
-            .get(self.pos..end)
-            .ok_or(Error::Malformed("UDPTL: length beyond datagram"))?;
+        let end = self.pos.checked_add(len).ok_or(Error::Malformed("UDPTL: length overflow"))?;
+        let s = self.buf.get(self.pos..end).ok_or(Error::Malformed("UDPTL: length beyond datagram"))?;
         self.pos = end;
         Ok(s)
     }
@@ -608,9 +560,7 @@ mod tests {
     use super::*;
 
     fn ifp(i: u16, len: usize) -> Vec<u8> {
-        (0..len)
-            .map(|k| (i as usize * 31 + k * 7) as u8 | 1)
-            .collect()
+        (0..len).map(|k| (i as usize * 31 + k * 7) as u8 | 1).collect()
     }
 
     #[test]
@@ -628,14 +578,7 @@ mod tests {
         for i in 0..10 {
             let d = tx.encode(&ifp(i, 20)).unwrap();
             let got = rx.decode(&d).unwrap();
-            assert_eq!(
-                got,
-                vec![Received {
-                    seq: i,
-                    ifp: ifp(i, 20),
-                    recovered: false
-                }]
-            );
+            assert_eq!(got, vec![Received { seq: i, ifp: ifp(i, 20), recovered: false }]);
         }
     }
 
@@ -679,10 +622,7 @@ mod tests {
         let ds: Vec<_> = (0..5).map(|i| tx.encode(&ifp(i, 8)).unwrap()).collect();
         rx.decode(&ds[0]).unwrap(); // 0xFFFE
         let got = rx.decode(&ds[2]).unwrap(); // 0x0000, recovers 0xFFFF
-        assert_eq!(
-            got.iter().map(|r| r.seq).collect::<Vec<_>>(),
-            vec![0xFFFF, 0]
-        );
+        assert_eq!(got.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![0xFFFF, 0]);
         assert_eq!(got[0].ifp, ifp(1, 8));
         assert!(rx.decode(&ds[1]).unwrap().is_empty());
         assert_eq!(rx.decode(&ds[3]).unwrap()[0].seq, 1);
@@ -703,10 +643,7 @@ mod tests {
             Recovery::Fec { .. } => panic!("expected redundancy"),
         }
         // an IFP that cannot fit alone is refused
-        assert!(matches!(
-            tx.encode(&ifp(9, 99)),
-            Err(Error::IfpTooLarge { .. })
-        ));
+        assert!(matches!(tx.encode(&ifp(9, 99)), Err(Error::IfpTooLarge { .. })));
     }
 
     #[test]
@@ -724,10 +661,7 @@ mod tests {
 
     #[test]
     fn fec_recovers_single_loss_per_group() {
-        let ec = ErrorCorrection::Fec {
-            span: 3,
-            entries: 1,
-        };
+        let ec = ErrorCorrection::Fec { span: 3, entries: 1 };
         let mut tx = Udptl::new(ec, 400);
         let mut rx = Udptl::new(ec, 400);
         let pkts: Vec<_> = (0..8).map(|i| ifp(i, 12)).collect();
@@ -744,10 +678,7 @@ mod tests {
 
     #[test]
     fn fec_interleaved_entries() {
-        let ec = ErrorCorrection::Fec {
-            span: 2,
-            entries: 2,
-        };
+        let ec = ErrorCorrection::Fec { span: 2, entries: 2 };
         let mut tx = Udptl::new(ec, 400);
         let mut rx = Udptl::new(ec, 400);
         let pkts: Vec<_> = (0..10).map(|i| ifp(i, 5 + i as usize)).collect();

@@ -16,20 +16,11 @@ async fn run_pairs(pairs: usize, scale: f64) {
     let input = make_tiff(
         &dir,
         "in",
-        &spec(
-            Width::A4,
-            Length::Mm(if scale > 1.0 { 100 } else { 20 }),
-            VRes::Fine,
-            21,
-        ),
+        &spec(Width::A4, Length::Mm(if scale > 1.0 { 100 } else { 20 }), VRes::Fine, 21),
         1,
         false,
     );
-    let (driver, epoch) = Driver::start(DriverConfig {
-        time_scale: scale,
-        shards: 2,
-    })
-    .unwrap();
+    let (driver, epoch) = Driver::start(DriverConfig { time_scale: scale, shards: 2 }).unwrap();
     let mut handles = Vec::new();
     for i in 0..pairs {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -38,41 +29,20 @@ async fn run_pairs(pairs: usize, scale: f64) {
         let now = driver.now().max(epoch);
         let mk = |direction, calling| {
             FaxSession::new(
-                SessionConfig {
-                    direction,
-                    transport: t38(),
-                    calling,
-                    settings: FaxSettings::default(),
-                },
+                SessionConfig { direction, transport: t38(), calling, settings: FaxSettings::default() },
                 now,
             )
             .unwrap()
         };
         let out = dir.join(format!("out-{i}.tif"));
-        let tx = mk(
-            Direction::Send {
-                tiff: input.clone(),
-                max_pages: None,
-            },
-            true,
-        );
+        let tx = mk(Direction::Send { tiff: input.clone(), max_pages: None }, true);
         let rx = mk(Direction::Receive { tiff: out.clone() }, false);
         let u = || Udptl::new(ErrorCorrection::default(), 400);
-        handles.push((
-            driver.add(tx, u(), a, ba).unwrap(),
-            driver.add(rx, u(), b, aa).unwrap(),
-            out,
-        ));
+        handles.push((driver.add(tx, u(), a, ba).unwrap(), driver.add(rx, u(), b, aa).unwrap(), out));
     }
     for (mut a, mut b, out) in handles {
-        let ra = tokio::time::timeout(Duration::from_secs(120), a.finished())
-            .await
-            .unwrap()
-            .unwrap();
-        let rb = tokio::time::timeout(Duration::from_secs(120), b.finished())
-            .await
-            .unwrap()
-            .unwrap();
+        let ra = tokio::time::timeout(Duration::from_secs(120), a.finished()).await.unwrap().unwrap();
+        let rb = tokio::time::timeout(Duration::from_secs(120), b.finished()).await.unwrap().unwrap();
         assert!(ra.is_ok() && rb.is_ok(), "{ra:?} {rb:?}");
         assert_pixels_equal(&input, &out, 1);
     }

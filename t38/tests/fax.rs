@@ -40,12 +40,7 @@ fn ok(r: Option<&FaxResult>, pages: u32) {
 }
 
 /// Sends `pages` pages of `spec` with `call` and checks both ends and pixels.
-fn transfer(
-    name: &str,
-    call: &Call,
-    s: faxgate_t38::testpage::PageSpec,
-    pages: u32,
-) -> faxgate_t38::pair::Outcome {
+fn transfer(name: &str, call: &Call, s: faxgate_t38::testpage::PageSpec, pages: u32) -> faxgate_t38::pair::Outcome {
     let dir = tmpdir(name);
     let input = make_tiff(&dir, "in", &s, pages, false);
     let output = dir.join("out.tif");
@@ -83,16 +78,9 @@ fn t38_one_page() {
     assert_eq!(neg.bit_rate, 14400);
     assert!(neg.ecm);
     assert_eq!(neg.remote_ident.as_deref(), Some("+45 1111"));
-    assert_eq!(
-        out.a_result().unwrap().remote_ident.as_deref(),
-        Some("+45 2222")
-    );
+    assert_eq!(out.a_result().unwrap().remote_ident.as_deref(), Some("+45 2222"));
     // A fine A4 page at 14400 bit/s takes tens of seconds of call time.
-    assert!(
-        out.elapsed > Duration::from_secs(20) && out.elapsed < Duration::from_secs(200),
-        "{:?}",
-        out.elapsed
-    );
+    assert!(out.elapsed > Duration::from_secs(20) && out.elapsed < Duration::from_secs(200), "{:?}", out.elapsed);
 }
 
 #[test]
@@ -120,30 +108,9 @@ fn t38_non_ecm() {
 #[test]
 fn t38_each_modem() {
     for (modems, rate) in [
-        (
-            Modems {
-                v17: true,
-                v29: false,
-                v27ter: false,
-            },
-            14400,
-        ),
-        (
-            Modems {
-                v17: false,
-                v29: true,
-                v27ter: false,
-            },
-            9600,
-        ),
-        (
-            Modems {
-                v17: false,
-                v29: false,
-                v27ter: true,
-            },
-            4800,
-        ),
+        (Modems { v17: true, v29: false, v27ter: false }, 14400),
+        (Modems { v17: false, v29: true, v27ter: false }, 9600),
+        (Modems { v17: false, v29: false, v27ter: true }, 4800),
     ] {
         let mut call = Call::new(t38());
         call.rx_settings.modems = modems;
@@ -156,12 +123,7 @@ fn t38_each_modem() {
 #[test]
 fn t38_resolutions() {
     for vres in [VRes::Standard, VRes::Fine, VRes::Superfine] {
-        let out = transfer(
-            &format!("res-{vres:?}"),
-            &Call::new(t38()),
-            short(vres, 6),
-            1,
-        );
+        let out = transfer(&format!("res-{vres:?}"), &Call::new(t38()), short(vres, 6), 1);
         let p = &pages_of(&out.b)[0];
         let want = f64::from(vres.rows_per_metre());
         let got = f64::from(p.y_resolution);
@@ -171,47 +133,22 @@ fn t38_resolutions() {
 
 #[test]
 fn t38_a4_and_letter() {
-    transfer(
-        "a4",
-        &Call::new(t38()),
-        spec(Width::A4, Length::A4, VRes::Standard, 7),
-        1,
-    );
-    transfer(
-        "letter",
-        &Call::new(t38()),
-        spec(Width::A4, Length::Letter, VRes::Standard, 8),
-        1,
-    );
+    transfer("a4", &Call::new(t38()), spec(Width::A4, Length::A4, VRes::Standard, 7), 1);
+    transfer("letter", &Call::new(t38()), spec(Width::A4, Length::Letter, VRes::Standard, 8), 1);
 }
 
 #[test]
 fn t38_b4_width_when_accepted() {
-    transfer(
-        "b4",
-        &Call::new(t38()),
-        spec(Width::B4, Length::Mm(60), VRes::Fine, 9),
-        1,
-    );
+    transfer("b4", &Call::new(t38()), spec(Width::B4, Length::Mm(60), VRes::Fine, 9), 1);
 }
 
 #[test]
 fn t38_b4_width_refused_by_a4_only_receiver() {
     let dir = tmpdir("b4-refused");
-    let input = make_tiff(
-        &dir,
-        "in",
-        &spec(Width::B4, Length::Mm(60), VRes::Fine, 9),
-        1,
-        false,
-    );
+    let input = make_tiff(&dir, "in", &spec(Width::B4, Length::Mm(60), VRes::Fine, 9), 1, false);
     let output = dir.join("out.tif");
     let mut call = Call::new(t38());
-    call.rx_settings.paper = PaperWidths {
-        a4: true,
-        b4: false,
-        a3: false,
-    };
+    call.rx_settings.paper = PaperWidths { a4: true, b4: false, a3: false };
     let out = call.run(&input, &output);
     let rx = pages_of(&out.b);
     // spandsp either scales the page down to 1728 pels or gives up; it must
@@ -234,12 +171,7 @@ fn lossy(loss: f64, seed: u64) -> Call {
 #[test]
 fn t38_loss_0_10_20_percent_with_redundancy_is_pixel_exact() {
     for (loss, seed) in [(0.0, 1), (0.10, 2), (0.20, 3)] {
-        let out = transfer(
-            &format!("loss-{seed}"),
-            &lossy(loss, seed),
-            fine_a4(10 + seed),
-            2,
-        );
+        let out = transfer(&format!("loss-{seed}"), &lossy(loss, seed), fine_a4(10 + seed), 2);
         if loss > 0.0 {
             assert!(out.lost > 0, "loss applied");
         }
@@ -249,15 +181,8 @@ fn t38_loss_0_10_20_percent_with_redundancy_is_pixel_exact() {
 #[test]
 fn t38_fec_link() {
     let mut call = Call::new(t38());
-    call.link = LinkConfig {
-        loss: 0.05,
-        seed: 9,
-        ec: ErrorCorrection::Fec {
-            span: 3,
-            entries: 3,
-        },
-        ..LinkConfig::default()
-    };
+    call.link =
+        LinkConfig { loss: 0.05, seed: 9, ec: ErrorCorrection::Fec { span: 3, entries: 3 }, ..LinkConfig::default() };
     // With parity FEC and ECM the page must still arrive intact.
     transfer("fec", &call, short(VRes::Fine, 11), 1);
 }
@@ -278,12 +203,7 @@ fn t38_non_ecm_with_loss_delivers_damaged_pages_not_a_hang() {
 #[test]
 fn g711_alaw_and_ulaw() {
     for law in [Law::Alaw, Law::Ulaw] {
-        let out = transfer(
-            &format!("g711-{law:?}"),
-            &Call::new(audio(law)),
-            short(VRes::Fine, 13),
-            1,
-        );
+        let out = transfer(&format!("g711-{law:?}"), &Call::new(audio(law)), short(VRes::Fine, 13), 1);
         assert_eq!(negotiated_rate(&out.b), 14400);
     }
 }
@@ -336,9 +256,7 @@ fn silent_peer_ends_with_t30_error_within_timeouts() {
         }
         pair.silence(Side::B);
         let silent_at = pair.elapsed();
-        let out = pair
-            .run(Duration::from_secs(300))
-            .expect("sender gives up on its own");
+        let out = pair.run(Duration::from_secs(300)).expect("sender gives up on its own");
         let (at, tx) = out
             .a
             .iter()
@@ -348,16 +266,9 @@ fn silent_peer_ends_with_t30_error_within_timeouts() {
             })
             .unwrap();
         assert!(!tx.is_ok(), "{tx:?}");
-        assert!(
-            tx.code != CompletionCode::CALL_DROPPED,
-            "a T.30 timeout, not a local hangup: {tx:?}"
-        );
+        assert!(tx.code != CompletionCode::CALL_DROPPED, "a T.30 timeout, not a local hangup: {tx:?}");
         // T.30 timers: T1 35 s, T4 3 s x 3 tries, T2 6 s; allow 2 minutes.
-        assert!(
-            at - silent_at < Duration::from_secs(120),
-            "gave up after {:?}: {tx:?}",
-            at - silent_at
-        );
+        assert!(at - silent_at < Duration::from_secs(120), "gave up after {:?}: {tx:?}", at - silent_at);
     }
 }
 
@@ -367,11 +278,7 @@ fn minimum_rate_is_enforced() {
     let input = make_tiff(&dir, "in", &short(VRes::Fine, 17), 1, false);
     let output = dir.join("out.tif");
     let mut call = Call::new(t38());
-    call.rx_settings.modems = Modems {
-        v17: false,
-        v29: false,
-        v27ter: true,
-    };
+    call.rx_settings.modems = Modems { v17: false, v29: false, v27ter: true };
     call.tx_settings.min_bit_rate = 9600;
     let out = call.run(&input, &output);
     let tx = out.a_result().unwrap();
@@ -379,11 +286,7 @@ fn minimum_rate_is_enforced() {
     assert_eq!(out.b_result().unwrap().pages, 0);
     // And the receiving side refuses a slow DCS on its own.
     let mut call = Call::new(t38());
-    call.tx_settings.modems = Modems {
-        v17: false,
-        v29: false,
-        v27ter: true,
-    };
+    call.tx_settings.modems = Modems { v17: false, v29: false, v27ter: true };
     call.rx_settings.min_bit_rate = 9600;
     let out = call.run(&input, &dir.join("out2.tif"));
     assert!(!out.b_result().unwrap().is_ok());

@@ -9,19 +9,9 @@ use faxgate_t38::testpage::{Length, VRes, Width};
 #[test]
 fn loopback_t38_with_loss_and_page_limit() {
     let dir = tmpdir("loopback");
-    let input = make_tiff(
-        &dir,
-        "in",
-        &spec(Width::A4, Length::Mm(100), VRes::Fine, 31),
-        3,
-        false,
-    );
+    let input = make_tiff(&dir, "in", &spec(Width::A4, Length::Mm(100), VRes::Fine, 31), 3, false);
     let output = dir.join("out.tif");
-    let opts = LoopbackOptions {
-        pages: Some(2),
-        loss_percent: 10.0,
-        ..LoopbackOptions::new(&input, &output)
-    };
+    let opts = LoopbackOptions { pages: Some(2), loss_percent: 10.0, ..LoopbackOptions::new(&input, &output) };
     let r = run(&opts).unwrap();
     assert_eq!(r.completion_code, 0, "{r:?}");
     assert_eq!(r.pages, 2);
@@ -31,15 +21,8 @@ fn loopback_t38_with_loss_and_page_limit() {
     assert!(r.simulated_duration_s > 5.0 && r.cpu_time_ms > 0.0);
     assert_pixels_equal(&input, &output, 2);
     let json = serde_json::to_value(&r).unwrap();
-    for key in [
-        "completion_code",
-        "completion_text",
-        "pages",
-        "bit_rate",
-        "ecm",
-        "simulated_duration_s",
-        "cpu_time_ms",
-    ] {
+    for key in ["completion_code", "completion_text", "pages", "bit_rate", "ecm", "simulated_duration_s", "cpu_time_ms"]
+    {
         assert!(json.get(key).is_some(), "{key} missing from {json}");
     }
 }
@@ -47,20 +30,9 @@ fn loopback_t38_with_loss_and_page_limit() {
 #[test]
 fn loopback_audio_without_ecm() {
     let dir = tmpdir("loopback-audio");
-    let input = make_tiff(
-        &dir,
-        "in",
-        &spec(Width::A4, Length::Mm(60), VRes::Standard, 32),
-        1,
-        false,
-    );
+    let input = make_tiff(&dir, "in", &spec(Width::A4, Length::Mm(60), VRes::Standard, 32), 1, false);
     let output = dir.join("out.tif");
-    let r = run(&LoopbackOptions {
-        audio: true,
-        ecm: false,
-        ..LoopbackOptions::new(&input, &output)
-    })
-    .unwrap();
+    let r = run(&LoopbackOptions { audio: true, ecm: false, ..LoopbackOptions::new(&input, &output) }).unwrap();
     assert_eq!(r.completion_code, 0, "{r:?}");
     assert!(!r.ecm);
     assert_eq!(r.transport, "g711-alaw");
@@ -70,10 +42,7 @@ fn loopback_audio_without_ecm() {
 #[test]
 fn loopback_refuses_bad_input() {
     let dir = tmpdir("loopback-bad");
-    let missing = run(&LoopbackOptions::new(
-        dir.join("nope.tif"),
-        dir.join("out.tif"),
-    ));
+    let missing = run(&LoopbackOptions::new(dir.join("nope.tif"), dir.join("out.tif")));
     assert!(matches!(missing, Err(faxgate_t38::Error::NoSuchFile(_))));
     let not_tiff = dir.join("junk.tif");
     std::fs::write(&not_tiff, b"this is not a TIFF").unwrap();
@@ -83,9 +52,6 @@ fn loopback_refuses_bad_input() {
         Ok(r) => assert_ne!(r.completion_code, 0, "{r:?}"),
         Err(e) => eprintln!("refused: {e}"),
     }
-    let loss = run(&LoopbackOptions {
-        loss_percent: 101.0,
-        ..LoopbackOptions::new(&not_tiff, dir.join("o.tif"))
-    });
+    let loss = run(&LoopbackOptions { loss_percent: 101.0, ..LoopbackOptions::new(&not_tiff, dir.join("o.tif")) });
     assert!(matches!(loss, Err(faxgate_t38::Error::InvalidSetting(_))));
 }

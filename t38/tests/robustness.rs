@@ -26,9 +26,7 @@ fn random_ifp_packets_into_a_receiving_session() {
         let start = Instant::now();
         let mut s = FaxSession::new(
             SessionConfig {
-                direction: Direction::Receive {
-                    tiff: dir.join(format!("out-{round}.tif")),
-                },
+                direction: Direction::Receive { tiff: dir.join(format!("out-{round}.tif")) },
                 transport: t38(),
                 calling: false,
                 settings: FaxSettings::default(),
@@ -45,11 +43,7 @@ fn random_ifp_packets_into_a_receiving_session() {
             if !p.is_empty() && rng.next().is_multiple_of(2) {
                 p[0] = [0x00, 0x40, 0xC0, 0xC8, 0xD0][(rng.next() % 5) as usize] | (p[0] & 0x07);
             }
-            let _ = s.handle_ifp(
-                now,
-                seq.wrapping_mul(if round % 3 == 0 { 7 } else { 1 }),
-                &p,
-            );
+            let _ = s.handle_ifp(now, seq.wrapping_mul(if round % 3 == 0 { 7 } else { 1 }), &p);
             now += Duration::from_millis(5);
             s.handle_timeout(now);
             while s.poll_transmit().is_some() {}
@@ -81,9 +75,7 @@ fn late_wakeup_is_caught_up_in_20_ms_steps() {
     let start = Instant::now();
     let mut s = FaxSession::new(
         SessionConfig {
-            direction: Direction::Receive {
-                tiff: dir.join("out.tif"),
-            },
+            direction: Direction::Receive { tiff: dir.join("out.tif") },
             transport: t38(),
             calling: false,
             settings: FaxSettings::default(),
@@ -116,48 +108,24 @@ fn bad_settings_are_refused_with_clear_errors() {
     let dir = tmpdir("settings");
     let start = Instant::now();
     let cfg = |settings: FaxSettings| SessionConfig {
-        direction: Direction::Receive {
-            tiff: dir.join("out.tif"),
-        },
+        direction: Direction::Receive { tiff: dir.join("out.tif") },
         transport: t38(),
         calling: false,
         settings,
     };
-    let long_ident = FaxSettings {
-        ident: "123456789012345678901".into(),
-        ..FaxSettings::default()
-    };
-    assert!(matches!(
-        FaxSession::new(cfg(long_ident), start),
-        Err(faxgate_t38::Error::InvalidSetting(_))
-    ));
+    let long_ident = FaxSettings { ident: "123456789012345678901".into(), ..FaxSettings::default() };
+    assert!(matches!(FaxSession::new(cfg(long_ident), start), Err(faxgate_t38::Error::InvalidSetting(_))));
     let no_modem = FaxSettings {
-        modems: faxgate_t38::session::Modems {
-            v17: false,
-            v29: false,
-            v27ter: false,
-        },
+        modems: faxgate_t38::session::Modems { v17: false, v29: false, v27ter: false },
         ..FaxSettings::default()
     };
-    assert!(matches!(
-        FaxSession::new(cfg(no_modem), start),
-        Err(faxgate_t38::Error::InvalidSetting(_))
-    ));
+    assert!(matches!(FaxSession::new(cfg(no_modem), start), Err(faxgate_t38::Error::InvalidSetting(_))));
     let missing = SessionConfig {
-        direction: Direction::Send {
-            tiff: dir.join("missing.tif"),
-            max_pages: None,
-        },
+        direction: Direction::Send { tiff: dir.join("missing.tif"), max_pages: None },
         ..cfg(FaxSettings::default())
     };
-    assert!(matches!(
-        FaxSession::new(missing, start),
-        Err(faxgate_t38::Error::NoSuchFile(_))
-    ));
+    assert!(matches!(FaxSession::new(missing, start), Err(faxgate_t38::Error::NoSuchFile(_))));
     // Audio fed to a T.38 session is refused.
     let mut s = FaxSession::new(cfg(FaxSettings::default()), start).unwrap();
-    assert!(matches!(
-        s.handle_audio(start, &[0xD5; 160]),
-        Err(faxgate_t38::Error::WrongTransport)
-    ));
+    assert!(matches!(s.handle_audio(start, &[0xD5; 160]), Err(faxgate_t38::Error::WrongTransport)));
 }

@@ -20,14 +20,8 @@ pub fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn tool(cmd: &mut Command) -> std::process::Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?} (libtiff-tools installed?): {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?} (libtiff-tools installed?): {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -43,37 +37,22 @@ pub fn make_tiff(dir: &Path, name: &str, spec: &PageSpec, pages: u32, g3: bool) 
 }
 
 pub fn spec(width: Width, length: Length, vres: VRes, seed: u64) -> PageSpec {
-    PageSpec {
-        width,
-        length,
-        vres,
-        density: 45,
-        seed,
-    }
+    PageSpec { width, length, vres, density: 45, seed }
 }
 
 /// Pages in a TIFF, counted by `tiffinfo`.
 pub fn tiff_pages(path: &Path) -> usize {
     let out = tool(Command::new("tiffinfo").arg(path));
-    String::from_utf8_lossy(&out.stdout)
-        .matches("TIFF Directory")
-        .count()
+    String::from_utf8_lossy(&out.stdout).matches("TIFF Directory").count()
 }
 
 /// `tiffinfo` field of directory `dir` (0-based), e.g. "Image Width".
 pub fn tiff_field(path: &Path, dir: usize, field: &str) -> String {
     let out = tool(Command::new("tiffinfo").arg(path));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let d = text
-        .split("TIFF Directory")
-        .nth(dir + 1)
-        .expect("directory");
+    let d = text.split("TIFF Directory").nth(dir + 1).expect("directory");
     d.lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix(field)
-                .map(|r| r.trim_start_matches(':').trim().to_owned())
-        })
+        .find_map(|l| l.trim().strip_prefix(field).map(|r| r.trim_start_matches(':').trim().to_owned()))
         .unwrap_or_default()
 }
 
@@ -88,9 +67,7 @@ fn normalise(src: &Path, page: usize, dst: &Path) {
             .arg(format!("{},{page}", src.display()))
             .arg(dst),
     );
-    for tag in [
-        "254", "282", "283", "296", "297", "269", "270", "305", "306", "316",
-    ] {
+    for tag in ["254", "282", "283", "296", "297", "269", "270", "305", "306", "316"] {
         // tiffset fails for a tag that is absent: fine.
         let _ = Command::new("tiffset").args(["-u", tag]).arg(dst).output();
     }
@@ -104,10 +81,7 @@ pub fn tiff_differences(sent: &Path, received: &Path, page: usize) -> Vec<String
     normalise(sent, page, &a);
     normalise(received, page, &b);
     let out = tool(Command::new("tiffcmp").arg(&a).arg(&b));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
 }
 
 /// Compares the pixels of the first `pages` pages of `sent` and `received`
@@ -116,11 +90,7 @@ pub fn assert_pixels_equal(sent: &Path, received: &Path, pages: usize) {
     assert_eq!(tiff_pages(received), pages, "received page count");
     for p in 0..pages {
         let d = tiff_differences(sent, received, p);
-        assert!(
-            d.is_empty(),
-            "page {p} differs: {}",
-            d.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
-        );
+        assert!(d.is_empty(), "page {p} differs: {}", d.iter().take(5).cloned().collect::<Vec<_>>().join("\n"));
     }
 }
 
@@ -134,10 +104,7 @@ pub struct Call {
 }
 
 pub fn t38() -> Transport {
-    Transport::T38 {
-        version: 0,
-        max_ifp: Udptl::new(ErrorCorrection::default(), 400).max_ifp(),
-    }
+    Transport::T38 { version: 0, max_ifp: Udptl::new(ErrorCorrection::default(), 400).max_ifp() }
 }
 
 pub fn audio(law: Law) -> Transport {
@@ -149,14 +116,8 @@ impl Call {
         Self {
             transport,
             ecm: true,
-            tx_settings: FaxSettings {
-                ident: "+45 1111".into(),
-                ..FaxSettings::default()
-            },
-            rx_settings: FaxSettings {
-                ident: "+45 2222".into(),
-                ..FaxSettings::default()
-            },
+            tx_settings: FaxSettings { ident: "+45 1111".into(), ..FaxSettings::default() },
+            rx_settings: FaxSettings { ident: "+45 2222".into(), ..FaxSettings::default() },
             link: LinkConfig::default(),
             max_pages: None,
         }
@@ -170,10 +131,7 @@ impl Call {
         rxs.ecm &= self.ecm;
         let a = FaxSession::new(
             SessionConfig {
-                direction: Direction::Send {
-                    tiff: input.to_owned(),
-                    max_pages: self.max_pages,
-                },
+                direction: Direction::Send { tiff: input.to_owned(), max_pages: self.max_pages },
                 transport: self.transport,
                 calling: true,
                 settings: txs,
@@ -183,9 +141,7 @@ impl Call {
         .unwrap();
         let b = FaxSession::new(
             SessionConfig {
-                direction: Direction::Receive {
-                    tiff: output.to_owned(),
-                },
+                direction: Direction::Receive { tiff: output.to_owned() },
                 transport: self.transport,
                 calling: false,
                 settings: rxs,
@@ -193,16 +149,11 @@ impl Call {
             start,
         )
         .unwrap();
-        let ba = LinkConfig {
-            seed: self.link.seed.wrapping_add(1000),
-            ..self.link
-        };
+        let ba = LinkConfig { seed: self.link.seed.wrapping_add(1000), ..self.link };
         Pair::new(a, b, self.link, ba, start, Pair::is_t38(&self.transport))
     }
 
     pub fn run(&self, input: &Path, output: &Path) -> Outcome {
-        self.pair(input, output)
-            .run(Duration::from_secs(4 * 3600))
-            .expect("call finishes")
+        self.pair(input, output).run(Duration::from_secs(4 * 3600)).expect("call finishes")
     }
 }

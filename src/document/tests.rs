@@ -1,0 +1,911 @@
+//! Tests of the document conversions, checked where possible by independent
+//! tools: libtiff's `tiffinfo`/`tiffdump`/`tiffcp`, `qpdf`, poppler's
+//! `pdfinfo`/`pdftoppm` and Ghostscript.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::fax_page::{Bitmap, GrayImage, Paper, Resolution, WIDTH};
+use super::*;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/documents")
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// Runs a tool and returns its stdout; a missing tool fails the test with the
+/// package to install.
+fn run(cmd: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
+        panic!("{cmd} is needed by the document tests (Debian: libtiff-tools poppler-utils qpdf ghostscript): {e}")
+    });
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Reads a PBM (P4) as written by `pdftoppm -mono`.
+fn read_pbm(data: &[u8]) -> Bitmap {
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 3 {
+        while data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if data[i] == b'#' {
+            while data[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        }
+        let s = i;
+        while !data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        fields.push(std::str::from_utf8(&data[s..i]).unwrap().to_string());
+    }
+    assert_eq!(fields[0], "P4");
+    let (w, h): (u32, u32) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    let stride = w.div_ceil(8) as usize;
+    Bitmap::from_packed(w, h, data[i + 1..i + 1 + stride * h as usize].to_vec()).unwrap()
+}
+
+/// Share of equal pixels; pixels outside the common area count as different.
+fn agreement(a: &Bitmap, b: &Bitmap) -> f64 {
+    let w = a.width().min(b.width());
+    let h = a.height().min(b.height());
+    let mut same = 0u64;
+    for y in 0..h {
+        for x in 0..w {
+            same += (a.get(x, y) == b.get(x, y)) as u64;
+        }
+    }
+    let total = a.width().max(b.width()) as u64 * a.height().max(b.height()) as u64;
+    same as f64 / total as f64
+}
+
+/// Renders every page of a PDF with `pdftoppm -mono` at fax resolution.
+fn pdftoppm(pdf: &[u8], y_dpi: u32) -> Vec<Bitmap> {
+    let dir = tmp();
+    let p = dir.path().join("in.pdf");
+    std::fs::write(&p, pdf).unwrap();
+    let prefix = dir.path().join("out");
+    let ry = y_dpi.to_string();
+    let (ok, _, err) =
+        run("pdftoppm", &["-rx", "204", "-ry", &ry, "-mono", p.to_str().unwrap(), prefix.to_str().unwrap()]);
+    assert!(ok, "pdftoppm: {err}");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pbm"))
+        .collect();
+    files.sort();
+    files.iter().map(|f| read_pbm(&std::fs::read(f).unwrap())).collect()
+}
+
+fn settings() -> Settings {
+    Settings::default()
+}
+
+/// A synthetic page with text-like strokes, a grey box and fine lines.
+fn test_page(height: u32, seed: u32) -> Bitmap {
+    let mut b = Bitmap::new(WIDTH, height);
+    for y in 0..height {
+        for x in 0..WIDTH {
+            let stroke = (x / 7 + y / 11 + seed).is_multiple_of(5) && (y / 40) % 3 != 2;
+            let checker = x > 1200 && y > 200 && y < 600 && (x + y) % 2 == 0;
+            let frame = x == 50 || x == WIDTH - 51 || y == 30 || y == height - 31;
+            b.set(x, y, stroke || checker || frame);
+        }
+    }
+    b
+}
+
+// ---------------------------------------------------------------- G4 TIFF out
+
+#[test]
+fn g4_tiff_is_read_by_libtiff_with_class_f_tags() {
+    let noise = {
+        // Worst case for the coder: random pixels, every run length.
+        let mut b = Bitmap::new(WIDTH, 300);
+        let mut r = Rng(0x1234_5678_9abc_def1);
+        for y in 0..300 {
+            let mut x = 0;
+            while x < WIDTH {
+                let len = 1 + r.below(if y % 3 == 0 { 3000 } else { 12 }) as u32;
+                if r.next().is_multiple_of(2) {
+                    b.fill_black(y, x, (x + len).min(WIDTH));
+                }
+                x += len;
+            }
+        }
+        b
+    };
+    let pages = vec![test_page(2292, 0), test_page(2292, 1), test_page(1000, 2), noise];
+    let tiff = g4::write_tiff(&pages, Resolution::Fine);
+    let dir = tmp();
+    let p = dir.path().join("pages.tiff");
+    std::fs::write(&p, &tiff).unwrap();
+    let (ok, out, err) = run("tiffinfo", &[p.to_str().unwrap()]);
+    assert!(ok && !err.contains("rror"), "tiffinfo: {err}");
+    assert_eq!(out.matches("Image Width: 1728 Image Length: 2292").count(), 2, "{out}");
+    assert_eq!(out.matches("Image Width: 1728 Image Length: 1000").count(), 1, "{out}");
+    assert_eq!(out.matches("Resolution: 204, 196 pixels/inch").count(), 4, "{out}");
+    assert_eq!(out.matches("Compression Scheme: CCITT Group 4").count(), 4, "{out}");
+    assert_eq!(out.matches("FillOrder: msb-to-lsb").count(), 4, "{out}");
+    assert_eq!(out.matches("Photometric Interpretation: min-is-white").count(), 4, "{out}");
+    assert!(out.contains("Page Number: 0-4") && out.contains("Page Number: 3-4"), "{out}");
+    let (ok, dump, _) = run("tiffdump", &[p.to_str().unwrap()]);
+    assert!(ok);
+    assert_eq!(dump.matches("Directory ").count(), 4, "{dump}");
+    // libtiff decodes every strip without complaint.
+    let (ok, _, err) =
+        run("tiffcp", &["-c", "none", p.to_str().unwrap(), dir.path().join("raw.tiff").to_str().unwrap()]);
+    assert!(ok && err.is_empty(), "tiffcp: {err}");
+    // libtiff's decoding is exactly the pages that went in.
+    let raw = std::fs::read(dir.path().join("raw.tiff")).unwrap();
+    for (p, want) in tiff::parse(&raw, 50).unwrap().iter().zip(&pages) {
+        assert_eq!(p.compression, 1);
+        assert_eq!(&p.decode_bilevel(&raw, u64::MAX).unwrap(), want);
+    }
+    // And our reader, whose decoder is not the encoder's, gives the pages back.
+    let back = tiff::parse(&tiff, 50).unwrap();
+    for (p, want) in back.iter().zip(&pages) {
+        assert_eq!(&p.decode_bilevel(&tiff, u64::MAX).unwrap(), want);
+    }
+}
+
+#[test]
+fn tiff_inputs_in_every_fax_compression_round_trip_exactly() {
+    let pages = vec![test_page(2292, 3), test_page(1500, 4)];
+    let dir = tmp();
+    let g4 = dir.path().join("g4.tiff");
+    std::fs::write(&g4, g4::write_tiff(&pages, Resolution::Fine)).unwrap();
+    for (name, args) in [
+        ("g3-1d", &["-c", "g3"][..]),
+        ("g3-2d", &["-c", "g3:2d"]),
+        ("g3-fill", &["-c", "g3:1d:fill"]),
+        ("g3-2d-lsb", &["-c", "g3:2d", "-f", "lsb2msb"]),
+        ("g4-strips", &["-c", "g4", "-r", "100"]),
+        ("lzw", &["-c", "lzw"]),
+        ("packbits", &["-c", "packbits"]),
+        ("none", &["-c", "none"]),
+        ("deflate", &["-c", "zip"]),
+    ] {
+        let out = dir.path().join(format!("{name}.tiff"));
+        let mut a: Vec<&str> = args.to_vec();
+        a.push(g4.to_str().unwrap());
+        a.push(out.to_str().unwrap());
+        let (ok, _, err) = run("tiffcp", &a);
+        assert!(ok, "tiffcp {name}: {err}");
+        let data = std::fs::read(&out).unwrap();
+        let got = tiff::render(&data, &settings(), 50).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got.len(), 2, "{name}");
+        // The first page is a full A4 fine page and passes through untouched.
+        assert_eq!(got[0], pages[0], "{name}");
+        // The short page is placed at the top of a full page.
+        for y in 0..1500 {
+            assert_eq!(got[1].row(y), pages[1].row(y), "{name} row {y}");
+        }
+    }
+}
+
+#[test]
+fn standard_resolution_tiff_is_stretched_to_fine() {
+    let page = test_page(1146, 5);
+    let tiff_data = g4::write_tiff(std::slice::from_ref(&page), Resolution::Standard);
+    let got = tiff::render(&tiff_data, &settings(), 50).unwrap();
+    assert_eq!((got[0].width(), got[0].height()), (1728, 2292));
+    // Each standard line becomes two fine lines.
+    for y in (0..1146).step_by(97) {
+        assert_eq!(got[0].row(2 * y), page.row(y), "row {y}");
+        assert_eq!(got[0].row(2 * y + 1), page.row(y), "row {y}");
+    }
+}
+
+#[test]
+fn bad_tiffs_are_refused_with_reasons() {
+    assert!(matches!(tiff::render(b"II*\0garbage garbage", &settings(), 50), Err(Error::CorruptTiff(_))));
+    // A page that claims 100,000 x 100,000 pixels.
+    let mut f = b"II*\0\x08\0\0\0".to_vec();
+    let entries: [(u16, u16, u32, u32); 6] =
+        [(256, 4, 1, 100_000), (257, 4, 1, 100_000), (258, 3, 1, 8), (262, 3, 1, 1), (273, 4, 1, 8), (279, 4, 1, 10)];
+    f.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (t, ty, c, v) in entries {
+        f.extend_from_slice(&t.to_le_bytes());
+        f.extend_from_slice(&ty.to_le_bytes());
+        f.extend_from_slice(&c.to_le_bytes());
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    f.extend_from_slice(&0u32.to_le_bytes());
+    let err = tiff::render(&f, &settings(), 50).unwrap_err();
+    assert!(matches!(err, Error::ImageTooLarge { width: 100_000, .. }), "{err}");
+    assert!(err.to_string().contains("too large"));
+    // Truncated strip data.
+    let good = g4::write_tiff(&[test_page(2292, 6)], Resolution::Fine);
+    let cut = &good[..good.len() / 3];
+    assert!(tiff::render(cut, &settings(), 50).is_err());
+    // Too many pages for the room left.
+    let three = g4::write_tiff(&[test_page(100, 0), test_page(100, 1), test_page(100, 2)], Resolution::Fine);
+    assert!(matches!(tiff::render(&three, &settings(), 2), Err(Error::TooManyPages { limit: 2, .. })));
+}
+
+// ---------------------------------------------------------------- topdf
+
+fn pdf_check(pdf: &[u8]) -> String {
+    let dir = tmp();
+    let p = dir.path().join("f.pdf");
+    std::fs::write(&p, pdf).unwrap();
+    let (ok, out, err) = run("qpdf", &["--check", p.to_str().unwrap()]);
+    assert!(ok, "qpdf --check: {out} {err}");
+    assert!(out.contains("No syntax or stream encoding errors"), "{out}");
+    let (ok, info, err) = run("pdfinfo", &[p.to_str().unwrap()]);
+    assert!(ok, "pdfinfo: {err}");
+    info
+}
+
+#[test]
+fn received_fax_becomes_a_pdf_with_the_strips_byte_for_byte() {
+    let pages = vec![test_page(2292, 7), test_page(2292, 8), test_page(700, 9)];
+    let tiff_data = g4::write_tiff(&pages, Resolution::Fine);
+    let info = topdf::FaxInfo {
+        from: "+4533221100 ACME FAX".into(),
+        received: Some("2026-11-27T10:11:12Z".parse().unwrap()),
+        ..Default::default()
+    };
+    let (pdf, n) = topdf::tiff_to_pdf(&tiff_data, &info, 1000).unwrap();
+    assert_eq!(n, 3);
+    let info_text = pdf_check(&pdf);
+    assert!(info_text.contains("Pages:           3"), "{info_text}");
+    assert!(info_text.contains("Title:           Fax from +4533221100 ACME FAX"), "{info_text}");
+    assert!(info_text.contains("Author:          +4533221100 ACME FAX"), "{info_text}");
+    assert!(info_text.contains("2026"), "{info_text}");
+    // 1728 x 2292 at 204 x 196 dpi is 609.88 x 841.96 pt (215 x 297 mm).
+    assert!(info_text.contains("Page size:       609.882 x 841.959 pts"), "{info_text}");
+    // Every strip appears unchanged in the PDF.
+    for p in tiff::parse(&tiff_data, 10).unwrap() {
+        let strip = p.strip(&tiff_data, 0).unwrap();
+        assert!(pdf.windows(strip.len()).any(|w| w == strip), "strip not embedded verbatim");
+    }
+    // poppler decodes what we embedded back into the pages that went in.
+    let rendered = pdftoppm(&pdf, 196);
+    assert_eq!(rendered.len(), 3);
+    for (r, want) in rendered.iter().zip(&pages) {
+        let a = agreement(r, want);
+        assert!(a >= 0.999, "pdftoppm agreement {a}, size {}x{}", r.width(), r.height());
+    }
+}
+
+#[test]
+fn g3_and_standard_resolution_faxes_convert_at_true_size() {
+    let page = test_page(1146, 10);
+    let dir = tmp();
+    let g4p = dir.path().join("std.tiff");
+    std::fs::write(&g4p, g4::write_tiff(std::slice::from_ref(&page), Resolution::Standard)).unwrap();
+    for (name, args) in [
+        ("g3-1d", &["-c", "g3"][..]),
+        ("g3-2d-fill", &["-c", "g3:2d:fill"]),
+        ("g3-lsb", &["-c", "g3", "-f", "lsb2msb"]),
+        ("g4-strips", &["-c", "g4", "-r", "64"]),
+        ("packbits", &["-c", "packbits"]),
+    ] {
+        let out = dir.path().join(format!("{name}.tiff"));
+        let mut a: Vec<&str> = args.to_vec();
+        a.push(g4p.to_str().unwrap());
+        a.push(out.to_str().unwrap());
+        assert!(run("tiffcp", &a).0, "{name}");
+        let data = std::fs::read(&out).unwrap();
+        let (pdf, _) = topdf::tiff_to_pdf(&data, &topdf::FaxInfo::default(), 10).unwrap();
+        let info = pdf_check(&pdf);
+        // 1146 lines at 98 dpi: A4 height again.
+        assert!(info.contains("609.882 x 841.959 pts") || info.contains("609.882 x 842.204 pts"), "{name}: {info}");
+        let r = pdftoppm(&pdf, 98);
+        let a = agreement(&r[0], &page);
+        let bad: Vec<u32> = (0..r[0].height().min(1146)).filter(|&y| r[0].row(y) != page.row(y)).collect();
+        assert!(
+            a >= 0.999,
+            "{name}: agreement {a} {}x{} bad rows {:?}",
+            r[0].width(),
+            r[0].height(),
+            &bad[..bad.len().min(20)]
+        );
+    }
+}
+
+#[test]
+fn narrow_and_long_pages_are_kept_whole() {
+    // A 1216-pixel (B5-width) page and a 6000-line page (over 2.5 A4 lengths).
+    let narrow = {
+        let mut b = Bitmap::new(1216, 800);
+        for y in 0..800 {
+            b.set(y % 1216, y, true);
+            b.set(1215, y, true);
+        }
+        b
+    };
+    let long = test_page(6000, 11);
+    let tiff_data = g4::write_tiff(&[narrow.clone(), long.clone()], Resolution::Fine);
+    let (pdf, _) = topdf::tiff_to_pdf(&tiff_data, &topdf::FaxInfo::default(), 10).unwrap();
+    pdf_check(&pdf);
+    let r = pdftoppm(&pdf, 196);
+    let a = agreement(&r[0], &narrow);
+    assert!(a >= 0.999, "narrow: {a} {}x{}", r[0].width(), r[0].height());
+    let a = agreement(&r[1], &long);
+    assert!(a >= 0.999, "long: {a} {}x{}", r[1].width(), r[1].height());
+}
+
+// ---------------------------------------------------------------- PDF input
+
+#[test]
+fn corpus_pdfs_render_with_hayro_like_ghostscript() {
+    let mut gs_settings = settings();
+    gs_settings.pdf_renderer = PdfRenderer::Ghostscript;
+    // (file, pages, compared with Ghostscript): the variants of a file already
+    // compared are only checked for their pages and ink.
+    for (name, pages, compare) in [
+        ("letter.pdf", 2, true),
+        ("letter-cairo.pdf", 2, false),
+        ("chart.pdf", 1, true),
+        ("scan.pdf", 1, true),
+        ("rotated.pdf", 1, true),
+        ("encrypted-no-user-password.pdf", 1, false),
+    ] {
+        let data = fixture(name);
+        let ours = pdf::render(&data, &settings(), 50).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(ours.len(), pages, "{name}");
+        for (i, a) in ours.iter().enumerate() {
+            assert_eq!((a.width(), a.height()), (1728, 2292));
+            let ink = a.black_pixels() as f64 / (1728.0 * 2292.0);
+            assert!(ink > 0.002, "{name} page {i}: almost blank ({ink})");
+        }
+        if !compare {
+            continue;
+        }
+        let theirs = pdf::render(&data, &gs_settings, 50).unwrap_or_else(|e| panic!("{name} gs: {e}"));
+        assert_eq!(theirs.len(), pages, "{name}");
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            let agree = agreement(a, b);
+            eprintln!("{name} page {i}: agreement with Ghostscript {agree:.4}");
+            assert!(agree > 0.98, "{name} page {i}: agreement with Ghostscript {agree}");
+        }
+    }
+}
+
+#[test]
+fn bad_pdfs_are_refused_with_reasons() {
+    let err = pdf::render(&fixture("encrypted-password.pdf"), &settings(), 50).unwrap_err();
+    assert!(matches!(err, Error::PasswordProtected), "{err}");
+    assert!(err.to_string().contains("password"));
+    let letter = fixture("letter.pdf");
+    let truncated = &letter[..letter.len() / 2];
+    match pdf::render(truncated, &settings(), 50) {
+        Err(Error::CorruptPdf) => {}
+        // hayro may rebuild a truncated file's cross-reference table; then
+        // the pages that survive render.
+        Ok(pages) => assert!(!pages.is_empty()),
+        Err(e) => panic!("truncated: {e}"),
+    }
+    assert!(matches!(pdf::render(b"%PDF-1.4 garbage", &settings(), 50), Err(Error::CorruptPdf)));
+    // Ghostscript exits 0 on these; its output is checked.
+    let mut gs = settings();
+    gs.pdf_renderer = PdfRenderer::Ghostscript;
+    assert!(pdf::render(&fixture("encrypted-password.pdf"), &gs, 50).is_err());
+    assert!(pdf::render(b"%PDF-1.4 garbage", &gs, 50).is_err());
+}
+
+/// A PDF with `n` empty pages, written with pdf-writer.
+fn many_pages(n: usize) -> Vec<u8> {
+    use pdf_writer::{Pdf, Rect, Ref};
+    let mut pdf = Pdf::new();
+    let tree = Ref::new(2);
+    let ids: Vec<Ref> = (0..n).map(|i| Ref::new(3 + i as i32)).collect();
+    pdf.catalog(Ref::new(1)).pages(tree);
+    pdf.pages(tree).kids(ids.iter().copied()).count(n as i32);
+    for id in &ids {
+        pdf.page(*id).media_box(Rect::new(0.0, 0.0, 595.0, 842.0)).parent(tree);
+    }
+    pdf.finish()
+}
+
+#[test]
+fn ten_thousand_page_pdf_is_refused_quickly() {
+    let data = many_pages(10_000);
+    let t = std::time::Instant::now();
+    let err = pdf::render(&data, &settings(), 50).unwrap_err();
+    assert!(matches!(err, Error::TooManyPages { pages: 10_000, limit: 50 }), "{err}");
+    assert!(t.elapsed().as_secs() < 10);
+    // The job's page limit counts earlier parts too.
+    let mut s = settings();
+    s.limits.max_pages = 5;
+    s.resolution = Resolution::Standard;
+    let mut job = Pages::new(s);
+    job.add_binary(Kind::Pdf, &many_pages(3)).unwrap();
+    let err = job.add_binary(Kind::Pdf, &many_pages(3)).unwrap_err();
+    assert!(matches!(err, Error::TooManyPages { pages: 6, limit: 5 }), "{err}");
+}
+
+// ---------------------------------------------------------------- images
+
+fn encode(img: ::image::DynamicImage, fmt: ::image::ImageFormat) -> Vec<u8> {
+    let mut v = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut v, fmt).unwrap();
+    v.into_inner()
+}
+
+#[test]
+fn png_jpeg_gif_render_with_their_tones() {
+    // 600 x 400: left half black, right half a 50 % grey, a white stripe.
+    let img = ::image::RgbImage::from_fn(600, 400, |x, y| {
+        if (180..220).contains(&y) {
+            ::image::Rgb([255, 255, 255])
+        } else if x < 300 {
+            ::image::Rgb([0, 0, 0])
+        } else {
+            ::image::Rgb([128, 128, 128])
+        }
+    });
+    let dynimg = ::image::DynamicImage::ImageRgb8(img);
+    for (kind, fmt) in [
+        (Kind::Png, ::image::ImageFormat::Png),
+        (Kind::Jpeg, ::image::ImageFormat::Jpeg),
+        (Kind::Gif, ::image::ImageFormat::Gif),
+    ] {
+        let data = encode(dynimg.clone(), fmt);
+        assert_eq!(Kind::sniff(&data), Some(kind));
+        let page = image::render(kind, &data, &settings()).unwrap();
+        assert_eq!((page.width(), page.height()), (1728, 2292));
+        // 600 px at 150 dpi = 4 in = 816 fax pixels, centred.
+        let x0 = (1728 - 816) / 2;
+        let share = |xs: std::ops::Range<u32>, ys: std::ops::Range<u32>| {
+            let mut n = 0;
+            let mut k = 0;
+            for y in ys.clone() {
+                for x in xs.clone() {
+                    n += page.get(x, y) as u32;
+                    k += 1;
+                }
+            }
+            n as f64 / k as f64
+        };
+        // 400 px at 150 dpi = 523 fax lines; the stripe is at lines 235..287.
+        assert!(share(x0 + 20..x0 + 380, 20..220) > 0.99, "{kind:?} black half");
+        let grey = share(x0 + 440..x0 + 790, 20..220);
+        assert!((grey - 0.5).abs() < 0.08, "{kind:?} grey half {grey}");
+        assert!(share(x0 + 20..x0 + 790, 245..280) < 0.01, "{kind:?} white stripe");
+        assert!(share(x0 + 20..x0 + 790, 300..520) > 0.4, "{kind:?} lower part");
+        assert!(share(0..1728, 530..2292) == 0.0, "{kind:?} below the image");
+        assert!(share(0..x0 - 5, 0..2292) == 0.0, "{kind:?} left margin");
+    }
+}
+
+#[test]
+fn huge_and_broken_images_are_refused() {
+    // PNG headers claiming 100,000 x 100,000 pixels, and a 1 x 70,000 sliver.
+    for (w, h) in [(100_000u32, 100_000u32), (1, 70_000)] {
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        // A tiny image data chunk (an empty zlib stream) so that the header is
+        // complete, then the end.
+        for (kind, body) in [(&b"IDAT"[..], &b"\x78\x9c\x03\x00\x00\x00\x00\x01"[..]), (b"IEND", b"")] {
+            let mut chunk = kind.to_vec();
+            chunk.extend_from_slice(body);
+            png.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            png.extend_from_slice(&chunk);
+            png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+        }
+        let err = image::render(Kind::Png, &png, &settings()).unwrap_err();
+        assert!(matches!(err, Error::ImageTooLarge { .. }), "{w}x{h}: {err}");
+        assert!(err.to_string().contains("too large"), "{err}");
+    }
+    assert!(matches!(
+        image::render(Kind::Jpeg, b"\xff\xd8\xff\xe0 not really", &settings()),
+        Err(Error::CorruptImage(_))
+    ));
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+// ---------------------------------------------------------------- text
+
+const NORDIC: &str = "Kære kunde. Grød med æbler og blåbær fra Ærø, Øster Åby.\n\
+    Sehr geehrte Frau Müller, Grüße aus Köln: Übergröße, Straße, Äpfel.\n\
+    Szanowny Panie, zażółć gęślą jaźń. Łódź, Kraków, Gdańsk.\n\
+    Café, naïve, élève, façade. Tak for hjælpen!";
+
+#[test]
+fn text_in_several_languages_matches_its_golden_image() {
+    let pages = text::render(NORDIC, &settings()).unwrap();
+    assert_eq!(pages.len(), 1);
+    let page = &pages[0];
+    // Only the top of the page has text.
+    let top = GrayImage {
+        width: WIDTH,
+        height: 400,
+        data: (0..400)
+            .flat_map(|y| (0..WIDTH).map(move |x| (x, y)))
+            .map(|(x, y)| if page.get(x, y) { 0 } else { 255 })
+            .collect(),
+    };
+    assert!(page.black_pixels() > 10_000);
+    for y in 400..page.height() {
+        assert!(page.row(y).iter().all(|&b| b == 0), "ink below the text at row {y}");
+    }
+    golden("text-latin.png", &top);
+}
+
+/// Compares with a golden PNG exactly; a mismatch writes `NAME.failed.png`
+/// beside it. `FAXGATE_BLESS=1` rewrites the golden file.
+fn golden(name: &str, img: &GrayImage) {
+    golden_within(name, img, 1.0);
+}
+
+/// Compares with a golden PNG, requiring at least `min_equal` of the pixels
+/// to be equal.
+fn golden_within(name: &str, img: &GrayImage, min_equal: f64) {
+    let path = fixtures().join("golden").join(name);
+    let encoded = {
+        let g = ::image::GrayImage::from_raw(img.width, img.height, img.data.clone()).unwrap();
+        encode(::image::DynamicImage::ImageLuma8(g), ::image::ImageFormat::Png)
+    };
+    if std::env::var_os("FAXGATE_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &encoded).unwrap();
+    }
+    let want = ::image::open(&path)
+        .unwrap_or_else(|e| panic!("golden {}: {e} (FAXGATE_BLESS=1 writes it)", path.display()))
+        .to_luma8();
+    let equal = if want.width() == img.width && want.height() == img.height {
+        want.as_raw().iter().zip(&img.data).filter(|(a, b)| a == b).count() as f64 / img.data.len() as f64
+    } else {
+        0.0
+    };
+    if equal < min_equal {
+        let failed = path.with_extension("failed.png");
+        std::fs::write(&failed, &encoded).unwrap();
+        panic!("rendering differs from {} ({equal} equal); see {}", path.display(), failed.display());
+    }
+}
+
+#[test]
+fn text_glyphs_are_distinct_and_legible() {
+    // Each accented letter must print differently from its base letter.
+    let s = settings();
+    let ink = |t: &str| text::render(t, &s).unwrap()[0].clone();
+    for (a, b) in [("a", "æ"), ("o", "ø"), ("a", "å"), ("u", "ü"), ("s", "ß"), ("l", "ł"), ("e", "é")] {
+        assert_ne!(ink(a), ink(b), "{a} and {b} print the same");
+    }
+    assert!(ink("ł").black_pixels() > 100);
+}
+
+#[test]
+fn long_text_paginates_and_page_limit_holds() {
+    let body: String = (0..200).map(|i| format!("Linje {i}: {}\n", "ord ".repeat(30))).collect();
+    let pages = text::render(&body, &settings()).unwrap();
+    // 200 lines of 127 characters wrap to 400 lines; 64 a page.
+    let l = text::Layout::body(Paper::A4, Resolution::Fine);
+    assert_eq!(pages.len(), 400usize.div_ceil(l.rows));
+    let mut s = settings();
+    s.limits.max_pages = 3;
+    assert!(matches!(text::render(&body, &s), Err(Error::TooManyPages { limit: 3, .. })));
+    // Letter paper, standard resolution.
+    s.limits.max_pages = 50;
+    s.paper = Paper::Letter;
+    s.resolution = Resolution::Standard;
+    let p = text::render("Hello", &s).unwrap();
+    assert_eq!((p[0].width(), p[0].height()), (1728, 1078));
+}
+
+#[test]
+fn html_body_renders_as_text() {
+    let mut job = Pages::new(settings());
+    job.add_html("<p>Hej <b>Åse</b></p><script>x()</script>").unwrap();
+    let mut plain = Pages::new(settings());
+    plain.add_text("Hej Åse").unwrap();
+    assert_eq!(job.pages(), plain.pages());
+}
+
+// ---------------------------------------------------------------- cover, jobs
+
+#[test]
+fn cover_page_goes_first_and_counts_itself() {
+    let mut job = Pages::new(settings());
+    job.add_text("Side 1").unwrap();
+    job.add_binary(Kind::Pdf, &fixture("chart.pdf")).unwrap();
+    let cover = CoverPage {
+        branding: "Nordisk Fax A/S".into(),
+        from: "jens@example.dk".into(),
+        to: "+45 33 22 11 00".into(),
+        date: "2026-11-27 10:00".into(),
+        comment: "Hej Åse,\nhermed tegningen.".into(),
+        ..CoverPage::default()
+    };
+    job.prepend_cover(&cover).unwrap();
+    let pages = job.pages();
+    assert_eq!(pages.len(), 3);
+    // The cover differs from one that says 2 pages.
+    let two = cover::render(&CoverPage { pages: 2, ..cover.clone() }, &settings()).unwrap();
+    let three = cover::render(&CoverPage { pages: 3, ..cover }, &settings()).unwrap();
+    assert_eq!(pages[0], three);
+    assert_ne!(two, three);
+    assert!(three.black_pixels() > 20_000);
+    let tiff_data = job.to_tiff().unwrap();
+    assert_eq!(tiff::parse(&tiff_data, 50).unwrap().len(), 3);
+}
+
+#[test]
+fn rendered_job_survives_tiff_and_pdf_round_trip_through_poppler() {
+    let mut job = Pages::new(settings());
+    job.add_binary(Kind::Pdf, &fixture("letter.pdf")).unwrap();
+    job.add_text(NORDIC).unwrap();
+    let tiff_data = job.to_tiff().unwrap();
+    let (pdf, n) = topdf::tiff_to_pdf(&tiff_data, &topdf::FaxInfo::default(), 50).unwrap();
+    assert_eq!(n, 3);
+    pdf_check(&pdf);
+    let r = pdftoppm(&pdf, 196);
+    for (a, b) in r.iter().zip(job.pages()) {
+        let agree = agreement(a, b);
+        assert!(agree >= 0.999, "agreement {agree}");
+    }
+}
+
+// ---------------------------------------------------------------- CLI
+
+#[test]
+fn cli_render_and_topdf() {
+    let dir = tmp();
+    let txt = dir.path().join("body.txt");
+    std::fs::write(&txt, NORDIC).unwrap();
+    let out = dir.path().join("pages.tiff");
+    let args = cli::RenderArgs {
+        inputs: vec![fixtures().join("letter.pdf"), txt],
+        out: out.clone(),
+        resolution: Resolution::Superfine,
+        paper: Paper::Letter,
+        dither: Dither::Auto,
+        pdf_renderer: PdfRenderer::Hayro,
+        max_pages: 50,
+        cover: Some("Faxgate".into()),
+        from: "a@example.net".into(),
+        to: "+4512345678".into(),
+        comment: String::new(),
+    };
+    cli::render(&args).unwrap();
+    let (ok, info, _) = run("tiffinfo", &[out.to_str().unwrap()]);
+    assert!(ok);
+    assert_eq!(info.matches("Image Width: 1728 Image Length: 4301").count(), 4, "{info}");
+    assert_eq!(info.matches("Resolution: 204, 391 pixels/inch").count(), 4, "{info}");
+    let pdf = dir.path().join("fax.pdf");
+    cli::topdf(&cli::TopdfArgs { input: out, out: pdf.clone(), from: "+4512345678".into(), max_pages: 100 }).unwrap();
+    let info = pdf_check(&std::fs::read(&pdf).unwrap());
+    assert!(info.contains("Pages:           4"), "{info}");
+}
+
+// ---------------------------------------------------------------- robustness
+
+/// A small deterministic generator (xorshift) for mutations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Flips bytes, cuts and duplicates ranges of `seed`.
+fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    let mut d = seed.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        match rng.below(4) {
+            0 => {
+                let i = rng.below(d.len());
+                d[i] = rng.next() as u8;
+            }
+            1 => {
+                let i = rng.below(d.len());
+                d.truncate(i.max(8));
+            }
+            2 => {
+                let a = rng.below(d.len());
+                let b = (a + rng.below(64)).min(d.len());
+                let chunk = d[a..b].to_vec();
+                let at = rng.below(d.len());
+                d.splice(at..at, chunk);
+            }
+            _ => {
+                // Header-sized fields get extreme values.
+                let i = rng.below(d.len().min(400));
+                let v = [0u8, 0xff, 0x7f, 0x80][rng.below(4)];
+                d[i] = v;
+            }
+        }
+    }
+    d
+}
+
+#[test]
+fn mutated_tiffs_never_panic() {
+    let pages = [test_page(300, 1), test_page(200, 2)];
+    let g4 = g4::write_tiff(&pages, Resolution::Fine);
+    let dir = tmp();
+    let src = dir.path().join("g4.tiff");
+    std::fs::write(&src, &g4).unwrap();
+    let g3 = dir.path().join("g3.tiff");
+    assert!(run("tiffcp", &["-c", "g3:2d", "-r", "50", src.to_str().unwrap(), g3.to_str().unwrap()]).0);
+    let seeds = [g4, std::fs::read(&g3).unwrap()];
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut refused = 0;
+    for round in 0..400 {
+        let data = mutate(&mut rng, &seeds[round % 2]);
+        let res = std::panic::catch_unwind(|| {
+            let a = tiff::render(&data, &settings(), 50).is_err();
+            let b = topdf::tiff_to_pdf(&data, &topdf::FaxInfo::default(), 50).is_err();
+            a || b
+        });
+        match res {
+            Ok(r) => refused += r as usize,
+            Err(_) => {
+                let p = dir.path().join(format!("crash-{round}.tiff"));
+                std::fs::write(&p, &data).unwrap();
+                panic!("round {round} panicked");
+            }
+        }
+    }
+    // The mutations do reach the error paths.
+    assert!(refused > 50, "{refused}");
+}
+
+#[test]
+fn mutated_pdfs_never_panic() {
+    let seeds = [fixture("chart.pdf"), fixture("letter.pdf")];
+    let mut rng = Rng(0xfeed_beef_0bad_cafe);
+    let mut s = settings();
+    s.limits.max_pages = 3;
+    s.resolution = Resolution::Standard;
+    for round in 0..16 {
+        let data = mutate(&mut rng, &seeds[round % 2]);
+        let res = std::panic::catch_unwind(|| pdf::render(&data, &s, 3).map(|p| p.len()));
+        assert!(res.is_ok(), "round {round} panicked");
+    }
+}
+
+#[test]
+fn corpus_pages_match_their_golden_images() {
+    for (name, golden_name) in [("letter.pdf", "letter-p1.png"), ("chart.pdf", "chart.png"), ("scan.pdf", "scan.png")] {
+        let pages = pdf::render(&fixture(name), &settings(), 50).unwrap();
+        // hayro picks its SIMD level at run time; allow one pixel in 2000 to
+        // differ in anti-aliased edges.
+        golden_within(golden_name, &pages[0].to_gray(), 0.9995);
+    }
+}
+
+/// A one-page PDF showing `text` in a font that is not embedded.
+fn pdf_with_font(base_font: &[u8], text: &[u8]) -> Vec<u8> {
+    use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+    let mut pdf = Pdf::new();
+    let (catalog, tree, page, font, content) = (Ref::new(1), Ref::new(2), Ref::new(3), Ref::new(4), Ref::new(5));
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree).kids([page]).count(1);
+    let mut p = pdf.page(page);
+    p.media_box(Rect::new(0.0, 0.0, 595.0, 842.0)).parent(tree).contents(content);
+    p.resources().fonts().pair(Name(b"F1"), font);
+    p.finish();
+    pdf.type1_font(font).base_font(Name(base_font));
+    let mut c = Content::new();
+    c.begin_text().set_font(Name(b"F1"), 24.0).next_line(72.0, 700.0).show(Str(text)).end_text();
+    pdf.stream(content, &c.finish());
+    pdf.finish()
+}
+
+#[test]
+fn missing_fonts_are_substituted_and_empty_documents_refused() {
+    for font in [&b"Helvetica"[..], b"Times-Bold", b"NoSuchFont-Regular"] {
+        let pages = pdf::render(&pdf_with_font(font, b"Missing font, still legible"), &settings(), 50).unwrap();
+        let ink = pages[0].black_pixels();
+        assert!(ink > 2_000, "{}: {ink} black pixels", String::from_utf8_lossy(font));
+    }
+    assert!(matches!(pdf::render(&many_pages(0), &settings(), 50), Err(Error::NoPages)));
+    // A TIFF whose first page offset is 0 has no pages.
+    assert!(matches!(tiff::render(b"II*\0\0\0\0\0", &settings(), 50), Err(Error::NoPages)));
+    let mut job = Pages::new(settings());
+    assert!(matches!(job.add_text(" \r\n\t\x0c "), Err(Error::NoPages)));
+    assert!(matches!(job.add_html("<html><body><p> </p></body></html>"), Err(Error::NoPages)));
+    assert!(matches!(job.finish(), Err(Error::NoPages)));
+}
+
+#[test]
+fn grey_and_colour_tiffs_render_and_jpeg_tiff_is_refused() {
+    let dir = tmp();
+    let pdf_path = fixtures().join("scan.pdf");
+    let mut s = settings();
+    s.resolution = Resolution::Standard;
+    let hayro_ink = pdf::render(&fixture("scan.pdf"), &s, 50).unwrap()[0].black_pixels() as f64;
+    for (name, args) in [
+        ("grey-lzw", &["-gray", "-tiffcompression", "lzw"][..]),
+        ("rgb-packbits", &["-tiffcompression", "packbits"]),
+        ("rgb-deflate", &["-tiffcompression", "deflate"]),
+    ] {
+        let prefix = dir.path().join(name);
+        let mut a = vec!["-tiff", "-r", "100", "-singlefile"];
+        a.extend_from_slice(args);
+        a.push(pdf_path.to_str().unwrap());
+        a.push(prefix.to_str().unwrap());
+        let (ok, _, err) = run("pdftoppm", &a);
+        assert!(ok, "pdftoppm {name}: {err}");
+        let data = std::fs::read(prefix.with_extension("tif")).unwrap();
+        let pages = tiff::render(&data, &s, 50).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(pages.len(), 1);
+        // The same page drawn from a 100 dpi raster has about the same ink as
+        // hayro's drawing of the PDF.
+        let ink = pages[0].black_pixels() as f64;
+        assert!((ink / hayro_ink - 1.0).abs() < 0.15, "{name}: ink {ink} against {hayro_ink}");
+    }
+    let prefix = dir.path().join("jpeg");
+    let (ok, _, _) = run(
+        "pdftoppm",
+        &[
+            "-tiff",
+            "-r",
+            "50",
+            "-singlefile",
+            "-tiffcompression",
+            "jpeg",
+            pdf_path.to_str().unwrap(),
+            prefix.to_str().unwrap(),
+        ],
+    );
+    assert!(ok);
+    let err = tiff::render(&std::fs::read(prefix.with_extension("tif")).unwrap(), &settings(), 50).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedTiff(_)), "{err}");
+    assert!(err.to_string().contains("compression 7"), "{err}");
+}
+
+#[test]
+fn ghostscript_runs_within_its_time_and_memory_limits() {
+    let data = fixture("scan.pdf");
+    let mut s = settings();
+    s.pdf_renderer = PdfRenderer::Ghostscript;
+    s.limits.max_time = Duration::from_millis(1);
+    let t = std::time::Instant::now();
+    assert!(matches!(pdf::render(&data, &s, 50), Err(Error::TimedOut(_))));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    s.limits.max_time = Duration::from_secs(60);
+    s.limits.ghostscript_memory = 8 << 20;
+    let err = pdf::render(&data, &s, 50).unwrap_err();
+    assert!(matches!(err, Error::Ghostscript(_) | Error::CorruptPdf), "{err}");
+    // The fallback setting sends only what hayro cannot read to Ghostscript.
+    s.limits.ghostscript_memory = 1 << 30;
+    s.pdf_renderer = PdfRenderer::HayroThenGhostscript;
+    assert!(matches!(pdf::render(&fixture("encrypted-password.pdf"), &s, 50), Err(Error::PasswordProtected)));
+    assert_eq!(pdf::render(&data, &s, 50).unwrap().len(), 1);
+}
