@@ -17,6 +17,7 @@ pub mod config;
 pub mod daemon;
 pub mod directory;
 mod error;
+pub mod mail;
 pub mod store;
 pub mod types;
 

@@ -185,8 +185,14 @@ fn path_and_params<'a>(rest: &'a str, keyword: &'static str) -> Result<(String, 
     if path.len() > MAX_PATH {
         return Err(ParseError::Syntax("address too long"));
     }
-    if path.chars().any(char::is_whitespace) {
-        return Err(ParseError::Syntax("address must not contain spaces"));
+    // Spaces are allowed only inside a quoted local part (`"+45 33 22 11 00"@fax.example`).
+    let mut quoted = false;
+    for c in path.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => return Err(ParseError::Syntax("address must not contain spaces")),
+            _ => {}
+        }
     }
     if !path.is_empty() {
         let (local, domain) = path.rsplit_once('@').ok_or(ParseError::Syntax("address must be user@domain"))?;
@@ -274,6 +280,11 @@ mod tests {
             p("RCPT TO:<+4533221100@fax.example>"),
             Ok(Command::Rcpt { to: "+4533221100@fax.example".into(), params: vec![] })
         );
+        assert_eq!(
+            p("RCPT TO:<\"+45 33 22 11 00\"@fax.example>"),
+            Ok(Command::Rcpt { to: "\"+45 33 22 11 00\"@fax.example".into(), params: vec![] })
+        );
+        assert_eq!(p("RCPT TO:<a b@fax.example>"), Err(ParseError::Syntax("address must not contain spaces")));
         assert_eq!(p("RCPT TO:<>"), Err(ParseError::Syntax("syntax: RCPT TO:<address>")));
         assert_eq!(p("RCPT FROM:<a@b>"), Err(ParseError::Syntax("syntax: RCPT TO:<address>")));
         let long = format!("RCPT TO:<{}@b>", "a".repeat(300));

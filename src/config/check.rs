@@ -150,6 +150,20 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
     if c.admin.socket.as_os_str().len() > 100 {
         push(&["admin", "socket"], "path is too long for a Unix socket (at most 100 bytes)".into());
     }
+    if c.smtp.certificate.is_some() != c.smtp.key.is_some() {
+        push(&["smtp", "certificate"], "certificate and key go together: set both or neither".into());
+    }
+    for (i, l) in c.smtp.listen.iter().enumerate() {
+        if l.mode != super::SmtpMode::Smtp && c.smtp.certificate.is_none() {
+            push(
+                &["smtp", "listen", &i.to_string(), "mode"],
+                format!("{:?} needs TLS: set smtp.certificate and smtp.key", l.mode).to_lowercase(),
+            );
+        }
+    }
+    if c.smtp.max_recipients == 0 || c.smtp.max_errors == 0 || c.smtp.idle_timeout == 0 {
+        push(&["smtp"], "max_recipients, max_errors and idle_timeout must be at least 1".into());
+    }
     if c.storage.data_dir.as_os_str().is_empty() {
         push(&["storage", "data_dir"], "must not be empty".into());
     }
