@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Status};
 use crate::clock::SystemClock;
 use crate::config::{Config, Origin};
-use crate::directory::Directory;
 use crate::config::{SmtpConfig, SmtpMode};
+use crate::directory::Directory;
 use crate::mail::{MailPolicy, Spool, dmarc::Dmarc};
 use crate::store::Store;
 use faxgate_smtp::server::{Listener, Tls};
@@ -113,7 +113,10 @@ pub async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(admin::server::run(listener, socket_path.clone(), directory.clone(), status, shutdown.clone()));
     let smtp = smtp_listeners(&config.smtp).await?;
-    let smtp_addresses: Vec<String> = smtp.iter().map(|(what, l)| format!("{what} {}", l.socket.local_addr().map(|a| a.to_string()).unwrap_or_default())).collect();
+    let smtp_addresses: Vec<String> = smtp
+        .iter()
+        .map(|(what, l)| format!("{what} {}", l.socket.local_addr().map(|a| a.to_string()).unwrap_or_default()))
+        .collect();
     if !smtp.is_empty() {
         let hostname = &config.smtp.hostname;
         let policy = Arc::new(MailPolicy::new(directory.clone()));

@@ -58,9 +58,8 @@ impl Dmarc {
         let message = AuthenticatedMessage::parse(data).ok_or_else(|| refused("the message cannot be parsed"))?;
         let a = &self.authenticator;
         let dkim = a.verify_dkim(&message).await;
-        let spf = a
-            .verify_spf(SpfParameters::verify_mail_from(context.peer, &context.helo, &self.hostname, mail_from))
-            .await;
+        let spf =
+            a.verify_spf(SpfParameters::verify_mail_from(context.peer, &context.helo, &self.hostname, mail_from)).await;
         let dmarc = a
             .verify_dmarc(
                 DmarcParameters::new(&message, &dkim, from_domain, &spf)

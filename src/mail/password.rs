@@ -1,8 +1,8 @@
 //! SMTP AUTH passwords: stored only as argon2id PHC strings (RFC 9106),
 //! sealed with the account's key inside its sender entry.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 
 use crate::Error;
 

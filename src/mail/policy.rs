@@ -65,9 +65,9 @@ impl MailPolicy {
             if from.is_empty() {
                 return Err(refuse(550, Enhanced(5, 7, 1), "the null sender may not send faxes"));
             }
-            let addr: EmailAddress = from
-                .parse()
-                .map_err(|e: crate::types::AddressError| refuse(553, Enhanced(5, 1, 7), format!("bad sender address: {e}")))?;
+            let addr: EmailAddress = from.parse().map_err(|e: crate::types::AddressError| {
+                refuse(553, Enhanced(5, 1, 7), format!("bad sender address: {e}"))
+            })?;
             match self.directory.lookup_sender(&addr) {
                 Ok(Some(s)) if s.auth == SenderAuth::SmtpAuth => {
                     return Err(refuse(
@@ -102,12 +102,20 @@ impl MailPolicy {
         let tenant = match self.directory.tenant_for_domain(&domain) {
             Ok(Some(t)) => t,
             Ok(None) => {
-                return Err(refuse(550, Enhanced(5, 7, 1), format!("relaying denied: {domain} is not a fax domain here")));
+                return Err(refuse(
+                    550,
+                    Enhanced(5, 7, 1),
+                    format!("relaying denied: {domain} is not a fax domain here"),
+                ));
             }
             Err(e) => return Err(internal(&e)),
         };
         if tenant.id != sender.tenant {
-            return Err(refuse(550, Enhanced(5, 7, 1), format!("relaying denied: this sender may not fax through {domain}")));
+            return Err(refuse(
+                550,
+                Enhanced(5, 7, 1),
+                format!("relaying denied: this sender may not fax through {domain}"),
+            ));
         }
         address::number(&local, tenant.default_country).map_err(|e| match e {
             RecipientError::Malformed(m) | RecipientError::BadNumber(m) => refuse(550, Enhanced(5, 1, 3), m),

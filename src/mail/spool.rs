@@ -107,7 +107,7 @@ pub fn message_id(data: &[u8]) -> Option<String> {
             }
             break;
         }
-        if line.len() > 11 && line[..11].eq_ignore_ascii_case(b"message-id:") {
+        if line.len() >= 11 && line[..11].eq_ignore_ascii_case(b"message-id:") {
             found = Some(String::from_utf8_lossy(&line[11..]).trim().to_owned());
         }
     }
@@ -158,8 +158,10 @@ impl Spool {
     }
 
     fn dedupe_key(&self, mail_from: &str, message_id: Option<&str>, sha256: &str) -> Vec<u8> {
-        let blinded =
-            self.inner.store.blind("mail-dedupe", &format!("{}\0{}\0{sha256}", mail_from.to_lowercase(), message_id.unwrap_or("")));
+        let blinded = self
+            .inner
+            .store
+            .blind("mail-dedupe", &format!("{}\0{}\0{sha256}", mail_from.to_lowercase(), message_id.unwrap_or("")));
         [b"d\0".as_slice(), &blinded].concat()
     }
 
@@ -180,9 +182,8 @@ impl Spool {
             }
         }
         let kid = KeyId::job(&job.id.to_text())?;
-        let received = jiff::fmt::rfc2822::DateTimePrinter::new()
-            .timestamp_to_string(&job.received)
-            .unwrap_or_default();
+        let received =
+            jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_string(&job.received).unwrap_or_default();
         let trace = format!(
             "Received: from {} ([{}])\r\n\tby {} with ESMTP{}{} id {};\r\n\t{received}\r\n",
             sanitize(&job.helo),
