@@ -4,7 +4,9 @@
 #   libtiff-dev libclang-dev clang pkg-config libjpeg-dev  build spandsp (spandsp-sys, bindgen)
 #   libtiff-tools poppler-utils qpdf ghostscript            independent checks of TIFFs and PDFs
 #   systemd                                                 systemd-analyze, to verify the unit
-FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd"
+#   swaks python3 python3-aiosmtpd                          real SMTP clients and a relay in the mail tests
+#   postfix                                                 smtp-source/smtp-sink for the mail benchmark
+FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd swaks python3 python3-aiosmtpd postfix"
 
 ensure_packages() {
     local missing=()
@@ -16,5 +18,7 @@ ensure_packages() {
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
+    # postfix asks how to configure itself; faxgate only needs its tools.
+    echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }

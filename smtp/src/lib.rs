@@ -13,10 +13,13 @@
 //! - [`server`]: the thin tokio layer: listeners, connection limits, TLS
 //!   (STARTTLS, RFC 3207, and implicit TLS), one task per connection.
 //! - [`tls`]: the rustls server configuration from PEM files.
+//! - [`outgoing`]: outgoing mail through lettre: MIME building, a relay
+//!   (STARTTLS, implicit TLS, AUTH) or a local Maildir.
 //! - [`Error`]: the crate's one error type.
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod outgoing;
 pub mod reply;
 pub mod server;
 pub mod session;
@@ -53,6 +56,9 @@ pub enum Error {
     /// An I/O error on a mail connection.
     #[error("mail I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// An outgoing message cannot be built.
+    #[error("outgoing mail: {0}")]
+    Message(String),
     /// A certificate or key file cannot be read or used.
     #[error("TLS {what} {path}: {reason}")]
     Tls {
