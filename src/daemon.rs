@@ -25,6 +25,46 @@ use crate::store::Store;
 use faxgate_smtp::server::{Listener, Tls};
 use faxgate_smtp::{Limits, SessionConfig};
 
+/// The way out for faxgate's own mail.
+async fn outgoing(c: &Config) -> anyhow::Result<faxgate_smtp::outgoing::Outgoing> {
+    use crate::config::{MailTransport, RelayTlsMode};
+    use faxgate_smtp::outgoing::{Destination, Outgoing, RelayTls};
+    let m = &c.mail;
+    let d = match m.transport {
+        MailTransport::Maildir => {
+            Destination::Maildir(m.maildir.clone().unwrap_or_else(|| c.storage.data_dir.join("maildir")))
+        }
+        MailTransport::Relay => {
+            let password = match &m.relay_password_file {
+                Some(p) => Some(
+                    tokio::fs::read_to_string(p)
+                        .await
+                        .with_context(|| format!("cannot read the relay password from {}", p.display()))?
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned(),
+                ),
+                None => None,
+            };
+            Destination::Relay {
+                host: m.relay_host.clone().context("mail.relay_host is not set")?,
+                port: m.relay_port,
+                tls: match m.relay_tls {
+                    RelayTlsMode::Starttls => RelayTls::StartTls,
+                    RelayTlsMode::Tls => RelayTls::Implicit,
+                    RelayTlsMode::None => RelayTls::None,
+                },
+                credentials: m.relay_user.clone().zip(password),
+                ca: m.relay_ca.clone(),
+                timeout: std::time::Duration::from_secs(m.relay_timeout),
+            }
+        }
+    };
+    let d2 = d.clone();
+    Ok(tokio::task::spawn_blocking(move || Outgoing::new(&d2)).await??)
+}
+
 /// Binds the SMTP listeners of the configuration, each with what it is
 /// announced as (`smtp`, `submission`, `smtps`).
 async fn smtp_listeners(c: &SmtpConfig) -> anyhow::Result<Vec<(&'static str, Listener)>> {
@@ -117,6 +157,9 @@ pub async fn serve(
         .iter()
         .map(|(what, l)| format!("{what} {}", l.socket.local_addr().map(|a| a.to_string()).unwrap_or_default()))
         .collect();
+    let outgoing = outgoing(&config).await?;
+    let outbox = crate::mail::outbox::Outbox::open(&store, Arc::new(SystemClock))?;
+    tasks.spawn(outbox.run(outgoing, shutdown.clone()));
     if !smtp.is_empty() {
         let hostname = &config.smtp.hostname;
         let policy = Arc::new(MailPolicy::new(directory.clone()));

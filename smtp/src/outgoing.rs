@@ -217,10 +217,10 @@ impl Outgoing {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| perm(e.to_string()))?;
                 let envelope = lettre::address::Envelope::new(Some(from), to).map_err(|e| perm(e.to_string()))?;
-                t.send_raw(&envelope, raw).await.map(drop).map_err(|e| SendError {
-                    permanent: e.is_permanent(),
-                    reason: format!("relay: {e}"),
-                })
+                t.send_raw(&envelope, raw)
+                    .await
+                    .map(drop)
+                    .map_err(|e| SendError { permanent: e.is_permanent(), reason: format!("relay: {e}") })
             }
             Way::Maildir(dir) => {
                 let dir = dir.clone();

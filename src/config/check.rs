@@ -164,6 +164,12 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
     if c.smtp.max_recipients == 0 || c.smtp.max_errors == 0 || c.smtp.idle_timeout == 0 {
         push(&["smtp"], "max_recipients, max_errors and idle_timeout must be at least 1".into());
     }
+    if c.mail.transport == super::MailTransport::Relay && c.mail.relay_host.is_none() {
+        push(&["mail", "relay_host"], "transport = \"relay\" needs relay_host".into());
+    }
+    if c.mail.relay_user.is_some() != c.mail.relay_password_file.is_some() {
+        push(&["mail", "relay_user"], "relay_user and relay_password_file go together".into());
+    }
     if c.storage.data_dir.as_os_str().is_empty() {
         push(&["storage", "data_dir"], "must not be empty".into());
     }

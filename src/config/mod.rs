@@ -37,6 +37,89 @@ pub struct Config {
     /// The SMTP listener (mail to fax).
     #[serde(default)]
     pub smtp: SmtpConfig,
+    /// Outgoing mail (received faxes, reports).
+    #[serde(default)]
+    pub mail: MailConfig,
+}
+
+/// How faxgate's own mail leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// Into a local Maildir.
+    #[default]
+    Maildir,
+    /// Through an SMTP relay.
+    Relay,
+}
+
+/// TLS to the relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayTlsMode {
+    /// STARTTLS, required.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// Plaintext: a relay on the same host only.
+    None,
+}
+
+/// `[mail]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// "maildir" or "relay".
+    #[serde(default)]
+    pub transport: MailTransport,
+    /// The Maildir; `<data_dir>/maildir` when not set.
+    #[serde(default)]
+    pub maildir: Option<PathBuf>,
+    /// The relay's host name.
+    #[serde(default)]
+    pub relay_host: Option<String>,
+    /// The relay's port.
+    #[serde(default = "default_relay_port")]
+    pub relay_port: u16,
+    /// TLS to the relay.
+    #[serde(default)]
+    pub relay_tls: RelayTlsMode,
+    /// AUTH user name at the relay.
+    #[serde(default)]
+    pub relay_user: Option<String>,
+    /// A file holding the AUTH password (first line).
+    #[serde(default)]
+    pub relay_password_file: Option<PathBuf>,
+    /// An extra trusted root certificate (PEM) for the relay.
+    #[serde(default)]
+    pub relay_ca: Option<PathBuf>,
+    /// Seconds to wait for the relay.
+    #[serde(default = "default_relay_timeout")]
+    pub relay_timeout: u64,
+}
+
+fn default_relay_port() -> u16 {
+    587
+}
+fn default_relay_timeout() -> u64 {
+    30
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            transport: MailTransport::Maildir,
+            maildir: None,
+            relay_host: None,
+            relay_port: default_relay_port(),
+            relay_tls: RelayTlsMode::Starttls,
+            relay_user: None,
+            relay_password_file: None,
+            relay_ca: None,
+            relay_timeout: default_relay_timeout(),
+        }
+    }
 }
 
 /// `[smtp]`
@@ -307,6 +390,9 @@ impl Config {
         }
         if self.smtp != new.smtp {
             v.push("smtp");
+        }
+        if self.mail != new.mail {
+            v.push("mail");
         }
         v
     }

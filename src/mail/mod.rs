@@ -10,12 +10,14 @@
 //! - [`spool`]: accepted messages and their job records, sealed with the
 //!   job's key and flushed before the `250`; the duplicate index.
 //! - [`password`]: argon2 hashes of SMTP AUTH passwords.
+//! - [`outbox`]: mail faxgate sends, kept until the relay accepts it, with retries.
 //!
 //! [`Policy`]: faxgate_smtp::Policy
 //! [`Sink`]: faxgate_smtp::Sink
 
 pub mod address;
 pub mod dmarc;
+pub mod outbox;
 pub mod password;
 pub mod policy;
 pub mod spool;

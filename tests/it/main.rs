@@ -9,4 +9,5 @@ mod daemon;
 mod directory;
 mod durability;
 mod mail;
+mod outbox;
 mod systemd;
