@@ -267,3 +267,142 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    use super::*;
+    use crate::session::{Context, Message, Transaction};
+    use crate::{MailParams, Policy, Sink};
+
+    struct Accept;
+
+    impl Policy for Accept {
+        async fn auth(&self, _: &Context, user: &str, password: &str) -> Reply {
+            if (user, password) == ("u@x.test", "pw") {
+                Reply::new(235, Enhanced(2, 7, 0), "ok")
+            } else {
+                Reply::new(535, Enhanced(5, 7, 8), "no")
+            }
+        }
+        async fn mail_from(&self, _: &Context, _: &str, _: &MailParams) -> Reply {
+            Reply::ok("sender ok")
+        }
+        async fn rcpt_to(&self, _: &Context, _: &Transaction, _: &str) -> Reply {
+            Reply::ok("rcpt ok")
+        }
+    }
+
+    impl Sink for Accept {
+        async fn deliver(&self, m: Message) -> Reply {
+            Reply::ok(format!("stored {} octets", m.data.len()))
+        }
+    }
+
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn connection_limit_per_address() {
+        let limit = ConnectionLimit::new(2);
+        let a = limit.acquire(PEER).unwrap();
+        let _b = limit.acquire(PEER).unwrap();
+        assert!(limit.acquire(PEER).is_none());
+        assert!(limit.acquire(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))).is_some(), "another address has its own count");
+        drop(a);
+        assert!(limit.acquire(PEER).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_timeout_closes_the_connection_in_paused_time() {
+        let (client, server) = tokio::io::duplex(4096);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(async move {
+            let config = Arc::new(SessionConfig::default());
+            serve(server, PEER, false, None, config, &Accept, &Accept, &shutdown).await
+        });
+        let (r, mut w) = tokio::io::split(client);
+        let mut r = BufReader::new(r);
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        assert!(line.starts_with("220 "));
+        w.write_all(b"NOOP\r\n").await.unwrap();
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "250 2.0.0 OK\r\n");
+        let started = tokio::time::Instant::now();
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "421 4.4.2 idle too long, closing connection\r\n");
+        assert!(started.elapsed() >= Duration::from_secs(60));
+        task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn starttls_and_auth_over_a_pipe() {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let acceptor = crate::tls::acceptor_from_der(
+            vec![ck.cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into()),
+        )
+        .unwrap();
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(async move {
+            let config = Arc::new(SessionConfig { starttls: true, ..SessionConfig::default() });
+            serve(server, PEER, false, Some(&acceptor), config, &Accept, &Accept, &shutdown).await
+        });
+        let mut c = BufReader::new(client);
+        let mut line = String::new();
+        c.read_line(&mut line).await.unwrap();
+        c.get_mut().write_all(b"EHLO c\r\nSTARTTLS\r\n").await.unwrap();
+        loop {
+            line.clear();
+            c.read_line(&mut line).await.unwrap();
+            if line.starts_with("220 ") {
+                break;
+            }
+        }
+        assert_eq!(line, "220 2.0.0 ready to start TLS\r\n");
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        roots.add(ck.cert.der().clone()).unwrap();
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let cfg = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        let tls = connector.connect("localhost".try_into().unwrap(), c.into_inner()).await.unwrap();
+        let mut t = BufReader::new(tls);
+        // AUTH PLAIN "\0u@x.test\0pw", then a whole transaction, pipelined.
+        t.get_mut()
+            .write_all(
+                b"EHLO c\r\nAUTH PLAIN AHVAeC50ZXN0AHB3\r\nMAIL FROM:<u@x.test>\r\nRCPT TO:<1@f.test>\r\nDATA\r\n",
+            )
+            .await
+            .unwrap();
+        let mut got = String::new();
+        while !got.ends_with("354 end data with <CR><LF>.<CR><LF>\r\n") {
+            line.clear();
+            t.read_line(&mut line).await.unwrap();
+            got.push_str(&line);
+        }
+        assert!(got.contains("250 AUTH PLAIN LOGIN\r\n"), "{got}");
+        assert!(got.contains("235 2.7.0 ok\r\n250 2.0.0 sender ok\r\n250 2.0.0 rcpt ok\r\n"), "{got}");
+        t.get_mut().write_all(b"hello\r\n.\r\nQUIT\r\n").await.unwrap();
+        let mut rest = String::new();
+        while !rest.ends_with("221 2.0.0 bye\r\n") {
+            line.clear();
+            if t.read_line(&mut line).await.unwrap() == 0 {
+                break;
+            }
+            rest.push_str(&line);
+        }
+        assert_eq!(rest, "250 2.0.0 stored 7 octets\r\n221 2.0.0 bye\r\n");
+        task.await.unwrap().unwrap();
+    }
+}
