@@ -53,16 +53,16 @@ fax_domains = ["fax.other.test"]
 paper = "a4"
 "#;
 
-struct Mail {
-    setup: Setup,
-    daemon: Daemon,
-    smtp: String,
+pub struct Mail {
+    pub setup: Setup,
+    pub daemon: Daemon,
+    pub smtp: String,
     submission: String,
     ca: PathBuf,
     _dns: DnsFixture,
 }
 
-fn start() -> Mail {
+pub fn start() -> Mail {
     let dns = DnsFixture::start(&[
         ("customer.test", "v=spf1 ip4:127.0.0.1 -all"),
         ("_dmarc.customer.test", "v=DMARC1; p=reject"),
@@ -102,7 +102,7 @@ fn start() -> Mail {
     Mail { setup, daemon, smtp, submission, ca: cert, _dns: dns }
 }
 
-fn swaks(server: &str, args: &[&str]) -> String {
+pub fn swaks(server: &str, args: &[&str]) -> String {
     let out = Command::new("swaks")
         .args(["--server", server, "--timeout", "20", "--helo", "client.test"])
         .args(args)

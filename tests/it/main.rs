@@ -10,4 +10,5 @@ mod directory;
 mod durability;
 mod mail;
 mod outbox;
+mod postfix;
 mod systemd;
