@@ -58,6 +58,7 @@ pub struct Mail {
     pub daemon: Daemon,
     pub smtp: String,
     submission: String,
+    smtps: String,
     ca: PathBuf,
     _dns: DnsFixture,
 }
@@ -81,7 +82,8 @@ pub fn start() -> Mail {
         format!(
             "{config}\n[smtp]\nhostname = \"fax.acme.test\"\ncertificate = \"{}\"\nkey = \"{}\"\n\
              dns_servers = [\"{}\"]\n\n[[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"smtp\"\n\n\
-             [[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"submission\"\n",
+             [[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"submission\"\n\n\
+             [[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"smtps\"\n",
             cert.display(),
             key.display(),
             dns.addr
@@ -99,7 +101,8 @@ pub fn start() -> Mail {
     let daemon = setup.start();
     let smtp = daemon.announced("smtp");
     let submission = daemon.announced("submission");
-    Mail { setup, daemon, smtp, submission, ca: cert, _dns: dns }
+    let smtps = daemon.announced("smtps");
+    Mail { setup, daemon, smtp, submission, smtps, ca: cert, _dns: dns }
 }
 
 pub fn swaks(server: &str, args: &[&str]) -> String {
@@ -184,6 +187,36 @@ s.quit()
     assert!(text.contains("rcpt (250, b'2.1.5 fax to +4570203040 ok')"), "{text}");
     assert!(text.contains("data (250, b'2.0.0 queued as job-"), "{text}");
     m.daemon.wait_for_log("mail accepted");
+}
+
+#[test]
+fn smtplib_over_implicit_tls() {
+    let m = start();
+    let (host, port) = m.smtps.rsplit_once(':').unwrap();
+    let script = format!(
+        r#"
+import smtplib, ssl
+ctx = ssl.create_default_context(cafile="{ca}")
+s = smtplib.SMTP_SSL("{host}", {port}, local_hostname="client.test", context=ctx)
+s.ehlo()
+print("starttls-offered", "starttls" in s.esmtp_features)
+print("mail-before-auth", s.mail("boss@customer.test"))
+s.rset()
+s.login("boss@customer.test", "{pw}")
+print("mail", s.mail("boss@customer.test"))
+print("rcpt", s.rcpt("+4533221100@fax.acme.test"))
+print("data", s.data(b"Subject: over TLS\r\n\r\nhello\r\n"))
+s.quit()
+"#,
+        ca = m.ca.display(),
+        pw = PASSWORD
+    );
+    let out = Command::new(PYTHON).arg("-c").arg(&script).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}\n{}", String::from_utf8_lossy(&out.stderr), m.daemon.log());
+    assert!(text.contains("starttls-offered False"), "{text}");
+    assert!(text.contains("mail-before-auth (530, b'5.7.0 authentication required')"), "{text}");
+    assert!(text.contains("data (250, b'2.0.0 queued as job-"), "{text}");
 }
 
 #[test]
