@@ -83,6 +83,13 @@ pub struct MailParams {
     pub smtputf8: bool,
 }
 
+impl MailParams {
+    /// The message is declared 8-bit (BODY=8BITMIME).
+    pub fn is_8bit(&self) -> bool {
+        self.body == Body::EightBitMime
+    }
+}
+
 /// Why a line is not a valid command; each names the reply it earns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ParseError {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use crate::command::{self, Body, Command, MAX_COMMAND_LINE, MailParams, ParseError};
+use crate::command::{self, Command, MAX_COMMAND_LINE, MailParams, ParseError};
 use crate::reply::{Enhanced, Reply};
 
 /// The limits of a session.
@@ -730,13 +730,6 @@ fn parse_error_reply(e: &ParseError) -> Reply {
         ParseError::UnknownCommand | ParseError::BadCharacters => Reply::new(500, E_SYNTAX, e.to_string()),
         ParseError::Syntax(_) => Reply::new(501, E_PARAM, e.to_string()),
         ParseError::UnsupportedParameter(_) => Reply::new(555, E_PARAM, e.to_string()),
-    }
-}
-
-impl MailParams {
-    /// The message is declared 8-bit (BODY=8BITMIME).
-    pub fn is_8bit(&self) -> bool {
-        self.body == Body::EightBitMime
     }
 }
 
