@@ -21,11 +21,12 @@ cargo build --release --bin faxgate --example smtp_load
 bin=$target/release/faxgate
 load=$target/release/examples/smtp_load
 work=$(mktemp -d /tmp/faxgate-bench.XXXXXX)
+chmod 755 "$work"   # the postfix user must reach its data directory
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     postfix -c "$work/postfix/etc" stop >/dev/null 2>&1 || true
-    rm -rf "$work"
+    [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -158,7 +159,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 EOF2
 } >"$pf/etc/master.cf"
 postfix -c "$pf/etc" set-permissions >/dev/null 2>&1 || true
-postfix -c "$pf/etc" start
+postfix -c "$pf/etc" start || { script -qc "postfix -c $pf/etc check" /dev/null; exit 1; }
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$pf_port") 2>/dev/null && break; sleep 0.1; done
 
 run() {

@@ -12,6 +12,7 @@
 //! the `.` and before the `250`. The index holds only a blinded key.
 
 use std::net::IpAddr;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use faxgate_retention::KeyId;
@@ -77,7 +78,19 @@ struct Inner {
     dmarc: Dmarc,
     clock: Arc<dyn Clock>,
     hostname: String,
-    write: Mutex<()>,
+    /// Duplicate keys of the messages being stored right now: the same
+    /// message is not stored twice at once, while different messages are
+    /// written and flushed in parallel (sled groups their flushes).
+    in_flight: Mutex<HashSet<Vec<u8>>>,
+}
+
+/// Removes its key from the in-flight set when dropped.
+struct InFlight<'a>(&'a Mutex<HashSet<Vec<u8>>>, Vec<u8>);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.1);
+    }
 }
 
 fn job_key(id: &JobId) -> Vec<u8> {
@@ -132,7 +145,7 @@ impl Spool {
                 dmarc,
                 clock,
                 hostname: hostname.to_owned(),
-                write: Mutex::new(()),
+                in_flight: Mutex::new(HashSet::new()),
             }),
         })
     }
@@ -166,11 +179,16 @@ impl Spool {
     }
 
     /// Stores `job` and `message` durably unless the same message is there
-    /// already; returns the job id the client is told.
-    fn store(&self, job: MailJob, data: &[u8]) -> Result<(JobId, bool), Error> {
+    /// already; returns the job id the client is told, and whether it was
+    /// there already. `None` when the same message is being stored by
+    /// another session right now.
+    fn store(&self, job: MailJob, data: &[u8]) -> Result<Option<(JobId, bool)>, Error> {
         let t = &self.inner.tree;
         let dedupe = self.dedupe_key(&job.mail_from, job.message_id.as_deref(), &job.sha256);
-        let _g = self.inner.write.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.inner.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(dedupe.clone()) {
+            return Ok(None);
+        }
+        let _in_flight = InFlight(&self.inner.in_flight, dedupe.clone());
         if let Some(v) = t.get_plain(&dedupe)? {
             let text = String::from_utf8_lossy(&v);
             if let Some((id, ms)) = text.split_once(' ')
@@ -178,7 +196,7 @@ impl Spool {
                 && let Ok(then) = Timestamp::from_millisecond(ms)
                 && job.received.duration_since(then) < DEDUPE_WINDOW
             {
-                return Ok((id, true));
+                return Ok(Some((id, true)));
             }
         }
         let kid = KeyId::job(&job.id.to_text())?;
@@ -202,7 +220,7 @@ impl Spool {
         b.put_plain(&pending_key(&job.id), b"");
         b.put_plain(&dedupe, format!("{} {}", job.id, job.received.as_millisecond()).as_bytes());
         t.apply(b)?;
-        Ok((job.id, false))
+        Ok(Some((job.id, false)))
     }
 }
 
@@ -249,11 +267,14 @@ impl Sink for Spool {
         };
         let this = self.clone();
         match tokio::task::spawn_blocking(move || this.store(job, &data)).await {
-            Ok(Ok((id, false))) => {
+            Ok(Ok(None)) => {
+                Reply::new(451, Enhanced(4, 3, 0), "the same message is being stored right now; try again later")
+            }
+            Ok(Ok(Some((id, false)))) => {
                 tracing::info!(job = %id, "mail accepted");
                 Reply::new(250, Enhanced(2, 0, 0), format!("queued as {id}"))
             }
-            Ok(Ok((id, true))) => {
+            Ok(Ok(Some((id, true)))) => {
                 tracing::info!(job = %id, "duplicate mail acknowledged, not queued again");
                 Reply::new(250, Enhanced(2, 0, 0), format!("already queued as {id}; not faxed twice"))
             }
