@@ -11,8 +11,8 @@
 //! and not faxed twice: mail clients resend when a connection drops after
 //! the `.` and before the `250`. The index holds only a blinded key.
 
-use std::net::IpAddr;
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use faxgate_retention::KeyId;

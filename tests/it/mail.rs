@@ -343,3 +343,38 @@ fn resubmission_is_acknowledged_not_queued_twice_and_nothing_is_stored_in_plaint
         }
     }
 }
+
+#[test]
+fn connections_per_client_address_are_limited() {
+    let setup = Setup::new();
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        format!("{config}\n[smtp]\nmax_connections_per_address = 2\n[[smtp.listen]]\naddress = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
+    let daemon = setup.start();
+    let addr = daemon.announced("smtp");
+    let greet = |s: &TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        line
+    };
+    let a = TcpStream::connect(&addr).unwrap();
+    let b = TcpStream::connect(&addr).unwrap();
+    assert!(greet(&a).starts_with("220 ") && greet(&b).starts_with("220 "));
+    let c = TcpStream::connect(&addr).unwrap();
+    assert_eq!(greet(&c), "421 4.7.0 too many connections from your address, try again later\r\n");
+    drop(a);
+    // The slot is freed when the server sees the close; try until it has.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = TcpStream::connect(&addr).unwrap();
+        if greet(&d).starts_with("220 ") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the slot was never freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
