@@ -12,7 +12,7 @@ use crate::dns::DnsFixture;
 use crate::harness::{Daemon, Setup, files_under};
 
 const PYTHON: &str = "/usr/bin/python3";
-const PASSWORD: &str = "fax-secret-42";
+pub const PASSWORD: &str = "fax-secret-42";
 
 const DIRECTORY: &str = r#"
 [[tenant]]
@@ -57,9 +57,9 @@ pub struct Mail {
     pub setup: Setup,
     pub daemon: Daemon,
     pub smtp: String,
-    submission: String,
-    smtps: String,
-    ca: PathBuf,
+    pub submission: String,
+    pub smtps: String,
+    pub ca: PathBuf,
     _dns: DnsFixture,
 }
 

@@ -191,3 +191,44 @@ async fn maildir_way_out() {
     assert_eq!(got.len(), 1);
     assert!(got[0].contains("Subject: Rapport: fax sendt"), "{}", got[0]);
 }
+
+/// faxgate's own submission ports as the relay: STARTTLS (587) and implicit
+/// TLS (465), each with AUTH, the certificate trusted through `relay_ca`.
+#[tokio::test(flavor = "multi_thread")]
+async fn relay_with_starttls_or_implicit_tls_and_auth() {
+    let m = tokio::task::spawn_blocking(crate::mail::start).await.unwrap();
+    let (_tmp, outbox, _clock) = setup();
+    for (addr, tls) in [(&m.submission, RelayTls::StartTls), (&m.smtps, RelayTls::Implicit)] {
+        let (host, port) = addr.rsplit_once(':').unwrap();
+        let out = Outgoing::new(&Destination::Relay {
+            host: host.into(),
+            port: port.parse().unwrap(),
+            tls,
+            credentials: Some(("boss@customer.test".into(), crate::mail::PASSWORD.into())),
+            ca: Some(m.ca.clone()),
+            timeout: Duration::from_secs(20),
+        })
+        .unwrap();
+        outbox.enqueue(&tenant(), &["33221100@fax.acme.test".into()], "Fax, bitte", "Anbei.", vec![]).unwrap();
+        assert_eq!(outbox.run_due(&out).await.unwrap(), 1, "{tls:?}: {:?}\n{}", outbox.list().unwrap(), m.daemon.log());
+    }
+    assert!(outbox.list().unwrap().is_empty());
+    assert_eq!(m.daemon.log().matches("mail accepted").count(), 2, "{}", m.daemon.log());
+
+    // A wrong password is a permanent refusal (535).
+    let (host, port) = m.submission.rsplit_once(':').unwrap();
+    let out = Outgoing::new(&Destination::Relay {
+        host: host.into(),
+        port: port.parse().unwrap(),
+        tls: RelayTls::StartTls,
+        credentials: Some(("boss@customer.test".into(), "wrong password".into())),
+        ca: Some(m.ca.clone()),
+        timeout: Duration::from_secs(20),
+    })
+    .unwrap();
+    outbox.enqueue(&tenant(), &["33221100@fax.acme.test".into()], "x", "y", vec![]).unwrap();
+    assert_eq!(outbox.run_due(&out).await.unwrap(), 0);
+    let r = &outbox.list().unwrap()[0];
+    assert_eq!(r.state, OutState::Failed, "{r:?}");
+    assert!(r.last_error.as_deref().unwrap().contains("535"), "{r:?}");
+}
