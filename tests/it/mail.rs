@@ -42,6 +42,10 @@ auth = "dmarc"
 sender = "boss@customer.test"
 auth = "smtp-auth"
 
+[[tenant.account.sender]]
+sender = "@signed.test"
+auth = "dmarc"
+
 [[tenant]]
 id = "other"
 name = "Other Telecom"
@@ -69,6 +73,10 @@ pub fn start() -> Mail {
         ("_dmarc.customer.test", "v=DMARC1; p=reject"),
         ("victim.test", "v=spf1 ip4:192.0.2.1 -all"),
         ("_dmarc.victim.test", "v=DMARC1; p=reject"),
+        // signed.test passes by DKIM only: its SPF allows no host.
+        ("signed.test", "v=spf1 -all"),
+        ("_dmarc.signed.test", "v=DMARC1; p=reject"),
+        ("sel._domainkey.signed.test", "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="),
     ]);
     let tmp_cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
     let setup = Setup::new();
@@ -377,4 +385,48 @@ fn connections_per_client_address_are_limited() {
         assert!(std::time::Instant::now() < deadline, "the slot was never freed");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The RFC 8463 example Ed25519 key (seed, public key).
+const DKIM_SEED: [u8; 32] = [
+    157, 97, 177, 157, 239, 253, 90, 96, 186, 132, 74, 244, 146, 236, 44, 196, 68, 73, 197, 105, 123, 50, 105, 25, 112,
+    59, 172, 3, 28, 174, 127, 96,
+];
+const DKIM_PUBLIC: [u8; 32] = [
+    215, 90, 152, 1, 130, 177, 10, 183, 213, 75, 254, 211, 201, 100, 7, 58, 14, 225, 114, 243, 218, 166, 35, 37, 175,
+    2, 26, 104, 247, 7, 81, 26,
+];
+
+fn dkim_signed(message: &str) -> String {
+    use mail_auth::common::crypto::Ed25519Key;
+    use mail_auth::common::headers::HeaderWriter;
+    let key = Ed25519Key::from_seed_and_public_key(&DKIM_SEED, &DKIM_PUBLIC).unwrap();
+    let signature = mail_auth::dkim::DkimSigner::from_key(key)
+        .domain("signed.test")
+        .selector("sel")
+        .headers(["From", "To", "Subject", "Message-ID"])
+        .sign(message.as_bytes())
+        .unwrap();
+    format!("{}{message}", signature.to_header())
+}
+
+#[test]
+fn a_dkim_signature_aligned_with_from_passes_dmarc_and_a_tampered_one_does_not() {
+    let m = start();
+    let send = |data: &str| {
+        converse(
+            &m.smtp,
+            &[
+                "EHLO c\r\nMAIL FROM:<alice@signed.test>\r\nRCPT TO:<33221100@fax.acme.test>\r\nDATA\r\n",
+                &format!("{data}.\r\n"),
+                "QUIT\r\n",
+            ],
+        )
+    };
+    let signed = dkim_signed(&message("alice@signed.test", "dkim1", "signed body"));
+    let ok = send(&signed);
+    assert!(ok.contains("250 2.0.0 queued as job-"), "{ok}\n{}", m.daemon.log());
+    let tampered = signed.replace("signed body", "changed body");
+    let refused = send(&tampered);
+    assert!(refused.contains("550 5.7.26 message refused: DMARC failed for signed.test"), "{refused}");
 }
