@@ -45,6 +45,11 @@ impl Postfix {
     pub fn start(dir: &Path, domain: &str, next_hop: &str) -> Postfix {
         assert!(nix::unistd::Uid::effective().is_root(), "the Postfix test runs as root (as CI does)");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // The postfix user must reach its data directory: open the way down to it.
+        if let Some(parent) = dir.parent() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let (etc, spool, data) = (dir.join("etc"), dir.join("spool"), dir.join("data"));
         for d in [&etc, &spool, &data] {
             std::fs::create_dir_all(d).unwrap();
