@@ -5,7 +5,9 @@
 #   libtiff-tools poppler-utils qpdf ghostscript            independent checks of TIFFs and PDFs
 #   systemd                                                 systemd-analyze, to verify the unit
 #   sip-tester                                              SIPp, for the fax leg's SIP tests and benchmark
-FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester"
+#   swaks python3 python3-aiosmtpd                          real SMTP clients and a relay in the mail tests
+#   postfix                                                 a real MTA relaying to faxgate; smtp-source/smtp-sink for the mail benchmark
+FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester swaks python3 python3-aiosmtpd postfix"
 
 ensure_packages() {
     local missing=()
@@ -17,5 +19,7 @@ ensure_packages() {
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
+    # postfix asks how to configure itself; faxgate only needs its tools.
+    echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }

@@ -545,12 +545,27 @@ pub enum SenderCmd {
         /// New authentication rule.
         #[arg(long, value_enum)]
         auth: Option<SenderAuth>,
+        /// Set the SMTP AUTH password (of an address with --auth smtp-auth)
+        /// from the first line of this file ("-": standard input).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
     },
     /// Remove a sender.
     Remove {
         /// user@domain or @domain.
         sender: SenderPattern,
     },
+}
+
+/// The first line of `path` ("-": standard input), without its line end.
+fn read_password(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the password from standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    Ok(text.lines().next().unwrap_or("").to_owned())
 }
 
 /// `faxgate directory ...`
@@ -664,7 +679,7 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             },
             SenderCmd::List { account, tenant } => Request::SenderList { account: *account, tenant: tenant.clone() },
             SenderCmd::Show { sender } => Request::SenderShow { sender: sender.clone() },
-            SenderCmd::Change { sender, caller_number, auth } => Request::SenderChange {
+            SenderCmd::Change { sender, caller_number, auth, password_file } => Request::SenderChange {
                 sender: sender.clone(),
                 change: SenderChange {
                     caller_number: match caller_number.as_deref() {
@@ -672,6 +687,7 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                         c => Patch::set_if(c.map(String::from)),
                     },
                     auth: *auth,
+                    password: password_file.as_deref().map(read_password).transpose()?,
                 },
             },
             SenderCmd::Remove { sender } => Request::SenderRemove { sender: sender.clone() },

@@ -18,8 +18,90 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Status};
 use crate::clock::SystemClock;
 use crate::config::{Config, Origin};
+use crate::config::{SmtpConfig, SmtpMode};
 use crate::directory::Directory;
+use crate::mail::{MailPolicy, Spool, dmarc::Dmarc};
 use crate::store::Store;
+use faxgate_smtp::server::{Listener, Tls};
+use faxgate_smtp::{Limits, SessionConfig};
+
+/// The way out for faxgate's own mail.
+async fn outgoing(c: &Config) -> anyhow::Result<faxgate_smtp::outgoing::Outgoing> {
+    use crate::config::{MailTransport, RelayTlsMode};
+    use faxgate_smtp::outgoing::{Destination, Outgoing, RelayTls};
+    let m = &c.mail;
+    let d = match m.transport {
+        MailTransport::Maildir => {
+            Destination::Maildir(m.maildir.clone().unwrap_or_else(|| c.storage.data_dir.join("maildir")))
+        }
+        MailTransport::Relay => {
+            let password = match &m.relay_password_file {
+                Some(p) => Some(
+                    tokio::fs::read_to_string(p)
+                        .await
+                        .with_context(|| format!("cannot read the relay password from {}", p.display()))?
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned(),
+                ),
+                None => None,
+            };
+            Destination::Relay {
+                host: m.relay_host.clone().context("mail.relay_host is not set")?,
+                port: m.relay_port,
+                tls: match m.relay_tls {
+                    RelayTlsMode::Starttls => RelayTls::StartTls,
+                    RelayTlsMode::Tls => RelayTls::Implicit,
+                    RelayTlsMode::None => RelayTls::None,
+                },
+                credentials: m.relay_user.clone().zip(password),
+                ca: m.relay_ca.clone(),
+                timeout: std::time::Duration::from_secs(m.relay_timeout),
+            }
+        }
+    };
+    let d2 = d.clone();
+    Ok(tokio::task::spawn_blocking(move || Outgoing::new(&d2)).await??)
+}
+
+/// Binds the SMTP listeners of the configuration, each with what it is
+/// announced as (`smtp`, `submission`, `smtps`).
+async fn smtp_listeners(c: &SmtpConfig) -> anyhow::Result<Vec<(&'static str, Listener)>> {
+    let acceptor = match (&c.certificate, &c.key) {
+        (Some(cert), Some(key)) => Some(faxgate_smtp::tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let limits = Limits {
+        max_message_size: c.max_message_size,
+        max_recipients: c.max_recipients,
+        max_errors: c.max_errors,
+        idle_timeout: std::time::Duration::from_secs(c.idle_timeout),
+        max_header_lines: c.max_header_lines,
+        ..Limits::default()
+    };
+    let mut out = Vec::new();
+    for l in &c.listen {
+        let socket = tokio::net::TcpListener::bind(l.address)
+            .await
+            .with_context(|| format!("cannot listen for SMTP on {}", l.address))?;
+        let (what, tls) = match (l.mode, &acceptor) {
+            (SmtpMode::Smtps, Some(a)) => ("smtps", Tls::Implicit(a.clone())),
+            (SmtpMode::Submission, Some(a)) => ("submission", Tls::StartTls(a.clone())),
+            (SmtpMode::Smtp, Some(a)) => ("smtp", Tls::StartTls(a.clone())),
+            (SmtpMode::Smtp, None) => ("smtp", Tls::None),
+            (mode, None) => anyhow::bail!("SMTP listener {} in mode {mode:?} needs a TLS certificate", l.address),
+        };
+        let config = SessionConfig {
+            hostname: c.hostname.clone(),
+            limits: limits.clone(),
+            starttls: false,
+            auth_required: l.mode != SmtpMode::Smtp,
+        };
+        out.push((what, Listener { socket, config, tls }));
+    }
+    Ok(out)
+}
 
 /// Changes the log filter of the running daemon.
 pub type SetLogLevel = Box<dyn Fn(&str) -> anyhow::Result<()> + Send + Sync>;
@@ -70,12 +152,30 @@ pub async fn serve(
         daemon: true,
         started: Some(started),
     };
-    let ctx = Arc::new(admin::Context::new(&store, directory.clone(), config.retention.clone(), clock, status)?);
+    let ctx =
+        Arc::new(admin::Context::new(&store, directory.clone(), config.retention.clone(), clock.clone(), status)?);
 
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(ctx.sweeper.clone().run(ctx.wake.clone(), shutdown.clone()));
     tasks.spawn(admin::server::run(listener, socket_path.clone(), ctx, shutdown.clone()));
+    let smtp = smtp_listeners(&config.smtp).await?;
+    let smtp_addresses: Vec<String> = smtp
+        .iter()
+        .map(|(what, l)| format!("{what} {}", l.socket.local_addr().map(|a| a.to_string()).unwrap_or_default()))
+        .collect();
+    let outgoing = outgoing(&config).await?;
+    let outbox = crate::mail::outbox::Outbox::open(&store, clock.clone())?;
+    tasks.spawn(outbox.run(outgoing, shutdown.clone()));
+    if !smtp.is_empty() {
+        let hostname = &config.smtp.hostname;
+        let policy = Arc::new(MailPolicy::new(directory.clone()));
+        let dmarc = Dmarc::new(&config.smtp.dns_servers, hostname)?;
+        let spool = Arc::new(Spool::open(&store, policy.clone(), dmarc, clock.clone(), hostname)?);
+        let limit = faxgate_smtp::server::ConnectionLimit::new(config.smtp.max_connections_per_address);
+        let listeners = smtp.into_iter().map(|(_, l)| l).collect();
+        tasks.spawn(faxgate_smtp::server::run(listeners, policy, spool, limit, shutdown.clone()));
+    }
 
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
@@ -92,6 +192,9 @@ pub async fn serve(
     tracing::info!(config = %origin, data_dir = %config.storage.data_dir.display(), "faxgate started");
     announce(&format!("admin {}", socket_path.display()));
     announce(&format!("data {}", config.storage.data_dir.display()));
+    for a in &smtp_addresses {
+        announce(a);
+    }
     announce("ready");
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
 

@@ -23,6 +23,7 @@ pub mod directory;
 pub mod document;
 mod error;
 pub mod gdpr;
+pub mod mail;
 pub mod retention;
 pub mod store;
 pub mod types;

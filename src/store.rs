@@ -131,6 +131,12 @@ impl Tree {
             .map_err(|source| Error::Codec { what: format!("in {}", self.name), source })
     }
 
+    /// Reads and opens a sealed record stored as raw bytes ([`Batch::put_sealed_bytes`]).
+    pub fn get_sealed_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let Some(sealed) = self.tree.get(key)? else { return Ok(None) };
+        Ok(Some(faxgate_retention::open(self.store.vault(), &self.aad(key), &sealed)?))
+    }
+
     /// Reads a plain (non-personal) value.
     pub fn get_plain(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         Ok(self.tree.get(key)?.map(|v| v.to_vec()))
@@ -179,6 +185,13 @@ impl Batch<'_> {
         let plain = serde_json::to_vec(value)
             .map_err(|source| Error::Codec { what: format!("in {}", self.tree.name), source })?;
         let sealed = faxgate_retention::seal(self.tree.store.vault(), key_id, &self.tree.aad(key), &plain)?;
+        self.batch.insert(key, sealed);
+        Ok(())
+    }
+
+    /// Seals raw bytes (a mail message, a document) with `key_id` and stores them under `key`.
+    pub fn put_sealed_bytes(&mut self, key: &[u8], key_id: &KeyId, value: &[u8]) -> Result<(), Error> {
+        let sealed = faxgate_retention::seal(self.tree.store.vault(), key_id, &self.tree.aad(key), value)?;
         self.batch.insert(key, sealed);
         Ok(())
     }

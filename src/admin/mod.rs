@@ -234,11 +234,13 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
         R::RouteSet { number, email, format } => to_value(dir.route_set(scope, &number, email, format)?),
         R::RouteRemove { number, email } => to_value(dir.route_remove(scope, &number, &email)?),
         R::SenderAdd { account, sender, caller_number, auth } => {
-            to_value(dir.sender_add(scope, &account, sender, caller_number.as_deref(), auth)?)
+            sender_view(to_value(dir.sender_add(scope, &account, sender, caller_number.as_deref(), auth)?))
         }
-        R::SenderList { account, tenant } => to_value(dir.sender_list(scope, account.as_ref(), tenant.as_ref())?),
-        R::SenderShow { sender } => to_value(dir.sender_get(scope, &sender)?),
-        R::SenderChange { sender, change } => to_value(dir.sender_change(scope, &sender, change)?),
+        R::SenderList { account, tenant } => {
+            sender_view(to_value(dir.sender_list(scope, account.as_ref(), tenant.as_ref())?))
+        }
+        R::SenderShow { sender } => sender_view(to_value(dir.sender_get(scope, &sender)?)),
+        R::SenderChange { sender, change } => sender_view(to_value(dir.sender_change(scope, &sender, change)?)),
         R::SenderRemove { sender } => to_value(dir.sender_remove(scope, &sender)?),
         R::DirectoryApply { file, prune, dry_run } => to_value(dir.apply(scope, &file, prune, dry_run)?),
         R::CdrList { mut filter } => {
@@ -311,6 +313,22 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
             to_value(h)
         }
     }
+}
+
+/// A sender (or a list of them) as shown: whether a password is set, never its hash.
+fn sender_view(v: Result<Value, Error>) -> Result<Value, Error> {
+    fn one(v: &mut Value) {
+        if let Some(o) = v.as_object_mut() {
+            let set = o.remove("password_hash").is_some();
+            o.insert("smtp_password".into(), Value::from(if set { "set" } else { "none" }));
+        }
+    }
+    let mut v = v?;
+    match &mut v {
+        Value::Array(a) => a.iter_mut().for_each(one),
+        v => one(v),
+    }
+    Ok(v)
 }
 
 fn account_view(a: crate::directory::Account, now: Timestamp) -> Value {

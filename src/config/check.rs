@@ -154,6 +154,26 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
         let key = if e.to_string().contains("document_grace") { "document_grace" } else { "cdr" };
         push(&["retention", key], e.to_string());
     }
+    if c.smtp.certificate.is_some() != c.smtp.key.is_some() {
+        push(&["smtp", "certificate"], "certificate and key go together: set both or neither".into());
+    }
+    for (i, l) in c.smtp.listen.iter().enumerate() {
+        if l.mode != super::SmtpMode::Smtp && c.smtp.certificate.is_none() {
+            push(
+                &["smtp", "listen", &i.to_string(), "mode"],
+                format!("{:?} needs TLS: set smtp.certificate and smtp.key", l.mode).to_lowercase(),
+            );
+        }
+    }
+    if c.smtp.max_recipients == 0 || c.smtp.max_errors == 0 || c.smtp.idle_timeout == 0 {
+        push(&["smtp"], "max_recipients, max_errors and idle_timeout must be at least 1".into());
+    }
+    if c.mail.transport == super::MailTransport::Relay && c.mail.relay_host.is_none() {
+        push(&["mail", "relay_host"], "transport = \"relay\" needs relay_host".into());
+    }
+    if c.mail.relay_user.is_some() != c.mail.relay_password_file.is_some() {
+        push(&["mail", "relay_user"], "relay_user and relay_password_file go together".into());
+    }
     if c.storage.data_dir.as_os_str().is_empty() {
         push(&["storage", "data_dir"], "must not be empty".into());
     }

@@ -37,6 +37,196 @@ pub struct Config {
     /// How long data is kept.
     #[serde(default)]
     pub retention: faxgate_retention::Policy,
+    /// The SMTP listener (mail to fax).
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+    /// Outgoing mail (received faxes, reports).
+    #[serde(default)]
+    pub mail: MailConfig,
+}
+
+/// How faxgate's own mail leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// Into a local Maildir.
+    #[default]
+    Maildir,
+    /// Through an SMTP relay.
+    Relay,
+}
+
+/// TLS to the relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayTlsMode {
+    /// STARTTLS, required.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// Plaintext: a relay on the same host only.
+    None,
+}
+
+/// `[mail]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// "maildir" or "relay".
+    #[serde(default)]
+    pub transport: MailTransport,
+    /// The Maildir; `<data_dir>/maildir` when not set.
+    #[serde(default)]
+    pub maildir: Option<PathBuf>,
+    /// The relay's host name.
+    #[serde(default)]
+    pub relay_host: Option<String>,
+    /// The relay's port.
+    #[serde(default = "default_relay_port")]
+    pub relay_port: u16,
+    /// TLS to the relay.
+    #[serde(default)]
+    pub relay_tls: RelayTlsMode,
+    /// AUTH user name at the relay.
+    #[serde(default)]
+    pub relay_user: Option<String>,
+    /// A file holding the AUTH password (first line).
+    #[serde(default)]
+    pub relay_password_file: Option<PathBuf>,
+    /// An extra trusted root certificate (PEM) for the relay.
+    #[serde(default)]
+    pub relay_ca: Option<PathBuf>,
+    /// Seconds to wait for the relay.
+    #[serde(default = "default_relay_timeout")]
+    pub relay_timeout: u64,
+}
+
+fn default_relay_port() -> u16 {
+    587
+}
+fn default_relay_timeout() -> u64 {
+    30
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            transport: MailTransport::Maildir,
+            maildir: None,
+            relay_host: None,
+            relay_port: default_relay_port(),
+            relay_tls: RelayTlsMode::Starttls,
+            relay_user: None,
+            relay_password_file: None,
+            relay_ca: None,
+            relay_timeout: default_relay_timeout(),
+        }
+    }
+}
+
+/// `[smtp]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// The name in the greeting, the EHLO reply and Received headers.
+    #[serde(default = "default_smtp_hostname")]
+    pub hostname: String,
+    /// The TLS certificate chain (PEM) for STARTTLS and implicit TLS.
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// The largest message accepted, in octets.
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: u64,
+    /// Fax recipients per message.
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    /// Refusals after which a session is closed.
+    #[serde(default = "default_max_errors")]
+    pub max_errors: u32,
+    /// Seconds without input after which a session is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: u64,
+    /// Header lines per message.
+    #[serde(default = "default_max_header_lines")]
+    pub max_header_lines: usize,
+    /// Connections at once from one client address.
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
+    /// DNS servers for DMARC, SPF and DKIM (`"127.0.0.1:53"`); empty: the system's.
+    #[serde(default)]
+    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// The listeners.
+    #[serde(default)]
+    pub listen: Vec<SmtpListen>,
+}
+
+/// `[[smtp.listen]]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpListen {
+    /// Address and port.
+    pub address: std::net::SocketAddr,
+    /// What kind of port it is.
+    #[serde(default)]
+    pub mode: SmtpMode,
+}
+
+/// The kind of an SMTP port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpMode {
+    /// Mail servers and clients (port 25): STARTTLS when a certificate is
+    /// configured; AUTH under TLS; DMARC senders without AUTH.
+    #[default]
+    Smtp,
+    /// Submission (port 587): STARTTLS, and AUTH required before MAIL.
+    Submission,
+    /// Submission over implicit TLS (port 465, RFC 8314): AUTH required.
+    Smtps,
+}
+
+fn default_smtp_hostname() -> String {
+    "localhost".into()
+}
+fn default_max_message_size() -> u64 {
+    20 * 1024 * 1024
+}
+fn default_max_recipients() -> usize {
+    10
+}
+fn default_max_errors() -> u32 {
+    10
+}
+fn default_idle_timeout() -> u64 {
+    60
+}
+fn default_max_header_lines() -> usize {
+    500
+}
+fn default_max_connections_per_address() -> usize {
+    20
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            hostname: default_smtp_hostname(),
+            certificate: None,
+            key: None,
+            max_message_size: default_max_message_size(),
+            max_recipients: default_max_recipients(),
+            max_errors: default_max_errors(),
+            idle_timeout: default_idle_timeout(),
+            max_header_lines: default_max_header_lines(),
+            max_connections_per_address: default_max_connections_per_address(),
+            dns_servers: Vec::new(),
+            listen: Vec::new(),
+        }
+    }
 }
 
 /// `[storage]`
@@ -203,6 +393,12 @@ impl Config {
         }
         if self.retention != new.retention {
             v.push("retention");
+        }
+        if self.smtp != new.smtp {
+            v.push("smtp");
+        }
+        if self.mail != new.mail {
+            v.push("mail");
         }
         v
     }

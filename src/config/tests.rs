@@ -6,6 +6,53 @@ fn the_example_parses_and_matches_the_defaults_it_documents() {
     let c = Config::parse(text).unwrap_or_else(|p| panic!("{p:#?}"));
     assert_eq!(c.storage.data_dir, PathBuf::from("/var/lib/faxgate"));
     assert_eq!(c.admin.socket, PathBuf::from("/run/faxgate/admin.sock"));
+    assert_eq!(c.smtp, SmtpConfig::default());
+    assert_eq!(c.mail, MailConfig::default());
+}
+
+#[test]
+fn smtp_and_mail_sections_are_checked() {
+    let p = Config::parse(
+        "[smtp]
+certificate = \"/c.pem\"
+[[smtp.listen]]
+address = \"127.0.0.1:0\"
+mode = \"smtps\"
+",
+    )
+    .unwrap_err();
+    assert!(p.iter().any(|p| p.path == "smtp.certificate" && p.message.contains("set both")), "{p:?}");
+    let p = Config::parse(
+        "[[smtp.listen]]
+address = \"127.0.0.1:0\"
+mode = \"submission\"
+",
+    )
+    .unwrap_err();
+    assert!(p.iter().any(|p| p.path == "smtp.listen.0.mode" && p.message.contains("needs tls")), "{p:?}");
+    let p = Config::parse(
+        "[[smtp.listen]]
+address = \"nowhere\"
+",
+    )
+    .unwrap_err();
+    assert_eq!(p[0].path, "smtp.listen.0.address", "{p:?}");
+    let p = Config::parse(
+        "[mail]
+transport = \"relay\"
+",
+    )
+    .unwrap_err();
+    assert!(p.iter().any(|p| p.path == "mail.relay_host"), "{p:?}");
+    let c = Config::parse(
+        "[smtp]
+[[smtp.listen]]
+address = \"127.0.0.1:2525\"
+",
+    )
+    .unwrap();
+    assert_eq!(c.smtp.listen[0].mode, SmtpMode::Smtp);
+    assert_eq!(c.smtp.max_message_size, 20 * 1024 * 1024);
 }
 
 #[test]

@@ -341,6 +341,7 @@ impl Directory {
                                         (None, false) => super::Patch::Clear,
                                     },
                                     auth: (rec.auth != s.auth).then_some(s.auth),
+                                    password: None,
                                 };
                                 let what = format!(
                                     "caller number {}, auth {:?}",

@@ -127,6 +127,9 @@ pub struct SenderChange {
     pub caller_number: Patch<String>,
     /// New authentication rule.
     pub auth: Option<SenderAuth>,
+    /// New SMTP AUTH password (stored only as an argon2id hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 /// What removing an account erased.
@@ -782,7 +785,7 @@ impl Directory {
                 format!("sender {pattern} already belongs to another account")
             }));
         }
-        let s = Sender { pattern, tenant: a.tenant.clone(), account: a.id, caller_number, auth };
+        let s = Sender { pattern, tenant: a.tenant.clone(), account: a.id, caller_number, auth, password_hash: None };
         self.save_sender(&s)?;
         Ok(s)
     }
@@ -811,6 +814,18 @@ impl Directory {
         }
         if let Some(a) = ch.auth {
             s.auth = a;
+        }
+        if s.auth != SenderAuth::SmtpAuth {
+            s.password_hash = None;
+        }
+        if let Some(p) = ch.password {
+            if s.auth != SenderAuth::SmtpAuth || !matches!(s.pattern, SenderPattern::Address(_)) {
+                return Err(Error::Invalid(
+                    "only an address sender with --auth smtp-auth has an SMTP password (its user name is the address)"
+                        .into(),
+                ));
+            }
+            s.password_hash = Some(crate::mail::password::hash(&p)?);
         }
         self.save_sender(&s)?;
         Ok(s)

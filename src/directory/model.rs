@@ -213,4 +213,8 @@ pub struct Sender {
     pub caller_number: Option<E164>,
     /// How it must authenticate.
     pub auth: SenderAuth,
+    /// The argon2id hash of its SMTP AUTH password (an address entry with
+    /// `auth = smtp-auth` only; the user name is the address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
 }

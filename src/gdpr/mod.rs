@@ -312,8 +312,11 @@ impl Privacy {
                     erased.push(format!("sender entry {}", x.pattern));
                 }
                 Subject::Number(n) => {
-                    let ch =
-                        crate::directory::SenderChange { caller_number: crate::directory::Patch::Clear, auth: None };
+                    let ch = crate::directory::SenderChange {
+                        caller_number: crate::directory::Patch::Clear,
+                        auth: None,
+                        password: None,
+                    };
                     self.directory.sender_change(&op, &x.pattern, ch)?;
                     erased.push(format!("caller number {n} of sender {}", x.pattern));
                 }

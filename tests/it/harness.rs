@@ -94,6 +94,8 @@ impl Setup {
 pub struct Daemon {
     child: Option<Child>,
     pub log: Arc<Mutex<String>>,
+    /// The `faxgate: ...` lines printed before `faxgate: ready`.
+    pub announced: Arc<Mutex<Vec<String>>>,
 }
 
 impl Daemon {
@@ -122,19 +124,33 @@ impl Daemon {
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let out = child.stdout.take().unwrap();
+        let announced = Arc::new(Mutex::new(Vec::new()));
+        let a = announced.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 if line == "faxgate: ready" {
                     let _ = tx.send(());
+                } else if let Some(rest) = line.strip_prefix("faxgate: ") {
+                    a.lock().unwrap().push(rest.to_owned());
                 }
             }
         });
-        let mut d = Daemon { child: Some(child), log };
+        let mut d = Daemon { child: Some(child), log, announced };
         if rx.recv_timeout(Duration::from_secs(30)).is_err() {
             let status = d.child.as_mut().unwrap().try_wait().unwrap();
             panic!("daemon not ready (exit: {status:?}); log:\n{}", d.log());
         }
         d
+    }
+
+    /// Where the daemon said `what` is (`faxgate: <what> <where>`), e.g. `announced("smtp")`.
+    pub fn announced(&self, what: &str) -> String {
+        let lines = self.announced.lock().unwrap();
+        let prefix = format!("{what} ");
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+            .unwrap_or_else(|| panic!("daemon never announced {what:?}; it said {lines:?}"))
     }
 
     pub fn log(&self) -> String {

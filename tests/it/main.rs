@@ -1,6 +1,7 @@
 #![allow(unreachable_pub)]
 //! Integration tests: they start the real `faxgate` binary.
 
+mod dns;
 mod harness;
 
 mod cdr;
@@ -9,5 +10,8 @@ mod daemon;
 mod directory;
 mod durability;
 mod gdpr;
+mod mail;
+mod outbox;
+mod postfix;
 mod retention;
 mod systemd;

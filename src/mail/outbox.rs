@@ -1,0 +1,228 @@
+//! The outbox: mail faxgate sends (received faxes, reports), kept durably
+//! until the relay accepts it.
+//!
+//! [`Outbox::enqueue`] builds the message in the tenant's branding and
+//! stores it, sealed with its own key, before returning. [`Outbox::run_due`]
+//! hands every due message to the [`Outgoing`] way out: accepted, it is
+//! removed (and its key destroyed); a transient failure (no connection, a
+//! 4xx reply) schedules another attempt after a growing delay; a permanent
+//! one (5xx), or a message still not accepted after [`EXPIRY`], is kept as
+//! failed with the reason, and not tried again. [`Outbox::run`] is the
+//! loop the daemon runs: it sleeps until the next attempt is due, or until
+//! a new message is queued.
+
+use std::sync::Arc;
+
+use faxgate_retention::KeyId;
+use faxgate_smtp::outgoing::{OutAttachment, OutMessage, Outgoing};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::clock::Clock;
+use crate::directory::Tenant;
+use crate::store::{Store, Tree};
+use crate::types::{JobId, TenantId};
+
+/// How long a message is tried before it is given up.
+pub const EXPIRY: SignedDuration = SignedDuration::from_hours(5 * 24);
+
+/// The delay before attempt `n + 1` after `n` failed attempts.
+pub fn backoff(attempts: u32) -> SignedDuration {
+    const STEPS: [i64; 6] = [60, 120, 300, 600, 1800, 3600];
+    SignedDuration::from_secs(*STEPS.get(attempts.saturating_sub(1) as usize).unwrap_or(&7200))
+}
+
+/// Where a queued message stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutState {
+    /// Waiting for its next attempt.
+    Scheduled,
+    /// Given up: the relay refused it, or it expired.
+    Failed,
+}
+
+/// A message in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutRecord {
+    /// Its id (the job it belongs to, or its own).
+    pub id: JobId,
+    /// The tenant it is sent for.
+    pub tenant: TenantId,
+    /// The reverse path.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+    /// The message.
+    pub raw: Vec<u8>,
+    /// When it was queued.
+    pub created: Timestamp,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt is due.
+    pub next_attempt: Timestamp,
+    /// Where it stands.
+    pub state: OutState,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// The outbox.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    tree: Tree,
+    clock: Arc<dyn Clock>,
+    wake: Notify,
+}
+
+fn key(id: &JobId) -> Vec<u8> {
+    [b"o\0".as_slice(), id.to_text().as_bytes()].concat()
+}
+
+impl Outbox {
+    /// The outbox in `store`.
+    pub fn open(store: &Store, clock: Arc<dyn Clock>) -> Result<Outbox, Error> {
+        let tree = store.tree("outbox")?;
+        Ok(Outbox { inner: Arc::new(Inner { store: store.clone(), tree, clock, wake: Notify::new() }) })
+    }
+
+    /// Builds a message from `tenant`'s branding to `to` and queues it durably.
+    pub fn enqueue(
+        &self,
+        tenant: &Tenant,
+        to: &[String],
+        subject: &str,
+        text: &str,
+        attachments: Vec<OutAttachment>,
+    ) -> Result<JobId, Error> {
+        let from = tenant.branding.from_address.to_string();
+        let m = OutMessage {
+            from_name: tenant.branding.display_name.clone(),
+            from: from.clone(),
+            to: to.to_vec(),
+            subject: subject.to_owned(),
+            text: text.to_owned(),
+            attachments,
+            message_id_domain: tenant.branding.from_address.domain().to_owned(),
+        };
+        let raw = faxgate_smtp::outgoing::build(&m).map_err(|e| Error::Invalid(e.to_string()))?;
+        let now = self.inner.clock.now();
+        let r = OutRecord {
+            id: JobId::generate(),
+            tenant: tenant.id.clone(),
+            from,
+            to: to.to_vec(),
+            raw,
+            created: now,
+            attempts: 0,
+            next_attempt: now,
+            state: OutState::Scheduled,
+            last_error: None,
+        };
+        self.save(&r)?;
+        self.inner.wake.notify_one();
+        Ok(r.id)
+    }
+
+    fn save(&self, r: &OutRecord) -> Result<(), Error> {
+        let mut b = self.inner.tree.batch();
+        b.put_sealed(&key(&r.id), &KeyId::job(&format!("out-{}", r.id.to_text()))?, r)?;
+        self.inner.tree.apply(b)
+    }
+
+    /// Every message in the outbox, oldest first.
+    pub fn list(&self) -> Result<Vec<OutRecord>, Error> {
+        let mut out = Vec::new();
+        for k in self.inner.tree.keys_with_prefix(b"o\0")? {
+            if let Some(r) = self.inner.tree.get_sealed::<OutRecord>(&k)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the next attempt is due, if any message waits.
+    pub fn next_due(&self) -> Result<Option<Timestamp>, Error> {
+        Ok(self.list()?.into_iter().filter(|r| r.state == OutState::Scheduled).map(|r| r.next_attempt).min())
+    }
+
+    /// Tries every message due now; returns how many were handed over.
+    pub async fn run_due(&self, out: &Outgoing) -> Result<usize, Error> {
+        let now = self.inner.clock.now();
+        let mut delivered = 0;
+        for mut r in self.list()? {
+            if r.state != OutState::Scheduled || r.next_attempt > now {
+                continue;
+            }
+            r.attempts += 1;
+            match out.send(&r.from, &r.to, &r.raw).await {
+                Ok(()) => {
+                    let id = r.id;
+                    let this = self.clone();
+                    tokio::task::spawn_blocking(move || -> Result<(), Error> {
+                        let mut b = this.inner.tree.batch();
+                        b.remove(&key(&id));
+                        this.inner.tree.apply(b)?;
+                        this.inner.store.vault().destroy(&KeyId::job(&format!("out-{}", id.to_text()))?)?;
+                        Ok(())
+                    })
+                    .await
+                    .map_err(|e| Error::Invalid(e.to_string()))??;
+                    tracing::info!(mail = %r.id, attempts = r.attempts, "mail handed to the relay");
+                    delivered += 1;
+                }
+                Err(e) => {
+                    let expired = now.duration_since(r.created) >= EXPIRY;
+                    r.last_error = Some(e.to_string());
+                    if e.is_permanent() || expired {
+                        r.state = OutState::Failed;
+                        tracing::warn!(mail = %r.id, error = %e, expired, "mail given up");
+                    } else {
+                        r.next_attempt = now + backoff(r.attempts);
+                        tracing::info!(mail = %r.id, error = %e, next = %r.next_attempt, "mail delivery deferred");
+                    }
+                    let this = self.clone();
+                    tokio::task::spawn_blocking(move || this.save(&r))
+                        .await
+                        .map_err(|e| Error::Invalid(e.to_string()))??;
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Delivers until `shutdown`: sleeps until the next message is due or
+    /// a new one is queued.
+    pub async fn run(self, out: Outgoing, shutdown: CancellationToken) {
+        loop {
+            if let Err(e) = self.run_due(&out).await {
+                tracing::error!(error = %e, "outbox");
+            }
+            let wait = match self.next_due() {
+                Ok(Some(t)) => {
+                    let d = t.duration_since(self.inner.clock.now());
+                    std::time::Duration::try_from(d).unwrap_or_default().max(std::time::Duration::from_millis(10))
+                }
+                Ok(None) => std::time::Duration::from_secs(3600),
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox");
+                    std::time::Duration::from_secs(60)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.inner.wake.notified() => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+}
