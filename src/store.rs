@@ -230,7 +230,17 @@ mod tests {
         }
         drop(t);
         drop(store);
-        let store = Store::open(&data, &data.join("keys")).unwrap();
+        // sled's flusher thread lets go of the database a moment after the
+        // last handle is dropped.
+        let store = (0..500)
+            .find_map(|_| match Store::open(&data, &data.join("keys")) {
+                Ok(s) => Some(s),
+                Err(_) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    None
+                }
+            })
+            .expect("the store opens again once the first is closed");
         let t = store.tree("t").unwrap();
         assert_eq!(t.get_sealed::<String>(b"k1").unwrap().unwrap(), "+4533221100");
         store.vault().destroy(&kid).unwrap();
