@@ -143,12 +143,18 @@ fn month_text((y, m): (i16, i8)) -> String {
 }
 
 fn place(c: &Cdr) -> Vec<u8> {
+    place_for(c.start, &c.id)
+}
+
+/// Where the CDR with this start and id is kept: writing the same CDR again
+/// replaces it, so a retried write never duplicates a CDR.
+pub fn place_for(start: Timestamp, id: &str) -> Vec<u8> {
     let mut k = b"c".to_vec();
-    k.extend_from_slice(month_text(month_of(c.start)).as_bytes());
+    k.extend_from_slice(month_text(month_of(start)).as_bytes());
     k.push(0);
-    k.extend_from_slice(&(c.start.as_millisecond() as u64).to_be_bytes());
+    k.extend_from_slice(&(start.as_millisecond() as u64).to_be_bytes());
     k.push(0);
-    k.extend_from_slice(c.id.as_bytes());
+    k.extend_from_slice(id.as_bytes());
     k
 }
 

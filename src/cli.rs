@@ -400,6 +400,12 @@ pub enum AccountCmd {
         /// New paper size.
         #[arg(long, value_enum)]
         paper: Option<Paper>,
+        /// Allow (true) or forbid (false) faxes abroad.
+        #[arg(long)]
+        allow_international: Option<bool>,
+        /// Allow (true) or forbid (false) premium-rate numbers.
+        #[arg(long)]
+        allow_premium: Option<bool>,
     },
     /// Terminate an account (now, or at --at); its data is erased after the retention period.
     Terminate {
@@ -637,17 +643,21 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             },
             AccountCmd::List { tenant } => Request::AccountList { tenant: tenant.clone() },
             AccountCmd::Show { id } => Request::AccountShow { id: *id },
-            AccountCmd::Change { id, name, reference, paper } => Request::AccountChange {
-                id: *id,
-                change: AccountChange {
-                    name: name.clone(),
-                    reference: match reference.as_deref() {
-                        Some("none") => Patch::Clear,
-                        r => Patch::set_if(r.map(String::from)),
+            AccountCmd::Change { id, name, reference, paper, allow_international, allow_premium } => {
+                Request::AccountChange {
+                    id: *id,
+                    change: AccountChange {
+                        name: name.clone(),
+                        reference: match reference.as_deref() {
+                            Some("none") => Patch::Clear,
+                            r => Patch::set_if(r.map(String::from)),
+                        },
+                        paper: Patch::set_if(*paper),
+                        allow_international: *allow_international,
+                        allow_premium: *allow_premium,
                     },
-                    paper: Patch::set_if(*paper),
-                },
-            },
+                }
+            }
             AccountCmd::Terminate { id, at } => Request::AccountTerminate { id: *id, at: *at },
             AccountCmd::Reactivate { id } => Request::AccountReactivate { id: *id },
             AccountCmd::Remove { id } => Request::AccountRemove { id: *id },

@@ -166,16 +166,33 @@ pub async fn serve(
         .collect();
     let outgoing = outgoing(&config).await?;
     let outbox = crate::mail::outbox::Outbox::open(&store, clock.clone())?;
-    tasks.spawn(outbox.run(outgoing, shutdown.clone()));
+    tasks.spawn(outbox.clone().run(outgoing, shutdown.clone()));
+    let hostname = &config.smtp.hostname;
+    let policy = Arc::new(MailPolicy::new(directory.clone()));
+    let dmarc = Dmarc::new(&config.smtp.dns_servers, hostname)?;
+    let spool = Spool::open(&store, policy.clone(), dmarc, clock.clone(), hostname)?;
     if !smtp.is_empty() {
-        let hostname = &config.smtp.hostname;
-        let policy = Arc::new(MailPolicy::new(directory.clone()));
-        let dmarc = Dmarc::new(&config.smtp.dns_servers, hostname)?;
-        let spool = Arc::new(Spool::open(&store, policy.clone(), dmarc, clock.clone(), hostname)?);
         let limit = faxgate_smtp::server::ConnectionLimit::new(config.smtp.max_connections_per_address);
         let listeners = smtp.into_iter().map(|(_, l)| l).collect();
-        tasks.spawn(faxgate_smtp::server::run(listeners, policy, spool, limit, shutdown.clone()));
+        tasks.spawn(faxgate_smtp::server::run(listeners, policy, Arc::new(spool.clone()), limit, shutdown.clone()));
     }
+    let work_dir = config
+        .fax
+        .work_dir
+        .clone()
+        .or_else(|| std::env::var_os("RUNTIME_DIRECTORY").map(|d| PathBuf::from(d).join("work")))
+        .unwrap_or_else(|| config.storage.data_dir.join("work"));
+    let parts = crate::gateway::Parts {
+        store: store.clone(),
+        directory: directory.clone(),
+        spool,
+        outbox,
+        clock: clock.clone(),
+        config: config.fax.clone(),
+        trunks: config.trunk.clone(),
+        work_dir,
+    };
+    let (_gateway, sip_addresses) = crate::gateway::Gateway::start(parts, shutdown.clone()).await?;
 
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
@@ -192,7 +209,7 @@ pub async fn serve(
     tracing::info!(config = %origin, data_dir = %config.storage.data_dir.display(), "faxgate started");
     announce(&format!("admin {}", socket_path.display()));
     announce(&format!("data {}", config.storage.data_dir.display()));
-    for a in &smtp_addresses {
+    for a in smtp_addresses.iter().chain(&sip_addresses) {
         announce(a);
     }
     announce("ready");

@@ -7,6 +7,7 @@
 //! - [`document`]: mail parts to fax pages (G4 TIFF), received faxes to PDF, cover pages.
 //! - [`config`]: the TOML configuration and its checker.
 //! - [`admin`]: the admin API (requests, and the Unix socket that serves them).
+//! - [`gateway`]: mail to fax and fax to mail: jobs, retries, reports, CDRs.
 //! - [`daemon`]: `faxgate serve`: wiring, signals, systemd notification.
 //! - [`clock`]: the injected clock.
 //! - [`cli_fax`]: `faxgate fax loopback`, the fax engine (`faxgate-t38`) on its own.
@@ -22,6 +23,7 @@ pub mod daemon;
 pub mod directory;
 pub mod document;
 mod error;
+pub mod gateway;
 pub mod gdpr;
 pub mod mail;
 pub mod retention;

@@ -120,6 +120,20 @@ impl E164 {
         Ok(E164(parsed.format().mode(phonenumber::Mode::E164).to_string()))
     }
 
+    /// The country the number belongs to, when the numbering plan says.
+    pub fn region(&self) -> Option<Country> {
+        phonenumber::parse(None, &self.0).ok()?.country().id().map(Country)
+    }
+
+    /// True for premium-rate and shared-cost numbers (the caller pays
+    /// more than for an ordinary call).
+    pub fn is_premium(&self) -> bool {
+        use phonenumber::Type;
+        phonenumber::parse(None, &self.0).is_ok_and(|n| {
+            matches!(n.number_type(&phonenumber::metadata::DATABASE), Type::PremiumRate | Type::SharedCost)
+        })
+    }
+
     /// Accepts a string already in E.164 form without checking the number
     /// plan. Only for values this program wrote itself.
     pub fn new_unchecked(s: impl Into<String>) -> Self {

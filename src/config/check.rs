@@ -174,6 +174,38 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
     if c.mail.relay_user.is_some() != c.mail.relay_password_file.is_some() {
         push(&["mail", "relay_user"], "relay_user and relay_password_file go together".into());
     }
+    if c.fax.ident.len() > 20 || !c.fax.ident.chars().all(|ch| ch.is_ascii_graphic() || ch == ' ') {
+        push(&["fax", "ident"], "at most 20 printable ASCII characters".into());
+    }
+    if let Some(h) = &c.fax.header
+        && (h.len() > 50 || !h.chars().all(|ch| ch.is_ascii_graphic() || ch == ' '))
+    {
+        push(&["fax", "header"], "at most 50 printable ASCII characters".into());
+    }
+    if !(1..=1000).contains(&c.fax.max_pages) {
+        push(&["fax", "max_pages"], "must be 1 to 1000".into());
+    }
+    if c.fax.retry_delays.len() > 20 || c.fax.retry_delays.iter().any(|d| *d == 0 || *d > 7 * 86_400) {
+        push(&["fax", "retry_delays"], "at most 20 delays, each 1 s to 7 days".into());
+    }
+    if !(c.fax.time_scale >= 1.0 && c.fax.time_scale <= 20.0) {
+        push(&["fax", "time_scale"], "must be 1 (real time) to 20".into());
+    }
+    let mut binds = std::collections::HashSet::new();
+    for (i, t) in c.trunk.iter().enumerate() {
+        let at = i.to_string();
+        if let Err(e) = t.validate() {
+            push(&["trunk", &at], e.to_string());
+        }
+        match t.bind {
+            None => push(&["trunk", &at, "bind"], "each trunk needs the local address to bind to".into()),
+            Some(b) if !binds.insert(b) => push(&["trunk", &at, "bind"], format!("{b} is bound by another trunk")),
+            Some(_) => {}
+        }
+        if c.trunk[..i].iter().any(|o| o.name == t.name) {
+            push(&["trunk", &at, "name"], format!("another trunk is named {:?}", t.name));
+        }
+    }
     if c.storage.data_dir.as_os_str().is_empty() {
         push(&["storage", "data_dir"], "must not be empty".into());
     }

@@ -43,6 +43,97 @@ pub struct Config {
     /// Outgoing mail (received faxes, reports).
     #[serde(default)]
     pub mail: MailConfig,
+    /// The fax side of the gateway: T.30 settings, pages, retries.
+    #[serde(default)]
+    pub fax: FaxConfig,
+    /// The SIP trunks faxes arrive on and leave through.
+    #[serde(default)]
+    pub trunk: Vec<faxgate_t38::trunk::TrunkConfig>,
+}
+
+/// `[fax]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaxConfig {
+    /// Our station id (TSI when sending, CSI when receiving): at most 20
+    /// characters, digits, `+` and spaces by convention.
+    #[serde(default = "default_ident")]
+    pub ident: String,
+    /// The header line printed at the top of each page sent.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Offer error correction mode.
+    #[serde(default = "default_true")]
+    pub ecm: bool,
+    /// Resolution of pages rendered from mail.
+    #[serde(default)]
+    pub resolution: crate::document::Resolution,
+    /// Most pages in one fax; longer documents are refused with a report.
+    #[serde(default = "default_max_pages")]
+    pub max_pages: usize,
+    /// Seconds before each retry after a busy line, no answer or a failed
+    /// transfer: `[60, 300, 900]` means four attempts in all.
+    #[serde(default = "default_retry_delays")]
+    pub retry_delays: Vec<u64>,
+    /// Attach the original document to a failure report.
+    #[serde(default = "default_true")]
+    pub attach_original_on_failure: bool,
+    /// Put a cover page in front of faxes from mail.
+    #[serde(default)]
+    pub cover_page: bool,
+    /// Where the pages of a call in progress are kept as a file for the fax
+    /// engine, and removed when the call ends. Unset: `$RUNTIME_DIRECTORY`
+    /// (a tmpfs under systemd), else `<data_dir>/work`.
+    #[serde(default)]
+    pub work_dir: Option<PathBuf>,
+    /// Address the media (RTP, UDPTL) sockets bind to.
+    #[serde(default = "default_media_ip")]
+    pub media_ip: std::net::IpAddr,
+    /// Address announced in SIP and SDP when behind NAT.
+    #[serde(default)]
+    pub advertise: Option<std::net::IpAddr>,
+    /// Media clock speed: 1 is real time. Only for demonstrations and tests
+    /// where both ends of every call run at the same speed.
+    #[serde(default = "default_time_scale")]
+    pub time_scale: f64,
+}
+
+fn default_ident() -> String {
+    "faxgate".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_pages() -> usize {
+    50
+}
+fn default_retry_delays() -> Vec<u64> {
+    vec![60, 300, 900]
+}
+fn default_media_ip() -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+}
+fn default_time_scale() -> f64 {
+    1.0
+}
+
+impl Default for FaxConfig {
+    fn default() -> Self {
+        FaxConfig {
+            ident: default_ident(),
+            header: None,
+            ecm: true,
+            resolution: Default::default(),
+            max_pages: default_max_pages(),
+            retry_delays: default_retry_delays(),
+            attach_original_on_failure: true,
+            cover_page: false,
+            work_dir: None,
+            media_ip: default_media_ip(),
+            advertise: None,
+            time_scale: default_time_scale(),
+        }
+    }
 }
 
 /// How faxgate's own mail leaves.
@@ -399,6 +490,12 @@ impl Config {
         }
         if self.mail != new.mail {
             v.push("mail");
+        }
+        if self.fax != new.fax {
+            v.push("fax");
+        }
+        if self.trunk != new.trunk {
+            v.push("trunk");
         }
         v
     }

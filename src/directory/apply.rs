@@ -70,6 +70,12 @@ pub struct AccountEntry {
     /// Paper override.
     #[serde(default)]
     pub paper: Option<Paper>,
+    /// It may send faxes abroad.
+    #[serde(default)]
+    pub allow_international: bool,
+    /// It may send faxes to premium-rate numbers.
+    #[serde(default)]
+    pub allow_premium: bool,
     /// Its fax numbers.
     #[serde(default)]
     pub number: Vec<NumberEntry>,
@@ -271,8 +277,23 @@ impl Directory {
                 let existing =
                     if existing.is_some() { self.account_by_reference(scope, &t.id, &a.reference)? } else { None };
                 match &existing {
-                    None => plan.push(Action::AccountAdd(r(), a.name.clone(), a.paper)),
-                    Some(e) if e.name != a.name || e.paper != a.paper => {
+                    None => {
+                        plan.push(Action::AccountAdd(r(), a.name.clone(), a.paper));
+                        if a.allow_international || a.allow_premium {
+                            let ch = AccountChange {
+                                allow_international: Some(a.allow_international),
+                                allow_premium: Some(a.allow_premium),
+                                ..Default::default()
+                            };
+                            plan.push(Action::AccountChange(r(), ch, "destinations".into()));
+                        }
+                    }
+                    Some(e)
+                        if e.name != a.name
+                            || e.paper != a.paper
+                            || e.allow_international != a.allow_international
+                            || e.allow_premium != a.allow_premium =>
+                    {
                         let ch = AccountChange {
                             name: (e.name != a.name).then(|| a.name.clone()),
                             reference: super::Patch::Keep,
@@ -281,10 +302,14 @@ impl Directory {
                             } else {
                                 a.paper.map_or(super::Patch::Clear, super::Patch::Set)
                             },
+                            allow_international: (e.allow_international != a.allow_international)
+                                .then_some(a.allow_international),
+                            allow_premium: (e.allow_premium != a.allow_premium).then_some(a.allow_premium),
                         };
                         let what = match &ch.name {
                             Some(n) => format!("name {n:?}"),
-                            None => "paper".into(),
+                            None if e.paper != a.paper => "paper".into(),
+                            None => "destinations".into(),
                         };
                         plan.push(Action::AccountChange(r(), ch, what));
                     }

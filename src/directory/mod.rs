@@ -117,6 +117,12 @@ pub struct AccountChange {
     /// New paper override.
     #[serde(default)]
     pub paper: Patch<Paper>,
+    /// Allow or forbid faxes abroad.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_international: Option<bool>,
+    /// Allow or forbid premium-rate numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_premium: Option<bool>,
 }
 
 /// A change to a sender.
@@ -448,6 +454,8 @@ impl Directory {
             paper,
             created: self.now(),
             terminated_at: None,
+            allow_international: false,
+            allow_premium: false,
         };
         self.save_account(&a, None)?;
         Ok(a)
@@ -488,6 +496,12 @@ impl Directory {
         }
         ch.reference.apply(&mut a.reference);
         ch.paper.apply(&mut a.paper);
+        if let Some(v) = ch.allow_international {
+            a.allow_international = v;
+        }
+        if let Some(v) = ch.allow_premium {
+            a.allow_premium = v;
+        }
         self.save_account(&a, Some(&old))?;
         Ok(a)
     }

@@ -92,6 +92,12 @@ pub struct Account {
     pub created: Timestamp,
     /// When it was (or will be) terminated.
     pub terminated_at: Option<Timestamp>,
+    /// It may send faxes abroad (default: national numbers only).
+    #[serde(default)]
+    pub allow_international: bool,
+    /// It may send faxes to premium-rate and shared-cost numbers.
+    #[serde(default)]
+    pub allow_premium: bool,
 }
 
 impl Account {

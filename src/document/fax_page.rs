@@ -11,7 +11,8 @@ pub const WIDTH: u32 = 1728;
 pub const X_DPI: f64 = 204.0;
 
 /// Vertical resolution of the fax pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Resolution {
     /// 204 x 98 dpi (3.85 lines/mm).
     Standard,

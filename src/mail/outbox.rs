@@ -104,6 +104,56 @@ impl Outbox {
         text: &str,
         attachments: Vec<OutAttachment>,
     ) -> Result<JobId, Error> {
+        let id = JobId::generate();
+        self.enqueue_as(id, None, tenant, to, subject, text, attachments)?;
+        Ok(id)
+    }
+
+    /// Like [`Self::enqueue`], once per `once` (a report's or a received
+    /// fax's own name): a second call with the same `once` queues nothing
+    /// and returns false, even after the first message has been delivered,
+    /// until [`Self::forget`]. The marker and the message are written in
+    /// one flushed batch, so a restart between them cannot send twice.
+    pub fn enqueue_once(
+        &self,
+        once: &str,
+        tenant: &Tenant,
+        to: &[String],
+        subject: &str,
+        text: &str,
+        attachments: Vec<OutAttachment>,
+    ) -> Result<bool, Error> {
+        let marker = self.marker(once);
+        if self.inner.tree.contains(&marker)? {
+            return Ok(false);
+        }
+        self.enqueue_as(JobId::generate(), Some(marker), tenant, to, subject, text, attachments)?;
+        Ok(true)
+    }
+
+    /// Drops the marker of [`Self::enqueue_once`] (when the job it belongs
+    /// to is erased).
+    pub fn forget(&self, once: &str) -> Result<(), Error> {
+        let mut b = self.inner.tree.batch();
+        b.remove(&self.marker(once));
+        self.inner.tree.apply(b)
+    }
+
+    fn marker(&self, once: &str) -> Vec<u8> {
+        [b"n\0".as_slice(), &self.inner.store.blind("outbox-once", once)].concat()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue_as(
+        &self,
+        id: JobId,
+        marker: Option<Vec<u8>>,
+        tenant: &Tenant,
+        to: &[String],
+        subject: &str,
+        text: &str,
+        attachments: Vec<OutAttachment>,
+    ) -> Result<(), Error> {
         let from = tenant.branding.from_address.to_string();
         let m = OutMessage {
             from_name: tenant.branding.display_name.clone(),
@@ -117,7 +167,7 @@ impl Outbox {
         let raw = faxgate_smtp::outgoing::build(&m).map_err(|e| Error::Invalid(e.to_string()))?;
         let now = self.inner.clock.now();
         let r = OutRecord {
-            id: JobId::generate(),
+            id,
             tenant: tenant.id.clone(),
             from,
             to: to.to_vec(),
@@ -128,9 +178,14 @@ impl Outbox {
             state: OutState::Scheduled,
             last_error: None,
         };
-        self.save(&r)?;
+        let mut b = self.inner.tree.batch();
+        b.put_sealed(&key(&r.id), &KeyId::job(&format!("out-{}", r.id.to_text()))?, &r)?;
+        if let Some(m) = marker {
+            b.put_plain(&m, b"");
+        }
+        self.inner.tree.apply(b)?;
         self.inner.wake.notify_one();
-        Ok(r.id)
+        Ok(())
     }
 
     fn save(&self, r: &OutRecord) -> Result<(), Error> {

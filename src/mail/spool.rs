@@ -82,6 +82,8 @@ struct Inner {
     /// message is not stored twice at once, while different messages are
     /// written and flushed in parallel (sled groups their flushes).
     in_flight: Mutex<HashSet<Vec<u8>>>,
+    /// Woken when a new job is stored.
+    accepted: tokio::sync::Notify,
 }
 
 /// Removes its key from the in-flight set when dropped.
@@ -93,15 +95,15 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn job_key(id: &JobId) -> Vec<u8> {
+pub(crate) fn job_key(id: &JobId) -> Vec<u8> {
     [b"j\0".as_slice(), id.to_text().as_bytes()].concat()
 }
 
-fn message_key(id: &JobId) -> Vec<u8> {
+pub(crate) fn message_key(id: &JobId) -> Vec<u8> {
     [b"m\0".as_slice(), id.to_text().as_bytes()].concat()
 }
 
-fn pending_key(id: &JobId) -> Vec<u8> {
+pub(crate) fn pending_key(id: &JobId) -> Vec<u8> {
     [b"q\0".as_slice(), id.to_text().as_bytes()].concat()
 }
 
@@ -146,8 +148,15 @@ impl Spool {
                 clock,
                 hostname: hostname.to_owned(),
                 in_flight: Mutex::new(HashSet::new()),
+                accepted: tokio::sync::Notify::new(),
             }),
         })
+    }
+
+    /// Waits until a new job has been stored (returns at once if one was
+    /// stored since the last wait).
+    pub async fn accepted(&self) {
+        self.inner.accepted.notified().await
     }
 
     /// A job record.
@@ -220,6 +229,7 @@ impl Spool {
         b.put_plain(&pending_key(&job.id), b"");
         b.put_plain(&dedupe, format!("{} {}", job.id, job.received.as_millisecond()).as_bytes());
         t.apply(b)?;
+        self.inner.accepted.notify_one();
         Ok(Some((job.id, false)))
     }
 }

@@ -5,17 +5,24 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sdp::Capabilities;
 use crate::udptl::ErrorCorrection;
 
 /// One trunk (an SBC or a carrier's proxy).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkConfig {
     /// A name for logs and CDRs.
     pub name: String,
+    /// The local address faxgate's user agent for this trunk binds to (UDP).
+    /// Each trunk has its own signalling socket.
+    #[serde(default)]
+    pub bind: Option<SocketAddr>,
+    /// Faxes from mail leave through this trunk (the first such trunk).
+    #[serde(default)]
+    pub outbound: bool,
     /// Host name or IP address of the trunk's SIP signalling.
     pub address: String,
     /// Its SIP port.
@@ -64,7 +71,7 @@ pub struct TrunkConfig {
 }
 
 /// REGISTER settings.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     /// The address-of-record user part.
@@ -75,12 +82,13 @@ pub struct Registration {
 }
 
 /// Digest credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     /// User name.
     pub username: String,
-    /// Password.
+    /// Password (never written out).
+    #[serde(skip_serializing)]
     pub password: String,
     /// Realm, when it must be fixed rather than taken from the challenge.
     #[serde(default)]
@@ -88,7 +96,7 @@ pub struct Credentials {
 }
 
 /// T.38 or G.711.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MediaPreference {
     /// Start in audio, switch to T.38 by re-INVITE; G.711 if refused.

@@ -31,7 +31,7 @@ impl Setup {
         std::fs::write(
             &config,
             format!(
-                "[storage]\ndata_dir = \"{dir}/data\"\n\n[admin]\nsocket = \"{dir}/admin.sock\"\n{extra}\n[log]\nlevel = \"debug\"\ntarget = \"stderr\"\n"
+                "[storage]\ndata_dir = \"{dir}/data\"\n\n[admin]\nsocket = \"{dir}/admin.sock\"\n{extra}\n[log]\nlevel = \"debug,sled=info\"\ntarget = \"stderr\"\n"
             ),
         )
         .unwrap();

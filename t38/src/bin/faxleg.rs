@@ -111,6 +111,8 @@ async fn main() {
     };
     let trunk = TrunkConfig {
         name: "trunk".into(),
+        bind: None,
+        outbound: false,
         address: host,
         port,
         domain: None,

@@ -9,4 +9,4 @@ pub mod cause;
 pub mod ua;
 
 pub use cause::CallError;
-pub use ua::{CallReport, CallState, IncomingCall, Refusal, UaConfig, UaStats, UserAgent, screen_invite};
+pub use ua::{CallReport, CallState, IncomingCall, Refusal, Router, UaConfig, UaStats, UserAgent, screen_invite};

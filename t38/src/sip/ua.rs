@@ -124,6 +124,10 @@ pub struct CallReport {
     pub peer_hung_up: bool,
     /// Fax events (pages, negotiation) in order.
     pub events: Vec<Event>,
+    /// When each event arrived, as real time since the call was answered.
+    pub event_offsets: Vec<Duration>,
+    /// Real time from the answer to the end of the call.
+    pub answered_for: Duration,
     /// Re-INVITEs to T.38 the peer refused (488/606).
     pub t38_refused: u32,
     /// The states the call went through.
@@ -337,9 +341,33 @@ impl UserAgent {
         options_request(&self.inner).await
     }
 
+    /// The T.30 settings calls use unless told otherwise.
+    pub fn fax_settings(&self) -> FaxSettings {
+        fax_settings(&self.inner)
+    }
+
+    /// A fresh Call-ID for [`Self::send_fax_with`].
+    pub fn new_call_id() -> String {
+        format!("{:016x}@{CALLID_SUFFIX}", random_u64())
+    }
+
     /// Places a call to `to` (user part at the trunk) from `from` and sends
     /// the pages of `tiff`. Returns when the call is over.
     pub async fn send_fax(&self, to: &str, from: &str, tiff: PathBuf) -> Result<CallReport, CallError> {
+        self.send_fax_with(to, from, tiff, None, None).await
+    }
+
+    /// [`Self::send_fax`] with this call's own T.30 settings (a retry after a
+    /// failed transfer goes slower and without ECM) and, when `call_id` is
+    /// given, that Call-ID (so that the caller can record it before the call).
+    pub async fn send_fax_with(
+        &self,
+        to: &str,
+        from: &str,
+        tiff: PathBuf,
+        settings: Option<FaxSettings>,
+        call_id: Option<String>,
+    ) -> Result<CallReport, CallError> {
         let inner = &self.inner;
         let trunk = &inner.cfg.trunk;
         if !tiff.is_file() {
@@ -368,7 +396,7 @@ impl UserAgent {
             .try_into()
             .map_err(|e| CallError::Signalling(format!("bad caller {from}: {e}")))?;
         let contact = contact_uri(inner, from).map_err(|e| CallError::Signalling(e.to_string()))?;
-        let call_id = format!("{:016x}@{CALLID_SUFFIX}", random_u64());
+        let call_id = call_id.unwrap_or_else(|| format!("{:016x}@{CALLID_SUFFIX}", random_u64()));
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         inner.calls.lock().unwrap_or_else(|p| p.into_inner()).insert(call_id.clone(), ev_tx);
         let _registered = Registered(inner.clone(), call_id.clone());
@@ -428,7 +456,12 @@ impl UserAgent {
         let job = FaxJob {
             direction: Direction::Send { tiff, max_pages: None },
             calling: true,
-            settings: fax_settings(inner),
+            settings: settings
+                .map(|mut s| {
+                    s.ecm = s.ecm && inner.cfg.trunk.ecm;
+                    s
+                })
+                .unwrap_or_else(|| fax_settings(inner)),
         };
         let ctx = CallCtx {
             inner: inner.clone(),
@@ -739,6 +772,8 @@ async fn run_call(mut c: CallCtx) -> Result<CallReport, Error> {
     let mut state = if c.negotiated.is_t38() { CallState::T38 } else { CallState::Audio };
     let mut states = vec![CallState::Inviting, state];
     let mut fax_events = Vec::new();
+    let mut event_offsets = Vec::new();
+    let answered = Instant::now();
     let mut peer_hung_up = false;
     let mut t38_refused = 0u32;
     let mut version = c.local_sdp.session_version;
@@ -761,7 +796,10 @@ async fn run_call(mut c: CallCtx) -> Result<CallReport, Error> {
                 let (res, stats) = r.unwrap_or((None, Default::default()));
                 break (res, stats);
             }
-            Some(ev) = fev_rx.recv() => fax_events.push(ev),
+            Some(ev) = fev_rx.recv() => {
+                fax_events.push(ev);
+                event_offsets.push(answered.elapsed());
+            }
             _ = async { tokio::time::sleep_until(reinvite_at.unwrap_or_else(tokio::time::Instant::now)).await }, if reinvite_at.is_some() && pending.is_none() => {
                 reinvite_at = None;
                 if state == CallState::Audio {
@@ -880,7 +918,9 @@ async fn run_call(mut c: CallCtx) -> Result<CallReport, Error> {
     };
     while let Ok(ev) = fev_rx.try_recv() {
         fax_events.push(ev);
+        event_offsets.push(answered.elapsed());
     }
+    let answered_for = answered.elapsed();
     states.push(CallState::Ending);
     if !peer_hung_up {
         // Phase E reached: we hang up (a silent peer would keep the call up).
@@ -899,6 +939,8 @@ async fn run_call(mut c: CallCtx) -> Result<CallReport, Error> {
         media: stats,
         peer_hung_up,
         events: fax_events,
+        event_offsets,
+        answered_for,
         t38_refused,
         states,
         remote_media: Some(c.negotiated.remote()),

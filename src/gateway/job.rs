@@ -1,0 +1,351 @@
+//! Fax jobs: one per recipient of an accepted mail, and what happens to a
+//! job after each call attempt. Pure functions of the job, the outcome and
+//! `now`; the queue in [`super::queue`] stores and runs them.
+
+use faxgate_t38::sip::{CallError, CallReport};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::types::{AccountId, E164, JobId, TenantId};
+
+/// Where a job stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum JobState {
+    /// Waiting for its next attempt at `next_at`.
+    Queued,
+    /// A call is (or was, if the daemon stopped) under way.
+    Calling {
+        /// The CDR this attempt writes.
+        cdr_id: String,
+        /// The SIP Call-ID.
+        call_id: String,
+        /// When the attempt started.
+        start: Timestamp,
+    },
+    /// Every page was sent.
+    Done,
+    /// Given up; the last attempt's outcome says why.
+    Failed,
+}
+
+/// How one attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    /// All pages confirmed by the receiver.
+    Sent {
+        /// Pages sent.
+        pages: u32,
+    },
+    /// The line was busy.
+    Busy {
+        /// SIP status.
+        status: u16,
+    },
+    /// Nobody answered.
+    NoAnswer {
+        /// SIP status (408 when we cancelled).
+        status: u16,
+    },
+    /// The call was answered but the fax did not get through completely.
+    TransferFailed {
+        /// Pages confirmed before it failed.
+        pages: u32,
+        /// T.30 completion code (absent when the fax never started).
+        t30_code: Option<i32>,
+        /// Its text.
+        text: String,
+    },
+    /// The number does not exist.
+    BadNumber {
+        /// SIP status.
+        status: u16,
+    },
+    /// The network refused the call for good.
+    Refused {
+        /// SIP status.
+        status: u16,
+    },
+    /// The trunk or the network failed; worth another try.
+    NetworkFailure {
+        /// SIP status, if there was one.
+        status: Option<u16>,
+        /// What happened.
+        text: String,
+    },
+    /// The daemon stopped during the call.
+    Interrupted,
+    /// The document could not be turned into fax pages.
+    BadDocument {
+        /// Why, for the customer.
+        text: String,
+    },
+    /// The destination is not allowed for the account.
+    Blocked {
+        /// Why, for the customer.
+        text: String,
+    },
+}
+
+impl Outcome {
+    /// From what the user agent said about a call.
+    pub fn of_call(r: &Result<CallReport, CallError>) -> Outcome {
+        match r {
+            Ok(report) => match &report.result {
+                Some(res) if res.is_ok() => Outcome::Sent { pages: res.pages },
+                Some(res) => {
+                    Outcome::TransferFailed { pages: res.pages, t30_code: Some(res.code.0), text: res.text.clone() }
+                }
+                None => Outcome::TransferFailed {
+                    pages: 0,
+                    t30_code: None,
+                    text: "the call was answered but no fax started".into(),
+                },
+            },
+            Err(CallError::Busy(s)) => Outcome::Busy { status: *s },
+            Err(CallError::NoAnswer(s)) => Outcome::NoAnswer { status: *s },
+            Err(CallError::BadNumber(s)) => Outcome::BadNumber { status: *s },
+            Err(CallError::Refused(s)) => Outcome::Refused { status: *s },
+            Err(CallError::NotAcceptable(s)) => Outcome::Refused { status: *s },
+            Err(CallError::TrunkFailure(s)) | Err(CallError::Other(s)) => {
+                Outcome::NetworkFailure { status: Some(*s), text: format!("the network answered {s}") }
+            }
+            Err(e) => Outcome::NetworkFailure { status: e.status(), text: e.to_string() },
+        }
+    }
+
+    /// Worth another attempt.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Busy { .. }
+                | Outcome::NoAnswer { .. }
+                | Outcome::TransferFailed { .. }
+                | Outcome::NetworkFailure { .. }
+                | Outcome::Interrupted
+        )
+    }
+
+    /// A short stable code for reports and CDRs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Outcome::Sent { .. } => "sent",
+            Outcome::Busy { .. } => "busy",
+            Outcome::NoAnswer { .. } => "no-answer",
+            Outcome::TransferFailed { .. } => "transfer-failed",
+            Outcome::BadNumber { .. } => "bad-number",
+            Outcome::Refused { .. } => "refused",
+            Outcome::NetworkFailure { .. } => "network-failure",
+            Outcome::Interrupted => "interrupted",
+            Outcome::BadDocument { .. } => "bad-document",
+            Outcome::Blocked { .. } => "blocked",
+        }
+    }
+
+    /// The SIP status, when the outcome has one.
+    pub fn sip_status(&self) -> Option<u16> {
+        match self {
+            Outcome::Busy { status }
+            | Outcome::NoAnswer { status }
+            | Outcome::BadNumber { status }
+            | Outcome::Refused { status } => Some(*status),
+            Outcome::NetworkFailure { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// Pages that got through.
+    pub fn pages(&self) -> u32 {
+        match self {
+            Outcome::Sent { pages } | Outcome::TransferFailed { pages, .. } => *pages,
+            _ => 0,
+        }
+    }
+}
+
+/// One attempt, as remembered on the job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// When it started.
+    pub start: Timestamp,
+    /// When it ended.
+    pub end: Timestamp,
+    /// Its CDR.
+    pub cdr_id: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Remote station id, when the fax started.
+    pub remote_station: Option<String>,
+}
+
+/// A fax to one number, from one accepted mail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxJob {
+    /// The job.
+    pub id: JobId,
+    /// The mail it came from.
+    pub mail_job: JobId,
+    /// The correlation id: the mail's Message-ID, else the mail job.
+    pub correlation_id: String,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The account.
+    pub account: AccountId,
+    /// The reverse path, where the report goes (empty: the null sender).
+    pub mail_from: String,
+    /// The mail's subject.
+    pub subject: String,
+    /// The number called.
+    pub to: E164,
+    /// The caller number sent.
+    pub caller: Option<E164>,
+    /// Pages in the document.
+    pub pages_total: u32,
+    /// When the mail was accepted.
+    pub created: Timestamp,
+    /// Where the job stands.
+    pub state: JobState,
+    /// When the next attempt is due (for `Queued`).
+    pub next_at: Timestamp,
+    /// The attempts so far.
+    pub attempts: Vec<Attempt>,
+    /// The next attempt uses safer settings (after a failed transfer).
+    pub safer: bool,
+    /// The report has been queued.
+    pub reported: bool,
+}
+
+impl FaxJob {
+    /// True once the job will not be tried again.
+    pub fn is_final(&self) -> bool {
+        matches!(self.state, JobState::Done | JobState::Failed)
+    }
+
+    /// The last attempt's outcome.
+    pub fn last_outcome(&self) -> Option<&Outcome> {
+        self.attempts.last().map(|a| &a.outcome)
+    }
+
+    /// Records the end of the attempt under way and decides what comes next:
+    /// done, another attempt after `retry_delays[n - 1]` (n attempts made so
+    /// far, transient causes only), or failed.
+    pub fn finish_attempt(&mut self, attempt: Attempt, retry_delays: &[u64]) {
+        let end = attempt.end;
+        let transient = attempt.outcome.is_transient();
+        self.safer = matches!(attempt.outcome, Outcome::TransferFailed { .. });
+        let sent = matches!(attempt.outcome, Outcome::Sent { .. });
+        self.attempts.push(attempt);
+        let n = self.attempts.len();
+        self.state = if sent {
+            JobState::Done
+        } else if transient && n <= retry_delays.len() {
+            self.next_at = end + SignedDuration::from_secs(retry_delays[n - 1] as i64);
+            JobState::Queued
+        } else {
+            JobState::Failed
+        };
+    }
+
+    /// Ends a job before any call (bad document, blocked number).
+    pub fn fail_now(&mut self, now: Timestamp, outcome: Outcome) {
+        self.attempts.push(Attempt { start: now, end: now, cdr_id: String::new(), outcome, remote_station: None });
+        self.state = JobState::Failed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(now: Timestamp) -> FaxJob {
+        FaxJob {
+            id: JobId::generate(),
+            mail_job: JobId::generate(),
+            correlation_id: "<m@x>".into(),
+            tenant: "t".parse().unwrap(),
+            account: AccountId::generate(),
+            mail_from: "a@example.com".into(),
+            subject: "s".into(),
+            to: E164::parse("+4533221100", None).unwrap(),
+            caller: None,
+            pages_total: 2,
+            created: now,
+            state: JobState::Queued,
+            next_at: now,
+            attempts: Vec::new(),
+            safer: false,
+            reported: false,
+        }
+    }
+
+    fn attempt(at: Timestamp, outcome: Outcome) -> Attempt {
+        Attempt {
+            start: at,
+            end: at + SignedDuration::from_secs(30),
+            cdr_id: "c".into(),
+            outcome,
+            remote_station: None,
+        }
+    }
+
+    #[test]
+    fn busy_then_sent() {
+        let t0: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
+        let mut j = job(t0);
+        j.finish_attempt(attempt(t0, Outcome::Busy { status: 486 }), &[60, 300]);
+        assert_eq!(j.state, JobState::Queued);
+        assert_eq!(j.next_at, t0 + SignedDuration::from_secs(90));
+        assert!(!j.safer);
+        j.finish_attempt(attempt(j.next_at, Outcome::Sent { pages: 2 }), &[60, 300]);
+        assert_eq!(j.state, JobState::Done);
+        assert!(j.is_final());
+    }
+
+    #[test]
+    fn no_answer_until_the_schedule_runs_out() {
+        let t0: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
+        let mut j = job(t0);
+        let delays = [60, 300, 900];
+        for i in 0..3 {
+            j.finish_attempt(attempt(j.next_at, Outcome::NoAnswer { status: 408 }), &delays);
+            assert_eq!(j.state, JobState::Queued, "after attempt {}", i + 1);
+        }
+        assert_eq!(j.next_at, t0 + SignedDuration::from_secs(30 + 60 + 30 + 300 + 30 + 900));
+        j.finish_attempt(attempt(j.next_at, Outcome::NoAnswer { status: 408 }), &delays);
+        assert_eq!(j.state, JobState::Failed);
+        assert_eq!(j.attempts.len(), 4);
+    }
+
+    #[test]
+    fn a_failed_transfer_makes_the_next_attempt_safer() {
+        let t0: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
+        let mut j = job(t0);
+        let o = Outcome::TransferFailed { pages: 1, t30_code: Some(49), text: "DCN while waiting for MCF".into() };
+        j.finish_attempt(attempt(t0, o), &[60]);
+        assert!(j.safer);
+        assert_eq!(j.state, JobState::Queued);
+        j.finish_attempt(attempt(j.next_at, Outcome::Busy { status: 486 }), &[60]);
+        assert!(!j.safer);
+        assert_eq!(j.state, JobState::Failed);
+    }
+
+    #[test]
+    fn permanent_causes_end_the_job_at_once() {
+        let t0: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
+        for o in [Outcome::BadNumber { status: 404 }, Outcome::Refused { status: 403 }] {
+            let mut j = job(t0);
+            j.finish_attempt(attempt(t0, o), &[60, 300]);
+            assert_eq!(j.state, JobState::Failed);
+        }
+    }
+
+    #[test]
+    fn call_errors_map_to_outcomes() {
+        assert_eq!(Outcome::of_call(&Err(CallError::Busy(486))), Outcome::Busy { status: 486 });
+        assert_eq!(Outcome::of_call(&Err(CallError::NoAnswer(408))), Outcome::NoAnswer { status: 408 });
+        assert_eq!(Outcome::of_call(&Err(CallError::BadNumber(404))), Outcome::BadNumber { status: 404 });
+        assert!(Outcome::of_call(&Err(CallError::TrunkFailure(503))).is_transient());
+        assert!(!Outcome::of_call(&Err(CallError::Refused(403))).is_transient());
+    }
+}

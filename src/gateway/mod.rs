@@ -1,0 +1,892 @@
+//! The gateway: joins the mail leg, the documents and the fax leg.
+//!
+//! **Mail to fax.** The SMTP listener stores each accepted mail in the
+//! spool (flushed before `250`). [`Gateway`] takes each pending mail up:
+//! renders it once ([`render`]), checks each recipient against the
+//! account's destination policy ([`policy`]), and writes one [`FaxJob`] per
+//! recipient together with the pages, in one flushed batch that also takes
+//! the mail off the pending list. The queue calls each job through the
+//! outbound trunk, never more at once than the trunk's channels; after each
+//! attempt it writes the attempt's CDR and then the job, and retries busy
+//! lines, unanswered calls and failed transfers on the configured schedule
+//! (after a failed transfer with safer settings: no V.17, no ECM). A final
+//! result queues a report to the sender (once per job, whatever restarts
+//! happen), and when every recipient of a mail is final its message and
+//! pages are erased by destroying their key.
+//!
+//! **Fax to mail.** An INVITE for a number that is not active in the
+//! directory is refused (404) before it is answered, with a CDR. Otherwise
+//! the fax is received into the work directory, turned into a PDF (and/or
+//! kept as TIFF, per route) and queued in the durable outbox for each route,
+//! once per call; a fax cut short still goes out, marked incomplete. Then
+//! its CDR is written and the received file removed.
+//!
+//! **Restarts.** A job found in the middle of a call at start was cut off by
+//! the stop: if its CDR was written, the attempt's result is taken from it;
+//! otherwise the attempt is recorded as interrupted (same CDR id, so never
+//! twice) and retried. Every CDR is written under an id chosen before the
+//! call, so a repeated write replaces it.
+//!
+//! The pages of a call in progress exist as a file in the work directory
+//! (the fax engine, spandsp, reads and writes TIFF files); it is removed when
+//! the call ends and the directory is emptied at start. Under systemd the
+//! work directory is the unit's `RuntimeDirectory`, a tmpfs, so these files
+//! never reach a disk.
+
+pub mod job;
+pub mod policy;
+pub mod render;
+pub mod report;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use faxgate_retention::KeyId;
+use faxgate_smtp::outgoing::OutAttachment;
+use faxgate_t38::sip::{CallReport, IncomingCall, Router, UaConfig, UserAgent};
+use faxgate_t38::{Event, FaxSettings};
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+pub use job::{Attempt, FaxJob, JobState, Outcome};
+
+use crate::Error;
+use crate::cdr::{self, Cdr, CdrStore, PageEvent, Transport};
+use crate::clock::Clock;
+use crate::config::FaxConfig;
+use crate::directory::{AttachmentFormat, Directory, Scope, Tenant};
+use crate::mail::Spool;
+use crate::mail::outbox::Outbox;
+use crate::mail::spool::{job_key, message_key, pending_key};
+use crate::store::{Store, Tree};
+use crate::types::{E164, JobId, TenantId};
+
+fn fax_key(id: &JobId) -> Vec<u8> {
+    [b"f\0".as_slice(), id.to_text().as_bytes()].concat()
+}
+
+fn pages_key(mail: &JobId) -> Vec<u8> {
+    [b"p\0".as_slice(), mail.to_text().as_bytes()].concat()
+}
+
+/// The tenant refused calls to unknown numbers are booked under.
+pub fn unassigned_tenant() -> TenantId {
+    "unassigned".parse().expect("a valid tenant id")
+}
+
+/// The parts the gateway works with.
+#[derive(Debug)]
+pub struct Parts {
+    /// The store.
+    pub store: Store,
+    /// Tenants, accounts, numbers.
+    pub directory: Directory,
+    /// Accepted mail.
+    pub spool: Spool,
+    /// Outgoing mail.
+    pub outbox: Outbox,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// `[fax]`.
+    pub config: FaxConfig,
+    /// `[[trunk]]`.
+    pub trunks: Vec<faxgate_t38::trunk::TrunkConfig>,
+    /// Where call files live.
+    pub work_dir: PathBuf,
+}
+
+/// What the gateway knows about a call it is receiving.
+#[derive(Clone, Debug)]
+struct Inbound {
+    number: crate::directory::FaxNumber,
+    file: PathBuf,
+    start: Timestamp,
+    cdr_id: String,
+}
+
+struct Outbound {
+    ua: UserAgent,
+    trunk: String,
+    channels: Arc<Semaphore>,
+}
+
+struct Inner {
+    store: Store,
+    tree: Tree,
+    directory: Directory,
+    spool: Spool,
+    outbox: Outbox,
+    cdrs: CdrStore,
+    clock: Arc<dyn Clock>,
+    config: FaxConfig,
+    work_dir: PathBuf,
+    outbound: Mutex<Option<Arc<Outbound>>>,
+    /// Jobs not yet final and reported.
+    jobs: Mutex<BTreeMap<JobId, FaxJob>>,
+    /// Calls being received, by Call-ID.
+    inbound: Mutex<HashMap<String, Inbound>>,
+    wake: Notify,
+}
+
+/// The running gateway.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("work_dir", &self.inner.work_dir).finish()
+    }
+}
+
+fn e164_of(user: &str) -> Option<E164> {
+    let u = user.trim();
+    let candidate = if u.starts_with('+') { u.to_owned() } else { format!("+{u}") };
+    E164::parse(&candidate, None).ok()
+}
+
+impl Gateway {
+    /// Sets the gateway up: loads unfinished jobs (recovering any cut off by
+    /// a stop), empties the work directory, starts a user agent per trunk.
+    /// Returns the gateway and the SIP addresses it listens on.
+    pub async fn start(parts: Parts, shutdown: CancellationToken) -> anyhow::Result<(Gateway, Vec<String>)> {
+        use anyhow::Context as _;
+        let Parts { store, directory, spool, outbox, clock, config, trunks, work_dir } = parts;
+        std::fs::create_dir_all(&work_dir)
+            .with_context(|| format!("cannot create the work directory {}", work_dir.display()))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&work_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        for e in std::fs::read_dir(&work_dir)?.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".tiff") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let tree = store.tree("mail")?;
+        let gw = Gateway {
+            inner: Arc::new(Inner {
+                cdrs: CdrStore::open(&store)?,
+                store,
+                tree,
+                directory,
+                spool,
+                outbox,
+                clock,
+                config,
+                work_dir,
+                outbound: Mutex::new(None),
+                jobs: Mutex::new(BTreeMap::new()),
+                inbound: Mutex::new(HashMap::new()),
+                wake: Notify::new(),
+            }),
+        };
+        gw.recover()?;
+
+        let mut addresses = Vec::new();
+        let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel::<CallReport>();
+        for t in trunks {
+            let bind = t.bind.context("trunk without bind")?;
+            let fax = FaxSettings {
+                ident: gw.inner.config.ident.clone(),
+                page_header: gw.inner.config.header.clone(),
+                ecm: gw.inner.config.ecm,
+                ..FaxSettings::default()
+            };
+            let ua_cfg = UaConfig {
+                bind,
+                advertise: gw.inner.config.advertise,
+                media_ip: gw.inner.config.media_ip,
+                fax,
+                time_scale: gw.inner.config.time_scale,
+                user_agent: format!("faxgate/{}", env!("CARGO_PKG_VERSION")),
+                trunk: t.clone(),
+            };
+            let router: Router = {
+                let gw = gw.clone();
+                let trunk = t.name.clone();
+                Arc::new(move |call: &IncomingCall| gw.route_incoming(&trunk, call))
+            };
+            let (ua, mut reports) = UserAgent::start(ua_cfg, router)
+                .await
+                .with_context(|| format!("cannot start SIP on {bind} for trunk {}", t.name))?;
+            addresses.push(format!("sip {} {}", t.name, ua.local_addr()));
+            if t.outbound && gw.inner.outbound.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+                *gw.inner.outbound.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Outbound {
+                    ua: ua.clone(),
+                    trunk: t.name.clone(),
+                    channels: Arc::new(Semaphore::new(t.channels as usize)),
+                }));
+            }
+            let tx = report_tx.clone();
+            let stop = shutdown.clone();
+            let ua2 = ua.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        r = reports.recv() => match r {
+                            Some(r) => { let _ = tx.send(r); }
+                            None => break,
+                        },
+                        _ = stop.cancelled() => { ua2.shutdown(); break; }
+                    }
+                }
+            });
+        }
+        drop(report_tx);
+        {
+            let gw = gw.clone();
+            tokio::spawn(async move {
+                while let Some(r) = report_rx.recv().await {
+                    let g = gw.clone();
+                    if let Err(e) = tokio::task::spawn_blocking(move || g.received(r))
+                        .await
+                        .unwrap_or_else(|e| Err(Error::Invalid(format!("received fax task failed: {e}"))))
+                    {
+                        tracing::error!(error = %e, "cannot deliver a received fax");
+                    }
+                }
+            });
+        }
+        tokio::spawn(gw.clone().intake(shutdown.clone()));
+        tokio::spawn(gw.clone().queue(shutdown));
+        Ok((gw, addresses))
+    }
+
+    fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<JobId, FaxJob>> {
+        self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self, job: &FaxJob) -> Result<(), Error> {
+        let mut b = self.inner.tree.batch();
+        b.put_sealed(&fax_key(&job.id), &KeyId::job(&job.id.to_text())?, job)?;
+        self.inner.tree.apply(b)
+    }
+
+    /// Every fax job still on record (finished ones until they are swept).
+    pub fn list(&self) -> Result<Vec<FaxJob>, Error> {
+        let mut out = Vec::new();
+        for k in self.inner.tree.keys_with_prefix(b"f\0")? {
+            match self.inner.tree.get_sealed::<FaxJob>(&k) {
+                Ok(Some(j)) => out.push(j),
+                Ok(None) => {}
+                Err(Error::Crypto(_)) => {} // erased
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by_key(|j| j.created);
+        Ok(out)
+    }
+
+    fn recover(&self) -> Result<(), Error> {
+        for mut j in self.list()? {
+            if let JobState::Calling { cdr_id, call_id, start } = j.state.clone() {
+                let now = self.now();
+                let written = self.inner.cdrs.get(&cdr::place_for(start, &cdr_id))?;
+                let outcome = match &written {
+                    Some(c) if c.t30_code == Some(0) => Outcome::Sent { pages: c.pages },
+                    _ => Outcome::Interrupted,
+                };
+                tracing::warn!(job = %j.id.to_text(), %call_id, outcome = outcome.code(), "call cut off by a stop");
+                if written.is_none() {
+                    let cdr = self.job_cdr(&j, &cdr_id, &call_id, start, now, &outcome, None, None);
+                    self.inner.cdrs.write(&cdr)?;
+                }
+                let remote = written.and_then(|c| c.remote_station);
+                j.finish_attempt(
+                    Attempt { start, end: now, cdr_id, outcome, remote_station: remote },
+                    &self.inner.config.retry_delays,
+                );
+                self.save(&j)?;
+            }
+            if !(j.is_final() && j.reported) {
+                self.jobs().insert(j.id, j);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- mail to fax: intake ----
+
+    async fn intake(self, shutdown: CancellationToken) {
+        loop {
+            let pending = self.inner.spool.pending().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the spool");
+                Vec::new()
+            });
+            for id in pending {
+                let g = self.clone();
+                match tokio::task::spawn_blocking(move || g.take_up(&id)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "cannot take up a mail job"),
+                    Err(e) => tracing::error!(error = %e, "mail job task failed"),
+                }
+                self.inner.wake.notify_one();
+            }
+            tokio::select! {
+                _ = self.inner.spool.accepted() => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    fn settings_for(&self, tenant: &Tenant, account: &crate::directory::Account) -> crate::document::Settings {
+        let paper = match account.paper.unwrap_or(tenant.paper) {
+            crate::directory::Paper::A4 => crate::document::Paper::A4,
+            crate::directory::Paper::Letter => crate::document::Paper::Letter,
+        };
+        let mut s = crate::document::Settings { resolution: self.inner.config.resolution, paper, ..Default::default() };
+        s.limits.max_pages = self.inner.config.max_pages;
+        s
+    }
+
+    /// Turns one accepted mail into fax jobs.
+    fn take_up(&self, id: &JobId) -> Result<(), Error> {
+        let t = &self.inner.tree;
+        let (Some(mail), Some(raw)) = (self.inner.spool.job(id)?, self.inner.spool.message(id)?) else {
+            let mut b = t.batch();
+            b.remove(&pending_key(id));
+            return t.apply(b);
+        };
+        let now = self.now();
+        let tenant = self.inner.directory.tenant_get(&Scope::Operator, &mail.tenant)?;
+        let account = self.inner.directory.account_get(&Scope::Operator, &mail.account)?;
+        let settings = self.settings_for(&tenant, &account);
+        let cover = self.inner.config.cover_page.then(|| crate::document::CoverPage {
+            branding: tenant.branding.display_name.clone(),
+            from: mail.mail_from.clone(),
+            to: mail.recipients.iter().map(E164::to_string).collect::<Vec<_>>().join(", "),
+            date: now.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+            pages: 0,
+            subject: String::new(),
+            comment: String::new(),
+        });
+        let rendered = render::render(&raw, settings, cover);
+        let subject = match &rendered {
+            Ok(r) => r.subject.clone(),
+            Err(_) => render::subject_of(&raw),
+        };
+        let correlation_id = mail.message_id.clone().unwrap_or_else(|| mail.id.to_text());
+        let mut jobs = Vec::new();
+        for to in &mail.recipients {
+            let mut j = FaxJob {
+                id: JobId::generate(),
+                mail_job: mail.id,
+                correlation_id: correlation_id.clone(),
+                tenant: mail.tenant.clone(),
+                account: mail.account,
+                mail_from: mail.mail_from.clone(),
+                subject: subject.clone(),
+                to: to.clone(),
+                caller: mail.caller_number.clone(),
+                pages_total: rendered.as_ref().map_or(0, |r| r.pages),
+                created: mail.received,
+                state: JobState::Queued,
+                next_at: now,
+                attempts: Vec::new(),
+                safer: false,
+                reported: false,
+            };
+            match &rendered {
+                Err(e) => j.fail_now(now, Outcome::BadDocument { text: e.to_string() }),
+                Ok(_) => {
+                    if let Err(why) = policy::check(&account, tenant.default_country, to) {
+                        j.fail_now(now, Outcome::Blocked { text: why });
+                    }
+                }
+            }
+            jobs.push(j);
+        }
+        let mut b = t.batch();
+        for j in &jobs {
+            b.put_sealed(&fax_key(&j.id), &KeyId::job(&j.id.to_text())?, j)?;
+        }
+        if let Ok(r) = &rendered {
+            b.put_sealed_bytes(&pages_key(&mail.id), &KeyId::job(&mail.id.to_text())?, &r.tiff)?;
+        }
+        b.remove(&pending_key(&mail.id));
+        t.apply(b)?;
+        tracing::info!(
+            mail = %mail.id.to_text(),
+            jobs = jobs.len(),
+            pages = rendered.as_ref().map_or(0, |r| r.pages),
+            "mail taken up"
+        );
+        if let Err(e) = &rendered {
+            tracing::info!(mail = %mail.id.to_text(), error = %e, "mail cannot be faxed");
+        }
+        let mut m = self.jobs();
+        for j in jobs {
+            m.insert(j.id, j);
+        }
+        Ok(())
+    }
+
+    // ---- mail to fax: the queue ----
+
+    async fn queue(self, shutdown: CancellationToken) {
+        loop {
+            let now = self.now();
+            // Final jobs not yet reported: report them.
+            let unreported: Vec<JobId> =
+                self.jobs().values().filter(|j| j.is_final() && !j.reported).map(|j| j.id).collect();
+            for id in unreported {
+                let g = self.clone();
+                match tokio::task::spawn_blocking(move || g.finish(&id)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "cannot report a finished fax job"),
+                    Err(e) => tracing::error!(error = %e, "report task failed"),
+                }
+            }
+            let outbound = self.inner.outbound.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let mut due: Vec<(Timestamp, JobId)> = self
+                .jobs()
+                .values()
+                .filter(|j| j.state == JobState::Queued && j.next_at <= now)
+                .map(|j| (j.next_at, j.id))
+                .collect();
+            due.sort();
+            if let Some(out) = &outbound {
+                for (_, id) in due {
+                    let Ok(permit) = out.channels.clone().try_acquire_owned() else { break };
+                    let Some(job) = self.start_attempt(&id) else { continue };
+                    let g = self.clone();
+                    let out = out.clone();
+                    tokio::spawn(async move {
+                        g.attempt(job, out).await;
+                        drop(permit);
+                        g.inner.wake.notify_one();
+                    });
+                }
+            } else if !due.is_empty() {
+                tracing::warn!(jobs = due.len(), "faxes are waiting but no trunk is marked outbound");
+            }
+            let next = self
+                .jobs()
+                .values()
+                .filter(|j| j.state == JobState::Queued)
+                .map(|j| j.next_at)
+                .min()
+                .filter(|_| outbound.is_some());
+            let sleep = match next {
+                Some(t) => {
+                    let d = t.duration_since(self.now()).max(SignedDuration::from_millis(10));
+                    std::time::Duration::try_from(d).unwrap_or(std::time::Duration::from_secs(3600))
+                }
+                None => std::time::Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Marks a job as calling (flushed) and returns it.
+    fn start_attempt(&self, id: &JobId) -> Option<FaxJob> {
+        let mut job = self.jobs().get(id).cloned()?;
+        job.state =
+            JobState::Calling { cdr_id: CdrStore::new_id(), call_id: UserAgent::new_call_id(), start: self.now() };
+        if let Err(e) = self.save(&job) {
+            tracing::error!(error = %e, "cannot record the start of a call; not calling");
+            return None;
+        }
+        self.jobs().insert(job.id, job.clone());
+        Some(job)
+    }
+
+    async fn attempt(&self, mut job: FaxJob, out: Arc<Outbound>) {
+        let JobState::Calling { cdr_id, call_id, start } = job.state.clone() else { return };
+        let file = self.inner.work_dir.join(format!("{}.tiff", job.id.to_text()));
+        let pages = self.inner.tree.get_sealed_bytes(&pages_key(&job.mail_job));
+        let result = match pages {
+            Ok(Some(p)) => match write_private(&file, &p) {
+                Ok(()) => {
+                    let settings = job.safer.then(|| safer(out.ua.fax_settings()));
+                    let from = job.caller.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "anonymous".into());
+                    tracing::info!(job = %job.id.to_text(), %call_id, trunk = %out.trunk, attempt = job.attempts.len() + 1, safer = job.safer, "calling");
+                    let r = out
+                        .ua
+                        .send_fax_with(job.to.as_str(), &from, file.clone(), settings, Some(call_id.clone()))
+                        .await;
+                    let _ = std::fs::remove_file(&file);
+                    r
+                }
+                Err(e) => Err(faxgate_t38::sip::CallError::Engine(format!("cannot write the pages: {e}"))),
+            },
+            Ok(None) => Err(faxgate_t38::sip::CallError::Engine("the pages are gone".into())),
+            Err(e) => Err(faxgate_t38::sip::CallError::Engine(e.to_string())),
+        };
+        let end = self.now();
+        let outcome = Outcome::of_call(&result);
+        let report = result.as_ref().ok();
+        tracing::info!(job = %job.id.to_text(), %call_id, outcome = outcome.code(), pages = outcome.pages(), "call ended");
+        let cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, Some(&out.trunk));
+        let remote = cdr.remote_station.clone();
+        let g = self.clone();
+        let delays = self.inner.config.retry_delays.clone();
+        let saved = tokio::task::spawn_blocking(move || -> Result<FaxJob, Error> {
+            g.inner.cdrs.write(&cdr)?;
+            job.finish_attempt(Attempt { start, end, cdr_id, outcome, remote_station: remote }, &delays);
+            g.save(&job)?;
+            Ok(job)
+        })
+        .await;
+        match saved {
+            Ok(Ok(job)) => {
+                self.jobs().insert(job.id, job);
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot record a call's result; it is recovered at the next start")
+            }
+            Err(e) => tracing::error!(error = %e, "result task failed"),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn job_cdr(
+        &self,
+        job: &FaxJob,
+        cdr_id: &str,
+        call_id: &str,
+        start: Timestamp,
+        end: Timestamp,
+        outcome: &Outcome,
+        report: Option<&CallReport>,
+        _trunk: Option<&str>,
+    ) -> Cdr {
+        let mut c = Cdr {
+            id: cdr_id.to_owned(),
+            correlation_id: format!("{} {} {} {}", job.correlation_id, job.id.to_text(), call_id, cdr_id),
+            direction: cdr::Direction::MailToFax,
+            tenant: job.tenant.clone(),
+            account: Some(job.account),
+            calling: job.caller.clone(),
+            called: Some(job.to.clone()),
+            emails: job.mail_from.parse().ok().into_iter().collect(),
+            smtp_client: None,
+            sip_signalling: None,
+            sip_media: None,
+            start,
+            answer: None,
+            end,
+            t30_code: None,
+            t30_text: None,
+            sip_status: outcome.sip_status(),
+            pages: outcome.pages(),
+            pages_total: Some(job.pages_total),
+            transport: None,
+            bit_rate: None,
+            ecm: None,
+            resolution: None,
+            remote_station: None,
+            attempt: job.attempts.len() as u32 + 1,
+            timeline: Vec::new(),
+        };
+        if let Outcome::Interrupted = outcome {
+            c.t30_text = Some("interrupted: the gateway stopped during the call".into());
+        }
+        if let Some(r) = report {
+            fill_from_report(&mut c, r, end);
+        }
+        if c.t30_text.is_none() {
+            c.t30_text = Some(outcome.code().to_owned());
+        }
+        c
+    }
+
+    /// Queues the report of a final job, then erases the mail's documents
+    /// once every recipient is final.
+    fn finish(&self, id: &JobId) -> Result<(), Error> {
+        let Some(mut job) = self.jobs().get(id).cloned() else { return Ok(()) };
+        let tenant = self.inner.directory.tenant_get(&Scope::Operator, &job.tenant)?;
+        if job.mail_from.is_empty() {
+            tracing::info!(job = %job.id.to_text(), "no report: the mail came from the null sender");
+        } else {
+            let text = report::job_report(&tenant, &job);
+            let mut attachments = Vec::new();
+            if job.state == JobState::Failed
+                && self.inner.config.attach_original_on_failure
+                && let Some(raw) = self.inner.spool.message(&job.mail_job)?
+            {
+                attachments.push(OutAttachment {
+                    filename: "original.eml".into(),
+                    content_type: "message/rfc822".into(),
+                    data: raw,
+                });
+            }
+            self.inner.outbox.enqueue_once(
+                &format!("report {}", job.id.to_text()),
+                &tenant,
+                std::slice::from_ref(&job.mail_from),
+                &text.subject,
+                &text.body,
+                attachments,
+            )?;
+        }
+        job.reported = true;
+        self.save(&job)?;
+        let mail = job.mail_job;
+        let all_done = {
+            let mut m = self.jobs();
+            m.remove(&job.id);
+            !m.values().any(|j| j.mail_job == mail)
+        };
+        if all_done {
+            self.erase_mail(&mail)?;
+        }
+        Ok(())
+    }
+
+    /// Erases an accepted mail's message, pages and job record by destroying
+    /// their key, then removes the records.
+    fn erase_mail(&self, mail: &JobId) -> Result<(), Error> {
+        let kid = KeyId::job(&mail.to_text())?;
+        self.inner.store.vault().destroy(&kid)?;
+        let t = &self.inner.tree;
+        let mut b = t.batch();
+        b.remove(&pages_key(mail));
+        b.remove(&message_key(mail));
+        b.remove(&job_key(mail));
+        t.apply(b)?;
+        tracing::info!(mail = %mail.to_text(), "mail and pages erased after the last result");
+        Ok(())
+    }
+
+    // ---- fax to mail ----
+
+    fn route_incoming(&self, trunk: &str, call: &IncomingCall) -> Option<PathBuf> {
+        let now = self.now();
+        let number = e164_of(&call.called);
+        let found = number.as_ref().and_then(|n| {
+            let num = self.inner.directory.number_get(&Scope::Operator, n.as_str()).ok()?;
+            let acc = self.inner.directory.account_get(&Scope::Operator, &num.account).ok()?;
+            (acc.status(now) == crate::directory::AccountStatus::Active && !num.routes.is_empty()).then_some(num)
+        });
+        let cdr_id = CdrStore::new_id();
+        match found {
+            Some(num) => {
+                let file = self.inner.work_dir.join(format!("rx-{}.tiff", uuid::Uuid::new_v4().simple()));
+                tracing::info!(call_id = %call.call_id, %trunk, to = %num.number, "answering a fax call");
+                self.inner
+                    .inbound
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(call.call_id.clone(), Inbound { number: num, file: file.clone(), start: now, cdr_id });
+                Some(file)
+            }
+            None => {
+                tracing::info!(call_id = %call.call_id, %trunk, called = %call.called, "call to a number that is not active here: 404");
+                let (tenant, account) = number
+                    .as_ref()
+                    .and_then(|n| self.inner.directory.number_get(&Scope::Operator, n.as_str()).ok())
+                    .map(|n| (n.tenant, Some(n.account)))
+                    .unwrap_or_else(|| (unassigned_tenant(), None));
+                let c = Cdr {
+                    id: cdr_id.clone(),
+                    correlation_id: format!("{} {}", call.call_id, cdr_id),
+                    direction: cdr::Direction::FaxToMail,
+                    tenant,
+                    account,
+                    calling: e164_of(&call.caller),
+                    called: number,
+                    emails: Vec::new(),
+                    smtp_client: None,
+                    sip_signalling: None,
+                    sip_media: None,
+                    start: now,
+                    answer: None,
+                    end: now,
+                    t30_code: None,
+                    t30_text: Some("refused: the number is not in service here".into()),
+                    sip_status: Some(404),
+                    pages: 0,
+                    pages_total: None,
+                    transport: None,
+                    bit_rate: None,
+                    ecm: None,
+                    resolution: None,
+                    remote_station: None,
+                    attempt: 1,
+                    timeline: Vec::new(),
+                };
+                if let Err(e) = self.inner.cdrs.write(&c) {
+                    tracing::error!(error = %e, "cannot write the CDR of a refused call");
+                }
+                None
+            }
+        }
+    }
+
+    /// A call we answered has ended: mail what arrived, then the CDR.
+    fn received(&self, r: CallReport) -> Result<(), Error> {
+        if !r.incoming {
+            return Ok(());
+        }
+        let Some(inb) = self.inner.inbound.lock().unwrap_or_else(|p| p.into_inner()).remove(&r.call_id) else {
+            return Ok(());
+        };
+        let end = self.now();
+        let num = &inb.number;
+        let tenant = self.inner.directory.tenant_get(&Scope::Operator, &num.tenant)?;
+        let pages = r.result.as_ref().map_or(0, |x| x.pages);
+        let complete = r.result.as_ref().is_some_and(|x| x.is_ok());
+        let station = r.result.as_ref().and_then(|x| x.remote_ident.clone()).unwrap_or_default();
+        let from = e164_of(&r.caller).map(|e| e.to_string()).unwrap_or_else(|| {
+            if r.caller.is_empty() {
+                "unknown".into()
+            } else {
+                r.caller.chars().filter(|c| c.is_ascii_graphic()).take(32).collect()
+            }
+        });
+        let mut c = Cdr {
+            id: inb.cdr_id.clone(),
+            correlation_id: format!("{} {}", r.call_id, inb.cdr_id),
+            direction: cdr::Direction::FaxToMail,
+            tenant: num.tenant.clone(),
+            account: Some(num.account),
+            calling: e164_of(&r.caller),
+            called: Some(num.number.clone()),
+            emails: num.routes.iter().map(|x| x.email.clone()).collect(),
+            smtp_client: None,
+            sip_signalling: None,
+            sip_media: None,
+            start: inb.start,
+            answer: None,
+            end,
+            t30_code: None,
+            t30_text: None,
+            sip_status: None,
+            pages,
+            pages_total: None,
+            transport: None,
+            bit_rate: None,
+            ecm: None,
+            resolution: None,
+            remote_station: None,
+            attempt: 1,
+            timeline: Vec::new(),
+        };
+        fill_from_report(&mut c, &r, end);
+        let data = std::fs::read(&inb.file).ok().filter(|_| pages > 0);
+        if let Some(tiff) = data {
+            let info = crate::document::topdf::FaxInfo {
+                title: format!("Fax from {from}"),
+                from: format!("{from} {station}").trim().to_owned(),
+                to: num.number.to_string(),
+                received: Some(inb.start),
+            };
+            let pdf = crate::document::topdf::tiff_to_pdf(&tiff, &info, 1000).map(|(p, _)| p);
+            let text = report::received(
+                &tenant,
+                &report::Received {
+                    from: &from,
+                    to: num.number.as_str(),
+                    pages,
+                    incomplete: !complete,
+                    station: &station,
+                    start: inb.start,
+                    duration_s: end.duration_since(inb.start).as_secs(),
+                    result: c.t30_text.as_deref().unwrap_or(""),
+                    reference: &c.id,
+                },
+            );
+            let stamp = inb.start.strftime("%Y%m%d-%H%M%S").to_string();
+            let digits: String = from.chars().filter(char::is_ascii_digit).collect();
+            let base = format!("fax-{digits}-{stamp}");
+            for format in [AttachmentFormat::Pdf, AttachmentFormat::Tiff, AttachmentFormat::Both] {
+                let to: Vec<String> =
+                    num.routes.iter().filter(|x| x.format == format).map(|x| x.email.to_string()).collect();
+                if to.is_empty() {
+                    continue;
+                }
+                let mut attachments = Vec::new();
+                if matches!(format, AttachmentFormat::Pdf | AttachmentFormat::Both) {
+                    match &pdf {
+                        Ok(p) => attachments.push(OutAttachment {
+                            filename: format!("{base}.pdf"),
+                            content_type: "application/pdf".into(),
+                            data: p.clone(),
+                        }),
+                        Err(e) => tracing::error!(error = %e, "cannot make a PDF of a received fax; sending the TIFF"),
+                    }
+                }
+                if matches!(format, AttachmentFormat::Tiff | AttachmentFormat::Both) || pdf.is_err() {
+                    attachments.push(OutAttachment {
+                        filename: format!("{base}.tiff"),
+                        content_type: "image/tiff".into(),
+                        data: tiff.clone(),
+                    });
+                }
+                self.inner.outbox.enqueue_once(
+                    &format!("received {} {format:?}", r.call_id),
+                    &tenant,
+                    &to,
+                    &text.subject,
+                    &text.body,
+                    attachments,
+                )?;
+            }
+            tracing::info!(call_id = %r.call_id, pages, complete, "received fax queued for mail");
+        } else {
+            tracing::info!(call_id = %r.call_id, "call ended without a page");
+        }
+        self.inner.cdrs.write(&c)?;
+        let _ = std::fs::remove_file(&inb.file);
+        Ok(())
+    }
+}
+
+fn fill_from_report(c: &mut Cdr, r: &CallReport, end: Timestamp) {
+    let answer = end - SignedDuration::try_from(r.answered_for).unwrap_or(SignedDuration::ZERO);
+    c.answer = Some(answer.max(c.start));
+    c.transport = Some(if r.t38 { Transport::T38 } else { Transport::G711 });
+    c.sip_media = r.remote_media;
+    if let Some(res) = &r.result {
+        c.t30_code = Some(res.code.0);
+        c.t30_text = Some(res.text.clone());
+        c.bit_rate = Some(res.bit_rate);
+        c.ecm = Some(res.ecm);
+        c.remote_station = res.remote_ident.clone().filter(|s| !s.trim().is_empty());
+        c.pages = res.pages;
+        if let Some(n) = res.pages_in_file {
+            c.pages_total = Some(n);
+        }
+    }
+    let mut page = 0;
+    for (i, e) in r.events.iter().enumerate() {
+        if let Event::Page(p) = e {
+            let offset = r.event_offsets.get(i).copied().unwrap_or_default();
+            page += 1;
+            c.resolution.get_or_insert_with(|| format!("{}x{}", p.x_resolution, p.y_resolution));
+            c.timeline.push(PageEvent {
+                page,
+                at: answer + SignedDuration::try_from(offset).unwrap_or(SignedDuration::ZERO),
+                bad_rows: p.bad_rows,
+                ecm_retries: p.ecm_retries,
+            });
+        }
+    }
+}
+
+/// Settings for a retry after a failed transfer: V.29 at most, no ECM.
+fn safer(mut s: FaxSettings) -> FaxSettings {
+    s.modems.v17 = false;
+    s.ecm = false;
+    s
+}
+
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(data)
+}

@@ -1,0 +1,238 @@
+//! What the gateway tells people: the report to the sender of a fax from
+//! mail, and the mail that carries a received fax. Danish and English, by
+//! the tenant's branding.
+
+use jiff::Timestamp;
+
+use super::job::{FaxJob, JobState, Outcome};
+use crate::directory::{Language, Tenant};
+
+/// A mail to send: subject and plain-text body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Text {
+    /// Subject.
+    pub subject: String,
+    /// Body.
+    pub body: String,
+}
+
+fn local_time(t: Timestamp) -> String {
+    // The tenant's zone is not configured yet; UTC, labelled as such.
+    t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// The cause of an outcome in plain words.
+pub fn reason(lang: Language, o: &Outcome) -> String {
+    use Language::{Da, En};
+    match (lang, o) {
+        (En, Outcome::Sent { .. }) => "all pages were delivered".into(),
+        (Da, Outcome::Sent { .. }) => "alle sider blev leveret".into(),
+        (En, Outcome::Busy { .. }) => "the line was busy every time".into(),
+        (Da, Outcome::Busy { .. }) => "nummeret var optaget hver gang".into(),
+        (En, Outcome::NoAnswer { .. }) => "nobody answered".into(),
+        (Da, Outcome::NoAnswer { .. }) => "der blev ikke svaret".into(),
+        (En, Outcome::TransferFailed { text, .. }) => format!("the fax machine at the other end broke off ({text})"),
+        (Da, Outcome::TransferFailed { text, .. }) => format!("faxen i den anden ende afbrød ({text})"),
+        (En, Outcome::BadNumber { .. }) => "the number does not exist".into(),
+        (Da, Outcome::BadNumber { .. }) => "nummeret findes ikke".into(),
+        (En, Outcome::Refused { .. }) => "the telephone network refused the call".into(),
+        (Da, Outcome::Refused { .. }) => "telefonnettet afviste opkaldet".into(),
+        (En, Outcome::NetworkFailure { text, .. }) => format!("the telephone network failed ({text})"),
+        (Da, Outcome::NetworkFailure { text, .. }) => format!("telefonnettet svigtede ({text})"),
+        (En, Outcome::Interrupted) => "the gateway was restarted during the call".into(),
+        (Da, Outcome::Interrupted) => "gatewayen blev genstartet under opkaldet".into(),
+        (En, Outcome::BadDocument { text }) => format!("the document cannot be faxed: {text}"),
+        (Da, Outcome::BadDocument { text }) => format!("dokumentet kan ikke faxes: {text}"),
+        (En, Outcome::Blocked { text }) => format!("faxes to this number are not allowed: {text}"),
+        (Da, Outcome::Blocked { text }) => format!("fax til dette nummer er ikke tilladt: {text}"),
+    }
+}
+
+/// The report on a finished job.
+pub fn job_report(tenant: &Tenant, job: &FaxJob) -> Text {
+    let lang = tenant.branding.language;
+    let ok = job.state == JobState::Done;
+    let last = job.attempts.last();
+    let outcome = last.map(|a| &a.outcome);
+    let pages = outcome.map_or(0, Outcome::pages);
+    let duration: i64 = job.attempts.iter().map(|a| a.end.duration_since(a.start).as_secs()).sum();
+    let station = last.and_then(|a| a.remote_station.clone()).unwrap_or_default();
+    let code = match outcome {
+        Some(o @ Outcome::TransferFailed { t30_code: Some(c), .. }) => format!("{} (T.30 {c})", o.code()),
+        Some(o) => match o.sip_status() {
+            Some(s) => format!("{} (SIP {s})", o.code()),
+            None => o.code().to_owned(),
+        },
+        None => String::new(),
+    };
+    let why = outcome.map(|o| reason(lang, o)).unwrap_or_default();
+    let brand = &tenant.branding.display_name;
+    match lang {
+        Language::En => Text {
+            subject: if ok {
+                format!("Fax to {} delivered ({pages} of {} pages)", job.to, job.pages_total)
+            } else {
+                format!("Fax to {} NOT delivered", job.to)
+            },
+            body: format!(
+                "{}\n\n\
+                 Number:          {}\n\
+                 Result:          {}\n\
+                 Reason:          {why}\n\
+                 Code:            {code}\n\
+                 Pages sent:      {pages} of {}\n\
+                 Attempts:        {}\n\
+                 Call time:       {duration} s\n\
+                 Remote station:  {station}\n\
+                 Subject:         {}\n\
+                 Accepted:        {}\n\
+                 Finished:        {}\n\
+                 Reference:       {} / {}\n\n\
+                 {brand}\n",
+                if ok { "Your fax was delivered." } else { "Your fax could not be delivered." },
+                job.to,
+                if ok { "delivered" } else { "failed" },
+                job.pages_total,
+                job.attempts.len(),
+                job.subject,
+                local_time(job.created),
+                last.map(|a| local_time(a.end)).unwrap_or_default(),
+                job.correlation_id,
+                job.id.to_text(),
+            ),
+        },
+        Language::Da => Text {
+            subject: if ok {
+                format!("Fax til {} leveret ({pages} af {} sider)", job.to, job.pages_total)
+            } else {
+                format!("Fax til {} IKKE leveret", job.to)
+            },
+            body: format!(
+                "{}\n\n\
+                 Nummer:          {}\n\
+                 Resultat:        {}\n\
+                 Årsag:           {why}\n\
+                 Kode:            {code}\n\
+                 Sider sendt:     {pages} af {}\n\
+                 Forsøg:          {}\n\
+                 Opkaldstid:      {duration} s\n\
+                 Modtagerstation: {station}\n\
+                 Emne:            {}\n\
+                 Modtaget:        {}\n\
+                 Afsluttet:       {}\n\
+                 Reference:       {} / {}\n\n\
+                 {brand}\n",
+                if ok { "Din fax er leveret." } else { "Din fax kunne ikke leveres." },
+                job.to,
+                if ok { "leveret" } else { "fejlet" },
+                job.pages_total,
+                job.attempts.len(),
+                job.subject,
+                local_time(job.created),
+                last.map(|a| local_time(a.end)).unwrap_or_default(),
+                job.correlation_id,
+                job.id.to_text(),
+            ),
+        },
+    }
+}
+
+/// What the mail carrying a received fax says.
+#[derive(Debug)]
+pub struct Received<'a> {
+    /// The calling number (or what the network sent).
+    pub from: &'a str,
+    /// The number called.
+    pub to: &'a str,
+    /// Pages received.
+    pub pages: u32,
+    /// The fax was cut short.
+    pub incomplete: bool,
+    /// Remote station id.
+    pub station: &'a str,
+    /// When the call started.
+    pub start: Timestamp,
+    /// Call time in seconds.
+    pub duration_s: i64,
+    /// The T.30 result text.
+    pub result: &'a str,
+    /// The correlation id (the CDR).
+    pub reference: &'a str,
+}
+
+/// The mail for a received fax.
+pub fn received(tenant: &Tenant, r: &Received<'_>) -> Text {
+    let brand = &tenant.branding.display_name;
+    match tenant.branding.language {
+        Language::En => Text {
+            subject: format!(
+                "Fax from {}, {} page{}{}",
+                r.from,
+                r.pages,
+                if r.pages == 1 { "" } else { "s" },
+                if r.incomplete { " (INCOMPLETE)" } else { "" }
+            ),
+            body: format!(
+                "{}\n\n\
+                 From:            {}\n\
+                 To:              {}\n\
+                 Pages:           {}\n\
+                 Remote station:  {}\n\
+                 Received:        {}\n\
+                 Call time:       {} s\n\
+                 Result:          {}\n\
+                 Reference:       {}\n\n\
+                 {brand}\n",
+                if r.incomplete {
+                    "This fax is INCOMPLETE: the call ended before the sender had sent every page. \
+                     The pages that arrived are attached."
+                } else {
+                    "A fax was received; it is attached."
+                },
+                r.from,
+                r.to,
+                r.pages,
+                r.station,
+                local_time(r.start),
+                r.duration_s,
+                r.result,
+                r.reference,
+            ),
+        },
+        Language::Da => Text {
+            subject: format!(
+                "Fax fra {}, {} side{}{}",
+                r.from,
+                r.pages,
+                if r.pages == 1 { "" } else { "r" },
+                if r.incomplete { " (UFULDSTÆNDIG)" } else { "" }
+            ),
+            body: format!(
+                "{}\n\n\
+                 Fra:             {}\n\
+                 Til:             {}\n\
+                 Sider:           {}\n\
+                 Afsenderstation: {}\n\
+                 Modtaget:        {}\n\
+                 Opkaldstid:      {} s\n\
+                 Resultat:        {}\n\
+                 Reference:       {}\n\n\
+                 {brand}\n",
+                if r.incomplete {
+                    "Denne fax er UFULDSTÆNDIG: opkaldet sluttede, før afsenderen havde sendt alle sider. \
+                     De sider, der kom frem, er vedhæftet."
+                } else {
+                    "Der er modtaget en fax; den er vedhæftet."
+                },
+                r.from,
+                r.to,
+                r.pages,
+                r.station,
+                local_time(r.start),
+                r.duration_s,
+                r.result,
+                r.reference,
+            ),
+        },
+    }
+}

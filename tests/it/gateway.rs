@@ -1,0 +1,399 @@
+//! The gateway end to end against the running binary: a mail with a PDF
+//! goes in over SMTP (Python's smtplib, STARTTLS and AUTH), is rendered,
+//! faxed over real SIP and T.38 (or G.711) through one trunk, received on
+//! another trunk of the same daemon, turned into a PDF and mailed into the
+//! Maildir; the sender gets a report; every attempt leaves a CDR.
+//!
+//! The two trunks of the daemon point at each other over loopback UDP, so
+//! each fax crosses a real SIP dialog and a real UDPTL or RTP media stream
+//! between two user agents. Media time runs 5 times faster than real time
+//! on both ends (`fax.time_scale`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{BIN, Daemon, Setup};
+
+const PASSWORD: &str = "fax-secret-42";
+
+const DIRECTORY: &str = r#"
+[[tenant]]
+id = "acme"
+name = "Acme Telecom"
+display_name = "Acme Fax"
+from_address = "fax@acme.test"
+language = "en"
+default_country = "DK"
+fax_domains = ["fax.acme.test"]
+paper = "a4"
+
+[[tenant.account]]
+reference = "C-1"
+name = "Customer One"
+
+[[tenant.account.number]]
+number = "33 22 11 00"
+route = [{ email = "inbox@customer.test", format = "pdf" }]
+
+[[tenant.account.sender]]
+sender = "boss@customer.test"
+caller_number = "70 20 30 40"
+auth = "smtp-auth"
+"#;
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Gw {
+    pub setup: Setup,
+    pub daemon: Daemon,
+    pub submission: String,
+    pub ca: PathBuf,
+    pub out_port: u16,
+    pub in_port: u16,
+}
+
+/// Options of a test gateway.
+pub struct Opts {
+    /// Media preference of both trunks.
+    pub media: &'static str,
+    /// Seconds between attempts.
+    pub retry: &'static str,
+    /// The outbound trunk's peer; `None`: the daemon's own inbound trunk.
+    pub peer_port: Option<u16>,
+    /// Channels of the outbound trunk.
+    pub channels: u32,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts { media: "t38-preferred", retry: "[1, 1]", peer_port: None, channels: 8 }
+    }
+}
+
+pub fn start(o: Opts) -> Gw {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let (out_port, in_port) = (free_udp_port(), free_udp_port());
+    let peer = o.peer_port.unwrap_or(in_port);
+    let setup = Setup::with("");
+    let certfile = setup.path().join("cert.pem");
+    let keyfile = setup.path().join("key.pem");
+    std::fs::write(&certfile, cert.cert.pem()).unwrap();
+    std::fs::write(&keyfile, cert.key_pair.serialize_pem()).unwrap();
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        format!(
+            "{config}\n[smtp]\nhostname = \"fax.acme.test\"\ncertificate = \"{cert}\"\nkey = \"{key}\"\n\n\
+             [[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"submission\"\n\n\
+             [fax]\nident = \"+45 70 20 30 40\"\ntime_scale = 5.0\nretry_delays = {retry}\n\n\
+             [[trunk]]\nname = \"out\"\nbind = \"127.0.0.1:{out_port}\"\naddress = \"127.0.0.1\"\nport = {peer}\n\
+             outbound = true\nmedia = \"{media}\"\nchannels = {channels}\nanswer_timeout_secs = 4\n\
+             sender_reinvite_delay_secs = 3\n\n\
+             [[trunk]]\nname = \"in\"\nbind = \"127.0.0.1:{in_port}\"\naddress = \"127.0.0.1\"\nport = {out_port}\n\
+             media = \"{media}\"\n",
+            cert = certfile.display(),
+            key = keyfile.display(),
+            retry = o.retry,
+            media = o.media,
+            channels = o.channels,
+        ),
+    )
+    .unwrap();
+    let dir_file = setup.path().join("directory.toml");
+    std::fs::write(&dir_file, DIRECTORY).unwrap();
+    setup.ok(&["directory", "apply", dir_file.to_str().unwrap()]);
+    let pw = setup.path().join("password");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    setup.ok(&["sender", "change", "boss@customer.test", "--password-file", pw.to_str().unwrap()]);
+    let daemon = setup.start();
+    let submission = daemon.announced("submission");
+    Gw { setup, daemon, submission, ca: certfile, out_port, in_port }
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/documents").join(name)
+}
+
+/// Sends a mail with `attachment` to each of `to` with Python's smtplib
+/// (STARTTLS, AUTH PLAIN); returns the server's reply to DATA.
+pub fn send_mail(g: &Gw, to: &[&str], subject: &str, attachment: &Path) -> String {
+    let (host, port) = g.submission.rsplit_once(':').unwrap();
+    let script = format!(
+        r#"
+import smtplib, ssl
+from email.message import EmailMessage
+m = EmailMessage()
+m["From"] = "boss@customer.test"
+m["To"] = ", ".join({to:?})
+m["Subject"] = "{subject}"
+m.set_content("Please see the attached document.")
+with open("{file}", "rb") as f:
+    m.add_attachment(f.read(), maintype="application", subtype="pdf", filename="document.pdf")
+ctx = ssl.create_default_context(cafile="{ca}")
+s = smtplib.SMTP("{host}", {port}, local_hostname="client.test")
+s.starttls(context=ctx)
+s.login("boss@customer.test", "{pw}")
+r = s.send_message(m)
+print("refused", r)
+s.quit()
+"#,
+        to = to,
+        file = attachment.display(),
+        ca = g.ca.display(),
+        pw = PASSWORD,
+    );
+    let out = Command::new("/usr/bin/python3").arg("-c").arg(&script).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}\n{}", g.daemon.log());
+    text
+}
+
+/// The messages in the Maildir, as (path, text).
+pub fn maildir(g: &Gw) -> Vec<(PathBuf, String)> {
+    let dir = g.setup.data_dir().join("maildir/new");
+    let mut v: Vec<_> = std::fs::read_dir(&dir)
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_else(|_| Vec::new());
+    v.sort();
+    v.into_iter().map(|p| (p.clone(), String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned())).collect()
+}
+
+/// Waits (up to `secs`) until the Maildir holds `n` messages.
+pub fn wait_for_mail(g: &Gw, n: usize, secs: u64) -> Vec<(PathBuf, String)> {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let m = maildir(g);
+        if m.len() >= n {
+            return m;
+        }
+        assert!(Instant::now() < until, "only {} of {n} mails after {secs} s; log:\n{}", m.len(), g.daemon.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The CDRs, as JSON.
+pub fn cdrs(g: &Gw) -> Vec<serde_json::Value> {
+    let v = g.setup.json(&["cdr", "list"]);
+    v.as_array().cloned().unwrap_or_else(|| v["cdrs"].as_array().cloned().unwrap_or_default())
+}
+
+fn header<'a>(mail: &'a str, name: &str) -> Option<&'a str> {
+    mail.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Extracts the base64 attachment of `mail` named `*.pdf` into `dir` with
+/// Python's email parser (not our code); returns its path.
+pub fn extract_pdf(mail: &Path, dir: &Path) -> PathBuf {
+    let out = dir.join("received.pdf");
+    let script = format!(
+        r#"
+import email, email.policy
+m = email.message_from_binary_file(open("{mail}", "rb"), policy=email.policy.default)
+for p in m.iter_attachments():
+    if p.get_filename().endswith(".pdf"):
+        open("{out}", "wb").write(p.get_content())
+        print("ok", p.get_filename())
+"#,
+        mail = mail.display(),
+        out = out.display()
+    );
+    let o = Command::new("/usr/bin/python3").arg("-c").arg(&script).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ok fax-"), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn round_trip(media: &'static str, transport: &str) {
+    let g = start(Opts { media, ..Default::default() });
+    let reply = send_mail(&g, &["33221100@fax.acme.test"], "Invoice 42", &fixture("letter.pdf"));
+    assert!(reply.contains("refused {}"), "{reply}");
+    let mails = wait_for_mail(&g, 2, 120);
+    let (fax_mail, report) = {
+        let f = mails.iter().find(|(_, m)| m.contains("To: inbox@customer.test")).expect("the fax mail");
+        let r = mails.iter().find(|(_, m)| m.contains("To: boss@customer.test")).expect("the report");
+        (f, r)
+    };
+    // The received fax.
+    assert_eq!(header(&fax_mail.1, "Subject"), Some("Fax from +4570203040, 2 pages"), "{}", fax_mail.1);
+    assert!(fax_mail.1.contains("From: \"Acme Fax\" <fax@acme.test>"), "{}", fax_mail.1);
+    let pdf = extract_pdf(&fax_mail.0, g.setup.path());
+    let check = Command::new("qpdf").arg("--check").arg(&pdf).output().unwrap();
+    assert!(check.status.success(), "qpdf: {}", String::from_utf8_lossy(&check.stdout));
+    let info = String::from_utf8_lossy(&Command::new("pdfinfo").arg(&pdf).output().unwrap().stdout).into_owned();
+    assert!(info.contains("Pages:           2"), "{info}");
+    // The report.
+    assert_eq!(header(&report.1, "Subject"), Some("Fax to +4533221100 delivered (2 of 2 pages)"), "{}", report.1);
+    assert!(report.1.contains("Remote station:  +45 70 20 30 40"), "{}", report.1);
+    // Two CDRs: the call out and the call in, each with its pages.
+    let c = cdrs(&g);
+    assert_eq!(c.len(), 2, "{c:#?}");
+    for cdr in &c {
+        assert_eq!(cdr["pages"], 2, "{cdr:#}");
+        assert_eq!(cdr["transport"], transport, "{cdr:#}");
+        assert_eq!(cdr["t30_code"], 0, "{cdr:#}");
+        assert_eq!(cdr["timeline"].as_array().map(Vec::len), Some(2), "{cdr:#}");
+    }
+    let out = c.iter().find(|x| x["direction"] == "mail-to-fax").expect("a mail-to-fax CDR");
+    assert_eq!(out["called"], "+4533221100");
+    assert_eq!(out["calling"], "+4570203040");
+    assert_eq!(out["attempt"], 1);
+    assert!(out["correlation_id"].as_str().unwrap().contains("job-"), "{out:#}");
+    let inn = c.iter().find(|x| x["direction"] == "fax-to-mail").expect("a fax-to-mail CDR");
+    assert_eq!(inn["called"], "+4533221100");
+    // Nothing of the call is left in the work directory, and the document is erased.
+    let work = g.setup.data_dir().join("work");
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "work directory not empty");
+    g.daemon.wait_for_log("mail and pages erased after the last result");
+}
+
+#[test]
+fn mail_to_fax_to_mail_over_t38() {
+    round_trip("t38-preferred", "t38");
+}
+
+#[test]
+fn mail_to_fax_to_mail_over_g711() {
+    round_trip("audio-only", "g711");
+}
+
+#[test]
+fn an_unknown_number_is_refused_with_its_cdr_and_reported() {
+    let g = start(Opts::default());
+    // 33 22 11 01 is a valid Danish number, but not one of ours.
+    send_mail(&g, &["33221101@fax.acme.test"], "Wrong number", &fixture("letter.pdf"));
+    let mails = wait_for_mail(&g, 1, 60);
+    let report = &mails[0].1;
+    assert_eq!(header(report, "Subject"), Some("Fax to +4533221101 NOT delivered"), "{report}");
+    assert!(report.contains("the number does not exist"), "{report}");
+    assert!(report.contains("bad-number (SIP 404)"), "{report}");
+    // The failure report carries the original mail.
+    assert!(report.contains("original.eml"), "{report}");
+    let c = cdrs(&g);
+    assert_eq!(c.len(), 2, "{c:#?}");
+    let refused = c.iter().find(|x| x["direction"] == "fax-to-mail").expect("the refused call's CDR");
+    assert_eq!(refused["sip_status"], 404);
+    assert_eq!(refused["tenant"], "unassigned");
+    let out = c.iter().find(|x| x["direction"] == "mail-to-fax").unwrap();
+    assert_eq!(out["sip_status"], 404);
+    assert_eq!(out["pages"], 0);
+}
+
+struct Sipp(Child);
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A SIPp UAS on `port` that answers each INVITE with `status`.
+fn sipp_refusing(dir: &Path, port: u16, status: u16, calls: u32) -> Sipp {
+    let xml = dir.join(format!("uas_{status}.xml"));
+    std::fs::write(
+        &xml,
+        format!(
+            r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="refuse with {status}">
+  <recv request="INVITE" />
+  <send><![CDATA[
+SIP/2.0 100 Trying
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <send><![CDATA[
+SIP/2.0 {status} Refused
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK" />
+</scenario>
+"#
+        ),
+    )
+    .unwrap();
+    let child = Command::new("sipp")
+        .args(["-sf", xml.to_str().unwrap(), "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-m", &calls.to_string(), "-bg", "-nostdin", "-trace_err"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp is installed (scripts/packages.sh)");
+    Sipp(child)
+}
+
+#[test]
+fn busy_then_delivered_on_the_retry() {
+    // The outbound trunk points at a port where SIPp answers the first
+    // INVITE with 486 Busy Here; the retry is answered by a real fax
+    // receiver (the workspace's faxleg) started on the same port.
+    let tmp = tempfile::tempdir().unwrap();
+    let peer = free_udp_port();
+    let g = start(Opts { retry: "[3, 3]", peer_port: Some(peer), ..Default::default() });
+    let sipp = sipp_refusing(tmp.path(), peer, 486, 1);
+    send_mail(&g, &["33221100@fax.acme.test"], "Busy first", &fixture("letter.pdf"));
+    // The first attempt is busy.
+    let until = Instant::now() + Duration::from_secs(30);
+    while !g.daemon.log().contains("outcome=\"busy\"") && !g.daemon.log().contains("outcome=busy") {
+        assert!(Instant::now() < until, "no busy attempt; log:\n{}", g.daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(sipp);
+    // A real fax receiver answers the retry.
+    let faxleg = Path::new(BIN).parent().unwrap().join("faxleg");
+    let rx_dir = tmp.path().join("rx");
+    std::fs::create_dir_all(&rx_dir).unwrap();
+    let mut rx = Command::new(&faxleg)
+        .args(["receive", "--bind", &format!("127.0.0.1:{peer}"), "--trunk", &format!("127.0.0.1:{}", g.out_port)])
+        .args(["--dir", rx_dir.to_str().unwrap(), "--scale", "5", "--calls", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("faxleg is built with the workspace");
+    let mails = wait_for_mail(&g, 1, 120);
+    let _ = rx.wait();
+    let report = &mails[0].1;
+    assert_eq!(header(report, "Subject"), Some("Fax to +4533221100 delivered (2 of 2 pages)"), "{report}");
+    assert!(report.contains("Attempts:        2"), "{report}");
+    let c = cdrs(&g);
+    assert_eq!(c.len(), 2, "{c:#?}");
+    let mut attempts: Vec<_> = c.iter().map(|x| (x["attempt"].as_u64().unwrap(), x["sip_status"].clone())).collect();
+    attempts.sort_by_key(|a| a.0);
+    assert_eq!(attempts[0], (1, serde_json::json!(486)));
+    assert_eq!(attempts[1].0, 2);
+}
+
+#[test]
+fn no_answer_until_the_final_failure_report() {
+    // SIPp answers every INVITE with 480 Temporarily Unavailable (no
+    // answer), three times: the first attempt and both retries.
+    let tmp = tempfile::tempdir().unwrap();
+    let peer = free_udp_port();
+    let _sipp = sipp_refusing(tmp.path(), peer, 480, 3);
+    let g = start(Opts { retry: "[1, 1]", peer_port: Some(peer), ..Default::default() });
+    send_mail(&g, &["33221100@fax.acme.test"], "Nobody home", &fixture("letter.pdf"));
+    let mails = wait_for_mail(&g, 1, 90);
+    let report = &mails[0].1;
+    assert_eq!(header(report, "Subject"), Some("Fax to +4533221100 NOT delivered"), "{report}");
+    assert!(report.contains("nobody answered"), "{report}");
+    assert!(report.contains("Attempts:        3"), "{report}");
+    let c = cdrs(&g);
+    assert_eq!(c.len(), 3, "{c:#?}");
+    assert!(c.iter().all(|x| x["sip_status"] == 480), "{c:#?}");
+}
