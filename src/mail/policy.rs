@@ -117,9 +117,13 @@ impl MailPolicy {
                 format!("relaying denied: this sender may not fax through {domain}"),
             ));
         }
-        address::number(&local, tenant.default_country).map_err(|e| match e {
+        let number = address::number(&local, tenant.default_country).map_err(|e| match e {
             RecipientError::Malformed(m) | RecipientError::BadNumber(m) => refuse(550, Enhanced(5, 1, 3), m),
-        })
+        })?;
+        let account = self.directory.account_get(&Scope::Operator, &sender.account).map_err(|e| internal(&e))?;
+        crate::gateway::policy::check(&account, tenant.default_country, &number)
+            .map_err(|why| refuse(550, Enhanced(5, 7, 1), why))?;
+        Ok(number)
     }
 }
 

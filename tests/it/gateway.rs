@@ -329,7 +329,7 @@ Content-Length: 0
     .unwrap();
     let child = Command::new("sipp")
         .args(["-sf", xml.to_str().unwrap(), "-i", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-m", &calls.to_string(), "-bg", "-nostdin", "-trace_err"])
+        .args(["-m", &calls.to_string(), "-nostdin"])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -396,4 +396,40 @@ fn no_answer_until_the_final_failure_report() {
     let c = cdrs(&g);
     assert_eq!(c.len(), 3, "{c:#?}");
     assert!(c.iter().all(|x| x["sip_status"] == 480), "{c:#?}");
+}
+
+#[test]
+fn a_destination_outside_the_account_policy_is_refused_during_the_session() {
+    let g = start(Opts::default());
+    let (host, port) = g.submission.rsplit_once(':').unwrap();
+    let script = format!(
+        r#"
+import smtplib, ssl
+ctx = ssl.create_default_context(cafile="{ca}")
+s = smtplib.SMTP("{host}", {port}, local_hostname="client.test")
+s.starttls(context=ctx)
+s.login("boss@customer.test", "{pw}")
+s.mail("boss@customer.test")
+print("abroad", s.rcpt("+493012345678@fax.acme.test"))
+print("national", s.rcpt("33221100@fax.acme.test"))
+s.quit()
+"#,
+        ca = g.ca.display(),
+        pw = PASSWORD,
+    );
+    let out = Command::new("/usr/bin/python3").arg("-c").arg(&script).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("abroad (550, b'5.7.1 +493012345678 is outside DK; this account may send faxes to national numbers only')"),
+        "{text}"
+    );
+    assert!(text.contains("national (250,"), "{text}");
+    // Allowed for the account, the same number is accepted.
+    let accounts = g.setup.json(&["account", "list", "--tenant", "acme"]);
+    let id = accounts[0]["id"].as_str().or_else(|| accounts["accounts"][0]["id"].as_str()).unwrap().to_owned();
+    g.setup.ok(&["account", "change", &id, "--allow-international", "true"]);
+    let out = Command::new("/usr/bin/python3").arg("-c").arg(&script).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("abroad (250,"), "{text}");
 }
