@@ -6,8 +6,9 @@
 #   systemd                                                 systemd-analyze, to verify the unit
 #   sip-tester                                              SIPp, for the fax leg's SIP tests and benchmark
 #   swaks python3 python3-aiosmtpd                          real SMTP clients and a relay in the mail tests
+#   libnet-ssleay-perl libio-socket-ssl-perl                STARTTLS in swaks (the demo)
 #   postfix                                                 a real MTA relaying to faxgate; smtp-source/smtp-sink for the mail benchmark
-FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester swaks python3 python3-aiosmtpd postfix"
+FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix"
 
 ensure_packages() {
     local missing=()

@@ -103,6 +103,34 @@ async fn smtp_listeners(c: &SmtpConfig) -> anyhow::Result<Vec<(&'static str, Lis
     Ok(out)
 }
 
+/// On the embedded default: creates the configured certificate and key,
+/// self-signed for localhost, when they do not exist yet.
+fn demo_certificate(c: &SmtpConfig) -> anyhow::Result<()> {
+    let (Some(cert), Some(key)) = (&c.certificate, &c.key) else { return Ok(()) };
+    if cert.exists() && key.exists() {
+        return Ok(());
+    }
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .context("cannot make a self-signed certificate")?;
+    for (path, pem, mode) in [(cert, made.cert.pem(), 0o644), (key, made.key_pair.serialize_pem(), 0o600)] {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        f.write_all(pem.as_bytes())?;
+    }
+    tracing::info!(certificate = %cert.display(), "made a self-signed certificate for the embedded default");
+    Ok(())
+}
+
 /// Changes the log filter of the running daemon.
 pub type SetLogLevel = Box<dyn Fn(&str) -> anyhow::Result<()> + Send + Sync>;
 
@@ -159,6 +187,9 @@ pub async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(ctx.sweeper.clone().run(ctx.wake.clone(), shutdown.clone()));
     tasks.spawn(admin::server::run(listener, socket_path.clone(), ctx, shutdown.clone()));
+    if origin == Origin::Embedded {
+        demo_certificate(&config.smtp)?;
+    }
     let smtp = smtp_listeners(&config.smtp).await?;
     let smtp_addresses: Vec<String> = smtp
         .iter()
