@@ -196,7 +196,7 @@ pub async fn serve(
         .map(|(what, l)| format!("{what} {}", l.socket.local_addr().map(|a| a.to_string()).unwrap_or_default()))
         .collect();
     let outgoing = outgoing(&config).await?;
-    let outbox = crate::mail::outbox::Outbox::open(&store, clock.clone())?;
+    let outbox = crate::mail::outbox::Outbox::open_with(&store, clock.clone(), config.mail.retry_delays.clone())?;
     tasks.spawn(outbox.clone().run(outgoing, shutdown.clone()));
     let hostname = &config.smtp.hostname;
     let policy = Arc::new(MailPolicy::new(directory.clone()));

@@ -191,6 +191,14 @@ pub struct MailConfig {
     /// Seconds to wait for the relay.
     #[serde(default = "default_relay_timeout")]
     pub relay_timeout: u64,
+    /// Seconds before each new attempt while the relay is down or answers
+    /// 4xx; every 2 hours after the last; given up after 5 days.
+    #[serde(default = "default_mail_retry_delays")]
+    pub retry_delays: Vec<u64>,
+}
+
+fn default_mail_retry_delays() -> Vec<u64> {
+    crate::mail::outbox::DEFAULT_RETRY_DELAYS.to_vec()
 }
 
 fn default_relay_port() -> u16 {
@@ -212,6 +220,7 @@ impl Default for MailConfig {
             relay_password_file: None,
             relay_ca: None,
             relay_timeout: default_relay_timeout(),
+            retry_delays: default_mail_retry_delays(),
         }
     }
 }

@@ -31,8 +31,15 @@ pub const EXPIRY: SignedDuration = SignedDuration::from_hours(5 * 24);
 
 /// The delay before attempt `n + 1` after `n` failed attempts.
 pub fn backoff(attempts: u32) -> SignedDuration {
-    const STEPS: [i64; 6] = [60, 120, 300, 600, 1800, 3600];
-    SignedDuration::from_secs(*STEPS.get(attempts.saturating_sub(1) as usize).unwrap_or(&7200))
+    backoff_in(&DEFAULT_RETRY_DELAYS, attempts)
+}
+
+/// The default delays between delivery attempts, in seconds; after the
+/// last, every 2 hours.
+pub const DEFAULT_RETRY_DELAYS: [u64; 6] = [60, 120, 300, 600, 1800, 3600];
+
+fn backoff_in(steps: &[u64], attempts: u32) -> SignedDuration {
+    SignedDuration::from_secs(*steps.get(attempts.saturating_sub(1) as usize).unwrap_or(&7200) as i64)
 }
 
 /// Where a queued message stands.
@@ -80,6 +87,7 @@ pub struct Outbox {
 struct Inner {
     store: Store,
     tree: Tree,
+    delays: Vec<u64>,
     clock: Arc<dyn Clock>,
     wake: Notify,
 }
@@ -91,8 +99,14 @@ fn key(id: &JobId) -> Vec<u8> {
 impl Outbox {
     /// The outbox in `store`.
     pub fn open(store: &Store, clock: Arc<dyn Clock>) -> Result<Outbox, Error> {
+        Self::open_with(store, clock, DEFAULT_RETRY_DELAYS.to_vec())
+    }
+
+    /// The outbox, retrying after `delays` (seconds after the 1st, 2nd...
+    /// failed attempt; every 2 hours after the last).
+    pub fn open_with(store: &Store, clock: Arc<dyn Clock>, delays: Vec<u64>) -> Result<Outbox, Error> {
         let tree = store.tree("outbox")?;
-        Ok(Outbox { inner: Arc::new(Inner { store: store.clone(), tree, clock, wake: Notify::new() }) })
+        Ok(Outbox { inner: Arc::new(Inner { store: store.clone(), tree, delays, clock, wake: Notify::new() }) })
     }
 
     /// Builds a message from `tenant`'s branding to `to` and queues it durably.
@@ -242,7 +256,7 @@ impl Outbox {
                         r.state = OutState::Failed;
                         tracing::warn!(mail = %r.id, error = %e, expired, "mail given up");
                     } else {
-                        r.next_attempt = now + backoff(r.attempts);
+                        r.next_attempt = now + backoff_in(&self.inner.delays, r.attempts);
                         tracing::info!(mail = %r.id, error = %e, next = %r.next_attempt, "mail delivery deferred");
                     }
                     let this = self.clone();

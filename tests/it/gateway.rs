@@ -32,10 +32,7 @@ paper = "a4"
 reference = "C-1"
 name = "Customer One"
 
-[[tenant.account.number]]
-number = "33 22 11 00"
-route = [{ email = "inbox@customer.test", format = "pdf" }]
-
+NUMBERS
 [[tenant.account.sender]]
 sender = "boss@customer.test"
 caller_number = "70 20 30 40"
@@ -65,11 +62,15 @@ pub struct Opts {
     pub peer_port: Option<u16>,
     /// Channels of the outbound trunk.
     pub channels: u32,
+    /// Fax numbers in the directory: 33 22 11 00 and the ones after it.
+    pub numbers: u32,
+    /// More configuration (TOML) at the end.
+    pub extra: String,
 }
 
 impl Default for Opts {
     fn default() -> Self {
-        Opts { media: "t38-preferred", retry: "[1, 1]", peer_port: None, channels: 8 }
+        Opts { media: "t38-preferred", retry: "[1, 1]", peer_port: None, channels: 8, numbers: 1, extra: String::new() }
     }
 }
 
@@ -93,7 +94,8 @@ pub fn start(o: Opts) -> Gw {
              outbound = true\nmedia = \"{media}\"\nchannels = {channels}\nanswer_timeout_secs = 4\n\
              sender_reinvite_delay_secs = 3\n\n\
              [[trunk]]\nname = \"in\"\nbind = \"127.0.0.1:{in_port}\"\naddress = \"127.0.0.1\"\nport = {out_port}\n\
-             media = \"{media}\"\n",
+             media = \"{media}\"\n{extra}\n",
+            extra = o.extra,
             cert = certfile.display(),
             key = keyfile.display(),
             retry = o.retry,
@@ -103,7 +105,15 @@ pub fn start(o: Opts) -> Gw {
     )
     .unwrap();
     let dir_file = setup.path().join("directory.toml");
-    std::fs::write(&dir_file, DIRECTORY).unwrap();
+    let numbers: String = (0..o.numbers)
+        .map(|i| {
+            format!(
+                "[[tenant.account.number]]\nnumber = \"332211{i:02}\"\n\
+                 route = [{{ email = \"inbox@customer.test\", format = \"pdf\" }}]\n\n"
+            )
+        })
+        .collect();
+    std::fs::write(&dir_file, DIRECTORY.replace("NUMBERS", &numbers)).unwrap();
     setup.ok(&["directory", "apply", dir_file.to_str().unwrap()]);
     let pw = setup.path().join("password");
     std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
@@ -432,4 +442,134 @@ s.quit()
     let out = Command::new("/usr/bin/python3").arg("-c").arg(&script).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("abroad (250,"), "{text}");
+}
+
+/// Sends one plain-text mail to all of `to` (smtplib, STARTTLS, AUTH).
+fn send_text_mail(g: &Gw, to: &[String], subject: &str) {
+    let (host, port) = g.submission.rsplit_once(':').unwrap();
+    let script = format!(
+        r#"
+import smtplib, ssl
+from email.message import EmailMessage
+m = EmailMessage()
+m["From"] = "boss@customer.test"
+m["To"] = ", ".join({to:?})
+m["Subject"] = "{subject}"
+m.set_content("A short fax.\nTwo lines of text.")
+ctx = ssl.create_default_context(cafile="{ca}")
+s = smtplib.SMTP("{host}", {port}, local_hostname="client.test")
+s.starttls(context=ctx)
+s.login("boss@customer.test", "{pw}")
+print("refused", s.send_message(m))
+s.quit()
+"#,
+        ca = g.ca.display(),
+        pw = PASSWORD,
+    );
+    let out = Command::new("/usr/bin/python3").arg("-c").arg(&script).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("refused {}"), "{text}\n{}", g.daemon.log());
+}
+
+#[test]
+fn twenty_faxes_at_once_through_a_trunk_of_eight_channels() {
+    let g = start(Opts { numbers: 20, channels: 8, ..Default::default() });
+    let numbers: Vec<String> = (0..20).map(|i| format!("332211{i:02}@fax.acme.test")).collect();
+    send_text_mail(&g, &numbers[..10], "first ten");
+    send_text_mail(&g, &numbers[10..], "second ten");
+    // 20 received faxes and 20 reports.
+    let mails = wait_for_mail(&g, 40, 300);
+    let faxes = mails.iter().filter(|(_, m)| m.contains("To: inbox@customer.test")).count();
+    let delivered = mails.iter().filter(|(_, m)| m.contains("delivered (1 of 1 pages)")).count();
+    assert_eq!((faxes, delivered), (20, 20));
+    let c = cdrs(&g);
+    let out: Vec<_> = c.iter().filter(|x| x["direction"] == "mail-to-fax").collect();
+    assert_eq!(out.len(), 20, "{c:#?}");
+    assert!(out.iter().all(|x| x["attempt"] == 1 && x["t30_code"] == 0), "{out:#?}");
+    // Never more than 8 calls at once, and the trunk was used to its limit.
+    let mut edges: Vec<(jiff::Timestamp, i32)> = Vec::new();
+    for x in &out {
+        edges.push((x["start"].as_str().unwrap().parse().unwrap(), 1));
+        edges.push((x["end"].as_str().unwrap().parse().unwrap(), -1));
+    }
+    edges.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    assert_eq!(most, 8, "most calls at once");
+}
+
+#[test]
+fn kill_9_during_a_call_then_restart_delivers_once_without_duplicate_cdrs() {
+    let g = start(Opts { retry: "[2, 2]", ..Default::default() });
+    send_mail(&g, &["33221100@fax.acme.test"], "Cut off", &fixture("letter.pdf"));
+    // Kill the daemon once the call is up, before the fax has ended.
+    g.daemon.wait_for_log("answering a fax call");
+    let Gw { setup, daemon, submission, ca, out_port, in_port } = g;
+    assert!(maildir_of(&setup).is_empty(), "nothing was delivered before the kill");
+    daemon.kill9();
+    let daemon = setup.start();
+    let g = Gw { setup, daemon, submission, ca, out_port, in_port };
+    let mails = wait_for_mail(&g, 2, 180);
+    g.daemon.wait_for_log("mail and pages erased after the last result");
+    let report = mails.iter().find(|(_, m)| m.contains("To: boss@customer.test")).expect("a report");
+    assert!(report.1.contains("delivered (2 of 2 pages)"), "{}", report.1);
+    assert!(report.1.contains("Attempts:        2"), "{}", report.1);
+    assert_eq!(mails.len(), 2, "one fax mail and one report");
+    let c = cdrs(&g);
+    let ids: std::collections::HashSet<_> = c.iter().map(|x| x["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), c.len(), "no CDR twice: {c:#?}");
+    let mut out: Vec<_> = c.iter().filter(|x| x["direction"] == "mail-to-fax").collect();
+    out.sort_by_key(|x| x["attempt"].as_u64());
+    assert_eq!(out.len(), 2, "{c:#?}");
+    assert!(out[0]["t30_text"].as_str().unwrap().contains("interrupted"), "{:#}", out[0]);
+    assert_eq!(out[1]["t30_code"], 0);
+    // The inbound side of the cut-off call died with the daemon: only the
+    // retry's inbound call has a CDR.
+    assert_eq!(c.iter().filter(|x| x["direction"] == "fax-to-mail").count(), 1, "{c:#?}");
+}
+
+fn maildir_of(setup: &Setup) -> Vec<PathBuf> {
+    std::fs::read_dir(setup.data_dir().join("maildir/new"))
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn relay_down_kill_9_then_relay_up_delivers_each_mail_once() {
+    let port = crate::outbox::free_port();
+    let extra = format!(
+        "\n[mail]\ntransport = \"relay\"\nrelay_host = \"127.0.0.1\"\nrelay_port = {port}\n\
+         relay_tls = \"none\"\nrelay_timeout = 5\nretry_delays = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+    );
+    let g = start(Opts { extra, ..Default::default() });
+    send_mail(&g, &["33221100@fax.acme.test"], "Relay down", &fixture("letter.pdf"));
+    // The fax goes through; its mail and the report wait in the outbox.
+    g.daemon.wait_for_log("received fax queued for mail");
+    g.daemon.wait_for_log("mail and pages erased after the last result");
+    g.daemon.wait_for_log("mail delivery deferred");
+    let Gw { setup, daemon, .. } = g;
+    daemon.kill9();
+    let relay_box = setup.path().join("relay");
+    let _relay = crate::outbox::Relay::start(port, &relay_box);
+    let daemon = setup.start();
+    let until = Instant::now() + Duration::from_secs(60);
+    let count = || std::fs::read_dir(relay_box.join("new")).map(|r| r.count()).unwrap_or(0);
+    while count() < 2 {
+        assert!(Instant::now() < until, "relay got {} mails; log:\n{}", count(), daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Stop the daemon cleanly: whatever it still had would have gone by now
+    // (retries every second); each mail arrived once.
+    daemon.stop();
+    let texts: Vec<String> = std::fs::read_dir(relay_box.join("new"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:#?}");
+    assert_eq!(texts.iter().filter(|t| t.contains("Subject: Fax from +4570203040, 2 pages")).count(), 1);
+    assert_eq!(texts.iter().filter(|t| t.contains("Subject: Fax to +4533221100 delivered")).count(), 1);
 }

@@ -36,10 +36,10 @@ signal.sigwait([signal.SIGTERM, signal.SIGINT])
 c.stop()
 "#;
 
-struct Relay(Child);
+pub struct Relay(Child);
 
 impl Relay {
-    fn start(port: u16, maildir: &Path) -> Relay {
+    pub fn start(port: u16, maildir: &Path) -> Relay {
         let child = Command::new("/usr/bin/python3")
             .args(["-c", RELAY, &port.to_string(), maildir.to_str().unwrap()])
             .stdout(Stdio::null())
@@ -62,7 +62,7 @@ impl Drop for Relay {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
