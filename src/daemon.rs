@@ -186,6 +186,7 @@ pub async fn serve(
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(ctx.sweeper.clone().run(ctx.wake.clone(), shutdown.clone()));
+    let sweep = ctx.wake.clone();
     tasks.spawn(admin::server::run(listener, socket_path.clone(), ctx, shutdown.clone()));
     if origin == Origin::Embedded {
         demo_certificate(&config.smtp)?;
@@ -222,6 +223,7 @@ pub async fn serve(
         config: config.fax.clone(),
         trunks: config.trunk.clone(),
         work_dir,
+        sweep,
     };
     let (_gateway, sip_addresses) = crate::gateway::Gateway::start(parts, shutdown.clone()).await?;
 

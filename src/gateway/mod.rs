@@ -11,8 +11,9 @@
 //! lines, unanswered calls and failed transfers on the configured schedule
 //! (after a failed transfer with safer settings: no V.17, no ECM). A final
 //! result queues a report to the sender (once per job, whatever restarts
-//! happen), and when every recipient of a mail is final its message and
-//! pages are erased by destroying their key.
+//! happen); once every recipient of a mail is final, the retention sweeper
+//! (category `documents`) erases its message, pages and job records by
+//! destroying their keys, after `retention.document_grace` (default none).
 //!
 //! **Fax to mail.** An INVITE for a number that is not active in the
 //! directory is refused (404) before it is answered, with a CDR. Otherwise
@@ -59,7 +60,7 @@ use crate::config::FaxConfig;
 use crate::directory::{AttachmentFormat, Directory, Scope, Tenant};
 use crate::mail::Spool;
 use crate::mail::outbox::Outbox;
-use crate::mail::spool::{job_key, message_key, pending_key};
+use crate::mail::spool::pending_key;
 use crate::store::{Store, Tree};
 use crate::types::{E164, JobId, TenantId};
 
@@ -95,6 +96,8 @@ pub struct Parts {
     pub trunks: Vec<faxgate_t38::trunk::TrunkConfig>,
     /// Where call files live.
     pub work_dir: PathBuf,
+    /// Wakes the retention sweeper (a job got its final result).
+    pub sweep: Arc<Notify>,
 }
 
 /// What the gateway knows about a call it is receiving.
@@ -113,7 +116,6 @@ struct Outbound {
 }
 
 struct Inner {
-    store: Store,
     tree: Tree,
     directory: Directory,
     spool: Spool,
@@ -122,6 +124,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     config: FaxConfig,
     work_dir: PathBuf,
+    sweep: Arc<Notify>,
     outbound: Mutex<Option<Arc<Outbound>>>,
     /// Jobs not yet final and reported.
     jobs: Mutex<BTreeMap<JobId, FaxJob>>,
@@ -154,7 +157,7 @@ impl Gateway {
     /// Returns the gateway and the SIP addresses it listens on.
     pub async fn start(parts: Parts, shutdown: CancellationToken) -> anyhow::Result<(Gateway, Vec<String>)> {
         use anyhow::Context as _;
-        let Parts { store, directory, spool, outbox, clock, config, trunks, work_dir } = parts;
+        let Parts { store, directory, spool, outbox, clock, config, trunks, work_dir, sweep } = parts;
         std::fs::create_dir_all(&work_dir)
             .with_context(|| format!("cannot create the work directory {}", work_dir.display()))?;
         {
@@ -170,7 +173,6 @@ impl Gateway {
         let gw = Gateway {
             inner: Arc::new(Inner {
                 cdrs: CdrStore::open(&store)?,
-                store,
                 tree,
                 directory,
                 spool,
@@ -178,6 +180,7 @@ impl Gateway {
                 clock,
                 config,
                 work_dir,
+                sweep,
                 outbound: Mutex::new(None),
                 jobs: Mutex::new(BTreeMap::new()),
                 inbound: Mutex::new(HashMap::new()),
@@ -634,30 +637,10 @@ impl Gateway {
         }
         job.reported = true;
         self.save(&job)?;
-        let mail = job.mail_job;
-        let all_done = {
-            let mut m = self.jobs();
-            m.remove(&job.id);
-            !m.values().any(|j| j.mail_job == mail)
-        };
-        if all_done {
-            self.erase_mail(&mail)?;
-        }
-        Ok(())
-    }
-
-    /// Erases an accepted mail's message, pages and job record by destroying
-    /// their key, then removes the records.
-    fn erase_mail(&self, mail: &JobId) -> Result<(), Error> {
-        let kid = KeyId::job(&mail.to_text())?;
-        self.inner.store.vault().destroy(&kid)?;
-        let t = &self.inner.tree;
-        let mut b = t.batch();
-        b.remove(&pages_key(mail));
-        b.remove(&message_key(mail));
-        b.remove(&job_key(mail));
-        t.apply(b)?;
-        tracing::info!(mail = %mail.to_text(), "mail and pages erased after the last result");
+        self.jobs().remove(&job.id);
+        // The sweeper erases the mail, its pages and the finished jobs once
+        // every recipient is final (after `retention.document_grace`).
+        self.inner.sweep.notify_one();
         Ok(())
     }
 

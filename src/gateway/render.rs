@@ -105,9 +105,10 @@ pub fn render(raw: &[u8], settings: Settings, cover: Option<CoverPage>) -> Resul
 fn is_html_only(msg: &mail_parser::Message<'_>) -> bool {
     !msg.html_body.is_empty()
         && msg.text_body.iter().all(|i| msg.html_body.contains(i))
-        && msg.html_body.iter().all(|&i| {
-            msg.part(i).and_then(|p| p.content_type()).is_some_and(|c| c.subtype() == Some("html"))
-        })
+        && msg
+            .html_body
+            .iter()
+            .all(|&i| msg.part(i).and_then(|p| p.content_type()).is_some_and(|c| c.subtype() == Some("html")))
 }
 
 #[cfg(test)]

@@ -101,8 +101,105 @@ impl Retention {
         vec![
             Arc::new(CdrCategory(self.clone())),
             Arc::new(AccountCategory(self.clone())),
+            Arc::new(DocumentCategory(self.clone())),
             Arc::new(HoldCategory(self.clone())),
         ]
+    }
+
+    /// Fax documents and finished jobs: a mail's message and pages, its job
+    /// record and the records of its fax jobs are erased (their keys
+    /// destroyed, then the records removed) `document_grace` after the last
+    /// of its fax jobs got its final result and report. A legal hold on the
+    /// account or on a called number keeps them. Duplicate-detection entries
+    /// of the spool go after their 24 hours.
+    fn sweep_documents(&self, now: Timestamp) -> Result<CategoryResult, Error> {
+        use crate::gateway::FaxJob;
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let holds = self.holds.active(now)?;
+        let tree = self.store.tree("mail")?;
+        let mut r = CategoryResult::default();
+        // Fax jobs by mail.
+        let mut mails: BTreeMap<String, Vec<FaxJob>> = BTreeMap::new();
+        for k in tree.keys_with_prefix(b"f\0")? {
+            match tree.get_sealed::<FaxJob>(&k) {
+                Ok(Some(j)) => mails.entry(j.mail_job.to_text()).or_default().push(j),
+                Ok(None) => {}
+                Err(Error::Crypto(_)) => {
+                    // Its key is gone (an erasure cut short): drop the record.
+                    let mut b = tree.batch();
+                    b.remove(&k);
+                    tree.apply(b)?;
+                    r.erased += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for (mail, jobs) in mails {
+            if !jobs.iter().all(|j| j.is_final() && j.reported) {
+                continue;
+            }
+            let finished = jobs
+                .iter()
+                .filter_map(|j| j.attempts.last().map(|a| a.end))
+                .max()
+                .unwrap_or_else(|| jobs.iter().map(|j| j.created).max().unwrap_or(now));
+            let due = after(finished, self.policy.document_grace);
+            if due > now {
+                r.next_due = Some(r.next_due.map_or(due, |n| n.min(due)));
+                r.oldest_remaining = Some(r.oldest_remaining.map_or(finished, |o| o.min(finished)));
+                continue;
+            }
+            let held = holds.iter().any(|h| match &h.target {
+                HoldTarget::Account(a) => jobs.iter().any(|j| &j.account == a),
+                HoldTarget::Number(n) => jobs.iter().any(|j| &j.to == n || j.caller.as_ref() == Some(n)),
+            });
+            if held {
+                r.held += 1;
+                if let Some(t) = hold_end(&holds) {
+                    r.next_due = Some(r.next_due.map_or(t, |n| n.min(t)));
+                }
+                continue;
+            }
+            let vault = self.store.vault();
+            let mail_key = KeyId::job(&mail)?;
+            if vault.destroy(&mail_key)? {
+                r.keys_destroyed.push(mail_key.to_string());
+            }
+            let mut b = tree.batch();
+            for key in [b"p\0".as_slice(), b"m\0", b"j\0"] {
+                b.remove(&[key, mail.as_bytes()].concat());
+            }
+            for j in &jobs {
+                let k = KeyId::job(&j.id.to_text())?;
+                if vault.destroy(&k)? {
+                    r.keys_destroyed.push(k.to_string());
+                }
+                b.remove(&[b"f\0".as_slice(), j.id.to_text().as_bytes()].concat());
+            }
+            tree.apply(b)?;
+            r.erased += 1 + jobs.len();
+            tracing::info!(%mail, jobs = jobs.len(), "mail, pages and finished jobs erased");
+        }
+        // Duplicate-detection entries older than their window.
+        let mut b = tree.batch();
+        let mut stale = 0;
+        for k in tree.keys_with_prefix(b"d\0")? {
+            let expired = tree.get_plain(&k)?.is_some_and(|v| {
+                String::from_utf8_lossy(&v)
+                    .split_once(' ')
+                    .and_then(|(_, ms)| ms.parse::<i64>().ok())
+                    .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+                    .is_some_and(|t| now.duration_since(t) >= crate::mail::spool::DEDUPE_WINDOW)
+            });
+            if expired {
+                b.remove(&k);
+                stale += 1;
+            }
+        }
+        if stale > 0 {
+            tree.apply(b)?;
+        }
+        Ok(r)
     }
 
     fn months(&self) -> Result<BTreeMap<(i16, i8), Month>, Error> {
@@ -428,6 +525,17 @@ struct CdrCategory(Retention);
 struct AccountCategory(Retention);
 #[derive(Debug)]
 struct HoldCategory(Retention);
+#[derive(Debug)]
+struct DocumentCategory(Retention);
+
+impl Category for DocumentCategory {
+    fn name(&self) -> &'static str {
+        "documents"
+    }
+    fn sweep(&self, now: Timestamp) -> Result<CategoryResult, faxgate_retention::Error> {
+        self.0.sweep_documents(now).map_err(sweep_err("documents"))
+    }
+}
 
 impl Category for CdrCategory {
     fn name(&self) -> &'static str {

@@ -164,9 +164,8 @@ s.quit()
 /// The messages in the Maildir, as (path, text).
 pub fn maildir(g: &Gw) -> Vec<(PathBuf, String)> {
     let dir = g.setup.data_dir().join("maildir/new");
-    let mut v: Vec<_> = std::fs::read_dir(&dir)
-        .map(|r| r.flatten().map(|e| e.path()).collect())
-        .unwrap_or_else(|_| Vec::new());
+    let mut v: Vec<_> =
+        std::fs::read_dir(&dir).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_else(|_| Vec::new());
     v.sort();
     v.into_iter().map(|p| (p.clone(), String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned())).collect()
 }
@@ -258,7 +257,24 @@ fn round_trip(media: &'static str, transport: &str) {
     // Nothing of the call is left in the work directory, and the document is erased.
     let work = g.setup.data_dir().join("work");
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "work directory not empty");
-    g.daemon.wait_for_log("mail and pages erased after the last result");
+    g.daemon.wait_for_log("mail, pages and finished jobs erased");
+    // The sweeper's audit holds, and nothing outside the Maildir (which is
+    // mail delivered, in plaintext by nature) holds the addresses, the
+    // numbers or the subject in plaintext.
+    g.setup.ok(&["retention", "audit"]);
+    for f in crate::harness::files_under(&g.setup.data_dir()) {
+        if f.starts_with(g.setup.data_dir().join("maildir")) {
+            continue;
+        }
+        let bytes = std::fs::read(&f).unwrap();
+        for needle in ["boss@customer.test", "inbox@customer.test", "4533221100", "4570203040", "Invoice 42"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} in plaintext in {}",
+                f.display()
+            );
+        }
+    }
 }
 
 #[test]
@@ -431,7 +447,9 @@ s.quit()
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        text.contains("abroad (550, b'5.7.1 +493012345678 is outside DK; this account may send faxes to national numbers only')"),
+        text.contains(
+            "abroad (550, b'5.7.1 +493012345678 is outside DK; this account may send faxes to national numbers only')"
+        ),
         "{text}"
     );
     assert!(text.contains("national (250,"), "{text}");
@@ -513,7 +531,7 @@ fn kill_9_during_a_call_then_restart_delivers_once_without_duplicate_cdrs() {
     let daemon = setup.start();
     let g = Gw { setup, daemon, submission, ca, out_port, in_port };
     let mails = wait_for_mail(&g, 2, 180);
-    g.daemon.wait_for_log("mail and pages erased after the last result");
+    g.daemon.wait_for_log("mail, pages and finished jobs erased");
     let report = mails.iter().find(|(_, m)| m.contains("To: boss@customer.test")).expect("a report");
     assert!(report.1.contains("delivered (2 of 2 pages)"), "{}", report.1);
     assert!(report.1.contains("Attempts:        2"), "{}", report.1);
@@ -548,7 +566,7 @@ fn relay_down_kill_9_then_relay_up_delivers_each_mail_once() {
     send_mail(&g, &["33221100@fax.acme.test"], "Relay down", &fixture("letter.pdf"));
     // The fax goes through; its mail and the report wait in the outbox.
     g.daemon.wait_for_log("received fax queued for mail");
-    g.daemon.wait_for_log("mail and pages erased after the last result");
+    g.daemon.wait_for_log("mail, pages and finished jobs erased");
     g.daemon.wait_for_log("mail delivery deferred");
     let Gw { setup, daemon, .. } = g;
     daemon.kill9();
