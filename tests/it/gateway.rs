@@ -591,3 +591,35 @@ fn relay_down_kill_9_then_relay_up_delivers_each_mail_once() {
     assert_eq!(texts.iter().filter(|t| t.contains("Subject: Fax from +4570203040, 2 pages")).count(), 1);
     assert_eq!(texts.iter().filter(|t| t.contains("Subject: Fax to +4533221100 delivered")).count(), 1);
 }
+
+#[test]
+fn a_fax_cut_short_is_mailed_with_the_pages_that_arrived_marked_incomplete() {
+    let g = start(Opts::default());
+    // Four pages, sent by the workspace's faxleg to the daemon's inbound
+    // trunk; it clears the call (BYE) 40 s into the call, media time.
+    let tiff = g.setup.path().join("four.tiff");
+    let letter = fixture("letter.pdf");
+    g.setup.ok(&["render", letter.to_str().unwrap(), letter.to_str().unwrap(), "--out", tiff.to_str().unwrap()]);
+    let faxleg = Path::new(BIN).parent().unwrap().join("faxleg");
+    let out = Command::new(&faxleg)
+        .args(["send", "--bind", "127.0.0.1:0", "--trunk", &format!("127.0.0.1:{}", g.in_port)])
+        .args(["--to", "+4533221100", "--from", "4570203040", "--tiff", tiff.to_str().unwrap()])
+        .args(["--scale", "5", "--bye-after", "40"])
+        .output()
+        .expect("faxleg is built with the workspace");
+    let sent = String::from_utf8_lossy(&out.stdout);
+    let mails = wait_for_mail(&g, 1, 60);
+    let (path, mail) = &mails[0];
+    let subject = header(mail, "Subject").unwrap();
+    assert!(subject.starts_with("Fax from +4570203040, ") && subject.ends_with(" (INCOMPLETE)"), "{subject}\n{sent}");
+    let pages: u32 = subject["Fax from +4570203040, ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!((1..4).contains(&pages), "{subject}");
+    assert!(mail.contains("This fax is INCOMPLETE"), "{mail}");
+    let pdf = extract_pdf(path, g.setup.path());
+    let info = String::from_utf8_lossy(&Command::new("pdfinfo").arg(&pdf).output().unwrap().stdout).into_owned();
+    assert!(info.contains(&format!("Pages:           {pages}\n")), "{info}");
+    let c = cdrs(&g);
+    assert_eq!(c.len(), 1, "{c:#?}");
+    assert_eq!(c[0]["pages"], pages);
+    assert_ne!(c[0]["t30_code"], 0);
+}
