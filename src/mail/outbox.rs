@@ -26,6 +26,13 @@ use crate::directory::Tenant;
 use crate::store::{Store, Tree};
 use crate::types::{JobId, TenantId};
 
+/// How long a message given up on is kept (for the operator to see why).
+pub const FAILED_KEPT: SignedDuration = SignedDuration::from_hours(7 * 24);
+
+/// How long the marker of a message queued once is kept: longer than any
+/// job or received call can wait for its mail.
+pub const MARKER_KEPT: SignedDuration = SignedDuration::from_hours(30 * 24);
+
 /// How long a message is tried before it is given up.
 pub const EXPIRY: SignedDuration = SignedDuration::from_hours(5 * 24);
 
@@ -153,6 +160,54 @@ impl Outbox {
         self.inner.tree.apply(b)
     }
 
+    /// The retention sweep of the outbox: a message given up on is erased
+    /// (its key destroyed) [`FAILED_KEPT`] after it failed, and the markers
+    /// of [`Self::enqueue_once`] go after [`MARKER_KEPT`]. Returns the
+    /// records erased, the keys destroyed and when the next one is due.
+    pub fn sweep(store: &Store, now: Timestamp) -> Result<(usize, Vec<String>, Option<Timestamp>), Error> {
+        let tree = store.tree("outbox")?;
+        let (mut erased, mut keys, mut next) = (0, Vec::new(), None::<Timestamp>);
+        let mut b = tree.batch();
+        for k in tree.keys_with_prefix(b"o\0")? {
+            let r = match tree.get_sealed::<OutRecord>(&k) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(Error::Crypto(_)) => {
+                    b.remove(&k);
+                    erased += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if r.state != OutState::Failed {
+                continue;
+            }
+            let due = r.next_attempt + FAILED_KEPT;
+            if due > now {
+                next = Some(next.map_or(due, |n| n.min(due)));
+                continue;
+            }
+            let kid = KeyId::job(&format!("out-{}", r.id.to_text()))?;
+            if store.vault().destroy(&kid)? {
+                keys.push(kid.to_string());
+            }
+            b.remove(&k);
+            erased += 1;
+        }
+        for k in tree.keys_with_prefix(b"n\0")? {
+            let at = tree
+                .get_plain(&k)?
+                .and_then(|v| String::from_utf8_lossy(&v).parse::<i64>().ok())
+                .and_then(|ms| Timestamp::from_millisecond(ms).ok());
+            match at.map(|t| t + MARKER_KEPT) {
+                Some(due) if due > now => next = Some(next.map_or(due, |n| n.min(due))),
+                _ => b.remove(&k),
+            }
+        }
+        tree.apply(b)?;
+        Ok((erased, keys, next))
+    }
+
     fn marker(&self, once: &str) -> Vec<u8> {
         [b"n\0".as_slice(), &self.inner.store.blind("outbox-once", once)].concat()
     }
@@ -195,7 +250,7 @@ impl Outbox {
         let mut b = self.inner.tree.batch();
         b.put_sealed(&key(&r.id), &KeyId::job(&format!("out-{}", r.id.to_text()))?, &r)?;
         if let Some(m) = marker {
-            b.put_plain(&m, b"");
+            b.put_plain(&m, now.as_millisecond().to_string().as_bytes());
         }
         self.inner.tree.apply(b)?;
         self.inner.wake.notify_one();

@@ -199,6 +199,13 @@ impl Retention {
         if stale > 0 {
             tree.apply(b)?;
         }
+        // Outgoing mail given up on, and old once-markers.
+        let (erased, keys, next) = crate::mail::outbox::Outbox::sweep(&self.store, now)?;
+        r.erased += erased;
+        r.keys_destroyed.extend(keys);
+        if let Some(n) = next {
+            r.next_due = Some(r.next_due.map_or(n, |x| x.min(n)));
+        }
         Ok(r)
     }
 

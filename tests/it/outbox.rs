@@ -89,11 +89,16 @@ fn messages(maildir: &Path) -> Vec<String> {
 }
 
 fn setup() -> (tempfile::TempDir, Outbox, FakeClock) {
+    let (tmp, outbox, clock, _) = setup_with_store();
+    (tmp, outbox, clock)
+}
+
+fn setup_with_store() -> (tempfile::TempDir, Outbox, FakeClock, Store) {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(&tmp.path().join("data"), &tmp.path().join("data/keys")).unwrap();
     let clock = FakeClock::new("2026-11-28T02:00:00Z".parse().unwrap());
     let outbox = Outbox::open(&store, Arc::new(clock.clone())).unwrap();
-    (tmp, outbox, clock)
+    (tmp, outbox, clock, store)
 }
 
 fn relay_at(port: u16) -> Outgoing {
@@ -146,7 +151,7 @@ async fn relay_down_then_up_delivers_exactly_once() {
 
 #[tokio::test]
 async fn a_5xx_reply_fails_the_message_for_good() {
-    let (tmp, outbox, clock) = setup();
+    let (tmp, outbox, clock, store) = setup_with_store();
     let port = free_port();
     let maildir = tmp.path().join("relay-maildir");
     let _relay = Relay::start(port, &maildir);
@@ -160,6 +165,15 @@ async fn a_5xx_reply_fails_the_message_for_good() {
     clock.advance(SignedDuration::from_hours(1));
     assert_eq!(outbox.run_due(&out).await.unwrap(), 0);
     assert!(messages(&maildir).is_empty());
+    // The retention sweep keeps it for seven days after it failed, then erases it with its key.
+    let (erased, keys, next) = Outbox::sweep(&store, clock.now()).unwrap();
+    assert_eq!((erased, keys.len()), (0, 0));
+    assert_eq!(next, Some(r.next_attempt + faxgate::mail::outbox::FAILED_KEPT));
+    clock.advance(SignedDuration::from_hours(7 * 24));
+    let (erased, keys, _) = Outbox::sweep(&store, clock.now()).unwrap();
+    assert_eq!((erased, keys.len()), (1, 1));
+    assert!(outbox.list().unwrap().is_empty());
+    assert!(!store.vault().list().unwrap().iter().any(|k| k.id.to_string() == keys[0]));
 }
 
 #[tokio::test]
