@@ -22,6 +22,9 @@ use crate::Error;
 use crate::store::{Store, Tree};
 use crate::types::{AccountId, E164, EmailAddress, TenantId};
 
+/// Keys removed per flushed batch when CDRs are erased.
+const REMOVE_CHUNK: usize = 5_000;
+
 /// Which way the fax went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -304,7 +307,7 @@ impl CdrStore {
         let mut months: Vec<(i16, i8)> = places.iter().filter_map(|p| parse_place(p).map(|(m, _)| m)).collect();
         months.sort();
         months.dedup();
-        let mut b = self.tree.batch();
+        let mut doomed = Vec::new();
         for month in months {
             let mut prefix = b"i".to_vec();
             prefix.extend_from_slice(month_text(month).as_bytes());
@@ -312,14 +315,26 @@ impl CdrStore {
             for k in self.tree.keys_with_prefix(&prefix)? {
                 // index entry: prefix, 32-byte blind, place
                 if k.get(prefix.len() + 32..).is_some_and(|p| gone.contains(p)) {
-                    b.remove(&k);
+                    doomed.push(k);
                 }
             }
         }
-        for p in places {
-            b.remove(p);
+        doomed.extend(places.iter().cloned());
+        self.remove_in_chunks(&doomed)
+    }
+
+    /// Removes keys a few thousand at a time, so that a sweep over a large
+    /// month never holds the store for long (records of an erased month are
+    /// unreadable already; expired ones are found again by the next sweep).
+    fn remove_in_chunks(&self, keys: &[Vec<u8>]) -> Result<(), Error> {
+        for chunk in keys.chunks(REMOVE_CHUNK) {
+            let mut b = self.tree.batch();
+            for k in chunk {
+                b.remove(k);
+            }
+            self.tree.apply(b)?;
         }
-        self.tree.apply(b)
+        Ok(())
     }
 
     /// Index entries of a month whose CDRs are all gone (after the month's key was destroyed).
@@ -328,11 +343,7 @@ impl CdrStore {
         prefix.extend_from_slice(month_text(month).as_bytes());
         prefix.push(0);
         let keys = self.tree.keys_with_prefix(&prefix)?;
-        let mut b = self.tree.batch();
-        for k in &keys {
-            b.remove(k);
-        }
-        self.tree.apply(b)?;
+        self.remove_in_chunks(&keys)?;
         Ok(keys.len())
     }
 }

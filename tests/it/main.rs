@@ -15,4 +15,5 @@ mod mail;
 mod outbox;
 mod postfix;
 mod retention;
+mod sweep_stall;
 mod systemd;
