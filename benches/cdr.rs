@@ -111,12 +111,13 @@ fn main() {
         bytes / n
     );
 
-    // One number in one month.
-    let number = faxgate::types::E164::new_unchecked("+4533912345");
+    // One number in one month: the number and month of a CDR in the middle of the year.
+    let probe = cdr(n * 5 / 12 + 7, year_start + step * (n * 5 / 12 + 7) as i32);
+    let month = probe.start.to_zoned(jiff::tz::TimeZone::UTC).first_of_month().unwrap().start_of_day().unwrap();
     let filter = CdrFilter {
-        number: Some(number),
-        since: Some("2025-06-01T00:00:00Z".parse().unwrap()),
-        until: Some("2025-07-01T00:00:00Z".parse().unwrap()),
+        number: probe.called.clone(),
+        since: Some(month.timestamp()),
+        until: Some(month.checked_add(jiff::Span::new().months(1)).unwrap().timestamp()),
         tenant: None,
     };
     let mut times = Vec::new();
@@ -131,6 +132,7 @@ fn main() {
         "query, one number in one month: {found} CDR(s) in {:.2?} (median of 20, max {:.2?})",
         times[10], times[19]
     );
+    assert!(found >= 1, "the query finds the CDR it was built from");
 
     // The sweeper erasing one month (January 2025) out of the whole year.
     let clock = FakeClock::new("2026-02-01T00:00:00Z".parse().unwrap());
