@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use faxgate::cdr::{Cdr, CdrFilter, CdrStore, Direction, PageEvent, Transport};
+use faxgate::cdr::{Cdr, CdrFilter, CdrStore};
 use faxgate::clock::{Clock, FakeClock};
 use faxgate::directory::Directory;
 use faxgate::retention::Retention;
@@ -16,40 +16,7 @@ use faxgate::store::Store;
 use faxgate_retention::{Policy, Sweeper};
 use jiff::{SignedDuration, Timestamp};
 
-fn cdr(i: u64, start: Timestamp) -> Cdr {
-    let called = format!("+45{}", 33_900_000 + (i % 100_000));
-    Cdr {
-        id: CdrStore::new_id(),
-        correlation_id: format!("<{i}@mail.example.dk>"),
-        direction: if i % 3 == 0 { Direction::FaxToMail } else { Direction::MailToFax },
-        tenant: if i % 2 == 0 { "alpha".parse().unwrap() } else { "beta".parse().unwrap() },
-        account: None,
-        calling: Some("+4570203040".parse().unwrap()),
-        called: Some(faxgate::types::E164::new_unchecked(called)),
-        emails: vec![format!("user{}@customer{}.dk", i % 5000, i % 700).parse().unwrap()],
-        smtp_client: Some("192.0.2.10".parse().unwrap()),
-        sip_signalling: Some("198.51.100.5:5060".parse().unwrap()),
-        sip_media: Some("198.51.100.5:40000".parse().unwrap()),
-        start,
-        answer: Some(start + SignedDuration::from_secs(3)),
-        end: start + SignedDuration::from_secs(65),
-        t30_code: Some(0),
-        t30_text: Some("OK".into()),
-        sip_status: Some(200),
-        pages: 2,
-        pages_total: Some(2),
-        transport: Some(Transport::T38),
-        bit_rate: Some(14400),
-        ecm: Some(true),
-        resolution: Some("204x196".into()),
-        remote_station: Some("+45 33 22 11 00".into()),
-        attempt: 1,
-        timeline: vec![
-            PageEvent { page: 1, at: start + SignedDuration::from_secs(35), bad_rows: 0, ecm_retries: 0 },
-            PageEvent { page: 2, at: start + SignedDuration::from_secs(62), bad_rows: 0, ecm_retries: 1 },
-        ],
-    }
-}
+use faxgate::cdr::example as cdr;
 
 fn dir_size(p: &std::path::Path) -> u64 {
     let mut total = 0;

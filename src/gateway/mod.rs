@@ -566,34 +566,22 @@ impl Gateway {
         report: Option<&CallReport>,
         _trunk: Option<&str>,
     ) -> Cdr {
-        let mut c = Cdr {
-            id: cdr_id.to_owned(),
-            correlation_id: format!("{} {} {} {}", job.correlation_id, job.id.to_text(), call_id, cdr_id),
-            direction: cdr::Direction::MailToFax,
-            tenant: job.tenant.clone(),
-            account: Some(job.account),
-            calling: job.caller.clone(),
-            called: Some(job.to.clone()),
-            emails: job.mail_from.parse().ok().into_iter().collect(),
-            smtp_client: None,
-            sip_signalling: None,
-            sip_media: None,
+        let mut c = blank_cdr(
+            cdr_id,
+            format!("{} {} {} {}", job.correlation_id, job.id.to_text(), call_id, cdr_id),
+            cdr::Direction::MailToFax,
+            job.tenant.clone(),
             start,
-            answer: None,
-            end,
-            t30_code: None,
-            t30_text: None,
-            sip_status: outcome.sip_status(),
-            pages: outcome.pages(),
-            pages_total: Some(job.pages_total),
-            transport: None,
-            bit_rate: None,
-            ecm: None,
-            resolution: None,
-            remote_station: None,
-            attempt: job.attempts.len() as u32 + 1,
-            timeline: Vec::new(),
-        };
+        );
+        c.account = Some(job.account);
+        c.calling = job.caller.clone();
+        c.called = Some(job.to.clone());
+        c.emails = job.mail_from.parse().ok().into_iter().collect();
+        c.end = end;
+        c.sip_status = outcome.sip_status();
+        c.pages = outcome.pages();
+        c.pages_total = Some(job.pages_total);
+        c.attempt = job.attempts.len() as u32 + 1;
         if let Outcome::Interrupted = outcome {
             c.t30_text = Some("interrupted: the gateway stopped during the call".into());
         }
@@ -673,34 +661,13 @@ impl Gateway {
                     .and_then(|n| self.inner.directory.number_get(&Scope::Operator, n.as_str()).ok())
                     .map(|n| (n.tenant, Some(n.account)))
                     .unwrap_or_else(|| (unassigned_tenant(), None));
-                let c = Cdr {
-                    id: cdr_id.clone(),
-                    correlation_id: format!("{} {}", call.call_id, cdr_id),
-                    direction: cdr::Direction::FaxToMail,
-                    tenant,
-                    account,
-                    calling: e164_of(&call.caller),
-                    called: number,
-                    emails: Vec::new(),
-                    smtp_client: None,
-                    sip_signalling: None,
-                    sip_media: None,
-                    start: now,
-                    answer: None,
-                    end: now,
-                    t30_code: None,
-                    t30_text: Some("refused: the number is not in service here".into()),
-                    sip_status: Some(404),
-                    pages: 0,
-                    pages_total: None,
-                    transport: None,
-                    bit_rate: None,
-                    ecm: None,
-                    resolution: None,
-                    remote_station: None,
-                    attempt: 1,
-                    timeline: Vec::new(),
-                };
+                let mut c =
+                    blank_cdr(&cdr_id, format!("{} {}", call.call_id, cdr_id), cdr::Direction::FaxToMail, tenant, now);
+                c.account = account;
+                c.calling = e164_of(&call.caller);
+                c.called = number;
+                c.t30_text = Some("refused: the number is not in service here".into());
+                c.sip_status = Some(404);
                 if let Err(e) = self.inner.cdrs.write(&c) {
                     tracing::error!(error = %e, "cannot write the CDR of a refused call");
                 }
@@ -730,34 +697,19 @@ impl Gateway {
                 r.caller.chars().filter(|c| c.is_ascii_graphic()).take(32).collect()
             }
         });
-        let mut c = Cdr {
-            id: inb.cdr_id.clone(),
-            correlation_id: format!("{} {}", r.call_id, inb.cdr_id),
-            direction: cdr::Direction::FaxToMail,
-            tenant: num.tenant.clone(),
-            account: Some(num.account),
-            calling: e164_of(&r.caller),
-            called: Some(num.number.clone()),
-            emails: num.routes.iter().map(|x| x.email.clone()).collect(),
-            smtp_client: None,
-            sip_signalling: None,
-            sip_media: None,
-            start: inb.start,
-            answer: None,
-            end,
-            t30_code: None,
-            t30_text: None,
-            sip_status: None,
-            pages,
-            pages_total: None,
-            transport: None,
-            bit_rate: None,
-            ecm: None,
-            resolution: None,
-            remote_station: None,
-            attempt: 1,
-            timeline: Vec::new(),
-        };
+        let mut c = blank_cdr(
+            &inb.cdr_id,
+            format!("{} {}", r.call_id, inb.cdr_id),
+            cdr::Direction::FaxToMail,
+            num.tenant.clone(),
+            inb.start,
+        );
+        c.account = Some(num.account);
+        c.calling = e164_of(&r.caller);
+        c.called = Some(num.number.clone());
+        c.emails = num.routes.iter().map(|x| x.email.clone()).collect();
+        c.end = end;
+        c.pages = pages;
         fill_from_report(&mut c, &r, end);
         let data = std::fs::read(&inb.file).ok().filter(|_| pages > 0);
         if let Some(tiff) = data {
@@ -825,6 +777,38 @@ impl Gateway {
         self.inner.cdrs.write(&c)?;
         let _ = std::fs::remove_file(&inb.file);
         Ok(())
+    }
+}
+
+/// A CDR with what every attempt has; the rest is filled in by the caller.
+fn blank_cdr(id: &str, correlation_id: String, direction: cdr::Direction, tenant: TenantId, start: Timestamp) -> Cdr {
+    Cdr {
+        id: id.to_owned(),
+        correlation_id,
+        direction,
+        tenant,
+        account: None,
+        calling: None,
+        called: None,
+        emails: Vec::new(),
+        smtp_client: None,
+        sip_signalling: None,
+        sip_media: None,
+        start,
+        answer: None,
+        end: start,
+        t30_code: None,
+        t30_text: None,
+        sip_status: None,
+        pages: 0,
+        pages_total: None,
+        transport: None,
+        bit_rate: None,
+        ecm: None,
+        resolution: None,
+        remote_station: None,
+        attempt: 1,
+        timeline: Vec::new(),
     }
 }
 

@@ -48,15 +48,82 @@ pub fn reason(lang: Language, o: &Outcome) -> String {
     }
 }
 
+/// A body: an opening sentence, aligned "label: value" rows, the brand.
+fn body(opening: &str, rows: &[(&str, String)], brand: &str) -> String {
+    let mut out = format!("{opening}\n\n");
+    for (label, value) in rows {
+        out.push_str(&format!("{:<17}{value}\n", format!("{label}:")));
+    }
+    out.push_str(&format!("\n{brand}\n"));
+    out
+}
+
+/// The words of the reports, per language.
+struct Words {
+    delivered: &'static str,
+    not_delivered: &'static str,
+    ok: &'static str,
+    failed: &'static str,
+    of: &'static str,
+    labels: [&'static str; 12],
+}
+
+const EN: Words = Words {
+    delivered: "Your fax was delivered.",
+    not_delivered: "Your fax could not be delivered.",
+    ok: "delivered",
+    failed: "failed",
+    of: "of",
+    labels: [
+        "Number",
+        "Result",
+        "Reason",
+        "Code",
+        "Pages sent",
+        "Attempts",
+        "Call time",
+        "Remote station",
+        "Subject",
+        "Accepted",
+        "Finished",
+        "Reference",
+    ],
+};
+
+const DA: Words = Words {
+    delivered: "Din fax er leveret.",
+    not_delivered: "Din fax kunne ikke leveres.",
+    ok: "leveret",
+    failed: "fejlet",
+    of: "af",
+    labels: [
+        "Nummer",
+        "Resultat",
+        "Årsag",
+        "Kode",
+        "Sider sendt",
+        "Forsøg",
+        "Opkaldstid",
+        "Modtagerstation",
+        "Emne",
+        "Modtaget",
+        "Afsluttet",
+        "Reference",
+    ],
+};
+
 /// The report on a finished job.
 pub fn job_report(tenant: &Tenant, job: &FaxJob) -> Text {
     let lang = tenant.branding.language;
+    let w = match lang {
+        Language::En => &EN,
+        Language::Da => &DA,
+    };
     let ok = job.state == JobState::Done;
     let last = job.attempts.last();
     let outcome = last.map(|a| &a.outcome);
     let pages = outcome.map_or(0, Outcome::pages);
     let duration: i64 = job.attempts.iter().map(|a| a.end.duration_since(a.start).as_secs()).sum();
-    let station = last.and_then(|a| a.remote_station.clone()).unwrap_or_default();
     let code = match outcome {
         Some(o @ Outcome::TransferFailed { t30_code: Some(c), .. }) => format!("{} (T.30 {c})", o.code()),
         Some(o) => match o.sip_status() {
@@ -65,76 +132,28 @@ pub fn job_report(tenant: &Tenant, job: &FaxJob) -> Text {
         },
         None => String::new(),
     };
-    let why = outcome.map(|o| reason(lang, o)).unwrap_or_default();
-    let brand = &tenant.branding.display_name;
-    match lang {
-        Language::En => Text {
-            subject: if ok {
-                format!("Fax to {} delivered ({pages} of {} pages)", job.to, job.pages_total)
-            } else {
-                format!("Fax to {} NOT delivered", job.to)
-            },
-            body: format!(
-                "{}\n\n\
-                 Number:          {}\n\
-                 Result:          {}\n\
-                 Reason:          {why}\n\
-                 Code:            {code}\n\
-                 Pages sent:      {pages} of {}\n\
-                 Attempts:        {}\n\
-                 Call time:       {duration} s\n\
-                 Remote station:  {station}\n\
-                 Subject:         {}\n\
-                 Accepted:        {}\n\
-                 Finished:        {}\n\
-                 Reference:       {} / {}\n\n\
-                 {brand}\n",
-                if ok { "Your fax was delivered." } else { "Your fax could not be delivered." },
-                job.to,
-                if ok { "delivered" } else { "failed" },
-                job.pages_total,
-                job.attempts.len(),
-                job.subject,
-                local_time(job.created),
-                last.map(|a| local_time(a.end)).unwrap_or_default(),
-                job.correlation_id,
-                job.id.to_text(),
-            ),
-        },
-        Language::Da => Text {
-            subject: if ok {
-                format!("Fax til {} leveret ({pages} af {} sider)", job.to, job.pages_total)
-            } else {
-                format!("Fax til {} IKKE leveret", job.to)
-            },
-            body: format!(
-                "{}\n\n\
-                 Nummer:          {}\n\
-                 Resultat:        {}\n\
-                 Årsag:           {why}\n\
-                 Kode:            {code}\n\
-                 Sider sendt:     {pages} af {}\n\
-                 Forsøg:          {}\n\
-                 Opkaldstid:      {duration} s\n\
-                 Modtagerstation: {station}\n\
-                 Emne:            {}\n\
-                 Modtaget:        {}\n\
-                 Afsluttet:       {}\n\
-                 Reference:       {} / {}\n\n\
-                 {brand}\n",
-                if ok { "Din fax er leveret." } else { "Din fax kunne ikke leveres." },
-                job.to,
-                if ok { "leveret" } else { "fejlet" },
-                job.pages_total,
-                job.attempts.len(),
-                job.subject,
-                local_time(job.created),
-                last.map(|a| local_time(a.end)).unwrap_or_default(),
-                job.correlation_id,
-                job.id.to_text(),
-            ),
-        },
-    }
+    let values = [
+        job.to.to_string(),
+        (if ok { w.ok } else { w.failed }).to_owned(),
+        outcome.map(|o| reason(lang, o)).unwrap_or_default(),
+        code,
+        format!("{pages} {} {}", w.of, job.pages_total),
+        job.attempts.len().to_string(),
+        format!("{duration} s"),
+        last.and_then(|a| a.remote_station.clone()).unwrap_or_default(),
+        job.subject.clone(),
+        local_time(job.created),
+        last.map(|a| local_time(a.end)).unwrap_or_default(),
+        format!("{} / {}", job.correlation_id, job.id.to_text()),
+    ];
+    let rows: Vec<(&str, String)> = w.labels.iter().copied().zip(values).collect();
+    let subject = match (lang, ok) {
+        (Language::En, true) => format!("Fax to {} delivered ({pages} of {} pages)", job.to, job.pages_total),
+        (Language::En, false) => format!("Fax to {} NOT delivered", job.to),
+        (Language::Da, true) => format!("Fax til {} leveret ({pages} af {} sider)", job.to, job.pages_total),
+        (Language::Da, false) => format!("Fax til {} IKKE leveret", job.to),
+    };
+    Text { subject, body: body(if ok { w.delivered } else { w.not_delivered }, &rows, &tenant.branding.display_name) }
 }
 
 /// What the mail carrying a received fax says.
@@ -162,77 +181,50 @@ pub struct Received<'a> {
 
 /// The mail for a received fax.
 pub fn received(tenant: &Tenant, r: &Received<'_>) -> Text {
-    let brand = &tenant.branding.display_name;
-    match tenant.branding.language {
-        Language::En => Text {
-            subject: format!(
+    let values = [
+        r.from.to_owned(),
+        r.to.to_owned(),
+        r.pages.to_string(),
+        r.station.to_owned(),
+        local_time(r.start),
+        format!("{} s", r.duration_s),
+        r.result.to_owned(),
+        r.reference.to_owned(),
+    ];
+    let (labels, opening, subject) = match tenant.branding.language {
+        Language::En => (
+            ["From", "To", "Pages", "Remote station", "Received", "Call time", "Result", "Reference"],
+            if r.incomplete {
+                "This fax is INCOMPLETE: the call ended before the sender had sent every page. \
+                 The pages that arrived are attached."
+            } else {
+                "A fax was received; it is attached."
+            },
+            format!(
                 "Fax from {}, {} page{}{}",
                 r.from,
                 r.pages,
                 if r.pages == 1 { "" } else { "s" },
                 if r.incomplete { " (INCOMPLETE)" } else { "" }
             ),
-            body: format!(
-                "{}\n\n\
-                 From:            {}\n\
-                 To:              {}\n\
-                 Pages:           {}\n\
-                 Remote station:  {}\n\
-                 Received:        {}\n\
-                 Call time:       {} s\n\
-                 Result:          {}\n\
-                 Reference:       {}\n\n\
-                 {brand}\n",
-                if r.incomplete {
-                    "This fax is INCOMPLETE: the call ended before the sender had sent every page. \
-                     The pages that arrived are attached."
-                } else {
-                    "A fax was received; it is attached."
-                },
-                r.from,
-                r.to,
-                r.pages,
-                r.station,
-                local_time(r.start),
-                r.duration_s,
-                r.result,
-                r.reference,
-            ),
-        },
-        Language::Da => Text {
-            subject: format!(
+        ),
+        Language::Da => (
+            ["Fra", "Til", "Sider", "Afsenderstation", "Modtaget", "Opkaldstid", "Resultat", "Reference"],
+            if r.incomplete {
+                "Denne fax er UFULDSTÆNDIG: opkaldet sluttede, før afsenderen havde sendt alle sider. \
+                 De sider, der kom frem, er vedhæftet."
+            } else {
+                "Der er modtaget en fax; den er vedhæftet."
+            },
+            format!(
                 "Fax fra {}, {} side{}{}",
                 r.from,
                 r.pages,
                 if r.pages == 1 { "" } else { "r" },
                 if r.incomplete { " (UFULDSTÆNDIG)" } else { "" }
             ),
-            body: format!(
-                "{}\n\n\
-                 Fra:             {}\n\
-                 Til:             {}\n\
-                 Sider:           {}\n\
-                 Afsenderstation: {}\n\
-                 Modtaget:        {}\n\
-                 Opkaldstid:      {} s\n\
-                 Resultat:        {}\n\
-                 Reference:       {}\n\n\
-                 {brand}\n",
-                if r.incomplete {
-                    "Denne fax er UFULDSTÆNDIG: opkaldet sluttede, før afsenderen havde sendt alle sider. \
-                     De sider, der kom frem, er vedhæftet."
-                } else {
-                    "Der er modtaget en fax; den er vedhæftet."
-                },
-                r.from,
-                r.to,
-                r.pages,
-                r.station,
-                local_time(r.start),
-                r.duration_s,
-                r.result,
-                r.reference,
-            ),
-        },
-    }
+        ),
+    };
+    let rows: Vec<(&str, String)> = labels.into_iter().zip(values).collect();
+    Text { subject, body: body(opening, &rows, &tenant.branding.display_name) }
 }

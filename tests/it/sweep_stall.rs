@@ -14,42 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use faxgate::cdr::{Cdr, CdrStore, Direction, Transport};
+use faxgate::cdr::{CdrStore, example as cdr};
 use faxgate::store::Store;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::harness::Setup;
-
-fn cdr(i: u64, start: Timestamp) -> Cdr {
-    Cdr {
-        id: CdrStore::new_id(),
-        correlation_id: format!("<{i}@mail.example.dk>"),
-        direction: Direction::MailToFax,
-        tenant: "alpha".parse().unwrap(),
-        account: None,
-        calling: Some("+4570203040".parse().unwrap()),
-        called: Some(faxgate::types::E164::new_unchecked(format!("+45{}", 33_900_000 + (i % 100_000)))),
-        emails: vec![format!("user{}@customer.dk", i % 5000).parse().unwrap()],
-        smtp_client: None,
-        sip_signalling: None,
-        sip_media: None,
-        start,
-        answer: Some(start + SignedDuration::from_secs(3)),
-        end: start + SignedDuration::from_secs(65),
-        t30_code: Some(0),
-        t30_text: Some("OK".into()),
-        sip_status: Some(200),
-        pages: 2,
-        pages_total: Some(2),
-        transport: Some(Transport::T38),
-        bit_rate: Some(14400),
-        ecm: Some(true),
-        resolution: Some("204x196".into()),
-        remote_station: Some("+45 33 22 11 00".into()),
-        attempt: 1,
-        timeline: Vec::new(),
-    }
-}
 
 fn smtp_probe(addr: &str) -> Duration {
     let t = Instant::now();
