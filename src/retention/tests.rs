@@ -344,3 +344,107 @@ fn a_crash_in_the_middle_of_a_sweep_is_finished_by_the_next() {
     std::fs::write(&path, text).unwrap();
     assert_eq!(w.retention.audit_log().entries().unwrap().len(), 1);
 }
+
+#[test]
+fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a_disk_read() {
+    use crate::gateway::{Attempt, FaxJob, JobState, Outcome};
+    use crate::types::{AccountId, JobId};
+    let mut w = world("2026-03-01T10:00:00Z");
+    // A grace of one day before documents go.
+    let mut policy = Policy::default();
+    policy.document_grace = jiff::Span::new().days(1);
+    w.retention = Retention::new(&w.store, &w.dir, policy).unwrap();
+    // A mail with its pages, and the finished, reported job that faxed it.
+    let mut pages = crate::document::Pages::new(Default::default());
+    pages.add_text("Fortroligt tilbud til Ærø Blikkenslager ApS, kunde 0042").unwrap();
+    let tiff = pages.to_tiff().unwrap();
+    let page_bytes = tiff[tiff.len() / 2..tiff.len() / 2 + 48].to_vec();
+    let message = b"From: mads.aeroe@blik-aeroe.dk\r\nSubject: Tilbud\r\n\r\nHemmeligt tilbud\r\n".to_vec();
+    let (mail, fax) = (JobId::generate(), JobId::generate());
+    let now = w.clock.now();
+    let job = FaxJob {
+        id: fax,
+        mail_job: mail,
+        correlation_id: "<tilbud@blik-aeroe.dk>".into(),
+        tenant: "alpha".parse().unwrap(),
+        account: AccountId::generate(),
+        mail_from: "mads.aeroe@blik-aeroe.dk".into(),
+        subject: "Tilbud".into(),
+        to: "+4533991234".parse().unwrap(),
+        caller: None,
+        pages_total: 1,
+        created: now,
+        state: JobState::Done,
+        next_at: now,
+        attempts: vec![Attempt {
+            start: now,
+            end: now + SignedDuration::from_secs(60),
+            cdr_id: "cdr-x".into(),
+            outcome: Outcome::Sent { pages: 1 },
+            remote_station: None,
+        }],
+        safer: false,
+        reported: true,
+    };
+    let tree = w.store.tree("mail").unwrap();
+    let mail_key = KeyId::job(&mail.to_text()).unwrap();
+    let mut b = tree.batch();
+    b.put_sealed_bytes(&[b"m\0".as_slice(), mail.to_text().as_bytes()].concat(), &mail_key, &message).unwrap();
+    b.put_sealed_bytes(&[b"p\0".as_slice(), mail.to_text().as_bytes()].concat(), &mail_key, &tiff).unwrap();
+    b.put_sealed(&[b"f\0".as_slice(), fax.to_text().as_bytes()].concat(), &KeyId::job(&fax.to_text()).unwrap(), &job)
+        .unwrap();
+    tree.apply(b).unwrap();
+    let keys = [
+        std::fs::read(key_file(&w, &format!("job-{}", mail.to_text()))).unwrap(),
+        std::fs::read(key_file(&w, &format!("job-{}", fax.to_text()))).unwrap(),
+    ];
+    w.store.flush().unwrap();
+    let snapshot = w.tmp.path().join("old-copy");
+    copy_dir(&w.store.data_dir().join("db"), &snapshot.join("db"));
+
+    // Within the grace: kept, and the sweeper knows when it is due.
+    let s = sweeper(&w).sweep().unwrap();
+    let docs = s.categories.iter().find(|c| c.category == "documents").unwrap();
+    assert_eq!(docs.erased, 0, "{docs:?}");
+    assert_eq!(docs.next_due.unwrap().to_string(), "2026-03-02T10:01:00Z");
+    // A legal hold on the number keeps them past the grace.
+    let hold = w
+        .retention
+        .holds()
+        .add(
+            HoldTarget::Number("+4533991234".parse().unwrap()),
+            "case-7",
+            "2026-03-05T00:00:00Z".parse().unwrap(),
+            w.clock.now(),
+        )
+        .unwrap();
+    w.clock.set("2026-03-03T00:00:00Z".parse().unwrap());
+    let s = sweeper(&w).sweep().unwrap();
+    let docs = s.categories.iter().find(|c| c.category == "documents").unwrap();
+    assert_eq!((docs.erased, docs.held), (0, 1), "{docs:?}");
+    w.retention.holds().remove(&hold.id).unwrap();
+    let s = sweeper(&w).sweep().unwrap();
+    let docs = s.categories.iter().find(|c| c.category == "documents").unwrap();
+    assert_eq!((docs.erased, docs.keys_destroyed.len()), (2, 2), "{docs:?}");
+    assert!(tree.keys_with_prefix(b"").unwrap().iter().all(|k| !k.starts_with(b"f\0") && !k.starts_with(b"p\0")));
+
+    // No page image, message text or key bytes anywhere under the data
+    // directory or in the old copy; the old copy's records cannot be opened.
+    let needles: Vec<&[u8]> =
+        vec![&page_bytes, &keys[0], &keys[1], b"Hemmeligt tilbud", b"mads.aeroe", b"4533991234"];
+    for f in all_files(w.store.data_dir()).into_iter().chain(all_files(&snapshot)) {
+        let bytes = std::fs::read(&f).unwrap();
+        for n in &needles {
+            assert!(!find(&bytes, n), "{:?} found in {}", String::from_utf8_lossy(n), f.display());
+        }
+    }
+    let key_dir = w.store.vault().dir().to_owned();
+    drop(tree);
+    let World { store, dir, cdrs, retention, tmp, .. } = w;
+    drop((retention, dir, cdrs, store));
+    let old = Store::open(&snapshot, &key_dir).unwrap();
+    let old_tree = old.tree("mail").unwrap();
+    let err = old_tree.get_sealed_bytes(&[b"p\0".as_slice(), mail.to_text().as_bytes()].concat()).unwrap_err();
+    assert!(matches!(err, Error::Crypto(faxgate_retention::Error::KeyDestroyed(_))), "{err}");
+    drop(tmp);
+}
