@@ -11,6 +11,12 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz
 fi
 cargo fuzz build
+# Seeds for the document parsers: the repository's own documents.
+mkdir -p fuzz/corpus/document_input
+cp -n tests/fixtures/documents/*.pdf tests/fixtures/documents/golden/*.png fuzz/corpus/document_input/ 2>/dev/null || true
+if [ -x target/debug/faxgate ] && [ ! -e fuzz/corpus/document_input/letter.tiff ]; then
+    target/debug/faxgate render tests/fixtures/documents/letter.pdf --out fuzz/corpus/document_input/letter.tiff >/dev/null
+fi
 for t in $(cargo fuzz list); do
     echo "== $t (${secs}s)"
     cargo fuzz run "$t" -- -max_total_time="$secs" -rss_limit_mb=2048
