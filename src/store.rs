@@ -10,6 +10,12 @@
 //! - [`Tree::apply`] writes a batch atomically and flushes it to disk before
 //!   returning, so whatever a caller acknowledges afterwards survives a crash.
 //!
+//! Large sealed values (an accepted mail message) are kept beside sled as
+//! files under `spool/` ([`Store::put_file`]): each written to a temporary
+//! file, fsynced, renamed into place and the directory fsynced. sled then
+//! holds only the small records that name them, and stays small however
+//! much mail waits for the fax pipeline.
+//!
 //! One process at a time: [`Store::open`] takes an exclusive lock on
 //! `faxgate.lock` in the data directory and refuses, naming the holder's
 //! pid, when another process has it.
@@ -103,6 +109,104 @@ impl Store {
         self.inner.db.flush()?;
         Ok(())
     }
+
+    /// The directory of sealed files.
+    pub fn file_dir(&self) -> PathBuf {
+        self.inner.data_dir.join("spool")
+    }
+
+    fn file_path(&self, name: &str) -> Result<PathBuf, Error> {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(Error::Invalid(format!("not a spool file name: {name:?}")));
+        }
+        Ok(self.file_dir().join(name))
+    }
+
+    /// Seals `value` with `key_id` and writes it durably as the file `name`
+    /// (letters, digits, `-` and `_`): written to a temporary file, fsynced,
+    /// renamed into place, the directory fsynced.
+    pub fn put_file(&self, name: &str, key_id: &KeyId, value: &[u8]) -> Result<(), Error> {
+        let path = self.file_path(name)?;
+        let dir = self.file_dir();
+        let io = |context, path: &Path| Error::io(context, path.to_owned());
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(io("cannot create spool directory", &dir))?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o750))
+                .map_err(io("cannot set mode of spool directory", &dir))?;
+        }
+        let sealed = faxgate_retention::seal(self.vault(), key_id, &file_aad(name), value)?;
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o640)
+            .open(&tmp)
+            .map_err(io("cannot create spool file", &tmp))?;
+        f.write_all(&sealed).map_err(io("cannot write spool file", &tmp))?;
+        f.sync_all().map_err(io("cannot fsync spool file", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io("cannot rename spool file", &path))?;
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(io("cannot fsync spool directory", &dir))
+    }
+
+    /// Reads and opens the sealed file `name`.
+    pub fn get_file(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        let path = self.file_path(name)?;
+        let sealed = match fs::read(&path) {
+            Ok(v) => v,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("cannot read spool file", path)(e)),
+        };
+        Ok(Some(faxgate_retention::open(self.vault(), &file_aad(name), &sealed)?))
+    }
+
+    /// Removes the file `name` (and fsyncs the directory); true if it was there.
+    pub fn remove_file(&self, name: &str) -> Result<bool, Error> {
+        let path = self.file_path(name)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("cannot remove spool file", path)(e)),
+        }
+        let dir = self.file_dir();
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(Error::io("cannot fsync spool directory", dir))?;
+        Ok(true)
+    }
+
+    /// The names of the sealed files, and of temporary files left by a
+    /// crash in the middle of a write (starting with `.`).
+    pub fn files(&self) -> Result<Vec<String>, Error> {
+        let dir = self.file_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("cannot list spool directory", dir)(e)),
+        };
+        let mut names = Vec::new();
+        for e in entries {
+            let e = e.map_err(Error::io("cannot list spool directory", dir.clone()))?;
+            names.push(e.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes a temporary file left by a crash (a name from [`Store::files`] starting with `.`).
+    pub fn remove_temporary(&self, name: &str) -> Result<(), Error> {
+        if !name.starts_with('.') || name.contains('/') {
+            return Err(Error::Invalid(format!("not a temporary spool file: {name:?}")));
+        }
+        let path = self.file_dir().join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("cannot remove spool file", path)(e)),
+        }
+    }
+}
+
+fn file_aad(name: &str) -> Vec<u8> {
+    [b"spool\0".as_slice(), name.as_bytes()].concat()
 }
 
 /// One keyspace of the store.

@@ -1,10 +1,14 @@
 //! The spool: accepted messages and their job records.
 //!
 //! [`Spool::deliver`] answers `250` only after the message and its job
-//! record are written in one batch and flushed to disk. Both are sealed
-//! with the job's own key (`KeyId::job`), so erasing the job's documents
-//! once the fax is delivered is destroying one key. A pending-job index
-//! (`q`) names the jobs the fax pipeline has to take up.
+//! record are on disk: the message as a sealed file under `spool/` (written,
+//! fsynced, renamed, directory fsynced), then the job record in one flushed
+//! sled batch. Both are sealed with the job's own key (`KeyId::job`), so
+//! erasing the job's documents once the fax is delivered is destroying one
+//! key. A pending-job index (`q`) names the jobs the fax pipeline has to
+//! take up. A crash between the file and the record leaves a file that no
+//! record names: [`Spool::open`] removes such files (nothing was
+//! acknowledged for them).
 //!
 //! The same message sent again (same sender, same Message-ID, same body
 //! hash) within [`DEDUPE_WINDOW`] is acknowledged with the first job's id
@@ -139,6 +143,16 @@ impl Spool {
         hostname: &str,
     ) -> Result<Spool, Error> {
         let tree = store.tree("mail")?;
+        for name in store.files()? {
+            if name.starts_with('.') {
+                store.remove_temporary(&name)?;
+            } else if let Ok(id) = name.parse::<JobId>()
+                && !tree.contains(&job_key(&id))?
+            {
+                tracing::info!(file = %name, "message file without a job record (a crash before the 250) removed");
+                store.remove_file(&name)?;
+            }
+        }
         Ok(Spool {
             inner: Arc::new(Inner {
                 store: store.clone(),
@@ -166,7 +180,11 @@ impl Spool {
 
     /// A job's message as stored (with faxgate's Received header on top).
     pub fn message(&self, id: &JobId) -> Result<Option<Vec<u8>>, Error> {
-        self.inner.tree.get_sealed_bytes(&message_key(id))
+        match self.inner.store.get_file(&id.to_text())? {
+            Some(m) => Ok(Some(m)),
+            // Stores written before messages moved beside sled.
+            None => self.inner.tree.get_sealed_bytes(&message_key(id)),
+        }
     }
 
     /// The jobs waiting for the fax pipeline, oldest first.
@@ -223,9 +241,9 @@ impl Spool {
         let mut raw = Vec::with_capacity(trace.len() + data.len());
         raw.extend_from_slice(trace.as_bytes());
         raw.extend_from_slice(data);
+        self.inner.store.put_file(&job.id.to_text(), &kid, &raw)?;
         let mut b = t.batch();
         b.put_sealed(&job_key(&job.id), &kid, &job)?;
-        b.put_sealed_bytes(&message_key(&job.id), &kid, &raw)?;
         b.put_plain(&pending_key(&job.id), b"");
         b.put_plain(&dedupe, format!("{} {}", job.id, job.received.as_millisecond()).as_bytes());
         t.apply(b)?;
@@ -303,6 +321,53 @@ impl Sink for Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_file_without_its_record_is_removed_at_open() {
+        use crate::clock::FakeClock;
+        use crate::directory::Directory;
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let store = Store::open(&data, &data.join("keys")).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(FakeClock::new("2026-03-01T10:00:00Z".parse().unwrap()));
+        let open = |store: &Store| {
+            let directory = Directory::open(store, clock.clone()).unwrap();
+            let policy = Arc::new(MailPolicy::new(directory));
+            Spool::open(store, policy, Dmarc::new(&[], "fax.test").unwrap(), clock.clone(), "fax.test").unwrap()
+        };
+        let spool = open(&store);
+        let job = MailJob {
+            id: JobId::generate(),
+            tenant: "alpha".parse().unwrap(),
+            account: AccountId::generate(),
+            mail_from: "karen@rungstedlund.dk".into(),
+            auth_user: None,
+            caller_number: None,
+            recipients: vec!["+4533990101".parse().unwrap()],
+            client_ip: "127.0.0.1".parse().unwrap(),
+            helo: "client.test".into(),
+            tls: false,
+            received: clock.now(),
+            message_id: Some("<m1@test>".into()),
+            size: 9,
+            sha256: "00".into(),
+        };
+        let (id, again) = spool.store(job.clone(), b"Subject: x\r\n\r\nbody\r\n").unwrap().unwrap();
+        assert!(!again);
+        let message = spool.message(&id).unwrap().unwrap();
+        assert!(message.ends_with(b"\r\n\r\nbody\r\n"));
+        assert!(!std::fs::read(store.file_dir().join(id.to_text())).unwrap().windows(4).any(|w| w == b"body"));
+        // A crash after the message file and before its record; and one in
+        // the middle of writing a file.
+        let orphan = JobId::generate();
+        store.put_file(&orphan.to_text(), &KeyId::job(&orphan.to_text()).unwrap(), b"never acknowledged").unwrap();
+        std::fs::write(store.file_dir().join(".job-x.tmp"), b"partial").unwrap();
+        drop(spool);
+        let spool = open(&store);
+        assert_eq!(store.files().unwrap(), vec![id.to_text()]);
+        assert_eq!(spool.message(&id).unwrap().unwrap(), message);
+        assert_eq!(spool.pending().unwrap(), vec![id]);
+    }
 
     #[test]
     fn message_id_is_found_and_unfolded() {

@@ -177,6 +177,8 @@ impl Retention {
                 b.remove(&[b"f\0".as_slice(), j.id.to_text().as_bytes()].concat());
             }
             tree.apply(b)?;
+            // The message file (its key is gone already; this frees the space).
+            self.store.remove_file(&mail)?;
             r.erased += 1 + jobs.len();
             tracing::info!(%mail, jobs = jobs.len(), "mail, pages and finished jobs erased");
         }

@@ -389,11 +389,11 @@ fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a
     let tree = w.store.tree("mail").unwrap();
     let mail_key = KeyId::job(&mail.to_text()).unwrap();
     let mut b = tree.batch();
-    b.put_sealed_bytes(&[b"m\0".as_slice(), mail.to_text().as_bytes()].concat(), &mail_key, &message).unwrap();
     b.put_sealed_bytes(&[b"p\0".as_slice(), mail.to_text().as_bytes()].concat(), &mail_key, &tiff).unwrap();
     b.put_sealed(&[b"f\0".as_slice(), fax.to_text().as_bytes()].concat(), &KeyId::job(&fax.to_text()).unwrap(), &job)
         .unwrap();
     tree.apply(b).unwrap();
+    w.store.put_file(&mail.to_text(), &mail_key, &message).unwrap();
     let keys = [
         std::fs::read(key_file(&w, &format!("job-{}", mail.to_text()))).unwrap(),
         std::fs::read(key_file(&w, &format!("job-{}", fax.to_text()))).unwrap(),
@@ -401,6 +401,7 @@ fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a
     w.store.flush().unwrap();
     let snapshot = w.tmp.path().join("old-copy");
     copy_dir(&w.store.data_dir().join("db"), &snapshot.join("db"));
+    copy_dir(&w.store.file_dir(), &snapshot.join("spool"));
 
     // Within the grace: kept, and the sweeper knows when it is due.
     let s = sweeper(&w).sweep().unwrap();
@@ -427,6 +428,7 @@ fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a
     let docs = s.categories.iter().find(|c| c.category == "documents").unwrap();
     assert_eq!((docs.erased, docs.keys_destroyed.len()), (2, 2), "{docs:?}");
     assert!(tree.keys_with_prefix(b"").unwrap().iter().all(|k| !k.starts_with(b"f\0") && !k.starts_with(b"p\0")));
+    assert_eq!(w.store.files().unwrap(), Vec::<String>::new(), "the message file is removed");
 
     // No page image, message text or key bytes anywhere under the data
     // directory or in the old copy; the old copy's records cannot be opened.
@@ -445,6 +447,8 @@ fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a
     let old = Store::open(&snapshot, &key_dir).unwrap();
     let old_tree = old.tree("mail").unwrap();
     let err = old_tree.get_sealed_bytes(&[b"p\0".as_slice(), mail.to_text().as_bytes()].concat()).unwrap_err();
+    assert!(matches!(err, Error::Crypto(faxgate_retention::Error::KeyDestroyed(_))), "{err}");
+    let err = old.get_file(&mail.to_text()).unwrap_err();
     assert!(matches!(err, Error::Crypto(faxgate_retention::Error::KeyDestroyed(_))), "{err}");
     drop(tmp);
 }
