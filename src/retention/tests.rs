@@ -432,8 +432,7 @@ fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a
 
     // No page image, message text or key bytes anywhere under the data
     // directory or in the old copy; the old copy's records cannot be opened.
-    let needles: Vec<&[u8]> =
-        vec![&page_bytes, &keys[0], &keys[1], b"Hemmeligt tilbud", b"mads.aeroe", b"4533991234"];
+    let needles: Vec<&[u8]> = vec![&page_bytes, &keys[0], &keys[1], b"Hemmeligt tilbud", b"mads.aeroe", b"4533991234"];
     for f in all_files(w.store.data_dir()).into_iter().chain(all_files(&snapshot)) {
         let bytes = std::fs::read(&f).unwrap();
         for n in &needles {
