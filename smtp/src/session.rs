@@ -654,6 +654,8 @@ impl Session {
             if !crlf || content.contains(&b'\r') {
                 r.bare_line_end = true;
             }
+            // A long line that arrived whole in one read.
+            r.line_too_long |= content.len() > max_line;
             // After a bare LF the next line does not start a line: "\n.\r\n" is
             // not the end of the message.
             let at_start = std::mem::replace(&mut r.at_line_start, crlf);

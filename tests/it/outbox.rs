@@ -1,7 +1,8 @@
 //! The outbox against a real relay (Python's aiosmtpd on loopback): relay
-//! down, then up, delivers each message exactly once; a 5xx reply fails a
-//! message for good; the Maildir way out. Time is a fake clock moved by
-//! hand; no test waits for a retry timer.
+//! down, then up, delivers each message exactly once; a 4xx reply is
+//! retried with backoff; a 5xx reply fails a message for good; the Maildir
+//! way out. Time is a fake clock moved by hand; no test waits for a retry
+//! timer.
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -17,13 +18,16 @@ use faxgate_smtp::outgoing::{Destination, OutAttachment, Outgoing, RelayTls};
 use jiff::SignedDuration;
 
 const RELAY: &str = r#"
-import mailbox, signal, sys
+import mailbox, os, signal, sys
 from aiosmtpd.controller import Controller
 box = mailbox.Maildir(sys.argv[2], create=True)
 class Handler:
     async def handle_RCPT(self, server, session, envelope, address, options):
         if address.startswith("refuse"):
             return "550 5.1.1 no such mailbox"
+        # A full mailbox until the test creates <maildir>.room.
+        if address.startswith("full") and not os.path.exists(sys.argv[2] + ".room"):
+            return "452 4.2.2 mailbox full, try later"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
     async def handle_DATA(self, server, session, envelope):
@@ -174,6 +178,30 @@ async fn a_5xx_reply_fails_the_message_for_good() {
     assert_eq!((erased, keys.len()), (1, 1));
     assert!(outbox.list().unwrap().is_empty());
     assert!(!store.vault().list().unwrap().iter().any(|k| k.id.to_string() == keys[0]));
+}
+
+#[tokio::test]
+async fn a_4xx_reply_is_retried_until_the_relay_accepts() {
+    let (tmp, outbox, clock) = setup();
+    let port = free_port();
+    let maildir = tmp.path().join("relay-maildir");
+    let _relay = Relay::start(port, &maildir);
+    let out = relay_at(port);
+    outbox.enqueue(&tenant(), &["full@example.test".into()], "x", "y", vec![]).unwrap();
+    assert_eq!(outbox.run_due(&out).await.unwrap(), 0);
+    let r = &outbox.list().unwrap()[0];
+    assert_eq!((r.attempts, &r.state), (1, &OutState::Scheduled), "{r:?}");
+    assert!(r.last_error.as_deref().unwrap().contains("mailbox full"), "{r:?}");
+    clock.advance(SignedDuration::from_secs(60));
+    assert_eq!(outbox.run_due(&out).await.unwrap(), 0);
+    let r = &outbox.list().unwrap()[0];
+    assert_eq!((r.attempts, &r.state), (2, &OutState::Scheduled), "still temporary: {r:?}");
+    assert_eq!(r.next_attempt, clock.now() + SignedDuration::from_secs(120), "backing off");
+    std::fs::write(tmp.path().join("relay-maildir.room"), "").unwrap();
+    clock.advance(SignedDuration::from_secs(120));
+    assert_eq!(outbox.run_due(&out).await.unwrap(), 1);
+    assert!(outbox.list().unwrap().is_empty());
+    assert_eq!(messages(&maildir).len(), 1, "delivered once");
 }
 
 #[tokio::test]

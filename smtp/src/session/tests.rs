@@ -297,6 +297,14 @@ fn long_data_line_is_refused_and_the_end_still_found() {
     t.send(&"y".repeat(150));
     t.send("\r\n.\r\n");
     assert!(t.take().ends_with("554 5.6.0 message has a line longer than 100 octets\r\n"));
+    // The same when the long line arrives whole, with its end, in one read.
+    t.ehlo_mail_rcpt();
+    t.send(&format!("DATA\r\nA: 1\r\n\r\n{}\r\nshort\r\n.\r\n", "z".repeat(101)));
+    assert!(t.take().ends_with("554 5.6.0 message has a line longer than 100 octets\r\n"));
+    // A line of exactly the limit is fine.
+    t.ehlo_mail_rcpt();
+    t.send(&format!("DATA\r\nA: 1\r\n\r\n{}\r\n.\r\n", "z".repeat(100)));
+    assert!(matches!(t.answer(Reply::ok("ok")), Question::Data(_)));
 }
 
 #[test]
