@@ -399,11 +399,58 @@ pub async fn run_media(
     }
 }
 
-/// A pair of media sockets bound on `ip`, port 0 each.
+/// A pair of media sockets bound on `ip`, port 0 each, registered with the
+/// media runtime (see [`spawn_media`]).
 pub async fn bind_media(ip: std::net::IpAddr) -> Result<(Arc<UdpSocket>, Arc<UdpSocket>), Error> {
-    let a = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
-    let i = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
-    Ok((Arc::new(a), Arc::new(i)))
+    let bind = async move {
+        let a = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+        let i = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+        Ok::<_, Error>((Arc::new(a), Arc::new(i)))
+    };
+    media_runtime().spawn(bind).await.map_err(|e| Error::Io(std::io::Error::other(e)))?
+}
+
+/// Threads of the media runtime.
+const MEDIA_THREADS: usize = 2;
+
+/// The runtime that runs every call's media loop, apart from the one that
+/// serves SIP (and, in the daemon, SMTP and the admin socket).
+///
+/// spandsp does several milliseconds of uninterruptible work when a page
+/// starts (decoding the TIFF page) and when it ends (encoding and writing
+/// it). On the signalling runtime that would hold up every SIP transaction
+/// and SMTP session on the same worker; here it only delays other calls'
+/// media, which their jitter buffers and T.38's redundancy absorb. Created
+/// on first use and never dropped (a runtime cannot be dropped from inside
+/// another one).
+fn media_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(MEDIA_THREADS)
+            .thread_name("fax-media")
+            .enable_all()
+            .build()
+            .expect("the fax media runtime starts")
+    })
+}
+
+/// Runs [`run_media`] on the media runtime; the handle can be awaited (or
+/// aborted) from any runtime.
+pub fn spawn_media(
+    media: CallMedia,
+    audio: Arc<UdpSocket>,
+    image: Arc<UdpSocket>,
+    clock: MediaClock,
+    cmds: mpsc::UnboundedReceiver<MediaCmd>,
+    events: mpsc::UnboundedSender<Event>,
+) -> tokio::task::JoinHandle<(Option<FaxResult>, MediaStats)> {
+    media_runtime().spawn(run_media(media, audio, image, clock, cmds, events))
+}
+
+/// Whether the current thread is one of the media runtime's.
+pub fn on_media_thread() -> bool {
+    std::thread::current().name() == Some("fax-media")
 }
 
 #[cfg(test)]
@@ -451,6 +498,41 @@ mod tests {
         m.handle_datagram(now + Duration::from_secs(4), Socket::Image, sdp_addr, &[0xff]);
         assert_eq!(m.remote(), real);
         assert_eq!(m.stats().malformed, 1);
+    }
+
+    /// The media loop runs on the media runtime: it keeps sending while the
+    /// runtime that started it is not polled at all (as when SIP or SMTP work
+    /// holds the signalling runtime), and a spandsp step never runs there.
+    #[test]
+    fn media_runs_apart_from_the_signalling_runtime() {
+        let signalling = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let neg = Negotiated::T38 {
+            remote: peer.local_addr().unwrap(),
+            version: 0,
+            ec: ErrorCorrection::None,
+            max_datagram: 400,
+        };
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, _ev_rx) = mpsc::unbounded_channel();
+        let task = signalling.block_on(async {
+            let (audio, image) = bind_media("127.0.0.1".parse().unwrap()).await.unwrap();
+            let clock = MediaClock::real_time();
+            let media = CallMedia::new(job(&tmp("apart")), &neg, clock.now(), 1).unwrap();
+            spawn_media(media, audio, image, clock, cmd_rx, ev_tx)
+        });
+        // The signalling runtime is idle from here on: the answering
+        // terminal's IFPs still arrive.
+        let mut buf = [0u8; 512];
+        for _ in 0..3 {
+            let (n, _) = peer.recv_from(&mut buf).expect("the media loop sends without the signalling runtime");
+            assert!(n >= 2);
+        }
+        cmd_tx.send(MediaCmd::HangUp).unwrap();
+        let (result, _) = signalling.block_on(task).unwrap();
+        assert!(result.is_some(), "a hung-up call ends with a result");
+        assert!(!on_media_thread());
     }
 
     #[test]
