@@ -200,6 +200,9 @@ pub struct FaxJob {
     pub to: E164,
     /// The caller number sent.
     pub caller: Option<E164>,
+    /// The SMTP client that handed in the mail.
+    #[serde(default)]
+    pub smtp_client: Option<std::net::IpAddr>,
     /// Pages in the document.
     pub pages_total: u32,
     /// When the mail was accepted.
@@ -269,6 +272,7 @@ mod tests {
             subject: "s".into(),
             to: E164::parse("+4533221100", None).unwrap(),
             caller: None,
+            smtp_client: None,
             pages_total: 2,
             created: now,
             state: JobState::Queued,

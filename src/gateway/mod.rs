@@ -40,6 +40,7 @@ pub mod render;
 pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -389,6 +390,7 @@ impl Gateway {
                 subject: subject.clone(),
                 to: to.clone(),
                 caller: mail.caller_number.clone(),
+                smtp_client: Some(mail.client_ip),
                 pages_total: rendered.as_ref().map_or(0, |r| r.pages),
                 created: mail.received,
                 state: JobState::Queued,
@@ -532,7 +534,7 @@ impl Gateway {
         let outcome = Outcome::of_call(&result);
         let report = result.as_ref().ok();
         tracing::info!(job = %job.id.to_text(), %call_id, outcome = outcome.code(), pages = outcome.pages(), "call ended");
-        let cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, Some(&out.trunk));
+        let cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, Some(out.ua.trunk_addr()));
         let remote = cdr.remote_station.clone();
         let g = self.clone();
         let delays = self.inner.config.retry_delays.clone();
@@ -564,7 +566,7 @@ impl Gateway {
         end: Timestamp,
         outcome: &Outcome,
         report: Option<&CallReport>,
-        _trunk: Option<&str>,
+        trunk: Option<SocketAddr>,
     ) -> Cdr {
         let mut c = blank_cdr(
             cdr_id,
@@ -577,6 +579,8 @@ impl Gateway {
         c.calling = job.caller.clone();
         c.called = Some(job.to.clone());
         c.emails = job.mail_from.parse().ok().into_iter().collect();
+        c.smtp_client = job.smtp_client;
+        c.sip_signalling = trunk;
         c.end = end;
         c.sip_status = outcome.sip_status();
         c.pages = outcome.pages();
@@ -656,29 +660,57 @@ impl Gateway {
             }
             None => {
                 tracing::info!(call_id = %call.call_id, %trunk, called = %call.called, "call to a number that is not active here: 404");
-                let (tenant, account) = number
-                    .as_ref()
-                    .and_then(|n| self.inner.directory.number_get(&Scope::Operator, n.as_str()).ok())
-                    .map(|n| (n.tenant, Some(n.account)))
-                    .unwrap_or_else(|| (unassigned_tenant(), None));
-                let mut c =
-                    blank_cdr(&cdr_id, format!("{} {}", call.call_id, cdr_id), cdr::Direction::FaxToMail, tenant, now);
-                c.account = account;
-                c.calling = e164_of(&call.caller);
-                c.called = number;
-                c.t30_text = Some("refused: the number is not in service here".into());
-                c.sip_status = Some(404);
-                if let Err(e) = self.inner.cdrs.write(&c) {
-                    tracing::error!(error = %e, "cannot write the CDR of a refused call");
-                }
+                self.refused_cdr(call, 404);
                 None
             }
+        }
+    }
+
+    /// The CDR of an incoming call refused before it was answered, under the
+    /// tenant of the number called when it is one of ours.
+    fn refused_cdr(&self, call: &IncomingCall, status: u16) {
+        let now = self.now();
+        let cdr_id = CdrStore::new_id();
+        let number = e164_of(&call.called);
+        let (tenant, account) = number
+            .as_ref()
+            .and_then(|n| self.inner.directory.number_get(&Scope::Operator, n.as_str()).ok())
+            .map(|n| (n.tenant, Some(n.account)))
+            .unwrap_or_else(|| (unassigned_tenant(), None));
+        let mut c = blank_cdr(&cdr_id, format!("{} {}", call.call_id, cdr_id), cdr::Direction::FaxToMail, tenant, now);
+        c.account = account;
+        c.calling = e164_of(&call.caller);
+        c.called = number;
+        c.sip_signalling = call.signalling;
+        c.sip_status = Some(status);
+        c.t30_text = Some(
+            match status {
+                404 => "refused: the number is not in service here",
+                486 | 503 | 600 => "refused: every channel of the trunk is in use",
+                400 => "refused: the call request could not be read",
+                _ => "refused: no fax media in common with the caller",
+            }
+            .into(),
+        );
+        if let Err(e) = self.inner.cdrs.write(&c) {
+            tracing::error!(error = %e, "cannot write the CDR of a refused call");
         }
     }
 
     /// A call we answered has ended: mail what arrived, then the CDR.
     fn received(&self, r: CallReport) -> Result<(), Error> {
         if !r.incoming {
+            return Ok(());
+        }
+        if let Some(status) = r.refused {
+            tracing::info!(call_id = %r.call_id, status, "incoming call refused before answering");
+            let call = IncomingCall {
+                call_id: r.call_id.clone(),
+                caller: r.caller.clone(),
+                called: r.called.clone(),
+                signalling: r.signalling,
+            };
+            self.refused_cdr(&call, status);
             return Ok(());
         }
         let Some(inb) = self.inner.inbound.lock().unwrap_or_else(|p| p.into_inner()).remove(&r.call_id) else {
@@ -814,6 +846,8 @@ fn blank_cdr(id: &str, correlation_id: String, direction: cdr::Direction, tenant
 
 fn fill_from_report(c: &mut Cdr, r: &CallReport, end: Timestamp) {
     let answer = end - SignedDuration::try_from(r.answered_for).unwrap_or(SignedDuration::ZERO);
+    c.sip_status = Some(r.sip_status());
+    c.sip_signalling = r.signalling.or(c.sip_signalling);
     c.answer = Some(answer.max(c.start));
     c.transport = Some(if r.t38 { Transport::T38 } else { Transport::G711 });
     c.sip_media = r.remote_media;

@@ -372,6 +372,7 @@ fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a
         subject: "Tilbud".into(),
         to: "+4533991234".parse().unwrap(),
         caller: None,
+        smtp_client: Some("192.0.2.7".parse().unwrap()),
         pages_total: 1,
         created: now,
         state: JobState::Done,

@@ -257,8 +257,15 @@ fn round_trip(media: &'static str, transport: &str) {
     assert_eq!(out["calling"], "+4570203040");
     assert_eq!(out["attempt"], 1);
     assert!(out["correlation_id"].as_str().unwrap().contains("job-"), "{out:#}");
+    // Who handed in the mail, which trunk peer was called, and its answer.
+    assert_eq!(out["smtp_client"], "127.0.0.1", "{out:#}");
+    assert_eq!(out["sip_signalling"], format!("127.0.0.1:{}", g.in_port), "{out:#}");
+    assert_eq!(out["sip_status"], 200, "{out:#}");
     let inn = c.iter().find(|x| x["direction"] == "fax-to-mail").expect("a fax-to-mail CDR");
     assert_eq!(inn["called"], "+4533221100");
+    // The INVITE came from the outbound trunk's socket.
+    assert_eq!(inn["sip_signalling"], format!("127.0.0.1:{}", g.out_port), "{inn:#}");
+    assert_eq!(inn["sip_status"], 200, "{inn:#}");
     // Nothing of the call is left in the work directory, and the document is erased.
     let work = g.setup.data_dir().join("work");
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "work directory not empty");
@@ -312,6 +319,46 @@ fn an_unknown_number_is_refused_with_its_cdr_and_reported() {
     let out = c.iter().find(|x| x["direction"] == "mail-to-fax").unwrap();
     assert_eq!(out["sip_status"], 404);
     assert_eq!(out["pages"], 0);
+}
+
+/// INVITEs refused before answering (an unreadable offer: 400; a number
+/// not in service: 404; no fax media in common: 488), sent by SIPp to the
+/// inbound trunk: each leaves a CDR with its status and where it came from,
+/// and the trunk keeps answering (the scenario ends with an OPTIONS).
+#[test]
+fn incoming_calls_refused_before_answering_each_leave_a_cdr() {
+    let g = start(Opts::default());
+    let port = free_udp_port();
+    let xml = Path::new(env!("CARGO_MANIFEST_DIR")).join("t38/tests/sipp/uac_malformed.xml");
+    let out = Command::new("sipp")
+        .args(["-sf", xml.to_str().unwrap(), &format!("127.0.0.1:{}", g.in_port)])
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-s", "+4533221100", "-m", "1", "-nostdin"])
+        .args(["-timeout", "30", "-timeout_error"])
+        .current_dir(g.setup.path())
+        .output()
+        .expect("sipp is installed (scripts/packages.sh)");
+    assert!(out.status.success(), "sipp: {}\n{}", String::from_utf8_lossy(&out.stdout), g.daemon.log());
+    // The CDRs are written as the refusals are reported, just after the answers.
+    let until = Instant::now() + Duration::from_secs(20);
+    let c = loop {
+        let c = cdrs(&g);
+        if c.len() >= 3 || Instant::now() > until {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut statuses: Vec<u64> = c.iter().map(|x| x["sip_status"].as_u64().unwrap()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [400, 404, 488], "{c:#?}");
+    for cdr in &c {
+        assert_eq!(cdr["direction"], "fax-to-mail", "{cdr:#}");
+        assert_eq!(cdr["sip_signalling"], format!("127.0.0.1:{port}"), "{cdr:#}");
+        assert_eq!(cdr["pages"], 0, "{cdr:#}");
+        assert!(cdr["t30_text"].as_str().unwrap().starts_with("refused: "), "{cdr:#}");
+    }
+    // The calls to our number are the tenant's; the unknown one is unassigned.
+    let ours = c.iter().filter(|x| x["tenant"] == "acme" && x["called"] == "+4533221100").count();
+    assert_eq!(ours, 2, "{c:#?}");
 }
 
 struct Sipp(Child);

@@ -195,6 +195,11 @@ async fn main() {
             }
             let mut n = 0u64;
             while let Some(r) = reports.recv().await {
+                if let Some(status) = r.refused {
+                    // Not a call: logged, not counted.
+                    tracing::info!(call_id = %r.call_id, status, "INVITE refused before answering");
+                    continue;
+                }
                 println!("{}", report_json(&r));
                 n += 1;
                 if limit.is_some_and(|l| n >= l) {

@@ -42,7 +42,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::call::{CallMedia, FaxJob, MediaClock, MediaCmd, MediaStats, bind_media, run_media};
+use crate::call::{CallMedia, FaxJob, MediaClock, MediaCmd, MediaStats, bind_media, spawn_media};
 use crate::sdp::{self, Capabilities, LocalMedia, Negotiated, SessionDescription};
 use crate::session::{Direction, Event, FaxResult, FaxSettings};
 use crate::sip::cause::CallError;
@@ -83,6 +83,8 @@ pub struct IncomingCall {
     pub caller: String,
     /// The called number (request URI user part).
     pub called: String,
+    /// Where the INVITE came from (see [`CallReport::signalling`]).
+    pub signalling: Option<SocketAddr>,
 }
 
 /// Decides where an incoming fax goes: a TIFF path, or None to refuse (404).
@@ -134,6 +136,52 @@ pub struct CallReport {
     pub states: Vec<CallState>,
     /// The peer's media address at the end.
     pub remote_media: Option<SocketAddr>,
+    /// The peer's signalling address: the trunk for calls we placed, the
+    /// INVITE's source (from its Via, with `received`/`rport`) for calls we
+    /// were offered.
+    pub signalling: Option<SocketAddr>,
+    /// For an INVITE refused before answering (trunk at its channel limit,
+    /// unreadable request or SDP, no acceptable media): the status it was
+    /// refused with. None for answered calls; numbers that are not ours are
+    /// refused by the router, which sees them first.
+    pub refused: Option<u16>,
+}
+
+impl CallReport {
+    /// The report of an INVITE refused with `status` before answering.
+    fn refused(req: &rsipstack::sip::Request, status: u16) -> Self {
+        Self {
+            call_id: req.call_id_header().map(|c| c.value().to_string()).unwrap_or_default(),
+            incoming: true,
+            caller: req.from_header().ok().and_then(|f| f.uri().ok()).map(|u| user_of(&u)).unwrap_or_default(),
+            called: user_of(&req.uri),
+            result: None,
+            t38: false,
+            media: MediaStats::default(),
+            peer_hung_up: false,
+            events: Vec::new(),
+            event_offsets: Vec::new(),
+            answered_for: Duration::ZERO,
+            t38_refused: 0,
+            states: Vec::new(),
+            remote_media: None,
+            signalling: signalling_source(req),
+            refused: Some(status),
+        }
+    }
+
+    /// The SIP final status of the INVITE: the refusal, else 200.
+    pub fn sip_status(&self) -> u16 {
+        self.refused.unwrap_or(200)
+    }
+}
+
+/// Where an incoming request came from, as its topmost Via says once the
+/// transport has added `received` and `rport` (RFC 3581).
+fn signalling_source(req: &rsipstack::sip::Request) -> Option<SocketAddr> {
+    let via = req.via_header().ok()?;
+    let (_, host) = rsipstack::transport::SipConnection::parse_target_from_via(via).ok()?;
+    SocketAddr::try_from(host).ok()
 }
 
 /// Counters of the user agent.
@@ -303,6 +351,11 @@ impl UserAgent {
             tokio::spawn(keepalive_loop(inner.clone()));
         }
         Ok((Self { inner }, reports_rx))
+    }
+
+    /// The trunk's signalling address, as resolved at start.
+    pub fn trunk_addr(&self) -> SocketAddr {
+        self.inner.trunk_addr
     }
 
     /// The signalling address bound.
@@ -478,6 +531,7 @@ impl UserAgent {
             audio,
             image,
             events: ev_rx,
+            signalling: Some(inner.trunk_addr),
         };
         run_call(ctx).await.map_err(|e| CallError::Engine(e.to_string()))
     }
@@ -630,9 +684,15 @@ async fn handle_request(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), Er
 async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), Error> {
     let sip = |e: rsipstack::Error| Error::Sip(e.to_string());
     let trunk = &inner.cfg.trunk;
+    // Every refusal before answering is reported, for its CDR.
+    let refuse = |tx: &Transaction, status: u16| {
+        let _ = inner.reports.send(CallReport::refused(&tx.original, status));
+        StatusCode::from(status)
+    };
     let Some(slot) = ChannelSlot::take(&inner) else {
         inner.counters.refused_busy.fetch_add(1, Ordering::Relaxed);
-        return tx.reply(StatusCode::from(trunk.busy_status)).await.map_err(sip);
+        let status = refuse(&tx, trunk.busy_status);
+        return tx.reply(status).await.map_err(sip);
     };
     let (screened, _, call) = match screen_invite(&tx.original, &trunk.capabilities(), &local_probe(&inner)) {
         Ok(x) => x,
@@ -640,10 +700,11 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
             if refusal == Refusal::BadRequest {
                 inner.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
             }
-            return tx.reply(StatusCode::from(refusal.status())).await.map_err(sip);
+            let status = refuse(&tx, refusal.status());
+            return tx.reply(status).await.map_err(sip);
         }
     };
-    let IncomingCall { call_id, caller, called } = call.clone();
+    let IncomingCall { call_id, caller, called, signalling } = call.clone();
     let Some(path) = (inner.router)(&call) else {
         inner.counters.refused_unknown.fetch_add(1, Ordering::Relaxed);
         return tx.reply(StatusCode::NotFound).await.map_err(sip);
@@ -656,7 +717,10 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
         .and_then(|offer| sdp::answer(&caps, &offer, &local, screened.session_id, 1))
     {
         Ok(a) => a,
-        Err(_) => return tx.reply(StatusCode::NotAcceptableHere).await.map_err(sip),
+        Err(_) => {
+            let status = refuse(&tx, 488);
+            return tx.reply(status).await.map_err(sip);
+        }
     };
     let contact = contact_uri(&inner, &called)?;
     let dialog =
@@ -687,6 +751,7 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
         audio,
         image,
         events: ev_rx,
+        signalling,
     };
     let _registered = Registered(inner.clone(), call_id);
     let _slot = slot;
@@ -735,7 +800,7 @@ pub fn screen_invite(
     let offer = SessionDescription::parse(&req.body).map_err(|_| Refusal::BadRequest)?;
     let (answer, negotiated) =
         sdp::answer(caps, &offer, local, random_u64() >> 1, 1).map_err(|_| Refusal::NotAcceptable)?;
-    Ok((answer, negotiated, IncomingCall { call_id, caller, called }))
+    Ok((answer, negotiated, IncomingCall { call_id, caller, called, signalling: signalling_source(req) }))
 }
 
 /// Local media as announced before the sockets are bound (screening only).
@@ -758,6 +823,7 @@ struct CallCtx {
     audio: Arc<tokio::net::UdpSocket>,
     image: Arc<tokio::net::UdpSocket>,
     events: mpsc::UnboundedReceiver<SipEvent>,
+    signalling: Option<SocketAddr>,
 }
 
 type ReinviteFut = Pin<Box<dyn Future<Output = rsipstack::Result<Option<rsipstack::sip::Response>>> + Send>>;
@@ -768,7 +834,7 @@ async fn run_call(mut c: CallCtx) -> Result<CallReport, Error> {
     let media = CallMedia::new(c.job.clone(), &c.negotiated, clock.now(), random_u64())?;
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (fev_tx, mut fev_rx) = mpsc::unbounded_channel();
-    let mut media_task = tokio::spawn(run_media(media, c.audio.clone(), c.image.clone(), clock, cmd_rx, fev_tx));
+    let mut media_task = spawn_media(media, c.audio.clone(), c.image.clone(), clock, cmd_rx, fev_tx);
     let mut state = if c.negotiated.is_t38() { CallState::T38 } else { CallState::Audio };
     let mut states = vec![CallState::Inviting, state];
     let mut fax_events = Vec::new();
@@ -944,6 +1010,8 @@ async fn run_call(mut c: CallCtx) -> Result<CallReport, Error> {
         t38_refused,
         states,
         remote_media: Some(c.negotiated.remote()),
+        signalling: c.signalling,
+        refused: None,
     })
 }
 
