@@ -185,8 +185,14 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
     if !(1..=1000).contains(&c.fax.max_pages) {
         push(&["fax", "max_pages"], "must be 1 to 1000".into());
     }
-    if c.fax.retry_delays.len() > 20 || c.fax.retry_delays.iter().any(|d| *d == 0 || *d > 7 * 86_400) {
+    let bad_schedule = |d: &[u64]| d.len() > 20 || d.iter().any(|d| *d == 0 || *d > 7 * 86_400);
+    if bad_schedule(&c.fax.retry_delays) {
         push(&["fax", "retry_delays"], "at most 20 delays, each 1 s to 7 days".into());
+    }
+    for (cause, d) in c.fax.retry_by_cause.iter() {
+        if bad_schedule(d) {
+            push(&["fax", "retry_by_cause", cause], "at most 20 delays, each 1 s to 7 days".into());
+        }
     }
     if !(c.fax.time_scale >= 1.0 && c.fax.time_scale <= 20.0) {
         push(&["fax", "time_scale"], "must be 1 (real time) to 20".into());

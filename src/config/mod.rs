@@ -75,6 +75,9 @@ pub struct FaxConfig {
     /// transfer: `[60, 300, 900]` means four attempts in all.
     #[serde(default = "default_retry_delays")]
     pub retry_delays: Vec<u64>,
+    /// Schedules of their own for some causes, in place of `retry_delays`.
+    #[serde(default)]
+    pub retry_by_cause: RetryByCause,
     /// Attach the original document to a failure report.
     #[serde(default = "default_true")]
     pub attach_original_on_failure: bool,
@@ -96,6 +99,43 @@ pub struct FaxConfig {
     /// where both ends of every call run at the same speed.
     #[serde(default = "default_time_scale")]
     pub time_scale: f64,
+}
+
+/// Retry schedules by cause (`[fax.retry_by_cause]`), as HylaFAX keeps
+/// one per condition: a busy line is worth calling again soon, a number
+/// that does not answer less often. A cause with a schedule here counts its
+/// own attempts: `busy = [120, 120, 300]` allows three retries after busy
+/// lines, whatever else happened in between. A cause without one takes
+/// `retry_delays`, indexed by the attempts made so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryByCause {
+    /// After a busy line (SIP 486, 600).
+    #[serde(default)]
+    pub busy: Option<Vec<u64>>,
+    /// After no answer (480, 408, or our CANCEL).
+    #[serde(default)]
+    pub no_answer: Option<Vec<u64>>,
+    /// After a call that was answered but whose fax did not get through.
+    #[serde(default)]
+    pub transfer_failed: Option<Vec<u64>>,
+    /// After a failure of the trunk or the network (503, timeouts).
+    #[serde(default)]
+    pub network: Option<Vec<u64>>,
+}
+
+impl RetryByCause {
+    /// Every schedule set, with its key.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Vec<u64>)> {
+        [
+            ("busy", &self.busy),
+            ("no_answer", &self.no_answer),
+            ("transfer_failed", &self.transfer_failed),
+            ("network", &self.network),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    }
 }
 
 fn default_ident() -> String {
@@ -126,6 +166,7 @@ impl Default for FaxConfig {
             resolution: Default::default(),
             max_pages: default_max_pages(),
             retry_delays: default_retry_delays(),
+            retry_by_cause: RetryByCause::default(),
             attach_original_on_failure: true,
             cover_page: false,
             work_dir: None,

@@ -134,3 +134,15 @@ fn retention_periods_are_checked() {
     let p = Config::parse("[retention]\naccount_after_termination = \"soon\"\n").unwrap_err();
     assert_eq!(p[0].path, "retention.account_after_termination");
 }
+
+#[test]
+fn retry_schedules_by_cause_are_read_and_checked() {
+    let c = Config::parse("[fax]\nretry_delays = [60]\n[fax.retry_by_cause]\nbusy = [120, 300]\n").unwrap();
+    assert_eq!(c.fax.retry_by_cause.busy, Some(vec![120, 300]));
+    assert_eq!(c.fax.retry_by_cause.no_answer, None);
+    let p = Config::parse("[fax.retry_by_cause]\nno_answer = [0]\n").unwrap_err();
+    assert_eq!(p[0].path, "fax.retry_by_cause.no_answer");
+    assert_eq!(p[0].line, Some(2));
+    let p = Config::parse("[fax.retry_by_cause]\nringing = [60]\n").unwrap_err();
+    assert!(p[0].to_string().contains("unknown key"), "{}", p[0]);
+}

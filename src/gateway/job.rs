@@ -127,6 +127,17 @@ impl Outcome {
         )
     }
 
+    /// The key of the retry schedule this outcome takes.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            Outcome::Busy { .. } => "busy",
+            Outcome::NoAnswer { .. } => "no_answer",
+            Outcome::TransferFailed { .. } => "transfer_failed",
+            Outcome::NetworkFailure { .. } => "network",
+            _ => "other",
+        }
+    }
+
     /// A short stable code for reports and CDRs.
     pub fn code(&self) -> &'static str {
         match self {
@@ -177,6 +188,27 @@ pub struct Attempt {
     pub outcome: Outcome,
     /// Remote station id, when the fax started.
     pub remote_station: Option<String>,
+}
+
+/// When to try again: the default schedule and those of single causes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetrySchedule {
+    /// Seconds before each retry, indexed by the attempts made so far.
+    pub delays: Vec<u64>,
+    /// Schedules of their own, by [`Outcome::cause`].
+    pub by_cause: std::collections::HashMap<&'static str, Vec<u64>>,
+}
+
+impl RetrySchedule {
+    /// From the `[fax]` configuration.
+    pub fn from_config(delays: &[u64], by_cause: &crate::config::RetryByCause) -> Self {
+        Self { delays: delays.to_vec(), by_cause: by_cause.iter().map(|(k, v)| (k, v.clone())).collect() }
+    }
+
+    /// One schedule for every cause.
+    pub fn uniform(delays: &[u64]) -> Self {
+        Self { delays: delays.to_vec(), by_cause: Default::default() }
+    }
 }
 
 /// A fax to one number, from one accepted mail.
@@ -230,23 +262,27 @@ impl FaxJob {
         self.attempts.last().map(|a| &a.outcome)
     }
 
-    /// Records the end of the attempt under way and decides what comes next:
-    /// done, another attempt after `retry_delays[n - 1]` (n attempts made so
-    /// far, transient causes only), or failed.
-    pub fn finish_attempt(&mut self, attempt: Attempt, retry_delays: &[u64]) {
+    /// Records an attempt and decides what follows: done, another attempt
+    /// after the cause's schedule (see [`crate::config::RetryByCause`]), or failed for good.
+    pub fn finish_attempt(&mut self, attempt: Attempt, retry: &RetrySchedule) {
         let end = attempt.end;
         let transient = attempt.outcome.is_transient();
         self.safer = matches!(attempt.outcome, Outcome::TransferFailed { .. });
         let sent = matches!(attempt.outcome, Outcome::Sent { .. });
+        let cause = attempt.outcome.cause();
         self.attempts.push(attempt);
-        let n = self.attempts.len();
-        self.state = if sent {
-            JobState::Done
-        } else if transient && n <= retry_delays.len() {
-            self.next_at = end + SignedDuration::from_secs(retry_delays[n - 1] as i64);
-            JobState::Queued
-        } else {
-            JobState::Failed
+        let delay = match retry.by_cause.get(cause) {
+            // This cause's own schedule, counting its own attempts.
+            Some(own) => own.get(self.attempts.iter().filter(|a| a.outcome.cause() == cause).count() - 1),
+            None => retry.delays.get(self.attempts.len() - 1),
+        };
+        self.state = match delay {
+            _ if sent => JobState::Done,
+            Some(d) if transient => {
+                self.next_at = end + SignedDuration::from_secs(*d as i64);
+                JobState::Queued
+            }
+            _ => JobState::Failed,
         };
     }
 
@@ -297,11 +333,11 @@ mod tests {
     fn busy_then_sent() {
         let t0: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
         let mut j = job(t0);
-        j.finish_attempt(attempt(t0, Outcome::Busy { status: 486 }), &[60, 300]);
+        j.finish_attempt(attempt(t0, Outcome::Busy { status: 486 }), &RetrySchedule::uniform(&[60, 300]));
         assert_eq!(j.state, JobState::Queued);
         assert_eq!(j.next_at, t0 + SignedDuration::from_secs(90));
         assert!(!j.safer);
-        j.finish_attempt(attempt(j.next_at, Outcome::Sent { pages: 2 }), &[60, 300]);
+        j.finish_attempt(attempt(j.next_at, Outcome::Sent { pages: 2 }), &RetrySchedule::uniform(&[60, 300]));
         assert_eq!(j.state, JobState::Done);
         assert!(j.is_final());
     }
@@ -310,7 +346,7 @@ mod tests {
     fn no_answer_until_the_schedule_runs_out() {
         let t0: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
         let mut j = job(t0);
-        let delays = [60, 300, 900];
+        let delays = RetrySchedule::uniform(&[60, 300, 900]);
         for i in 0..3 {
             j.finish_attempt(attempt(j.next_at, Outcome::NoAnswer { status: 408 }), &delays);
             assert_eq!(j.state, JobState::Queued, "after attempt {}", i + 1);
@@ -326,11 +362,36 @@ mod tests {
         let t0: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
         let mut j = job(t0);
         let o = Outcome::TransferFailed { pages: 1, t30_code: Some(49), text: "DCN while waiting for MCF".into() };
-        j.finish_attempt(attempt(t0, o), &[60]);
+        j.finish_attempt(attempt(t0, o), &RetrySchedule::uniform(&[60]));
         assert!(j.safer);
         assert_eq!(j.state, JobState::Queued);
-        j.finish_attempt(attempt(j.next_at, Outcome::Busy { status: 486 }), &[60]);
+        j.finish_attempt(attempt(j.next_at, Outcome::Busy { status: 486 }), &RetrySchedule::uniform(&[60]));
         assert!(!j.safer);
+        assert_eq!(j.state, JobState::Failed);
+    }
+
+    #[test]
+    fn a_cause_with_its_own_schedule_counts_its_own_attempts() {
+        let t0: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
+        let by_cause = crate::config::RetryByCause { busy: Some(vec![120, 120, 600]), ..Default::default() };
+        let retry = RetrySchedule::from_config(&[60], &by_cause);
+        let mut j = job(t0);
+        // Busy three times: its own schedule, 120, 120, then 600 seconds.
+        for (i, d) in [120, 120, 600].into_iter().enumerate() {
+            let at = j.next_at;
+            j.finish_attempt(attempt(at, Outcome::Busy { status: 486 }), &retry);
+            assert_eq!(j.state, JobState::Queued, "after busy {}", i + 1);
+            assert_eq!(j.next_at, at + SignedDuration::from_secs(30 + d));
+        }
+        // No answer takes the default schedule, by attempts made (4 > 1): final.
+        j.finish_attempt(attempt(j.next_at, Outcome::NoAnswer { status: 480 }), &retry);
+        assert_eq!(j.state, JobState::Failed);
+        // A fourth busy line is one more than busy allows.
+        let mut j = job(t0);
+        for _ in 0..3 {
+            j.finish_attempt(attempt(j.next_at, Outcome::Busy { status: 486 }), &retry);
+        }
+        j.finish_attempt(attempt(j.next_at, Outcome::Busy { status: 486 }), &retry);
         assert_eq!(j.state, JobState::Failed);
     }
 
@@ -339,7 +400,7 @@ mod tests {
         let t0: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
         for o in [Outcome::BadNumber { status: 404 }, Outcome::Refused { status: 403 }] {
             let mut j = job(t0);
-            j.finish_attempt(attempt(t0, o), &[60, 300]);
+            j.finish_attempt(attempt(t0, o), &RetrySchedule::uniform(&[60, 300]));
             assert_eq!(j.state, JobState::Failed);
         }
     }

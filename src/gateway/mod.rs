@@ -289,6 +289,12 @@ impl Gateway {
         Ok(out)
     }
 
+    /// The retry schedules of `[fax]`.
+    fn retry(&self) -> job::RetrySchedule {
+        let c = &self.inner.config;
+        job::RetrySchedule::from_config(&c.retry_delays, &c.retry_by_cause)
+    }
+
     fn recover(&self) -> Result<(), Error> {
         for mut j in self.list()? {
             if let JobState::Calling { cdr_id, call_id, start } = j.state.clone() {
@@ -304,10 +310,7 @@ impl Gateway {
                     self.inner.cdrs.write(&cdr)?;
                 }
                 let remote = written.and_then(|c| c.remote_station);
-                j.finish_attempt(
-                    Attempt { start, end: now, cdr_id, outcome, remote_station: remote },
-                    &self.inner.config.retry_delays,
-                );
+                j.finish_attempt(Attempt { start, end: now, cdr_id, outcome, remote_station: remote }, &self.retry());
                 self.save(&j)?;
             }
             if !(j.is_final() && j.reported) {
@@ -537,7 +540,7 @@ impl Gateway {
         let cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, Some(out.ua.trunk_addr()));
         let remote = cdr.remote_station.clone();
         let g = self.clone();
-        let delays = self.inner.config.retry_delays.clone();
+        let delays = self.retry();
         let saved = tokio::task::spawn_blocking(move || -> Result<FaxJob, Error> {
             g.inner.cdrs.write(&cdr)?;
             job.finish_attempt(Attempt { start, end, cdr_id, outcome, remote_station: remote }, &delays);
