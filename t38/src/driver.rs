@@ -214,9 +214,13 @@ impl Driver {
             let stats = Arc::new(Mutex::new(ShardStats { hist: Histogram::new(), cpu: Duration::ZERO }));
             let st = stats.clone();
             let scale = cfg.time_scale;
+            // Each shard ticks at its own phase of the 20 ms period, so that
+            // the shards' work is spread over the period instead of every
+            // shard waking at the same instant and queueing for the CPU.
+            let phase = TICK.div_f64(scale).mul_f64(i as f64 / cfg.shards as f64);
             let thread = std::thread::Builder::new()
                 .name(format!("fax-engine-{i}"))
-                .spawn(move || engine(rx, st, epoch, scale))?;
+                .spawn(move || engine(rx, st, epoch, phase, scale))?;
             shards.push(Shard { cmd: tx, thread: Some(thread), stats });
         }
         Ok((Self { shards, next_id: AtomicU64::new(1), epoch, scale: cfg.time_scale }, epoch))
@@ -321,14 +325,16 @@ impl Drop for Driver {
     }
 }
 
-fn engine(rx: std_mpsc::Receiver<Cmd>, stats: Arc<Mutex<ShardStats>>, epoch: Instant, scale: f64) {
+/// One shard's loop: its ticks fall `phase` after the driver's tick
+/// instants; simulated time is counted from the driver's `epoch`.
+fn engine(rx: std_mpsc::Receiver<Cmd>, stats: Arc<Mutex<ShardStats>>, epoch: Instant, phase: Duration, scale: f64) {
     let mut slots: HashMap<SessionId, Slot> = HashMap::new();
     let real_tick = TICK.div_f64(scale);
     let mut tick_no: u32 = 0;
     let mut hist = Histogram::new();
     loop {
         tick_no = tick_no.saturating_add(1);
-        let deadline = epoch + real_tick * tick_no;
+        let deadline = epoch + phase + real_tick * tick_no;
         let now_real = Instant::now();
         if deadline > now_real {
             std::thread::sleep(deadline - now_real);

@@ -275,7 +275,7 @@ fn sipp_as_trunk(dir: &Path, file: &str, leg_args: &[&str]) -> (Output, Leg) {
     let sipp = Command::new("sipp")
         .current_dir(dir)
         .args(["-sf", sf.to_str().unwrap(), "-i", "127.0.0.1", "-p", &p, "-mp", &mport])
-        .args(["-nostdin", "-m", "1", "-timeout", "20s", "-timeout_error", "-trace_err", "-trace_msg"])
+        .args(["-nostdin", "-m", "1", "-timeout", "40s", "-timeout_error", "-trace_err", "-trace_msg"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

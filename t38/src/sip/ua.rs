@@ -230,6 +230,8 @@ struct Inner {
     router: Router,
     reports: mpsc::UnboundedSender<CallReport>,
     local: SocketAddr,
+    /// The address announced in Contact and SDP when nothing is configured.
+    reach_ip: IpAddr,
     trunk_addr: SocketAddr,
     clock: MediaClock,
     cancel: CancellationToken,
@@ -300,6 +302,11 @@ impl UserAgent {
             .await
             .map_err(|e| Error::Sip(format!("bind {}: {e}", cfg.bind)))?;
         let local = conn.get_addr().get_socketaddr().map_err(|e| Error::Sip(e.to_string()))?;
+        // Bound to a wildcard address without `advertise`: announce the
+        // address the kernel sends from towards the trunk, never 0.0.0.0
+        // (which an SDP peer reads as "on hold").
+        let reach_ip =
+            if local.ip().is_unspecified() { source_ip_towards(trunk_addr).unwrap_or(local.ip()) } else { local.ip() };
         transport.add_transport(conn.into());
         let counters = Arc::new(Counters::default());
         let option = EndpointOption { callid_suffix: Some(CALLID_SUFFIX.into()), ..EndpointOption::default() };
@@ -330,6 +337,7 @@ impl UserAgent {
             router,
             reports: reports_tx,
             local,
+            reach_ip,
             trunk_addr,
             cancel: cancel.clone(),
             seq: AtomicU64::new(1),
@@ -576,7 +584,16 @@ fn advertised_ip(inner: &Inner) -> IpAddr {
     inner
         .cfg
         .advertise
-        .unwrap_or_else(|| if inner.cfg.media_ip.is_unspecified() { inner.local.ip() } else { inner.cfg.media_ip })
+        .unwrap_or_else(|| if inner.cfg.media_ip.is_unspecified() { inner.reach_ip } else { inner.cfg.media_ip })
+}
+
+/// The local address the kernel would send from to reach `peer` (a UDP
+/// `connect` sends nothing).
+fn source_ip_towards(peer: SocketAddr) -> Option<IpAddr> {
+    let any: SocketAddr = if peer.is_ipv4() { "0.0.0.0:0".parse().ok()? } else { "[::]:0".parse().ok()? };
+    let s = std::net::UdpSocket::bind(any).ok()?;
+    s.connect(peer).ok()?;
+    s.local_addr().ok().map(|a| a.ip()).filter(|ip| !ip.is_unspecified())
 }
 
 fn local_media(
@@ -593,7 +610,7 @@ fn local_media(
 
 fn contact_uri(inner: &Inner, user: &str) -> Result<rsipstack::sip::Uri, Error> {
     let port = inner.local.port();
-    let ip = inner.cfg.advertise.unwrap_or(inner.local.ip());
+    let ip = inner.cfg.advertise.unwrap_or(inner.reach_ip);
     let s = if user.is_empty() {
         format!("sip:{}", SocketAddr::new(ip, port))
     } else {
@@ -1099,5 +1116,16 @@ async fn register_loop(inner: Arc<Inner>) {
             _ = tokio::time::sleep(wait) => {}
             _ = inner.cancel.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_bind_announces_the_address_towards_the_trunk() {
+        assert_eq!(source_ip_towards("127.0.0.1:5060".parse().unwrap()), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(source_ip_towards("127.0.0.2:5060".parse().unwrap()), Some("127.0.0.1".parse().unwrap()));
     }
 }
