@@ -58,8 +58,9 @@ fn pack(img: &GrayImage, mut black: impl FnMut(usize, usize, u8) -> bool) -> Bit
     let data = out.data_mut();
     for (y, (src, dst)) in img.data.chunks(w).zip(data.chunks_mut(stride)).enumerate() {
         for (k, group) in src.chunks(8).enumerate() {
-            // Blank paper, the most common case, decides nothing.
-            if group.iter().all(|&v| v == 255) {
+            // Paper (the most common case) decides nothing: a pixel lighter
+            // than the mid-tone band is white under every mode that packs.
+            if group.iter().all(|&v| v > MID_HIGH) {
                 continue;
             }
             for (j, &v) in group.iter().enumerate() {

@@ -74,6 +74,7 @@ fn render_hayro_inner(data: &[u8], settings: &Settings, room: usize) -> Result<V
                 scope.spawn(move || -> Result<Vec<(usize, Bitmap)>> {
                     let cache = RenderCache::new();
                     let interpreter = InterpreterSettings::default();
+                    let mut canvas = Canvas::default();
                     let pages = pdf.pages();
                     let mut done = Vec::new();
                     loop {
@@ -82,7 +83,7 @@ fn render_hayro_inner(data: &[u8], settings: &Settings, room: usize) -> Result<V
                         if started.elapsed() > settings.limits.max_time {
                             return Err(Error::TimedOut(settings.limits.max_time));
                         }
-                        let gray = render_page(page, &cache, &interpreter, settings.paper, settings.resolution);
+                        let gray = canvas.render(page, &cache, &interpreter, settings.paper, settings.resolution);
                         done.push((i, binarise::binarise(&gray, settings.dither)));
                     }
                     Ok(done)
@@ -107,7 +108,60 @@ pub fn render_page<'a>(
     paper: Paper,
     resolution: Resolution,
 ) -> GrayImage {
-    let lines = paper.lines(resolution);
+    Canvas::default().render(page, cache, interpreter, paper, resolution)
+}
+
+/// A render context and its pixel buffer (16 MiB for a fine A4 page), kept
+/// from one page to the next on a thread rather than allocated and cleared
+/// anew for each page.
+#[derive(Default)]
+pub struct Canvas {
+    ctx: Option<(RenderContext, Pixmap)>,
+}
+
+impl std::fmt::Debug for Canvas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Canvas").field("allocated", &self.ctx.is_some()).finish()
+    }
+}
+
+impl Canvas {
+    /// Draws one page in grey onto a fax page.
+    pub fn render<'a>(
+        &mut self,
+        page: &'a hayro::hayro_syntax::page::Page<'a>,
+        cache: &RenderCache<'a>,
+        interpreter: &InterpreterSettings,
+        paper: Paper,
+        resolution: Resolution,
+    ) -> GrayImage {
+        let lines = paper.lines(resolution);
+        let (ctx, pixmap) = match &mut self.ctx {
+            Some((ctx, pixmap)) if ctx.height() == lines as u16 => {
+                ctx.reset();
+                (ctx, pixmap)
+            }
+            slot => {
+                let ctx = RenderContext::new(WIDTH as u16, lines as u16);
+                let pixmap = Pixmap::new(ctx.width(), ctx.height());
+                let (c, p) = slot.insert((ctx, pixmap));
+                (c, p)
+            }
+        };
+        draw(page, cache, interpreter, resolution, lines, ctx, pixmap)
+    }
+}
+
+/// Draws `page` with `ctx` into `pixmap` (both `lines` high) and returns it in grey.
+fn draw<'a>(
+    page: &'a hayro::hayro_syntax::page::Page<'a>,
+    cache: &RenderCache<'a>,
+    interpreter: &InterpreterSettings,
+    resolution: Resolution,
+    lines: u32,
+    ctx: &mut RenderContext,
+    pixmap: &mut Pixmap,
+) -> GrayImage {
     let (w, h) = page.render_dimensions();
     let (w, h) = (w.max(1.0) as f64, h.max(1.0) as f64);
     // Turn landscape pages a quarter counter-clockwise, the top edge to the
@@ -121,12 +175,10 @@ pub fn render_page<'a>(
     let to_px = Affine::scale_non_uniform(X_DPI / 72.0, resolution.y_dpi() / 72.0);
     let transform = to_px * Affine::translate(off) * Affine::scale(s) * rot * page.initial_transform(true).to_kurbo();
 
-    let mut ctx = RenderContext::new(WIDTH as u16, lines as u16);
-    hayro::render_into(page, cache, interpreter, &RenderSettings::default(), &mut ctx, transform);
+    hayro::render_into(page, cache, interpreter, &RenderSettings::default(), ctx, transform);
     ctx.flush();
-    let mut pixmap = Pixmap::new(ctx.width(), ctx.height());
     ctx.render_with(
-        &mut pixmap,
+        &mut *pixmap,
         &mut Resources::default(),
         RasterizerSettings { target_init: TargetInit::Clear(WHITE), ..Default::default() },
     );

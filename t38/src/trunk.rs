@@ -8,7 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use crate::sdp::Capabilities;
-use crate::udptl::ErrorCorrection;
 
 /// One trunk (an SBC or a carrier's proxy).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,15 +160,6 @@ impl TrunkConfig {
         }
     }
 
-    /// Error correction we send with when the peer accepts redundancy.
-    pub fn error_correction(&self) -> ErrorCorrection {
-        if self.redundancy == 0 {
-            ErrorCorrection::None
-        } else {
-            ErrorCorrection::Redundancy { depth: self.redundancy }
-        }
-    }
-
     /// Whether `src` may send us requests.
     pub fn allows(&self, src: IpAddr, resolved: Option<SocketAddr>) -> bool {
         if self.allowed_sources.is_empty() {
@@ -214,6 +204,30 @@ credentials = { username = "fax", password = "secret" }
         assert!(t.allows("192.0.2.2".parse().unwrap(), None));
         assert!(!t.allows("198.51.100.1".parse().unwrap(), None));
         assert!(!t.ecm);
+    }
+
+    /// The trunk's overrides reach what a call negotiates: its redundancy
+    /// depth and its max datagram instead of the peer's (often wrong) one.
+    #[test]
+    fn overrides_shape_the_negotiated_media() {
+        use crate::sdp::{LocalMedia, Negotiated, SessionDescription, answer};
+        use crate::udptl::ErrorCorrection;
+        let f: File = toml::from_str(EXAMPLE).unwrap();
+        let offer = SessionDescription::parse(
+            b"v=0\r\no=- 1 1 IN IP4 192.0.2.2\r\ns=-\r\nc=IN IP4 192.0.2.2\r\nt=0 0\r\n\
+              m=image 4000 udptl t38\r\na=T38FaxVersion:0\r\na=T38FaxMaxDatagram:1400\r\n\
+              a=T38FaxUdpEC:t38UDPRedundancy\r\n",
+        )
+        .unwrap();
+        let local = LocalMedia { addr: "192.0.2.1".parse().unwrap(), audio_port: 5000, image_port: 5002 };
+        let (_, n) = answer(&f.trunk[0].capabilities(), &offer, &local, 1, 1).unwrap();
+        match n {
+            Negotiated::T38 { ec, max_datagram, .. } => {
+                assert_eq!(ec, ErrorCorrection::Redundancy { depth: 2 });
+                assert_eq!(max_datagram, 300);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
