@@ -85,6 +85,10 @@ dns_servers = ["127.0.0.1:$dns_port"]
 max_connections_per_address = 100
 [[smtp.listen]]
 address = "127.0.0.1:$fg_port"
+# Intake alone: mail is accepted and kept (fsynced) as always, but not
+# rendered and faxed meanwhile, as Postfix only queues and discards.
+[fax]
+hold = true
 EOF2
 cat >"$fg/directory.toml" <<'EOF2'
 [[tenant]]

@@ -44,6 +44,8 @@ struct Inner {
     vault: KeyVault,
     blinder: Blinder,
     data_dir: PathBuf,
+    /// Directory fsyncs of the sealed files' directory, coalesced.
+    file_sync: faxgate_retention::fsync::DirSync,
     _lock: File,
 }
 
@@ -81,7 +83,16 @@ impl Store {
         let vault = KeyVault::open(key_dir)?;
         let blinder = Blinder::new(vault.get_or_create(&KeyId::index())?);
         let db = sled::Config::new().path(data_dir.join("db")).mode(sled::Mode::HighThroughput).open()?;
-        Ok(Store { inner: Arc::new(Inner { db, vault, blinder, data_dir: data_dir.to_owned(), _lock: lock }) })
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                vault,
+                blinder,
+                data_dir: data_dir.to_owned(),
+                file_sync: faxgate_retention::fsync::DirSync::new(data_dir.join("spool")),
+                _lock: lock,
+            }),
+        })
     }
 
     /// The named tree (a keyspace), created if needed.
@@ -146,7 +157,7 @@ impl Store {
         f.write_all(&sealed).map_err(io("cannot write spool file", &tmp))?;
         f.sync_all().map_err(io("cannot fsync spool file", &tmp))?;
         fs::rename(&tmp, &path).map_err(io("cannot rename spool file", &path))?;
-        File::open(&dir).and_then(|d| d.sync_all()).map_err(io("cannot fsync spool directory", &dir))
+        self.inner.file_sync.sync().map_err(io("cannot fsync spool directory", &dir))
     }
 
     /// Reads and opens the sealed file `name`.
@@ -168,8 +179,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(Error::io("cannot remove spool file", path)(e)),
         }
-        let dir = self.file_dir();
-        File::open(&dir).and_then(|d| d.sync_all()).map_err(Error::io("cannot fsync spool directory", dir))?;
+        self.inner.file_sync.sync().map_err(Error::io("cannot fsync spool directory", self.file_dir()))?;
         Ok(true)
     }
 

@@ -22,6 +22,7 @@ pub mod audit;
 pub mod blind;
 pub mod clock;
 mod error;
+pub mod fsync;
 pub mod policy;
 pub mod seal;
 pub mod sweeper;

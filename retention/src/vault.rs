@@ -127,7 +127,11 @@ pub struct KeyVault {
 struct Inner {
     dir: PathBuf,
     cache: Mutex<HashMap<KeyId, Key>>,
+    dir_sync: crate::fsync::DirSync,
 }
+
+/// Makes each temporary key file's name unique within the process.
+static TMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl KeyVault {
     /// Opens (creating if needed, mode 0700) the key directory `dir`.
@@ -153,7 +157,8 @@ impl KeyVault {
                 }
             }
         }
-        Ok(KeyVault { inner: Arc::new(Inner { dir, cache: Mutex::new(HashMap::new()) }) })
+        let dir_sync = crate::fsync::DirSync::new(&dir);
+        Ok(KeyVault { inner: Arc::new(Inner { dir, cache: Mutex::new(HashMap::new()), dir_sync }) })
     }
 
     /// The key directory.
@@ -192,13 +197,14 @@ impl KeyVault {
         if let Some(k) = self.get(id)? {
             return Ok(k);
         }
-        let mut cache = self.inner.cache.lock().expect("key cache poisoned");
-        if let Some(k) = cache.get(id) {
-            return Ok(k.clone());
-        }
+        // No lock is held over the file work, so that keys of different
+        // jobs are created in parallel. Two creators of the same key race
+        // safely: each writes its own temporary file, only one link wins,
+        // and the other reads the winner's key.
         let key = Key::random()?;
         let path = self.path(id);
-        let tmp = self.inner.dir.join(format!(".tmp-{}", id.as_str()));
+        let seq = TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self.inner.dir.join(format!(".tmp-{}-{}-{seq}", id.as_str(), std::process::id()));
         {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -215,14 +221,17 @@ impl KeyVault {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let _ = fs::remove_file(&tmp);
-                drop(cache);
+                self.inner.dir_sync.sync().map_err(|e| Error::io("cannot fsync key directory", &self.inner.dir, e))?;
                 return self.get(id)?.ok_or_else(|| Error::KeyDestroyed(id.to_string()));
             }
-            Err(e) => return Err(Error::io("cannot install key file", path, e)),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(Error::io("cannot install key file", path, e));
+            }
         }
         fs::remove_file(&tmp).map_err(|e| Error::io("cannot remove temporary key file", &tmp, e))?;
-        self.sync_dir()?;
-        cache.insert(id.clone(), key.clone());
+        self.inner.dir_sync.sync().map_err(|e| Error::io("cannot fsync key directory", &self.inner.dir, e))?;
+        self.inner.cache.lock().expect("key cache poisoned").insert(id.clone(), key.clone());
         Ok(key)
     }
 
@@ -244,7 +253,7 @@ impl KeyVault {
         f.sync_all().map_err(|e| Error::io("cannot fsync key file", &path, e))?;
         drop(f);
         fs::remove_file(&path).map_err(|e| Error::io("cannot unlink key file", &path, e))?;
-        self.sync_dir()?;
+        self.inner.dir_sync.sync().map_err(|e| Error::io("cannot fsync key directory", &self.inner.dir, e))?;
         Ok(true)
     }
 
@@ -265,11 +274,6 @@ impl KeyVault {
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
-    }
-
-    fn sync_dir(&self) -> Result<(), Error> {
-        let dir = &self.inner.dir;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("cannot fsync key directory", dir, e))
     }
 }
 

@@ -84,6 +84,11 @@ pub struct FaxConfig {
     /// Put a cover page in front of faxes from mail.
     #[serde(default)]
     pub cover_page: bool,
+    /// Hold the queue: accept and keep mail as usual, but render and call
+    /// nothing until the daemon runs without it (maintenance of a trunk, or
+    /// measuring intake alone, as Postfix's hold queue does).
+    #[serde(default)]
+    pub hold: bool,
     /// Where the pages of a call in progress are kept as a file for the fax
     /// engine, and removed when the call ends. Unset: `$RUNTIME_DIRECTORY`
     /// (a tmpfs under systemd), else `<data_dir>/work`.
@@ -169,6 +174,7 @@ impl Default for FaxConfig {
             retry_by_cause: RetryByCause::default(),
             attach_original_on_failure: true,
             cover_page: false,
+            hold: false,
             work_dir: None,
             media_ip: default_media_ip(),
             advertise: None,

@@ -323,6 +323,11 @@ impl Gateway {
     // ---- mail to fax: intake ----
 
     async fn intake(self, shutdown: CancellationToken) {
+        if self.inner.config.hold {
+            tracing::warn!("fax.hold is on: accepted mail is kept and nothing is faxed until it is off");
+            shutdown.cancelled().await;
+            return;
+        }
         loop {
             let pending = self.inner.spool.pending().unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot read the spool");
@@ -453,7 +458,11 @@ impl Gateway {
                     Err(e) => tracing::error!(error = %e, "report task failed"),
                 }
             }
-            let outbound = self.inner.outbound.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            // Held: nothing is called (reports of jobs already final still go).
+            let outbound = match self.inner.config.hold {
+                true => None,
+                false => self.inner.outbound.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            };
             let mut due: Vec<(Timestamp, JobId)> = self
                 .jobs()
                 .values()
@@ -473,7 +482,7 @@ impl Gateway {
                         g.inner.wake.notify_one();
                     });
                 }
-            } else if !due.is_empty() {
+            } else if !due.is_empty() && !self.inner.config.hold {
                 tracing::warn!(jobs = due.len(), "faxes are waiting but no trunk is marked outbound");
             }
             let next = self

@@ -66,11 +66,21 @@ pub struct Opts {
     pub numbers: u32,
     /// More configuration (TOML) at the end.
     pub extra: String,
+    /// More `[fax]` settings.
+    pub fax: &'static str,
 }
 
 impl Default for Opts {
     fn default() -> Self {
-        Opts { media: "t38-preferred", retry: "[1, 1]", peer_port: None, channels: 8, numbers: 1, extra: String::new() }
+        Opts {
+            media: "t38-preferred",
+            retry: "[1, 1]",
+            peer_port: None,
+            channels: 8,
+            numbers: 1,
+            extra: String::new(),
+            fax: "",
+        }
     }
 }
 
@@ -89,13 +99,14 @@ pub fn start(o: Opts) -> Gw {
         format!(
             "{config}\n[smtp]\nhostname = \"fax.acme.test\"\ncertificate = \"{cert}\"\nkey = \"{key}\"\n\n\
              [[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"submission\"\n\n\
-             [fax]\nident = \"+45 70 20 30 40\"\ntime_scale = 5.0\nretry_delays = {retry}\n\n\
+             [fax]\nident = \"+45 70 20 30 40\"\ntime_scale = 5.0\nretry_delays = {retry}\n{fax}\n\n\
              [[trunk]]\nname = \"out\"\nbind = \"127.0.0.1:{out_port}\"\naddress = \"127.0.0.1\"\nport = {peer}\n\
              outbound = true\nmedia = \"{media}\"\nchannels = {channels}\nanswer_timeout_secs = 4\n\
              sender_reinvite_delay_secs = 3\n\n\
              [[trunk]]\nname = \"in\"\nbind = \"127.0.0.1:{in_port}\"\naddress = \"127.0.0.1\"\nport = {out_port}\n\
              media = \"{media}\"\n{extra}\n",
             extra = o.extra,
+            fax = o.fax,
             cert = certfile.display(),
             key = keyfile.display(),
             retry = o.retry,
@@ -580,6 +591,27 @@ fn kill_9_during_a_call_then_restart_delivers_once_without_duplicate_cdrs() {
     // The inbound side of the cut-off call died with the daemon: only the
     // retry's inbound call has a CDR.
     assert_eq!(c.iter().filter(|x| x["direction"] == "fax-to-mail").count(), 1, "{c:#?}");
+}
+
+/// `fax.hold`: mail is accepted and kept, nothing is rendered or called;
+/// the daemon started again without it faxes the mail.
+#[test]
+fn a_held_queue_keeps_mail_and_faxes_it_once_released() {
+    let g = start(Opts { fax: "hold = true", ..Default::default() });
+    send_mail(&g, &["33221100@fax.acme.test"], "Held", Some(&fixture("letter.pdf")));
+    g.daemon.wait_for_log("fax.hold is on");
+    let Gw { setup, daemon, submission, ca, out_port, in_port } = g;
+    assert_eq!(daemon.stop().code(), Some(0));
+    // Nothing was called while held; the mail is still queued.
+    assert_eq!(setup.json(&["cdr", "list"]).as_array().map(Vec::len), Some(0));
+    assert!(maildir_of(&setup).is_empty());
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(&setup.config, config.replace("hold = true", "hold = false")).unwrap();
+    let daemon = setup.start();
+    let g = Gw { setup, daemon, submission, ca, out_port, in_port };
+    let mails = wait_for_mail(&g, 2, 120);
+    let report = mails.iter().find(|(_, m)| m.contains("To: boss@customer.test")).expect("a report");
+    assert!(report.1.contains("delivered (2 of 2 pages)"), "{}", report.1);
 }
 
 fn maildir_of(setup: &Setup) -> Vec<PathBuf> {
