@@ -133,9 +133,13 @@ impl Store {
         Ok(self.file_dir().join(name))
     }
 
-    /// Seals `value` with `key_id` and writes it durably as the file `name`
-    /// (letters, digits, `-` and `_`): written to a temporary file, fsynced,
-    /// renamed into place, the directory fsynced.
+    /// Seals `value` with `key_id` into a new file `name` (letters, digits,
+    /// `-` and `_`) in the file directory, fsyncs it and then the directory
+    /// entry, so that the file is durable when this returns. Never replaces
+    /// a file. Written in place, without a rename: a file cut short by a
+    /// crash is one whose owner never recorded it (the spool removes message
+    /// files without a job record at start), and the AEAD refuses any
+    /// damaged file that is read.
     pub fn put_file(&self, name: &str, key_id: &KeyId, value: &[u8]) -> Result<(), Error> {
         let path = self.file_path(name)?;
         let dir = self.file_dir();
@@ -146,17 +150,14 @@ impl Store {
                 .map_err(io("cannot set mode of spool directory", &dir))?;
         }
         let sealed = faxgate_retention::seal(self.vault(), key_id, &file_aad(name), value)?;
-        let tmp = dir.join(format!(".{name}.tmp"));
         let mut f = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o640)
-            .open(&tmp)
-            .map_err(io("cannot create spool file", &tmp))?;
-        f.write_all(&sealed).map_err(io("cannot write spool file", &tmp))?;
-        f.sync_all().map_err(io("cannot fsync spool file", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io("cannot rename spool file", &path))?;
+            .open(&path)
+            .map_err(io("cannot create spool file", &path))?;
+        f.write_all(&sealed).map_err(io("cannot write spool file", &path))?;
+        f.sync_all().map_err(io("cannot fsync spool file", &path))?;
         self.inner.file_sync.sync().map_err(io("cannot fsync spool directory", &dir))
     }
 
