@@ -28,8 +28,16 @@ pub struct FaxLoopbackArgs {
     pub no_ecm: bool,
 }
 
-/// Runs the loopback call and prints its JSON report on stdout.
+/// Runs the loopback call and prints its JSON report on stdout; fails
+/// (after printing the report) when the fax did not get through.
 pub fn run_loopback(args: &FaxLoopbackArgs) -> anyhow::Result<()> {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(&args.file)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    if magic != *b"II*\0" && magic != *b"MM\0*" {
+        anyhow::bail!("{} is not a TIFF file (faxgate render turns PDFs and images into one)", args.file.display());
+    }
     let opts = faxgate_t38::loopback::LoopbackOptions {
         input: args.file.clone(),
         output: args.out.clone(),
@@ -41,5 +49,8 @@ pub fn run_loopback(args: &FaxLoopbackArgs) -> anyhow::Result<()> {
     let report =
         faxgate_t38::loopback::run(&opts).with_context(|| format!("fax loopback of {}", args.file.display()))?;
     println!("{}", serde_json::to_string_pretty(&report)?);
+    if report.completion_code != 0 || report.sender_completion_code != 0 {
+        anyhow::bail!("the fax did not get through: {}", report.completion_text);
+    }
     Ok(())
 }

@@ -9,6 +9,7 @@ mod config;
 mod daemon;
 mod directory;
 mod durability;
+mod fax_cli;
 mod gateway;
 mod gdpr;
 mod mail;
