@@ -228,3 +228,108 @@ pub fn received(tenant: &Tenant, r: &Received<'_>) -> Text {
     let rows: Vec<(&str, String)> = labels.into_iter().zip(values).collect();
     Text { subject, body: body(opening, &rows, &tenant.branding.display_name) }
 }
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+
+    use super::*;
+    use crate::directory::{Branding, Paper};
+    use crate::gateway::job::Attempt;
+    use crate::types::{AccountId, E164, JobId};
+
+    fn tenant(language: Language) -> Tenant {
+        Tenant {
+            id: "nordtel".parse().unwrap(),
+            name: "Nordtel ApS".into(),
+            branding: Branding {
+                display_name: "Nordtel Fax".into(),
+                from_address: "fax@nordtel.dk".parse().unwrap(),
+                language,
+            },
+            default_country: "DK".parse().unwrap(),
+            fax_domains: vec![],
+            paper: Paper::A4,
+        }
+    }
+
+    fn job(outcome: Outcome, state: JobState) -> FaxJob {
+        let t0: Timestamp = "2026-03-02T09:00:00Z".parse().unwrap();
+        FaxJob {
+            id: JobId::generate(),
+            mail_job: JobId::generate(),
+            correlation_id: "<tilbud-7@kunde.dk>".into(),
+            tenant: "nordtel".parse().unwrap(),
+            account: AccountId::generate(),
+            mail_from: "bogholder@kunde.dk".into(),
+            subject: "Tilbud på kontorartikler".into(),
+            to: E164::parse("+4533221100", None).unwrap(),
+            caller: None,
+            smtp_client: None,
+            pages_total: 3,
+            created: t0,
+            state,
+            next_at: t0,
+            attempts: vec![Attempt {
+                start: t0 + SignedDuration::from_secs(5),
+                end: t0 + SignedDuration::from_secs(95),
+                cdr_id: "cdr-1".into(),
+                outcome,
+                remote_station: Some("+45 33 22 11 00".into()),
+            }],
+            safer: false,
+            reported: false,
+        }
+    }
+
+    #[test]
+    fn danish_reports_say_what_happened_in_danish() {
+        let j = job(Outcome::Sent { pages: 3 }, JobState::Done);
+        let t = job_report(&tenant(Language::Da), &j);
+        assert_eq!(t.subject, "Fax til +4533221100 leveret (3 af 3 sider)");
+        for row in [
+            "Din fax er leveret.",
+            "Resultat:        leveret",
+            "Årsag:           alle sider blev leveret",
+            "Sider sendt:     3 af 3",
+            "Opkaldstid:      90 s",
+            "Modtagerstation: +45 33 22 11 00",
+            "Emne:            Tilbud på kontorartikler",
+        ] {
+            assert!(t.body.contains(row), "{row:?} in\n{}", t.body);
+        }
+        assert!(t.body.contains(&format!("Reference:       <tilbud-7@kunde.dk> / {}", j.id.to_text())), "{}", t.body);
+        assert!(t.body.ends_with("Nordtel Fax\n"));
+
+        let busy = job(Outcome::Busy { status: 486 }, JobState::Failed);
+        let t = job_report(&tenant(Language::Da), &busy);
+        assert_eq!(t.subject, "Fax til +4533221100 IKKE leveret");
+        assert!(t.body.contains("Din fax kunne ikke leveres."), "{}", t.body);
+        assert!(t.body.contains("Årsag:           nummeret var optaget hver gang"), "{}", t.body);
+        assert!(t.body.contains("Kode:            busy (SIP 486)"), "{}", t.body);
+        // The same job for an English-speaking tenant.
+        let t = job_report(&tenant(Language::En), &busy);
+        assert_eq!(t.subject, "Fax to +4533221100 NOT delivered");
+        assert!(t.body.contains("Reason:          the line was busy every time"), "{}", t.body);
+    }
+
+    #[test]
+    fn a_received_fax_cut_short_is_marked_in_either_language() {
+        let r = Received {
+            from: "+4570203040",
+            to: "+4533221100",
+            pages: 1,
+            incomplete: true,
+            station: "KONTOR",
+            start: "2026-03-02T09:00:00Z".parse().unwrap(),
+            duration_s: 61,
+            result: "call dropped",
+            reference: "cdr-1",
+        };
+        let da = received(&tenant(Language::Da), &r);
+        assert_eq!(da.subject, "Fax fra +4570203040, 1 side (UFULDSTÆNDIG)");
+        assert!(da.body.starts_with("Denne fax er UFULDSTÆNDIG"), "{}", da.body);
+        let en = received(&tenant(Language::En), &r);
+        assert_eq!(en.subject, "Fax from +4570203040, 1 page (INCOMPLETE)");
+    }
+}
