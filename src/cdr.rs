@@ -355,8 +355,8 @@ pub fn example(i: u64, start: Timestamp) -> Cdr {
     Cdr {
         id: CdrStore::new_id(),
         correlation_id: format!("<{i}@mail.example.dk>"),
-        direction: if i % 3 == 0 { Direction::FaxToMail } else { Direction::MailToFax },
-        tenant: if i % 2 == 0 { "alpha".parse().unwrap() } else { "beta".parse().unwrap() },
+        direction: if i.is_multiple_of(3) { Direction::FaxToMail } else { Direction::MailToFax },
+        tenant: if i.is_multiple_of(2) { "alpha".parse().unwrap() } else { "beta".parse().unwrap() },
         account: None,
         calling: Some("+4570203040".parse().unwrap()),
         called: Some(E164::new_unchecked(called)),

@@ -351,8 +351,7 @@ fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a
     use crate::types::{AccountId, JobId};
     let mut w = world("2026-03-01T10:00:00Z");
     // A grace of one day before documents go.
-    let mut policy = Policy::default();
-    policy.document_grace = jiff::Span::new().days(1);
+    let policy = Policy { document_grace: jiff::Span::new().days(1), ..Default::default() };
     w.retention = Retention::new(&w.store, &w.dir, policy).unwrap();
     // A mail with its pages, and the finished, reported job that faxed it.
     let mut pages = crate::document::Pages::new(Default::default());

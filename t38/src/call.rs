@@ -516,12 +516,10 @@ mod tests {
         };
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, _ev_rx) = mpsc::unbounded_channel();
-        let task = signalling.block_on(async {
-            let (audio, image) = bind_media("127.0.0.1".parse().unwrap()).await.unwrap();
-            let clock = MediaClock::real_time();
-            let media = CallMedia::new(job(&tmp("apart")), &neg, clock.now(), 1).unwrap();
-            spawn_media(media, audio, image, clock, cmd_rx, ev_tx)
-        });
+        let (audio, image) = signalling.block_on(bind_media("127.0.0.1".parse().unwrap())).unwrap();
+        let clock = MediaClock::real_time();
+        let media = CallMedia::new(job(&tmp("apart")), &neg, clock.now(), 1).unwrap();
+        let task = spawn_media(media, audio, image, clock, cmd_rx, ev_tx);
         // The signalling runtime is idle from here on: the answering
         // terminal's IFPs still arrive.
         let mut buf = [0u8; 512];
