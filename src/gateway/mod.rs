@@ -700,6 +700,7 @@ impl Gateway {
                 404 => "refused: the number is not in service here",
                 486 | 503 | 600 => "refused: every channel of the trunk is in use",
                 400 => "refused: the call request could not be read",
+                487 => "not answered: the caller gave up while it rang",
                 _ => "refused: no fax media in common with the caller",
             }
             .into(),
@@ -716,6 +717,8 @@ impl Gateway {
         }
         if let Some(status) = r.refused {
             tracing::info!(call_id = %r.call_id, status, "incoming call refused before answering");
+            // A call routed, then given up by its caller while it rang.
+            self.inner.inbound.lock().unwrap_or_else(|p| p.into_inner()).remove(&r.call_id);
             let call = IncomingCall {
                 call_id: r.call_id.clone(),
                 caller: r.caller.clone(),

@@ -55,6 +55,11 @@ pub struct TrunkConfig {
     /// Seconds to wait for an answer before CANCEL.
     #[serde(default = "default_answer_timeout")]
     pub answer_timeout_secs: u32,
+    /// Seconds an incoming call rings (180 Ringing) before faxgate answers
+    /// it, as HylaFAX's `RingsBeforeAnswer` (0: answer at once). A caller
+    /// that gives up meanwhile (CANCEL) gets 487 and leaves a CDR.
+    #[serde(default)]
+    pub answer_delay_secs: u32,
     /// Send OPTIONS keep-alives this often (0: never).
     #[serde(default)]
     pub keepalive_secs: u32,
@@ -143,6 +148,9 @@ impl TrunkConfig {
         }
         if usize::from(self.redundancy) > crate::udptl::MAX_RECOVERY_ENTRIES {
             return Err(crate::Error::InvalidSetting("redundancy above 16"));
+        }
+        if self.answer_delay_secs > 60 {
+            return Err(crate::Error::InvalidSetting("answer_delay_secs above 60"));
         }
         if matches!(self.max_datagram, Some(d) if !(100..=1400).contains(&d)) {
             return Err(crate::Error::InvalidSetting("max_datagram must be 100 to 1400"));

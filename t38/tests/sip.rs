@@ -223,6 +223,49 @@ fn busy_and_bad_number() {
     assert_eq!(again["transient"], false);
 }
 
+/// The receiver lets it ring longer than the sender waits: the sender
+/// cancels (CANCEL), the receiver answers 487 and reports the call it never
+/// answered; the sender's result is a no-answer the queue retries.
+#[test]
+fn no_answer_is_cancelled() {
+    let dir = tmpdir("sip-noanswer");
+    let tiff = short_page(&dir, 1);
+    // Unscaled: the answer delay and the sender's patience are real seconds.
+    let rx = Leg::start(
+        "receiver",
+        &dir,
+        &[
+            "receive",
+            "--bind",
+            "127.0.0.1:0",
+            "--trunk",
+            "127.0.0.1",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--answer-delay",
+            "30",
+        ],
+    );
+    let trunk = rx.addr.to_string();
+    let tx = Leg::start(
+        "sender",
+        &dir,
+        &["send", "--trunk", &trunk, "--to", "100", "--tiff", tiff.to_str().unwrap(), "--answer-timeout", "2"],
+    );
+    let s = tx.json(Duration::from_secs(20));
+    assert_eq!(s["status"], 487, "cancelled while ringing: {s:#}");
+    assert_eq!(s["transient"], true, "{s:#}");
+    assert!(s["error"].as_str().unwrap_or("").contains("answer"), "{s:#}");
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&rx.log).unwrap_or_default().contains("the caller gave up while it rang") {
+        assert!(std::time::Instant::now() < until, "receiver:\n{}", rx.log_tail());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(&tx.log).unwrap();
+    assert!(log.lines().any(|l| l.contains("udp send") && l.contains("\"CANCEL sip:")), "{}", tx.log_tail());
+    assert!(log.lines().any(|l| l.contains("udp received") && l.contains("180 Ringing")), "{}", tx.log_tail());
+}
+
 #[test]
 fn bye_in_the_middle_of_a_page() {
     let dir = tmpdir("sip-bye");

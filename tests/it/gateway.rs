@@ -7,7 +7,7 @@
 //! The two trunks of the daemon point at each other over loopback UDP, so
 //! each fax crosses a real SIP dialog and a real UDPTL or RTP media stream
 //! between two user agents. Media time runs 5 times faster than real time
-//! on both ends (`fax.time_scale`).
+//! (2 times for G.711) on both ends (`fax.time_scale`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -68,6 +68,8 @@ pub struct Opts {
     pub extra: String,
     /// More `[fax]` settings.
     pub fax: &'static str,
+    /// Media time per real second, on both trunks.
+    pub time_scale: f64,
 }
 
 impl Default for Opts {
@@ -80,6 +82,7 @@ impl Default for Opts {
             numbers: 1,
             extra: String::new(),
             fax: "",
+            time_scale: 5.0,
         }
     }
 }
@@ -99,7 +102,7 @@ pub fn start(o: Opts) -> Gw {
         format!(
             "{config}\n[smtp]\nhostname = \"fax.acme.test\"\ncertificate = \"{cert}\"\nkey = \"{key}\"\n\n\
              [[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"submission\"\n\n\
-             [fax]\nident = \"+45 70 20 30 40\"\ntime_scale = 5.0\nretry_delays = {retry}\n{fax}\n\n\
+             [fax]\nident = \"+45 70 20 30 40\"\ntime_scale = {scale:.1}\nretry_delays = {retry}\n{fax}\n\n\
              [[trunk]]\nname = \"out\"\nbind = \"127.0.0.1:{out_port}\"\naddress = \"127.0.0.1\"\nport = {peer}\n\
              outbound = true\nmedia = \"{media}\"\nchannels = {channels}\nanswer_timeout_secs = 4\n\
              sender_reinvite_delay_secs = 3\n\n\
@@ -107,6 +110,7 @@ pub fn start(o: Opts) -> Gw {
              media = \"{media}\"\n{extra}\n",
             extra = o.extra,
             fax = o.fax,
+            scale = o.time_scale,
             cert = certfile.display(),
             key = keyfile.display(),
             retry = o.retry,
@@ -234,8 +238,8 @@ for p in m.iter_attachments():
     out
 }
 
-fn round_trip(media: &'static str, transport: &str) {
-    let g = start(Opts { media, ..Default::default() });
+fn round_trip(media: &'static str, transport: &str, time_scale: f64) {
+    let g = start(Opts { media, time_scale, ..Default::default() });
     send_mail(&g, &["33221100@fax.acme.test"], "Invoice 42", Some(&fixture("letter.pdf")));
     let mails = wait_for_mail(&g, 2, 120);
     let (fax_mail, report) = {
@@ -302,12 +306,14 @@ fn round_trip(media: &'static str, transport: &str) {
 
 #[test]
 fn mail_to_fax_to_mail_over_t38() {
-    round_trip("t38-preferred", "t38");
+    round_trip("t38-preferred", "t38", 5.0);
 }
 
 #[test]
 fn mail_to_fax_to_mail_over_g711() {
-    round_trip("audio-only", "g711");
+    // G.711 modems need every 20 ms frame in time: a lower factor leaves the
+    // jitter buffer more real slack on a loaded machine.
+    round_trip("audio-only", "g711", 2.0);
 }
 
 #[test]

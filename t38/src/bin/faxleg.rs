@@ -9,7 +9,7 @@
 //! one JSON line per call report. Options: `--media t38-preferred|t38-initial|audio-only`,
 //! `--scale <n>` (media time runs n times faster; both legs must agree),
 //! `--channels <n>`, `--busy-status 486|503`, `--numbers 100,101` (others get 404),
-//! `--answer-timeout <s>`, `--bye-after <s>` (clear the call after s seconds of
+//! `--answer-timeout <s>`, `--answer-delay <s>` (ring before answering), `--bye-after <s>` (clear the call after s seconds of
 //! call time), `--calls <n>` (receive: exit after n calls), `--allow <ip>`,
 //! `--sender-delay <s>`, `--no-ecm`, `--auth user:password` (digest), `--register <user>`
 //! (REGISTER with the `--auth` password, refreshed), `--keepalive <s>` (OPTIONS to the trunk),
@@ -130,6 +130,7 @@ async fn main() {
         media,
         sender_reinvite_delay_secs: a.num("sender-delay").unwrap_or(3),
         answer_timeout_secs: a.num("answer-timeout").unwrap_or(60),
+        answer_delay_secs: a.num("answer-delay").unwrap_or(0),
         keepalive_secs: a.num("keepalive").unwrap_or(0),
         max_datagram: None,
         redundancy: 3,

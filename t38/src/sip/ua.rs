@@ -742,16 +742,34 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
     let contact = contact_uri(&inner, &called)?;
     let dialog =
         inner.layer.get_or_create_server_invite(&tx, inner.state_tx.clone(), None, Some(contact)).map_err(sip)?;
-    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     inner.calls.lock().unwrap_or_else(|p| p.into_inner()).insert(call_id.clone(), ev_tx);
+    let _registered = Registered(inner.clone(), call_id.clone());
     tx.send_trying().await.map_err(sip)?;
-    dialog.accept(Some(sdp_header()), Some(answer.write().into_bytes())).map_err(sip)?;
+    let delay = Duration::from_secs(u64::from(trunk.answer_delay_secs)).div_f64(inner.clock.scale);
+    let original = tx.original.clone();
+    if !delay.is_zero() {
+        dialog.ringing(None, None).map_err(sip)?;
+    }
     let mut d2 = dialog.clone();
     tokio::spawn(async move {
         if let Err(e) = d2.handle(&mut tx).await {
             tracing::debug!("INVITE transaction: {e}");
         }
     });
+    if !delay.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            // Before the answer only the caller's CANCEL (answered 487 by
+            // the dialog) or the transaction's end can come.
+            _ = ev_rx.recv() => {
+                tracing::info!(%call_id, "the caller gave up while it rang");
+                let _ = inner.reports.send(CallReport::refused(&original, 487));
+                return Ok(());
+            }
+        }
+    }
+    dialog.accept(Some(sdp_header()), Some(answer.write().into_bytes())).map_err(sip)?;
     let job = FaxJob { direction: Direction::Receive { tiff: path }, calling: false, settings: fax_settings(&inner) };
     let ctx = CallCtx {
         inner: inner.clone(),
@@ -770,7 +788,6 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
         events: ev_rx,
         signalling,
     };
-    let _registered = Registered(inner.clone(), call_id);
     let _slot = slot;
     match run_call(ctx).await {
         Ok(report) => {
