@@ -231,27 +231,8 @@ fn no_answer_is_cancelled() {
     let dir = tmpdir("sip-noanswer");
     let tiff = short_page(&dir, 1);
     // Unscaled: the answer delay and the sender's patience are real seconds.
-    let rx = Leg::start(
-        "receiver",
-        &dir,
-        &[
-            "receive",
-            "--bind",
-            "127.0.0.1:0",
-            "--trunk",
-            "127.0.0.1",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--answer-delay",
-            "30",
-        ],
-    );
-    let trunk = rx.addr.to_string();
-    let tx = Leg::start(
-        "sender",
-        &dir,
-        &["send", "--trunk", &trunk, "--to", "100", "--tiff", tiff.to_str().unwrap(), "--answer-timeout", "2"],
-    );
+    let rx = receiver(&dir, &["--answer-delay", "30", "--scale", "1"]);
+    let tx = sender(&dir, rx.addr, &tiff, &["--answer-timeout", "2", "--scale", "1"]);
     let s = tx.json(Duration::from_secs(20));
     assert_eq!(s["status"], 487, "cancelled while ringing: {s:#}");
     assert_eq!(s["transient"], true, "{s:#}");
