@@ -112,7 +112,7 @@ fn main() {
         let n = doc.pages().len();
         for page in doc.pages().iter() {
             let t = Instant::now();
-            let gray = pdf::render_page(page, &cache, &interp, settings.paper, settings.resolution);
+            let gray = pdf::Canvas::default().render(page, &cache, &interp, settings.paper, settings.resolution);
             t_render += ms(t.elapsed());
             let t = Instant::now();
             let bm = faxgate::document::binarise::binarise(&gray, settings.dither);

@@ -123,7 +123,7 @@ impl Store {
 
     /// The directory of sealed files.
     pub fn file_dir(&self) -> PathBuf {
-        self.inner.data_dir.join("spool")
+        self.inner.file_sync.dir().to_owned()
     }
 
     fn file_path(&self, name: &str) -> Result<PathBuf, Error> {

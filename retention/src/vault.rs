@@ -221,7 +221,7 @@ impl KeyVault {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let _ = fs::remove_file(&tmp);
-                self.inner.dir_sync.sync().map_err(|e| Error::io("cannot fsync key directory", &self.inner.dir, e))?;
+                self.sync_dir()?;
                 return self.get(id)?.ok_or_else(|| Error::KeyDestroyed(id.to_string()));
             }
             Err(e) => {
@@ -230,7 +230,7 @@ impl KeyVault {
             }
         }
         fs::remove_file(&tmp).map_err(|e| Error::io("cannot remove temporary key file", &tmp, e))?;
-        self.inner.dir_sync.sync().map_err(|e| Error::io("cannot fsync key directory", &self.inner.dir, e))?;
+        self.sync_dir()?;
         self.inner.cache.lock().expect("key cache poisoned").insert(id.clone(), key.clone());
         Ok(key)
     }
@@ -253,8 +253,14 @@ impl KeyVault {
         f.sync_all().map_err(|e| Error::io("cannot fsync key file", &path, e))?;
         drop(f);
         fs::remove_file(&path).map_err(|e| Error::io("cannot unlink key file", &path, e))?;
-        self.inner.dir_sync.sync().map_err(|e| Error::io("cannot fsync key directory", &self.inner.dir, e))?;
+        self.sync_dir()?;
         Ok(true)
+    }
+
+    /// Makes the key directory's entries durable (group-committed with
+    /// other creators and destroyers).
+    fn sync_dir(&self) -> Result<(), Error> {
+        self.inner.dir_sync.sync().map_err(|e| Error::io("cannot fsync key directory", &self.inner.dir, e))
     }
 
     /// Every key on disk.

@@ -141,6 +141,11 @@ impl RetryByCause {
         .into_iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
     }
+
+    /// The schedule of `cause` (a key above), if it has one.
+    pub fn get(&self, cause: &str) -> Option<&[u64]> {
+        self.iter().find(|(k, _)| *k == cause).map(|(_, v)| v.as_slice())
+    }
 }
 
 fn default_ident() -> String {

@@ -100,17 +100,6 @@ fn render_hayro_inner(data: &[u8], settings: &Settings, room: usize) -> Result<V
     Ok(out.into_iter().map(|(_, b)| b).collect())
 }
 
-/// Draws one page in grey onto a fax page.
-pub fn render_page<'a>(
-    page: &'a hayro::hayro_syntax::page::Page<'a>,
-    cache: &RenderCache<'a>,
-    interpreter: &InterpreterSettings,
-    paper: Paper,
-    resolution: Resolution,
-) -> GrayImage {
-    Canvas::default().render(page, cache, interpreter, paper, resolution)
-}
-
 /// A render context and its pixel buffer (16 MiB for a fine A4 page), kept
 /// from one page to the next on a thread rather than allocated and cleared
 /// anew for each page.

@@ -196,18 +196,18 @@ pub struct RetrySchedule {
     /// Seconds before each retry, indexed by the attempts made so far.
     pub delays: Vec<u64>,
     /// Schedules of their own, by [`Outcome::cause`].
-    pub by_cause: std::collections::HashMap<&'static str, Vec<u64>>,
+    pub by_cause: crate::config::RetryByCause,
 }
 
 impl RetrySchedule {
     /// From the `[fax]` configuration.
     pub fn from_config(delays: &[u64], by_cause: &crate::config::RetryByCause) -> Self {
-        Self { delays: delays.to_vec(), by_cause: by_cause.iter().map(|(k, v)| (k, v.clone())).collect() }
+        Self { delays: delays.to_vec(), by_cause: by_cause.clone() }
     }
 
     /// One schedule for every cause.
     pub fn uniform(delays: &[u64]) -> Self {
-        Self { delays: delays.to_vec(), by_cause: Default::default() }
+        Self { delays: delays.to_vec(), by_cause: crate::config::RetryByCause::default() }
     }
 }
 

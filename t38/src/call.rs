@@ -412,6 +412,8 @@ pub async fn bind_media(ip: std::net::IpAddr) -> Result<(Arc<UdpSocket>, Arc<Udp
 
 /// Threads of the media runtime.
 const MEDIA_THREADS: usize = 2;
+/// Their name.
+const MEDIA_THREAD_NAME: &str = "fax-media";
 
 /// The runtime that runs every call's media loop, apart from the one that
 /// serves SIP (and, in the daemon, SMTP and the admin socket).
@@ -428,7 +430,7 @@ fn media_runtime() -> &'static tokio::runtime::Runtime {
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(MEDIA_THREADS)
-            .thread_name("fax-media")
+            .thread_name(MEDIA_THREAD_NAME)
             .enable_all()
             .build()
             .expect("the fax media runtime starts")
@@ -450,7 +452,7 @@ pub fn spawn_media(
 
 /// Whether the current thread is one of the media runtime's.
 pub fn on_media_thread() -> bool {
-    std::thread::current().name() == Some("fax-media")
+    std::thread::current().name() == Some(MEDIA_THREAD_NAME)
 }
 
 #[cfg(test)]

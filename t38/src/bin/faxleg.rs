@@ -9,9 +9,9 @@
 //! one JSON line per call report. Options: `--media t38-preferred|t38-initial|audio-only`,
 //! `--scale <n>` (media time runs n times faster; both legs must agree),
 //! `--channels <n>`, `--busy-status 486|503`, `--numbers 100,101` (others get 404),
-//! `--answer-timeout <s>`, `--answer-delay <s>` (ring before answering), `--bye-after <s>` (clear the call after s seconds of
-//! call time), `--calls <n>` (receive: exit after n calls), `--allow <ip>`,
-//! `--sender-delay <s>`, `--no-ecm`, `--auth user:password` (digest), `--register <user>`
+//! `--answer-timeout <s>`, `--answer-delay <s>` (ring before answering),
+//! `--bye-after <s>` (clear the call after s seconds of call time), `--calls <n>`
+//! (receive: exit after n calls), `--allow <ip>`, `--sender-delay <s>`, `--no-ecm`, `--auth user:password` (digest), `--register <user>`
 //! (REGISTER with the `--auth` password, refreshed), `--keepalive <s>` (OPTIONS to the trunk),
 //! `--run <s>` (receive: exit after s seconds).
 //! On stdin, the line `stats` prints the counters as JSON.

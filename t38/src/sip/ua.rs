@@ -702,13 +702,13 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
     let sip = |e: rsipstack::Error| Error::Sip(e.to_string());
     let trunk = &inner.cfg.trunk;
     // Every refusal before answering is reported, for its CDR.
-    let refuse = |tx: &Transaction, status: u16| {
-        let _ = inner.reports.send(CallReport::refused(&tx.original, status));
+    let refuse = |req: &rsipstack::sip::Request, status: u16| {
+        let _ = inner.reports.send(CallReport::refused(req, status));
         StatusCode::from(status)
     };
     let Some(slot) = ChannelSlot::take(&inner) else {
         inner.counters.refused_busy.fetch_add(1, Ordering::Relaxed);
-        let status = refuse(&tx, trunk.busy_status);
+        let status = refuse(&tx.original, trunk.busy_status);
         return tx.reply(status).await.map_err(sip);
     };
     let (screened, _, call) = match screen_invite(&tx.original, &trunk.capabilities(), &local_probe(&inner)) {
@@ -717,7 +717,7 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
             if refusal == Refusal::BadRequest {
                 inner.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
             }
-            let status = refuse(&tx, refusal.status());
+            let status = refuse(&tx.original, refusal.status());
             return tx.reply(status).await.map_err(sip);
         }
     };
@@ -735,7 +735,7 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
     {
         Ok(a) => a,
         Err(_) => {
-            let status = refuse(&tx, 488);
+            let status = refuse(&tx.original, 488);
             return tx.reply(status).await.map_err(sip);
         }
     };
@@ -747,8 +747,8 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
     let _registered = Registered(inner.clone(), call_id.clone());
     tx.send_trying().await.map_err(sip)?;
     let delay = Duration::from_secs(u64::from(trunk.answer_delay_secs)).div_f64(inner.clock.scale);
-    let original = tx.original.clone();
-    if !delay.is_zero() {
+    let ringing = (!delay.is_zero()).then(|| tx.original.clone());
+    if ringing.is_some() {
         dialog.ringing(None, None).map_err(sip)?;
     }
     let mut d2 = dialog.clone();
@@ -757,14 +757,14 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
             tracing::debug!("INVITE transaction: {e}");
         }
     });
-    if !delay.is_zero() {
+    if let Some(invite) = ringing {
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             // Before the answer only the caller's CANCEL (answered 487 by
             // the dialog) or the transaction's end can come.
             _ = ev_rx.recv() => {
                 tracing::info!(%call_id, "the caller gave up while it rang");
-                let _ = inner.reports.send(CallReport::refused(&original, 487));
+                refuse(&invite, 487);
                 return Ok(());
             }
         }
