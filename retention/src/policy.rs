@@ -28,6 +28,22 @@ pub struct Policy {
     /// Fax documents are erased this long after delivery or final failure (at most 7 days).
     #[serde(default = "default_document", with = "span_text")]
     pub document_grace: Span,
+    /// How far apart deadlines may be gathered into one sweep (at most a
+    /// day; default an hour). The sweeper wakes at the end of the window
+    /// that holds the next deadline, so data is erased at most this long
+    /// after its period, and a year of CDRs written every few seconds is
+    /// swept once an hour rather than once per CDR.
+    #[serde(default = "default_window", with = "span_text")]
+    pub sweep_window: Span,
+    /// A notification or report mail the relay refused, or that expired, is
+    /// kept this long for the operator to see why (default 7 days, at most 30).
+    #[serde(default = "default_outbox_failed", with = "span_text")]
+    pub outbox_failed: Span,
+    /// The markers that keep a report from being mailed twice (a keyed hash
+    /// and a time, no personal data) are kept this long: longer than a job
+    /// or a received call can wait for its mail (default 30 days, at least 7).
+    #[serde(default = "default_report_markers", with = "span_text")]
+    pub report_markers: Span,
 }
 
 fn default_cdr() -> Span {
@@ -42,12 +58,27 @@ fn default_document() -> Span {
     Span::new()
 }
 
+fn default_window() -> Span {
+    1.hour()
+}
+
+fn default_outbox_failed() -> Span {
+    7.days()
+}
+
+fn default_report_markers() -> Span {
+    30.days()
+}
+
 impl PartialEq for Policy {
     fn eq(&self, o: &Self) -> bool {
         self.cdr.fieldwise() == o.cdr.fieldwise()
             && self.allow_short_cdr_period == o.allow_short_cdr_period
             && self.account_after_termination.fieldwise() == o.account_after_termination.fieldwise()
             && self.document_grace.fieldwise() == o.document_grace.fieldwise()
+            && self.sweep_window.fieldwise() == o.sweep_window.fieldwise()
+            && self.outbox_failed.fieldwise() == o.outbox_failed.fieldwise()
+            && self.report_markers.fieldwise() == o.report_markers.fieldwise()
     }
 }
 
@@ -58,6 +89,9 @@ impl Default for Policy {
             allow_short_cdr_period: false,
             account_after_termination: default_account(),
             document_grace: default_document(),
+            sweep_window: default_window(),
+            outbox_failed: default_outbox_failed(),
+            report_markers: default_report_markers(),
         }
     }
 }
@@ -73,6 +107,11 @@ fn days(span: Span) -> f64 {
 }
 
 impl Policy {
+    /// The sweep window as a duration.
+    pub fn window(&self) -> jiff::SignedDuration {
+        after(Timestamp::UNIX_EPOCH, self.sweep_window).duration_since(Timestamp::UNIX_EPOCH)
+    }
+
     /// Checks the periods; returns warnings to log (a short CDR period that was allowed).
     pub fn check(&self) -> Result<Vec<String>, Error> {
         let mut warnings = Vec::new();
@@ -91,7 +130,30 @@ impl Policy {
                 self.document_grace
             )));
         }
-        if days(self.account_after_termination) < 0.0 || days(self.cdr) < 0.0 || days(self.document_grace) < 0.0 {
+        if days(self.outbox_failed) > 30.0 {
+            return Err(Error::Policy(format!(
+                "retention.outbox_failed = {:#} is longer than 30 days",
+                self.outbox_failed
+            )));
+        }
+        if days(self.report_markers) < 7.0 {
+            return Err(Error::Policy(format!(
+                "retention.report_markers = {:#} is shorter than 7 days: a report could be mailed twice",
+                self.report_markers
+            )));
+        }
+        if days(self.sweep_window) > 1.0 {
+            return Err(Error::Policy(format!(
+                "retention.sweep_window = {:#} is longer than a day",
+                self.sweep_window
+            )));
+        }
+        if days(self.account_after_termination) < 0.0
+            || days(self.cdr) < 0.0
+            || days(self.document_grace) < 0.0
+            || days(self.sweep_window) < 0.0
+            || days(self.outbox_failed) < 0.0
+        {
             return Err(Error::Policy("retention periods must not be negative".into()));
         }
         Ok(warnings)
@@ -133,5 +195,13 @@ mod tests {
         let long: Policy = serde_json::from_str(r#"{"document_grace": "8 days"}"#).unwrap();
         assert!(long.check().is_err());
         assert!(serde_json::from_str::<Policy>(r#"{"cdr": "forever"}"#).is_err());
+        assert_eq!(p.window(), jiff::SignedDuration::from_hours(1));
+        let wide: Policy = serde_json::from_str(r#"{"sweep_window": "2 days"}"#).unwrap();
+        assert!(wide.check().unwrap_err().to_string().contains("longer than a day"));
+        let short: Policy = serde_json::from_str(r#"{"report_markers": "2 days"}"#).unwrap();
+        assert!(short.check().unwrap_err().to_string().contains("mailed twice"));
+        let kept: Policy = serde_json::from_str(r#"{"outbox_failed": "2 days"}"#).unwrap();
+        assert!(kept.check().unwrap().is_empty());
+        assert_eq!(after(t, kept.outbox_failed).to_string(), "2024-03-02T12:00:00Z");
     }
 }

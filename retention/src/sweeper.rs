@@ -4,11 +4,14 @@
 //! start, appends an [`AuditEntry`], then sleeps until the earliest next
 //! deadline (not a fixed poll) or until it is woken or shut down. Whatever
 //! can make a deadline earlier than the known ones (a termination, a hold
-//! lifted, a `retention sweep` request) wakes it.
+//! lifted, a `retention sweep` request) wakes it. Deadlines are gathered
+//! into windows ([`Sweeper::with_window`]): the sweeper wakes at the end of
+//! the window that holds the next deadline, so that items falling due a few
+//! seconds apart are erased by one sweep and one audit entry.
 
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -30,24 +33,44 @@ pub struct Sweeper {
     categories: Vec<Arc<dyn Category>>,
     audit: AuditLog,
     clock: Arc<dyn Clock>,
+    window: SignedDuration,
+}
+
+/// `t` rounded up to a whole number of `window`s since the epoch.
+pub fn window_end(t: Timestamp, window: SignedDuration) -> Timestamp {
+    let w = window.as_millis();
+    if w <= 0 {
+        return t;
+    }
+    let ms = t.as_millisecond() as i128;
+    let end = (ms + w - 1).div_euclid(w) * w;
+    i64::try_from(end).ok().and_then(|e| Timestamp::from_millisecond(e).ok()).unwrap_or(t)
 }
 
 impl Sweeper {
-    /// A sweeper over `categories`, appending to `audit`.
+    /// A sweeper over `categories`, appending to `audit`, waking at each deadline.
     pub fn new(categories: Vec<Arc<dyn Category>>, audit: AuditLog, clock: Arc<dyn Clock>) -> Self {
-        Sweeper { categories, audit, clock }
+        Sweeper { categories, audit, clock, window: SignedDuration::ZERO }
     }
 
-    /// Sweeps every category now and records the sweep.
+    /// Gathers deadlines into windows of `window` (see the module docs).
+    pub fn with_window(mut self, window: SignedDuration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Sweeps every category now and records the sweep: its start first,
+    /// then what it did.
     pub fn sweep(&self) -> Result<AuditEntry, Error> {
         let now = self.clock.now();
+        self.audit.append(&AuditEntry { at: now, categories: Vec::new(), request: None, begun: true })?;
         let mut categories = Vec::new();
         for c in &self.categories {
             let mut r = c.sweep(now)?;
             r.category = c.name().to_owned();
             categories.push(r);
         }
-        let entry = AuditEntry { at: now, categories, request: None };
+        let entry = AuditEntry { at: now, categories, request: None, begun: false };
         self.audit.append(&entry)?;
         Ok(entry)
     }
@@ -69,15 +92,15 @@ impl Sweeper {
                             );
                         }
                     }
-                    entry.categories.iter().filter_map(|c| c.next_due).min()
+                    entry.categories.iter().filter_map(|c| c.next_due).min().map(|t| window_end(t, self.window))
                 }
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "retention sweep failed; retrying in a minute");
-                    Some(self.clock.now() + jiff::SignedDuration::from_secs(60))
+                    Some(self.clock.now() + SignedDuration::from_secs(60))
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "retention sweep panicked; retrying in a minute");
-                    Some(self.clock.now() + jiff::SignedDuration::from_secs(60))
+                    Some(self.clock.now() + SignedDuration::from_secs(60))
                 }
             };
             // Until the next deadline. With none known, until woken, or a
@@ -93,5 +116,21 @@ impl Sweeper {
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_to_the_end_of_their_window() {
+        let h = SignedDuration::from_hours(1);
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(window_end(t("2025-03-01T10:00:00Z"), h), t("2025-03-01T10:00:00Z"));
+        assert_eq!(window_end(t("2025-03-01T10:00:00.001Z"), h), t("2025-03-01T11:00:00Z"));
+        assert_eq!(window_end(t("2025-03-01T10:59:59Z"), h), t("2025-03-01T11:00:00Z"));
+        assert_eq!(window_end(t("2025-03-01T10:17:03Z"), SignedDuration::ZERO), t("2025-03-01T10:17:03Z"));
+        assert_eq!(window_end(t("1969-12-31T23:30:00Z"), h), t("1970-01-01T00:00:00Z"));
     }
 }

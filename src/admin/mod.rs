@@ -165,7 +165,7 @@ impl Context {
         status: Status,
     ) -> Result<Self, Error> {
         let retention = Retention::new(store, &directory, policy.clone())?;
-        let sweeper = Sweeper::new(retention.categories(), retention.audit_log(), clock);
+        let sweeper = Sweeper::new(retention.categories(), retention.audit_log(), clock).with_window(policy.window());
         let privacy = Privacy::new(store, &directory, policy, retention.audit_log())?;
         Ok(Context {
             privacy,

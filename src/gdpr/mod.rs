@@ -339,6 +339,7 @@ impl Privacy {
                 until: None,
                 records: erased.len(),
             }),
+            begun: false,
         })?;
         Ok(ErasureReport {
             erased,
@@ -390,6 +391,7 @@ impl Privacy {
                 until: Some(until),
                 records: cdrs.len(),
             }),
+            begun: false,
         })?;
         Ok(Disclosure {
             case: case.trim().to_owned(),

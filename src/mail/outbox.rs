@@ -13,7 +13,8 @@
 
 use std::sync::Arc;
 
-use faxgate_retention::KeyId;
+use faxgate_retention::policy::after;
+use faxgate_retention::{KeyId, Policy};
 use faxgate_smtp::outgoing::{OutAttachment, OutMessage, Outgoing};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -26,12 +27,18 @@ use crate::directory::Tenant;
 use crate::store::{Store, Tree};
 use crate::types::{JobId, TenantId};
 
-/// How long a message given up on is kept (for the operator to see why).
-pub const FAILED_KEPT: SignedDuration = SignedDuration::from_hours(7 * 24);
-
-/// How long the marker of a message queued once is kept: longer than any
-/// job or received call can wait for its mail.
-pub const MARKER_KEPT: SignedDuration = SignedDuration::from_hours(30 * 24);
+/// A record of the outbox with a retention deadline.
+#[derive(Clone, Debug)]
+pub struct OutboxDeadline {
+    key: Vec<u8>,
+    job_key: Option<KeyId>,
+    /// `message` or `report marker`.
+    pub what: &'static str,
+    /// When it failed or was set (none: unreadable).
+    pub since: Option<Timestamp>,
+    /// When it is to be erased.
+    pub due: Timestamp,
+}
 
 /// How long a message is tried before it is given up.
 pub const EXPIRY: SignedDuration = SignedDuration::from_hours(5 * 24);
@@ -160,21 +167,27 @@ impl Outbox {
         self.inner.tree.apply(b)
     }
 
-    /// The retention sweep of the outbox: a message given up on is erased
-    /// (its key destroyed) [`FAILED_KEPT`] after it failed, and the markers
-    /// of [`Self::enqueue_once`] go after [`MARKER_KEPT`]. Returns the
-    /// records erased, the keys destroyed and when the next one is due.
-    pub fn sweep(store: &Store, now: Timestamp) -> Result<(usize, Vec<String>, Option<Timestamp>), Error> {
+    /// When each record of the outbox that has a retention deadline is due:
+    /// a message given up on `policy.outbox_failed` after it failed, a
+    /// marker of [`Self::enqueue_once`] `policy.report_markers` after it
+    /// was set. A record that cannot be read any more (its key is gone) is
+    /// due at once. Messages still being tried have no deadline: they are
+    /// given up on after [`EXPIRY`].
+    pub fn deadlines(store: &Store, policy: &Policy) -> Result<Vec<OutboxDeadline>, Error> {
         let tree = store.tree("outbox")?;
-        let (mut erased, mut keys, mut next) = (0, Vec::new(), None::<Timestamp>);
-        let mut b = tree.batch();
+        let mut out = Vec::new();
         for k in tree.keys_with_prefix(b"o\0")? {
             let r = match tree.get_sealed::<OutRecord>(&k) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(Error::Crypto(_)) => {
-                    b.remove(&k);
-                    erased += 1;
+                    out.push(OutboxDeadline {
+                        key: k,
+                        job_key: None,
+                        what: "message",
+                        since: None,
+                        due: Timestamp::MIN,
+                    });
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -182,27 +195,49 @@ impl Outbox {
             if r.state != OutState::Failed {
                 continue;
             }
-            let due = r.next_attempt + FAILED_KEPT;
-            if due > now {
-                next = Some(next.map_or(due, |n| n.min(due)));
-                continue;
-            }
-            let kid = KeyId::job(&format!("out-{}", r.id.to_text()))?;
-            if store.vault().destroy(&kid)? {
-                keys.push(kid.to_string());
-            }
-            b.remove(&k);
-            erased += 1;
+            out.push(OutboxDeadline {
+                key: k,
+                job_key: Some(KeyId::job(&format!("out-{}", r.id.to_text()))?),
+                what: "message",
+                since: Some(r.next_attempt),
+                due: after(r.next_attempt, policy.outbox_failed),
+            });
         }
         for k in tree.keys_with_prefix(b"n\0")? {
             let at = tree
                 .get_plain(&k)?
                 .and_then(|v| String::from_utf8_lossy(&v).parse::<i64>().ok())
                 .and_then(|ms| Timestamp::from_millisecond(ms).ok());
-            match at.map(|t| t + MARKER_KEPT) {
-                Some(due) if due > now => next = Some(next.map_or(due, |n| n.min(due))),
-                _ => b.remove(&k),
+            let due = at.map_or(Timestamp::MIN, |t| after(t, policy.report_markers));
+            out.push(OutboxDeadline { key: k, job_key: None, what: "report marker", since: at, due });
+        }
+        Ok(out)
+    }
+
+    /// The retention sweep of the outbox: every record of
+    /// [`Self::deadlines`] that is due is erased (a message's key destroyed
+    /// first). Returns the records erased, the keys destroyed and when the
+    /// next one is due.
+    pub fn sweep(
+        store: &Store,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> Result<(usize, Vec<String>, Option<Timestamp>), Error> {
+        let tree = store.tree("outbox")?;
+        let (mut erased, mut keys, mut next) = (0, Vec::new(), None::<Timestamp>);
+        let mut b = tree.batch();
+        for d in Self::deadlines(store, policy)? {
+            if d.due > now {
+                next = Some(next.map_or(d.due, |n| n.min(d.due)));
+                continue;
             }
+            if let Some(kid) = &d.job_key
+                && store.vault().destroy(kid)?
+            {
+                keys.push(kid.to_string());
+            }
+            b.remove(&d.key);
+            erased += 1;
         }
         tree.apply(b)?;
         Ok((erased, keys, next))

@@ -51,6 +51,13 @@ fn held_cdr(c: &Cdr, holds: &[Hold]) -> bool {
     })
 }
 
+fn held_mail(jobs: &[crate::gateway::FaxJob], holds: &[Hold]) -> bool {
+    holds.iter().any(|h| match &h.target {
+        HoldTarget::Account(a) => jobs.iter().any(|j| &j.account == a),
+        HoldTarget::Number(n) => jobs.iter().any(|j| &j.to == n || j.caller.as_ref() == Some(n)),
+    })
+}
+
 /// The earliest end of the holds that keep something.
 fn hold_end(holds: &[Hold]) -> Option<Timestamp> {
     holds.iter().map(|h| h.until).min()
@@ -65,6 +72,15 @@ pub struct Retention {
     holds: Holds,
     policy: Policy,
     lock: Arc<Mutex<()>>,
+}
+
+/// A mail whose fax jobs have all finished.
+#[derive(Debug)]
+struct MailDeadline {
+    mail: String,
+    jobs: Vec<crate::gateway::FaxJob>,
+    finished: Timestamp,
+    due: Timestamp,
 }
 
 /// One CDR month as the store holds it.
@@ -106,34 +122,24 @@ impl Retention {
         ]
     }
 
-    /// Fax documents and finished jobs: a mail's message and pages, its job
-    /// record and the records of its fax jobs are erased (their keys
-    /// destroyed, then the records removed) `document_grace` after the last
-    /// of its fax jobs got its final result and report. A legal hold on the
-    /// account or on a called number keeps them. Duplicate-detection entries
-    /// of the spool go after their 24 hours.
-    fn sweep_documents(&self, now: Timestamp) -> Result<CategoryResult, Error> {
+    /// The mails whose fax jobs have all finished (final result, report
+    /// sent), with when they finished and when they are due, and the keys
+    /// of fax job records that cannot be read any more (an erasure cut
+    /// short). Mails still being faxed or reported have no deadline.
+    fn mail_deadlines(&self) -> Result<(Vec<MailDeadline>, Vec<Vec<u8>>), Error> {
         use crate::gateway::FaxJob;
-        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let holds = self.holds.active(now)?;
         let tree = self.store.tree("mail")?;
-        let mut r = CategoryResult::default();
-        // Fax jobs by mail.
         let mut mails: BTreeMap<String, Vec<FaxJob>> = BTreeMap::new();
+        let mut unreadable = Vec::new();
         for k in tree.keys_with_prefix(b"f\0")? {
             match tree.get_sealed::<FaxJob>(&k) {
                 Ok(Some(j)) => mails.entry(j.mail_job.to_text()).or_default().push(j),
                 Ok(None) => {}
-                Err(Error::Crypto(_)) => {
-                    // Its key is gone (an erasure cut short): drop the record.
-                    let mut b = tree.batch();
-                    b.remove(&k);
-                    tree.apply(b)?;
-                    r.erased += 1;
-                }
+                Err(Error::Crypto(_)) => unreadable.push(k),
                 Err(e) => return Err(e),
             }
         }
+        let mut out = Vec::new();
         for (mail, jobs) in mails {
             if !jobs.iter().all(|j| j.is_final() && j.reported) {
                 continue;
@@ -141,19 +147,44 @@ impl Retention {
             let finished = jobs
                 .iter()
                 .filter_map(|j| j.attempts.last().map(|a| a.end))
+                .chain(jobs.iter().map(|j| j.created))
                 .max()
-                .unwrap_or_else(|| jobs.iter().map(|j| j.created).max().unwrap_or(now));
+                .unwrap_or(Timestamp::MIN);
             let due = after(finished, self.policy.document_grace);
+            out.push(MailDeadline { mail, jobs, finished, due });
+        }
+        Ok((out, unreadable))
+    }
+
+    /// Fax documents and finished jobs: a mail's message and pages, its job
+    /// record and the records of its fax jobs are erased (their keys
+    /// destroyed, then the records removed) `document_grace` after the last
+    /// of its fax jobs got its final result and report. A legal hold on the
+    /// account or on a called number keeps them. Duplicate-detection entries
+    /// of the spool go after their 24 hours; the outbox's records after
+    /// theirs ([`crate::mail::outbox::Outbox::deadlines`]).
+    fn sweep_documents(&self, now: Timestamp) -> Result<CategoryResult, Error> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let holds = self.holds.active(now)?;
+        let tree = self.store.tree("mail")?;
+        let mut r = CategoryResult::default();
+        let (mails, unreadable) = self.mail_deadlines()?;
+        if !unreadable.is_empty() {
+            // Their keys are gone (an erasure cut short): drop the records.
+            let mut b = tree.batch();
+            for k in &unreadable {
+                b.remove(k);
+            }
+            tree.apply(b)?;
+            r.erased += unreadable.len();
+        }
+        for MailDeadline { mail, jobs, finished, due } in mails {
             if due > now {
                 r.next_due = Some(r.next_due.map_or(due, |n| n.min(due)));
                 r.oldest_remaining = Some(r.oldest_remaining.map_or(finished, |o| o.min(finished)));
                 continue;
             }
-            let held = holds.iter().any(|h| match &h.target {
-                HoldTarget::Account(a) => jobs.iter().any(|j| &j.account == a),
-                HoldTarget::Number(n) => jobs.iter().any(|j| &j.to == n || j.caller.as_ref() == Some(n)),
-            });
-            if held {
+            if held_mail(&jobs, &holds) {
                 r.held += 1;
                 if let Some(t) = hold_end(&holds) {
                     r.next_due = Some(r.next_due.map_or(t, |n| n.min(t)));
@@ -202,7 +233,7 @@ impl Retention {
             tree.apply(b)?;
         }
         // Outgoing mail given up on, and old once-markers.
-        let (erased, keys, next) = crate::mail::outbox::Outbox::sweep(&self.store, now)?;
+        let (erased, keys, next) = crate::mail::outbox::Outbox::sweep(&self.store, &self.policy, now)?;
         r.erased += erased;
         r.keys_destroyed.extend(keys);
         if let Some(n) = next {
@@ -270,6 +301,9 @@ impl Retention {
                 // Key first: from here on nothing of this month can be read.
                 if self.store.vault().destroy(&key)? {
                     r.keys_destroyed.push(key.to_string());
+                } else if !month.places.is_empty() {
+                    // Records without their key: a sweep destroyed it and was cut short.
+                    r.keys_found_destroyed.push(key.to_string());
                 }
                 remove = month.places.iter().map(|(p, _)| p.clone()).collect();
                 self.cdrs.remove_month_index((y, m))?;
@@ -366,6 +400,10 @@ impl Retention {
     /// is gone.
     pub fn audit(&self, now: Timestamp) -> Result<AuditReport, Error> {
         let holds = self.holds.active(now)?;
+        // The sweeper gathers deadlines into windows: an item is overdue once
+        // its window has passed.
+        let window = self.policy.window();
+        let overdue = |due: Timestamp| due + window <= now;
         let mut problems = Vec::new();
         let mut checked = AuditCounts::default();
         let months = self.months()?;
@@ -374,7 +412,7 @@ impl Retention {
             for (place, start) in &month.places {
                 checked.cdrs += 1;
                 let due = after(*start, self.policy.cdr);
-                if due <= now {
+                if overdue(due) {
                     if !holds.is_empty() && self.load_cdr(place)?.is_some_and(|c| held_cdr(&c, &holds)) {
                         month_held = true;
                         continue;
@@ -386,7 +424,7 @@ impl Retention {
             let key_due = after(month_end(*y, *m), self.policy.cdr);
             if self.store.vault().get(&key)?.is_some() {
                 checked.keys += 1;
-                if key_due <= now && !month_held {
+                if overdue(key_due) && !month_held {
                     problems.push(format!("key {key} was due for destruction at {key_due}"));
                 }
             }
@@ -397,8 +435,30 @@ impl Retention {
             living.insert(a.id.to_text());
             if let Some(t) = a.terminated_at {
                 let due = after(t, self.policy.account_after_termination);
-                if due <= now && !self.account_held(&a.id, &holds)? {
+                if overdue(due) && !self.account_held(&a.id, &holds)? {
                     problems.push(format!("account {} (terminated {t}) was due for erasure at {due}", a.id));
+                }
+            }
+        }
+        let (mails, unreadable) = self.mail_deadlines()?;
+        for m in &mails {
+            checked.documents += 1;
+            if overdue(m.due) && !held_mail(&m.jobs, &holds) {
+                problems.push(format!(
+                    "the documents and jobs of mail {} (finished {}) were due for erasure at {}",
+                    m.mail, m.finished, m.due
+                ));
+            }
+        }
+        if !unreadable.is_empty() {
+            problems.push(format!("{} fax job records whose key is gone remain", unreadable.len()));
+        }
+        for d in crate::mail::outbox::Outbox::deadlines(&self.store, &self.policy)? {
+            checked.outbox += 1;
+            if overdue(d.due) {
+                match d.since {
+                    Some(t) => problems.push(format!("an outbox {} of {t} was due for erasure at {}", d.what, d.due)),
+                    None => problems.push(format!("an unreadable outbox {} remains", d.what)),
                 }
             }
         }
@@ -411,7 +471,14 @@ impl Retention {
             }
         }
         let trail = self.audit_log().entries()?;
-        checked.sweeps = trail.iter().filter(|e| e.request.is_none()).count();
+        checked.sweeps = trail.iter().filter(|e| e.is_sweep()).count();
+        let interrupted: Vec<InterruptedSweep> = faxgate_retention::audit::interrupted(&trail)
+            .into_iter()
+            .map(|(begun, finished_by)| InterruptedSweep { begun, finished_by })
+            .collect();
+        for i in interrupted.iter().filter(|i| i.finished_by.is_none()) {
+            problems.push(format!("the sweep begun at {} was cut short and no sweep has finished since", i.begun));
+        }
         let present: HashSet<String> = self.store.vault().list()?.into_iter().map(|k| k.id.to_string()).collect();
         for e in &trail {
             for c in &e.categories {
@@ -428,7 +495,8 @@ impl Retention {
             ok: problems.is_empty(),
             problems,
             checked,
-            last_sweep: trail.iter().rev().find(|e| e.request.is_none()).map(|e| e.at),
+            last_sweep: trail.iter().rev().find(|e| e.is_sweep()).map(|e| e.at),
+            interrupted_sweeps: interrupted,
         })
     }
 
@@ -458,6 +526,8 @@ impl Retention {
                 acc_next = Some(acc_next.map_or(due, |n| n.min(due)));
             }
         }
+        let (mails, _) = self.mail_deadlines()?;
+        let outbox = crate::mail::outbox::Outbox::deadlines(&self.store, &self.policy)?;
         let trail = self.audit_log().entries()?;
         Ok(RetentionStatus {
             at: now,
@@ -465,9 +535,21 @@ impl Retention {
             categories: vec![
                 CategoryStatus { category: "cdr".into(), items: cdrs, oldest: cdr_oldest, next_due: cdr_next },
                 CategoryStatus { category: "account".into(), items: terminated, oldest: None, next_due: acc_next },
+                CategoryStatus {
+                    category: "documents".into(),
+                    items: mails.len(),
+                    oldest: mails.iter().map(|m| m.finished).min(),
+                    next_due: mails.iter().map(|m| m.due).min(),
+                },
+                CategoryStatus {
+                    category: "outbox".into(),
+                    items: outbox.len(),
+                    oldest: outbox.iter().filter_map(|d| d.since).min(),
+                    next_due: outbox.iter().map(|d| d.due).min(),
+                },
             ],
             holds: self.holds.active(now)?.len(),
-            last_sweep: trail.iter().rev().find(|e| e.request.is_none()).map(|e| e.at),
+            last_sweep: trail.iter().rev().find(|e| e.is_sweep()).map(|e| e.at),
         })
     }
 }
@@ -479,6 +561,10 @@ pub struct AuditCounts {
     pub cdrs: usize,
     /// Accounts looked at.
     pub accounts: usize,
+    /// Finished mails (their documents and jobs) looked at.
+    pub documents: usize,
+    /// Outbox records with a deadline looked at.
+    pub outbox: usize,
     /// Keys looked at.
     pub keys: usize,
     /// Sweeps in the trail.
@@ -498,6 +584,17 @@ pub struct AuditReport {
     pub checked: AuditCounts,
     /// The last sweep in the trail.
     pub last_sweep: Option<Timestamp>,
+    /// Sweeps a crash cut short, and the sweep that finished their work.
+    pub interrupted_sweeps: Vec<InterruptedSweep>,
+}
+
+/// A sweep that a crash cut short.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InterruptedSweep {
+    /// When it began.
+    pub begun: Timestamp,
+    /// The next sweep that finished (and so finished its work).
+    pub finished_by: Option<Timestamp>,
 }
 
 /// One category's state.
@@ -505,7 +602,8 @@ pub struct AuditReport {
 pub struct CategoryStatus {
     /// The category.
     pub category: String,
-    /// Items with a deadline (CDRs; terminated accounts).
+    /// Items with a deadline (CDRs; terminated accounts; finished mails;
+    /// outbox messages given up on and report markers).
     pub items: usize,
     /// The oldest item's time.
     pub oldest: Option<Timestamp>,

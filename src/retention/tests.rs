@@ -40,7 +40,9 @@ fn world(at: &str) -> World {
     )
     .unwrap();
     let cdrs = CdrStore::open(&store).unwrap();
-    let retention = Retention::new(&store, &dir, Policy::default()).unwrap();
+    // Deadlines to the instant: no sweep window.
+    let policy = Policy { sweep_window: jiff::Span::new(), ..Policy::default() };
+    let retention = Retention::new(&store, &dir, policy).unwrap();
     World { tmp, store, dir, cdrs, retention, clock }
 }
 
@@ -239,16 +241,48 @@ fn orphan_keys_are_found_by_the_audit_and_destroyed_by_the_sweeper() {
     assert!(w.retention.audit(w.clock.now()).unwrap().ok);
 }
 
+/// A clock that follows tokio's paused time.
+#[derive(Debug)]
+struct TokioClock(Timestamp, tokio::time::Instant);
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        self.0 + SignedDuration::try_from(self.1.elapsed()).unwrap()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadlines_seconds_apart_are_swept_together_at_the_end_of_their_window() {
+    let w = world("2024-06-01T00:00:00Z");
+    let first: Timestamp = "2024-06-01T10:00:01Z".parse().unwrap();
+    let cdrs: Vec<_> = (0..300)
+        .map(|i| sample(&(first + SignedDuration::from_secs(7 * i)).to_string(), "alpha", "+4533990011"))
+        .collect();
+    w.cdrs.write_many(&cdrs).unwrap();
+    let clock = Arc::new(TokioClock("2025-06-01T09:30:00Z".parse().unwrap(), tokio::time::Instant::now()));
+    let sweeper = Sweeper::new(w.retention.categories(), w.retention.audit_log(), clock.clone())
+        .with_window(Policy::default().window());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(sweeper.run(Arc::new(tokio::sync::Notify::new()), stop.clone()));
+    // The CDRs fall due from 10:00:01 to 10:34:54; the sweeper wakes once, at 11:00.
+    tokio::time::sleep(std::time::Duration::from_secs(3 * 3600)).await;
+    let sweeps: Vec<_> = w.retention.audit_log().entries().unwrap().into_iter().filter(|e| e.is_sweep()).collect();
+    let at: Vec<String> = sweeps.iter().map(|e| e.at.to_string()).collect();
+    assert_eq!(at, ["2025-06-01T09:30:00Z", "2025-06-01T11:00:00Z"]);
+    let cdr = sweeps[1].categories.iter().find(|c| c.category == "cdr").unwrap();
+    assert_eq!(cdr.erased, 300);
+    assert!(w.cdrs.places().unwrap().is_empty());
+    // Within its window an item is not yet overdue; after it, the audit says so.
+    let late = sample("2024-06-02T10:00:00Z", "alpha", "+4533990011");
+    w.cdrs.write(&late).unwrap();
+    let windowed = Retention::new(&w.store, &w.dir, Policy::default()).unwrap();
+    assert!(windowed.audit("2025-06-02T10:59:59Z".parse().unwrap()).unwrap().ok);
+    assert!(!windowed.audit("2025-06-02T11:00:00Z".parse().unwrap()).unwrap().ok);
+    stop.cancel();
+    task.await.unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_sweeper_sleeps_until_the_next_deadline() {
-    // A clock that follows tokio's paused time.
-    #[derive(Debug)]
-    struct TokioClock(Timestamp, tokio::time::Instant);
-    impl Clock for TokioClock {
-        fn now(&self) -> Timestamp {
-            self.0 + SignedDuration::try_from(self.1.elapsed()).unwrap()
-        }
-    }
     let w = world("2025-01-01T00:00:00Z");
     let clock = Arc::new(TokioClock("2025-01-01T00:00:00Z".parse().unwrap(), tokio::time::Instant::now()));
     let op = Scope::Operator;
@@ -260,7 +294,7 @@ async fn the_sweeper_sleeps_until_the_next_deadline() {
     let task = tokio::spawn(sweeper.run(wake.clone(), stop.clone()));
     // Sleep (in paused time) past the 30 days; the sweeper wakes by itself.
     tokio::time::sleep(std::time::Duration::from_secs(31 * 86_400)).await;
-    let entries = w.retention.audit_log().entries().unwrap();
+    let entries: Vec<_> = w.retention.audit_log().entries().unwrap().into_iter().filter(|e| e.is_sweep()).collect();
     assert!(entries.len() >= 2, "{entries:?}");
     let erased_at =
         entries.iter().find(|e| e.categories.iter().any(|c| c.category == "account" && c.erased > 0)).unwrap().at;
@@ -335,6 +369,7 @@ fn a_crash_in_the_middle_of_a_sweep_is_finished_by_the_next() {
     let cdr = s.categories.iter().find(|c| c.category == "cdr").unwrap();
     assert_eq!(cdr.erased, 5);
     assert!(cdr.keys_destroyed.is_empty(), "already destroyed: {cdr:?}");
+    assert_eq!(cdr.keys_found_destroyed, ["cdr-2024-03"], "the cut-short sweep's key is recorded");
     assert!(w.cdrs.places().unwrap().is_empty());
     assert!(w.retention.audit(w.clock.now()).unwrap().ok);
     // An audit line cut short by the crash does not stop the trail from being read.
@@ -342,7 +377,9 @@ fn a_crash_in_the_middle_of_a_sweep_is_finished_by_the_next() {
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str("{\"at\":\"2025-04-02T00:00:00Z\",\"categ");
     std::fs::write(&path, text).unwrap();
-    assert_eq!(w.retention.audit_log().entries().unwrap().len(), 1);
+    let trail = w.retention.audit_log().entries().unwrap();
+    assert_eq!(trail.iter().filter(|e| e.is_sweep()).count(), 1);
+    assert_eq!(trail.len(), 2, "the sweep's start and the sweep");
 }
 
 #[test]

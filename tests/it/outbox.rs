@@ -169,12 +169,16 @@ async fn a_5xx_reply_fails_the_message_for_good() {
     clock.advance(SignedDuration::from_hours(1));
     assert_eq!(outbox.run_due(&out).await.unwrap(), 0);
     assert!(messages(&maildir).is_empty());
-    // The retention sweep keeps it for seven days after it failed, then erases it with its key.
-    let (erased, keys, next) = Outbox::sweep(&store, clock.now()).unwrap();
+    // The retention sweep keeps it for the configured period after it
+    // failed (seven days by default, two here), then erases it with its key.
+    let policy: faxgate_retention::Policy = toml::from_str(r#"outbox_failed = "2 days""#).unwrap();
+    let (erased, keys, next) = Outbox::sweep(&store, &policy, clock.now()).unwrap();
     assert_eq!((erased, keys.len()), (0, 0));
-    assert_eq!(next, Some(r.next_attempt + faxgate::mail::outbox::FAILED_KEPT));
-    clock.advance(SignedDuration::from_hours(7 * 24));
-    let (erased, keys, _) = Outbox::sweep(&store, clock.now()).unwrap();
+    assert_eq!(next, Some(r.next_attempt + SignedDuration::from_hours(2 * 24)));
+    let d = Outbox::deadlines(&store, &Default::default()).unwrap();
+    assert_eq!(d[0].due, r.next_attempt + SignedDuration::from_hours(7 * 24), "the default is seven days");
+    clock.advance(SignedDuration::from_hours(2 * 24));
+    let (erased, keys, _) = Outbox::sweep(&store, &policy, clock.now()).unwrap();
     assert_eq!((erased, keys.len()), (1, 1));
     assert!(outbox.list().unwrap().is_empty());
     assert!(!store.vault().list().unwrap().iter().any(|k| k.id.to_string() == keys[0]));
