@@ -823,17 +823,24 @@ pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool> {
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
                 println!(
-                    "audit at {}: {} ({} CDRs, {} accounts, {} keys, {} sweeps in the trail; last sweep {})",
+                    "audit at {}: {} ({} CDRs, {} accounts, {} finished mails, {} outbox records, {} keys, \
+                     {} sweeps in the trail; last sweep {})",
                     r.at,
                     if r.ok { "OK, nothing is kept past its period" } else { "PROBLEMS" },
                     r.checked.cdrs,
                     r.checked.accounts,
+                    r.checked.documents,
+                    r.checked.outbox,
                     r.checked.keys,
                     r.checked.sweeps,
                     r.last_sweep.map(|t| t.to_string()).unwrap_or_else(|| "never".into())
                 );
                 for p in &r.problems {
                     println!("  - {p}");
+                }
+                for i in r.interrupted_sweeps.iter().filter(|i| i.finished_by.is_some()) {
+                    let by = i.finished_by.map(|t| t.to_string()).unwrap_or_default();
+                    println!("  the sweep begun at {} was cut short; the sweep at {by} finished its work", i.begun);
                 }
             }
         }

@@ -80,8 +80,9 @@ impl AuditEntry {
 }
 
 /// Sweeps a crash cut short: starts with no finished sweep after them,
-/// each with the finished sweep that followed (`None` if none did yet).
-pub fn interrupted(trail: &[AuditEntry]) -> Vec<(Timestamp, Option<Timestamp>)> {
+/// each with the finished sweep that followed (`None` if none did yet). The
+/// last start counts too when no sweep is `running` now.
+pub fn interrupted(trail: &[AuditEntry], running: bool) -> Vec<(Timestamp, Option<Timestamp>)> {
     let mut out = Vec::new();
     let mut open: Option<Timestamp> = None;
     for e in trail {
@@ -95,6 +96,9 @@ pub fn interrupted(trail: &[AuditEntry]) -> Vec<(Timestamp, Option<Timestamp>)> 
                 o.1 = Some(e.at);
             }
         }
+    }
+    if let Some(t) = open.filter(|_| !running) {
+        out.push((t, None));
     }
     out
 }
@@ -224,9 +228,13 @@ mod tests {
             entry("2025-01-03T00:00:05Z", false),
             entry("2025-01-04T00:00:00Z", true),
         ];
-        let got: Vec<(String, Option<String>)> =
-            interrupted(&trail).into_iter().map(|(a, b)| (a.to_string(), b.map(|b| b.to_string()))).collect();
-        assert_eq!(got, [("2025-01-02T00:00:00Z".to_owned(), Some("2025-01-03T00:00:05Z".to_owned()))]);
+        let got = |running| -> Vec<(String, Option<String>)> {
+            interrupted(&trail, running).into_iter().map(|(a, b)| (a.to_string(), b.map(|b| b.to_string()))).collect()
+        };
+        let first = ("2025-01-02T00:00:00Z".to_owned(), Some("2025-01-03T00:00:05Z".to_owned()));
+        // The last start is a sweep in progress, or one cut short when none runs.
+        assert_eq!(got(true), [first.clone()]);
+        assert_eq!(got(false), [first, ("2025-01-04T00:00:00Z".to_owned(), None)]);
         assert!(!trail[0].is_sweep() && trail[1].is_sweep());
     }
 }

@@ -34,6 +34,7 @@ pub struct Sweeper {
     audit: AuditLog,
     clock: Arc<dyn Clock>,
     window: SignedDuration,
+    running: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// `t` rounded up to a whole number of `window`s since the epoch.
@@ -50,7 +51,12 @@ pub fn window_end(t: Timestamp, window: SignedDuration) -> Timestamp {
 impl Sweeper {
     /// A sweeper over `categories`, appending to `audit`, waking at each deadline.
     pub fn new(categories: Vec<Arc<dyn Category>>, audit: AuditLog, clock: Arc<dyn Clock>) -> Self {
-        Sweeper { categories, audit, clock, window: SignedDuration::ZERO }
+        Sweeper { categories, audit, clock, window: SignedDuration::ZERO, running: Default::default() }
+    }
+
+    /// Whether a sweep of this sweeper (or a clone) is running now.
+    pub fn is_running(&self) -> bool {
+        self.running.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Gathers deadlines into windows of `window` (see the module docs).
@@ -62,6 +68,15 @@ impl Sweeper {
     /// Sweeps every category now and records the sweep: its start first,
     /// then what it did.
     pub fn sweep(&self) -> Result<AuditEntry, Error> {
+        use std::sync::atomic::Ordering;
+        struct Running<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        self.running.store(true, Ordering::SeqCst);
+        let _running = Running(&self.running);
         let now = self.clock.now();
         self.audit.append(&AuditEntry { at: now, categories: Vec::new(), request: None, begun: true })?;
         let mut categories = Vec::new();

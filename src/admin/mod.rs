@@ -283,7 +283,7 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
         }
         R::RetentionAudit => {
             operator_only(scope)?;
-            to_value(ctx.retention.audit(dir.now())?)
+            to_value(ctx.retention.audit_with(dir.now(), ctx.sweeper.is_running())?)
         }
         R::RetentionSweep => {
             operator_only(scope)?;

@@ -399,6 +399,12 @@ impl Retention {
     /// kept past its period and that every key the trail says was destroyed
     /// is gone.
     pub fn audit(&self, now: Timestamp) -> Result<AuditReport, Error> {
+        self.audit_with(now, false)
+    }
+
+    /// [`Self::audit`], told whether a sweep is running now (its start in the
+    /// trail is then not a sweep cut short).
+    pub fn audit_with(&self, now: Timestamp, sweep_running: bool) -> Result<AuditReport, Error> {
         let holds = self.holds.active(now)?;
         // The sweeper gathers deadlines into windows: an item is overdue once
         // its window has passed.
@@ -409,6 +415,8 @@ impl Retention {
         let months = self.months()?;
         for ((y, m), month) in &months {
             let mut month_held = false;
+            // Overdue CDRs of the month: how many, and the oldest.
+            let mut late: Option<(usize, Timestamp)> = None;
             for (place, start) in &month.places {
                 checked.cdrs += 1;
                 let due = after(*start, self.policy.cdr);
@@ -417,8 +425,17 @@ impl Retention {
                         month_held = true;
                         continue;
                     }
-                    problems.push(format!("a CDR of {y:04}-{m:02} (started {start}) was due for erasure at {due}"));
+                    late = Some(late.map_or((1, *start), |(n, s)| (n + 1, s.min(*start))));
                 }
+            }
+            if let Some((count, start)) = late {
+                let due = after(start, self.policy.cdr);
+                problems.push(match count {
+                    1 => format!("a CDR of {y:04}-{m:02} (started {start}) was due for erasure at {due}"),
+                    _ => format!(
+                        "{count} CDRs of {y:04}-{m:02} were due for erasure, the oldest (started {start}) at {due}"
+                    ),
+                });
             }
             let key = KeyId::cdr_month(*y, *m)?;
             let key_due = after(month_end(*y, *m), self.policy.cdr);
@@ -472,7 +489,7 @@ impl Retention {
         }
         let trail = self.audit_log().entries()?;
         checked.sweeps = trail.iter().filter(|e| e.is_sweep()).count();
-        let interrupted: Vec<InterruptedSweep> = faxgate_retention::audit::interrupted(&trail)
+        let interrupted: Vec<InterruptedSweep> = faxgate_retention::audit::interrupted(&trail, sweep_running)
             .into_iter()
             .map(|(begun, finished_by)| InterruptedSweep { begun, finished_by })
             .collect();

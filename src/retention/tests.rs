@@ -460,12 +460,21 @@ fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a
     let s = sweeper(&w).sweep().unwrap();
     let docs = s.categories.iter().find(|c| c.category == "documents").unwrap();
     assert_eq!((docs.erased, docs.held), (0, 1), "{docs:?}");
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok, "held documents are not overdue");
+    let status = w.retention.status(w.clock.now()).unwrap();
+    let st = status.categories.iter().find(|c| c.category == "documents").unwrap();
+    assert_eq!((st.items, st.next_due.unwrap().to_string()), (1, "2026-03-02T10:01:00Z".to_owned()));
     w.retention.holds().remove(&hold.id).unwrap();
+    // Due and no longer held: the audit finds them before the sweep.
+    let a = w.retention.audit(w.clock.now()).unwrap();
+    assert!(!a.ok && a.problems.iter().any(|p| p.contains("documents and jobs of mail")), "{a:?}");
+    assert_eq!(a.checked.documents, 1);
     let s = sweeper(&w).sweep().unwrap();
     let docs = s.categories.iter().find(|c| c.category == "documents").unwrap();
     assert_eq!((docs.erased, docs.keys_destroyed.len()), (2, 2), "{docs:?}");
     assert!(tree.keys_with_prefix(b"").unwrap().iter().all(|k| !k.starts_with(b"f\0") && !k.starts_with(b"p\0")));
     assert_eq!(w.store.files().unwrap(), Vec::<String>::new(), "the message file is removed");
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
 
     // No page image, message text or key bytes anywhere under the data
     // directory or in the old copy; the old copy's records cannot be opened.

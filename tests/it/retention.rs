@@ -89,3 +89,54 @@ fn the_daemon_erases_what_is_due_and_the_audit_proves_it() {
     assert!(err.contains("only the operator"), "{err}");
     d.stop();
 }
+
+#[test]
+fn a_daemon_killed_in_the_middle_of_a_sweep_finishes_it_after_restart() {
+    let s = Setup::new();
+    let n = 20_000;
+    let month = crate::sweep_stall::load_old_month(&s, n);
+    let key = s.data_dir().join("keys").join(format!("cdr-{month}.key"));
+    assert!(key.exists());
+    let trail_path = s.data_dir().join("retention-audit.jsonl");
+
+    // The sweep at start destroys the month's key first, then removes the
+    // records a few thousand at a time: kill -9 the moment the key is gone.
+    let d = s.start();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while key.exists() {
+        assert!(Instant::now() < deadline, "the sweep never destroyed the key; log:\n{}", d.log());
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    d.kill9();
+    let trail = std::fs::read_to_string(&trail_path).unwrap();
+    let last: serde_json::Value = serde_json::from_str(trail.lines().last().unwrap()).unwrap();
+    assert_eq!(last["begun"], true, "killed after the sweep finished, not in it: {trail}");
+    let left = {
+        let store = faxgate::store::Store::open(&s.data_dir(), &s.data_dir().join("keys")).unwrap();
+        faxgate::cdr::CdrStore::open(&store).unwrap().places().unwrap().len()
+    };
+    assert!(left > 0, "every record was gone before the kill");
+    // Offline, the audit sees the records the cut-short sweep left and the sweep itself.
+    let out = s.cli(&["retention", "audit"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("cut short"), "{text}");
+    eprintln!("killed with {left} of {n} records left");
+
+    // After a restart, the sweep at start finishes the job.
+    let d = s.start();
+    wait_until("the sweep after the restart", || s.cli(&["retention", "audit"]).status.success());
+    assert!(s.json(&["cdr", "list"]).as_array().unwrap().is_empty());
+    let audit = s.json(&["retention", "audit"]);
+    let interrupted = audit["interrupted_sweeps"].as_array().unwrap();
+    assert_eq!(interrupted.len(), 1, "{audit}");
+    assert!(interrupted[0]["finished_by"].is_string(), "{audit}");
+    // The trail records the key the cut-short sweep destroyed, and how many
+    // records the next one erased.
+    let entries: Vec<serde_json::Value> =
+        std::fs::read_to_string(&trail_path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let finished = entries.iter().rev().find(|e| e["begun"].is_null() && e["request"].is_null()).unwrap();
+    let cdr = finished["categories"].as_array().unwrap().iter().find(|c| c["category"] == "cdr").unwrap();
+    assert_eq!(cdr["keys_found_destroyed"][0], format!("cdr-{month}"), "{cdr}");
+    assert_eq!(cdr["erased"].as_u64().unwrap(), left as u64, "{cdr}");
+    d.stop();
+}

@@ -62,6 +62,32 @@ fn sip_probe(sock: &UdpSocket, to: &str, n: u64) -> Duration {
     }
 }
 
+/// Writes `n` CDRs of one month 13 months ago into the setup's store while
+/// no daemon runs; returns that month as `YYYY-MM`.
+pub(crate) fn load_old_month(setup: &Setup, n: u64) -> String {
+    let store = Store::open(&setup.data_dir(), &setup.data_dir().join("keys")).unwrap();
+    let cdrs = CdrStore::open(&store).unwrap();
+    let month_start: Timestamp = (Timestamp::now() - SignedDuration::from_hours(24 * 400))
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .first_of_month()
+        .unwrap()
+        .start_of_day()
+        .unwrap()
+        .timestamp();
+    let step = (20 * 24 * 3_600_000) / n.max(1);
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..n {
+        batch.push(cdr(i, month_start + SignedDuration::from_millis((i * step) as i64)));
+        if batch.len() == 10_000 {
+            cdrs.write_many(&batch).unwrap();
+            batch.clear();
+        }
+    }
+    cdrs.write_many(&batch).unwrap();
+    store.flush().unwrap();
+    month_start.strftime("%Y-%m").to_string()
+}
+
 #[test]
 fn a_sweep_over_many_cdrs_does_not_stall_smtp_or_sip() {
     let n: u64 = std::env::var("FAXGATE_STALL_CDRS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
@@ -73,28 +99,7 @@ fn a_sweep_over_many_cdrs_does_not_stall_smtp_or_sip() {
     ));
     // Load the CDRs: one month, 13 months ago.
     let t = Instant::now();
-    {
-        let store = Store::open(&setup.data_dir(), &setup.data_dir().join("keys")).unwrap();
-        let cdrs = CdrStore::open(&store).unwrap();
-        let month_start: Timestamp = (Timestamp::now() - SignedDuration::from_hours(24 * 400))
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .first_of_month()
-            .unwrap()
-            .start_of_day()
-            .unwrap()
-            .timestamp();
-        let step = (20 * 24 * 3_600_000) / n.max(1);
-        let mut batch = Vec::with_capacity(10_000);
-        for i in 0..n {
-            batch.push(cdr(i, month_start + SignedDuration::from_millis((i * step) as i64)));
-            if batch.len() == 10_000 {
-                cdrs.write_many(&batch).unwrap();
-                batch.clear();
-            }
-        }
-        cdrs.write_many(&batch).unwrap();
-        store.flush().unwrap();
-    }
+    load_old_month(&setup, n);
     eprintln!("loaded {n} CDRs in {:.1?}", t.elapsed());
     let daemon = setup.start();
     let started = Instant::now();
