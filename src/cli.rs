@@ -81,6 +81,13 @@ pub enum Command {
     Render(crate::document::cli::RenderArgs),
     /// Turn a received fax (TIFF) into a PDF, page data embedded unchanged.
     Topdf(crate::document::cli::TopdfArgs),
+    /// Print the schema document of an export: subject-export, cdr,
+    /// disclosure-jsonl, cdr-csv or directory-csv.
+    Schema {
+        /// Which schema.
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::gdpr::schemas::NAMES))]
+        name: String,
+    },
 }
 
 /// `faxgate fax ...`
@@ -590,12 +597,30 @@ pub enum DirectoryCmd {
     },
 }
 
+/// Writes the schema `name` beside the export at `path`, as
+/// `<path>.schema.json`; returns where.
+fn write_schema_beside(path: &std::path::Path, name: &str) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    let mut p = path.as_os_str().to_owned();
+    p.push(".schema.json");
+    let p = std::path::PathBuf::from(p);
+    let schema = crate::gdpr::schemas::schema(name).context("no such schema")?;
+    std::fs::write(&p, serde_json::to_string_pretty(&schema)?)
+        .with_context(|| format!("cannot write {}", p.display()))?;
+    Ok(p)
+}
+
 /// Turns an admin command into its request; `None` for `serve` and `check-config`.
 pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
     use anyhow::Context;
     let own_tenant = || cli.as_tenant.clone().context("--tenant is required (or act --as-tenant)");
     Ok(Some(match &cli.command {
-        Command::Serve | Command::CheckConfig | Command::Fax(_) | Command::Render(_) | Command::Topdf(_) => {
+        Command::Serve
+        | Command::CheckConfig
+        | Command::Fax(_)
+        | Command::Render(_)
+        | Command::Topdf(_)
+        | Command::Schema { .. } => {
             return Ok(None);
         }
         Command::Status => Request::Status,
@@ -860,7 +885,8 @@ pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool> {
             match out {
                 Some(p) => {
                     std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
-                    eprintln!("{} CDR(s) written to {}", cdrs.len(), p.display());
+                    let schema = write_schema_beside(p, if *format == ExportFormat::Csv { "cdr-csv" } else { "cdr" })?;
+                    eprintln!("{} CDR(s) written to {} (schema: {})", cdrs.len(), p.display(), schema.display());
                 }
                 None => print!("{text}"),
             }
@@ -876,6 +902,10 @@ pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool> {
             write("schema.json", crate::gdpr::SCHEMA.to_owned())?;
             write("cdrs.csv", crate::cdr::to_csv(&export.cdrs)?)?;
             write("directory.csv", crate::gdpr::directory_csv(&export)?)?;
+            for (file, name) in [("cdrs.schema.json", "cdr-csv"), ("directory.schema.json", "directory-csv")] {
+                let schema = crate::gdpr::schemas::schema(name).expect("a known schema");
+                write(file, serde_json::to_string_pretty(&schema)?)?;
+            }
             println!(
                 "{}: {} account(s), {} number(s), {} sender(s), {} CDR(s){} written to {}",
                 match &export.subject {
@@ -910,11 +940,16 @@ pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool> {
             match out {
                 Some(p) => {
                     std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
+                    let schema = write_schema_beside(
+                        p,
+                        if *format == ExportFormat::Csv { "cdr-csv" } else { "disclosure-jsonl" },
+                    )?;
                     eprintln!(
-                        "{} record(s) for case {} written to {}; recorded in the audit trail",
+                        "{} record(s) for case {} written to {} (schema: {}); recorded in the audit trail",
                         d.cdrs.len(),
                         d.case,
-                        p.display()
+                        p.display(),
+                        schema.display()
                     );
                 }
                 None => print!("{text}"),

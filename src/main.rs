@@ -50,6 +50,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             faxgate::document::cli::topdf(args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Schema { name } => {
+            let schema = faxgate::gdpr::schemas::schema(name).context("no such schema")?;
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(ExitCode::SUCCESS)
+        }
         _ => admin_command(&cli),
     }
 }

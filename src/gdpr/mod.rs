@@ -15,6 +15,8 @@
 //!   lawful request; every disclosure is recorded in the audit trail with its
 //!   case reference and authority.
 
+pub mod schemas;
+
 use faxgate_retention::audit::{AuditEntry, RequestRecord};
 use faxgate_retention::policy::after;
 use faxgate_retention::{KeyId, Policy};
@@ -409,7 +411,7 @@ impl Privacy {
 pub fn directory_csv(e: &SubjectExport) -> Result<String, Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let err = |e: csv::Error| Error::Invalid(format!("CSV: {e}"));
-    w.write_record(["kind", "tenant", "account", "name_or_number", "email_or_pattern", "detail"]).map_err(err)?;
+    w.write_record(schemas::DIRECTORY_COLUMNS).map_err(err)?;
     for a in &e.accounts {
         let detail = match a.terminated_at {
             Some(t) => format!("terminated {t}"),

@@ -1,7 +1,46 @@
 //! Data-subject requests, disclosure and the billing export through the CLI.
 
+use std::path::Path;
+
 use crate::cdr::{cdr, write_cdrs};
 use crate::harness::Setup;
+
+fn validator(schema: &Path) -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+/// Checks a CSV export against its schema: the header is the schema's
+/// columns in order, and each row, read as an object of header to cell, is valid.
+fn check_csv(text: &str, schema: &Path) -> usize {
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema).unwrap()).unwrap();
+    let v = validator(schema);
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let h = r.headers().unwrap().clone();
+    let columns: Vec<&str> = s["x-csv-columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(h.iter().collect::<Vec<_>>(), columns);
+    let mut n = 0;
+    for row in r.records() {
+        let row = row.unwrap();
+        let obj: serde_json::Map<String, serde_json::Value> =
+            h.iter().zip(row.iter()).map(|(k, v)| (k.to_owned(), v.into())).collect();
+        let obj = serde_json::Value::Object(obj);
+        let errors: Vec<String> = v.iter_errors(&obj).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?} in {obj}");
+        n += 1;
+    }
+    n
+}
+
+fn check_jsonl(text: &str, schema: &Path) -> usize {
+    let v = validator(schema);
+    for line in text.lines() {
+        let obj: serde_json::Value = serde_json::from_str(line).unwrap();
+        let errors: Vec<String> = v.iter_errors(&obj).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?} in {obj}");
+    }
+    text.lines().count()
+}
 
 #[test]
 fn subject_export_erase_restrict_and_disclosure() {
@@ -34,7 +73,9 @@ fn subject_export_erase_restrict_and_disclosure() {
     assert!(errors.is_empty(), "{errors:?}");
     let dir_csv = std::fs::read_to_string(out.join("directory.csv")).unwrap();
     assert!(dir_csv.lines().count() == 5 && dir_csv.contains("route,alpha"), "{dir_csv}");
-    assert_eq!(std::fs::read_to_string(out.join("cdrs.csv")).unwrap().lines().count(), 3);
+    assert_eq!(check_csv(&dir_csv, &out.join("directory.schema.json")), 4);
+    let cdrs_csv = std::fs::read_to_string(out.join("cdrs.csv")).unwrap();
+    assert_eq!(check_csv(&cdrs_csv, &out.join("cdrs.schema.json")), 2);
 
     // Billing: one month of one tenant, with duration and result.
     let bill = s.ok(&["cdr", "export", "--tenant", "alpha", "--month", "2026-03", "--format", "csv"]);
@@ -46,6 +87,33 @@ fn subject_export_erase_restrict_and_disclosure() {
     assert_eq!(&rows[0][col("duration_s")], "59.0");
     assert_eq!(&rows[0][col("result")], "ok");
     assert!(s.fails(&["cdr", "export", "--month", "2026-13", "--format", "csv"]).contains("not a month"));
+    // Written to a file, each export has its schema beside it, and matches it.
+    let billing = s.path().join("alpha-2026-03.csv");
+    s.ok(&[
+        "cdr",
+        "export",
+        "--tenant",
+        "alpha",
+        "--month",
+        "2026-03",
+        "--format",
+        "csv",
+        "--out",
+        billing.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&billing).unwrap();
+    assert_eq!(check_csv(&text, &s.path().join("alpha-2026-03.csv.schema.json")), 2);
+    let jsonl = s.path().join("all.jsonl");
+    s.ok(&["cdr", "export", "--format", "jsonl", "--out", jsonl.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    assert_eq!(check_jsonl(&text, &s.path().join("all.jsonl.schema.json")), 3);
+    // `faxgate schema` prints the same documents.
+    let printed: serde_json::Value = serde_json::from_str(&s.ok(&["schema", "cdr-csv"])).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path().join("alpha-2026-03.csv.schema.json")).unwrap())
+            .unwrap();
+    assert_eq!(printed, written);
+    assert!(s.fails(&["schema", "nothing"]).contains("subject-export"));
 
     // Restrict: the subject's CDRs leave listings and billing, not legal exports.
     s.ok(&["gdpr", "restrict", "--number", "+4533990201"]);
@@ -72,6 +140,8 @@ fn subject_export_erase_restrict_and_disclosure() {
     assert_eq!(lines[0]["case"], "SA-77/2026");
     assert_eq!(lines[0]["records"], 2);
     assert_eq!(lines.len(), 3);
+    let text = std::fs::read_to_string(&disclosed).unwrap();
+    assert_eq!(check_jsonl(&text, &s.path().join("case.jsonl.schema.json")), 3);
     s.ok(&["gdpr", "restrict", "--number", "+4533990201", "--lift"]);
     assert_eq!(s.json(&["cdr", "list"]).as_array().unwrap().len(), 3);
 
