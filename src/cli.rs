@@ -6,7 +6,7 @@
 //! never write at once). Output is for people by default and JSON with
 //! `--json`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -571,7 +571,7 @@ pub enum SenderCmd {
 }
 
 /// The first line of `path` ("-": standard input), without its line end.
-fn read_password(path: &std::path::Path) -> anyhow::Result<String> {
+fn read_password(path: &Path) -> anyhow::Result<String> {
     use anyhow::Context as _;
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("cannot read the password from standard input")?
@@ -599,11 +599,11 @@ pub enum DirectoryCmd {
 
 /// Writes the schema `name` beside the export at `path`, as
 /// `<path>.schema.json`; returns where.
-fn write_schema_beside(path: &std::path::Path, name: &str) -> anyhow::Result<std::path::PathBuf> {
+fn write_schema_beside(path: &Path, name: &str) -> anyhow::Result<PathBuf> {
     use anyhow::Context;
     let mut p = path.as_os_str().to_owned();
     p.push(".schema.json");
-    let p = std::path::PathBuf::from(p);
+    let p = PathBuf::from(p);
     let schema = crate::gdpr::schemas::schema(name).context("no such schema")?;
     std::fs::write(&p, serde_json::to_string_pretty(&schema)?)
         .with_context(|| format!("cannot write {}", p.display()))?;

@@ -211,8 +211,9 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
         }
         R::AccountShow { id } => {
             let a = dir.account_get(scope, &id)?;
-            let numbers = dir.number_list(scope, Some(&id), None)?;
-            let senders = dir.sender_list(scope, Some(&id), None)?;
+            let restricted = Restricted::load(ctx)?;
+            let numbers = restricted.numbers(dir.number_list(scope, Some(&id), None)?);
+            let senders = restricted.senders(dir.sender_list(scope, Some(&id), None)?);
             let mut v = account_view(a, dir.now());
             v["numbers"] = to_value(numbers)?;
             v["senders"] = to_value(senders)?;
@@ -227,8 +228,17 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
         R::AccountReactivate { id } => Ok(account_view(dir.account_reactivate(scope, &id)?, dir.now())),
         R::AccountRemove { id } => to_value(dir.account_remove(scope, &id)?),
         R::NumberAdd { account, number, routes } => to_value(dir.number_add(scope, &account, &number, routes)?),
-        R::NumberList { account, tenant } => to_value(dir.number_list(scope, account.as_ref(), tenant.as_ref())?),
-        R::NumberShow { number } => to_value(dir.number_get(scope, &number)?),
+        R::NumberList { account, tenant } => {
+            to_value(Restricted::load(ctx)?.numbers(dir.number_list(scope, account.as_ref(), tenant.as_ref())?))
+        }
+        R::NumberShow { number } => {
+            let n = dir.number_get(scope, &number)?;
+            let r = Restricted::load(ctx)?;
+            if r.number(&n.number) {
+                return Err(Error::Forbidden(RESTRICTED.into()));
+            }
+            to_value(r.routes(n))
+        }
         R::NumberMove { number, account } => to_value(dir.number_move(scope, &number, &account)?),
         R::NumberRemove { number } => to_value(dir.number_remove(scope, &number)?),
         R::RouteSet { number, email, format } => to_value(dir.route_set(scope, &number, email, format)?),
@@ -236,10 +246,18 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
         R::SenderAdd { account, sender, caller_number, auth } => {
             sender_view(to_value(dir.sender_add(scope, &account, sender, caller_number.as_deref(), auth)?))
         }
-        R::SenderList { account, tenant } => {
-            sender_view(to_value(dir.sender_list(scope, account.as_ref(), tenant.as_ref())?))
+        R::SenderList { account, tenant } => sender_view(to_value(Restricted::load(ctx)?.senders(dir.sender_list(
+            scope,
+            account.as_ref(),
+            tenant.as_ref(),
+        )?))),
+        R::SenderShow { sender } => {
+            let found = dir.sender_get(scope, &sender)?;
+            if Restricted::load(ctx)?.senders(vec![found.clone()]).is_empty() {
+                return Err(Error::Forbidden(RESTRICTED.into()));
+            }
+            sender_view(to_value(found))
         }
-        R::SenderShow { sender } => sender_view(to_value(dir.sender_get(scope, &sender)?)),
         R::SenderChange { sender, change } => sender_view(to_value(dir.sender_change(scope, &sender, change)?)),
         R::SenderRemove { sender } => to_value(dir.sender_remove(scope, &sender)?),
         R::DirectoryApply { file, prune, dry_run } => to_value(dir.apply(scope, &file, prune, dry_run)?),
@@ -250,9 +268,9 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
                 (Scope::Operator, _) => {}
             }
             // Restricted subjects are left out of everything but legal exports.
-            let restricted = ctx.privacy.restricted()?;
+            let restricted = Restricted::load(ctx)?;
             let mut list = ctx.cdrs.list(&filter)?;
-            list.retain(|c| !restricted.iter().any(|s| s.in_cdr(c)));
+            list.retain(|c| !restricted.subjects.iter().any(|s| s.in_cdr(c)));
             to_value(list)
         }
         R::GdprExport { subject } => {
@@ -312,6 +330,49 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
             ctx.wake.notify_one();
             to_value(h)
         }
+    }
+}
+
+const RESTRICTED: &str = "processing of this data is restricted (GDPR Art. 18): it is kept, and shown only \
+     in legal exports (gdpr export, disclosure export) until the restriction is lifted";
+
+/// The subjects whose processing is restricted (GDPR Art. 18): their data
+/// is kept, but left out of listings, shows and billing; the subject's own
+/// export and lawful disclosure still include it.
+struct Restricted {
+    subjects: Vec<Subject>,
+}
+
+impl Restricted {
+    fn load(ctx: &Context) -> Result<Self, Error> {
+        Ok(Restricted { subjects: ctx.privacy.restricted()? })
+    }
+
+    fn number(&self, n: &crate::types::E164) -> bool {
+        self.subjects.iter().any(|s| matches!(s, Subject::Number(x) if x == n))
+    }
+
+    fn email(&self, e: &str) -> bool {
+        self.subjects.iter().any(|s| matches!(s, Subject::Email(x) if x.as_str().eq_ignore_ascii_case(e)))
+    }
+
+    /// A number without the routes to restricted addresses.
+    fn routes(&self, mut n: crate::directory::FaxNumber) -> crate::directory::FaxNumber {
+        n.routes.retain(|r| !self.email(r.email.as_str()));
+        n
+    }
+
+    fn numbers(&self, list: Vec<crate::directory::FaxNumber>) -> Vec<crate::directory::FaxNumber> {
+        list.into_iter().filter(|n| !self.number(&n.number)).map(|n| self.routes(n)).collect()
+    }
+
+    fn senders(&self, list: Vec<crate::directory::Sender>) -> Vec<crate::directory::Sender> {
+        list.into_iter()
+            .filter(|s| {
+                let pattern = s.pattern.to_string();
+                !self.email(&pattern) && !s.caller_number.as_ref().is_some_and(|c| self.number(c))
+            })
+            .collect()
     }
 }
 

@@ -229,6 +229,47 @@ fn legal_holds_keep_data_until_they_end() {
 }
 
 #[test]
+fn a_hold_on_an_account_keeps_its_cdrs_and_its_data_and_nothing_else() {
+    let w = world("2025-03-01T00:00:00Z");
+    let op = Scope::Operator;
+    let a = w.dir.account_add(&op, &"alpha".parse().unwrap(), "Under investigation", None, None).unwrap();
+    let other = w.dir.account_add(&op, &"alpha".parse().unwrap(), "Not held", None, None).unwrap();
+    w.dir.number_add(&op, &a.id, "+4533995577", vec![]).unwrap();
+    for (acc, day) in [(&a, "01"), (&a, "02"), (&other, "03")] {
+        let mut c = sample(&format!("2025-03-{day}T10:00:00Z"), "alpha", "+4533995577");
+        c.account = Some(acc.id);
+        w.cdrs.write(&c).unwrap();
+    }
+    w.dir.account_terminate(&op, &a.id, None).unwrap();
+    w.dir.account_terminate(&op, &other.id, None).unwrap();
+    let hold = w
+        .retention
+        .holds()
+        .add(HoldTarget::Account(a.id), "Sag 9/2026", "2026-06-01T00:00:00Z".parse().unwrap(), w.clock.now())
+        .unwrap();
+    w.clock.set("2026-05-01T00:00:00Z".parse().unwrap());
+    let s = sweeper(&w).sweep().unwrap();
+    let by = |n: &str| s.categories.iter().find(|c| c.category == n).unwrap().clone();
+    assert_eq!((by("cdr").erased, by("cdr").held), (1, 2), "the other account's CDR goes");
+    assert_eq!((by("account").erased, by("account").held), (1, 1), "the other account goes");
+    assert!(by("cdr").keys_destroyed.is_empty(), "the month's key stays while any CDR of it is held");
+    assert!(w.dir.account_get(&op, &a.id).is_ok() && w.dir.account_get(&op, &other.id).is_err());
+    assert!(w.dir.lookup_number(&"+4533995577".parse().unwrap()).unwrap().is_some());
+    let audit = w.retention.audit(w.clock.now()).unwrap();
+    assert!(audit.ok, "held data is not overdue: {audit:?}");
+    assert_eq!(by("cdr").next_due, Some(hold.until));
+    // The hold ends: the account, its number and its CDRs go, and the month's key.
+    w.clock.set(hold.until);
+    let s = sweeper(&w).sweep().unwrap();
+    let by = |n: &str| s.categories.iter().find(|c| c.category == n).unwrap().clone();
+    assert_eq!(by("cdr").erased, 2);
+    assert_eq!(by("cdr").keys_destroyed, ["cdr-2025-03"]);
+    assert_eq!(by("account").erased, 2, "the account and its number");
+    assert!(w.dir.lookup_number(&"+4533995577".parse().unwrap()).unwrap().is_none());
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
+}
+
+#[test]
 fn orphan_keys_are_found_by_the_audit_and_destroyed_by_the_sweeper() {
     let w = world("2025-03-01T00:00:00Z");
     // A key left by an erasure cut short between removing records and destroying the key.

@@ -118,6 +118,21 @@ fn subject_export_erase_restrict_and_disclosure() {
     // Restrict: the subject's CDRs leave listings and billing, not legal exports.
     s.ok(&["gdpr", "restrict", "--number", "+4533990201"]);
     assert_eq!(s.json(&["cdr", "list"]).as_array().unwrap().len(), 1);
+    let bill = s.ok(&["cdr", "export", "--tenant", "alpha", "--month", "2026-03", "--format", "csv"]);
+    assert_eq!(bill.lines().count(), 2, "only the other number's CDR is billed: {bill}");
+    // ... and out of directory listings and shows.
+    assert!(s.json(&["number", "list"]).as_array().unwrap().is_empty());
+    assert!(s.json(&["account", "show", &a])["numbers"].as_array().unwrap().is_empty());
+    assert!(s.fails(&["number", "show", "+4533990201"]).contains("restricted (GDPR Art. 18)"));
+    s.ok(&["gdpr", "restrict", "--email", "tove@vesterbro.dk"]);
+    assert!(s.json(&["sender", "list"]).as_array().unwrap().is_empty());
+    assert!(s.fails(&["sender", "show", "tove@vesterbro.dk"]).contains("restricted"));
+    // The subject's own export still has everything, marked restricted.
+    let said =
+        s.ok(&["gdpr", "export", "--email", "tove@vesterbro.dk", "--out", s.path().join("again").to_str().unwrap()]);
+    assert!(said.contains("1 sender(s), 2 CDR(s) (restricted)"), "{said}");
+    s.ok(&["gdpr", "restrict", "--email", "tove@vesterbro.dk", "--lift"]);
+    assert_eq!(s.json(&["sender", "list"]).as_array().unwrap().len(), 1);
     let disclosed = s.path().join("case.jsonl");
     s.ok(&[
         "disclosure",
@@ -144,6 +159,7 @@ fn subject_export_erase_restrict_and_disclosure() {
     assert_eq!(check_jsonl(&text, &s.path().join("case.jsonl.schema.json")), 3);
     s.ok(&["gdpr", "restrict", "--number", "+4533990201", "--lift"]);
     assert_eq!(s.json(&["cdr", "list"]).as_array().unwrap().len(), 3);
+    assert_eq!(s.json(&["number", "list"]).as_array().unwrap().len(), 1);
 
     // Erase: directory data now, CDRs listed with their deadlines.
     let r = s.json(&["gdpr", "erase", "--email", "tove@vesterbro.dk"]);
