@@ -33,6 +33,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig => check_config(&cli),
         Command::Serve => {
             let (config, origin) = Config::load(cli.config.as_deref())?;
+            faxgate::document::worker::isolate_with(
+                std::env::current_exe().context("cannot find faxgate's executable")?,
+            );
             let set_level = init_logging(&config.log)?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(daemon::serve(config, origin, cli.config.clone(), set_level))?;
@@ -43,11 +46,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Render(args) => {
+            faxgate::document::worker::isolate_with(
+                std::env::current_exe().context("cannot find faxgate's executable")?,
+            );
             faxgate::document::cli::render(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Topdf(args) => {
             faxgate::document::cli::topdf(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RenderWorker(args) => {
+            faxgate::document::worker::serve(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema { name } => {

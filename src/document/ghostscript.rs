@@ -27,7 +27,7 @@ pub fn render(data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitma
     let limits = &settings.limits;
     let cpu = limits.max_time.as_secs().max(1);
     let mut cmd = Command::new("prlimit");
-    cmd.arg(format!("--as={}", limits.ghostscript_memory))
+    cmd.arg(format!("--as={}", limits.max_memory))
         .arg(format!("--cpu={cpu}"))
         .arg("--")
         .arg(GS)

@@ -84,6 +84,7 @@ pub mod pdf;
 pub mod text;
 pub mod tiff;
 pub mod topdf;
+pub mod worker;
 
 use std::time::Duration;
 
@@ -147,6 +148,12 @@ pub enum Error {
     /// Ghostscript (the optional PDF fallback) failed.
     #[error("the PDF document could not be rendered: {0}")]
     Ghostscript(String),
+    /// Rendering the PDF needed more memory (or CPU) than allowed.
+    #[error(
+        "the PDF document needs more than {} MiB of memory to render (very large images?); send it with smaller images or fewer pages",
+        .0 >> 20
+    )]
+    TooMuchMemory(u64),
     /// Reading or writing a file failed.
     #[error("input/output error: {0}")]
     Io(#[from] std::io::Error),
@@ -203,13 +210,14 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Most time to convert one document (default 60 s).
     pub max_time: Duration,
-    /// Most memory the Ghostscript subprocess may map (default 1 GiB).
-    pub ghostscript_memory: u64,
+    /// Most memory a PDF renderer may map: hayro's worker process or
+    /// Ghostscript (default 1 GiB).
+    pub max_memory: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_pages: 50, max_pixels: 40_000_000, max_time: Duration::from_secs(60), ghostscript_memory: 1 << 30 }
+        Limits { max_pages: 50, max_pixels: 40_000_000, max_time: Duration::from_secs(60), max_memory: 1 << 30 }
     }
 }
 

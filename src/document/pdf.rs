@@ -31,10 +31,14 @@ pub fn open(data: &[u8]) -> Result<Pdf> {
 
 /// Renders a PDF with the configured renderer; refuses more than `room` pages.
 pub fn render(data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitmap>> {
+    let hayro = |data: &[u8]| match super::worker::isolated() {
+        Some(exe) => super::worker::render(exe, data, settings, room),
+        None => render_hayro(data, settings, room),
+    };
     match settings.pdf_renderer {
-        PdfRenderer::Hayro => render_hayro(data, settings, room),
+        PdfRenderer::Hayro => hayro(data),
         PdfRenderer::Ghostscript => ghostscript::render(data, settings, room),
-        PdfRenderer::HayroThenGhostscript => match render_hayro(data, settings, room) {
+        PdfRenderer::HayroThenGhostscript => match hayro(data) {
             // Only a file hayro cannot read goes to Ghostscript: a refusal for
             // a password or the page limit stands.
             Err(Error::CorruptPdf) => ghostscript::render(data, settings, room),

@@ -900,11 +900,11 @@ fn ghostscript_runs_within_its_time_and_memory_limits() {
     assert!(matches!(pdf::render(&data, &s, 50), Err(Error::TimedOut(_))));
     assert!(t.elapsed() < Duration::from_secs(5));
     s.limits.max_time = Duration::from_secs(60);
-    s.limits.ghostscript_memory = 8 << 20;
+    s.limits.max_memory = 8 << 20;
     let err = pdf::render(&data, &s, 50).unwrap_err();
     assert!(matches!(err, Error::Ghostscript(_) | Error::CorruptPdf), "{err}");
     // The fallback setting sends only what hayro cannot read to Ghostscript.
-    s.limits.ghostscript_memory = 1 << 30;
+    s.limits.max_memory = 1 << 30;
     s.pdf_renderer = PdfRenderer::HayroThenGhostscript;
     assert!(matches!(pdf::render(&fixture("encrypted-password.pdf"), &s, 50), Err(Error::PasswordProtected)));
     assert_eq!(pdf::render(&data, &s, 50).unwrap().len(), 1);

@@ -14,6 +14,7 @@ mod gateway;
 mod gdpr;
 mod mail;
 mod outbox;
+mod pdf_worker;
 mod postfix;
 mod retention;
 mod sweep_stall;
