@@ -81,7 +81,8 @@ pub struct FaxConfig {
     /// Attach the original document to a failure report.
     #[serde(default = "default_true")]
     pub attach_original_on_failure: bool,
-    /// Put a cover page in front of faxes from mail.
+    /// Put a cover page in front of faxes from mail, unless the account's
+    /// setting or the mail's `X-Fax-Cover` header says otherwise.
     #[serde(default)]
     pub cover_page: bool,
     /// Hold the queue: accept and keep mail as usual, but render and call

@@ -371,16 +371,18 @@ impl Gateway {
         let tenant = self.inner.directory.tenant_get(&Scope::Operator, &mail.tenant)?;
         let account = self.inner.directory.account_get(&Scope::Operator, &mail.account)?;
         let settings = self.settings_for(&tenant, &account);
-        let cover = self.inner.config.cover_page.then(|| crate::document::CoverPage {
-            branding: tenant.branding.display_name.clone(),
-            from: mail.mail_from.clone(),
-            to: mail.recipients.iter().map(E164::to_string).collect::<Vec<_>>().join(", "),
-            date: now.strftime("%Y-%m-%d %H:%M UTC").to_string(),
-            pages: 0,
-            subject: String::new(),
-            comment: String::new(),
+        let rendered = render::wants_cover(&raw, self.inner.config.cover_page, account.cover_page).and_then(|on| {
+            let cover = on.then(|| crate::document::CoverPage {
+                branding: tenant.branding.display_name.clone(),
+                from: mail.mail_from.clone(),
+                to: mail.recipients.iter().map(E164::to_string).collect::<Vec<_>>().join(", "),
+                date: now.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+                pages: 0,
+                subject: String::new(),
+                comment: String::new(),
+            });
+            render::render(&raw, settings, cover)
         });
-        let rendered = render::render(&raw, settings, cover);
         let subject = match &rendered {
             Ok(r) => r.subject.clone(),
             Err(_) => render::subject_of(&raw),

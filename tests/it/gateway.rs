@@ -146,7 +146,19 @@ pub fn fixture(name: &str) -> PathBuf {
 /// PLAIN): a short text, and `attachment` as a PDF when given; returns what
 /// the script printed (`refused {}` when every recipient was accepted).
 pub fn send_mail(g: &Gw, to: &[&str], subject: &str, attachment: Option<&Path>) -> String {
+    send_mail_with(g, to, subject, attachment, &[])
+}
+
+/// [`send_mail`] with more header fields.
+pub fn send_mail_with(
+    g: &Gw,
+    to: &[&str],
+    subject: &str,
+    attachment: Option<&Path>,
+    headers: &[(&str, &str)],
+) -> String {
     let (host, port) = g.submission.rsplit_once(':').unwrap();
+    let headers: String = headers.iter().map(|(k, v)| format!("m[{k:?}] = {v:?}\n")).collect();
     let attach = match attachment {
         Some(f) => format!(
             "with open(\"{}\", \"rb\") as f:\n    m.add_attachment(f.read(), maintype=\"application\", \
@@ -163,7 +175,7 @@ m = EmailMessage()
 m["From"] = "boss@customer.test"
 m["To"] = ", ".join({to:?})
 m["Subject"] = "{subject}"
-m.set_content("Please see the attached document.")
+{headers}m.set_content("Please see the attached document.")
 {attach}
 ctx = ssl.create_default_context(cafile="{ca}")
 s = smtplib.SMTP("{host}", {port}, local_hostname="client.test")
@@ -693,4 +705,61 @@ fn a_fax_cut_short_is_mailed_with_the_pages_that_arrived_marked_incomplete() {
     assert_eq!(c.len(), 1, "{c:#?}");
     assert_eq!(c[0]["pages"], pages);
     assert_ne!(c[0]["t30_code"], 0);
+}
+
+/// The cover page follows the mail's `X-Fax-Cover` header, else the
+/// account's setting, else `[fax] cover_page` (off here): with the account
+/// set to a cover page, a text mail arrives as two pages, the same mail with
+/// `X-Fax-Cover: no` as one, and one with an unreadable value is not faxed
+/// and is reported with what to write.
+#[test]
+fn the_cover_page_follows_the_account_and_the_mail_header() {
+    let g = start(Opts::default());
+    let accounts = g.setup.json(&["account", "list", "--tenant", "acme"]);
+    let id = accounts[0]["id"].as_str().unwrap().to_owned();
+    let changed = g.setup.json(&["account", "change", &id, "--cover-page", "yes"]);
+    assert_eq!(changed["cover_page"], true, "{changed:#}");
+    send_mail(&g, &["33221100@fax.acme.test"], "With cover", None);
+    send_mail_with(&g, &["33221100@fax.acme.test"], "Without cover", None, &[("X-Fax-Cover", "no")]);
+    send_mail_with(&g, &["33221100@fax.acme.test"], "Unsure", None, &[("X-Fax-Cover", "perhaps")]);
+    // Two received faxes and three reports.
+    let mails = wait_for_mail(&g, 5, 120);
+    let report = |subject: &str| {
+        mails
+            .iter()
+            .find(|(_, m)| m.contains("To: boss@customer.test") && m.contains(subject))
+            .unwrap_or_else(|| panic!("no report on {subject:?}: {mails:#?}"))
+            .1
+            .clone()
+    };
+    let with = report("With cover");
+    assert_eq!(header(&with, "Subject"), Some("Fax to +4533221100 delivered (2 of 2 pages)"), "{with}");
+    let without = report("Without cover");
+    assert_eq!(header(&without, "Subject"), Some("Fax to +4533221100 delivered (1 of 1 pages)"), "{without}");
+    let unsure = report("Unsure");
+    assert_eq!(header(&unsure, "Subject"), Some("Fax to +4533221100 NOT delivered"), "{unsure}");
+    // The report's text is quoted-printable: joined at its soft line breaks.
+    let text = unsure.replace("=\r\n", "").replace("=\n", "");
+    assert!(text.contains("the X-Fax-Cover header says \"perhaps\"; write \"yes\""), "{unsure}");
+    // What arrived: a PDF of two pages and one of one page, checked by pdfinfo.
+    let mut received: Vec<u32> = mails
+        .iter()
+        .filter(|(_, m)| m.contains("To: inbox@customer.test"))
+        .map(|(path, _)| {
+            let dir = tempfile::tempdir().unwrap();
+            let pdf = extract_pdf(path, dir.path());
+            let info = Command::new("pdfinfo").arg(&pdf).output().unwrap();
+            let info = String::from_utf8_lossy(&info.stdout).into_owned();
+            let line = info.lines().find(|l| l.starts_with("Pages:")).unwrap_or_else(|| panic!("{info}"));
+            line["Pages:".len()..].trim().parse().unwrap()
+        })
+        .collect();
+    received.sort();
+    assert_eq!(received, [1, 2]);
+    // The unreadable one was never called: two calls out, two in.
+    let c = cdrs(&g);
+    assert_eq!(c.iter().filter(|x| x["direction"] == "mail-to-fax").count(), 2, "{c:#?}");
+    // Back to inheriting: the account's setting is gone again.
+    let changed = g.setup.json(&["account", "change", &id, "--cover-page", "inherit"]);
+    assert_eq!(changed["cover_page"], serde_json::Value::Null, "{changed:#}");
 }
