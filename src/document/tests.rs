@@ -909,3 +909,134 @@ fn ghostscript_runs_within_its_time_and_memory_limits() {
     assert!(matches!(pdf::render(&fixture("encrypted-password.pdf"), &s, 50), Err(Error::PasswordProtected)));
     assert_eq!(pdf::render(&data, &s, 50).unwrap().len(), 1);
 }
+
+// ---------------------------------------------------------------- mail charsets
+
+/// Known texts, each in a charset that holds all of it.
+const CHARSET_TEXTS: [(&str, &str, &str); 3] = [
+    (
+        "iso-8859-1",
+        "mail-latin1.png",
+        "Kære kunde. Grød med æbler og blåbær fra Ærø, Øster Åby.\r\n\
+         Sehr geehrte Frau Müller, Grüße aus Köln: Übergröße, Straße.\r\n\
+         Café, naïve, élève, façade. ¿Qué tal? 20 °C, ½ pris, © 2026.",
+    ),
+    (
+        "windows-1252",
+        "mail-cp1252.png",
+        "Pris: 1.250 € – „tilbud“ … ‘særpris’ • Œuvre, Šárka, Žižka™.\r\n\
+         Fakturanr. 42 — betales senest 31. december.",
+    ),
+    (
+        "iso-8859-2",
+        "mail-latin2.png",
+        "Szanowny Panie, zażółć gęślą jaźń. Łódź, Kraków, Gdańsk, Wrocław.\r\n\
+         Příliš žluťoučký kůň úpěl ďábelské ódy.\r\n\
+         Árvíztűrő tükörfúrógép.",
+    ),
+];
+
+/// `text` in `charset`, by iconv (glibc's converter, not the mail parser's).
+fn iconv(text: &str, charset: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("iconv")
+        .args(["-f", "UTF-8", "-t", charset])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("iconv (Debian: libc-bin)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "iconv to {charset}");
+    // Every character had a place in the charset: no lossy round trip.
+    assert_ne!(out.stdout, text.as_bytes(), "{charset} should differ from UTF-8");
+    out.stdout
+}
+
+/// `data` in a transfer encoding, by Python's standard library.
+fn transfer_encode(data: &[u8], encoding: &str) -> Vec<u8> {
+    use std::io::Write;
+    let code = match encoding {
+        "quoted-printable" => {
+            "import sys, quopri; sys.stdout.buffer.write(quopri.encodestring(sys.stdin.buffer.read()))"
+        }
+        "base64" => "import sys, base64; sys.stdout.buffer.write(base64.encodebytes(sys.stdin.buffer.read()))",
+        _ => return data.to_vec(),
+    };
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", code])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    // Python writes bare LF; mail has CRLF.
+    String::from_utf8(out.stdout).unwrap().replace('\n', "\r\n").into_bytes()
+}
+
+/// The pages the gateway makes of a mail.
+fn mail_pages(raw: &[u8]) -> Vec<Bitmap> {
+    let r = crate::gateway::render::render(raw, settings(), None).unwrap();
+    tiff::parse(&r.tiff, 50).unwrap().iter().map(|p| p.decode_bilevel(&r.tiff, u64::MAX).unwrap()).collect()
+}
+
+/// A one-part text mail.
+fn text_mail(charset: &str, encoding: &str, body: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "From: a@example.com\r\nTo: +4533221100@fax.example.net\r\nSubject: Tekst\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=\"{charset}\"\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n"
+    )
+    .into_bytes();
+    m.extend_from_slice(&transfer_encode(body, encoding));
+    m.extend_from_slice(b"\r\n");
+    m
+}
+
+/// A mail whose text is an attachment (`brev.txt`) beside a short body.
+fn text_attachment_mail(charset: &str, encoding: &str, body: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "From: a@example.com\r\nSubject: Brev\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nSee the letter.\r\n\
+         --b\r\nContent-Type: text/plain; charset={charset}\r\nContent-Disposition: attachment; filename=brev.txt\r\n\
+         Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    )
+    .into_bytes();
+    m.extend_from_slice(&transfer_encode(body, encoding));
+    m.extend_from_slice(b"\r\n--b--\r\n");
+    m
+}
+
+/// The top of a text page (where the text is), as grey for a golden image.
+fn text_top(page: &Bitmap) -> GrayImage {
+    GrayImage {
+        width: WIDTH,
+        height: 400,
+        data: (0..400)
+            .flat_map(|y| (0..WIDTH).map(move |x| (x, y)))
+            .map(|(x, y)| if page.get(x, y) { 0 } else { 255 })
+            .collect(),
+    }
+}
+
+#[test]
+fn text_in_legacy_charsets_renders_exactly_as_in_utf8() {
+    for (charset, golden_name, text) in CHARSET_TEXTS {
+        let utf8 = mail_pages(&text_mail("utf-8", "8bit", text.as_bytes()));
+        assert_eq!(utf8.len(), 1, "{charset}");
+        assert!(utf8[0].black_pixels() > 5_000, "{charset}: almost blank");
+        golden(golden_name, &text_top(&utf8[0]));
+        let legacy = iconv(text, charset);
+        for encoding in ["8bit", "quoted-printable", "base64"] {
+            let as_body = mail_pages(&text_mail(charset, encoding, &legacy));
+            assert!(as_body == utf8, "{charset} {encoding}: the page differs from the UTF-8 one");
+            let as_attachment = mail_pages(&text_attachment_mail(charset, encoding, &legacy));
+            assert!(as_attachment == utf8, "{charset} {encoding} attachment: the page differs from the UTF-8 one");
+        }
+        // The same bytes read as UTF-8 would not give that page: the
+        // comparison does see the charset.
+        let wrong = mail_pages(&text_mail("utf-8", "8bit", &legacy));
+        assert!(wrong != utf8, "{charset}: misread bytes gave the same page");
+    }
+}
