@@ -1040,3 +1040,86 @@ fn text_in_legacy_charsets_renders_exactly_as_in_utf8() {
         assert!(wrong != utf8, "{charset}: misread bytes gave the same page");
     }
 }
+
+// ---------------------------------------------------------------- huge image headers
+
+/// A small real JPEG whose SOF0 header is patched to claim `w` x `h`.
+fn jpeg_claiming(w: u16, h: u16) -> Vec<u8> {
+    let small = ::image::DynamicImage::ImageRgb8(::image::RgbImage::from_fn(16, 16, |x, _| {
+        ::image::Rgb([(x * 16) as u8, 0, 0])
+    }));
+    let mut data = encode(small, ::image::ImageFormat::Jpeg);
+    let sof = data.windows(2).position(|m| m == [0xff, 0xc0]).expect("a baseline JPEG has SOF0");
+    // FF C0, length (2), precision (1), height (2), width (2): ITU-T T.81 B.2.2.
+    assert_eq!(u16::from_be_bytes([data[sof + 5], data[sof + 6]]), 16);
+    data[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    data[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    data
+}
+
+/// A small real GIF whose logical screen (when `screen`) and image
+/// descriptor are patched to claim `w` x `h`.
+fn gif_claiming(w: u16, h: u16, screen: bool) -> Vec<u8> {
+    let small = ::image::DynamicImage::ImageRgb8(::image::RgbImage::from_fn(16, 16, |x, y| {
+        ::image::Rgb([if (x + y) % 2 == 0 { 0 } else { 255 }; 3])
+    }));
+    let mut data = encode(small, ::image::ImageFormat::Gif);
+    assert!(data.starts_with(b"GIF89a") || data.starts_with(b"GIF87a"));
+    // Logical screen descriptor: width, height (little-endian) at 6 and 8.
+    if screen {
+        data[6..8].copy_from_slice(&w.to_le_bytes());
+        data[8..10].copy_from_slice(&h.to_le_bytes());
+    }
+    // Walk past the global colour table and the extensions to the first
+    // image descriptor (0x2C): left, top, width, height.
+    let mut i = 13;
+    if data[10] & 0x80 != 0 {
+        i += 3 << ((data[10] & 7) + 1);
+    }
+    while data[i] == 0x21 {
+        i += 2;
+        while data[i] != 0 {
+            i += data[i] as usize + 1;
+        }
+        i += 1;
+    }
+    assert_eq!(data[i], 0x2c, "an image descriptor");
+    assert_eq!(u16::from_le_bytes([data[i + 5], data[i + 6]]), 16);
+    data[i + 5..i + 7].copy_from_slice(&w.to_le_bytes());
+    data[i + 7..i + 9].copy_from_slice(&h.to_le_bytes());
+    data
+}
+
+#[test]
+fn jpeg_and_gif_headers_claiming_huge_sizes_are_refused_at_once() {
+    // The patch helpers leave a decodable image when they claim its real size.
+    assert_eq!(image::render(Kind::Jpeg, &jpeg_claiming(16, 16), &settings()).unwrap().width(), 1728);
+    assert_eq!(image::render(Kind::Gif, &gif_claiming(16, 16, true), &settings()).unwrap().width(), 1728);
+    // 65,535 is the most a JPEG or GIF header can say: 4.3 gigapixels.
+    // Then 100 million pixels (over the 40 million limit), and a sliver
+    // longer than the longest side accepted.
+    for (w, h) in [(65_535u16, 65_535u16), (10_000, 10_000), (1, 65_000)] {
+        for (kind, data) in [(Kind::Jpeg, jpeg_claiming(w, h)), (Kind::Gif, gif_claiming(w, h, true))] {
+            let t = std::time::Instant::now();
+            let err = image::render(kind, &data, &settings()).unwrap_err();
+            assert!(t.elapsed() < Duration::from_secs(1), "{kind:?} {w}x{h}: {:?}", t.elapsed());
+            assert!(
+                matches!(err, Error::ImageTooLarge { width, height, .. } if width == w as u64 && height == h as u64),
+                "{kind:?} {w}x{h}: {err}"
+            );
+            let text = err.to_string();
+            assert!(text.contains(&format!("{w} x {h} pixels")) && text.contains("too large"), "{text}");
+            // The same refusal reaches a job.
+            let mut job = Pages::new(settings());
+            assert!(matches!(job.add_binary(kind, &data), Err(Error::ImageTooLarge { .. })), "{kind:?} {w}x{h}");
+        }
+    }
+    // A GIF whose screen is small but whose image claims 65,535 x 65,535 is
+    // refused by the frame's own size, before the frame is decoded.
+    let data = gif_claiming(65_535, 65_535, false);
+    assert_eq!(u16::from_le_bytes([data[6], data[7]]), 16);
+    let t = std::time::Instant::now();
+    let err = image::render(Kind::Gif, &data, &settings()).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(matches!(err, Error::ImageTooLarge { width: 65_535, height: 65_535, .. }), "{err}");
+}
