@@ -1123,3 +1123,82 @@ fn jpeg_and_gif_headers_claiming_huge_sizes_are_refused_at_once() {
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     assert!(matches!(err, Error::ImageTooLarge { width: 65_535, height: 65_535, .. }), "{err}");
 }
+
+// ---------------------------------------------------------------- TIFF-FX (T.37)
+
+/// MH (T.4 1-D) and MR (T.4 2-D) files, as fax machines and T.37 offramps
+/// send them (TIFF-FX profiles S and F, RFC 3949), in both bit orders, at
+/// standard (98 lpi) and fine (196 lpi) resolution: made by libtiff's
+/// `tiffcp` and checked by `tiffinfo` to be what they claim, then rendered
+/// to 1728-pixel fax pages with every pixel where it was.
+#[test]
+fn mh_and_mr_tiffs_at_standard_and_fine_resolution_render_to_fax_pages() {
+    let dir = tmp();
+    for (resolution, height, lpi) in [(Resolution::Standard, 1146u32, "98"), (Resolution::Fine, 2292, "196")] {
+        let page = test_page(height, 12);
+        let src = dir.path().join(format!("g4-{lpi}.tiff"));
+        std::fs::write(&src, g4::write_tiff(std::slice::from_ref(&page), resolution)).unwrap();
+        for (name, args, options) in [
+            ("mh", &["-c", "g3:1d"][..], "Group 3 Options: (0 = 0x0)"),
+            ("mh-lsb", &["-c", "g3:1d", "-f", "lsb2msb"], "Group 3 Options: (0 = 0x0)"),
+            ("mr", &["-c", "g3:2d"], "Group 3 Options: 2-d encoding"),
+            ("mr-lsb-fill", &["-c", "g3:2d:fill", "-f", "lsb2msb"], "Group 3 Options: 2-d encoding+EOL padding"),
+        ] {
+            let out = dir.path().join(format!("{name}-{lpi}.tiff"));
+            let mut a: Vec<&str> = args.to_vec();
+            a.push(src.to_str().unwrap());
+            a.push(out.to_str().unwrap());
+            let (ok, _, err) = run("tiffcp", &a);
+            assert!(ok, "tiffcp {name}: {err}");
+            let (ok, info, _) = run("tiffinfo", &[out.to_str().unwrap()]);
+            assert!(ok);
+            assert!(info.contains("Compression Scheme: CCITT Group 3"), "{name}: {info}");
+            assert!(info.contains(options), "{name}: {info}");
+            assert!(info.contains(&format!("Resolution: 204, {lpi} pixels/inch")), "{name}: {info}");
+            let data = std::fs::read(&out).unwrap();
+            let got = tiff::render(&data, &settings(), 50).unwrap_or_else(|e| panic!("{name} {lpi}: {e}"));
+            assert_eq!(got.len(), 1, "{name} {lpi}");
+            assert_eq!((got[0].width(), got[0].height()), (1728, 2292), "{name} {lpi}");
+            match resolution {
+                // A fine page is the page.
+                Resolution::Fine => assert!(got[0] == page, "{name} {lpi}: the page changed"),
+                // Each standard line becomes two fine lines.
+                _ => {
+                    for y in 0..height {
+                        assert_eq!(got[0].row(2 * y), page.row(y), "{name} {lpi} row {y}");
+                        assert_eq!(got[0].row(2 * y + 1), page.row(y), "{name} {lpi} row {y}");
+                    }
+                }
+            }
+            // Faxed at standard resolution, the fine page keeps every other line.
+            let mut standard = settings();
+            standard.resolution = Resolution::Standard;
+            let std_page = &tiff::render(&data, &standard, 50).unwrap()[0];
+            assert_eq!((std_page.width(), std_page.height()), (1728, 1146), "{name} {lpi}");
+        }
+    }
+}
+
+/// JBIG (TIFF-FX profile J; libtiff writes it as compression 34661) is not
+/// decoded: it is refused with the compression named and what to send instead,
+/// both when mailed and when it would be a received fax.
+#[test]
+fn a_jbig_tiff_is_refused_with_a_reason() {
+    let dir = tmp();
+    let src = dir.path().join("g4.tiff");
+    std::fs::write(&src, g4::write_tiff(&[test_page(2292, 13)], Resolution::Fine)).unwrap();
+    let out = dir.path().join("jbig.tiff");
+    let (ok, _, err) = run("tiffcp", &["-c", "jbig", src.to_str().unwrap(), out.to_str().unwrap()]);
+    assert!(ok, "tiffcp -c jbig (libtiff built with JBIG-KIT): {err}");
+    let (_, info, _) = run("tiffinfo", &[out.to_str().unwrap()]);
+    assert!(info.contains("Compression Scheme: ISO JBIG"), "{info}");
+    let data = std::fs::read(&out).unwrap();
+    let err = tiff::render(&data, &settings(), 50).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedTiff(_)), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("compression 34661 (JBIG)") && text.contains("G3 or G4 TIFF"), "{text}");
+    let mut job = Pages::new(settings());
+    assert!(matches!(job.add_binary(Kind::Tiff, &data), Err(Error::UnsupportedTiff(_))));
+    let err = topdf::tiff_to_pdf(&data, &topdf::FaxInfo::default(), 10).unwrap_err();
+    assert!(err.to_string().contains("JBIG"), "{err}");
+}
