@@ -169,8 +169,9 @@ pub const MAX_SIDE: u64 = 60_000;
 /// The module's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// How grey becomes black and white.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// How grey becomes black and white (`[fax] dither`, `render --dither`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Dither {
     /// Threshold text and line art, halftone flat mid-tone regions (default).
     #[default]
@@ -181,8 +182,10 @@ pub enum Dither {
     Diffuse,
 }
 
-/// Which engine renders PDF attachments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// Which engine renders PDF attachments (`[fax] pdf_renderer`,
+/// `render --pdf-renderer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PdfRenderer {
     /// hayro, in process (default).
     #[default]
@@ -205,6 +208,13 @@ pub struct Limits {
     pub max_time: Duration,
     /// Most memory the Ghostscript subprocess may map (default 1 GiB).
     pub ghostscript_memory: u64,
+}
+
+impl PdfRenderer {
+    /// Whether it may run Ghostscript.
+    pub fn uses_ghostscript(self) -> bool {
+        !matches!(self, PdfRenderer::Hayro)
+    }
 }
 
 impl Default for Limits {
