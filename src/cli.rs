@@ -369,6 +369,33 @@ pub struct TenantChangeArgs {
     pub remove_domain: Vec<Domain>,
 }
 
+/// An account's cover page setting on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CoverChoice {
+    /// A cover page in front of every fax from mail.
+    Yes,
+    /// No cover page.
+    No,
+    /// As `[fax] cover_page` says.
+    Inherit,
+}
+
+impl CoverChoice {
+    /// The account's setting: `None` inherits.
+    pub fn setting(self) -> Option<bool> {
+        match self {
+            CoverChoice::Yes => Some(true),
+            CoverChoice::No => Some(false),
+            CoverChoice::Inherit => None,
+        }
+    }
+
+    /// The change to an account's setting.
+    fn patch(self) -> Patch<bool> {
+        self.setting().map_or(Patch::Clear, Patch::Set)
+    }
+}
+
 /// `faxgate account ...`
 #[derive(Debug, Subcommand)]
 pub enum AccountCmd {
@@ -386,6 +413,9 @@ pub enum AccountCmd {
         /// Paper size, overriding the tenant's.
         #[arg(long, value_enum)]
         paper: Option<Paper>,
+        /// A cover page on its faxes from mail, or none [default: inherit, as `[fax] cover_page` says]
+        #[arg(long, value_enum)]
+        cover_page: Option<CoverChoice>,
     },
     /// List accounts.
     List {
@@ -417,6 +447,9 @@ pub enum AccountCmd {
         /// Allow (true) or forbid (false) premium-rate numbers.
         #[arg(long)]
         allow_premium: Option<bool>,
+        /// A cover page on its faxes from mail (yes), none (no), or as `[fax] cover_page` says (inherit).
+        #[arg(long, value_enum)]
+        cover_page: Option<CoverChoice>,
     },
     /// Terminate an account (now, or at --at); its data is erased after the retention period.
     Terminate {
@@ -662,7 +695,7 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             TenantCmd::Remove { id } => Request::TenantRemove { id: id.clone() },
         },
         Command::Account(a) => match a {
-            AccountCmd::Add { tenant, name, reference, paper } => Request::AccountAdd {
+            AccountCmd::Add { tenant, name, reference, paper, cover_page } => Request::AccountAdd {
                 tenant: match tenant {
                     Some(t) => t.clone(),
                     None => own_tenant()?,
@@ -670,10 +703,11 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                 name: name.clone(),
                 reference: reference.clone(),
                 paper: *paper,
+                cover: cover_page.and_then(CoverChoice::setting),
             },
             AccountCmd::List { tenant } => Request::AccountList { tenant: tenant.clone() },
             AccountCmd::Show { id } => Request::AccountShow { id: *id },
-            AccountCmd::Change { id, name, reference, paper, allow_international, allow_premium } => {
+            AccountCmd::Change { id, name, reference, paper, allow_international, allow_premium, cover_page } => {
                 Request::AccountChange {
                     id: *id,
                     change: AccountChange {
@@ -685,6 +719,7 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                         paper: Patch::set_if(*paper),
                         allow_international: *allow_international,
                         allow_premium: *allow_premium,
+                        cover_page: cover_page.map_or(Patch::Keep, CoverChoice::patch),
                     },
                 }
             }

@@ -46,7 +46,7 @@ pub enum Request {
     TenantShow { id: TenantId },
     TenantChange { id: TenantId, change: TenantChange },
     TenantRemove { id: TenantId },
-    AccountAdd { tenant: TenantId, name: String, reference: Option<String>, paper: Option<Paper> },
+    AccountAdd { tenant: TenantId, name: String, reference: Option<String>, paper: Option<Paper>, cover: Option<bool> },
     AccountList { tenant: Option<TenantId> },
     AccountShow { id: AccountId },
     AccountChange { id: AccountId, change: AccountChange },
@@ -201,8 +201,17 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
             dir.tenant_remove(scope, &id)?;
             Ok(json!({ "removed": id }))
         }
-        R::AccountAdd { tenant, name, reference, paper } => {
-            to_value(dir.account_add(scope, &tenant, &name, reference.as_deref(), paper)?)
+        R::AccountAdd { tenant, name, reference, paper, cover } => {
+            let a = dir.account_add(scope, &tenant, &name, reference.as_deref(), paper)?;
+            match cover {
+                None => to_value(a),
+                // The cover page setting is a change right after the add,
+                // as `directory apply` sets an account's destinations.
+                Some(on) => {
+                    let ch = AccountChange { cover_page: crate::directory::Patch::Set(on), ..Default::default() };
+                    to_value(dir.account_change(scope, &a.id, ch)?)
+                }
+            }
         }
         R::AccountList { tenant } => {
             let now = dir.now();

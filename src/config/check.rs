@@ -194,6 +194,15 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
             push(&["fax", "retry_by_cause", cause], "at most 20 delays, each 1 s to 7 days".into());
         }
     }
+    if c.fax.pdf_renderer.uses_ghostscript() {
+        let missing = missing_programs(&std::env::var_os("PATH").unwrap_or_default());
+        if !missing.is_empty() {
+            push(
+                &["fax", "pdf_renderer"],
+                format!("needs {} on the PATH (Debian: ghostscript, util-linux)", missing.join(" and ")),
+            );
+        }
+    }
     if !(c.fax.time_scale >= 1.0 && c.fax.time_scale <= 20.0) {
         push(&["fax", "time_scale"], "must be 1 (real time) to 20".into());
     }
@@ -215,4 +224,15 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
     if c.storage.data_dir.as_os_str().is_empty() {
         push(&["storage", "data_dir"], "must not be empty".into());
     }
+}
+
+/// The programs Ghostscript rendering runs (`prlimit`, then `gs`) that are
+/// not an executable file in any directory of `path`.
+pub(super) fn missing_programs(path: &std::ffi::OsStr) -> Vec<&'static str> {
+    use std::os::unix::fs::PermissionsExt;
+    let found = |name: &str| {
+        std::env::split_paths(path)
+            .any(|d| std::fs::metadata(d.join(name)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+    };
+    ["prlimit", crate::document::ghostscript::GS].into_iter().filter(|p| !found(p)).collect()
 }

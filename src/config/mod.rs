@@ -68,6 +68,12 @@ pub struct FaxConfig {
     /// Resolution of pages rendered from mail.
     #[serde(default)]
     pub resolution: crate::document::Resolution,
+    /// How grey and colour in mailed documents become black and white.
+    #[serde(default)]
+    pub dither: crate::document::Dither,
+    /// Which engine renders PDF attachments.
+    #[serde(default)]
+    pub pdf_renderer: crate::document::PdfRenderer,
     /// Most pages in one fax; longer documents are refused with a report.
     #[serde(default = "default_max_pages")]
     pub max_pages: usize,
@@ -81,7 +87,8 @@ pub struct FaxConfig {
     /// Attach the original document to a failure report.
     #[serde(default = "default_true")]
     pub attach_original_on_failure: bool,
-    /// Put a cover page in front of faxes from mail.
+    /// Put a cover page in front of faxes from mail, unless the account's
+    /// setting or the mail's `X-Fax-Cover` header says otherwise.
     #[serde(default)]
     pub cover_page: bool,
     /// Hold the queue: accept and keep mail as usual, but render and call
@@ -167,6 +174,30 @@ fn default_time_scale() -> f64 {
     1.0
 }
 
+impl FaxConfig {
+    /// How a mail of `account` (of `tenant`) is made into pages: the
+    /// account's paper, else the tenant's; everything else from `[fax]`.
+    pub fn document_settings(
+        &self,
+        tenant: &crate::directory::Tenant,
+        account: &crate::directory::Account,
+    ) -> crate::document::Settings {
+        let paper = match account.paper.unwrap_or(tenant.paper) {
+            crate::directory::Paper::A4 => crate::document::Paper::A4,
+            crate::directory::Paper::Letter => crate::document::Paper::Letter,
+        };
+        let mut s = crate::document::Settings {
+            resolution: self.resolution,
+            paper,
+            dither: self.dither,
+            pdf_renderer: self.pdf_renderer,
+            ..Default::default()
+        };
+        s.limits.max_pages = self.max_pages;
+        s
+    }
+}
+
 impl Default for FaxConfig {
     fn default() -> Self {
         FaxConfig {
@@ -174,6 +205,8 @@ impl Default for FaxConfig {
             header: None,
             ecm: true,
             resolution: Default::default(),
+            dither: Default::default(),
+            pdf_renderer: Default::default(),
             max_pages: default_max_pages(),
             retry_delays: default_retry_delays(),
             retry_by_cause: RetryByCause::default(),

@@ -146,3 +146,53 @@ fn retry_schedules_by_cause_are_read_and_checked() {
     let p = Config::parse("[fax.retry_by_cause]\nringing = [60]\n").unwrap_err();
     assert!(p[0].to_string().contains("unknown key"), "{}", p[0]);
 }
+
+#[test]
+fn dither_and_pdf_renderer_are_read_checked_and_reach_the_documents() {
+    use crate::document::{Dither, PdfRenderer};
+    let example = Config::parse(include_str!("../../faxgate.example.toml")).unwrap();
+    assert_eq!((example.fax.dither, example.fax.pdf_renderer), (Dither::Auto, PdfRenderer::Hayro));
+    assert_eq!(Config::parse("").unwrap().fax.dither, Dither::Auto);
+    let c = Config::parse("[fax]\ndither = \"diffuse\"\npdf_renderer = \"hayro-then-ghostscript\"\n").unwrap();
+    assert_eq!((c.fax.dither, c.fax.pdf_renderer), (Dither::Diffuse, PdfRenderer::HayroThenGhostscript));
+    // What the gateway renders a mail with.
+    let tenant = crate::directory::Tenant {
+        id: "acme".parse().unwrap(),
+        name: "Acme".into(),
+        branding: crate::directory::Branding {
+            display_name: "Acme".into(),
+            from_address: "fax@acme.test".parse().unwrap(),
+            language: crate::directory::Language::En,
+        },
+        default_country: "DK".parse().unwrap(),
+        fax_domains: vec![],
+        paper: crate::directory::Paper::A4,
+    };
+    let account = crate::directory::Account {
+        id: crate::types::AccountId::generate(),
+        tenant: tenant.id.clone(),
+        name: "C".into(),
+        reference: None,
+        paper: Some(crate::directory::Paper::Letter),
+        created: "2026-01-01T00:00:00Z".parse().unwrap(),
+        terminated_at: None,
+        allow_international: false,
+        allow_premium: false,
+        cover_page: None,
+    };
+    let s = c.fax.document_settings(&tenant, &account);
+    assert_eq!((s.dither, s.pdf_renderer), (Dither::Diffuse, PdfRenderer::HayroThenGhostscript));
+    assert_eq!((s.paper, s.limits.max_pages), (crate::document::Paper::Letter, 50));
+    // Unknown values are refused with the key, the line and the choices.
+    let p = Config::parse("[fax]\nresolution = \"fine\"\ndither = \"halftone\"\npdf_renderer = \"gs\"\n").unwrap_err();
+    let shown: Vec<String> = p.iter().map(ToString::to_string).collect();
+    assert!(shown.iter().any(|s| s.starts_with("line 3: fax.dither:") && s.contains("diffuse")), "{shown:#?}");
+    assert!(
+        shown.iter().any(|s| s.starts_with("line 4: fax.pdf_renderer:") && s.contains("hayro-then-ghostscript")),
+        "{shown:#?}"
+    );
+    // Ghostscript needs its programs: found here (the document tests run
+    // them), missing on an empty PATH.
+    assert_eq!(check::missing_programs(&std::env::var_os("PATH").unwrap()), Vec::<&str>::new());
+    assert_eq!(check::missing_programs(std::ffi::OsStr::new("/nonexistent")), ["prlimit", "gs"]);
+}

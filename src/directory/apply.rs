@@ -76,6 +76,9 @@ pub struct AccountEntry {
     /// It may send faxes to premium-rate numbers.
     #[serde(default)]
     pub allow_premium: bool,
+    /// A cover page on its faxes (true) or none (false); unset: `[fax] cover_page`.
+    #[serde(default)]
+    pub cover_page: Option<bool>,
     /// Its fax numbers.
     #[serde(default)]
     pub number: Vec<NumberEntry>,
@@ -279,20 +282,23 @@ impl Directory {
                 match &existing {
                     None => {
                         plan.push(Action::AccountAdd(r(), a.name.clone(), a.paper));
-                        if a.allow_international || a.allow_premium {
+                        if a.allow_international || a.allow_premium || a.cover_page.is_some() {
                             let ch = AccountChange {
                                 allow_international: Some(a.allow_international),
                                 allow_premium: Some(a.allow_premium),
+                                cover_page: super::Patch::set_if(a.cover_page),
                                 ..Default::default()
                             };
-                            plan.push(Action::AccountChange(r(), ch, "destinations".into()));
+                            let what = if a.cover_page.is_some() { "destinations, cover page" } else { "destinations" };
+                            plan.push(Action::AccountChange(r(), ch, what.into()));
                         }
                     }
                     Some(e)
                         if e.name != a.name
                             || e.paper != a.paper
                             || e.allow_international != a.allow_international
-                            || e.allow_premium != a.allow_premium =>
+                            || e.allow_premium != a.allow_premium
+                            || e.cover_page != a.cover_page =>
                     {
                         let ch = AccountChange {
                             name: (e.name != a.name).then(|| a.name.clone()),
@@ -305,10 +311,16 @@ impl Directory {
                             allow_international: (e.allow_international != a.allow_international)
                                 .then_some(a.allow_international),
                             allow_premium: (e.allow_premium != a.allow_premium).then_some(a.allow_premium),
+                            cover_page: if e.cover_page == a.cover_page {
+                                super::Patch::Keep
+                            } else {
+                                a.cover_page.map_or(super::Patch::Clear, super::Patch::Set)
+                            },
                         };
                         let what = match &ch.name {
                             Some(n) => format!("name {n:?}"),
                             None if e.paper != a.paper => "paper".into(),
+                            None if e.cover_page != a.cover_page => "cover page".into(),
                             None => "destinations".into(),
                         };
                         plan.push(Action::AccountChange(r(), ch, what));

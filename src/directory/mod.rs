@@ -123,6 +123,9 @@ pub struct AccountChange {
     /// Allow or forbid premium-rate numbers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_premium: Option<bool>,
+    /// Cover page on or off (`Set`), or as `[fax] cover_page` says (`Clear`).
+    #[serde(default)]
+    pub cover_page: Patch<bool>,
 }
 
 /// A change to a sender.
@@ -456,6 +459,7 @@ impl Directory {
             terminated_at: None,
             allow_international: false,
             allow_premium: false,
+            cover_page: None,
         };
         self.save_account(&a, None)?;
         Ok(a)
@@ -502,6 +506,7 @@ impl Directory {
         if let Some(v) = ch.allow_premium {
             a.allow_premium = v;
         }
+        ch.cover_page.apply(&mut a.cover_page);
         self.save_account(&a, Some(&old))?;
         Ok(a)
     }

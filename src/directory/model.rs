@@ -98,6 +98,10 @@ pub struct Account {
     /// It may send faxes to premium-rate and shared-cost numbers.
     #[serde(default)]
     pub allow_premium: bool,
+    /// A cover page in front of its faxes from mail: `None` follows
+    /// `[fax] cover_page`; a mail's `X-Fax-Cover` header overrides both.
+    #[serde(default)]
+    pub cover_page: Option<bool>,
 }
 
 impl Account {

@@ -215,3 +215,33 @@ fn apply_is_idempotent_and_all_or_nothing() {
     let other = Scope::Tenant(tid("beta"));
     assert!(f.dir.apply(&other, &file2, false, false).is_err());
 }
+
+#[test]
+fn an_accounts_cover_page_is_set_changed_and_cleared_by_file_and_by_change() {
+    let f = fixture();
+    let op = Scope::Operator;
+    let on = FILE.replace("name = \"Hansen ApS\"", "name = \"Hansen ApS\"\ncover_page = true");
+    let file: DirectoryFile = toml::from_str(&on).unwrap();
+    f.dir.apply(&op, &file, false, false).unwrap();
+    let hansen = || f.dir.account_by_reference(&op, &tid("alpha"), "c-1001").unwrap().unwrap();
+    let jensen = f.dir.account_by_reference(&op, &tid("alpha"), "c-1002").unwrap().unwrap();
+    assert_eq!((hansen().cover_page, jensen.cover_page), (Some(true), None));
+    assert!(f.dir.apply(&op, &file, false, false).unwrap().changes.is_empty());
+    // Turned off in the file: one change, named.
+    let off: DirectoryFile = toml::from_str(&on.replace("cover_page = true", "cover_page = false")).unwrap();
+    let r = f.dir.apply(&op, &off, false, false).unwrap();
+    assert_eq!(r.changes.len(), 1, "{:#?}", r.changes);
+    assert!(r.changes[0].contains("cover page"), "{:#?}", r.changes);
+    assert_eq!(hansen().cover_page, Some(false));
+    // Left out of the file: back to the gateway's setting.
+    let plain: DirectoryFile = toml::from_str(FILE).unwrap();
+    assert_eq!(f.dir.apply(&op, &plain, false, false).unwrap().changes.len(), 1);
+    assert_eq!(hansen().cover_page, None);
+    // A change keeps it unless it says otherwise.
+    let id = hansen().id;
+    f.dir.account_change(&op, &id, AccountChange { cover_page: Patch::Set(true), ..Default::default() }).unwrap();
+    f.dir.account_change(&op, &id, AccountChange { name: Some("Hansen & Co".into()), ..Default::default() }).unwrap();
+    assert_eq!(hansen().cover_page, Some(true));
+    f.dir.account_change(&op, &id, AccountChange { cover_page: Patch::Clear, ..Default::default() }).unwrap();
+    assert_eq!(hansen().cover_page, None);
+}

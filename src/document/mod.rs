@@ -17,7 +17,8 @@
 //! - [`ghostscript`]: the optional Ghostscript subprocess for PDFs, bounded in
 //!   time and memory.
 //! - [`tiff`]: a small TIFF reader (IFD chain, strips, every compression a fax
-//!   device or scanner sends) shared by TIFF input and by [`topdf`].
+//!   device or scanner sends; JBIG and JPEG are refused by name) shared by
+//!   TIFF input and by [`topdf`].
 //! - [`image`]: PNG, JPEG and GIF input.
 //! - [`text`]: text and HTML bodies, typeset with the bundled DejaVu Sans Mono.
 //! - [`cover`]: the cover page.
@@ -36,7 +37,7 @@
 //! repository's corpus its fax pages agree with Ghostscript's on 98.4 to 99.7 %
 //! of pixels (glyph edges). A panic inside it is caught and reported as a
 //! damaged PDF. Ghostscript stays as a
-//! fallback chosen by [`PdfRenderer`]; it runs as a subprocess with `-dSAFER`, a
+//! fallback chosen by [`PdfRenderer`] (`[fax] pdf_renderer`); it runs as a subprocess with `-dSAFER`, a
 //! CPU and address-space limit (`prlimit`) and a wall-clock limit, and its output
 //! is checked because it exits 0 for truncated and password-protected files.
 //!
@@ -48,7 +49,8 @@
 //! neighbours all mid-grey, which is never true along a text edge) are
 //! halftoned with an 8x8 Bayer matrix. That per-pixel mix is [`Dither::Auto`];
 //! [`Dither::Threshold`] and [`Dither::Diffuse`] (Floyd-Steinberg over the whole
-//! page, for photographs) can be forced by setting.
+//! page, for photographs) can be forced by setting (`[fax] dither`,
+//! `faxgate render --dither`).
 //!
 //! **G4 and TIFF.** Pages are coded by a small T.6 coder ([`g4::encode`])
 //! that finds each row's colour changes by skipping whole white or black
@@ -176,8 +178,9 @@ pub const MAX_SIDE: u64 = 60_000;
 /// The module's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// How grey becomes black and white.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// How grey becomes black and white (`[fax] dither`, `render --dither`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Dither {
     /// Threshold text and line art, halftone flat mid-tone regions (default).
     #[default]
@@ -188,8 +191,10 @@ pub enum Dither {
     Diffuse,
 }
 
-/// Which engine renders PDF attachments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// Which engine renders PDF attachments (`[fax] pdf_renderer`,
+/// `render --pdf-renderer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PdfRenderer {
     /// hayro, in process (default).
     #[default]
@@ -213,6 +218,13 @@ pub struct Limits {
     /// Most memory a PDF renderer may map: hayro's worker process or
     /// Ghostscript (default 1 GiB).
     pub max_memory: u64,
+}
+
+impl PdfRenderer {
+    /// Whether it may run Ghostscript.
+    pub fn uses_ghostscript(self) -> bool {
+        !matches!(self, PdfRenderer::Hayro)
+    }
 }
 
 impl Default for Limits {

@@ -909,3 +909,296 @@ fn ghostscript_runs_within_its_time_and_memory_limits() {
     assert!(matches!(pdf::render(&fixture("encrypted-password.pdf"), &s, 50), Err(Error::PasswordProtected)));
     assert_eq!(pdf::render(&data, &s, 50).unwrap().len(), 1);
 }
+
+// ---------------------------------------------------------------- mail charsets
+
+/// Known texts, each in a charset that holds all of it.
+const CHARSET_TEXTS: [(&str, &str, &str); 3] = [
+    (
+        "iso-8859-1",
+        "mail-latin1.png",
+        "Kære kunde. Grød med æbler og blåbær fra Ærø, Øster Åby.\r\n\
+         Sehr geehrte Frau Müller, Grüße aus Köln: Übergröße, Straße.\r\n\
+         Café, naïve, élève, façade. ¿Qué tal? 20 °C, ½ pris, © 2026.",
+    ),
+    (
+        "windows-1252",
+        "mail-cp1252.png",
+        "Pris: 1.250 € – „tilbud“ … ‘særpris’ • Œuvre, Šárka, Žižka™.\r\n\
+         Fakturanr. 42 — betales senest 31. december.",
+    ),
+    (
+        "iso-8859-2",
+        "mail-latin2.png",
+        "Szanowny Panie, zażółć gęślą jaźń. Łódź, Kraków, Gdańsk, Wrocław.\r\n\
+         Příliš žluťoučký kůň úpěl ďábelské ódy.\r\n\
+         Árvíztűrő tükörfúrógép.",
+    ),
+];
+
+/// `text` in `charset`, by iconv (glibc's converter, not the mail parser's).
+fn iconv(text: &str, charset: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("iconv")
+        .args(["-f", "UTF-8", "-t", charset])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("iconv (Debian: libc-bin)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "iconv to {charset}");
+    // Every character had a place in the charset: no lossy round trip.
+    assert_ne!(out.stdout, text.as_bytes(), "{charset} should differ from UTF-8");
+    out.stdout
+}
+
+/// `data` in a transfer encoding, by Python's standard library.
+fn transfer_encode(data: &[u8], encoding: &str) -> Vec<u8> {
+    use std::io::Write;
+    let code = match encoding {
+        "quoted-printable" => {
+            "import sys, quopri; sys.stdout.buffer.write(quopri.encodestring(sys.stdin.buffer.read()))"
+        }
+        "base64" => "import sys, base64; sys.stdout.buffer.write(base64.encodebytes(sys.stdin.buffer.read()))",
+        _ => return data.to_vec(),
+    };
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", code])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    // Python writes bare LF; mail has CRLF.
+    String::from_utf8(out.stdout).unwrap().replace('\n', "\r\n").into_bytes()
+}
+
+/// The pages the gateway makes of a mail.
+fn mail_pages(raw: &[u8]) -> Vec<Bitmap> {
+    let r = crate::gateway::render::render(raw, settings(), None).unwrap();
+    tiff::parse(&r.tiff, 50).unwrap().iter().map(|p| p.decode_bilevel(&r.tiff, u64::MAX).unwrap()).collect()
+}
+
+/// A one-part text mail.
+fn text_mail(charset: &str, encoding: &str, body: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "From: a@example.com\r\nTo: +4533221100@fax.example.net\r\nSubject: Tekst\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=\"{charset}\"\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n"
+    )
+    .into_bytes();
+    m.extend_from_slice(&transfer_encode(body, encoding));
+    m.extend_from_slice(b"\r\n");
+    m
+}
+
+/// A mail whose text is an attachment (`brev.txt`) beside a short body.
+fn text_attachment_mail(charset: &str, encoding: &str, body: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "From: a@example.com\r\nSubject: Brev\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nSee the letter.\r\n\
+         --b\r\nContent-Type: text/plain; charset={charset}\r\nContent-Disposition: attachment; filename=brev.txt\r\n\
+         Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    )
+    .into_bytes();
+    m.extend_from_slice(&transfer_encode(body, encoding));
+    m.extend_from_slice(b"\r\n--b--\r\n");
+    m
+}
+
+/// The top of a text page (where the text is), as grey for a golden image.
+fn text_top(page: &Bitmap) -> GrayImage {
+    GrayImage {
+        width: WIDTH,
+        height: 400,
+        data: (0..400)
+            .flat_map(|y| (0..WIDTH).map(move |x| (x, y)))
+            .map(|(x, y)| if page.get(x, y) { 0 } else { 255 })
+            .collect(),
+    }
+}
+
+#[test]
+fn text_in_legacy_charsets_renders_exactly_as_in_utf8() {
+    for (charset, golden_name, text) in CHARSET_TEXTS {
+        let utf8 = mail_pages(&text_mail("utf-8", "8bit", text.as_bytes()));
+        assert_eq!(utf8.len(), 1, "{charset}");
+        assert!(utf8[0].black_pixels() > 5_000, "{charset}: almost blank");
+        golden(golden_name, &text_top(&utf8[0]));
+        let legacy = iconv(text, charset);
+        for encoding in ["8bit", "quoted-printable", "base64"] {
+            let as_body = mail_pages(&text_mail(charset, encoding, &legacy));
+            assert!(as_body == utf8, "{charset} {encoding}: the page differs from the UTF-8 one");
+            let as_attachment = mail_pages(&text_attachment_mail(charset, encoding, &legacy));
+            assert!(as_attachment == utf8, "{charset} {encoding} attachment: the page differs from the UTF-8 one");
+        }
+        // The same bytes read as UTF-8 would not give that page: the
+        // comparison does see the charset.
+        let wrong = mail_pages(&text_mail("utf-8", "8bit", &legacy));
+        assert!(wrong != utf8, "{charset}: misread bytes gave the same page");
+    }
+}
+
+// ---------------------------------------------------------------- huge image headers
+
+/// A small real JPEG whose SOF0 header is patched to claim `w` x `h`.
+fn jpeg_claiming(w: u16, h: u16) -> Vec<u8> {
+    let small = ::image::DynamicImage::ImageRgb8(::image::RgbImage::from_fn(16, 16, |x, _| {
+        ::image::Rgb([(x * 16) as u8, 0, 0])
+    }));
+    let mut data = encode(small, ::image::ImageFormat::Jpeg);
+    let sof = data.windows(2).position(|m| m == [0xff, 0xc0]).expect("a baseline JPEG has SOF0");
+    // FF C0, length (2), precision (1), height (2), width (2): ITU-T T.81 B.2.2.
+    assert_eq!(u16::from_be_bytes([data[sof + 5], data[sof + 6]]), 16);
+    data[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    data[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    data
+}
+
+/// A small real GIF whose logical screen (when `screen`) and image
+/// descriptor are patched to claim `w` x `h`.
+fn gif_claiming(w: u16, h: u16, screen: bool) -> Vec<u8> {
+    let small = ::image::DynamicImage::ImageRgb8(::image::RgbImage::from_fn(16, 16, |x, y| {
+        ::image::Rgb([if (x + y) % 2 == 0 { 0 } else { 255 }; 3])
+    }));
+    let mut data = encode(small, ::image::ImageFormat::Gif);
+    assert!(data.starts_with(b"GIF89a") || data.starts_with(b"GIF87a"));
+    // Logical screen descriptor: width, height (little-endian) at 6 and 8.
+    if screen {
+        data[6..8].copy_from_slice(&w.to_le_bytes());
+        data[8..10].copy_from_slice(&h.to_le_bytes());
+    }
+    // Walk past the global colour table and the extensions to the first
+    // image descriptor (0x2C): left, top, width, height.
+    let mut i = 13;
+    if data[10] & 0x80 != 0 {
+        i += 3 << ((data[10] & 7) + 1);
+    }
+    while data[i] == 0x21 {
+        i += 2;
+        while data[i] != 0 {
+            i += data[i] as usize + 1;
+        }
+        i += 1;
+    }
+    assert_eq!(data[i], 0x2c, "an image descriptor");
+    assert_eq!(u16::from_le_bytes([data[i + 5], data[i + 6]]), 16);
+    data[i + 5..i + 7].copy_from_slice(&w.to_le_bytes());
+    data[i + 7..i + 9].copy_from_slice(&h.to_le_bytes());
+    data
+}
+
+#[test]
+fn jpeg_and_gif_headers_claiming_huge_sizes_are_refused_at_once() {
+    // The patch helpers leave a decodable image when they claim its real size.
+    assert_eq!(image::render(Kind::Jpeg, &jpeg_claiming(16, 16), &settings()).unwrap().width(), 1728);
+    assert_eq!(image::render(Kind::Gif, &gif_claiming(16, 16, true), &settings()).unwrap().width(), 1728);
+    // 65,535 is the most a JPEG or GIF header can say: 4.3 gigapixels.
+    // Then 100 million pixels (over the 40 million limit), and a sliver
+    // longer than the longest side accepted.
+    for (w, h) in [(65_535u16, 65_535u16), (10_000, 10_000), (1, 65_000)] {
+        for (kind, data) in [(Kind::Jpeg, jpeg_claiming(w, h)), (Kind::Gif, gif_claiming(w, h, true))] {
+            let t = std::time::Instant::now();
+            let err = image::render(kind, &data, &settings()).unwrap_err();
+            assert!(t.elapsed() < Duration::from_secs(1), "{kind:?} {w}x{h}: {:?}", t.elapsed());
+            assert!(
+                matches!(err, Error::ImageTooLarge { width, height, .. } if width == w as u64 && height == h as u64),
+                "{kind:?} {w}x{h}: {err}"
+            );
+            let text = err.to_string();
+            assert!(text.contains(&format!("{w} x {h} pixels")) && text.contains("too large"), "{text}");
+            // The same refusal reaches a job.
+            let mut job = Pages::new(settings());
+            assert!(matches!(job.add_binary(kind, &data), Err(Error::ImageTooLarge { .. })), "{kind:?} {w}x{h}");
+        }
+    }
+    // A GIF whose screen is small but whose image claims 65,535 x 65,535 is
+    // refused by the frame's own size, before the frame is decoded.
+    let data = gif_claiming(65_535, 65_535, false);
+    assert_eq!(u16::from_le_bytes([data[6], data[7]]), 16);
+    let t = std::time::Instant::now();
+    let err = image::render(Kind::Gif, &data, &settings()).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(matches!(err, Error::ImageTooLarge { width: 65_535, height: 65_535, .. }), "{err}");
+}
+
+// ---------------------------------------------------------------- TIFF-FX (T.37)
+
+/// MH (T.4 1-D) and MR (T.4 2-D) files, as fax machines and T.37 offramps
+/// send them (TIFF-FX profiles S and F, RFC 3949), in both bit orders, at
+/// standard (98 lpi) and fine (196 lpi) resolution: made by libtiff's
+/// `tiffcp` and checked by `tiffinfo` to be what they claim, then rendered
+/// to 1728-pixel fax pages with every pixel where it was.
+#[test]
+fn mh_and_mr_tiffs_at_standard_and_fine_resolution_render_to_fax_pages() {
+    let dir = tmp();
+    for (resolution, height, lpi) in [(Resolution::Standard, 1146u32, "98"), (Resolution::Fine, 2292, "196")] {
+        let page = test_page(height, 12);
+        let src = dir.path().join(format!("g4-{lpi}.tiff"));
+        std::fs::write(&src, g4::write_tiff(std::slice::from_ref(&page), resolution)).unwrap();
+        for (name, args, options) in [
+            ("mh", &["-c", "g3:1d"][..], "Group 3 Options: (0 = 0x0)"),
+            ("mh-lsb", &["-c", "g3:1d", "-f", "lsb2msb"], "Group 3 Options: (0 = 0x0)"),
+            ("mr", &["-c", "g3:2d"], "Group 3 Options: 2-d encoding"),
+            ("mr-lsb-fill", &["-c", "g3:2d:fill", "-f", "lsb2msb"], "Group 3 Options: 2-d encoding+EOL padding"),
+        ] {
+            let out = dir.path().join(format!("{name}-{lpi}.tiff"));
+            let mut a: Vec<&str> = args.to_vec();
+            a.push(src.to_str().unwrap());
+            a.push(out.to_str().unwrap());
+            let (ok, _, err) = run("tiffcp", &a);
+            assert!(ok, "tiffcp {name}: {err}");
+            let (ok, info, _) = run("tiffinfo", &[out.to_str().unwrap()]);
+            assert!(ok);
+            assert!(info.contains("Compression Scheme: CCITT Group 3"), "{name}: {info}");
+            assert!(info.contains(options), "{name}: {info}");
+            assert!(info.contains(&format!("Resolution: 204, {lpi} pixels/inch")), "{name}: {info}");
+            let data = std::fs::read(&out).unwrap();
+            let got = tiff::render(&data, &settings(), 50).unwrap_or_else(|e| panic!("{name} {lpi}: {e}"));
+            assert_eq!(got.len(), 1, "{name} {lpi}");
+            assert_eq!((got[0].width(), got[0].height()), (1728, 2292), "{name} {lpi}");
+            match resolution {
+                // A fine page is the page.
+                Resolution::Fine => assert!(got[0] == page, "{name} {lpi}: the page changed"),
+                // Each standard line becomes two fine lines.
+                _ => {
+                    for y in 0..height {
+                        assert_eq!(got[0].row(2 * y), page.row(y), "{name} {lpi} row {y}");
+                        assert_eq!(got[0].row(2 * y + 1), page.row(y), "{name} {lpi} row {y}");
+                    }
+                }
+            }
+            // Faxed at standard resolution, the fine page keeps every other line.
+            let mut standard = settings();
+            standard.resolution = Resolution::Standard;
+            let std_page = &tiff::render(&data, &standard, 50).unwrap()[0];
+            assert_eq!((std_page.width(), std_page.height()), (1728, 1146), "{name} {lpi}");
+        }
+    }
+}
+
+/// JBIG (TIFF-FX profile J; libtiff writes it as compression 34661) is not
+/// decoded: it is refused with the compression named and what to send instead,
+/// both when mailed and when it would be a received fax.
+#[test]
+fn a_jbig_tiff_is_refused_with_a_reason() {
+    let dir = tmp();
+    let src = dir.path().join("g4.tiff");
+    std::fs::write(&src, g4::write_tiff(&[test_page(2292, 13)], Resolution::Fine)).unwrap();
+    let out = dir.path().join("jbig.tiff");
+    let (ok, _, err) = run("tiffcp", &["-c", "jbig", src.to_str().unwrap(), out.to_str().unwrap()]);
+    assert!(ok, "tiffcp -c jbig (libtiff built with JBIG-KIT): {err}");
+    let (_, info, _) = run("tiffinfo", &[out.to_str().unwrap()]);
+    assert!(info.contains("Compression Scheme: ISO JBIG"), "{info}");
+    let data = std::fs::read(&out).unwrap();
+    let err = tiff::render(&data, &settings(), 50).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedTiff(_)), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("compression 34661 (JBIG)") && text.contains("G3 or G4 TIFF"), "{text}");
+    let mut job = Pages::new(settings());
+    assert!(matches!(job.add_binary(Kind::Tiff, &data), Err(Error::UnsupportedTiff(_))));
+    let err = topdf::tiff_to_pdf(&data, &topdf::FaxInfo::default(), 10).unwrap_err();
+    assert!(err.to_string().contains("JBIG"), "{err}");
+}

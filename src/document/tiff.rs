@@ -486,10 +486,24 @@ fn decompress(page: &Page, raw: &[u8], want: usize) -> Result<Vec<u8>> {
             }
             buf
         }
-        c => return Err(Error::UnsupportedTiff(format!("compression {c}"))),
+        c => return Err(Error::UnsupportedTiff(unsupported_compression(c))),
     };
     out.resize(want, 0);
     Ok(out)
+}
+
+/// A compression that is refused, in words, with what to send instead. The
+/// JBIG and JPEG codings of TIFF-FX (RFC 3949 profiles J, L and C) are named.
+fn unsupported_compression(c: u16) -> String {
+    let what = match c {
+        6 | 7 => " (JPEG)",
+        9 => " (JBIG, TIFF-FX profile J)",
+        10 => " (JBIG colour, TIFF-FX profile L)",
+        34661 => " (JBIG)",
+        34712 => " (JPEG 2000)",
+        _ => "",
+    };
+    format!("compression {c}{what}; send the pages as a G3 or G4 TIFF, or as a PDF")
 }
 
 /// PackBits (TIFF 6.0 §9), bounded to `want` bytes.

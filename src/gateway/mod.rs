@@ -58,7 +58,7 @@ use crate::Error;
 use crate::cdr::{self, Cdr, CdrStore, PageEvent, Transport};
 use crate::clock::Clock;
 use crate::config::FaxConfig;
-use crate::directory::{AttachmentFormat, Directory, Scope, Tenant};
+use crate::directory::{AttachmentFormat, Directory, Scope};
 use crate::mail::Spool;
 use crate::mail::outbox::Outbox;
 use crate::mail::spool::pending_key;
@@ -349,16 +349,6 @@ impl Gateway {
         }
     }
 
-    fn settings_for(&self, tenant: &Tenant, account: &crate::directory::Account) -> crate::document::Settings {
-        let paper = match account.paper.unwrap_or(tenant.paper) {
-            crate::directory::Paper::A4 => crate::document::Paper::A4,
-            crate::directory::Paper::Letter => crate::document::Paper::Letter,
-        };
-        let mut s = crate::document::Settings { resolution: self.inner.config.resolution, paper, ..Default::default() };
-        s.limits.max_pages = self.inner.config.max_pages;
-        s
-    }
-
     /// Turns one accepted mail into fax jobs.
     fn take_up(&self, id: &JobId) -> Result<(), Error> {
         let t = &self.inner.tree;
@@ -370,17 +360,19 @@ impl Gateway {
         let now = self.now();
         let tenant = self.inner.directory.tenant_get(&Scope::Operator, &mail.tenant)?;
         let account = self.inner.directory.account_get(&Scope::Operator, &mail.account)?;
-        let settings = self.settings_for(&tenant, &account);
-        let cover = self.inner.config.cover_page.then(|| crate::document::CoverPage {
-            branding: tenant.branding.display_name.clone(),
-            from: mail.mail_from.clone(),
-            to: mail.recipients.iter().map(E164::to_string).collect::<Vec<_>>().join(", "),
-            date: now.strftime("%Y-%m-%d %H:%M UTC").to_string(),
-            pages: 0,
-            subject: String::new(),
-            comment: String::new(),
+        let settings = self.inner.config.document_settings(&tenant, &account);
+        let rendered = render::wants_cover(&raw, self.inner.config.cover_page, account.cover_page).and_then(|on| {
+            let cover = on.then(|| crate::document::CoverPage {
+                branding: tenant.branding.display_name.clone(),
+                from: mail.mail_from.clone(),
+                to: mail.recipients.iter().map(E164::to_string).collect::<Vec<_>>().join(", "),
+                date: now.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+                pages: 0,
+                subject: String::new(),
+                comment: String::new(),
+            });
+            render::render(&raw, settings, cover)
         });
-        let rendered = render::render(&raw, settings, cover);
         let subject = match &rendered {
             Ok(r) => r.subject.clone(),
             Err(_) => render::subject_of(&raw),

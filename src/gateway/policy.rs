@@ -34,6 +34,7 @@ mod tests {
             terminated_at: None,
             allow_international: international,
             allow_premium: premium,
+            cover_page: None,
         }
     }
 

@@ -1,6 +1,12 @@
 //! An accepted mail to fax pages: its attachments (PDF, TIFF, images) in
 //! order, or, when it has none, its text (or HTML) body; the body becomes
 //! the cover page's comment when a cover page is on.
+//!
+//! Whether a cover page is on ([`wants_cover`]): the mail's `X-Fax-Cover`
+//! header (`yes` or `no`) if it has one, else the account's setting if it
+//! has one, else `[fax] cover_page`. A header with any other value is
+//! refused, with a report saying what to write: the sender asked for
+//! something, and a fax cannot be taken back once it has been sent.
 
 use mail_parser::{MessageParser, MimeHeaders};
 
@@ -26,6 +32,9 @@ pub enum RenderError {
     /// Nothing to fax in it.
     #[error("the message has no attachment and no text to fax")]
     Empty,
+    /// The `X-Fax-Cover` header says neither yes nor no.
+    #[error("the {COVER_HEADER} header says {0:?}; write \"yes\" for a cover page or \"no\" for none")]
+    CoverHeader(String),
     /// A part could not be converted.
     #[error("{name}: {error}")]
     Document {
@@ -38,6 +47,40 @@ pub enum RenderError {
 
 fn doc_err(name: &str) -> impl Fn(document::Error) -> RenderError + '_ {
     move |error| RenderError::Document { name: name.to_owned(), error }
+}
+
+/// The header with which a mail turns the cover page on or off for itself.
+pub const COVER_HEADER: &str = "X-Fax-Cover";
+
+/// What the mail's [`COVER_HEADER`] asks for: `Some(true)` a cover page,
+/// `Some(false)` none, `None` when it has no such header. `yes`/`no`,
+/// `on`/`off`, `true`/`false` and `1`/`0` are understood in any case;
+/// anything else, or two such headers that disagree, is an error.
+pub fn cover_asked(raw: &[u8]) -> Result<Option<bool>, RenderError> {
+    let Some(msg) = MessageParser::default().parse_headers(raw) else { return Ok(None) };
+    let mut asked = None;
+    for (name, value) in msg.headers_raw() {
+        if !name.eq_ignore_ascii_case(COVER_HEADER) {
+            continue;
+        }
+        let value = value.trim();
+        let this = match value.to_ascii_lowercase().as_str() {
+            "yes" | "on" | "true" | "1" => true,
+            "no" | "off" | "false" | "0" => false,
+            _ => return Err(RenderError::CoverHeader(value.chars().take(40).collect())),
+        };
+        if asked.is_some_and(|a| a != this) {
+            return Err(RenderError::CoverHeader(format!("{} and {value}", if this { "no" } else { "yes" })));
+        }
+        asked = Some(this);
+    }
+    Ok(asked)
+}
+
+/// Whether the mail `raw` gets a cover page: its own header first, then the
+/// account's setting (`None`: inherit), then the gateway's (`[fax] cover_page`).
+pub fn wants_cover(raw: &[u8], gateway: bool, account: Option<bool>) -> Result<bool, RenderError> {
+    Ok(cover_asked(raw)?.or(account).unwrap_or(gateway))
 }
 
 /// The subject of a raw message (for reports when rendering fails).
@@ -140,6 +183,57 @@ mod tests {
         let raw = b"From: a@example.com\r\nSubject: x\r\nContent-Type: text/html\r\n\r\n<p>Hello <b>there</b></p>\r\n";
         assert!(is_html_only(&MessageParser::default().parse(&raw[..]).unwrap()));
         assert_eq!(render(raw, Settings::default(), None).unwrap().pages, 1);
+    }
+
+    fn mail_with_cover_header(value: Option<&str>) -> Vec<u8> {
+        let header = value.map(|v| format!("X-Fax-Cover: {v}\r\n")).unwrap_or_default();
+        format!("From: a@example.com\r\nSubject: Tilbud\r\n{header}Content-Type: text/plain\r\n\r\nSe tilbuddet.\r\n")
+            .into_bytes()
+    }
+
+    #[test]
+    fn the_cover_page_follows_the_mail_then_the_account_then_the_gateway() {
+        // (header, gateway, account, cover page)
+        let cases = [
+            (None, false, None, false),
+            (None, true, None, true),
+            (None, false, Some(true), true),
+            (None, true, Some(false), false),
+            (Some("yes"), false, Some(false), true),
+            (Some("YES"), false, None, true),
+            (Some(" on "), false, None, true),
+            (Some("no"), true, Some(true), false),
+            (Some("Off"), true, None, false),
+            (Some("0"), true, None, false),
+        ];
+        for (header, gateway, account, want) in cases {
+            let raw = mail_with_cover_header(header);
+            let on = wants_cover(&raw, gateway, account).unwrap();
+            assert_eq!(on, want, "{header:?} gateway {gateway} account {account:?}");
+            // And the fax has the cover page in front, or not.
+            let cover = on.then(|| CoverPage { branding: "Acme".into(), ..CoverPage::default() });
+            let r = render(&raw, Settings::default(), cover).unwrap();
+            assert_eq!(r.pages, 1 + want as u32, "{header:?} gateway {gateway} account {account:?}");
+        }
+        // The header's name is not case-sensitive.
+        let raw = b"From: a@example.com\r\nx-fax-COVER: no\r\n\r\nhi\r\n";
+        assert!(!wants_cover(raw, true, Some(true)).unwrap());
+    }
+
+    #[test]
+    fn an_unreadable_cover_header_is_refused_with_what_to_write() {
+        for (value, shown) in [("maybe", "\"maybe\""), ("", "\"\""), ("ja tak", "\"ja tak\"")] {
+            let e = wants_cover(&mail_with_cover_header(Some(value)), false, None).unwrap_err();
+            assert!(matches!(e, RenderError::CoverHeader(_)), "{value:?}: {e}");
+            let text = e.to_string();
+            assert!(text.contains(shown) && text.contains("\"yes\"") && text.contains("\"no\""), "{text}");
+        }
+        // Two headers that disagree.
+        let raw = b"From: a@example.com\r\nX-Fax-Cover: yes\r\nX-Fax-Cover: no\r\n\r\nhi\r\n";
+        assert!(matches!(wants_cover(raw, false, None), Err(RenderError::CoverHeader(_))));
+        // Two that agree are fine.
+        let raw = b"From: a@example.com\r\nX-Fax-Cover: yes\r\nX-Fax-Cover: on\r\n\r\nhi\r\n";
+        assert!(wants_cover(raw, false, None).unwrap());
     }
 
     #[test]

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use super::*;
 use crate::cdr::tests::sample;
 use crate::clock::FakeClock;
-use crate::directory::{AttachmentFormat, Branding, Language, Paper, Route, SenderAuth, Tenant};
+use crate::directory::{AccountChange, AttachmentFormat, Branding, Language, Paper, Patch, Route, SenderAuth, Tenant};
 
 struct World {
     _tmp: tempfile::TempDir,
@@ -37,6 +37,8 @@ fn world() -> World {
     )
     .unwrap();
     let a = dir.account_add(&op, &"alpha".parse().unwrap(), "Karen Blixen", Some("k-1"), None).unwrap();
+    let cover = AccountChange { cover_page: Patch::Set(true), ..Default::default() };
+    let a = dir.account_change(&op, &a.id, cover).unwrap();
     let route = |e: &str| Route { email: e.parse().unwrap(), format: AttachmentFormat::Pdf };
     dir.number_add(&op, &a.id, "+4533990101", vec![route("karen@rungstedlund.dk"), route("kontor@rungstedlund.dk")])
         .unwrap();
@@ -69,6 +71,7 @@ fn export_by_email_and_by_number_match_the_schema() {
     assert_eq!(e.numbers.len(), 1);
     assert_eq!(e.senders.len(), 1);
     assert_eq!(e.accounts[0].name, "Karen Blixen");
+    assert_eq!(e.accounts[0].cover_page, Some(true));
     assert_eq!(e.cdrs.len(), 1);
     assert_eq!(e.cdr_erase_on[0].to_string(), "2027-01-05T09:00:00Z");
     validate(&serde_json::to_value(&e).unwrap());

@@ -56,6 +56,15 @@ fn directory_changes_through_the_cli_against_a_running_daemon() {
     assert_eq!(shown["senders"].as_array().unwrap().len(), 2);
     let human = s.ok(&["account", "show", id]);
     assert!(human.contains("name: Hansen ApS") && human.contains("number: +4533221100"), "{human}");
+    // An account's cover page: its own from the start, or inherited.
+    assert_eq!(shown["cover_page"], serde_json::Value::Null);
+    let own = s.json(&["account", "add", "--tenant", "acme", "--name", "Jensen A/S", "--cover-page", "no"]);
+    assert_eq!(own["cover_page"], false, "{own:#}");
+    let shown = s.json(&["account", "show", own["id"].as_str().unwrap()]);
+    assert_eq!(shown["cover_page"], false, "{shown:#}");
+    let err = s.fails(&["account", "change", id, "--cover-page", "maybe"]);
+    assert!(err.contains("possible values: yes, no, inherit"), "{err}");
+    s.ok(&["account", "remove", own["id"].as_str().unwrap()]);
 
     s.ok(&["route", "change", "+4533221100", "jens@hansen.dk", "--format", "tiff"]);
     s.ok(&["route", "remove", "+4533221100", "bogholderi@hansen.dk"]);

@@ -60,3 +60,58 @@ fn fax_loopback_over_t38_with_loss_and_over_g711_without_ecm() {
     assert_ne!(r["completion_code"], 0, "{r:#}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("did not get through"));
 }
+
+/// A small real JPEG and GIF, and the same with headers claiming 65,535 x
+/// 65,535 pixels (4.3 gigapixels: SOF0, logical screen and image descriptor
+/// patched). `faxgate render` runs under a 1 GiB address-space limit
+/// (prlimit): the small ones render, the huge ones are refused as too large
+/// with exit status 1, not killed by an allocation they could not make.
+#[test]
+fn render_refuses_huge_image_headers_within_a_small_address_space() {
+    let setup = Setup::new();
+    let dir = setup.path();
+    let small = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(16, 16, |x, y| {
+        image::Rgb([if (x + y) % 2 == 0 { 0 } else { 255 }; 3])
+    }));
+    let encode = |format| {
+        let mut v = std::io::Cursor::new(Vec::new());
+        small.write_to(&mut v, format).unwrap();
+        v.into_inner()
+    };
+    let jpeg = encode(image::ImageFormat::Jpeg);
+    let mut huge_jpeg = jpeg.clone();
+    let sof = huge_jpeg.windows(2).position(|m| m == [0xff, 0xc0]).expect("SOF0");
+    huge_jpeg[sof + 5..sof + 9].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+    let gif = encode(image::ImageFormat::Gif);
+    let mut huge_gif = gif.clone();
+    huge_gif[6..10].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+    let render = |name: &str, data: &[u8]| {
+        let input = dir.join(name);
+        std::fs::write(&input, data).unwrap();
+        let start = std::time::Instant::now();
+        let o = Command::new("prlimit")
+            .arg(format!("--as={}", 1u64 << 30))
+            .arg("--")
+            .arg(crate::harness::BIN)
+            .arg("--config")
+            .arg(&setup.config)
+            .arg("render")
+            .arg(&input)
+            .arg("--out")
+            .arg(dir.join(format!("{name}.tiff")))
+            .output()
+            .expect("prlimit (util-linux)");
+        (o.status, String::from_utf8_lossy(&o.stderr).into_owned(), start.elapsed())
+    };
+    for (name, data) in [("small.jpg", &jpeg), ("small.gif", &gif)] {
+        let (status, err, _) = render(name, data);
+        assert!(status.success(), "{name}: {status:?} {err}");
+        assert_eq!(tiff_pages(dir.join(format!("{name}.tiff")).to_str().unwrap()), 1);
+    }
+    for (name, data) in [("huge.jpg", &huge_jpeg), ("huge.gif", &huge_gif)] {
+        let (status, err, took) = render(name, data);
+        assert_eq!(status.code(), Some(1), "{name}: {status:?} {err}");
+        assert!(err.contains("65535 x 65535 pixels") && err.contains("too large"), "{name}: {err}");
+        assert!(took < std::time::Duration::from_secs(5), "{name}: {took:?}");
+    }
+}

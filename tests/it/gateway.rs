@@ -146,7 +146,19 @@ pub fn fixture(name: &str) -> PathBuf {
 /// PLAIN): a short text, and `attachment` as a PDF when given; returns what
 /// the script printed (`refused {}` when every recipient was accepted).
 pub fn send_mail(g: &Gw, to: &[&str], subject: &str, attachment: Option<&Path>) -> String {
+    send_mail_with(g, to, subject, attachment, &[])
+}
+
+/// [`send_mail`] with more header fields.
+pub fn send_mail_with(
+    g: &Gw,
+    to: &[&str],
+    subject: &str,
+    attachment: Option<&Path>,
+    headers: &[(&str, &str)],
+) -> String {
     let (host, port) = g.submission.rsplit_once(':').unwrap();
+    let headers: String = headers.iter().map(|(k, v)| format!("m[{k:?}] = {v:?}\n")).collect();
     let attach = match attachment {
         Some(f) => format!(
             "with open(\"{}\", \"rb\") as f:\n    m.add_attachment(f.read(), maintype=\"application\", \
@@ -163,7 +175,7 @@ m = EmailMessage()
 m["From"] = "boss@customer.test"
 m["To"] = ", ".join({to:?})
 m["Subject"] = "{subject}"
-m.set_content("Please see the attached document.")
+{headers}m.set_content("Please see the attached document.")
 {attach}
 ctx = ssl.create_default_context(cafile="{ca}")
 s = smtplib.SMTP("{host}", {port}, local_hostname="client.test")
@@ -693,4 +705,201 @@ fn a_fax_cut_short_is_mailed_with_the_pages_that_arrived_marked_incomplete() {
     assert_eq!(c.len(), 1, "{c:#?}");
     assert_eq!(c[0]["pages"], pages);
     assert_ne!(c[0]["t30_code"], 0);
+}
+
+/// The cover page follows the mail's `X-Fax-Cover` header, else the
+/// account's setting, else `[fax] cover_page` (off here): with the account
+/// set to a cover page, a text mail arrives as two pages, the same mail with
+/// `X-Fax-Cover: no` as one, and one with an unreadable value is not faxed
+/// and is reported with what to write.
+#[test]
+fn the_cover_page_follows_the_account_and_the_mail_header() {
+    let g = start(Opts::default());
+    let accounts = g.setup.json(&["account", "list", "--tenant", "acme"]);
+    let id = accounts[0]["id"].as_str().unwrap().to_owned();
+    let changed = g.setup.json(&["account", "change", &id, "--cover-page", "yes"]);
+    assert_eq!(changed["cover_page"], true, "{changed:#}");
+    send_mail(&g, &["33221100@fax.acme.test"], "With cover", None);
+    send_mail_with(&g, &["33221100@fax.acme.test"], "Without cover", None, &[("X-Fax-Cover", "no")]);
+    send_mail_with(&g, &["33221100@fax.acme.test"], "Unsure", None, &[("X-Fax-Cover", "perhaps")]);
+    // Two received faxes and three reports.
+    let mails = wait_for_mail(&g, 5, 120);
+    let report = |subject: &str| {
+        mails
+            .iter()
+            .find(|(_, m)| m.contains("To: boss@customer.test") && m.contains(subject))
+            .unwrap_or_else(|| panic!("no report on {subject:?}: {mails:#?}"))
+            .1
+            .clone()
+    };
+    let with = report("With cover");
+    assert_eq!(header(&with, "Subject"), Some("Fax to +4533221100 delivered (2 of 2 pages)"), "{with}");
+    let without = report("Without cover");
+    assert_eq!(header(&without, "Subject"), Some("Fax to +4533221100 delivered (1 of 1 pages)"), "{without}");
+    let unsure = report("Unsure");
+    assert_eq!(header(&unsure, "Subject"), Some("Fax to +4533221100 NOT delivered"), "{unsure}");
+    // The report's text is quoted-printable: joined at its soft line breaks.
+    let text = unsure.replace("=\r\n", "").replace("=\n", "");
+    assert!(text.contains("the X-Fax-Cover header says \"perhaps\"; write \"yes\""), "{unsure}");
+    // What arrived: a PDF of two pages and one of one page, checked by pdfinfo.
+    let mut received: Vec<u32> = mails
+        .iter()
+        .filter(|(_, m)| m.contains("To: inbox@customer.test"))
+        .map(|(path, _)| {
+            let dir = tempfile::tempdir().unwrap();
+            let pdf = extract_pdf(path, dir.path());
+            let info = Command::new("pdfinfo").arg(&pdf).output().unwrap();
+            let info = String::from_utf8_lossy(&info.stdout).into_owned();
+            let line = info.lines().find(|l| l.starts_with("Pages:")).unwrap_or_else(|| panic!("{info}"));
+            line["Pages:".len()..].trim().parse().unwrap()
+        })
+        .collect();
+    received.sort();
+    assert_eq!(received, [1, 2]);
+    // The unreadable one was never called: two calls out, two in.
+    let c = cdrs(&g);
+    assert_eq!(c.iter().filter(|x| x["direction"] == "mail-to-fax").count(), 2, "{c:#?}");
+    // Back to inheriting: the account's setting is gone again.
+    let changed = g.setup.json(&["account", "change", &id, "--cover-page", "inherit"]);
+    assert_eq!(changed["cover_page"], serde_json::Value::Null, "{changed:#}");
+}
+
+/// The attachments of a mail, written into `dir` by Python's email parser
+/// (not our code): (file name, content type, path).
+fn attachments(mail: &Path, dir: &Path) -> Vec<(String, String, PathBuf)> {
+    let script = format!(
+        r#"
+import email, email.policy, os
+m = email.message_from_binary_file(open("{mail}", "rb"), policy=email.policy.default)
+for p in m.iter_attachments():
+    path = os.path.join("{dir}", p.get_filename())
+    open(path, "wb").write(p.get_content())
+    print(p.get_filename(), p.get_content_type(), path)
+"#,
+        mail = mail.display(),
+        dir = dir.display()
+    );
+    let o = Command::new("/usr/bin/python3").arg("-c").arg(&script).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            let mut f = l.splitn(3, ' ');
+            (f.next().unwrap().to_owned(), f.next().unwrap().to_owned(), PathBuf::from(f.next().unwrap()))
+        })
+        .collect()
+}
+
+/// What libtiff's `tiffinfo` says of a TIFF: (width, length) of each page.
+fn tiff_pages(tiff: &Path) -> Vec<(u32, u32)> {
+    let o = Command::new("tiffinfo").arg(tiff).output().expect("tiffinfo (libtiff-tools)");
+    let info = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success() && info.contains("Compression Scheme: CCITT"), "{info}");
+    info.lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("Image Width: ")?;
+            let (w, h) = rest.split_once(" Image Length: ")?;
+            Some((w.parse().unwrap(), h.parse().unwrap()))
+        })
+        .collect()
+}
+
+/// The pages of a fax TIFF as 1-bit rasters drawn by libtiff's tiff2pdf and
+/// poppler's pdftoppm at the fax's own resolution: one PBM file's bytes each.
+fn rasters(tiff: &Path, dir: &Path) -> Vec<Vec<u8>> {
+    let stem = tiff.file_stem().unwrap().to_string_lossy().into_owned();
+    let pdf = dir.join(format!("{stem}-raster.pdf"));
+    let o = Command::new("tiff2pdf").arg("-o").arg(&pdf).arg(tiff).output().expect("tiff2pdf (libtiff-tools)");
+    assert!(o.status.success(), "tiff2pdf: {}", String::from_utf8_lossy(&o.stderr));
+    let prefix = dir.join(format!("{stem}-page"));
+    let o = Command::new("pdftoppm")
+        .args(["-rx", "204", "-ry", "196", "-mono"])
+        .arg(&pdf)
+        .arg(&prefix)
+        .output()
+        .expect("pdftoppm (poppler-utils)");
+    assert!(o.status.success(), "pdftoppm: {}", String::from_utf8_lossy(&o.stderr));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{stem}-page")))
+        .collect();
+    files.sort();
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+/// Received faxes go to each route in its format: a PDF, the TIFF as
+/// received, or both; the TIFF is the pages that were sent, pixel for pixel.
+#[test]
+fn received_faxes_are_mailed_as_pdf_tiff_or_both_per_route() {
+    let g = start(Opts { numbers: 2, ..Default::default() });
+    g.setup.ok(&["route", "change", "+4533221101", "inbox@customer.test", "--format", "tiff"]);
+    g.setup.ok(&["route", "add", "+4533221100", "archive@customer.test", "--format", "both"]);
+    send_mail(&g, &["33221100@fax.acme.test", "33221101@fax.acme.test"], "Formats", Some(&fixture("letter.pdf")));
+    // 33 22 11 00: a PDF to inbox@, both to archive@; 33 22 11 01: the TIFF
+    // to inbox@; and a report per number.
+    let mails = wait_for_mail(&g, 5, 180);
+    let fax_to = |to: &str, number: &str| -> &(PathBuf, String) {
+        mails
+            .iter()
+            .find(|(_, m)| m.contains(&format!("To: {to}")) && m.contains(number))
+            .unwrap_or_else(|| panic!("no fax for {number} to {to}: {mails:#?}"))
+    };
+    let sent = g.setup.path().join("sent.tiff");
+    g.setup.ok(&["render", fixture("letter.pdf").to_str().unwrap(), "--out", sent.to_str().unwrap()]);
+    let sent_pages = rasters(&sent, g.setup.path());
+    assert_eq!(sent_pages.len(), 2);
+    for (to, number, want) in [
+        ("inbox@customer.test", "+4533221100", &["application/pdf"][..]),
+        ("archive@customer.test", "+4533221100", &["application/pdf", "image/tiff"]),
+        ("inbox@customer.test", "+4533221101", &["image/tiff"]),
+    ] {
+        let (path, _) = fax_to(to, number);
+        let dir = tempfile::tempdir().unwrap();
+        let got = attachments(path, dir.path());
+        let types: Vec<&str> = got.iter().map(|(_, t, _)| t.as_str()).collect();
+        assert_eq!(types, want, "{to} {number}: {got:?}");
+        for (name, ctype, file) in &got {
+            assert!(name.starts_with("fax-4570203040-"), "{name}");
+            if ctype == "application/pdf" {
+                assert!(name.ends_with(".pdf"), "{name}");
+                let info = Command::new("pdfinfo").arg(file).output().unwrap();
+                let info = String::from_utf8_lossy(&info.stdout).into_owned();
+                assert!(info.contains("Pages:           2"), "{info}");
+            } else {
+                assert!(name.ends_with(".tiff"), "{name}");
+                assert_eq!(tiff_pages(file), [(1728, 2292), (1728, 2292)], "{to} {number}");
+                assert!(
+                    rasters(file, dir.path()) == sent_pages,
+                    "{to} {number}: the received pages differ from the sent"
+                );
+            }
+        }
+    }
+}
+
+/// An account's paper overrides its tenant's: an A4 tenant's account set to
+/// Letter sends Letter-length pages (2156 fine lines, not A4's 2292), as the
+/// receiving end records them.
+#[test]
+fn an_accounts_letter_paper_sends_letter_length_pages_in_an_a4_tenant() {
+    let g = start(Opts::default());
+    assert_eq!(g.setup.json(&["tenant", "show", "acme"])["paper"], "a4");
+    let accounts = g.setup.json(&["account", "list", "--tenant", "acme"]);
+    let id = accounts[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(g.setup.json(&["account", "change", &id, "--paper", "letter"])["paper"], "letter");
+    g.setup.ok(&["route", "change", "+4533221100", "inbox@customer.test", "--format", "both"]);
+    send_mail(&g, &["33221100@fax.acme.test"], "Letter paper", Some(&fixture("letter.pdf")));
+    let mails = wait_for_mail(&g, 2, 120);
+    let (path, _) = mails.iter().find(|(_, m)| m.contains("To: inbox@customer.test")).expect("the fax mail");
+    let dir = tempfile::tempdir().unwrap();
+    let got = attachments(path, dir.path());
+    let tiff = &got.iter().find(|(_, t, _)| t == "image/tiff").expect("the TIFF").2;
+    assert_eq!(tiff_pages(tiff), [(1728, 2156), (1728, 2156)]);
+    // 2156 lines at 196 lpi are 11 inches: the PDF's pages are 792 pt high.
+    let pdf = &got.iter().find(|(_, t, _)| t == "application/pdf").expect("the PDF").2;
+    let info = Command::new("pdfinfo").args(["-f", "1", "-l", "2"]).arg(pdf).output().unwrap();
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert_eq!(info.matches(" x 792 pts").count(), 2, "{info}");
 }
