@@ -233,7 +233,7 @@ mod tests {
         };
         let first = ("2025-01-02T00:00:00Z".to_owned(), Some("2025-01-03T00:00:05Z".to_owned()));
         // The last start is a sweep in progress, or one cut short when none runs.
-        assert_eq!(got(true), [first.clone()]);
+        assert_eq!(got(true), std::slice::from_ref(&first));
         assert_eq!(got(false), [first, ("2025-01-04T00:00:00Z".to_owned(), None)]);
         assert!(!trail[0].is_sweep() && trail[1].is_sweep());
     }

@@ -240,8 +240,8 @@ pub fn serve(args: &WorkerArgs) -> std::io::Result<()> {
             };
             out.extend(1u32.to_le_bytes());
             out.extend((code as u32).to_le_bytes());
-            out.extend((a as u64).to_le_bytes());
-            out.extend((b as u64).to_le_bytes());
+            out.extend(a.to_le_bytes());
+            out.extend(b.to_le_bytes());
         }
     }
     let mut stdout = std::io::stdout().lock();
