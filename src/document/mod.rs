@@ -13,7 +13,9 @@
 //!   the 1-bit result ([`Bitmap`]).
 //! - [`binarise`]: grey to black and white (threshold, ordered dither, error
 //!   diffusion, and the automatic mix of the first two).
-//! - [`pdf`]: PDF pages rendered in process by hayro.
+//! - [`pdf`]: PDF pages rendered by hayro.
+//! - [`worker`]: hayro in a worker process bounded in memory and time, as
+//!   the daemon and `faxgate render` use it.
 //! - [`ghostscript`]: the optional Ghostscript subprocess for PDFs, bounded in
 //!   time and memory.
 //! - [`tiff`]: a small TIFF reader (IFD chain, strips, every compression a fax
@@ -29,8 +31,12 @@
 //! # Choices
 //!
 //! **hayro renders PDFs.** It is written in Rust with `forbid(unsafe_code)`, so a
-//! hostile attachment cannot corrupt the daemon's memory, and it runs in process
-//! without a 40 ms process start per document. Measured against Ghostscript on
+//! hostile attachment cannot corrupt memory, and it is a library: no 40 ms
+//! Ghostscript start per document. Nothing in it bounds one page's memory or
+//! time, though (a 1 MB file can hold an image that decodes to gigabytes), so
+//! the daemon runs it in a worker, faxgate's own executable under `prlimit`
+//! ([`worker`]); a few milliseconds of process start buy a refusal instead of
+//! a daemon out of memory. Measured against Ghostscript on
 //! 358 pages of real-world PDFs (text, scans, photos, drawings, charts) it
 //! rendered every page with no missing or extra objects, handled encrypted
 //! files with an empty user password and refused those with one; on the
