@@ -124,28 +124,19 @@ impl Policy {
             }
             warnings.push(format!("CDR retention period {:#} is shorter than one year (explicit override)", self.cdr));
         }
-        if days(self.document_grace) > 7.0 {
-            return Err(Error::Policy(format!(
-                "retention.document_grace = {:#} is longer than 7 days",
-                self.document_grace
-            )));
-        }
-        if days(self.outbox_failed) > 30.0 {
-            return Err(Error::Policy(format!(
-                "retention.outbox_failed = {:#} is longer than 30 days",
-                self.outbox_failed
-            )));
+        for (key, span, limit, most) in [
+            ("document_grace", self.document_grace, 7.0, "7 days"),
+            ("outbox_failed", self.outbox_failed, 30.0, "30 days"),
+            ("sweep_window", self.sweep_window, 1.0, "a day"),
+        ] {
+            if days(span) > limit {
+                return Err(Error::Policy(format!("retention.{key} = {span:#} is longer than {most}")));
+            }
         }
         if days(self.report_markers) < 7.0 {
             return Err(Error::Policy(format!(
                 "retention.report_markers = {:#} is shorter than 7 days: a report could be mailed twice",
                 self.report_markers
-            )));
-        }
-        if days(self.sweep_window) > 1.0 {
-            return Err(Error::Policy(format!(
-                "retention.sweep_window = {:#} is longer than a day",
-                self.sweep_window
             )));
         }
         if days(self.account_after_termination) < 0.0

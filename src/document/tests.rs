@@ -543,14 +543,7 @@ fn text_in_several_languages_matches_its_golden_image() {
     assert_eq!(pages.len(), 1);
     let page = &pages[0];
     // Only the top of the page has text.
-    let top = GrayImage {
-        width: WIDTH,
-        height: 400,
-        data: (0..400)
-            .flat_map(|y| (0..WIDTH).map(move |x| (x, y)))
-            .map(|(x, y)| if page.get(x, y) { 0 } else { 255 })
-            .collect(),
-    };
+    let top = text_top(page);
     assert!(page.black_pixels() > 10_000);
     for y in 400..page.height() {
         assert!(page.row(y).iter().all(|&b| b == 0), "ink below the text at row {y}");
