@@ -52,8 +52,19 @@ fn main() {
             .collect();
     docs.push(long);
 
+    // `--worker`: draw each PDF as the daemon does, in a bounded worker
+    // process (`faxgate render-worker`; build it first with
+    // `cargo build --release --bin faxgate`).
+    let isolated = std::env::args().any(|a| a == "--worker");
+    if isolated {
+        let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/faxgate");
+        let exe = std::env::var_os("CARGO_TARGET_DIR").map_or(exe, |t| Path::new(&t).join("release/faxgate"));
+        assert!(exe.exists(), "{} is missing: cargo build --release --bin faxgate", exe.display());
+        faxgate::document::worker::isolate_with(exe);
+    }
     let settings = Settings::default();
-    println!("### PDF to fax pages (A4, fine 204x196), best of {repeat}\n");
+    let how = if isolated { "hayro in the worker process" } else { "hayro in process" };
+    println!("### PDF to fax pages (A4, fine 204x196), {how}, best of {repeat}\n");
     println!(
         "| document | pages | hayro ms/page | gs ms/page (incl. start) | hayro pages OK | gs pages OK | gs/hayro time |"
     );

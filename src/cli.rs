@@ -81,10 +81,10 @@ pub enum Command {
     Render(crate::document::cli::RenderArgs),
     /// Turn a received fax (TIFF) into a PDF, page data embedded unchanged.
     Topdf(crate::document::cli::TopdfArgs),
-    /// Draw one PDF for the daemon, bounded (internal: reads the PDF on
-    /// standard input, writes the pages on standard output).
+    /// Draw PDFs for the daemon, bounded (internal: takes requests on
+    /// standard input, answers on standard output).
     #[command(hide = true)]
-    RenderWorker(crate::document::worker::WorkerArgs),
+    RenderWorker,
     /// Print the schema document of an export: subject-export, cdr,
     /// disclosure-jsonl, cdr-csv or directory-csv.
     Schema {
@@ -657,7 +657,7 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
         | Command::Fax(_)
         | Command::Render(_)
         | Command::Topdf(_)
-        | Command::RenderWorker(_)
+        | Command::RenderWorker
         | Command::Schema { .. } => {
             return Ok(None);
         }

@@ -56,8 +56,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             faxgate::document::cli::topdf(args)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::RenderWorker(args) => {
-            faxgate::document::worker::serve(args)?;
+        Command::RenderWorker => {
+            faxgate::document::worker::serve()?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema { name } => {

@@ -8,18 +8,26 @@
 //! space [`Limits::max_memory`](super::Limits::max_memory), CPU seconds) and a
 //! wall-clock deadline ([`Limits::max_time`](super::Limits::max_time)) after
 //! which it is killed. A document that needs more gets a refusal that says
-//! so; the daemon itself never runs short. The worker reads the PDF on its
-//! standard input and writes the pages, packed black and white, on its
-//! standard output, or the reason it refused.
+//! so; the daemon itself never runs short.
+//!
+//! Workers are kept between documents (a fresh process pays hayro's start:
+//! its bundled fonts and caches, about 30 ms a document): each takes one
+//! request at a time on its standard input (the settings and the PDF) and
+//! answers on its standard output (the pages, packed black and white, or the
+//! reason it refused). A worker that fails, is killed at the deadline or has
+//! drawn [`USES`] documents is ended and replaced. The address-space limit
+//! holds for each worker's whole life, and glibc returns large blocks to the
+//! system when they are freed, so one document's images do not count
+//! against the next.
 //!
 //! Rendering stays in process where no worker executable is set
 //! ([`isolate_with`]): in the unit tests and the benchmark.
 
-use std::io::{Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::Duration;
 
 use clap::ValueEnum;
 
@@ -27,6 +35,15 @@ use super::fax_page::{Bitmap, WIDTH};
 use super::{Dither, Error, Paper, Resolution, Result, Settings};
 
 static WORKER: OnceLock<PathBuf> = OnceLock::new();
+
+/// Idle workers, by the address-space limit they run under.
+static IDLE: Mutex<Vec<(u64, Worker)>> = Mutex::new(Vec::new());
+
+/// Documents a worker draws before it is replaced.
+pub const USES: u32 = 200;
+
+/// Idle workers kept at most.
+const KEPT: usize = 4;
 
 /// Draws PDFs in workers started from `exe` (faxgate's own executable) from
 /// now on, for the whole process.
@@ -39,109 +56,141 @@ pub fn isolated() -> Option<&'static Path> {
     WORKER.get().map(PathBuf::as_path)
 }
 
-/// `faxgate render-worker`: what the parent tells the worker.
-#[derive(Debug, clap::Args)]
-pub struct WorkerArgs {
-    /// Vertical resolution.
-    #[arg(long, value_enum)]
-    pub resolution: Resolution,
-    /// Paper.
-    #[arg(long, value_enum)]
-    pub paper: Paper,
-    /// Black and white conversion.
-    #[arg(long, value_enum)]
-    pub dither: Dither,
-    /// Pages left in the job.
-    #[arg(long)]
-    pub room: usize,
-    /// The job's page limit (for the refusal's wording).
-    #[arg(long)]
-    pub max_pages: usize,
-    /// Time limit, in milliseconds (checked between pages; the parent kills at it).
-    #[arg(long)]
-    pub max_time_ms: u64,
-}
-
+const REQUEST: &[u8; 4] = b"FXQ1";
 const MAGIC: &[u8; 4] = b"FXW1";
 
 fn name<T: ValueEnum>(v: T) -> String {
     v.to_possible_value().map(|p| p.get_name().to_owned()).unwrap_or_default()
 }
 
+fn parse<T: ValueEnum>(s: &str) -> std::io::Result<T> {
+    T::from_str(s, true).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+struct Worker {
+    child: Child,
+    stdin: BufWriter<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    uses: u32,
+}
+
+impl Worker {
+    fn start(exe: &Path, memory: u64) -> Result<Worker> {
+        let mut child = Command::new("prlimit")
+            .arg(format!("--as={memory}"))
+            .arg("--")
+            .arg(exe)
+            .arg("render-worker")
+            // Few malloc arenas: each reserves 64 MiB of address space.
+            .env("MALLOC_ARENA_MAX", "2")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::Io(std::io::Error::other(format!("cannot start the PDF worker: {e}"))))?;
+        let stdin = BufWriter::new(child.stdin.take().expect("piped"));
+        let stdout = BufReader::new(child.stdout.take().expect("piped"));
+        Ok(Worker { child, stdin, stdout, uses: 0 })
+    }
+
+    fn end(mut self) -> Option<std::process::ExitStatus> {
+        let _ = self.child.kill();
+        self.child.wait().ok()
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as u32).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
 /// Renders a PDF with hayro in a worker; refuses more than `room` pages.
 pub fn render(exe: &Path, data: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitmap>> {
     let limits = &settings.limits;
-    // CPU seconds over all the worker's drawing threads; the wall clock below is the real bound.
-    let cpu = limits.max_time.as_secs().max(1) * 4 + 1;
-    let mut cmd = Command::new("prlimit");
-    cmd.arg(format!("--as={}", limits.max_memory))
-        .arg(format!("--cpu={cpu}"))
-        .arg("--")
-        .arg(exe)
-        .arg("render-worker")
-        .args(["--resolution", &name(settings.resolution)])
-        .args(["--paper", &name(settings.paper)])
-        .args(["--dither", &name(settings.dither)])
-        .args(["--room", &room.to_string()])
-        .args(["--max-pages", &limits.max_pages.to_string()])
-        .args(["--max-time-ms", &limits.max_time.as_millis().to_string()])
-        // Few malloc arenas: each reserves 64 MiB of address space.
-        .env("MALLOC_ARENA_MAX", "2")
-        .env_remove("FAXGATE_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child =
-        cmd.spawn().map_err(|e| Error::Io(std::io::Error::other(format!("cannot start the PDF worker: {e}"))))?;
-    let deadline = Instant::now() + limits.max_time;
-    let (mut stdin, mut stdout, mut stderr) =
-        (child.stdin.take().expect("piped"), child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let memory = limits.max_memory;
+    let idle = {
+        let mut pool = IDLE.lock().unwrap_or_else(|p| p.into_inner());
+        pool.iter().position(|(m, _)| *m == memory).map(|i| pool.swap_remove(i).1)
+    };
+    let mut w = match idle {
+        Some(w) => w,
+        None => Worker::start(exe, memory)?,
+    };
+    let mut req = Vec::with_capacity(64 + data.len());
+    req.extend(REQUEST);
+    put_str(&mut req, &name(settings.resolution));
+    put_str(&mut req, &name(settings.paper));
+    put_str(&mut req, &name(settings.dither));
+    req.extend((room as u64).to_le_bytes());
+    req.extend((limits.max_pages as u64).to_le_bytes());
+    req.extend((limits.max_time.as_millis() as u64).to_le_bytes());
+    req.extend((data.len() as u64).to_le_bytes());
+    req.extend(data);
     // The most the answer can be: `room` fax pages and a header each.
     let page_bytes = (WIDTH as u64).div_ceil(8) * settings.paper.lines(settings.resolution) as u64 + 8;
-    let most = 16 + (room as u64 + 1) * page_bytes;
-    let (out, err) = std::thread::scope(|s| {
-        s.spawn(move || {
-            // A worker that refuses early closes its input: not an error here.
-            let _ = stdin.write_all(data);
-        });
-        let out = s.spawn(move || {
-            let mut v = Vec::new();
-            let _ = (&mut stdout).take(most).read_to_end(&mut v);
-            v
-        });
-        let err = s.spawn(move || {
-            let mut v = Vec::new();
-            let _ = (&mut stderr).take(64 << 10).read_to_end(&mut v);
-            v
-        });
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break Err(Error::TimedOut(limits.max_time));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                Err(e) => break Err(Error::Io(e)),
+    let most = 64 + (room as u64 + 1) * page_bytes;
+    // Write and read on a thread of their own; this one keeps the deadline.
+    let (tx, rx) = mpsc::channel();
+    let pid = w.child.id();
+    let (mut stdin, mut stdout) = (w.stdin, w.stdout);
+    let io = std::thread::spawn(move || {
+        let answer = (|| -> std::io::Result<Vec<u8>> {
+            stdin.write_all(&req)?;
+            stdin.flush()?;
+            let mut len = [0u8; 8];
+            stdout.read_exact(&mut len)?;
+            let len = u64::from_le_bytes(len);
+            if len > most {
+                return Err(std::io::Error::other("answer too long"));
             }
-        };
-        (status.map(|st| (st, out.join().unwrap_or_default())), err.join().unwrap_or_default())
+            let mut v = vec![0u8; len as usize];
+            stdout.read_exact(&mut v)?;
+            Ok(v)
+        })();
+        let _ = tx.send(());
+        (answer, stdin, stdout)
     });
-    let (status, out) = out?;
-    let stderr = String::from_utf8_lossy(&err);
-    if !status.success() {
-        if stderr.contains("memory allocation") || stderr.contains("out of memory") {
-            return Err(Error::TooMuchMemory(limits.max_memory));
-        }
-        if status.code().is_none() {
-            // Killed by a signal: the CPU limit, or the kernel.
-            return Err(Error::TooMuchMemory(limits.max_memory));
-        }
-        tracing::warn!(status = %status, stderr = %stderr.trim(), "the PDF worker failed");
-        return Err(Error::CorruptPdf);
+    let in_time = rx.recv_timeout(limits.max_time).is_ok();
+    if !in_time {
+        // Killing the worker ends its pipes, and with them the thread.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
-    decode(&out, settings, room)
+    let (answer, stdin, stdout) = io.join().map_err(|_| Error::CorruptPdf)?;
+    w.stdin = stdin;
+    w.stdout = stdout;
+    if !in_time {
+        w.end();
+        return Err(Error::TimedOut(limits.max_time));
+    }
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            // The worker died in the document: out of memory (Rust aborts
+            // when an allocation fails), or another end.
+            let status = w.end();
+            use std::os::unix::process::ExitStatusExt;
+            return Err(match status.and_then(|s| s.signal()) {
+                Some(_) => Error::TooMuchMemory(memory),
+                None => {
+                    tracing::warn!(error = %e, "the PDF worker failed");
+                    Error::CorruptPdf
+                }
+            });
+        }
+    };
+    w.uses += 1;
+    if w.uses < USES {
+        let mut pool = IDLE.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < KEPT {
+            pool.push((memory, w));
+        } else {
+            drop(pool);
+            w.end();
+        }
+    } else {
+        w.end();
+    }
+    decode(&answer, settings, room)
 }
 
 fn decode(out: &[u8], settings: &Settings, room: usize) -> Result<Vec<Bitmap>> {
@@ -204,47 +253,72 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The worker's side: reads a PDF on standard input, draws it in process and
-/// answers on standard output.
-pub fn serve(args: &WorkerArgs) -> std::io::Result<()> {
-    let mut data = Vec::new();
-    std::io::stdin().lock().read_to_end(&mut data)?;
-    let mut settings = Settings {
-        resolution: args.resolution,
-        paper: args.paper,
-        dither: args.dither,
-        pdf_renderer: super::PdfRenderer::Hayro,
-        ..Settings::default()
-    };
-    settings.limits.max_pages = args.max_pages;
-    settings.limits.max_time = Duration::from_millis(args.max_time_ms);
-    let mut out = Vec::from(*MAGIC);
-    match super::pdf::render_hayro(&data, &settings, args.room) {
-        Ok(pages) => {
-            out.extend(0u32.to_le_bytes());
-            out.extend((pages.len() as u32).to_le_bytes());
-            for p in &pages {
-                out.extend(p.width().to_le_bytes());
-                out.extend(p.height().to_le_bytes());
-                out.extend(p.data());
+/// The worker's side: takes requests on standard input until it closes,
+/// draws each PDF in process and answers on standard output.
+pub fn serve() -> std::io::Result<()> {
+    let mut input = BufReader::new(std::io::stdin().lock());
+    let mut output = BufWriter::new(std::io::stdout().lock());
+    loop {
+        let mut magic = [0u8; 4];
+        match input.read_exact(&mut magic) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            other => other?,
+        }
+        if &magic != REQUEST {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a render request"));
+        }
+        let text = |r: &mut BufReader<std::io::StdinLock<'_>>| -> std::io::Result<String> {
+            let mut n = [0u8; 4];
+            r.read_exact(&mut n)?;
+            let mut b = vec![0u8; (u32::from_le_bytes(n) as usize).min(64)];
+            r.read_exact(&mut b)?;
+            String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        };
+        let number = |r: &mut BufReader<std::io::StdinLock<'_>>| -> std::io::Result<u64> {
+            let mut n = [0u8; 8];
+            r.read_exact(&mut n)?;
+            Ok(u64::from_le_bytes(n))
+        };
+        let resolution: Resolution = parse(&text(&mut input)?)?;
+        let paper: Paper = parse(&text(&mut input)?)?;
+        let dither: Dither = parse(&text(&mut input)?)?;
+        let room = number(&mut input)? as usize;
+        let max_pages = number(&mut input)? as usize;
+        let max_time = Duration::from_millis(number(&mut input)?);
+        let mut data = vec![0u8; number(&mut input)? as usize];
+        input.read_exact(&mut data)?;
+        let mut settings =
+            Settings { resolution, paper, dither, pdf_renderer: super::PdfRenderer::Hayro, ..Settings::default() };
+        settings.limits.max_pages = max_pages;
+        settings.limits.max_time = max_time;
+        let mut out = Vec::from(*MAGIC);
+        match super::pdf::render_hayro(&data, &settings, room) {
+            Ok(pages) => {
+                out.extend(0u32.to_le_bytes());
+                out.extend((pages.len() as u32).to_le_bytes());
+                for p in &pages {
+                    out.extend(p.width().to_le_bytes());
+                    out.extend(p.height().to_le_bytes());
+                    out.extend(p.data());
+                }
+            }
+            Err(e) => {
+                let (code, a, b): (u32, u64, u64) = match e {
+                    Error::PasswordProtected => (1, 0, 0),
+                    Error::UnsupportedEncryption => (2, 0, 0),
+                    Error::NoPages => (3, 0, 0),
+                    Error::TooManyPages { pages, limit } => (4, pages as u64, limit as u64),
+                    Error::TimedOut(d) => (5, d.as_millis() as u64, 0),
+                    _ => (0, 0, 0),
+                };
+                out.extend(1u32.to_le_bytes());
+                out.extend(code.to_le_bytes());
+                out.extend(a.to_le_bytes());
+                out.extend(b.to_le_bytes());
             }
         }
-        Err(e) => {
-            let (code, a, b) = match e {
-                Error::PasswordProtected => (1, 0, 0),
-                Error::UnsupportedEncryption => (2, 0, 0),
-                Error::NoPages => (3, 0, 0),
-                Error::TooManyPages { pages, limit } => (4, pages as u64, limit as u64),
-                Error::TimedOut(d) => (5, d.as_millis() as u64, 0),
-                _ => (0, 0, 0),
-            };
-            out.extend(1u32.to_le_bytes());
-            out.extend((code as u32).to_le_bytes());
-            out.extend(a.to_le_bytes());
-            out.extend(b.to_le_bytes());
-        }
+        output.write_all(&(out.len() as u64).to_le_bytes())?;
+        output.write_all(&out)?;
+        output.flush()?;
     }
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(&out)?;
-    stdout.flush()
 }

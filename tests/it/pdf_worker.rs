@@ -101,6 +101,12 @@ fn a_pdf_that_needs_too_much_memory_is_refused_with_the_reason() {
     assert!(matches!(err, Error::TooMuchMemory(_)), "{err:?}");
     assert!(err.to_string().contains("more than 256 MiB of memory"), "{err}");
     assert!(!err.is_transient());
+    // The worker that ran out is replaced: the next document renders.
+    assert_eq!(worker::render(&exe(), &letter(), &s, 50).unwrap().len(), 2);
+}
+
+fn letter() -> Vec<u8> {
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/documents/letter.pdf")).unwrap()
 }
 
 #[test]
@@ -113,11 +119,13 @@ fn a_page_that_takes_too_long_is_given_up_at_the_time_limit() {
     let err = worker::render(&exe(), &slow, &s, 50).unwrap_err();
     assert!(matches!(err, Error::TimedOut(_)), "{err:?}");
     assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    // The killed worker is replaced.
+    assert_eq!(worker::render(&exe(), &letter(), &s, 50).unwrap().len(), 2);
 }
 
 #[test]
 fn the_worker_draws_the_same_pages_as_in_process_and_passes_refusals_on() {
-    let letter = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/documents/letter.pdf")).unwrap();
+    let letter = letter();
     let s = Settings::default();
     let isolated = worker::render(&exe(), &letter, &s, 50).unwrap();
     let in_process = pdf::render_hayro(&letter, &s, 50).unwrap();
@@ -131,6 +139,11 @@ fn the_worker_draws_the_same_pages_as_in_process_and_passes_refusals_on() {
     assert!(matches!(err, Error::TooManyPages { pages: 2, limit: 50 }), "{err:?}");
     let err = worker::render(&exe(), b"%PDF-1.4 nothing here", &s, 50).unwrap_err();
     assert!(matches!(err, Error::CorruptPdf), "{err:?}");
+    // Workers are kept: many documents in a row, one after another, all drawn alike.
+    for _ in 0..20 {
+        let again = worker::render(&exe(), &letter, &s, 50).unwrap();
+        assert!(again.iter().zip(&in_process).all(|(a, b)| a.data() == b.data()));
+    }
 }
 
 #[test]
