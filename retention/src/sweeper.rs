@@ -34,7 +34,7 @@ pub struct Sweeper {
     audit: AuditLog,
     clock: Arc<dyn Clock>,
     window: SignedDuration,
-    running: Arc<std::sync::atomic::AtomicBool>,
+    running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// `t` rounded up to a whole number of `window`s since the epoch.
@@ -56,7 +56,7 @@ impl Sweeper {
 
     /// Whether a sweep of this sweeper (or a clone) is running now.
     pub fn is_running(&self) -> bool {
-        self.running.load(std::sync::atomic::Ordering::SeqCst)
+        self.running.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
     /// Gathers deadlines into windows of `window` (see the module docs).
@@ -69,13 +69,14 @@ impl Sweeper {
     /// then what it did.
     pub fn sweep(&self) -> Result<AuditEntry, Error> {
         use std::sync::atomic::Ordering;
-        struct Running<'a>(&'a std::sync::atomic::AtomicBool);
+        // Sweeps under way (the running loop's, and one asked for by hand).
+        struct Running<'a>(&'a std::sync::atomic::AtomicUsize);
         impl Drop for Running<'_> {
             fn drop(&mut self) {
-                self.0.store(false, Ordering::SeqCst);
+                self.0.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        self.running.store(true, Ordering::SeqCst);
+        self.running.fetch_add(1, Ordering::SeqCst);
         let _running = Running(&self.running);
         let now = self.clock.now();
         self.audit.append(&AuditEntry { at: now, categories: Vec::new(), request: None, begun: true })?;
