@@ -813,8 +813,10 @@ impl Gateway {
         } else {
             tracing::info!(call_id = %r.call_id, "call ended without a page");
         }
-        self.inner.cdrs.write(&c)?;
+        // The pages are in the outbox now (or there were none): they go
+        // before the CDR is written, so that a CDR means the call is done with.
         let _ = std::fs::remove_file(&inb.file);
+        self.inner.cdrs.write(&c)?;
         Ok(())
     }
 }
