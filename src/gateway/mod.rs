@@ -20,7 +20,7 @@
 //! the fax is received into the work directory, turned into a PDF (and/or
 //! kept as TIFF, per route) and queued in the durable outbox for each route,
 //! once per call; a fax cut short still goes out, marked incomplete. Then
-//! its CDR is written and the received file removed.
+//! the received file is removed and its CDR written.
 //!
 //! **Restarts.** A job found in the middle of a call at start was cut off by
 //! the stop: if its CDR was written, the attempt's result is taken from it;
@@ -28,11 +28,20 @@
 //! twice) and retried. Every CDR is written under an id chosen before the
 //! call, so a repeated write replaces it.
 //!
+//! A call being received is recorded (sealed with its CDR month's key) as
+//! it is answered, flushed in the background well before its first page,
+//! and the record removed once its CDR is written. A record found at start is a call cut off by the stop: the
+//! pages that had arrived whole (spandsp writes each page out as it ends)
+//! are mailed, marked incomplete, to the number's routes as they are now,
+//! and the call gets its CDR, "interrupted", under the id chosen at answer.
+//!
 //! The pages of a call in progress exist as a file in the work directory
 //! (the fax engine, spandsp, reads and writes TIFF files); it is removed when
-//! the call ends and the directory is emptied at start. Under systemd the
-//! work directory is the unit's `RuntimeDirectory`, a tmpfs, so these files
-//! never reach a disk.
+//! the call ends, and what is left at start once cut-off calls are dealt
+//! with is removed. Under systemd the work directory is the unit's
+//! `RuntimeDirectory`, a tmpfs, so these files never reach a disk; it is
+//! kept over a restart of the unit (`RuntimeDirectoryPreserve=restart`) for
+//! the pages of a call cut off by a crash.
 
 pub mod job;
 pub mod policy;
@@ -71,6 +80,28 @@ fn fax_key(id: &JobId) -> Vec<u8> {
 
 fn pages_key(mail: &JobId) -> Vec<u8> {
     [b"p\0".as_slice(), mail.to_text().as_bytes()].concat()
+}
+
+fn rx_key(cdr_id: &str) -> Vec<u8> {
+    [b"r\0".as_slice(), cdr_id.as_bytes()].concat()
+}
+
+/// A call being received, stored (sealed with its CDR's month key) when it
+/// is answered and removed once its CDR is written: after a stop in the
+/// middle of the call, the next start writes the call's CDR and mails the
+/// pages that had arrived.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct RxRecord {
+    call_id: String,
+    caller: String,
+    called: E164,
+    tenant: TenantId,
+    account: crate::types::AccountId,
+    signalling: Option<SocketAddr>,
+    start: Timestamp,
+    cdr_id: String,
+    /// The pages' file name in the work directory.
+    file: String,
 }
 
 /// The tenant refused calls to unknown numbers are booked under.
@@ -146,6 +177,17 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
+/// The caller as shown in the mail: the number, else what the network sent.
+fn caller_text(caller: &str) -> String {
+    e164_of(caller).map(|e| e.to_string()).unwrap_or_else(|| {
+        if caller.is_empty() {
+            "unknown".into()
+        } else {
+            caller.chars().filter(|c| c.is_ascii_graphic()).take(32).collect()
+        }
+    })
+}
+
 fn e164_of(user: &str) -> Option<E164> {
     let u = user.trim();
     let candidate = if u.starts_with('+') { u.to_owned() } else { format!("+{u}") };
@@ -164,11 +206,6 @@ impl Gateway {
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&work_dir, std::fs::Permissions::from_mode(0o700))?;
-        }
-        for e in std::fs::read_dir(&work_dir)?.flatten() {
-            if e.file_name().to_string_lossy().ends_with(".tiff") {
-                let _ = std::fs::remove_file(e.path());
-            }
         }
         let tree = store.tree("mail")?;
         let gw = Gateway {
@@ -189,6 +226,13 @@ impl Gateway {
             }),
         };
         gw.recover()?;
+        gw.recover_inbound()?;
+        // What is left is pages of calls that have been dealt with.
+        for e in std::fs::read_dir(&gw.inner.work_dir)?.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".tiff") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
 
         let mut addresses = Vec::new();
         let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel::<CallReport>();
@@ -653,7 +697,26 @@ impl Gateway {
         let cdr_id = CdrStore::new_id();
         match found {
             Some(num) => {
-                let file = self.inner.work_dir.join(format!("rx-{}.tiff", uuid::Uuid::new_v4().simple()));
+                let name = format!("rx-{}.tiff", uuid::Uuid::new_v4().simple());
+                let file = self.inner.work_dir.join(&name);
+                let record = RxRecord {
+                    call_id: call.call_id.clone(),
+                    caller: call.caller.clone(),
+                    called: num.number.clone(),
+                    tenant: num.tenant.clone(),
+                    account: num.account,
+                    signalling: call.signalling,
+                    start: now,
+                    cdr_id: cdr_id.clone(),
+                    file: name,
+                };
+                // Without this record a stop during the call would leave no
+                // trace of it: answering is refused rather than risk that.
+                if let Err(e) = self.put_rx(&record) {
+                    tracing::error!(call_id = %call.call_id, error = %e, "cannot record an incoming call; refusing it");
+                    self.refused_cdr(call, 503);
+                    return None;
+                }
                 tracing::info!(call_id = %call.call_id, %trunk, to = %num.number, "answering a fax call");
                 self.inner
                     .inbound
@@ -710,7 +773,9 @@ impl Gateway {
         if let Some(status) = r.refused {
             tracing::info!(call_id = %r.call_id, status, "incoming call refused before answering");
             // A call routed, then given up by its caller while it rang.
-            self.inner.inbound.lock().unwrap_or_else(|p| p.into_inner()).remove(&r.call_id);
+            if let Some(inb) = self.inner.inbound.lock().unwrap_or_else(|p| p.into_inner()).remove(&r.call_id) {
+                self.drop_rx(&inb.cdr_id)?;
+            }
             let call = IncomingCall {
                 call_id: r.call_id.clone(),
                 caller: r.caller.clone(),
@@ -729,13 +794,7 @@ impl Gateway {
         let pages = r.result.as_ref().map_or(0, |x| x.pages);
         let complete = r.result.as_ref().is_some_and(|x| x.is_ok());
         let station = r.result.as_ref().and_then(|x| x.remote_ident.clone()).unwrap_or_default();
-        let from = e164_of(&r.caller).map(|e| e.to_string()).unwrap_or_else(|| {
-            if r.caller.is_empty() {
-                "unknown".into()
-            } else {
-                r.caller.chars().filter(|c| c.is_ascii_graphic()).take(32).collect()
-            }
-        });
+        let from = caller_text(&r.caller);
         let mut c = blank_cdr(
             &inb.cdr_id,
             format!("{} {}", r.call_id, inb.cdr_id),
@@ -752,63 +811,18 @@ impl Gateway {
         fill_from_report(&mut c, &r, end);
         let data = std::fs::read(&inb.file).ok().filter(|_| pages > 0);
         if let Some(tiff) = data {
-            let info = crate::document::topdf::FaxInfo {
-                title: format!("Fax from {from}"),
-                from: format!("{from} {station}").trim().to_owned(),
-                to: num.number.to_string(),
-                received: Some(inb.start),
+            let received = report::Received {
+                from: &from,
+                to: num.number.as_str(),
+                pages,
+                incomplete: !complete,
+                station: &station,
+                start: inb.start,
+                duration_s: end.duration_since(inb.start).as_secs(),
+                result: c.t30_text.as_deref().unwrap_or(""),
+                reference: &c.id,
             };
-            let pdf = crate::document::topdf::tiff_to_pdf(&tiff, &info, 1000).map(|(p, _)| p);
-            let text = report::received(
-                &tenant,
-                &report::Received {
-                    from: &from,
-                    to: num.number.as_str(),
-                    pages,
-                    incomplete: !complete,
-                    station: &station,
-                    start: inb.start,
-                    duration_s: end.duration_since(inb.start).as_secs(),
-                    result: c.t30_text.as_deref().unwrap_or(""),
-                    reference: &c.id,
-                },
-            );
-            let stamp = inb.start.strftime("%Y%m%d-%H%M%S").to_string();
-            let digits: String = from.chars().filter(char::is_ascii_digit).collect();
-            let base = format!("fax-{digits}-{stamp}");
-            for format in [AttachmentFormat::Pdf, AttachmentFormat::Tiff, AttachmentFormat::Both] {
-                let to: Vec<String> =
-                    num.routes.iter().filter(|x| x.format == format).map(|x| x.email.to_string()).collect();
-                if to.is_empty() {
-                    continue;
-                }
-                let mut attachments = Vec::new();
-                if matches!(format, AttachmentFormat::Pdf | AttachmentFormat::Both) {
-                    match &pdf {
-                        Ok(p) => attachments.push(OutAttachment {
-                            filename: format!("{base}.pdf"),
-                            content_type: "application/pdf".into(),
-                            data: p.clone(),
-                        }),
-                        Err(e) => tracing::error!(error = %e, "cannot make a PDF of a received fax; sending the TIFF"),
-                    }
-                }
-                if matches!(format, AttachmentFormat::Tiff | AttachmentFormat::Both) || pdf.is_err() {
-                    attachments.push(OutAttachment {
-                        filename: format!("{base}.tiff"),
-                        content_type: "image/tiff".into(),
-                        data: tiff.clone(),
-                    });
-                }
-                self.inner.outbox.enqueue_once(
-                    &format!("received {} {format:?}", r.call_id),
-                    &tenant,
-                    &to,
-                    &text.subject,
-                    &text.body,
-                    attachments,
-                )?;
-            }
+            self.mail_received(num, &tenant, &r.call_id, &tiff, &received)?;
             tracing::info!(call_id = %r.call_id, pages, complete, "received fax queued for mail");
         } else {
             tracing::info!(call_id = %r.call_id, "call ended without a page");
@@ -817,7 +831,170 @@ impl Gateway {
         // before the CDR is written, so that a CDR means the call is done with.
         let _ = std::fs::remove_file(&inb.file);
         self.inner.cdrs.write(&c)?;
+        self.drop_rx(&inb.cdr_id)
+    }
+
+    /// Queues the mails of a received fax, one per attachment format its
+    /// routes ask for; each once per call, so that mailing again after a
+    /// stop sends nothing twice.
+    fn mail_received(
+        &self,
+        num: &crate::directory::FaxNumber,
+        tenant: &crate::directory::Tenant,
+        call_id: &str,
+        tiff: &[u8],
+        received: &report::Received<'_>,
+    ) -> Result<(), Error> {
+        let info = crate::document::topdf::FaxInfo {
+            title: format!("Fax from {}", received.from),
+            from: format!("{} {}", received.from, received.station).trim().to_owned(),
+            to: num.number.to_string(),
+            received: Some(received.start),
+        };
+        let pdf = crate::document::topdf::tiff_to_pdf(tiff, &info, 1000).map(|(p, _)| p);
+        let text = report::received(tenant, received);
+        let stamp = received.start.strftime("%Y%m%d-%H%M%S").to_string();
+        let digits: String = received.from.chars().filter(char::is_ascii_digit).collect();
+        let base = format!("fax-{digits}-{stamp}");
+        for format in [AttachmentFormat::Pdf, AttachmentFormat::Tiff, AttachmentFormat::Both] {
+            let to: Vec<String> =
+                num.routes.iter().filter(|x| x.format == format).map(|x| x.email.to_string()).collect();
+            if to.is_empty() {
+                continue;
+            }
+            let mut attachments = Vec::new();
+            if matches!(format, AttachmentFormat::Pdf | AttachmentFormat::Both) {
+                match &pdf {
+                    Ok(p) => attachments.push(OutAttachment {
+                        filename: format!("{base}.pdf"),
+                        content_type: "application/pdf".into(),
+                        data: p.clone(),
+                    }),
+                    Err(e) => tracing::error!(error = %e, "cannot make a PDF of a received fax; sending the TIFF"),
+                }
+            }
+            if matches!(format, AttachmentFormat::Tiff | AttachmentFormat::Both) || pdf.is_err() {
+                attachments.push(OutAttachment {
+                    filename: format!("{base}.tiff"),
+                    content_type: "image/tiff".into(),
+                    data: tiff.to_vec(),
+                });
+            }
+            self.inner.outbox.enqueue_once(
+                &format!("received {call_id} {format:?}"),
+                tenant,
+                &to,
+                &text.subject,
+                &text.body,
+                attachments,
+            )?;
+        }
         Ok(())
+    }
+
+    /// Stores `r` (see [`RxRecord`]) as the call is answered. The flush runs
+    /// in the background: the answer does not wait for the disk (a loaded
+    /// disk can take a second, and the caller retransmits its INVITE after
+    /// half of one), and the record matters once pages arrive, seconds later.
+    fn put_rx(&self, r: &RxRecord) -> Result<(), Error> {
+        let (y, m) = cdr::month_of(r.start);
+        let mut b = self.inner.tree.batch();
+        b.put_sealed(&rx_key(&r.cdr_id), &KeyId::cdr_month(y, m)?, r)?;
+        self.inner.tree.apply_unflushed(b)?;
+        let tree = self.inner.tree.clone();
+        let flush = move || {
+            if let Err(e) = tree.flush() {
+                tracing::error!(error = %e, "cannot flush the record of an incoming call");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => drop(h.spawn_blocking(flush)),
+            Err(_) => flush(),
+        }
+        Ok(())
+    }
+
+    fn drop_rx(&self, cdr_id: &str) -> Result<(), Error> {
+        let mut b = self.inner.tree.batch();
+        b.remove(&rx_key(cdr_id));
+        self.inner.tree.apply(b)
+    }
+
+    /// Finishes the calls that were being received when the daemon
+    /// stopped: each gets its CDR ("interrupted"), and the pages that had
+    /// arrived whole are mailed, marked incomplete, to the number's routes
+    /// as they are now (none if the number is no longer active here).
+    fn recover_inbound(&self) -> Result<(), Error> {
+        for key in self.inner.tree.keys_with_prefix(b"r\0")? {
+            let record: Option<RxRecord> = self.inner.tree.get_sealed(&key).unwrap_or_else(|e| {
+                // Its month's key is gone: the CDR it would have become is
+                // past its own deadline.
+                tracing::warn!(error = %e, "an unreadable record of a call being received; dropped");
+                None
+            });
+            if let Some(r) = record {
+                let written = self.inner.cdrs.get(&cdr::place_for(r.start, &r.cdr_id))?.is_some();
+                let file = self.inner.work_dir.join(&r.file);
+                if !written {
+                    self.finish_cut_off_rx(&r, &file)?;
+                }
+                let _ = std::fs::remove_file(&file);
+            }
+            let mut b = self.inner.tree.batch();
+            b.remove(&key);
+            self.inner.tree.apply(b)?;
+        }
+        Ok(())
+    }
+
+    fn finish_cut_off_rx(&self, r: &RxRecord, file: &Path) -> Result<(), Error> {
+        let now = self.now();
+        let from = caller_text(&r.caller);
+        // The pages spandsp had finished are whole in the file (a page is
+        // written out when it ends); a page under way when the daemon
+        // stopped is not in it.
+        let tiff = std::fs::read(file).ok();
+        let pages =
+            tiff.as_deref().and_then(|t| crate::document::tiff::parse(t, 1000).ok()).map_or(0, |p| p.len() as u32);
+        let num = self.inner.directory.number_get(&Scope::Operator, r.called.as_str()).ok().filter(|n| {
+            self.inner
+                .directory
+                .account_get(&Scope::Operator, &n.account)
+                .is_ok_and(|a| a.status(now) == crate::directory::AccountStatus::Active)
+        });
+        let mut c = blank_cdr(
+            &r.cdr_id,
+            format!("{} {}", r.call_id, r.cdr_id),
+            cdr::Direction::FaxToMail,
+            r.tenant.clone(),
+            r.start,
+        );
+        c.account = Some(r.account);
+        c.calling = e164_of(&r.caller);
+        c.called = Some(r.called.clone());
+        c.sip_signalling = r.signalling;
+        c.end = now.max(r.start);
+        c.pages = pages;
+        c.t30_text = Some("interrupted: the gateway stopped during the call".into());
+        tracing::warn!(call_id = %r.call_id, pages, "incoming call cut off by a stop");
+        if let (Some(num), Some(tiff)) = (&num, tiff.filter(|_| pages > 0)) {
+            c.emails = num.routes.iter().map(|x| x.email.clone()).collect();
+            let tenant = self.inner.directory.tenant_get(&Scope::Operator, &num.tenant)?;
+            let received = report::Received {
+                from: &from,
+                to: num.number.as_str(),
+                pages,
+                incomplete: true,
+                station: "",
+                start: r.start,
+                duration_s: c.end.duration_since(r.start).as_secs(),
+                result: c.t30_text.as_deref().unwrap_or(""),
+                reference: &c.id,
+            };
+            self.mail_received(num, &tenant, &r.call_id, &tiff, &received)?;
+            tracing::info!(call_id = %r.call_id, pages, "pages of a cut-off call queued for mail");
+        }
+        self.inner.cdrs.write(&c)
     }
 }
 

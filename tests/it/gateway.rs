@@ -615,9 +615,68 @@ fn kill_9_during_a_call_then_restart_delivers_once_without_duplicate_cdrs() {
     assert_eq!(out.len(), 2, "{c:#?}");
     assert!(out[0]["t30_text"].as_str().unwrap().contains("interrupted"), "{:#}", out[0]);
     assert_eq!(out[1]["t30_code"], 0);
-    // The inbound side of the cut-off call died with the daemon: only the
-    // retry's inbound call has a CDR.
-    assert_eq!(c.iter().filter(|x| x["direction"] == "fax-to-mail").count(), 1, "{c:#?}");
+    // The inbound side of the cut-off call (killed before its first page)
+    // got its CDR at the restart, and mailed nothing.
+    let mut inn: Vec<_> = c.iter().filter(|x| x["direction"] == "fax-to-mail").collect();
+    inn.sort_by_key(|x| x["start"].as_str().map(str::to_owned));
+    assert_eq!(inn.len(), 2, "{c:#?}");
+    assert_eq!(inn[0]["t30_text"], "interrupted: the gateway stopped during the call", "{:#}", inn[0]);
+    assert_eq!((inn[0]["pages"].as_u64(), inn[0]["called"].as_str()), (Some(0), Some("+4533221100")), "{:#}", inn[0]);
+    assert_eq!((inn[1]["pages"].as_u64(), inn[1]["t30_code"].as_i64()), (Some(2), Some(0)), "{:#}", inn[1]);
+}
+
+/// A daemon killed while receiving, after the first page arrived: at the
+/// restart the page that arrived is mailed, marked incomplete, and the cut-off
+/// call gets its CDR; then the sender's retry brings the whole fax.
+#[test]
+fn kill_9_after_a_received_page_mails_that_page_after_restart() {
+    let g = start(Opts { retry: "[2, 2]", ..Default::default() });
+    send_mail(&g, &["33221100@fax.acme.test"], "Cut off after a page", Some(&fixture("letter.pdf")));
+    g.daemon.wait_for_log("page received");
+    let Gw { setup, daemon, submission, ca, out_port, in_port } = g;
+    daemon.kill9();
+    assert!(maildir_of(&setup).is_empty(), "nothing was delivered before the kill");
+    let daemon = setup.start();
+    let g = Gw { setup, daemon, submission, ca, out_port, in_port };
+    g.daemon.wait_for_log("pages of a cut-off call queued for mail");
+    // The cut-off page, the whole fax from the retry, and the report.
+    let mails = wait_for_mail(&g, 3, 180);
+    let faxes: Vec<_> = mails.iter().filter(|(_, m)| m.contains("To: inbox@customer.test")).collect();
+    assert_eq!(faxes.len(), 2, "{mails:#?}");
+    let partial = faxes.iter().find(|(_, m)| m.contains("(INCOMPLETE)")).expect("the cut-off page's mail");
+    assert_eq!(header(&partial.1, "Subject"), Some("Fax from +4570203040, 1 page (INCOMPLETE)"), "{}", partial.1);
+    let pdf = extract_pdf(&partial.0, g.setup.path());
+    let info = String::from_utf8_lossy(&Command::new("pdfinfo").arg(&pdf).output().unwrap().stdout).into_owned();
+    assert!(info.contains("Pages:           1\n"), "{info}");
+    let check = Command::new("qpdf").arg("--check").arg(&pdf).output().unwrap();
+    assert!(check.status.success(), "qpdf: {}", String::from_utf8_lossy(&check.stdout));
+    let partial_pdf = g.setup.path().join("partial.pdf");
+    std::fs::rename(&pdf, &partial_pdf).unwrap();
+    let whole = faxes.iter().find(|(_, m)| !m.contains("(INCOMPLETE)")).expect("the retry's mail");
+    assert_eq!(header(&whole.1, "Subject"), Some("Fax from +4570203040, 2 pages"), "{}", whole.1);
+    // The page that was mailed is the first page, whole: pixel for pixel the
+    // retry's first page, as poppler draws both at the fax resolution.
+    let whole_pdf = extract_pdf(&whole.0, g.setup.path());
+    let cut_page = pdf_rasters(&partial_pdf, g.setup.path());
+    let whole_pages = pdf_rasters(&whole_pdf, g.setup.path());
+    assert_eq!((cut_page.len(), whole_pages.len()), (1, 2));
+    assert!(cut_page[0] == whole_pages[0], "the cut-off call's page differs from the retry's first page");
+    let report = mails.iter().find(|(_, m)| m.contains("To: boss@customer.test")).expect("a report");
+    assert!(report.1.contains("delivered (2 of 2 pages)"), "{}", report.1);
+    let c = wait_for_cdrs(&g, 4);
+    let inn: Vec<_> = c.iter().filter(|x| x["direction"] == "fax-to-mail").collect();
+    assert_eq!(inn.len(), 2, "{c:#?}");
+    let cut = inn.iter().find(|x| x["t30_code"] != 0).expect("the cut-off call's CDR");
+    assert_eq!(cut["t30_text"], "interrupted: the gateway stopped during the call", "{cut:#}");
+    assert_eq!(cut["pages"], 1, "{cut:#}");
+    assert_eq!(cut["emails"], serde_json::json!(["inbox@customer.test"]), "{cut:#}");
+    assert_eq!(cut["sip_signalling"], format!("127.0.0.1:{out_port}"), "{cut:#}");
+    // Nothing of either call is left behind, and the audit holds.
+    g.daemon.wait_for_log("mail, pages and finished jobs erased");
+    let work = g.setup.data_dir().join("work");
+    let left: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "work directory not empty: {left:?}");
+    g.setup.ok(&["retention", "audit"]);
 }
 
 /// `fax.hold`: mail is accepted and kept, nothing is rendered or called;
@@ -811,6 +870,28 @@ fn tiff_pages(tiff: &Path) -> Vec<(u32, u32)> {
             Some((w.parse().unwrap(), h.parse().unwrap()))
         })
         .collect()
+}
+
+/// The pages of a PDF drawn by poppler's pdftoppm at the fax resolution,
+/// 1-bit: one PBM file's bytes each.
+fn pdf_rasters(pdf: &Path, dir: &Path) -> Vec<Vec<u8>> {
+    let stem = pdf.file_stem().unwrap().to_string_lossy().into_owned();
+    let prefix = dir.join(format!("{stem}-drawn"));
+    let o = Command::new("pdftoppm")
+        .args(["-rx", "204", "-ry", "196", "-mono"])
+        .arg(pdf)
+        .arg(&prefix)
+        .output()
+        .expect("pdftoppm (poppler-utils)");
+    assert!(o.status.success(), "pdftoppm: {}", String::from_utf8_lossy(&o.stderr));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{stem}-drawn")))
+        .collect();
+    files.sort();
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
 }
 
 /// The pages of a fax TIFF as 1-bit rasters drawn by libtiff's tiff2pdf and

@@ -897,6 +897,10 @@ async fn run_call(mut c: CallCtx) -> Result<CallReport, Error> {
                 break (res, stats);
             }
             Some(ev) = fev_rx.recv() => {
+                if let Event::Page(p) = &ev {
+                    let what = if c.incoming { "page received" } else { "page sent" };
+                    tracing::info!(call_id = %c.call_id, page = p.page, bad_rows = p.bad_rows, "{what}");
+                }
                 fax_events.push(ev);
                 event_offsets.push(answered.elapsed());
             }
