@@ -97,6 +97,23 @@ impl Worker {
         let _ = self.child.kill();
         self.child.wait().ok()
     }
+
+    /// How the worker ended by itself, waiting up to `grace` for it (its
+    /// pipes close a moment before it can be waited for); None if it was
+    /// still running, and then it is killed.
+    fn ended_by_itself(mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let until = std::time::Instant::now() + grace;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if std::time::Instant::now() < until => std::thread::sleep(Duration::from_millis(5)),
+                _ => {
+                    self.end();
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -166,13 +183,18 @@ pub fn render(exe: &Path, data: &[u8], settings: &Settings, room: usize) -> Resu
         Ok(a) => a,
         Err(e) => {
             // The worker died in the document: out of memory (Rust aborts
-            // when an allocation fails), or another end.
-            let status = w.end();
+            // when an allocation fails, and a stack that cannot grow under
+            // the limit ends in a signal too), or another end. A worker still
+            // running gave an answer that cannot be read.
             use std::os::unix::process::ExitStatusExt;
-            return Err(match status.and_then(|s| s.signal()) {
-                Some(_) => Error::TooMuchMemory(memory),
+            return Err(match w.ended_by_itself(Duration::from_secs(1)) {
+                Some(status) if status.signal().is_some() => Error::TooMuchMemory(memory),
+                Some(status) => {
+                    tracing::warn!(error = %e, %status, "the PDF worker failed");
+                    Error::CorruptPdf
+                }
                 None => {
-                    tracing::warn!(error = %e, "the PDF worker failed");
+                    tracing::warn!(error = %e, "the PDF worker's answer is unreadable; the worker was stopped");
                     Error::CorruptPdf
                 }
             });
@@ -320,5 +342,64 @@ pub fn serve() -> std::io::Result<()> {
         output.write_all(&(out.len() as u64).to_le_bytes())?;
         output.write_all(&out)?;
         output.flush()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in worker: a shell script doing `body` in place of
+    /// `faxgate render-worker`, to see how each way of failing is told.
+    fn misbehaving(dir: &Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let exe = dir.join("worker.sh");
+        std::fs::write(&exe, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        exe
+    }
+
+    /// Settings of their own: workers are pooled by memory limit, so no
+    /// real worker left idle by another test is picked up.
+    fn settings(k: u64) -> Settings {
+        let mut s = Settings::default();
+        s.limits.max_memory = (1 << 30) + 4096 * k;
+        s.limits.max_time = Duration::from_secs(20);
+        s
+    }
+
+    #[test]
+    fn a_worker_ended_by_a_signal_is_out_of_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = misbehaving(dir.path(), "kill -s ABRT $$");
+        let e = render(&exe, b"%PDF-1.4", &settings(1), 5).unwrap_err();
+        assert!(matches!(e, Error::TooMuchMemory(_)), "{e}");
+    }
+
+    #[test]
+    fn a_worker_that_exits_is_a_failure_not_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = misbehaving(dir.path(), "exit 3");
+        let e = render(&exe, b"%PDF-1.4", &settings(2), 5).unwrap_err();
+        assert!(matches!(e, Error::CorruptPdf), "{e}");
+    }
+
+    #[test]
+    fn a_live_worker_with_an_unreadable_answer_is_stopped_and_not_called_out_of_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        // An answer length far over what five pages can take, then nothing.
+        let pid = dir.path().join("pid");
+        let exe = misbehaving(
+            dir.path(),
+            &format!("echo $$ > {}\nprintf '\\377\\377\\377\\377\\377\\377\\377\\177'\nexec sleep 60", pid.display()),
+        );
+        let started = std::time::Instant::now();
+        let e = render(&exe, b"%PDF-1.4", &settings(3), 5).unwrap_err();
+        assert!(matches!(e, Error::CorruptPdf), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        // The worker was stopped, not left running.
+        let pid: i32 = std::fs::read_to_string(&pid).unwrap().trim().parse().unwrap();
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        assert!(!alive, "the worker {pid} still runs");
     }
 }
