@@ -407,6 +407,44 @@ fn sipp_t38_reinvite_glare_retried() {
     );
 }
 
+/// Real glare: SIPp holds faxgate's T.38 re-INVITE (100 Trying only) and
+/// sends a re-INVITE of its own. faxgate refuses that one with 491 (the
+/// scenario requires it), then its own is accepted and the fax goes on T.38
+/// without a second switch.
+#[test]
+fn sipp_crossing_reinvite_is_refused_with_491_while_ours_is_pending() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("glare-crossing");
+    let leg = receiver(&dir, &[]);
+    let out = sipp(&dir, Some(leg.addr), "uac_t38_glare_crossing.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["t38"], true, "{r:#}");
+    let states: Vec<&str> = r["states"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(states, ["Inviting", "Audio", "SwitchingToT38", "T38", "Ending"], "{r:#}");
+}
+
+/// A session refresh that carries no offer, during T.38: faxgate offers its
+/// image stream in the 200 (the scenario requires it), takes the answer in
+/// the ACK, and the fax stays on T.38.
+#[test]
+fn sipp_refresh_without_an_offer_during_t38_gets_the_image_offer() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("refresh-no-offer");
+    let leg = receiver(&dir, &[]);
+    let out = sipp(&dir, Some(leg.addr), "uac_t38_refresh_no_offer.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["t38"], true, "{r:#}");
+    assert_eq!(r["switches"], 1, "no second restart: {r:#}");
+    let states: Vec<&str> = r["states"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(states, ["Inviting", "Audio", "SwitchingToT38", "T38", "Ending"], "{r:#}");
+}
+
 #[test]
 fn sipp_session_refresh_during_t38_keeps_image() {
     if !have_sipp() {

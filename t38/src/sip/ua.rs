@@ -12,9 +12,11 @@
 //! The answering side asks for T.38 at once; the calling side only after
 //! the trunk's delay (both sides asking at once is glare). A 488/606 keeps
 //! the audio call and the fax continues on G.711. A 491 is retried after
-//! 2.1-4 s (we own the Call-ID) or 0-2 s (RFC 3261 14.1). A re-INVITE from
-//! the peer is answered with the intersection; a session refresh gets the
-//! current media. After phase E faxgate sends BYE itself.
+//! 2.1-4 s (we own the Call-ID) or 0-2 s (RFC 3261 14.1); a re-INVITE from
+//! the peer while ours is pending gets 491 itself (RFC 3261 14.2). A
+//! re-INVITE from the peer is answered with the intersection; a session
+//! refresh gets the current media, and one without an offer gets our
+//! current SDP as the offer. After phase E faxgate sends BYE itself.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
