@@ -247,21 +247,44 @@ fn sipp_flood_from_foreign_source_is_ignored() {
         return;
     }
     let dir = tmpdir("flood");
-    // The trunk is 127.0.0.1; the flood comes from 127.0.0.2.
+    let flood_dir = dir.join("flood");
+    std::fs::create_dir_all(&flood_dir).unwrap();
+    // The trunk is 127.0.0.1; the flood comes from 127.0.0.2: 5,000 OPTIONS
+    // at 1,000 a second.
     let mut leg = receiver(&dir, &["--allow", "127.0.0.1"]);
-    let out = sipp(
-        &dir,
-        Some(leg.addr),
-        "flood_options.xml",
-        "127.0.0.2",
-        &["-s", "100", "-m", "500", "-r", "500", "-l", "500"],
-    );
-    assert_sipp_ok(&dir, &out);
+    let addr = leg.addr;
+    let flood = std::thread::spawn(move || {
+        let out = sipp(
+            &flood_dir,
+            Some(addr),
+            "flood_options.xml",
+            "127.0.0.2",
+            &["-s", "100", "-m", "5000", "-r", "1000", "-l", "500"],
+        );
+        (flood_dir, out)
+    });
+    // In the middle of the flood, the trunk is served: three OPTIONS from it
+    // are answered while the flood's are dropped.
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while leg.stats()["dropped_foreign"].as_u64().unwrap_or(0) == 0 {
+        assert!(std::time::Instant::now() < until, "the flood never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for _ in 0..3 {
+        let out = sipp(&dir, Some(addr), "uac_options.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+        assert_sipp_ok(&dir, &out);
+    }
+    let during = leg.stats();
+    assert_eq!(during["options_answered"], 3, "{during}");
+    let dropped = during["dropped_foreign"].as_u64().unwrap();
+    assert!(dropped < 5000, "the flood was over before the trunk's OPTIONS: {during}");
+    let (flood_dir, out) = flood.join().unwrap();
+    assert_sipp_ok(&flood_dir, &out);
     let st = leg.stats();
-    assert_eq!(st["dropped_foreign"], 500, "{st}");
-    assert_eq!(st["options_answered"], 0, "{st}");
-    // The trunk is still served.
-    let out = sipp(&dir, Some(leg.addr), "uac_options.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_eq!(st["dropped_foreign"], 5000, "{st}");
+    assert_eq!(st["options_answered"], 3, "only the trunk's: {st}");
+    // And after it.
+    let out = sipp(&dir, Some(addr), "uac_options.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
     assert_sipp_ok(&dir, &out);
 }
 
