@@ -285,19 +285,6 @@ impl Tree {
         self.tree.apply_batch(batch.batch)?;
         self.store.flush()
     }
-
-    /// Applies `batch` atomically without waiting for the disk: for a write
-    /// nothing is acknowledged on, which the caller flushes ([`Self::flush`])
-    /// off a path that must not wait.
-    pub fn apply_unflushed(&self, batch: Batch<'_>) -> Result<(), Error> {
-        self.tree.apply_batch(batch.batch)?;
-        Ok(())
-    }
-
-    /// Flushes everything written so far to disk.
-    pub fn flush(&self) -> Result<(), Error> {
-        self.store.flush()
-    }
 }
 
 /// Writes to one tree, applied all or nothing by [`Tree::apply`].

@@ -68,6 +68,15 @@ impl<'de> Deserialize<'de> for Country {
 pub struct E164(String);
 
 impl E164 {
+    /// Loads the numbering plan (libphonenumber's metadata, read on first
+    /// use) now: at start, rather than in the first call or mail after it.
+    /// In a debug build that first use takes about a second, long enough for
+    /// a caller to repeat its INVITE.
+    pub fn load_numbering_plan() {
+        let _ = &*phonenumber::metadata::DATABASE;
+        let _ = E164::parse("+4533221100", None);
+    }
+
     /// Parses an international number (`+45 33 22 11 00`, `0049 30 1234567`
     /// only with a default country that dials `00` abroad) or, with
     /// `default_country`, a national one (`33 22 11 00` with DK). Spaces,

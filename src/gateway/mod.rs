@@ -28,9 +28,9 @@
 //! twice) and retried. Every CDR is written under an id chosen before the
 //! call, so a repeated write replaces it.
 //!
-//! A call being received is recorded (sealed with its CDR month's key) as
-//! it is answered, flushed in the background well before its first page,
-//! and the record removed once its CDR is written. A record found at start is a call cut off by the stop: the
+//! A call being received is recorded (sealed with its CDR month's key,
+//! flushed) as it is answered, off the SIP path and well before its first
+//! page, and the record removed once its CDR is written. A record found at start is a call cut off by the stop: the
 //! pages that had arrived whole (spandsp writes each page out as it ends)
 //! are mailed, marked incomplete, to the number's routes as they are now,
 //! and the call gets its CDR, "interrupted", under the id chosen at answer.
@@ -133,12 +133,23 @@ pub struct Parts {
 }
 
 /// What the gateway knows about a call it is receiving.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Inbound {
     number: crate::directory::FaxNumber,
     file: PathBuf,
     start: Timestamp,
     cdr_id: String,
+    /// Says when the call's [`RxRecord`] is written (or could not be).
+    recorded: std::sync::mpsc::Receiver<()>,
+}
+
+impl Inbound {
+    /// Waits until the call's record is written, so that it is not removed
+    /// before it was there (it is written as the call is answered, and a
+    /// call lasts longer than that, but a loaded disk can take seconds).
+    fn wait_recorded(&self) {
+        let _ = self.recorded.recv_timeout(std::time::Duration::from_secs(60));
+    }
 }
 
 struct Outbound {
@@ -225,6 +236,7 @@ impl Gateway {
                 wake: Notify::new(),
             }),
         };
+        E164::load_numbering_plan();
         gw.recover()?;
         gw.recover_inbound()?;
         // What is left is pages of calls that have been dealt with.
@@ -710,19 +722,31 @@ impl Gateway {
                     cdr_id: cdr_id.clone(),
                     file: name,
                 };
-                // Without this record a stop during the call would leave no
-                // trace of it: answering is refused rather than risk that.
-                if let Err(e) = self.put_rx(&record) {
-                    tracing::error!(call_id = %call.call_id, error = %e, "cannot record an incoming call; refusing it");
-                    self.refused_cdr(call, 503);
-                    return None;
+                // Written off the SIP path: the answer does not wait for the
+                // disk (the first record of a month creates the month's key,
+                // and on a loaded disk that takes a second, while the caller
+                // repeats its INVITE after half of one); the record matters
+                // once pages arrive, seconds later.
+                let (done, recorded) = std::sync::mpsc::channel();
+                let g = self.clone();
+                let write = move || {
+                    match g.put_rx(&record) {
+                        Ok(()) => tracing::debug!(call_id = %record.call_id, "incoming call recorded"),
+                        Err(e) => {
+                            tracing::error!(call_id = %record.call_id, error = %e, "cannot record an incoming call: a stop during it would leave no CDR")
+                        }
+                    }
+                    let _ = done.send(());
+                };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(h) => drop(h.spawn_blocking(write)),
+                    Err(_) => write(),
                 }
                 tracing::info!(call_id = %call.call_id, %trunk, to = %num.number, "answering a fax call");
-                self.inner
-                    .inbound
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(call.call_id.clone(), Inbound { number: num, file: file.clone(), start: now, cdr_id });
+                self.inner.inbound.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                    call.call_id.clone(),
+                    Inbound { number: num, file: file.clone(), start: now, cdr_id, recorded },
+                );
                 Some(file)
             }
             None => {
@@ -773,7 +797,9 @@ impl Gateway {
         if let Some(status) = r.refused {
             tracing::info!(call_id = %r.call_id, status, "incoming call refused before answering");
             // A call routed, then given up by its caller while it rang.
-            if let Some(inb) = self.inner.inbound.lock().unwrap_or_else(|p| p.into_inner()).remove(&r.call_id) {
+            let routed = self.inner.inbound.lock().unwrap_or_else(|p| p.into_inner()).remove(&r.call_id);
+            if let Some(inb) = routed {
+                inb.wait_recorded();
                 self.drop_rx(&inb.cdr_id)?;
             }
             let call = IncomingCall {
@@ -795,16 +821,8 @@ impl Gateway {
         let complete = r.result.as_ref().is_some_and(|x| x.is_ok());
         let station = r.result.as_ref().and_then(|x| x.remote_ident.clone()).unwrap_or_default();
         let from = caller_text(&r.caller);
-        let mut c = blank_cdr(
-            &inb.cdr_id,
-            format!("{} {}", r.call_id, inb.cdr_id),
-            cdr::Direction::FaxToMail,
-            num.tenant.clone(),
-            inb.start,
-        );
-        c.account = Some(num.account);
-        c.calling = e164_of(&r.caller);
-        c.called = Some(num.number.clone());
+        let mut c =
+            received_cdr(&inb.cdr_id, &r.call_id, num.tenant.clone(), num.account, &r.caller, &num.number, inb.start);
         c.emails = num.routes.iter().map(|x| x.email.clone()).collect();
         c.end = end;
         c.pages = pages;
@@ -831,6 +849,7 @@ impl Gateway {
         // before the CDR is written, so that a CDR means the call is done with.
         let _ = std::fs::remove_file(&inb.file);
         self.inner.cdrs.write(&c)?;
+        inb.wait_recorded();
         self.drop_rx(&inb.cdr_id)
     }
 
@@ -892,26 +911,12 @@ impl Gateway {
         Ok(())
     }
 
-    /// Stores `r` (see [`RxRecord`]) as the call is answered. The flush runs
-    /// in the background: the answer does not wait for the disk (a loaded
-    /// disk can take a second, and the caller retransmits its INVITE after
-    /// half of one), and the record matters once pages arrive, seconds later.
+    /// Stores `r` (see [`RxRecord`]), flushed.
     fn put_rx(&self, r: &RxRecord) -> Result<(), Error> {
         let (y, m) = cdr::month_of(r.start);
         let mut b = self.inner.tree.batch();
         b.put_sealed(&rx_key(&r.cdr_id), &KeyId::cdr_month(y, m)?, r)?;
-        self.inner.tree.apply_unflushed(b)?;
-        let tree = self.inner.tree.clone();
-        let flush = move || {
-            if let Err(e) = tree.flush() {
-                tracing::error!(error = %e, "cannot flush the record of an incoming call");
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => drop(h.spawn_blocking(flush)),
-            Err(_) => flush(),
-        }
-        Ok(())
+        self.inner.tree.apply(b)
     }
 
     fn drop_rx(&self, cdr_id: &str) -> Result<(), Error> {
@@ -962,16 +967,7 @@ impl Gateway {
                 .account_get(&Scope::Operator, &n.account)
                 .is_ok_and(|a| a.status(now) == crate::directory::AccountStatus::Active)
         });
-        let mut c = blank_cdr(
-            &r.cdr_id,
-            format!("{} {}", r.call_id, r.cdr_id),
-            cdr::Direction::FaxToMail,
-            r.tenant.clone(),
-            r.start,
-        );
-        c.account = Some(r.account);
-        c.calling = e164_of(&r.caller);
-        c.called = Some(r.called.clone());
+        let mut c = received_cdr(&r.cdr_id, &r.call_id, r.tenant.clone(), r.account, &r.caller, &r.called, r.start);
         c.sip_signalling = r.signalling;
         c.end = now.max(r.start);
         c.pages = pages;
@@ -1028,6 +1024,23 @@ fn blank_cdr(id: &str, correlation_id: String, direction: cdr::Direction, tenant
         attempt: 1,
         timeline: Vec::new(),
     }
+}
+
+/// The CDR of a call answered here, with what is known from its start.
+fn received_cdr(
+    cdr_id: &str,
+    call_id: &str,
+    tenant: TenantId,
+    account: crate::types::AccountId,
+    caller: &str,
+    called: &E164,
+    start: Timestamp,
+) -> Cdr {
+    let mut c = blank_cdr(cdr_id, format!("{call_id} {cdr_id}"), cdr::Direction::FaxToMail, tenant, start);
+    c.account = Some(account);
+    c.calling = e164_of(caller);
+    c.called = Some(called.clone());
+    c
 }
 
 fn fill_from_report(c: &mut Cdr, r: &CallReport, end: Timestamp) {

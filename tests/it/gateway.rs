@@ -594,8 +594,9 @@ fn twenty_faxes_at_once_through_a_trunk_of_eight_channels() {
 fn kill_9_during_a_call_then_restart_delivers_once_without_duplicate_cdrs() {
     let g = start(Opts { retry: "[2, 2]", ..Default::default() });
     send_mail(&g, &["33221100@fax.acme.test"], "Cut off", Some(&fixture("letter.pdf")));
-    // Kill the daemon once the call is up, before the fax has ended.
-    g.daemon.wait_for_log("answering a fax call");
+    // Kill the daemon once the call is up (and recorded, which is done as it
+    // is answered, off the SIP path), before the fax has ended.
+    g.daemon.wait_for_log("incoming call recorded");
     let Gw { setup, daemon, submission, ca, out_port, in_port } = g;
     assert!(maildir_of(&setup).is_empty(), "nothing was delivered before the kill");
     daemon.kill9();
@@ -901,22 +902,7 @@ fn rasters(tiff: &Path, dir: &Path) -> Vec<Vec<u8>> {
     let pdf = dir.join(format!("{stem}-raster.pdf"));
     let o = Command::new("tiff2pdf").arg("-o").arg(&pdf).arg(tiff).output().expect("tiff2pdf (libtiff-tools)");
     assert!(o.status.success(), "tiff2pdf: {}", String::from_utf8_lossy(&o.stderr));
-    let prefix = dir.join(format!("{stem}-page"));
-    let o = Command::new("pdftoppm")
-        .args(["-rx", "204", "-ry", "196", "-mono"])
-        .arg(&pdf)
-        .arg(&prefix)
-        .output()
-        .expect("pdftoppm (poppler-utils)");
-    assert!(o.status.success(), "pdftoppm: {}", String::from_utf8_lossy(&o.stderr));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{stem}-page")))
-        .collect();
-    files.sort();
-    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+    pdf_rasters(&pdf, dir)
 }
 
 /// Received faxes go to each route in its format: a PDF, the TIFF as
