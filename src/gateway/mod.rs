@@ -723,10 +723,11 @@ impl Gateway {
                     file: name,
                 };
                 // Written off the SIP path: the answer does not wait for the
-                // disk (the first record of a month creates the month's key,
-                // and on a loaded disk that takes a second, while the caller
-                // repeats its INVITE after half of one); the record matters
-                // once pages arrive, seconds later.
+                // disk (a flush, and for a month's first record the creation
+                // of its key, each wait for an fsync, which a loaded disk can
+                // make long, and here it would hold an async worker that the
+                // calls' media share); the record matters once pages arrive,
+                // seconds later.
                 let (done, recorded) = std::sync::mpsc::channel();
                 let g = self.clone();
                 let write = move || {
