@@ -698,14 +698,18 @@ impl Gateway {
 
     // ---- fax to mail ----
 
+    /// `number`, if faxes to it are taken here: its account is active and
+    /// it has somewhere to mail them.
+    fn routed_number(&self, number: &E164, now: Timestamp) -> Option<crate::directory::FaxNumber> {
+        let num = self.inner.directory.number_get(&Scope::Operator, number.as_str()).ok()?;
+        let acc = self.inner.directory.account_get(&Scope::Operator, &num.account).ok()?;
+        (acc.status(now) == crate::directory::AccountStatus::Active && !num.routes.is_empty()).then_some(num)
+    }
+
     fn route_incoming(&self, trunk: &str, call: &IncomingCall) -> Option<PathBuf> {
         let now = self.now();
         let number = e164_of(&call.called);
-        let found = number.as_ref().and_then(|n| {
-            let num = self.inner.directory.number_get(&Scope::Operator, n.as_str()).ok()?;
-            let acc = self.inner.directory.account_get(&Scope::Operator, &num.account).ok()?;
-            (acc.status(now) == crate::directory::AccountStatus::Active && !num.routes.is_empty()).then_some(num)
-        });
+        let found = number.as_ref().and_then(|n| self.routed_number(n, now));
         let cdr_id = CdrStore::new_id();
         match found {
             Some(num) => {
@@ -962,12 +966,7 @@ impl Gateway {
         let tiff = std::fs::read(file).ok();
         let pages =
             tiff.as_deref().and_then(|t| crate::document::tiff::parse(t, 1000).ok()).map_or(0, |p| p.len() as u32);
-        let num = self.inner.directory.number_get(&Scope::Operator, r.called.as_str()).ok().filter(|n| {
-            self.inner
-                .directory
-                .account_get(&Scope::Operator, &n.account)
-                .is_ok_and(|a| a.status(now) == crate::directory::AccountStatus::Active)
-        });
+        let num = self.routed_number(&r.called, now);
         let mut c = received_cdr(&r.cdr_id, &r.call_id, r.tenant.clone(), r.account, &r.caller, &r.called, r.start);
         c.sip_signalling = r.signalling;
         c.end = now.max(r.start);
