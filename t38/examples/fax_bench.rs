@@ -3,8 +3,12 @@
 //! ```text
 //! fax_bench cpu [ITERATIONS]              CPU per fine A4 page, both ends, T.38 and G.711
 //! fax_bench memory [SESSIONS]             resident memory per idle session
-//! fax_bench realtime PAIRS [SCALE] [MM] [SHARDS] [STAGGER_S]  concurrent T.38 pairs over UDP in one driver
+//! fax_bench realtime PAIRS [SCALE] [MM] [THREADS] [STAGGER_S]  concurrent T.38 pairs over UDP
 //! ```
+//!
+//! `realtime` runs each end of each pair as the user agent runs a call's
+//! media: a `CallMedia` in its own loop on the media runtime (`THREADS`
+//! threads), over its own UDP sockets.
 //!
 //! Test pages come from `faxgate_t38::testpage`, compressed to T.6 by
 //! libtiff's `tiffcp -c g4`.
@@ -13,9 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use faxgate_t38::driver::{Driver, DriverConfig};
 use faxgate_t38::g711::Law;
+use faxgate_t38::media::{self, CallMedia, FaxJob, MediaClock, MediaCmd};
 use faxgate_t38::pair::{LinkConfig, Pair};
+use faxgate_t38::sdp::Negotiated;
 use faxgate_t38::testpage::{self, Length, PageSpec, VRes, Width};
 use faxgate_t38::udptl::{ErrorCorrection, Udptl};
 use faxgate_t38::{Direction, Event, FaxSession, FaxSettings, SessionConfig, Transport};
@@ -133,52 +138,93 @@ fn memory(n: usize) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn realtime(pairs: usize, scale: f64, mm: u32, shards: usize, stagger: f64) {
+/// CPU time of the media runtime's threads so far (Linux: /proc/self/task).
+fn media_threads_cpu() -> Duration {
+    let tick = 100.0; // USER_HZ on Linux
+    let mut total = 0.0;
+    for t in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "fax-media" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // Fields after the command name: state is field 3; utime 14, stime 15.
+        let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        total += (ticks(14) + ticks(15)) / tick;
+    }
+    Duration::from_secs_f64(total)
+}
+
+fn realtime(pairs: usize, scale: f64, mm: u32, threads: usize, stagger: f64) {
     let dir = std::env::temp_dir().join(format!("fax-bench-rt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let length = if mm == 0 { Length::A4 } else { Length::Mm(mm) };
     let input = page(&dir, "rt", length, 25);
+    media::set_media_threads(threads).expect("media threads");
+    let clock = MediaClock::scaled(scale).expect("scale");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let workdir = dir.clone();
     rt.block_on(async move {
         let dir = workdir;
         let rss0 = rss_kib();
-        let cpu0 = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let (driver, _epoch) = Driver::start(DriverConfig { time_scale: scale, shards }).unwrap();
         let wall = Instant::now();
-        let mut handles = Vec::new();
+        let mut calls = Vec::new();
         for i in 0..pairs {
             // Calls arrive evenly over the stagger window (real seconds).
             let due = wall + Duration::from_secs_f64(stagger * i as f64 / pairs as f64);
             tokio::time::sleep_until(due.into()).await;
-            let a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind (raise ulimit -n?)");
-            let b = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind (raise ulimit -n?)");
-            let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
-            let now = driver.now();
-            let tx = session(Direction::Send { tiff: input.clone(), max_pages: None }, t38(), true, now);
-            let rx = session(Direction::Receive { tiff: dir.join(format!("o{i}.tif")) }, t38(), false, now);
-            let u = || Udptl::new(ErrorCorrection::default(), 400);
-            handles.push((driver.add(tx, u(), a, ba).unwrap(), driver.add(rx, u(), b, aa).unwrap()));
+            let ip = "127.0.0.1".parse().unwrap();
+            let (a_audio, a_image) = media::bind_media(ip).await.expect("bind (raise ulimit -n?)");
+            let (b_audio, b_image) = media::bind_media(ip).await.expect("bind (raise ulimit -n?)");
+            let t38 = |remote| Negotiated::T38 {
+                remote,
+                version: 0,
+                ec: ErrorCorrection::Redundancy { depth: 3 },
+                max_datagram: 400,
+            };
+            let job = |direction, calling| FaxJob { direction, calling, settings: FaxSettings::default(), peers: Vec::new() };
+            let now = clock.now();
+            let tx = CallMedia::new(
+                job(Direction::Send { tiff: input.clone(), max_pages: None }, true),
+                &t38(b_image.local_addr().unwrap()),
+                now,
+                2 * i as u64,
+            )
+            .expect("sender");
+            let rx = CallMedia::new(
+                job(Direction::Receive { tiff: dir.join(format!("o{i}.tif")) }, false),
+                &t38(a_image.local_addr().unwrap()),
+                now,
+                2 * i as u64 + 1,
+            )
+            .expect("receiver");
+            let (a_cmd, a_cmds) = tokio::sync::mpsc::unbounded_channel::<MediaCmd>();
+            let (b_cmd, b_cmds) = tokio::sync::mpsc::unbounded_channel::<MediaCmd>();
+            let (ev, _) = tokio::sync::mpsc::unbounded_channel();
+            let a = media::spawn_media(tx, a_audio, a_image, clock, a_cmds, ev.clone());
+            let b = media::spawn_media(rx, b_audio, b_image, clock, b_cmds, ev);
+            calls.push((a, b, a_cmd, b_cmd));
         }
         let setup = wall.elapsed();
         let rss1 = rss_kib();
         let mut ok = 0;
         let mut failed = Vec::new();
-        for (mut a, mut b) in handles {
+        for (a, b, _a_cmd, _b_cmd) in calls {
             let limit = Duration::from_secs_f64(600.0 / scale);
-            let ra = tokio::time::timeout(limit, a.finished()).await.unwrap_or(None);
-            let rb = tokio::time::timeout(limit, b.finished()).await.unwrap_or(None);
+            let ra = tokio::time::timeout(limit, a).await.ok().and_then(Result::ok).and_then(|r| r.0);
+            let rb = tokio::time::timeout(limit, b).await.ok().and_then(Result::ok).and_then(|r| r.0);
             match (ra, rb) {
                 (Some(x), Some(y)) if x.is_ok() && y.is_ok() && y.pages == 1 => ok += 1,
                 other => failed.push(format!("{other:?}")),
             }
         }
         let total = wall.elapsed();
-        let l = driver.lateness();
-        driver.stop();
-        let _ = cpu0;
+        let l = media::lateness();
+        let cpu = media_threads_cpu();
         println!(
-            "realtime pairs={pairs} scale=x{scale} page={} : completed {ok}/{pairs}; wall {:.1} s (calls started over {:.1} s) = {:.1} s simulated; session-tick lateness p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms max {:.2} ms over {} session ticks; shards {shards}; engine threads CPU {:.1} s ({:.0}% of wall); RSS +{} MiB while running",
+            "realtime pairs={pairs} scale=x{scale} page={} : completed {ok}/{pairs}; wall {:.1} s (calls started over {:.1} s) = {:.1} s simulated; session-tick lateness p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms max {:.2} ms over {} wake-ups; media threads {threads}, their CPU {:.1} s ({:.0}% of wall); RSS +{} MiB while running",
             if mm == 0 { "A4".to_string() } else { format!("{mm} mm") },
             total.as_secs_f64(),
             setup.as_secs_f64(),
@@ -188,8 +234,8 @@ fn realtime(pairs: usize, scale: f64, mm: u32, shards: usize, stagger: f64) {
             l.p999.as_secs_f64() * 1e3,
             l.max.as_secs_f64() * 1e3,
             l.ticks,
-            l.engine_cpu.as_secs_f64(),
-            100.0 * l.engine_cpu.as_secs_f64() / total.as_secs_f64(),
+            cpu.as_secs_f64(),
+            100.0 * cpu.as_secs_f64() / total.as_secs_f64(),
             (rss1.saturating_sub(rss0)) / 1024,
         );
         for f in failed.iter().take(5) {
@@ -213,7 +259,7 @@ fn main() {
             arg(6).and_then(|s| s.parse().ok()).unwrap_or(0.0),
         ),
         _ => eprintln!(
-            "usage: fax_bench cpu [N] | memory [N] | realtime PAIRS [SCALE] [PAGE_MM, 0 = A4] [SHARDS] [STAGGER_S]"
+            "usage: fax_bench cpu [N] | memory [N] | realtime PAIRS [SCALE] [PAGE_MM, 0 = A4] [THREADS] [STAGGER_S]"
         ),
     }
 }

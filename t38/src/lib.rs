@@ -4,39 +4,40 @@
 //! - `ffi`: the thin wrapper over spandsp (through `spandsp-sys`), the one
 //!   module in the workspace allowed `unsafe`. C callbacks only record into a
 //!   boxed per-terminal context; spandsp logs go to `tracing` (target `spandsp`).
-//! - [`session`]: sans-IO fax sessions (send or receive a TIFF over T.38 IFP
+//! - [`session`]: a sans-IO fax session (send or receive a TIFF over T.38 IFP
 //!   packets or G.711 audio): `now` in, packets, events and the next deadline out.
 //! - [`udptl`]: the UDPTL codec of T.38 Annex D (redundancy and parity FEC,
 //!   loss recovery, duplicate suppression, `T38FaxMaxDatagram` rules).
-//! - [`g711`]: A-law and µ-law companding.
-//! - [`pair`]: two sessions joined in memory on a simulated clock with latency,
-//!   loss and reordering; the test harness, also behind [`loopback`].
-//! - [`loopback`]: the `faxgate fax loopback` diagnostic.
-//! - [`driver`]: the real-time driver: tokio owns the UDP sockets, spandsp
-//!   work runs on a few dedicated engine threads each with its own 20 ms
-//!   ticker; lateness of every session tick is measured.
-//! - [`testpage`]: writes bilevel TIFF test pages (tests, benchmarks, fuzzing).
-//! - [`sdp`]: SDP for audio and T.38, offer/answer as pure functions.
 //! - [`rtp`]: RTP packets and a jitter buffer for G.711.
-//! - [`call`]: the media of one call (sans-IO core and its tokio loop),
-//!   switching from G.711 to T.38.
-//! - [`sip`]: the SIP user agent on rsipstack (trunks, calls, OPTIONS, REGISTER).
+//! - [`g711`]: A-law and µ-law companding.
+//! - [`sdp`]: SDP for audio and T.38; offer and answer as pure functions.
+//! - [`media`]: the media of one call (sans-IO, switching from G.711 to
+//!   T.38) and the one loop that drives it over UDP, on a runtime of its own.
+//! - [`sip`]: call control (sans-IO, [`sip::call`]), session timers
+//!   ([`sip::session_timer`]), the user agent on rsipstack that drives call
+//!   control ([`sip::ua`]), and failure causes.
 //! - [`trunk`]: trunk configuration types.
+//! - With the `testing` feature: `pair` (two sessions joined in memory on
+//!   simulated time, with latency, loss and reordering), `loopback` (the
+//!   `faxgate fax loopback` diagnostic, on `pair`) and `testpage` (bilevel
+//!   TIFF test pages).
 //!
 //! The `faxleg` binary runs one fax leg on its own (tests, SIPp benchmarks).
 #![deny(unsafe_code)]
 
 mod ffi;
 
-pub mod call;
-pub mod driver;
 pub mod g711;
+#[cfg(feature = "testing")]
 pub mod loopback;
+pub mod media;
+#[cfg(feature = "testing")]
 pub mod pair;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
 pub mod sip;
+#[cfg(feature = "testing")]
 pub mod testpage;
 pub mod trunk;
 pub mod udptl;

@@ -27,6 +27,10 @@ pub enum SdpError {
     /// Nothing offered that a fax call can use (488 Not Acceptable Here).
     #[error("no acceptable media in the offer")]
     NotAcceptable,
+    /// The only T.38 offered has an attribute out of range (488); the text
+    /// names it, e.g. `T38FaxVersion:99 out of range (0-3)`.
+    #[error("{0}")]
+    OutOfRange(String),
 }
 
 /// RTP payload types (RFC 3551, static; telephone-event is dynamic).
@@ -114,14 +118,40 @@ pub struct T38Params {
     pub transcoding_mmr: Flag,
     /// `T38FaxTranscodingJBIG`.
     pub transcoding_jbig: Flag,
+    /// The first numeric T.38 attribute whose value is not a number, as
+    /// written (`T38FaxMaxBuffer:-1`).
+    pub unreadable: Option<String>,
 }
 
 impl T38Params {
-    /// The `T38FaxMaxDatagram` to believe (0 or over 1400 means 400).
+    /// The `T38FaxMaxDatagram` to believe (over 1400 means 400).
     pub fn effective_max_datagram(&self) -> usize {
         udptl::effective_max_datagram(self.max_datagram.unwrap_or(0))
     }
+
+    /// Checks the attributes against their ranges (T.38 Annex D.2.3):
+    /// `T38FaxVersion` 0-3, `T38FaxMaxBuffer` and `T38FaxMaxDatagram` above
+    /// 0 (a datagram size the trunk overrides is not checked), numbers that
+    /// are numbers. The error names the attribute.
+    pub fn check(&self, datagram_overridden: bool) -> Result<(), String> {
+        if let Some(v) = &self.unreadable {
+            return Err(format!("{v} is not a number"));
+        }
+        if self.version > MAX_T38_VERSION {
+            return Err(format!("T38FaxVersion:{} out of range (0-{MAX_T38_VERSION})", self.version));
+        }
+        if self.max_buffer == Some(0) {
+            return Err("T38FaxMaxBuffer:0 out of range (1 or more)".into());
+        }
+        if self.max_datagram == Some(0) && !datagram_overridden {
+            return Err("T38FaxMaxDatagram:0 out of range (1 or more)".into());
+        }
+        Ok(())
+    }
 }
+
+/// The highest T.38 version (T.38 (2010) is version 3).
+pub const MAX_T38_VERSION: u8 = 3;
 
 /// The media kind of an `m=` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -454,6 +484,14 @@ fn parse_attribute(m: &mut Media, value: &str) -> Result<(), SdpError> {
     };
     let num = |v: Option<&str>| v.and_then(|v| v.split_whitespace().next()?.parse::<u32>().ok());
     let lower = name.to_ascii_lowercase();
+    if matches!(
+        lower.as_str(),
+        "t38faxversion" | "t38maxbitrate" | "t38faxmaxrate" | "t38faxmaxbuffer" | "t38faxmaxdatagram"
+    ) && num(val).is_none()
+        && m.t38.unreadable.is_none()
+    {
+        m.t38.unreadable = Some(format!("{name}:{}", val.unwrap_or("").chars().take(20).collect::<String>()));
+    }
     match lower.as_str() {
         "sendrecv" => m.dir = Dir::SendRecv,
         "sendonly" => m.dir = Dir::SendOnly,
@@ -632,6 +670,7 @@ fn our_t38(caps: &Capabilities) -> T38Params {
         fill_bit_removal: Flag::Absent,
         transcoding_mmr: Flag::Absent,
         transcoding_jbig: Flag::Absent,
+        unreadable: None,
     }
 }
 
@@ -668,8 +707,16 @@ pub fn offer_t38(caps: &Capabilities, local: &LocalMedia, session_id: u64, versi
     sd
 }
 
-fn negotiate_t38(caps: &Capabilities, sd: &SessionDescription, i: usize, theirs: &T38Params) -> Option<Negotiated> {
-    let remote = sd.remote_addr(i)?;
+/// The T.38 of section `i`, or why its attributes are refused (`Err`), or
+/// None when it has no address.
+fn negotiate_t38(
+    caps: &Capabilities,
+    sd: &SessionDescription,
+    i: usize,
+    theirs: &T38Params,
+) -> Result<Option<Negotiated>, String> {
+    theirs.check(caps.peer_max_datagram.is_some())?;
+    let Some(remote) = sd.remote_addr(i) else { return Ok(None) };
     let ec = match theirs.udp_ec {
         Some(UdpEc::Redundancy) => ErrorCorrection::Redundancy { depth: caps.redundancy },
         Some(UdpEc::Fec) => ErrorCorrection::Fec { span: 3, entries: 3 },
@@ -679,20 +726,22 @@ fn negotiate_t38(caps: &Capabilities, sd: &SessionDescription, i: usize, theirs:
         Some(d) => udptl::effective_max_datagram(d),
         None => theirs.effective_max_datagram(),
     };
-    Some(Negotiated::T38 { remote, version: theirs.version.min(caps.t38_version), ec, max_datagram })
+    Ok(Some(Negotiated::T38 { remote, version: theirs.version.min(caps.t38_version), ec, max_datagram }))
 }
 
 /// Interprets the peer's answer to our offer.
 pub fn accept_answer(caps: &Capabilities, answer: &SessionDescription) -> Result<Negotiated, SdpError> {
+    let mut out_of_range = None;
     for (i, m) in answer.media.iter().enumerate() {
         if m.port == 0 {
             continue;
         }
-        if m.is_t38()
-            && caps.t38
-            && let Some(n) = negotiate_t38(caps, answer, i, &m.t38)
-        {
-            return Ok(n);
+        if m.is_t38() && caps.t38 {
+            match negotiate_t38(caps, answer, i, &m.t38) {
+                Ok(Some(n)) => return Ok(n),
+                Ok(None) => {}
+                Err(e) => out_of_range = out_of_range.or(Some(e)),
+            }
         }
         if m.kind == MediaKind::Audio
             && caps.audio
@@ -701,7 +750,7 @@ pub fn accept_answer(caps: &Capabilities, answer: &SessionDescription) -> Result
             return Ok(n);
         }
     }
-    Err(SdpError::NotAcceptable)
+    Err(out_of_range.map_or(SdpError::NotAcceptable, SdpError::OutOfRange))
 }
 
 fn pick_audio(caps: &Capabilities, sd: &SessionDescription, i: usize) -> Option<Negotiated> {
@@ -732,14 +781,18 @@ pub fn answer(
 ) -> Result<(SessionDescription, Negotiated), SdpError> {
     // Choose: the first usable T.38 section, else the first usable audio section.
     let mut chosen: Option<(usize, Negotiated)> = None;
+    let mut out_of_range = None;
     if caps.t38 {
         for (i, m) in offer.media.iter().enumerate() {
-            if m.port != 0
-                && m.is_t38()
-                && let Some(n) = negotiate_t38(caps, offer, i, &m.t38)
-            {
-                chosen = Some((i, n));
-                break;
+            if m.port != 0 && m.is_t38() {
+                match negotiate_t38(caps, offer, i, &m.t38) {
+                    Ok(Some(n)) => {
+                        chosen = Some((i, n));
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(e) => out_of_range = out_of_range.or(Some(e)),
+                }
             }
         }
     }
@@ -754,20 +807,11 @@ pub fn answer(
             }
         }
     }
-    let (ci, neg) = chosen.ok_or(SdpError::NotAcceptable)?;
+    let (ci, neg) = chosen.ok_or_else(|| out_of_range.map_or(SdpError::NotAcceptable, SdpError::OutOfRange))?;
     let mut sd = base(local, session_id, version);
     for (i, m) in offer.media.iter().enumerate() {
         if i != ci {
-            let mut refused = m.clone();
-            refused.port = 0;
-            refused.connection = None;
-            refused.other.clear();
-            refused.rtpmaps.retain(|_| false);
-            refused.t38 = T38Params::default();
-            if refused.is_t38() {
-                refused.t38.version = 0;
-            }
-            sd.media.push(refused);
+            sd.media.push(declined(m));
             continue;
         }
         match &neg {
@@ -809,6 +853,34 @@ pub fn answer(
     Ok((sd, neg))
 }
 
+/// A media section answered with port 0 (RFC 3264 6).
+fn declined(m: &Media) -> Media {
+    let mut refused = m.clone();
+    refused.port = 0;
+    refused.connection = None;
+    refused.other.clear();
+    refused.rtpmaps.clear();
+    refused.t38 = T38Params::default();
+    refused
+}
+
+/// The answer to an offer that declines every stream (port 0), as a peer
+/// sends when it gives up T.38 while it winds a call down: each stream
+/// declined back (RFC 3264 8.2). None when the offer keeps some stream.
+pub fn decline_all(
+    offer: &SessionDescription,
+    local: &LocalMedia,
+    session_id: u64,
+    version: u64,
+) -> Option<SessionDescription> {
+    if offer.media.is_empty() || offer.media.iter().any(|m| m.port != 0) {
+        return None;
+    }
+    let mut sd = base(local, session_id, version);
+    sd.media = offer.media.iter().map(declined).collect();
+    Some(sd)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -841,13 +913,13 @@ a=T38FaxMaxDatagram:400\r\na=T38FaxUdpEC:t38UDPRedundancy\r\n";
         let offer = parse(
             "v=0\no=x 1 1 IN IP4 10.0.0.1\ns=-\nt=0 0\nm=image 5000 UDPTL t38\nc=IN IP4 10.0.0.1\n\
 a=T38FaxVersion:3\na=T38FaxMaxRate:9600\na=T38FaxFillBitRemoval:1\na=T38FaxTranscodingMMR:0\n\
-a=T38FaxTranscodingJBIG\na=T38FaxMaxDatagram:0\na=T38FaxUdpEC:t38UDPFEC\n",
+a=T38FaxTranscodingJBIG\na=T38FaxUdpEC:t38UDPFEC\n",
         );
         let (ans, neg) = answer(&Capabilities::default(), &offer, &LOCAL, 7, 1).unwrap();
         let Negotiated::T38 { remote, version, max_datagram, ec } = neg else { panic!("{neg:?}") };
         assert_eq!(remote, "10.0.0.1:5000".parse().unwrap());
         assert_eq!(version, 0, "min of 3 and ours (0)");
-        assert_eq!(max_datagram, 400, "0 means 400");
+        assert_eq!(max_datagram, 400, "absent means 400 (0 is refused: t38_attributes_out_of_range_are_named)");
         assert!(matches!(ec, ErrorCorrection::Fec { .. }));
         let text = ans.write();
         assert!(text.contains("m=image 20002 UDPTL t38\r\n"), "{text}");
@@ -870,6 +942,56 @@ a=T38FaxTranscodingJBIG\na=T38FaxMaxDatagram:0\na=T38FaxUdpEC:t38UDPFEC\n",
         let caps = Capabilities { peer_max_datagram: Some(272), ..Capabilities::default() };
         let (_, neg) = answer(&caps, &offer, &LOCAL, 1, 1).unwrap();
         assert!(matches!(neg, Negotiated::T38 { max_datagram: 272, .. }));
+    }
+
+    /// T.38 attributes out of range are refused with the attribute named;
+    /// with audio beside them the call takes the audio; a datagram size the
+    /// trunk overrides is not held against the peer.
+    #[test]
+    fn t38_attributes_out_of_range_are_named() {
+        for (attr, bad, says) in [
+            ("T38FaxVersion:0", "T38FaxVersion:99", "T38FaxVersion:99 out of range (0-3)"),
+            ("T38FaxMaxDatagram:400", "T38FaxMaxDatagram:0", "T38FaxMaxDatagram:0 out of range"),
+            (
+                "T38FaxMaxDatagram:400",
+                "T38FaxMaxDatagram:400\r\na=T38FaxMaxBuffer:-1",
+                "T38FaxMaxBuffer:-1 is not a number",
+            ),
+            ("T38FaxMaxDatagram:400", "T38FaxMaxDatagram:400\r\na=T38FaxMaxBuffer:0", "T38FaxMaxBuffer:0 out of range"),
+        ] {
+            let offer = parse(&ASTERISK_T38.replace(attr, bad));
+            match answer(&Capabilities::default(), &offer, &LOCAL, 1, 1) {
+                Err(SdpError::OutOfRange(e)) => assert!(e.contains(says), "{e}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+            match accept_answer(&Capabilities::default(), &offer) {
+                Err(SdpError::OutOfRange(e)) => assert!(e.contains(says), "{e}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+            let with_audio = parse(&format!("{}m=audio 4004 RTP/AVP 8\r\n", ASTERISK_T38.replace(attr, bad)));
+            let (_, neg) = answer(&Capabilities::default(), &with_audio, &LOCAL, 1, 1).unwrap();
+            assert!(matches!(neg, Negotiated::Audio { .. }), "{bad}");
+        }
+        let zero = parse(&ASTERISK_T38.replace("T38FaxMaxDatagram:400", "T38FaxMaxDatagram:0"));
+        let caps = Capabilities { peer_max_datagram: Some(300), ..Capabilities::default() };
+        let (_, neg) = answer(&caps, &zero, &LOCAL, 1, 1).unwrap();
+        assert!(matches!(neg, Negotiated::T38 { max_datagram: 300, .. }));
+    }
+
+    /// An offer that declines every stream is answered by declining them
+    /// back; one that keeps a stream is not for `decline_all`.
+    #[test]
+    fn declining_every_stream() {
+        let offer = parse(
+            "v=0\r\no=- 1 3 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=image 0 udptl t38\r\n",
+        );
+        let ans = decline_all(&offer, &LOCAL, 7, 4).unwrap();
+        assert_eq!(ans.media.len(), 1);
+        assert!(ans.media[0].is_t38() && ans.media[0].port == 0);
+        assert!(ans.write().contains("m=image 0 udptl t38\r\n"), "{}", ans.write());
+        assert!(decline_all(&parse(ASTERISK_T38), &LOCAL, 7, 4).is_none());
+        // `answer` itself refuses it: nothing to use.
+        assert_eq!(answer(&Capabilities::default(), &offer, &LOCAL, 1, 1).unwrap_err(), SdpError::NotAcceptable);
     }
 
     #[test]

@@ -40,6 +40,12 @@ pub struct TrunkConfig {
     /// without a response (and counted). Empty: only `address` (resolved).
     #[serde(default)]
     pub allowed_sources: Vec<IpAddr>,
+    /// Addresses the peer's media (RTP, UDPTL) may be at: an SDP naming
+    /// any other is refused with 488, and packets from elsewhere are not
+    /// answered. Empty: the signalling sources (`allowed_sources`, else
+    /// `address`, resolved).
+    #[serde(default)]
+    pub media_sources: Vec<IpAddr>,
     /// Most simultaneous calls on this trunk, both directions.
     #[serde(default = "default_channels")]
     pub channels: u32,
@@ -72,6 +78,10 @@ pub struct TrunkConfig {
     /// Use ECM (T.30 error correction mode).
     #[serde(default = "default_true")]
     pub ecm: bool,
+    /// The session interval (RFC 4028 `Session-Expires`) asked for on calls
+    /// placed through this trunk, in seconds (90 or more).
+    #[serde(default = "default_session_expires")]
+    pub session_expires_secs: u32,
 }
 
 /// REGISTER settings.
@@ -136,6 +146,9 @@ fn default_expires() -> u32 {
 fn default_true() -> bool {
     true
 }
+fn default_session_expires() -> u32 {
+    crate::sip::session_timer::SESSION_EXPIRES.as_secs() as u32
+}
 
 impl TrunkConfig {
     /// Checks values that serde cannot.
@@ -151,6 +164,9 @@ impl TrunkConfig {
         }
         if self.answer_delay_secs > 60 {
             return Err(crate::Error::InvalidSetting("answer_delay_secs above 60"));
+        }
+        if u64::from(self.session_expires_secs) < crate::sip::session_timer::MIN_SE.as_secs() {
+            return Err(crate::Error::InvalidSetting("session_expires_secs below 90 (RFC 4028)"));
         }
         if matches!(self.max_datagram, Some(d) if !(100..=1400).contains(&d)) {
             return Err(crate::Error::InvalidSetting("max_datagram must be 100 to 1400"));
@@ -174,6 +190,23 @@ impl TrunkConfig {
             return resolved.is_some_and(|r| r.ip() == src) || self.address.parse::<IpAddr>().ok() == Some(src);
         }
         self.allowed_sources.contains(&src)
+    }
+
+    /// Where the peer's media may be, `resolved` being the trunk's address.
+    pub fn media_sources(&self, resolved: SocketAddr) -> Vec<IpAddr> {
+        if !self.media_sources.is_empty() {
+            return self.media_sources.clone();
+        }
+        if !self.allowed_sources.is_empty() {
+            return self.allowed_sources.clone();
+        }
+        let mut v = vec![resolved.ip()];
+        if let Ok(ip) = self.address.parse::<IpAddr>()
+            && ip != resolved.ip()
+        {
+            v.push(ip);
+        }
+        v
     }
 }
 
@@ -236,6 +269,21 @@ credentials = { username = "fax", password = "secret" }
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Media may be where the trunk's signalling is, unless said otherwise.
+    #[test]
+    fn media_sources_default_to_the_signalling_sources() {
+        let t: TrunkConfig = serde_json::from_value(serde_json::json!({"name": "x", "address": "192.0.2.1"})).unwrap();
+        let resolved: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        assert_eq!(t.media_sources(resolved), vec![resolved.ip()]);
+        let f: File = toml::from_str(EXAMPLE).unwrap();
+        assert_eq!(f.trunk[0].media_sources(resolved), f.trunk[0].allowed_sources);
+        let t = TrunkConfig { media_sources: vec!["198.51.100.20".parse().unwrap()], ..t };
+        assert_eq!(t.media_sources(resolved), t.media_sources);
+        assert_eq!(t.session_expires_secs, 1800);
+        let t = TrunkConfig { session_expires_secs: 60, ..t };
+        assert!(t.validate().is_err(), "below RFC 4028's 90 s");
     }
 
     #[test]

@@ -4,13 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use common::leg::Leg;
 use common::{assert_pixels_equal, make_tiff, spec, tmpdir};
 use faxgate_t38::testpage::{Length, VRes, Width};
 use serde_json::Value;
@@ -18,88 +16,23 @@ use serde_json::Value;
 /// Media time per real second in these tests.
 const SCALE: &str = "8";
 
-struct Leg {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-    log: PathBuf,
-    name: String,
-}
-
-impl Leg {
-    fn start(name: &str, dir: &Path, args: &[&str]) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_faxleg"))
-            .args(args)
-            .env("RUST_LOG", "info,rsipstack=info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("faxleg runs");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines() {
-                let Ok(l) = l else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let first = rx.recv_timeout(Duration::from_secs(10)).expect("faxleg prints its address");
-        let addr = first.strip_prefix("listening ").expect("listening line").parse().unwrap();
-        Self { child, addr, lines: rx, log, name: name.into() }
+/// `args`, with `--scale SCALE` unless they name a scale of their own.
+fn scaled<'a>(mut args: Vec<&'a str>, extra: &[&'a str]) -> Vec<&'a str> {
+    if !extra.contains(&"--scale") {
+        args.extend_from_slice(&["--scale", SCALE]);
     }
-
-    fn json(&self, within: Duration) -> Value {
-        let l = self
-            .lines
-            .recv_timeout(within)
-            .unwrap_or_else(|_| panic!("{}: no report within {within:?}\n{}", self.name, self.log_tail()));
-        serde_json::from_str(&l).unwrap_or_else(|e| panic!("{}: {e}: {l}", self.name))
-    }
-
-    fn log_tail(&self) -> String {
-        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Leg {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!("--- {} log ---\n{}", self.name, self.log_tail());
-        }
-    }
+    args.extend_from_slice(extra);
+    args
 }
 
 fn receiver(dir: &Path, extra: &[&str]) -> Leg {
-    let mut args = vec![
-        "receive",
-        "--bind",
-        "127.0.0.1:0",
-        "--trunk",
-        "127.0.0.1",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--scale",
-        SCALE,
-    ];
-    args.extend_from_slice(extra);
-    Leg::start("receiver", dir, &args)
+    let args = vec!["receive", "--bind", "127.0.0.1:0", "--trunk", "127.0.0.1", "--dir", dir.to_str().unwrap()];
+    Leg::start("receiver", dir, &scaled(args, extra))
 }
 
 fn sender(dir: &Path, to: SocketAddr, tiff: &Path, extra: &[&str]) -> Leg {
     let trunk = to.to_string();
-    let mut args = vec![
+    let args = vec![
         "send",
         "--bind",
         "127.0.0.1:0",
@@ -109,11 +42,8 @@ fn sender(dir: &Path, to: SocketAddr, tiff: &Path, extra: &[&str]) -> Leg {
         "100",
         "--tiff",
         tiff.to_str().unwrap(),
-        "--scale",
-        SCALE,
     ];
-    args.extend_from_slice(extra);
-    Leg::start("sender", dir, &args)
+    Leg::start("sender", dir, &scaled(args, extra))
 }
 
 fn short_page(dir: &Path, pages: u32) -> PathBuf {
@@ -238,11 +168,11 @@ fn no_answer_is_cancelled() {
     assert_eq!(s["transient"], true, "{s:#}");
     assert!(s["error"].as_str().unwrap_or("").contains("answer"), "{s:#}");
     let until = std::time::Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&rx.log).unwrap_or_default().contains("the caller gave up while it rang") {
+    while !rx.log_text().contains("the caller gave up while it rang") {
         assert!(std::time::Instant::now() < until, "receiver:\n{}", rx.log_tail());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let log = std::fs::read_to_string(&tx.log).unwrap();
+    let log = tx.log_text();
     assert!(log.lines().any(|l| l.contains("udp send") && l.contains("\"CANCEL sip:")), "{}", tx.log_tail());
     assert!(log.lines().any(|l| l.contains("udp received") && l.contains("180 Ringing")), "{}", tx.log_tail());
 }
@@ -285,7 +215,7 @@ fn silent_peer() {
     // Nobody hung up on us: faxgate cleared the call itself (BYE) after phase E.
     assert_eq!(s["peer_hung_up"], false, "{s:#}");
     assert_eq!(*s["states"].as_array().unwrap().last().unwrap(), "Ending");
-    let log = std::fs::read_to_string(&tx.log).unwrap();
+    let log = tx.log_text();
     let bye_sent = log.lines().any(|l| l.contains("udp send") && l.contains("\"BYE sip:"));
     assert!(bye_sent, "no BYE sent:\n{}", tx.log_tail());
 }
@@ -303,4 +233,33 @@ fn real_time_t38_call() {
     assert_ok(&r);
     assert_eq!(r["t38"], true);
     assert_pixels_equal(&tiff, &received_file(&dir), 1);
+}
+
+/// Session timers (RFC 4028) through a fax of over three minutes of call
+/// time (five pages), at x16 to keep it short: the sender asks for `Session-Expires: 90` and, supporting
+/// timers, is made the refresher by the receiver; it refreshes every 45 s
+/// (re-INVITEs with its T.38 SDP unchanged), the receiver watches for them,
+/// and the fax completes with nobody hanging up on the other.
+#[test]
+fn session_timers_through_a_three_minute_fax() {
+    let dir = tmpdir("sip-session-timer");
+    let tiff = make_tiff(&dir, "send", &spec(Width::A4, Length::A4, VRes::Fine, 13), 5, false);
+    let rx = receiver(&dir, &["--scale", "16"]);
+    let tx = sender(&dir, rx.addr, &tiff, &["--session-expires", "90", "--scale", "16"]);
+    let s = tx.json(Duration::from_secs(120));
+    let r = rx.json(Duration::from_secs(30));
+    assert_ok(&s);
+    assert_ok(&r);
+    assert_eq!(s["session_interval"], 90.0, "{s:#}");
+    assert_eq!(r["session_interval"], 90.0, "{r:#}");
+    let call_secs = s["answered_for_s"].as_f64().unwrap() * 16.0;
+    assert!(call_secs > 180.0, "over three minutes of call time: {call_secs} s");
+    let sent = s["refreshes_sent"].as_u64().unwrap();
+    assert!(sent as f64 >= (call_secs / 45.0).floor(), "a refresh every 45 s: {call_secs} s, {s:#}");
+    assert!(r["refreshes_received"].as_u64().unwrap() >= sent, "{r:#}");
+    eprintln!("{call_secs:.0} s of call time, {sent} refreshes sent, {} received", r["refreshes_received"]);
+    assert_eq!(r["session_expired"], false, "{r:#}");
+    assert_eq!(s["session_expired"], false, "{s:#}");
+    assert_eq!(r["switches"], 1, "refreshes keep T.38, no restart: {r:#}");
+    assert_pixels_equal(&tiff, &received_file(&dir), 5);
 }

@@ -3,12 +3,15 @@
 //! refused requests, and a flood from a source that is not the trunk.
 //! Each test skips, saying so, when `sipp` is not installed.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use common::leg::Leg;
+use common::{short_raw_page, tmpdir};
 
 fn have_sipp() -> bool {
     let ok = Command::new("sipp").arg("-v").output().is_ok();
@@ -22,78 +25,8 @@ fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("faxgate-sipp-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn free_port(ip: &str) -> u16 {
     UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap().port()
-}
-
-struct Leg {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-    log: PathBuf,
-}
-
-impl Leg {
-    fn start(dir: &Path, args: &[&str]) -> Self {
-        let log = dir.join("faxleg.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_faxleg"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let first = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        let addr = first.strip_prefix("listening ").unwrap().parse().unwrap();
-        Self { child, addr, lines: rx, log }
-    }
-
-    fn json(&self, within: Duration) -> serde_json::Value {
-        let l = self
-            .lines
-            .recv_timeout(within)
-            .unwrap_or_else(|_| panic!("no report; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default()));
-        serde_json::from_str(&l).unwrap()
-    }
-
-    fn stats(&mut self) -> serde_json::Value {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        writeln!(stdin, "stats").unwrap();
-        stdin.flush().unwrap();
-        loop {
-            let v = self.json(Duration::from_secs(5));
-            if v.get("dropped_foreign").is_some() {
-                return v;
-            }
-        }
-    }
-}
-
-impl Drop for Leg {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- faxleg log ---\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
-        }
-    }
 }
 
 /// Runs SIPp in `dir` with a scenario file; `extra` are more arguments.
@@ -134,7 +67,7 @@ fn assert_sipp_ok(dir: &Path, out: &Output) {
 fn receiver(dir: &Path, extra: &[&str]) -> Leg {
     let mut args = vec!["receive", "--bind", "127.0.0.1:0", "--trunk", "127.0.0.1", "--dir", dir.to_str().unwrap()];
     args.extend_from_slice(extra);
-    Leg::start(dir, &args)
+    Leg::start("faxleg", dir, &args)
 }
 
 #[test]
@@ -143,13 +76,19 @@ fn sipp_plain_call() {
         return;
     }
     let dir = tmpdir("plain");
-    let leg = receiver(&dir, &["--media", "audio-only"]);
+    // One trunk's SIP messages at debug level (faxleg's trunk is named "trunk").
+    let args = ["receive", "--trunk", "127.0.0.1", "--dir", dir.to_str().unwrap(), "--media", "audio-only"];
+    let leg = Leg::start_with_log("faxleg", &dir, &args, "info,[trunk{name=trunk}]=debug");
     let out = sipp(&dir, Some(leg.addr), "uac_plain.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
     assert_sipp_ok(&dir, &out);
     let r = leg.json(Duration::from_secs(10));
     assert_eq!(r["peer_hung_up"], true, "{r:#}");
     assert_eq!(r["t38"], false);
     assert_eq!(r["caller"], "4599887766");
+    let log = leg.log_text();
+    assert!(log.contains("faxgate_t38::sip::wire") && log.contains("INVITE sip:100@"), "{}", leg.log_tail());
+    assert!(log.contains("SIP/2.0 200 OK"), "{}", leg.log_tail());
+    assert!(!log.contains("udp received"), "the library's own dumps stay off");
 }
 
 #[test]
@@ -197,21 +136,10 @@ fn sipp_cancel_on_no_answer() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let page = dir.join("page.tif");
-    faxgate_t38::testpage::write_tiff(
-        &page,
-        &faxgate_t38::testpage::PageSpec {
-            width: faxgate_t38::testpage::Width::A4,
-            length: faxgate_t38::testpage::Length::Mm(20),
-            vres: faxgate_t38::testpage::VRes::Standard,
-            density: 30,
-            seed: 1,
-        },
-        1,
-    )
-    .unwrap();
+    let page = short_raw_page(&dir, 1);
     let trunk = format!("127.0.0.1:{port}");
     let leg = Leg::start(
+        "faxleg",
         &dir,
         &["send", "--trunk", &trunk, "--to", "100", "--tiff", page.to_str().unwrap(), "--answer-timeout", "1"],
     );
@@ -251,7 +179,9 @@ fn sipp_flood_from_foreign_source_is_ignored() {
     std::fs::create_dir_all(&flood_dir).unwrap();
     // The trunk is 127.0.0.1; the flood comes from 127.0.0.2: 5,000 OPTIONS
     // at 1,000 a second.
-    let mut leg = receiver(&dir, &["--allow", "127.0.0.1"]);
+    // At the default log level (info): the library's datagram dumps are off.
+    let args = ["receive", "--trunk", "127.0.0.1", "--dir", dir.to_str().unwrap(), "--allow", "127.0.0.1"];
+    let mut leg = Leg::start_with_log("faxleg", &dir, &args, "info");
     let addr = leg.addr;
     let flood = std::thread::spawn(move || {
         let out = sipp(
@@ -283,6 +213,14 @@ fn sipp_flood_from_foreign_source_is_ignored() {
     let st = leg.stats();
     assert_eq!(st["dropped_foreign"], 5000, "{st}");
     assert_eq!(st["options_answered"], 3, "only the trunk's: {st}");
+    // At most one summary line a minute: here, the one at the start of the
+    // flood (the rest is summed up a minute later); nothing per packet.
+    let log = leg.log_text();
+    let summaries: Vec<&str> = log.lines().filter(|l| l.contains("dropped")).collect();
+    assert_eq!(summaries.len(), 1, "{summaries:#?}");
+    assert!(summaries[0].contains("sources that are not the trunk, top: 127.0.0.2"), "{summaries:#?}");
+    assert_eq!(log.lines().filter(|l| l.contains("127.0.0.2")).count(), 1, "{}", leg.log_tail());
+    assert!(!log.contains("udp received"), "no per-packet lines: {}", leg.log_tail());
     // And after it.
     let out = sipp(&dir, Some(addr), "uac_options.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
     assert_sipp_ok(&dir, &out);
@@ -291,10 +229,14 @@ fn sipp_flood_from_foreign_source_is_ignored() {
 /// SIPp plays the trunk: `scenario` as UAS; the fax leg is started with
 /// `leg_args` and the trunk pointing at SIPp. Returns SIPp's output and the leg.
 fn sipp_as_trunk(dir: &Path, file: &str, leg_args: &[&str]) -> (Output, Leg) {
+    sipp_as_trunk_with(dir, &scenario(file), leg_args)
+}
+
+/// [`sipp_as_trunk`] with the scenario at `sf`.
+fn sipp_as_trunk_with(dir: &Path, sf: &Path, leg_args: &[&str]) -> (Output, Leg) {
     let port = free_port("127.0.0.1");
     let p = port.to_string();
     let mport = free_port("127.0.0.1").to_string();
-    let sf = scenario(file);
     let sipp = Command::new("sipp")
         .current_dir(dir)
         .args(["-sf", sf.to_str().unwrap(), "-i", "127.0.0.1", "-p", &p, "-mp", &mport])
@@ -307,7 +249,7 @@ fn sipp_as_trunk(dir: &Path, file: &str, leg_args: &[&str]) -> (Output, Leg) {
     let trunk = format!("127.0.0.1:{port}");
     let mut args: Vec<&str> = leg_args.to_vec();
     args.extend_from_slice(&["--trunk", &trunk]);
-    let leg = Leg::start(dir, &args);
+    let leg = Leg::start("faxleg", dir, &args);
     (sipp.wait_with_output().unwrap(), leg)
 }
 
@@ -340,19 +282,7 @@ fn sipp_invite_digest_then_busy() {
         return;
     }
     let dir = tmpdir("invite-auth");
-    let page = dir.join("page.tif");
-    faxgate_t38::testpage::write_tiff(
-        &page,
-        &faxgate_t38::testpage::PageSpec {
-            width: faxgate_t38::testpage::Width::A4,
-            length: faxgate_t38::testpage::Length::Mm(20),
-            vres: faxgate_t38::testpage::VRes::Standard,
-            density: 30,
-            seed: 2,
-        },
-        1,
-    )
-    .unwrap();
+    let page = short_raw_page(&dir, 2);
     let (out, leg) = sipp_as_trunk(
         &dir,
         "uas_auth_invite.xml",
@@ -371,19 +301,7 @@ fn sipp_invite_proxy_digest_then_busy() {
         return;
     }
     let dir = tmpdir("invite-proxy-auth");
-    let page = dir.join("page.tif");
-    faxgate_t38::testpage::write_tiff(
-        &page,
-        &faxgate_t38::testpage::PageSpec {
-            width: faxgate_t38::testpage::Width::A4,
-            length: faxgate_t38::testpage::Length::Mm(20),
-            vres: faxgate_t38::testpage::VRes::Standard,
-            density: 30,
-            seed: 3,
-        },
-        1,
-    )
-    .unwrap();
+    let page = short_raw_page(&dir, 3);
     let (out, leg) = sipp_as_trunk(
         &dir,
         "uas_proxy_auth_invite.xml",
@@ -493,5 +411,76 @@ fn sipp_reinvite_back_to_audio_after_t38_accepted() {
     assert_sipp_ok(&dir, &out);
     let r = leg.json(Duration::from_secs(10));
     assert_eq!(r["t38"], true, "the fax ran on T.38: {r:#}");
+    assert_eq!(r["peer_hung_up"], true, "{r:#}");
+}
+
+/// SDP from the trunk that faxgate must refuse before answering, each time
+/// with a `Warning` that says why (the scenario checks them): media at an
+/// address the trunk does not allow (127.0.0.9: a reflection path),
+/// `T38FaxVersion:99`, `T38FaxMaxDatagram:0`, `T38FaxMaxBuffer:-1`, and a
+/// `Content-Length` the body does not reach (400).
+#[test]
+fn sipp_sdp_refused_with_a_reason() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("sdp-refused");
+    let mut leg = receiver(&dir, &[]);
+    let out = sipp(&dir, Some(leg.addr), "uac_sdp_refused.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    let st = leg.stats();
+    assert_eq!(st["bad_requests"], 1, "the Content-Length: {st}");
+    assert_eq!(st["active_calls"], 0, "{st}");
+    let log = leg.log_text();
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("INVITE refused") && l.contains("reason")).collect();
+    assert_eq!(refused.len(), 5, "{refused:#?}");
+}
+
+/// `t38-initial` against a trunk that refuses T.38 in the INVITE with 488,
+/// 415 or 606: the same attempt goes on at once with an audio INVITE (the
+/// scenario checks it offers audio only), which is answered; the report
+/// says audio was needed.
+#[test]
+fn sipp_t38_initial_refused_falls_back_to_audio() {
+    if !have_sipp() {
+        return;
+    }
+    for status in ["488", "415", "606"] {
+        let dir = tmpdir(&format!("t38-initial-{status}"));
+        let page = short_raw_page(&dir, 4);
+        // SIPp reads a status line's code before substituting keywords: the
+        // scenario is written out with the code in place.
+        let template = std::fs::read_to_string(scenario("uas_t38_initial_refused.xml")).unwrap();
+        let sf = dir.join("uas_t38_initial_refused.xml");
+        std::fs::write(&sf, template.replace("[status]", status)).unwrap();
+        let (out, leg) = sipp_as_trunk_with(
+            &dir,
+            &sf,
+            &["send", "--media", "t38-initial", "--to", "100", "--tiff", page.to_str().unwrap()],
+        );
+        assert_sipp_ok(&dir, &out);
+        let r = leg.json(Duration::from_secs(20));
+        assert_eq!(r["t38_initial_refused"], true, "{status}: {r:#}");
+        assert_eq!(r["t38"], false, "{r:#}");
+        assert_eq!(r["needed"]["audio"], true, "{r:#}");
+        assert_eq!(r["peer_hung_up"], true, "SIPp hung up: {r:#}");
+        assert_eq!(r["states"][1], "Audio", "{r:#}");
+    }
+}
+
+/// A peer that declines T.38 (`m=image 0`) while it hangs up after the fax:
+/// faxgate accepts the re-INVITE (the scenario requires a 200 with the
+/// stream declined back), then takes the BYE.
+#[test]
+fn sipp_image_declined_while_hanging_up_is_accepted() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("image-declined");
+    let leg = receiver(&dir, &[]);
+    let out = sipp(&dir, Some(leg.addr), "uac_t38_image_declined.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    let r = leg.json(Duration::from_secs(10));
+    assert_eq!(r["t38"], true, "{r:#}");
     assert_eq!(r["peer_hung_up"], true, "{r:#}");
 }

@@ -1,65 +1,128 @@
 //! `faxleg`: one fax leg on its own, for tests, benchmarks and diagnostics.
 //!
 //! ```text
-//! faxleg receive --bind 127.0.0.1:0 --trunk 127.0.0.1 --dir /tmp/in [options]
-//! faxleg send    --bind 127.0.0.1:0 --trunk 127.0.0.1:5060 --to 100 --tiff page.tif [options]
+//! faxleg receive --trunk 127.0.0.1 --dir /tmp/in [options]
+//! faxleg send    --trunk 127.0.0.1:5060 --to 100 --tiff page.tif [options]
 //! ```
 //!
 //! It prints `listening <addr>` once the signalling socket is bound, then
-//! one JSON line per call report. Options: `--media t38-preferred|t38-initial|audio-only`,
-//! `--scale <n>` (media time runs n times faster; both legs must agree),
-//! `--channels <n>`, `--busy-status 486|503`, `--numbers 100,101` (others get 404),
-//! `--answer-timeout <s>`, `--answer-delay <s>` (ring before answering),
-//! `--bye-after <s>` (clear the call after s seconds of call time), `--calls <n>`
-//! (receive: exit after n calls), `--allow <ip>`, `--sender-delay <s>`, `--no-ecm`, `--auth user:password` (digest), `--register <user>`
-//! (REGISTER with the `--auth` password, refreshed), `--keepalive <s>` (OPTIONS to the trunk),
-//! `--run <s>` (receive: exit after s seconds).
-//! On stdin, the line `stats` prints the counters as JSON.
+//! one JSON line per call report (`faxleg --help` lists the options). On
+//! stdin, the line `stats` prints the counters as JSON.
 #![forbid(unsafe_code)]
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::{Parser, Subcommand, ValueEnum};
 use faxgate_t38::FaxSettings;
+use faxgate_t38::media::MediaClock;
 use faxgate_t38::sip::{CallReport, UaConfig, UserAgent};
 use faxgate_t38::trunk::{Credentials, MediaPreference, Registration, TrunkConfig};
 use tokio::io::AsyncBufReadExt;
 
-fn usage() -> ! {
-    eprintln!("usage: faxleg receive|send --bind ADDR --trunk HOST[:PORT] [options] (see the source's header)");
-    std::process::exit(2)
-}
-
+/// One fax leg: a SIP user agent towards one trunk, with its fax sessions.
+#[derive(Debug, Parser)]
+#[command(name = "faxleg")]
 struct Args {
-    mode: String,
-    opts: std::collections::HashMap<String, String>,
+    #[command(subcommand)]
+    mode: Mode,
+    #[command(flatten)]
+    common: Common,
 }
 
-impl Args {
-    fn parse() -> Self {
-        let mut it = std::env::args().skip(1);
-        let mode = it.next().unwrap_or_else(|| usage());
-        let mut opts = std::collections::HashMap::new();
-        while let Some(k) = it.next() {
-            let Some(name) = k.strip_prefix("--") else { usage() };
-            if name == "no-ecm" {
-                opts.insert(name.to_string(), String::new());
-                continue;
-            }
-            let v = it.next().unwrap_or_else(|| usage());
-            opts.insert(name.to_string(), v);
-        }
-        Self { mode, opts }
-    }
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Answer calls and receive faxes into `--dir`.
+    Receive {
+        /// Where received faxes are written (default: the temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Numbers that are ours, comma-separated; others get 404 (default: all).
+        #[arg(long, value_delimiter = ',')]
+        numbers: Option<Vec<String>>,
+        /// Exit after this many calls.
+        #[arg(long)]
+        calls: Option<u64>,
+        /// Exit after this many seconds.
+        #[arg(long)]
+        run: Option<f64>,
+    },
+    /// Place one call and send `--tiff`.
+    Send {
+        /// The number to call (user part at the trunk).
+        #[arg(long)]
+        to: String,
+        /// The TIFF to send.
+        #[arg(long)]
+        tiff: PathBuf,
+        /// The calling number.
+        #[arg(long, default_value = "4511223344")]
+        from: String,
+    },
+}
 
-    fn get(&self, k: &str) -> Option<&str> {
-        self.opts.get(k).map(String::as_str)
-    }
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Signalling address to bind (UDP).
+    #[arg(long, global = true, default_value = "127.0.0.1:0")]
+    bind: SocketAddr,
+    /// The trunk, HOST or HOST:PORT (port 5060 when left out).
+    #[arg(long, global = true, default_value = "127.0.0.1")]
+    trunk: String,
+    /// Media preference.
+    #[arg(long, global = true, value_enum, default_value_t = Media::T38Preferred)]
+    media: Media,
+    /// Media time runs this many times faster than real time (both legs must agree).
+    #[arg(long, global = true, default_value_t = 1.0)]
+    scale: f64,
+    /// Simultaneous calls.
+    #[arg(long, global = true, default_value_t = 30)]
+    channels: u32,
+    /// Status at the channel limit.
+    #[arg(long, global = true, default_value_t = 503, value_parser = busy_status)]
+    busy_status: u16,
+    /// Seconds to wait for an answer before CANCEL.
+    #[arg(long, global = true, default_value_t = 60)]
+    answer_timeout: u32,
+    /// Seconds to ring before answering.
+    #[arg(long, global = true, default_value_t = 0)]
+    answer_delay: u32,
+    /// Clear every call after this many seconds of call time.
+    #[arg(long, global = true)]
+    bye_after: Option<f64>,
+    /// Source addresses allowed to send requests, comma-separated (default: the trunk).
+    #[arg(long, global = true, value_delimiter = ',')]
+    allow: Vec<std::net::IpAddr>,
+    /// Seconds the sending side waits before asking for T.38.
+    #[arg(long, global = true, default_value_t = 3)]
+    sender_delay: u32,
+    /// No T.30 error correction mode.
+    #[arg(long, global = true)]
+    no_ecm: bool,
+    /// Digest credentials, USER:PASSWORD.
+    #[arg(long, global = true)]
+    auth: Option<String>,
+    /// REGISTER as this user (with the `--auth` password), refreshed.
+    #[arg(long, global = true)]
+    register: Option<String>,
+    /// Send OPTIONS to the trunk this often, in seconds.
+    #[arg(long, global = true, default_value_t = 0)]
+    keepalive: u32,
+    /// Where the trunk's media may be, comma-separated (default: its signalling sources).
+    #[arg(long, global = true, value_delimiter = ',')]
+    media_sources: Vec<std::net::IpAddr>,
+    /// The session interval (RFC 4028) asked for on calls placed, in seconds.
+    #[arg(long, global = true, default_value_t = 1800)]
+    session_expires: u32,
+}
 
-    fn num<T: std::str::FromStr>(&self, k: &str) -> Option<T> {
-        self.get(k).map(|v| v.parse().unwrap_or_else(|_| usage()))
-    }
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Media {
+    T38Preferred,
+    T38Initial,
+    AudioOnly,
 }
 
 fn report_json(r: &CallReport) -> serde_json::Value {
@@ -81,11 +144,19 @@ fn report_json(r: &CallReport) -> serde_json::Value {
         "t38": r.t38,
         "peer_hung_up": r.peer_hung_up,
         "t38_refused": r.t38_refused,
+        "t38_initial_refused": r.t38_initial_refused,
+        "session_interval": r.session_interval.map(|d| d.as_secs_f64()),
+        "refreshes_sent": r.refreshes_sent,
+        "refreshes_received": r.refreshes_received,
+        "session_expired": r.session_expired,
+        "needed": r.needed(),
         "states": r.states,
         "pages": pages,
         "rtp_in": r.media.rtp_in,
         "udptl_in": r.media.udptl_in,
         "switches": r.media.switches,
+        "answered_for_s": r.answered_for.as_secs_f64(),
+        "foreign_media": r.media.foreign,
         "remote_media": r.remote_media.map(|a| a.to_string()),
     })
 }
@@ -94,21 +165,24 @@ fn report_json(r: &CallReport) -> serde_json::Value {
 async fn main() {
     // Logs go to stderr (RUST_LOG); stdout carries the JSON lines.
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(tracing_subscriber::EnvFilter::new(faxgate_t38::sip::log_filter(
+            &std::env::var("RUST_LOG").unwrap_or_default(),
+        )))
         .with_writer(std::io::stderr)
         .init();
-    let a = Args::parse();
-    let trunk_arg = a.get("trunk").unwrap_or_else(|| usage()).to_string();
-    let (host, port) = match trunk_arg.rsplit_once(':') {
-        Some((h, p)) => (h.to_string(), p.parse().unwrap_or_else(|_| usage())),
-        None => (trunk_arg.clone(), 5060),
+    let args = Args::parse();
+    let c = &args.common;
+    let (host, port) = match c.trunk.rsplit_once(':') {
+        Some((h, p)) => match p.parse() {
+            Ok(p) => (h.to_string(), p),
+            Err(_) => fail(&format!("--trunk {}: bad port", c.trunk)),
+        },
+        None => (c.trunk.clone(), 5060),
     };
-    let media = match a.get("media").unwrap_or("t38-preferred") {
-        "t38-preferred" => MediaPreference::T38Preferred,
-        "t38-initial" => MediaPreference::T38Initial,
-        "audio-only" => MediaPreference::AudioOnly,
-        _ => usage(),
-    };
+    let credentials = c.auth.as_ref().map(|v| match v.split_once(':') {
+        Some((username, password)) => Credentials { username: username.into(), password: password.into(), realm: None },
+        None => fail("--auth wants USER:PASSWORD"),
+    });
     let trunk = TrunkConfig {
         name: "trunk".into(),
         bind: None,
@@ -116,39 +190,40 @@ async fn main() {
         address: host,
         port,
         domain: None,
-        registration: a.get("register").map(|user| Registration { user: user.to_string(), expires_secs: 60 }),
-        credentials: a.get("auth").map(|v| {
-            let (username, password) = v.split_once(':').unwrap_or_else(|| usage());
-            Credentials { username: username.into(), password: password.into(), realm: None }
-        }),
-        allowed_sources: a
-            .get("allow")
-            .map(|v| v.split(',').map(|s| s.parse().unwrap_or_else(|_| usage())).collect())
-            .unwrap_or_default(),
-        channels: a.num("channels").unwrap_or(30),
-        busy_status: a.num("busy-status").unwrap_or(503),
-        media,
-        sender_reinvite_delay_secs: a.num("sender-delay").unwrap_or(3),
-        answer_timeout_secs: a.num("answer-timeout").unwrap_or(60),
-        answer_delay_secs: a.num("answer-delay").unwrap_or(0),
-        keepalive_secs: a.num("keepalive").unwrap_or(0),
+        registration: c.register.as_ref().map(|user| Registration { user: user.clone(), expires_secs: 60 }),
+        credentials,
+        allowed_sources: c.allow.clone(),
+        channels: c.channels,
+        busy_status: c.busy_status,
+        media: match c.media {
+            Media::T38Preferred => MediaPreference::T38Preferred,
+            Media::T38Initial => MediaPreference::T38Initial,
+            Media::AudioOnly => MediaPreference::AudioOnly,
+        },
+        sender_reinvite_delay_secs: c.sender_delay,
+        answer_timeout_secs: c.answer_timeout,
+        answer_delay_secs: c.answer_delay,
+        keepalive_secs: c.keepalive,
         max_datagram: None,
         redundancy: 3,
-        ecm: a.get("no-ecm").is_none(),
+        ecm: !c.no_ecm,
+        media_sources: c.media_sources.clone(),
+        session_expires_secs: c.session_expires,
     };
-    let bind = a.get("bind").unwrap_or("127.0.0.1:0").parse().unwrap_or_else(|_| usage());
+    let clock = MediaClock::scaled(c.scale).unwrap_or_else(|e| fail(&format!("--scale: {e}")));
     let cfg = UaConfig {
-        bind,
+        bind: c.bind,
         advertise: None,
-        media_ip: std::net::SocketAddr::ip(&bind),
+        media_ip: c.bind.ip(),
         trunk,
         fax: FaxSettings { ident: "+45 0000 0000".into(), ..FaxSettings::default() },
-        time_scale: a.num("scale").unwrap_or(1.0),
+        clock,
         user_agent: "faxgate-faxleg".into(),
     };
-    let scale = cfg.time_scale;
-    let dir: Option<PathBuf> = a.get("dir").map(PathBuf::from);
-    let numbers: Option<Vec<String>> = a.get("numbers").map(|v| v.split(',').map(String::from).collect());
+    let (dir, numbers) = match &args.mode {
+        Mode::Receive { dir, numbers, .. } => (dir.clone(), numbers.clone()),
+        Mode::Send { .. } => (None, None),
+    };
     let router: faxgate_t38::sip::ua::Router = Arc::new(move |call| {
         if let Some(n) = &numbers
             && !n.contains(&call.called)
@@ -176,17 +251,16 @@ async fn main() {
             }
         }
     });
-    if let Some(secs) = a.num::<f64>("bye-after") {
+    if let Some(secs) = c.bye_after {
         let ua3 = ua.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs_f64(secs / scale)).await;
+            tokio::time::sleep(clock.real_duration(Duration::from_secs_f64(secs))).await;
             ua3.hang_up_all();
         });
     }
-    match a.mode.as_str() {
-        "receive" => {
-            let limit: Option<u64> = a.num("calls");
-            if let Some(secs) = a.num::<f64>("run") {
+    match args.mode {
+        Mode::Receive { calls, run, .. } => {
+            if let Some(secs) = run {
                 let ua4 = ua.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
@@ -203,15 +277,13 @@ async fn main() {
                 }
                 println!("{}", report_json(&r));
                 n += 1;
-                if limit.is_some_and(|l| n >= l) {
+                if calls.is_some_and(|l| n >= l) {
                     break;
                 }
             }
         }
-        "send" => {
-            let to = a.get("to").unwrap_or_else(|| usage());
-            let tiff = PathBuf::from(a.get("tiff").unwrap_or_else(|| usage()));
-            match ua.send_fax(to, a.get("from").unwrap_or("4511223344"), tiff).await {
+        Mode::Send { to, tiff, from } => {
+            match ua.send_fax(&to, &from, tiff).await {
                 Ok(r) => println!("{}", report_json(&r)),
                 Err(e) => println!(
                     "{}",
@@ -221,7 +293,19 @@ async fn main() {
             // Let the BYE's transaction finish.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        _ => usage(),
     }
     ua.shutdown();
+}
+
+fn busy_status(s: &str) -> Result<u16, String> {
+    match s {
+        "486" => Ok(486),
+        "503" => Ok(503),
+        _ => Err("486 or 503".into()),
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("faxleg: {msg}");
+    std::process::exit(2)
 }

@@ -1,22 +1,19 @@
-//! The user agent: one UDP signalling socket towards one trunk.
+//! The user agent: one UDP signalling socket towards one trunk, and the
+//! driver of each call's control ([`super::call`]) over rsipstack.
 //!
-//! rsipstack runs transactions and dialogs; this layer decides. Requests
-//! from sources the trunk does not allow are dropped before rsipstack sees
-//! them (no response, counted). A new INVITE is refused before answering:
-//! at the channel limit (486 or 503, per trunk), with 400 for an unreadable
-//! SDP, 404 when the number is not ours, 488 when no media fits. Otherwise
-//! it gets 100, then 200 with our SDP, and the call runs in its own task:
-//!
-//! `Inviting` -> `Audio` -> `SwitchingToT38` -> `T38` -> `Ending`
-//!
-//! The answering side asks for T.38 at once; the calling side only after
-//! the trunk's delay (both sides asking at once is glare). A 488/606 keeps
-//! the audio call and the fax continues on G.711. A 491 is retried after
-//! 2.1-4 s (we own the Call-ID) or 0-2 s (RFC 3261 14.1); a re-INVITE from
-//! the peer while ours is pending gets 491 itself (RFC 3261 14.2). A
-//! re-INVITE from the peer is answered with the intersection; a session
-//! refresh gets the current media, and one without an offer gets our
-//! current SDP as the offer. After phase E faxgate sends BYE itself.
+//! rsipstack runs transactions and dialogs; [`super::call::Call`] decides;
+//! this layer carries out its actions and feeds it what happens, with one
+//! sleep reset to its next deadline. Requests from sources the trunk does
+//! not allow are dropped before rsipstack sees them (no response, counted,
+//! summed up in the log at most once a minute). A new INVITE is refused
+//! before a call starts: at the channel limit (486 or 503, per trunk), with
+//! 400 for an unreadable request, SDP or `Content-Length`, 404 when the
+//! number is not ours, 488 when no media fits or it is somewhere the trunk
+//! does not allow, 422 for a too short session interval; each refusal
+//! carries a `Warning` saying why. Each call's media runs on the media
+//! runtime ([`crate::media`]); call control's time comes from the trunk's
+//! [`MediaClock`]. Every SIP message is logged at debug level inside a span
+//! naming the trunk.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -34,7 +31,7 @@ use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, SipMessage, StatusCode};
-use rsipstack::transaction::endpoint::{EndpointOption, TransportEventInspector};
+use rsipstack::transaction::endpoint::{EndpointOption, MessageInspector, TransportEventInspector};
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::connection::TransportEvent;
@@ -44,18 +41,18 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::call::{CallMedia, FaxJob, MediaClock, MediaCmd, MediaStats, bind_media, spawn_media};
+use crate::media::{CallMedia, FaxJob, MediaClock, MediaCmd, MediaStats, bind_media, spawn_media};
 use crate::sdp::{self, Capabilities, LocalMedia, Negotiated, SessionDescription};
 use crate::session::{Direction, Event, FaxResult, FaxSettings};
+use crate::sip::call::{
+    Action, Call, CallConfig, CallState, Input, Outcome, Refusal, RequestId, Summary, TimerRequest,
+};
 use crate::sip::cause::CallError;
-use crate::trunk::{MediaPreference, TrunkConfig};
+use crate::sip::session_timer::{MIN_SE, SessionExpires, SessionTimer, parse_min_se};
+use crate::trunk::TrunkConfig;
 
 /// Our own Call-ID suffix (rsipstack's default names its author).
 const CALLID_SUFFIX: &str = "faxgate";
-/// How long the answering side waits after the ACK before asking for T.38.
-const RECEIVER_REINVITE_DELAY: Duration = Duration::from_millis(300);
-/// Longest a call may last, in call time.
-const MAX_CALL: Duration = Duration::from_secs(3600);
 
 /// User agent settings.
 #[derive(Debug, Clone)]
@@ -70,8 +67,8 @@ pub struct UaConfig {
     pub trunk: TrunkConfig,
     /// T.30 settings (ident, ECM...); the trunk's `ecm` overrides ECM.
     pub fax: FaxSettings,
-    /// Media clock (real time, or faster in tests).
-    pub time_scale: f64,
+    /// The clock of call control and media: real time in the daemon.
+    pub clock: MediaClock,
     /// User-Agent header.
     pub user_agent: String,
 }
@@ -91,21 +88,6 @@ pub struct IncomingCall {
 
 /// Decides where an incoming fax goes: a TIFF path, or None to refuse (404).
 pub type Router = Arc<dyn Fn(&IncomingCall) -> Option<PathBuf> + Send + Sync>;
-
-/// The states of a call, named after what they wait for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum CallState {
-    /// INVITE sent or received, not yet answered.
-    Inviting,
-    /// Answered, on G.711 audio.
-    Audio,
-    /// Our re-INVITE to T.38 is pending.
-    SwitchingToT38,
-    /// On T.38.
-    T38,
-    /// The fax ended or the call was cleared; BYE under way.
-    Ending,
-}
 
 /// What happened on one call.
 #[derive(Debug, Clone)]
@@ -134,6 +116,18 @@ pub struct CallReport {
     pub answered_for: Duration,
     /// Re-INVITEs to T.38 the peer refused (488/606).
     pub t38_refused: u32,
+    /// The T.38 offer of our INVITE was refused (488, 415, 606) and the call
+    /// was placed again with audio in the same attempt.
+    pub t38_initial_refused: bool,
+    /// The session interval agreed (RFC 4028 `Session-Expires`), when a
+    /// session timer ran.
+    pub session_interval: Option<Duration>,
+    /// Session refreshes we sent and had accepted.
+    pub refreshes_sent: u32,
+    /// Session refreshes (re-INVITEs, UPDATEs) of the peer we accepted.
+    pub refreshes_received: u32,
+    /// The peer did not refresh the session in time; we ended the call.
+    pub session_expired: bool,
     /// The states the call went through.
     pub states: Vec<CallState>,
     /// The peer's media address at the end.
@@ -143,9 +137,10 @@ pub struct CallReport {
     /// were offered.
     pub signalling: Option<SocketAddr>,
     /// For an INVITE refused before answering (trunk at its channel limit,
-    /// unreadable request or SDP, no acceptable media): the status it was
-    /// refused with. None for answered calls; numbers that are not ours are
-    /// refused by the router, which sees them first.
+    /// unreadable request or SDP, no acceptable media, the caller gave up
+    /// while it rang): the status it was refused with. None for answered
+    /// calls; numbers that are not ours are refused by the router, which
+    /// sees them first.
     pub refused: Option<u16>,
 }
 
@@ -165,6 +160,11 @@ impl CallReport {
             event_offsets: Vec::new(),
             answered_for: Duration::ZERO,
             t38_refused: 0,
+            t38_initial_refused: false,
+            session_interval: None,
+            refreshes_sent: 0,
+            refreshes_received: 0,
+            session_expired: false,
             states: Vec::new(),
             remote_media: None,
             signalling: signalling_source(req),
@@ -172,10 +172,61 @@ impl CallReport {
         }
     }
 
+    /// The report of an answered call from what its control saw; call time
+    /// is turned into real time.
+    fn answered(who: &Who, s: Summary, media: MediaStats, clock: &MediaClock) -> Self {
+        Self {
+            call_id: who.call_id.clone(),
+            incoming: who.incoming,
+            caller: who.caller.clone(),
+            called: who.called.clone(),
+            result: s.result,
+            t38: s.t38,
+            media,
+            peer_hung_up: s.peer_hung_up,
+            events: s.events,
+            event_offsets: s.event_offsets.into_iter().map(|d| clock.real_duration(d)).collect(),
+            answered_for: clock.real_duration(s.answered_for),
+            t38_refused: s.t38_refused,
+            t38_initial_refused: s.t38_initial_refused,
+            session_interval: s.session_interval,
+            refreshes_sent: s.refreshes_sent,
+            refreshes_received: s.refreshes_received,
+            session_expired: s.session_expired,
+            states: s.states,
+            remote_media: s.remote_media,
+            signalling: who.signalling,
+            refused: None,
+        }
+    }
+
     /// The SIP final status of the INVITE: the refusal, else 200.
     pub fn sip_status(&self) -> u16 {
         self.refused.unwrap_or(200)
     }
+
+    /// What this call took to get through, for learning it per
+    /// destination: audio because T.38 was refused, no ECM, a rate below
+    /// V.17's 14,400 bit/s.
+    pub fn needed(&self) -> Needed {
+        let r = self.result.as_ref();
+        Needed {
+            audio: !self.t38 && (self.t38_initial_refused || self.t38_refused > 0),
+            ecm_off: r.is_some_and(|r| !r.ecm),
+            lower_rate: r.map(|r| r.bit_rate).filter(|b| *b > 0 && *b < 14_400),
+        }
+    }
+}
+
+/// What a call took to get through ([`CallReport::needed`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Needed {
+    /// The fax went over G.711 audio because the peer refused T.38.
+    pub audio: bool,
+    /// The fax went without error correction mode.
+    pub ecm_off: bool,
+    /// The fax went at this rate, below 14,400 bit/s.
+    pub lower_rate: Option<u32>,
 }
 
 /// Where an incoming request came from, as its topmost Via says once the
@@ -216,7 +267,8 @@ struct Counters {
 enum SipEvent {
     Update(rsipstack::sip::Request, TransactionHandle),
     Other(TransactionHandle),
-    Terminated(TerminatedReason),
+    /// The dialog (named by our tag in it) ended.
+    Terminated(String, TerminatedReason),
     /// We clear the call (BYE) before the fax ends.
     HangUp,
 }
@@ -235,6 +287,8 @@ struct Inner {
     /// The address announced in Contact and SDP when nothing is configured.
     reach_ip: IpAddr,
     trunk_addr: SocketAddr,
+    /// Where the trunk's media may be.
+    media_sources: Vec<IpAddr>,
     clock: MediaClock,
     cancel: CancellationToken,
     seq: AtomicU64,
@@ -256,6 +310,7 @@ struct SourceFilter {
     trunk: TrunkConfig,
     resolved: SocketAddr,
     counters: Arc<Counters>,
+    drops: Arc<Mutex<DropLog>>,
 }
 
 #[async_trait::async_trait]
@@ -265,11 +320,111 @@ impl TransportEventInspector for SourceFilter {
             let ip = from.get_socketaddr().ok().map(|a| a.ip());
             if !ip.is_some_and(|ip| self.trunk.allows(ip, Some(self.resolved))) {
                 self.counters.dropped_foreign.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%from, "request from a source that is not the trunk: dropped");
+                let ip = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+                let line = self.drops.lock().unwrap_or_else(|p| p.into_inner()).record(Instant::now(), ip);
+                if let Some(line) = line {
+                    tracing::warn!(trunk = %self.trunk.name, "{line}");
+                }
                 return None;
             }
         }
         Some(event)
+    }
+}
+
+/// How often at most the drops from foreign sources are summed up in the log.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
+/// Sources counted one by one in a summary; more are only counted.
+const DROP_LOG_SOURCES: usize = 1024;
+
+/// Counts requests dropped because their source is not the trunk, and
+/// gives at most one summary line per [`DROP_LOG_EVERY`]: `dropped N
+/// packets from M sources, top: ...`. Time is passed in.
+#[derive(Debug, Default)]
+struct DropLog {
+    pending: u64,
+    sources: HashMap<IpAddr, u64>,
+    others: u64,
+    last: Option<Instant>,
+}
+
+impl DropLog {
+    /// Counts one drop; the summary line, when one is due.
+    fn record(&mut self, now: Instant, ip: IpAddr) -> Option<String> {
+        self.pending += 1;
+        if let Some(n) = self.sources.get_mut(&ip) {
+            *n += 1;
+        } else if self.sources.len() < DROP_LOG_SOURCES {
+            self.sources.insert(ip, 1);
+        } else {
+            self.others += 1;
+        }
+        self.flush(now)
+    }
+
+    /// The summary of the drops not yet logged, unless one was given less
+    /// than [`DROP_LOG_EVERY`] ago.
+    fn flush(&mut self, now: Instant) -> Option<String> {
+        if self.pending == 0 || self.last.is_some_and(|l| now.saturating_duration_since(l) < DROP_LOG_EVERY) {
+            return None;
+        }
+        self.last = Some(now);
+        let mut top: Vec<(IpAddr, u64)> = self.sources.drain().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let sources = top.len() + usize::from(self.others > 0);
+        let shown: Vec<String> = top.iter().take(3).map(|(ip, n)| format!("{ip} ({n})")).collect();
+        let line = format!(
+            "dropped {} packets from {} sources that are not the trunk, top: {}",
+            self.pending,
+            sources,
+            shown.join(", ")
+        );
+        self.pending = 0;
+        self.others = 0;
+        Some(line)
+    }
+}
+
+/// Logs every SIP message of a trunk at debug level (target
+/// `faxgate_t38::sip::wire`), inside a span `trunk{name=...}`, so that one
+/// trunk's messages can be shown alone (`[trunk{name=carrier}]=debug`).
+struct WireLog {
+    trunk: String,
+}
+
+impl WireLog {
+    fn log(&self, what: &str, peer: Option<&SipAddr>, msg: &SipMessage) {
+        let _span = tracing::info_span!("trunk", name = self.trunk.as_str()).entered();
+        if tracing::enabled!(target: "faxgate_t38::sip::wire", tracing::Level::DEBUG) {
+            let peer = peer.map(ToString::to_string).unwrap_or_default();
+            tracing::debug!(target: "faxgate_t38::sip::wire", %peer, "{what}\n{msg}");
+        }
+    }
+}
+
+impl MessageInspector for WireLog {
+    fn before_send(&self, msg: SipMessage, dest: Option<&SipAddr>) -> SipMessage {
+        self.log("sent", dest, &msg);
+        msg
+    }
+
+    fn after_received(&self, msg: SipMessage, from: Option<&SipAddr>) -> SipMessage {
+        self.log("received", from, &msg);
+        msg
+    }
+}
+
+/// The log filter `level` with the SIP library's own message dumps (every
+/// datagram, at info) turned off, unless `level` names the library itself.
+/// faxgate logs the messages of a trunk at debug level instead (target
+/// `faxgate_t38::sip::wire`, in a span `trunk{name=...}`).
+pub fn log_filter(level: &str) -> String {
+    if level.contains("rsipstack") {
+        level.to_string()
+    } else if level.trim().is_empty() {
+        "rsipstack::transport=warn".to_string()
+    } else {
+        format!("{level},rsipstack::transport=warn")
     }
 }
 
@@ -281,6 +436,7 @@ fn sdp_header() -> Vec<Header> {
     vec![Header::ContentType("application/sdp".into())]
 }
 
+/// The driver's one source of randomness: Call-IDs and each call's seed.
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -311,6 +467,7 @@ impl UserAgent {
             if local.ip().is_unspecified() { source_ip_towards(trunk_addr).unwrap_or(local.ip()) } else { local.ip() };
         transport.add_transport(conn.into());
         let counters = Arc::new(Counters::default());
+        let drops = Arc::new(Mutex::new(DropLog::default()));
         let option = EndpointOption { callid_suffix: Some(CALLID_SUFFIX.into()), ..EndpointOption::default() };
         let endpoint = EndpointBuilder::new()
             .with_cancel_token(cancel.clone())
@@ -321,14 +478,18 @@ impl UserAgent {
                 trunk: cfg.trunk.clone(),
                 resolved: trunk_addr,
                 counters: counters.clone(),
+                drops: drops.clone(),
             }))
+            .with_inspector(Box::new(WireLog { trunk: cfg.trunk.name.clone() }))
             .build();
         let incoming = endpoint.incoming_transactions().map_err(|e| Error::Sip(e.to_string()))?;
         let layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
         let (state_tx, state_rx) = layer.new_dialog_state_channel();
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+        let media_sources = cfg.trunk.media_sources(trunk_addr);
         let inner = Arc::new(Inner {
-            clock: MediaClock { epoch: Instant::now(), scale: cfg.time_scale },
+            media_sources,
+            clock: cfg.clock,
             cfg,
             layer,
             endpoint: endpoint.inner.clone(),
@@ -353,6 +514,7 @@ impl UserAgent {
             }
         });
         tokio::spawn(route_states(inner.clone(), state_rx));
+        tokio::spawn(drop_summaries(inner.clone(), drops));
         tokio::spawn(serve_requests(inner.clone(), incoming));
         if inner.cfg.trunk.registration.is_some() {
             tokio::spawn(register_loop(inner.clone()));
@@ -441,12 +603,6 @@ impl UserAgent {
         };
         let (audio, image) = bind_media(inner.cfg.media_ip).await.map_err(|e| CallError::Engine(e.to_string()))?;
         let local_media = local_media(inner, &audio, &image).map_err(|e| CallError::Engine(e.to_string()))?;
-        let caps = trunk.capabilities();
-        let session_id = random_u64() >> 1;
-        let offer = match trunk.media {
-            MediaPreference::T38Initial => sdp::offer_t38(&caps, &local_media, session_id, 1),
-            _ => sdp::offer_audio(&caps, &local_media, session_id, 1),
-        };
         let domain = trunk.domain.clone().unwrap_or_else(|| trunk.address.clone());
         // The port goes in the request URI: rsipstack routes the CANCEL by
         // the URI, not by `InviteOption::destination`.
@@ -459,17 +615,16 @@ impl UserAgent {
             .try_into()
             .map_err(|e| CallError::Signalling(format!("bad caller {from}: {e}")))?;
         let contact = contact_uri(inner, from).map_err(|e| CallError::Signalling(e.to_string()))?;
-        let call_id = call_id.unwrap_or_else(|| format!("{:016x}@{CALLID_SUFFIX}", random_u64()));
+        let call_id = call_id.unwrap_or_else(Self::new_call_id);
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         inner.calls.lock().unwrap_or_else(|p| p.into_inner()).insert(call_id.clone(), ev_tx);
         let _registered = Registered(inner.clone(), call_id.clone());
-        let opt = InviteOption {
+        let invite = InviteOption {
             caller,
             callee,
             contact,
             destination: Some(SipAddr::from(inner.trunk_addr)),
             content_type: Some("application/sdp".into()),
-            offer: Some(offer.write().into_bytes()),
             credential: trunk.credentials.as_ref().map(|c| Credential {
                 username: c.username.clone(),
                 password: c.password.clone(),
@@ -478,43 +633,6 @@ impl UserAgent {
             }),
             call_id: Some(call_id.clone()),
             ..Default::default()
-        };
-        let (dialog, handle) = inner
-            .layer
-            .do_invite_async(opt, inner.state_tx.clone())
-            .map_err(|e| CallError::Signalling(e.to_string()))?;
-        let mut handle = handle;
-        let answer_timeout = Duration::from_secs(u64::from(trunk.answer_timeout_secs));
-        let outcome = tokio::select! {
-            r = &mut handle => r,
-            _ = tokio::time::sleep(answer_timeout) => {
-                tracing::info!(%call_id, "no answer: CANCEL");
-                let _ = dialog.cancel().await;
-                match tokio::time::timeout(Duration::from_secs(40), &mut handle).await {
-                    Ok(r) => r,
-                    Err(_) => return Err(CallError::NoAnswer(408)),
-                }
-            }
-        };
-        let resp = match outcome {
-            Ok(Ok((_id, Some(resp)))) => resp,
-            Ok(Ok((_id, None))) => return Err(CallError::Signalling("no final response".into())),
-            Ok(Err(e)) => return Err(CallError::Signalling(e.to_string())),
-            Err(e) => return Err(CallError::Signalling(e.to_string())),
-        };
-        let code = resp.status_code.code();
-        if !(200..300).contains(&code) {
-            return Err(CallError::from_status(code));
-        }
-        let negotiated = SessionDescription::parse(&resp.body)
-            .map_err(|e| e.to_string())
-            .and_then(|a| sdp::accept_answer(&caps, &a).map_err(|e| e.to_string()));
-        let negotiated = match negotiated {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = dialog.bye().await;
-                return Err(CallError::BadSdp(e));
-            }
         };
         let job = FaxJob {
             direction: Direction::Send { tiff, max_pages: None },
@@ -525,25 +643,26 @@ impl UserAgent {
                     s
                 })
                 .unwrap_or_else(|| fax_settings(inner)),
+            peers: inner.media_sources.clone(),
         };
-        let ctx = CallCtx {
-            inner: inner.clone(),
-            dialog,
+        let seed = random_u64();
+        let mut cfg = CallConfig::for_trunk(trunk, local_media, inner.media_sources.clone(), false);
+        cfg.session_expires = Duration::from_secs(u64::from(trunk.session_expires_secs));
+        let call = Call::placing(cfg, inner.clock.now(), seed);
+        let who = Who {
             call_id,
             incoming: false,
             caller: from.to_string(),
             called: to.to_string(),
-            caps,
-            local_media,
-            local_sdp: offer,
-            negotiated,
-            job,
-            audio,
-            image,
-            events: ev_rx,
             signalling: Some(inner.trunk_addr),
         };
-        run_call(ctx).await.map_err(|e| CallError::Engine(e.to_string()))
+        let io = CallIo::new(inner.clone(), job, audio, image, ev_rx, None, Some(invite), seed);
+        let (outcome, media) = drive(call, io).instrument_call(&who.call_id).await;
+        match outcome {
+            Outcome::Ended(s) => Ok(CallReport::answered(&who, *s, media, &inner.clock)),
+            Outcome::Failed(e) => Err(e),
+            Outcome::Unanswered(status) => Err(CallError::from_status(status)),
+        }
     }
 }
 
@@ -633,7 +752,8 @@ async fn route_states(inner: Arc<Inner>, mut rx: rsipstack::dialog::dialog::Dial
             | DialogState::Publish(id, _, handle) => (id, SipEvent::Other(handle)),
             DialogState::Terminated(id, reason) => {
                 inner.layer.remove_dialog(&id);
-                (id, SipEvent::Terminated(reason))
+                let tag = id.local_tag.clone();
+                (id, SipEvent::Terminated(tag, reason))
             }
             _ => continue,
         };
@@ -658,8 +778,93 @@ async fn answer_orphan(ev: SipEvent) {
         SipEvent::Other(h) => {
             let _ = h.reply(StatusCode::OK).await;
         }
-        SipEvent::Terminated(_) | SipEvent::HangUp => {}
+        SipEvent::Terminated(..) | SipEvent::HangUp => {}
     }
+}
+
+/// Logs what [`DropLog`] holds back at least once per [`DROP_LOG_EVERY`],
+/// so that the end of a flood is summed up too.
+async fn drop_summaries(inner: Arc<Inner>, drops: Arc<Mutex<DropLog>>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(DROP_LOG_EVERY) => {}
+            () = inner.cancel.cancelled() => return,
+        }
+        let line = drops.lock().unwrap_or_else(|p| p.into_inner()).flush(Instant::now());
+        if let Some(line) = line {
+            tracing::warn!(trunk = %inner.cfg.trunk.name, "{line}");
+        }
+    }
+}
+
+/// The `Session-Expires` of a message, when it has a readable one.
+fn session_expires_of(headers: &rsipstack::sip::Headers) -> Option<SessionExpires> {
+    headers.iter().find_map(|h| match h {
+        Header::SessionExpires(v) => SessionExpires::parse(v.value()),
+        _ => None,
+    })
+}
+
+/// The `Min-SE` of a message.
+fn min_se_of(headers: &rsipstack::sip::Headers) -> Option<Duration> {
+    headers.iter().find_map(|h| match h {
+        Header::MinSE(v) => parse_min_se(v.value()),
+        _ => None,
+    })
+}
+
+/// Whether a request lists the `timer` option in `Supported` or `Require`.
+fn supports_timer(headers: &rsipstack::sip::Headers) -> bool {
+    headers.iter().any(|h| match h {
+        Header::Supported(v) => v.value().split(',').any(|o| o.trim().eq_ignore_ascii_case("timer")),
+        Header::Require(v) => v.value().split(',').any(|o| o.trim().eq_ignore_ascii_case("timer")),
+        _ => false,
+    })
+}
+
+/// A request's `Content-Length` must be the length of its body (RFC 3261
+/// 20.14; over UDP bytes beyond it are dropped by the parser, so only a
+/// length the body does not reach, or no number, shows).
+fn check_content_length(req: &rsipstack::sip::Request) -> Result<(), String> {
+    let Some(value) = req.headers.iter().find_map(|h| match h {
+        Header::ContentLength(v) => Some(v.value().trim().to_string()),
+        _ => None,
+    }) else {
+        return Ok(());
+    };
+    match value.parse::<usize>() {
+        Ok(n) if n == req.body.len() => Ok(()),
+        Ok(n) => Err(format!("Content-Length {n} disagrees with the body of {} bytes", req.body.len())),
+        Err(_) => Err(format!("Content-Length {value:.20} is not a number")),
+    }
+}
+
+/// `Warning: 399 faxgate "<reason>"` (RFC 3261 20.43), quotes taken out.
+fn warning(reason: &str) -> Header {
+    let text: String = reason.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).take(200).collect();
+    Header::Warning(format!("399 faxgate \"{text}\"").into())
+}
+
+/// The session-timer headers of a request we send (RFC 4028 7.1).
+fn timer_request_headers(timer: Option<SessionTimer>) -> Vec<Header> {
+    let mut h = vec![Header::Supported("timer".into())];
+    if let Some(t) = timer {
+        h.push(Header::SessionExpires(t.in_request().value().into()));
+    }
+    h
+}
+
+/// The session-timer headers of a 2xx we send (RFC 4028 9): with the peer
+/// as the refresher, it must understand the timer (`Require: timer`).
+fn timer_response_headers(timer: Option<SessionTimer>) -> Vec<Header> {
+    let mut h = vec![Header::Supported("timer".into())];
+    if let Some(t) = timer {
+        h.push(Header::SessionExpires(t.in_response().value().into()));
+        if !t.we_refresh {
+            h.push(Header::Require("timer".into()));
+        }
+    }
+    h
 }
 
 async fn serve_requests(inner: Arc<Inner>, mut incoming: rsipstack::transaction::TransactionReceiver) {
@@ -713,110 +918,80 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
         let status = refuse(&tx.original, trunk.busy_status);
         return tx.reply(status).await.map_err(sip);
     };
-    let (screened, _, call) = match screen_invite(&tx.original, &trunk.capabilities(), &local_probe(&inner)) {
+    let (_, _, who) = match screen_invite(&tx.original, &trunk.capabilities(), &local_probe(&inner)) {
         Ok(x) => x,
         Err(refusal) => {
-            if refusal == Refusal::BadRequest {
+            if matches!(refusal, Refusal::BadRequest(_)) {
                 inner.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
             }
+            tracing::info!(status = refusal.status(), reason = refusal.reason(), "INVITE refused");
             let status = refuse(&tx.original, refusal.status());
-            return tx.reply(status).await.map_err(sip);
+            return tx.reply_with(status, refusal_headers(&refusal), None).await.map_err(sip);
         }
     };
-    let IncomingCall { call_id, caller, called, signalling } = call.clone();
-    let Some(path) = (inner.router)(&call) else {
+    let Some(path) = (inner.router)(&who) else {
         inner.counters.refused_unknown.fetch_add(1, Ordering::Relaxed);
         return tx.reply(StatusCode::NotFound).await.map_err(sip);
     };
     let (audio, image) = bind_media(inner.cfg.media_ip).await?;
     let local = local_media(&inner, &audio, &image)?;
-    let caps = trunk.capabilities();
-    // The same answer, now with the real media ports.
-    let (answer, negotiated) = match SessionDescription::parse(&tx.original.body)
-        .and_then(|offer| sdp::answer(&caps, &offer, &local, screened.session_id, 1))
-    {
-        Ok(a) => a,
-        Err(_) => {
-            let status = refuse(&tx.original, 488);
-            return tx.reply(status).await.map_err(sip);
+    // The same answer as screened, now with the real media ports.
+    let seed = random_u64();
+    let timer = TimerRequest {
+        session_expires: session_expires_of(&tx.original.headers),
+        supported: supports_timer(&tx.original.headers),
+    };
+    let call = match SessionDescription::parse(&tx.original.body)
+        .map_err(|e| Refusal::BadRequest(e.to_string()))
+        .and_then(|offer| {
+            let cfg = CallConfig::for_trunk(trunk, local, inner.media_sources.clone(), true);
+            Call::answering(cfg, &offer, timer, inner.clock.now(), seed)
+        }) {
+        Ok(c) => c,
+        Err(refusal) => {
+            tracing::info!(status = refusal.status(), reason = refusal.reason(), "INVITE refused");
+            let status = refuse(&tx.original, refusal.status());
+            return tx.reply_with(status, refusal_headers(&refusal), None).await.map_err(sip);
         }
     };
+    let IncomingCall { call_id, caller, called, signalling } = who;
     let contact = contact_uri(&inner, &called)?;
     let dialog =
         inner.layer.get_or_create_server_invite(&tx, inner.state_tx.clone(), None, Some(contact)).map_err(sip)?;
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     inner.calls.lock().unwrap_or_else(|p| p.into_inner()).insert(call_id.clone(), ev_tx);
     let _registered = Registered(inner.clone(), call_id.clone());
     tx.send_trying().await.map_err(sip)?;
-    let delay = Duration::from_secs(u64::from(trunk.answer_delay_secs)).div_f64(inner.clock.scale);
-    let ringing = (!delay.is_zero()).then(|| tx.original.clone());
-    if ringing.is_some() {
-        dialog.ringing(None, None).map_err(sip)?;
-    }
+    let invite = tx.original.clone();
     let mut d2 = dialog.clone();
     tokio::spawn(async move {
         if let Err(e) = d2.handle(&mut tx).await {
             tracing::debug!("INVITE transaction: {e}");
         }
     });
-    if let Some(invite) = ringing {
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            // Before the answer only the caller's CANCEL (answered 487 by
-            // the dialog) or the transaction's end can come.
-            _ = ev_rx.recv() => {
-                tracing::info!(%call_id, "the caller gave up while it rang");
-                refuse(&invite, 487);
-                return Ok(());
-            }
-        }
-    }
-    dialog.accept(Some(sdp_header()), Some(answer.write().into_bytes())).map_err(sip)?;
-    let job = FaxJob { direction: Direction::Receive { tiff: path }, calling: false, settings: fax_settings(&inner) };
-    let ctx = CallCtx {
-        inner: inner.clone(),
-        dialog,
-        call_id: call_id.clone(),
-        incoming: true,
-        caller,
-        called,
-        caps,
-        local_media: local,
-        local_sdp: answer,
-        negotiated,
-        job,
-        audio,
-        image,
-        events: ev_rx,
-        signalling,
+    let job = FaxJob {
+        direction: Direction::Receive { tiff: path },
+        calling: false,
+        settings: fax_settings(&inner),
+        peers: inner.media_sources.clone(),
     };
+    let io = CallIo::new(inner.clone(), job, audio, image, ev_rx, Some(dialog), None, seed);
     let _slot = slot;
-    match run_call(ctx).await {
-        Ok(report) => {
-            let _ = inner.reports.send(report);
+    let who = Who { call_id, incoming: true, caller, called, signalling };
+    let (outcome, media) = drive(call, io).instrument_call(&who.call_id).await;
+    match outcome {
+        Outcome::Ended(s) => {
+            let _ = inner.reports.send(CallReport::answered(&who, *s, media, &inner.clock));
         }
-        Err(e) => tracing::warn!("incoming call: {e}"),
+        Outcome::Unanswered(status) => {
+            if status == 487 {
+                tracing::info!(call_id = %who.call_id, "the caller gave up while it rang");
+            }
+            refuse(&invite, status);
+        }
+        Outcome::Failed(e) => tracing::warn!(call_id = %who.call_id, "incoming call: {e}"),
     }
     Ok(())
-}
-
-/// Why an INVITE is refused before answering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// Unreadable request or SDP: 400.
-    BadRequest,
-    /// No offer, or nothing acceptable in it: 488.
-    NotAcceptable,
-}
-
-impl Refusal {
-    /// The SIP status to answer with.
-    pub fn status(self) -> u16 {
-        match self {
-            Self::BadRequest => 400,
-            Self::NotAcceptable => 488,
-        }
-    }
 }
 
 /// Checks a new INVITE before any resource is taken: its SDP offer and
@@ -826,17 +1001,26 @@ pub fn screen_invite(
     caps: &Capabilities,
     local: &LocalMedia,
 ) -> Result<(SessionDescription, Negotiated, IncomingCall), Refusal> {
-    let call_id = req.call_id_header().map_err(|_| Refusal::BadRequest)?.value().to_string();
+    let call_id = req.call_id_header().map_err(|_| Refusal::BadRequest("no Call-ID".into()))?.value().to_string();
     let called = user_of(&req.uri);
     let caller = req.from_header().ok().and_then(|f| f.uri().ok()).map(|u| user_of(&u)).unwrap_or_default();
+    check_content_length(req).map_err(Refusal::BadRequest)?;
     if req.body.is_empty() {
-        // A late offer (INVITE without SDP) is not supported.
-        return Err(Refusal::NotAcceptable);
+        return Err(Refusal::NotAcceptable("no SDP offer (an INVITE without one is not supported)".into()));
     }
-    let offer = SessionDescription::parse(&req.body).map_err(|_| Refusal::BadRequest)?;
+    let offer = SessionDescription::parse(&req.body).map_err(|e| Refusal::BadRequest(e.to_string()))?;
     let (answer, negotiated) =
-        sdp::answer(caps, &offer, local, random_u64() >> 1, 1).map_err(|_| Refusal::NotAcceptable)?;
+        sdp::answer(caps, &offer, local, 1, 1).map_err(|e| Refusal::NotAcceptable(e.to_string()))?;
     Ok((answer, negotiated, IncomingCall { call_id, caller, called, signalling: signalling_source(req) }))
+}
+
+/// The headers of a refusal: why (`Warning`), and our `Min-SE` with a 422.
+fn refusal_headers(refusal: &Refusal) -> Vec<Header> {
+    let mut h = vec![warning(refusal.reason())];
+    if refusal.status() == 422 {
+        h.push(Header::MinSE(MIN_SE.as_secs().to_string().into()));
+    }
+    h
 }
 
 /// Local media as announced before the sockets are bound (screening only).
@@ -844,215 +1028,328 @@ fn local_probe(inner: &Inner) -> LocalMedia {
     LocalMedia { addr: advertised_ip(inner), audio_port: 9, image_port: 9 }
 }
 
-struct CallCtx {
-    inner: Arc<Inner>,
-    dialog: InviteDialog,
+/// Who a call is with, for its report.
+struct Who {
     call_id: String,
     incoming: bool,
     caller: String,
     called: String,
-    caps: Capabilities,
-    local_media: LocalMedia,
-    local_sdp: SessionDescription,
-    negotiated: Negotiated,
+    signalling: Option<SocketAddr>,
+}
+
+/// Runs a call's future inside a span that names its Call-ID.
+trait InstrumentCall: Future + Sized {
+    fn instrument_call(self, call_id: &str) -> tracing::instrument::Instrumented<Self> {
+        tracing::Instrument::instrument(self, tracing::info_span!("call", call_id = %call_id))
+    }
+}
+
+impl<F: Future> InstrumentCall for F {}
+
+type InviteFut =
+    tokio::task::JoinHandle<rsipstack::Result<(rsipstack::dialog::DialogId, Option<rsipstack::sip::Response>)>>;
+type ReinviteFut = Pin<Box<dyn Future<Output = rsipstack::Result<Option<rsipstack::sip::Response>>> + Send>>;
+type MediaTask = tokio::task::JoinHandle<(Option<FaxResult>, MediaStats)>;
+
+/// What a call's actions act on.
+struct CallIo {
+    inner: Arc<Inner>,
     job: FaxJob,
     audio: Arc<tokio::net::UdpSocket>,
     image: Arc<tokio::net::UdpSocket>,
     events: mpsc::UnboundedReceiver<SipEvent>,
-    signalling: Option<SocketAddr>,
+    dialog: Option<InviteDialog>,
+    /// Calling: the INVITE to send (the offer is the call's).
+    invite: Option<InviteOption>,
+    seed: u64,
+    /// The peer's requests waiting for the call's answer.
+    pending: HashMap<RequestId, TransactionHandle>,
+    next_request: u64,
+    media_cmd: Option<mpsc::UnboundedSender<MediaCmd>>,
+    fax_events: mpsc::UnboundedSender<Event>,
+    fax_events_rx: Option<mpsc::UnboundedReceiver<Event>>,
 }
 
-type ReinviteFut = Pin<Box<dyn Future<Output = rsipstack::Result<Option<rsipstack::sip::Response>>> + Send>>;
+impl CallIo {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        inner: Arc<Inner>,
+        job: FaxJob,
+        audio: Arc<tokio::net::UdpSocket>,
+        image: Arc<tokio::net::UdpSocket>,
+        events: mpsc::UnboundedReceiver<SipEvent>,
+        dialog: Option<InviteDialog>,
+        invite: Option<InviteOption>,
+        seed: u64,
+    ) -> Self {
+        let (fax_events, rx) = mpsc::unbounded_channel();
+        Self {
+            inner,
+            job,
+            audio,
+            image,
+            events,
+            dialog,
+            invite,
+            seed,
+            pending: HashMap::new(),
+            next_request: 0,
+            media_cmd: None,
+            fax_events,
+            fax_events_rx: Some(rx),
+        }
+    }
 
-async fn run_call(mut c: CallCtx) -> Result<CallReport, Error> {
-    let inner = c.inner.clone();
-    let clock = inner.clock;
-    let media = CallMedia::new(c.job.clone(), &c.negotiated, clock.now(), random_u64())?;
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-    let (fev_tx, mut fev_rx) = mpsc::unbounded_channel();
-    let mut media_task = spawn_media(media, c.audio.clone(), c.image.clone(), clock, cmd_rx, fev_tx);
-    let mut state = if c.negotiated.is_t38() { CallState::T38 } else { CallState::Audio };
-    let mut states = vec![CallState::Inviting, state];
-    let mut fax_events = Vec::new();
-    let mut event_offsets = Vec::new();
-    let answered = Instant::now();
-    let mut peer_hung_up = false;
-    let mut t38_refused = 0u32;
-    let mut version = c.local_sdp.session_version;
-    // When to ask for T.38 ourselves (sim time converted to real).
-    let wants_t38 = c.caps.t38 && inner.cfg.trunk.media != MediaPreference::AudioOnly;
-    let first_delay = if c.incoming {
-        RECEIVER_REINVITE_DELAY
-    } else {
-        Duration::from_secs(u64::from(inner.cfg.trunk.sender_reinvite_delay_secs))
-    };
-    let mut reinvite_at: Option<tokio::time::Instant> = (wants_t38 && state == CallState::Audio)
-        .then(|| tokio::time::Instant::now() + first_delay.div_f64(clock.scale));
-    let mut pending: Option<ReinviteFut> = None;
-    let mut pending_sdp: Option<SessionDescription> = None;
-    let max_call = tokio::time::sleep(MAX_CALL.div_f64(clock.scale));
-    tokio::pin!(max_call);
-    let (result, stats) = loop {
+    fn request(&mut self, handle: TransactionHandle) -> RequestId {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.pending.insert(id, handle);
+        id
+    }
+}
+
+/// Drives `call` until it is over: carries out its actions, feeds it what
+/// rsipstack and the media report, and wakes it at its deadline. Returns its
+/// outcome and the media's counters.
+async fn drive(mut call: Call, mut io: CallIo) -> (Outcome, MediaStats) {
+    let clock = io.inner.clock;
+    let mut invite: Option<InviteFut> = None;
+    let mut reinvite: Option<ReinviteFut> = None;
+    let mut media: Option<MediaTask> = None;
+    let mut stats = MediaStats::default();
+    let mut fax_events = io.fax_events_rx.take().expect("a call is driven once");
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
+    let outcome = loop {
+        while let Some(action) = call.poll_action() {
+            perform(&mut call, &mut io, action, &mut invite, &mut reinvite, &mut media).await;
+        }
+        if let Some(outcome) = call.outcome() {
+            break outcome.clone();
+        }
+        let deadline = call.poll_timeout();
+        if let Some(t) = deadline {
+            sleep.as_mut().reset(clock.real(t).into());
+        }
         tokio::select! {
-            r = &mut media_task => {
-                let (res, stats) = r.unwrap_or((None, Default::default()));
-                break (res, stats);
-            }
-            Some(ev) = fev_rx.recv() => {
-                if let Event::Page(p) = &ev {
-                    let what = if c.incoming { "page received" } else { "page sent" };
-                    tracing::info!(call_id = %c.call_id, page = p.page, bad_rows = p.bad_rows, "{what}");
-                }
-                fax_events.push(ev);
-                event_offsets.push(answered.elapsed());
-            }
-            _ = async { tokio::time::sleep_until(reinvite_at.unwrap_or_else(tokio::time::Instant::now)).await }, if reinvite_at.is_some() && pending.is_none() => {
-                reinvite_at = None;
-                if state == CallState::Audio {
-                    version += 1;
-                    let offer = sdp::offer_t38(&c.caps, &c.local_media, c.local_sdp.session_id, version);
-                    let d = c.dialog.clone();
-                    let body = offer.write().into_bytes();
-                    pending_sdp = Some(offer);
-                    pending = Some(Box::pin(async move { d.reinvite(Some(sdp_header()), Some(body)).await }));
-                    state = CallState::SwitchingToT38;
-                    states.push(state);
-                }
-            }
-            r = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
-                pending = None;
-                let offer = pending_sdp.take();
-                let code = match &r {
-                    Ok(Some(resp)) => resp.status_code.code(),
-                    Ok(None) => 0,
-                    Err(e) => { tracing::info!(call_id = %c.call_id, "re-INVITE: {e}"); 0 }
+            () = &mut sleep, if deadline.is_some() => call.handle_timeout(clock.now()),
+            r = async { invite.as_mut().expect("guarded").await }, if invite.is_some() => {
+                invite = None;
+                let input = match r {
+                    Ok(Ok((_, Some(resp)))) => Input::InviteResponse {
+                        status: resp.status_code.code(),
+                        session_expires: session_expires_of(&resp.headers),
+                        min_se: min_se_of(&resp.headers),
+                        body: resp.body,
+                    },
+                    Ok(Ok((_, None))) => Input::InviteFailed("no final response".into()),
+                    Ok(Err(e)) => Input::InviteFailed(e.to_string()),
+                    Err(e) => Input::InviteFailed(e.to_string()),
                 };
-                if state != CallState::SwitchingToT38 {
-                    // The call moved on meanwhile (ended, or the peer's own re-INVITE won).
-                    continue;
-                }
-                match (code, r) {
-                    (200..=299, Ok(Some(resp))) => {
-                        match SessionDescription::parse(&resp.body).map_err(|e| e.to_string()).and_then(|a| sdp::accept_answer(&c.caps, &a).map_err(|e| e.to_string())) {
-                            Ok(n) if n.is_t38() => {
-                                if let Some(o) = offer { c.local_sdp = o; }
-                                c.negotiated = n.clone();
-                                let _ = cmd_tx.send(MediaCmd::Update(n));
-                                state = CallState::T38;
-                            }
-                            Ok(_) | Err(_) => {
-                                tracing::info!(call_id = %c.call_id, "re-INVITE answer not T.38: staying on audio");
-                                state = CallState::Audio;
-                            }
-                        }
-                    }
-                    (491, _) => {
-                        // RFC 3261 14.1: the Call-ID owner waits 2.1-4 s, the other 0-2 s.
-                        let ms = if c.incoming { random_u64() % 2000 } else { 2100 + random_u64() % 1900 };
-                        reinvite_at = Some(tokio::time::Instant::now() + Duration::from_millis(ms));
-                        state = CallState::Audio;
-                    }
-                    (488 | 606, _) => {
-                        t38_refused += 1;
-                        state = CallState::Audio;
-                    }
-                    _ => state = CallState::Audio,
-                }
-                states.push(state);
+                call.handle(clock.now(), input);
             }
-            ev = c.events.recv() => match ev {
-                Some(SipEvent::Update(req, handle)) => {
-                    if state == CallState::SwitchingToT38 {
-                        let _ = handle.reply(StatusCode::RequestPending).await;
-                        continue;
+            r = async { reinvite.as_mut().expect("guarded").await }, if reinvite.is_some() => {
+                reinvite = None;
+                let input = match r {
+                    Ok(Some(resp)) => Input::ReinviteResponse {
+                        status: resp.status_code.code(),
+                        session_expires: session_expires_of(&resp.headers),
+                        body: resp.body,
+                    },
+                    Ok(None) => Input::ReinviteFailed,
+                    Err(e) => {
+                        tracing::info!("re-INVITE: {e}");
+                        Input::ReinviteFailed
                     }
-                    if req.body.is_empty() {
-                        // A refresh without an offer: offer what we have.
-                        version += 1;
-                        c.local_sdp.session_version = version;
-                        let _ = handle.respond(StatusCode::OK, Some(sdp_header()), Some(c.local_sdp.write().into_bytes())).await;
-                        continue;
-                    }
-                    let offer = match SessionDescription::parse(&req.body) {
-                        Ok(o) => o,
-                        Err(_) => { let _ = handle.reply(StatusCode::BadRequest).await; continue; }
-                    };
-                    // On T.38, a refresh that still offers image gets image,
-                    // never audio (session timers have cut faxes that way).
-                    let mut caps = c.caps.clone();
-                    if state == CallState::T38 && offer.media.iter().any(|m| m.is_t38() && m.port != 0) {
-                        caps.audio = false;
-                    }
-                    if state == CallState::Audio && !wants_t38 {
-                        caps.t38 = false;
-                    }
-                    version += 1;
-                    match sdp::answer(&caps, &offer, &c.local_media, c.local_sdp.session_id, version) {
-                        Ok((ans, n)) => {
-                            let _ = handle.respond(StatusCode::OK, Some(sdp_header()), Some(ans.write().into_bytes())).await;
-                            c.local_sdp = ans;
-                            if n.is_t38() && state != CallState::T38 {
-                                state = CallState::T38;
-                                states.push(state);
-                            }
-                            c.negotiated = n.clone();
-                            let _ = cmd_tx.send(MediaCmd::Update(n));
-                            reinvite_at = None;
+                };
+                call.handle(clock.now(), input);
+            }
+            Some(ev) = io.events.recv() => {
+                let input = match ev {
+                    SipEvent::Update(req, handle) => {
+                        if let Err(e) = check_content_length(&req) {
+                            // Refused before call control sees it.
+                            let _ = handle.respond(StatusCode::BadRequest, Some(vec![warning(&e)]), None).await;
+                            continue;
                         }
-                        Err(_) => {
-                            let _ = handle.reply(StatusCode::NotAcceptableHere).await;
+                        Input::PeerReinvite {
+                            request: io.request(handle),
+                            update: req.method == Method::Update,
+                            session_expires: session_expires_of(&req.headers),
+                            body: req.body,
                         }
                     }
+                    SipEvent::Other(handle) => Input::PeerRequest { request: io.request(handle) },
+                    SipEvent::Terminated(tag, reason) => {
+                        // A dialog of an earlier INVITE of this call (refused, then
+                        // tried again) is not this one.
+                        if io.dialog.as_ref().is_some_and(|d| d.id().local_tag != tag) {
+                            continue;
+                        }
+                        tracing::info!(?reason, "dialog terminated");
+                        Input::PeerHungUp
+                    }
+                    SipEvent::HangUp => Input::HangUp,
+                };
+                call.handle(clock.now(), input);
+            }
+            Some(ev) = fax_events.recv() => {
+                if let Event::Page(p) = &ev {
+                    let what = if io.job.calling { "page sent" } else { "page received" };
+                    tracing::info!(page = p.page, bad_rows = p.bad_rows, "{what}");
                 }
-                Some(SipEvent::Other(handle)) => {
-                    let _ = handle.reply(StatusCode::OK).await;
+                call.handle(clock.now(), Input::Fax(ev));
+            }
+            r = async { media.as_mut().expect("guarded").await }, if media.is_some() => {
+                media = None;
+                let (result, st) = r.unwrap_or_default();
+                stats = st;
+                while let Ok(ev) = fax_events.try_recv() {
+                    call.handle(clock.now(), Input::Fax(ev));
                 }
-                Some(SipEvent::Terminated(reason)) => {
-                    tracing::info!(call_id = %c.call_id, ?reason, "dialog terminated");
-                    peer_hung_up = true;
-                    let _ = cmd_tx.send(MediaCmd::HangUp);
-                }
-                Some(SipEvent::HangUp) => {
-                    let _ = cmd_tx.send(MediaCmd::HangUp);
-                }
-                None => {}
-            },
-            _ = &mut max_call => {
-                let _ = cmd_tx.send(MediaCmd::HangUp);
+                call.handle(clock.now(), Input::MediaEnded(result));
             }
         }
     };
-    while let Ok(ev) = fev_rx.try_recv() {
-        fax_events.push(ev);
-        event_offsets.push(answered.elapsed());
+    // Carry out the last actions (BYE), then leave nothing unanswered.
+    while let Some(action) = call.poll_action() {
+        perform(&mut call, &mut io, action, &mut invite, &mut reinvite, &mut media).await;
     }
-    let answered_for = answered.elapsed();
-    states.push(CallState::Ending);
-    if !peer_hung_up {
-        // Phase E reached: we hang up (a silent peer would keep the call up).
-        if let Err(e) = c.dialog.hangup().await {
-            tracing::debug!(call_id = %c.call_id, "BYE: {e}");
+    if let Some(task) = media.take() {
+        task.abort();
+    }
+    for (_, h) in io.pending.drain() {
+        let _ = h.reply(StatusCode::CallTransactionDoesNotExist).await;
+    }
+    io.events.close();
+    while let Ok(ev) = io.events.try_recv() {
+        answer_orphan(ev).await;
+    }
+    if let Some(d) = &io.dialog {
+        io.inner.layer.remove_dialog(&d.id());
+    }
+    (outcome, stats)
+}
+
+/// Carries out one action of a call.
+async fn perform(
+    call: &mut Call,
+    io: &mut CallIo,
+    action: Action,
+    invite: &mut Option<InviteFut>,
+    reinvite: &mut Option<ReinviteFut>,
+    media: &mut Option<MediaTask>,
+) {
+    let clock = io.inner.clock;
+    match action {
+        Action::Invite { sdp, session_expires } => {
+            let Some(mut opt) = io.invite.clone() else { return };
+            opt.offer = Some(sdp.write().into_bytes());
+            // RFC 4028 7.1: we support session timers and ask for this interval.
+            opt.headers = Some(vec![
+                Header::Supported("timer".into()),
+                Header::SessionExpires(session_expires.as_secs().to_string().into()),
+                Header::MinSE(MIN_SE.as_secs().to_string().into()),
+            ]);
+            match io.inner.layer.do_invite_async(opt, io.inner.state_tx.clone()) {
+                Ok((dialog, handle)) => {
+                    io.dialog = Some(dialog);
+                    *invite = Some(handle);
+                }
+                Err(e) => call.handle(clock.now(), Input::InviteFailed(e.to_string())),
+            }
+        }
+        Action::Cancel => {
+            tracing::info!("no answer: CANCEL");
+            if let Some(d) = &io.dialog
+                && let Err(e) = d.cancel().await
+            {
+                tracing::debug!("CANCEL: {e}");
+            }
+        }
+        Action::Ringing => {
+            if let Some(d) = &io.dialog
+                && let Err(e) = d.ringing(None, None)
+            {
+                tracing::debug!("180: {e}");
+            }
+        }
+        Action::Accept { sdp, timer } => {
+            let mut headers = sdp_header();
+            headers.extend(timer_response_headers(timer));
+            if let Some(d) = &io.dialog
+                && let Err(e) = d.accept(Some(headers), Some(sdp.write().into_bytes()))
+            {
+                tracing::warn!("200 to the INVITE: {e}");
+            }
+        }
+        Action::Reject(status) => {
+            if let Some(d) = &io.dialog
+                && let Err(e) = d.reject(Some(StatusCode::from(status)), None)
+            {
+                tracing::debug!("{status} to the INVITE: {e}");
+            }
+        }
+        Action::Reinvite { sdp, timer } => {
+            if let Some(d) = io.dialog.clone() {
+                let body = sdp.write().into_bytes();
+                let mut headers = sdp_header();
+                headers.extend(timer_request_headers(timer));
+                *reinvite = Some(Box::pin(async move { d.reinvite(Some(headers), Some(body)).await }));
+            }
+        }
+        Action::Answer { request, status, sdp, timer, reason } => {
+            if let Some(h) = io.pending.remove(&request) {
+                let mut headers = Vec::new();
+                if (200..300).contains(&status) {
+                    headers.extend(timer_response_headers(timer));
+                }
+                if let Some(r) = &reason {
+                    tracing::info!(status, reason = %r, "request refused");
+                    headers.push(warning(r));
+                }
+                if status == 422 {
+                    headers.push(Header::MinSE(MIN_SE.as_secs().to_string().into()));
+                }
+                let r = match sdp {
+                    Some(sdp) => {
+                        headers.extend(sdp_header());
+                        h.respond(StatusCode::from(status), Some(headers), Some(sdp.write().into_bytes())).await
+                    }
+                    None => h.respond(StatusCode::from(status), Some(headers), None).await,
+                };
+                if let Err(e) = r {
+                    tracing::debug!("answer {status}: {e}");
+                }
+            }
+        }
+        Action::StartMedia(n) => match CallMedia::new(io.job.clone(), &n, clock.now(), io.seed) {
+            Ok(m) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                *media = Some(spawn_media(m, io.audio.clone(), io.image.clone(), clock, rx, io.fax_events.clone()));
+                io.media_cmd = Some(tx);
+            }
+            Err(e) => call.handle(clock.now(), Input::MediaFailed(e.to_string())),
+        },
+        Action::UpdateMedia(n) => {
+            if let Some(tx) = &io.media_cmd {
+                let _ = tx.send(MediaCmd::Update(n));
+            }
+        }
+        Action::StopMedia => {
+            if let Some(tx) = &io.media_cmd {
+                let _ = tx.send(MediaCmd::HangUp);
+            }
+        }
+        Action::Bye => {
+            // rsipstack returns Ok even when the BYE went unanswered.
+            if let Some(d) = &io.dialog
+                && let Err(e) = d.hangup().await
+            {
+                tracing::debug!("BYE: {e}");
+            }
         }
     }
-    inner.layer.remove_dialog(&c.dialog.id());
-    Ok(CallReport {
-        call_id: c.call_id,
-        incoming: c.incoming,
-        caller: c.caller,
-        called: c.called,
-        t38: states.contains(&CallState::T38),
-        result,
-        media: stats,
-        peer_hung_up,
-        events: fax_events,
-        event_offsets,
-        answered_for,
-        t38_refused,
-        states,
-        remote_media: Some(c.negotiated.remote()),
-        signalling: c.signalling,
-        refused: None,
-    })
 }
 
 async fn options_request(inner: &Arc<Inner>) -> Result<u16, CallError> {
@@ -1145,6 +1442,60 @@ async fn register_loop(inner: Arc<Inner>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A flood from foreign sources gives one summary line at its start
+    /// and one a minute later, with the busiest sources, however many
+    /// packets come.
+    #[test]
+    fn drops_are_summed_up_at_most_once_a_minute() {
+        let t0 = Instant::now();
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.66".parse().unwrap(), "192.0.2.67".parse().unwrap());
+        let mut d = DropLog::default();
+        let first = d.record(t0, a).unwrap();
+        assert_eq!(first, "dropped 1 packets from 1 sources that are not the trunk, top: 192.0.2.66 (1)");
+        for i in 0..4999u64 {
+            let ip = if i % 5 == 0 { b } else { a };
+            assert_eq!(d.record(t0 + Duration::from_millis(i), ip), None);
+        }
+        assert_eq!(d.flush(t0 + Duration::from_secs(59)), None);
+        let line = d.flush(t0 + Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            line,
+            "dropped 4999 packets from 2 sources that are not the trunk, top: 192.0.2.66 (3999), 192.0.2.67 (1000)"
+        );
+        assert_eq!(d.flush(t0 + Duration::from_secs(300)), None, "nothing new");
+    }
+
+    /// The SIP library's per-datagram dumps are off unless asked for by name.
+    #[test]
+    fn library_dumps_are_off_by_default() {
+        assert_eq!(log_filter("info"), "info,rsipstack::transport=warn");
+        assert_eq!(log_filter(""), "rsipstack::transport=warn");
+        assert_eq!(log_filter("debug,rsipstack=info"), "debug,rsipstack=info");
+    }
+
+    /// `Content-Length` must match the body; a `Warning` carries the reason.
+    #[test]
+    fn content_length_is_checked() {
+        let req = |cl: &str, body: &str| {
+            let text = format!(
+                "INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+                 From: <sip:1@127.0.0.1>;tag=a\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\
+                 Content-Length: {cl}\r\n\r\n{body}"
+            );
+            match SipMessage::try_from(text.as_str()).unwrap() {
+                SipMessage::Request(r) => r,
+                SipMessage::Response(_) => unreachable!(),
+            }
+        };
+        assert_eq!(check_content_length(&req("5", "hello")), Ok(()));
+        assert_eq!(
+            check_content_length(&req("500", "hello")),
+            Err("Content-Length 500 disagrees with the body of 5 bytes".into())
+        );
+        assert!(check_content_length(&req("x", "hello")).unwrap_err().contains("not a number"));
+        assert_eq!(warning("no \"quotes\" here").to_string(), "Warning: 399 faxgate \"no quotes here\"");
+    }
 
     #[test]
     fn a_wildcard_bind_announces_the_address_towards_the_trunk() {

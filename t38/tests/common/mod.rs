@@ -1,6 +1,9 @@
-//! Shared helpers for the fax tests: test TIFFs made with libtiff's tools,
-//! sessions joined by the pair harness, images compared with `tiffcmp`.
+//! Shared helpers of the fax leg's tests: test TIFFs made with libtiff's
+//! tools, sessions joined by the pair harness, images compared with
+//! `tiffcmp`, and a fax leg in its own process ([`leg`]).
 #![allow(dead_code, unreachable_pub)]
+
+pub mod leg;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,6 +37,15 @@ pub fn make_tiff(dir: &Path, name: &str, spec: &PageSpec, pages: u32, g3: bool) 
     tool(Command::new("tiffcp").args(["-c", c]).arg(&raw).arg(&out));
     let _ = std::fs::remove_file(&raw);
     out
+}
+
+/// A short page (20 mm) as `testpage` writes it, uncompressed: for calls
+/// that are refused or cancelled before any page is sent.
+pub fn short_raw_page(dir: &Path, seed: u64) -> PathBuf {
+    let page = dir.join("page.tif");
+    let spec = PageSpec { width: Width::A4, length: Length::Mm(20), vres: VRes::Standard, density: 30, seed };
+    testpage::write_tiff(&page, &spec, 1).unwrap();
+    page
 }
 
 pub fn spec(width: Width, length: Length, vres: VRes, seed: u64) -> PageSpec {

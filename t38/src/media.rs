@@ -1,16 +1,22 @@
 //! The media of one fax call: a fax session over G.711 RTP or T.38 UDPTL,
-//! switched from audio to T.38 when the SDP says so.
+//! switched from audio to T.38 when the SDP says so, and the one loop that
+//! drives it over UDP.
 //!
 //! [`CallMedia`] is sans-IO: datagrams and `now` in, datagrams (with the
 //! socket and destination) and events out. Media is symmetric: once the
 //! peer's packets arrive, replies go to where they come from rather than to
-//! the SDP address (NAT). [`run_media`] is the thin tokio loop around it.
+//! the SDP address (NAT). On a switch to T.38 the fax session restarts T.30
+//! from scratch, as Asterisk and FreeSWITCH do.
 //!
-//! On a switch to T.38 the fax session restarts T.30 from scratch, as
-//! Asterisk and FreeSWITCH do.
+//! [`run_media`] is the thin tokio loop around it (two sockets and one
+//! sleep), run on the media runtime ([`spawn_media`]); it counts how late
+//! each wake-up for a session tick comes ([`lateness`]). Time comes from a
+//! [`MediaClock`]: real time in the daemon, faster for tests and
+//! benchmarks in which both ends run on the same clock factor.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
@@ -55,6 +61,10 @@ pub struct FaxJob {
     pub calling: bool,
     /// T.30 settings.
     pub settings: FaxSettings,
+    /// Where the peer's packets may come from (the trunk's media sources);
+    /// packets from elsewhere are counted and ignored, never answered.
+    /// Empty: anywhere.
+    pub peers: Vec<std::net::IpAddr>,
 }
 
 /// Counters of one call's media.
@@ -70,6 +80,8 @@ pub struct MediaStats {
     pub udptl_out: u64,
     /// Datagrams refused as malformed or of the wrong payload type.
     pub malformed: u64,
+    /// Datagrams from an address the trunk does not allow, ignored.
+    pub foreign: u64,
     /// Times the session restarted on a switch to T.38.
     pub switches: u32,
 }
@@ -204,6 +216,10 @@ impl CallMedia {
     /// A datagram arrived on `socket` from `from`.
     pub fn handle_datagram(&mut self, now: Instant, socket: Socket, from: SocketAddr, data: &[u8]) {
         self.handle_timeout(now);
+        if !self.job.peers.is_empty() && !self.job.peers.contains(&from.ip()) {
+            self.stats.foreign += 1;
+            return;
+        }
         match (&mut self.media, socket) {
             (Media::Audio { rx_pt, jitter, remote, started, .. }, Socket::Audio) => match RtpPacket::parse(data) {
                 Ok(p) if p.pt == *rx_pt && p.payload.len() <= 4 * FRAME => {
@@ -311,14 +327,14 @@ pub enum MediaCmd {
     HangUp,
 }
 
-/// The clock of a media loop: simulated time runs `scale` times faster
-/// than real time (tests; both ends must use the same factor).
+/// The clock of media loops and call control: call time runs `scale` times
+/// faster than real time (1 in the daemon; more in tests and benchmarks,
+/// where both ends of a call must use the same factor, since spandsp counts
+/// time in samples).
 #[derive(Debug, Clone, Copy)]
 pub struct MediaClock {
-    /// Real instant the simulation started.
-    pub epoch: Instant,
-    /// Simulated seconds per real second.
-    pub scale: f64,
+    epoch: Instant,
+    scale: f64,
 }
 
 impl MediaClock {
@@ -327,14 +343,32 @@ impl MediaClock {
         Self { epoch: Instant::now(), scale: 1.0 }
     }
 
-    /// Simulated now.
+    /// A clock running `scale` times faster than real time (1 to 1000).
+    pub fn scaled(scale: f64) -> Result<Self, Error> {
+        if !(scale.is_finite() && (1.0..=1000.0).contains(&scale)) {
+            return Err(Error::InvalidSetting("the media clock's rate must be between 1 and 1000"));
+        }
+        Ok(Self { epoch: Instant::now(), scale })
+    }
+
+    /// Call seconds per real second.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// Call time now.
     pub fn now(&self) -> Instant {
         self.epoch + self.epoch.elapsed().mul_f64(self.scale)
     }
 
-    /// Real instant at which simulated `t` happens.
-    fn real(&self, t: Instant) -> Instant {
+    /// The real instant at which call time `t` comes.
+    pub fn real(&self, t: Instant) -> Instant {
         self.epoch + t.saturating_duration_since(self.epoch).div_f64(self.scale)
+    }
+
+    /// A span of call time in real time.
+    pub fn real_duration(&self, d: Duration) -> Duration {
+        d.div_f64(self.scale)
     }
 }
 
@@ -351,6 +385,8 @@ pub async fn run_media(
     let mut abuf = vec![0u8; 2048];
     let mut ibuf = vec![0u8; 2048];
     let mut hung_up = false;
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
     loop {
         while let Some(d) = media.poll_transmit() {
             let s = match d.socket {
@@ -367,16 +403,18 @@ pub async fn run_media(
         if media.result().is_some() {
             return (media.result().cloned(), media.stats());
         }
-        let deadline =
-            media.poll_timeout().map(|t| clock.real(t)).unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        let deadline = media.poll_timeout().map(|t| clock.real(t));
+        sleep.as_mut().reset(deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(1)).into());
         tokio::select! {
             r = audio.recv_from(&mut abuf) => {
                 if let Ok((n, from)) = r {
+                    record_lateness(deadline);
                     media.handle_datagram(clock.now(), Socket::Audio, from, &abuf[..n]);
                 }
             }
             r = image.recv_from(&mut ibuf) => {
                 if let Ok((n, from)) = r {
+                    record_lateness(deadline);
                     media.handle_datagram(clock.now(), Socket::Image, from, &ibuf[..n]);
                 }
             }
@@ -392,7 +430,8 @@ pub async fn run_media(
                     media.hang_up();
                 }
             },
-            _ = tokio::time::sleep_until(deadline.into()) => {
+            () = &mut sleep => {
+                record_lateness(deadline);
                 media.handle_timeout(clock.now());
             }
         }
@@ -410,10 +449,25 @@ pub async fn bind_media(ip: std::net::IpAddr) -> Result<(Arc<UdpSocket>, Arc<Udp
     media_runtime().spawn(bind).await.map_err(|e| Error::Io(std::io::Error::other(e)))?
 }
 
-/// Threads of the media runtime.
+/// Threads of the media runtime unless [`set_media_threads`] says otherwise.
 const MEDIA_THREADS: usize = 2;
 /// Their name.
 const MEDIA_THREAD_NAME: &str = "fax-media";
+
+static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+
+/// Sets how many threads the media runtime gets (1 to 256; default 2). Only
+/// before its first use (benchmarks of many concurrent calls).
+pub fn set_media_threads(n: usize) -> Result<(), Error> {
+    if !(1..=256).contains(&n) {
+        return Err(Error::InvalidSetting("media threads must be between 1 and 256"));
+    }
+    if RUNTIME.get().is_some() || THREADS.set(n).is_err() {
+        return Err(Error::InvalidSetting("the media runtime has started already"));
+    }
+    Ok(())
+}
 
 /// The runtime that runs every call's media loop, apart from the one that
 /// serves SIP (and, in the daemon, SMTP and the admin socket).
@@ -426,10 +480,9 @@ const MEDIA_THREAD_NAME: &str = "fax-media";
 /// on first use and never dropped (a runtime cannot be dropped from inside
 /// another one).
 fn media_runtime() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| {
+    RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(MEDIA_THREADS)
+            .worker_threads(*THREADS.get_or_init(|| MEDIA_THREADS))
             .thread_name(MEDIA_THREAD_NAME)
             .enable_all()
             .build()
@@ -455,6 +508,72 @@ pub fn on_media_thread() -> bool {
     std::thread::current().name() == Some(MEDIA_THREAD_NAME)
 }
 
+/// How late media loops woke up for their sessions' ticks, in real time,
+/// over every call since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Lateness {
+    /// Wake-ups measured.
+    pub ticks: u64,
+    /// Median lateness.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// 99.9th percentile.
+    pub p999: Duration,
+    /// Worst.
+    pub max: Duration,
+}
+
+/// Histogram resolution.
+const BUCKET_US: u64 = 10;
+/// Buckets (10 µs each, up to 200 ms; later wake-ups count in the last one).
+const BUCKETS: usize = 20_000;
+
+static LATE: [AtomicU64; BUCKETS] = [const { AtomicU64::new(0) }; BUCKETS];
+static LATE_MAX_US: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a wake-up that came after the session's tick was due.
+fn record_lateness(deadline: Option<Instant>) {
+    let Some(late) = deadline.and_then(|d| Instant::now().checked_duration_since(d)) else { return };
+    let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+    LATE_MAX_US.fetch_max(us, Ordering::Relaxed);
+    let b = usize::try_from(us / BUCKET_US).unwrap_or(BUCKETS - 1).min(BUCKETS - 1);
+    LATE[b].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Lateness of session ticks so far: how long after a tick was due the
+/// media loop woke up to run it.
+pub fn lateness() -> Lateness {
+    let counts: Vec<u64> = LATE.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let max_us = LATE_MAX_US.load(Ordering::Relaxed);
+    let total: u64 = counts.iter().sum();
+    let percentile = |p: f64| {
+        if total == 0 {
+            return Duration::ZERO;
+        }
+        let want = ((total as f64) * p).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return if i == BUCKETS - 1 {
+                    Duration::from_micros(max_us)
+                } else {
+                    Duration::from_micros((i as u64 + 1) * BUCKET_US)
+                };
+            }
+        }
+        Duration::from_micros(max_us)
+    };
+    Lateness {
+        ticks: total,
+        p50: percentile(0.50),
+        p99: percentile(0.99),
+        p999: percentile(0.999),
+        max: Duration::from_micros(max_us),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -467,6 +586,7 @@ mod tests {
             direction: Direction::Receive { tiff: dir.join("rx.tif") },
             calling: false,
             settings: FaxSettings::default(),
+            peers: Vec::new(),
         }
     }
 
@@ -500,6 +620,25 @@ mod tests {
         m.handle_datagram(now + Duration::from_secs(4), Socket::Image, sdp_addr, &[0xff]);
         assert_eq!(m.remote(), real);
         assert_eq!(m.stats().malformed, 1);
+    }
+
+    /// With the trunk's media sources set, a packet from anywhere else is
+    /// counted and ignored: media is never sent to where it came from.
+    #[test]
+    fn packets_from_foreign_addresses_are_ignored() {
+        let now = Instant::now();
+        let sdp_addr: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let neg = Negotiated::T38 { remote: sdp_addr, version: 0, ec: ErrorCorrection::None, max_datagram: 400 };
+        let job = FaxJob { peers: vec![sdp_addr.ip()], ..job(&tmp("foreign")) };
+        let mut m = CallMedia::new(job, &neg, now, 1).unwrap();
+        let mut peer = Udptl::new(ErrorCorrection::None, 400);
+        let d = peer.encode(&[0x00]).unwrap();
+        m.handle_datagram(now, Socket::Image, "127.0.0.9:5000".parse().unwrap(), &d);
+        assert_eq!((m.remote(), m.stats().foreign, m.stats().udptl_in), (sdp_addr, 1, 0));
+        m.handle_datagram(now, Socket::Image, "127.0.0.1:2000".parse().unwrap(), &d);
+        assert_eq!((m.remote(), m.stats().udptl_in), ("127.0.0.1:2000".parse().unwrap(), 1));
+        m.handle_timeout(now + Duration::from_secs(4));
+        assert!(std::iter::from_fn(|| m.poll_transmit()).all(|d| d.to.ip() == sdp_addr.ip()));
     }
 
     /// The media loop runs on the media runtime: it keeps sending while the
