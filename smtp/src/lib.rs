@@ -12,6 +12,10 @@
 //!   questions for the core and the next deadline out.
 //! - [`server`]: the thin tokio layer: listeners, connection limits, TLS
 //!   (STARTTLS, RFC 3207, and implicit TLS), one task per connection.
+//! - [`throttle`]: AUTH failures per client address and user name: delays
+//!   and lockouts.
+//! - [`listen`]: what any accept loop needs: a pause after a failed
+//!   `accept`, log lines counted rather than repeated.
 //! - [`tls`]: the rustls server configuration from PEM files.
 //! - [`outgoing`]: outgoing mail through lettre: MIME building, a relay
 //!   (STARTTLS, implicit TLS, AUTH) or a local Maildir.
@@ -19,10 +23,12 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod listen;
 pub mod outgoing;
 pub mod reply;
 pub mod server;
 pub mod session;
+pub mod throttle;
 pub mod tls;
 
 use std::future::Future;
@@ -30,6 +36,7 @@ use std::future::Future;
 pub use command::{Body, MailParams};
 pub use reply::{Enhanced, Reply};
 pub use session::{Context, Limits, Message, SessionConfig, Transaction};
+pub use throttle::{AuthLimits, AuthThrottle};
 
 /// The decisions the session asks for. Each answer is the reply the client
 /// gets: a 2xx accepts, anything else refuses with its reason.

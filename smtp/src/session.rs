@@ -9,11 +9,19 @@
 //! expects next.
 //!
 //! Limits, all on by default ([`Limits`]): message size (RFC 1870),
-//! recipients per message, errors per session, an idle timeout, the number
-//! of header lines, and the line length. In DATA every line must end in
-//! CRLF: a bare CR or LF makes the message refused, and only
-//! `CRLF . CRLF` ends it, so no "end of data" variant can smuggle a second
-//! message past a receiver that reads line ends differently.
+//! recipients per message, errors per session, an idle timeout, a deadline
+//! for the TLS handshake, a minimum rate while a command or a message is
+//! under way, the number of header lines, and the line length. In DATA
+//! every line must end in CRLF: a bare CR or LF makes the message refused,
+//! and only `CRLF . CRLF` ends it, so no "end of data" variant can smuggle
+//! a second message past a receiver that reads line ends differently.
+//!
+//! The rate is measured over the time the client owes input: a command
+//! line begun and not ended, the response to a `334`, or a message after
+//! `354`. Each time the owed time adds up to [`Limits::rate_window`], the
+//! bytes that arrived in it must reach [`Limits::min_rate`] per second of
+//! the window, or the session is closed with `421`. Time between commands is the idle
+//! timeout's, and time spent waiting for the driver counts for nothing.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -37,6 +45,13 @@ pub struct Limits {
     pub max_errors: u32,
     /// Time without input after which the session is closed.
     pub idle_timeout: Duration,
+    /// Time the TLS handshake may take (implicit TLS, or after STARTTLS).
+    pub tls_handshake_timeout: Duration,
+    /// Bytes per second the client must send while it owes a command line,
+    /// an AUTH response or a message; 0: no minimum.
+    pub min_rate: u32,
+    /// The owed time over which the rate is measured.
+    pub rate_window: Duration,
     /// Header lines per message.
     pub max_header_lines: usize,
     /// The longest line of a message, in octets (RFC 5321 says 1000; real
@@ -51,6 +66,9 @@ impl Default for Limits {
             max_recipients: 10,
             max_errors: 10,
             idle_timeout: Duration::from_secs(60),
+            tls_handshake_timeout: Duration::from_secs(10),
+            min_rate: 500,
+            rate_window: Duration::from_secs(30),
             max_header_lines: 500,
             max_data_line: 64 * 1024,
         }
@@ -173,7 +191,8 @@ enum State {
     ExpectLoginPassword(String),
     /// The driver's answer to a question.
     Asking(Asked),
-    /// The TLS handshake (after `220` to STARTTLS).
+    /// The TLS handshake (after `220` to STARTTLS, or before the greeting
+    /// on an implicit TLS port).
     ExpectTls,
     /// Nothing: the session is over.
     Closed,
@@ -200,12 +219,24 @@ struct DataReader {
     line_too_long: bool,
 }
 
+/// The bytes a client sent over the time it owed input (module docs).
+#[derive(Debug, Default)]
+struct Meter {
+    /// Since when the client owes input, while it does.
+    since: Option<Instant>,
+    /// Time owed in this window before `since`.
+    owed: Duration,
+    /// Bytes received in this window.
+    bytes: u64,
+}
+
 /// One ESMTP session.
 #[derive(Debug)]
 pub struct Session {
     config: Arc<SessionConfig>,
     peer: IpAddr,
     tls: bool,
+    greeted: bool,
     helo: Option<String>,
     auth_user: Option<String>,
     state: State,
@@ -213,7 +244,13 @@ pub struct Session {
     discarding_line: bool,
     output: Vec<u8>,
     events: VecDeque<Event>,
+    /// The time last given to the session.
+    now: Instant,
+    /// The idle deadline.
     deadline: Instant,
+    /// The end of the TLS handshake, while one is under way.
+    tls_deadline: Option<Instant>,
+    meter: Meter,
     errors: u32,
 }
 
@@ -226,11 +263,28 @@ impl Session {
     /// A new session with a client; `tls` when the connection is already
     /// TLS (implicit TLS, port 465). The greeting is ready to send.
     pub fn new(config: Arc<SessionConfig>, peer: IpAddr, tls: bool, now: Instant) -> Session {
+        let mut s = Session::blank(config, peer, tls, now);
+        s.greet();
+        s
+    }
+
+    /// A new session on an implicit TLS port (465) before its handshake:
+    /// the driver does the handshake by [`Session::poll_timeout`] and calls
+    /// [`Session::tls_started`], which readies the greeting.
+    pub fn new_implicit_tls(config: Arc<SessionConfig>, peer: IpAddr, now: Instant) -> Session {
+        let mut s = Session::blank(config, peer, false, now);
+        s.state = State::ExpectTls;
+        s.tls_deadline = Some(now + s.config.limits.tls_handshake_timeout);
+        s
+    }
+
+    fn blank(config: Arc<SessionConfig>, peer: IpAddr, tls: bool, now: Instant) -> Session {
         let deadline = now + config.limits.idle_timeout;
-        let mut s = Session {
+        Session {
             config,
             peer,
             tls,
+            greeted: false,
             helo: None,
             auth_user: None,
             state: State::ExpectHelo,
@@ -238,12 +292,18 @@ impl Session {
             discarding_line: false,
             output: Vec::new(),
             events: VecDeque::new(),
+            now,
             deadline,
+            tls_deadline: None,
+            meter: Meter::default(),
             errors: 0,
-        };
-        let greeting = Reply::plain(220, format!("{} ESMTP faxgate", s.config.hostname));
-        s.send(greeting);
-        s
+        }
+    }
+
+    fn greet(&mut self) {
+        self.greeted = true;
+        let greeting = Reply::plain(220, format!("{} ESMTP faxgate", self.config.hostname));
+        self.send(greeting);
     }
 
     /// Bytes from the client.
@@ -251,9 +311,17 @@ impl Session {
         if matches!(self.state, State::Closed) {
             return;
         }
+        self.now = now;
         self.deadline = now + self.config.limits.idle_timeout;
+        let owed_before = self.owes_input();
         self.input.extend_from_slice(data);
         self.process();
+        // Bytes that begin, continue or end owed input; whole commands
+        // that arrive while nothing is owed come with no owed time either.
+        if owed_before || self.owes_input() {
+            self.meter.bytes += data.len() as u64;
+        }
+        self.meter_update(now);
     }
 
     /// The answer to the question last asked.
@@ -262,6 +330,7 @@ impl Session {
             debug_assert!(false, "answer without a question");
             return;
         };
+        self.now = now;
         self.deadline = now + self.config.limits.idle_timeout;
         let ok = reply.code / 100 == 2;
         self.state = match asked {
@@ -283,17 +352,27 @@ impl Session {
         };
         self.send(reply);
         self.process();
+        self.meter_update(now);
     }
 
-    /// The TLS handshake after STARTTLS succeeded: the session starts over
-    /// (RFC 3207 section 4.2), forgetting EHLO and anything sent before.
+    /// The TLS handshake succeeded. After STARTTLS the session starts over
+    /// (RFC 3207 section 4.2), forgetting EHLO and anything sent before; on
+    /// an implicit TLS port the greeting follows.
     pub fn tls_started(&mut self, now: Instant) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        self.now = now;
         self.tls = true;
         self.helo = None;
         self.auth_user = None;
         self.input.clear();
         self.deadline = now + self.config.limits.idle_timeout;
+        self.tls_deadline = None;
         self.state = State::ExpectHelo;
+        if !self.greeted {
+            self.greet();
+        }
     }
 
     /// The next event for the driver.
@@ -307,20 +386,39 @@ impl Session {
     }
 
     /// When [`Session::handle_timeout`] must be called; `None` while the
-    /// session waits for its driver or is over.
+    /// session waits for its driver or is over. During a TLS handshake, its
+    /// deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::Asking(_) | State::ExpectTls | State::Closed => None,
-            _ => Some(self.deadline),
+            State::Asking(_) | State::Closed => None,
+            State::ExpectTls => self.tls_deadline,
+            _ => Some(match self.rate_deadline() {
+                Some(r) => r.min(self.deadline),
+                None => self.deadline,
+            }),
         }
     }
 
     /// Time has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.poll_timeout().is_some_and(|d| now >= d) {
+        if matches!(self.state, State::Closed | State::Asking(_)) {
+            return;
+        }
+        self.now = now;
+        if matches!(self.state, State::ExpectTls) {
+            // Nothing can be said in the middle of a handshake: just close.
+            if self.tls_deadline.is_some_and(|d| now >= d) {
+                tracing::debug!(peer = %self.peer, "smtp TLS handshake took too long");
+                self.state = State::Closed;
+            }
+            return;
+        }
+        if now >= self.deadline {
             self.send(Reply::new(421, Enhanced(4, 4, 2), "idle too long, closing connection"));
             self.state = State::Closed;
+            return;
         }
+        self.meter_check(now);
     }
 
     /// The server shuts down: tell the client and close.
@@ -339,6 +437,67 @@ impl Session {
     /// The session runs over TLS.
     pub fn is_tls(&self) -> bool {
         self.tls
+    }
+
+    /// Whether the client owes input now: a command line begun, the
+    /// response to a `334`, or a message after `354`.
+    fn owes_input(&self) -> bool {
+        match self.state {
+            State::Data(..) | State::ExpectPlainResponse | State::ExpectLoginUser | State::ExpectLoginPassword(_) => {
+                true
+            }
+            State::ExpectHelo | State::ExpectMail | State::ExpectRcpt(_) => {
+                !self.input.is_empty() || self.discarding_line
+            }
+            State::Asking(_) | State::ExpectTls | State::Closed => false,
+        }
+    }
+
+    /// Starts or stops the clock of owed time, and checks a window that is full.
+    fn meter_update(&mut self, now: Instant) {
+        if self.config.limits.min_rate == 0 {
+            return;
+        }
+        match (self.meter.since, self.owes_input()) {
+            (None, true) => self.meter.since = Some(now),
+            (Some(since), false) => {
+                self.meter.owed += now.saturating_duration_since(since);
+                self.meter.since = None;
+            }
+            _ => {}
+        }
+        self.meter_check(now);
+    }
+
+    /// When the owed time fills the window, if the client owes input now.
+    fn rate_deadline(&self) -> Option<Instant> {
+        if self.config.limits.min_rate == 0 {
+            return None;
+        }
+        let since = self.meter.since?;
+        Some(since + self.config.limits.rate_window.saturating_sub(self.meter.owed))
+    }
+
+    /// A full window: closes the session if the client sent too little in
+    /// it, else starts the next window.
+    fn meter_check(&mut self, now: Instant) {
+        let limits = &self.config.limits;
+        if limits.min_rate == 0 || matches!(self.state, State::Closed) {
+            return;
+        }
+        let owed = self.meter.owed + self.meter.since.map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        if owed < limits.rate_window {
+            return;
+        }
+        let needed = u128::from(limits.min_rate) * limits.rate_window.as_millis() / 1000;
+        if u128::from(self.meter.bytes) < needed {
+            tracing::debug!(peer = %self.peer, bytes = self.meter.bytes, "smtp client too slow");
+            let text = format!("too slow (less than {} bytes a second), closing connection", limits.min_rate);
+            self.send(Reply::new(421, Enhanced(4, 4, 2), text));
+            self.state = State::Closed;
+            return;
+        }
+        self.meter = Meter { since: self.meter.since.map(|_| now), owed: Duration::ZERO, bytes: 0 };
     }
 
     fn context(&self) -> Context {
@@ -510,6 +669,7 @@ impl Session {
                     // and must not be taken as sent under TLS (RFC 3207 section 5).
                     self.input.clear();
                     self.state = State::ExpectTls;
+                    self.tls_deadline = Some(self.now + self.config.limits.tls_handshake_timeout);
                     self.events.push_back(Event::StartTls);
                 }
             }

@@ -359,7 +359,7 @@ fn starttls_discards_pipelined_plaintext() {
     t.send("EHLO c\r\nSTARTTLS\r\nMAIL FROM:<injected@b.test>\r\n");
     assert!(t.take().ends_with("220 2.0.0 ready to start TLS\r\n"));
     assert_eq!(t.s.poll_event(), Some(Event::StartTls));
-    assert_eq!(t.s.poll_timeout(), None);
+    assert_eq!(t.s.poll_timeout(), Some(t.now + Duration::from_secs(10)), "the handshake's deadline");
     t.s.tls_started(t.now);
     assert!(t.s.is_tls());
     assert_eq!(t.s.poll_event(), None, "the injected MAIL is gone");
@@ -454,4 +454,135 @@ fn shutdown_tells_the_client() {
     t.s.shutdown();
     assert_eq!(t.take(), "421 4.3.2 service shutting down, try again later\r\n");
     assert!(t.s.is_closed());
+}
+
+fn slow_config() -> SessionConfig {
+    SessionConfig {
+        hostname: "fax.test".into(),
+        limits: Limits { min_rate: 10, rate_window: Duration::from_secs(30), ..Limits::default() },
+        ..SessionConfig::default()
+    }
+}
+
+#[test]
+fn a_command_sent_a_byte_every_5_s_is_closed_when_the_window_is_full() {
+    let mut t = T::with(slow_config());
+    assert_eq!(t.s.poll_timeout(), Some(t.now + Duration::from_secs(60)), "no command under way: the idle timeout");
+    let start = t.now;
+    for b in ["N", "O", "O", "P", "\r", "\n", "N", "O"] {
+        t.send(b);
+        if t.s.poll_timeout().is_some_and(|d| d <= t.now + Duration::from_secs(5)) {
+            break;
+        }
+        t.now += Duration::from_secs(5);
+        t.s.handle_timeout(t.now);
+    }
+    // "NOOP\r\n" took 25 s of owed time; the second begun at 30 s fills the
+    // window 5 s later with 8 bytes, fewer than 10 a second.
+    assert_eq!(t.take(), "250 2.0.0 OK\r\n");
+    let deadline = t.s.poll_timeout().unwrap();
+    assert_eq!(deadline, start + Duration::from_secs(35), "the time between the commands did not count");
+    t.s.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(!t.s.is_closed());
+    t.s.handle_timeout(deadline);
+    assert_eq!(t.take(), "421 4.4.2 too slow (less than 10 bytes a second), closing connection\r\n");
+    assert!(t.s.is_closed());
+}
+
+#[test]
+fn a_slow_message_is_closed_and_a_fast_one_is_not_whatever_its_length() {
+    let mut t = T::with(slow_config());
+    t.ehlo_mail_rcpt();
+    t.send("DATA\r\n");
+    assert!(t.take().starts_with("354 "));
+    // 299 bytes in the first 30 s, "DATA\r\n" included: one short.
+    t.send(&format!("Subject: x\r\n\r\n{}", "y".repeat(299 - 6 - 14)));
+    assert_eq!(t.s.poll_timeout(), Some(t.now + Duration::from_secs(30)));
+    t.now += Duration::from_secs(30);
+    t.s.handle_timeout(t.now);
+    assert_eq!(t.take(), "421 4.4.2 too slow (less than 10 bytes a second), closing connection\r\n");
+
+    let mut t = T::with(slow_config());
+    t.ehlo_mail_rcpt();
+    t.send("DATA\r\nSubject: x\r\n\r\n");
+    t.take();
+    for _ in 0..20 {
+        // 300 bytes every 30 s, for ten minutes.
+        t.send(&format!("{}\r\n", "z".repeat(298)));
+        t.now += Duration::from_secs(30);
+        t.s.handle_timeout(t.now);
+        assert!(!t.s.is_closed(), "{}", t.take());
+    }
+    t.send(".\r\n");
+    assert!(matches!(t.answer(Reply::ok("stored")), Question::Data(_)));
+}
+
+#[test]
+fn waiting_for_the_driver_or_between_commands_is_not_owed_time() {
+    let mut t = T::with(slow_config());
+    t.send("EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<1@fax.test>\r\n");
+    assert_eq!(t.s.poll_timeout(), None, "asking");
+    // The decision takes 40 s; pipelined input waits meanwhile.
+    t.now += Duration::from_secs(40);
+    t.answer(Reply::ok("sender ok"));
+    t.now += Duration::from_secs(40);
+    t.answer(Reply::ok("recipient ok"));
+    assert!(!t.s.is_closed());
+    assert_eq!(t.s.poll_timeout(), Some(t.now + Duration::from_secs(60)), "nothing under way: idle");
+    // An AUTH exchange after 334 is owed.
+    let mut t = T::tls();
+    t.send("EHLO c\r\n");
+    t.take();
+    t.s.handle_timeout(t.now);
+    t.send("AUTH LOGIN\r\n");
+    assert!(t.take().starts_with("334 "));
+    let owed_from = t.now;
+    assert_eq!(t.s.poll_timeout(), Some(owed_from + Duration::from_secs(30)));
+}
+
+#[test]
+fn no_minimum_rate_when_it_is_0() {
+    let mut t =
+        T::with(SessionConfig { limits: Limits { min_rate: 0, ..Limits::default() }, ..SessionConfig::default() });
+    t.ehlo_mail_rcpt();
+    t.send("DATA\r\n");
+    for _ in 0..30 {
+        t.send("x");
+        t.now += Duration::from_secs(50);
+        t.s.handle_timeout(t.now);
+    }
+    assert!(!t.s.is_closed());
+}
+
+#[test]
+fn implicit_tls_greets_after_the_handshake_and_a_handshake_too_long_is_cut_off() {
+    let now = Instant::now();
+    let config = Arc::new(SessionConfig { hostname: "fax.test".into(), ..SessionConfig::default() });
+    let mut s = Session::new_implicit_tls(config.clone(), PEER, now);
+    assert_eq!(s.poll_transmit(), None, "no greeting in the clear");
+    assert_eq!(s.poll_timeout(), Some(now + Duration::from_secs(10)));
+    s.handle_timeout(now + Duration::from_secs(9));
+    assert!(!s.is_closed());
+    s.tls_started(now + Duration::from_secs(9));
+    assert!(s.is_tls());
+    assert_eq!(s.poll_transmit().unwrap(), b"220 fax.test ESMTP faxgate\r\n");
+    assert_eq!(s.poll_timeout(), Some(now + Duration::from_secs(69)), "then the idle timeout");
+
+    let mut s = Session::new_implicit_tls(config, PEER, now);
+    s.handle_timeout(now + Duration::from_secs(10));
+    assert!(s.is_closed());
+    assert_eq!(s.poll_transmit(), None, "nothing can be said in the middle of a handshake");
+    assert_eq!(s.poll_timeout(), None);
+
+    // After STARTTLS the same deadline, from the 220.
+    let mut t = T::tls();
+    t.send("EHLO c\r\nSTARTTLS\r\n");
+    assert!(t.take().ends_with("503 5.5.1 already using TLS\r\n"));
+    let mut t = T::with(SessionConfig { starttls: true, ..SessionConfig::default() });
+    t.now += Duration::from_secs(3);
+    t.send("STARTTLS\r\n");
+    assert_eq!(t.s.poll_timeout(), Some(t.now + Duration::from_secs(10)));
+    t.s.handle_timeout(t.now + Duration::from_secs(10));
+    assert!(t.s.is_closed());
+    assert_eq!(t.take(), "220 2.0.0 ready to start TLS\r\n");
 }
