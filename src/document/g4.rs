@@ -41,8 +41,16 @@ fn put(w: &mut VecWriter, bits: Bits) {
 fn changes(row: &[u8], width: u32, out: &mut Vec<u32>) {
     out.clear();
     let mut black = false;
-    for (i, &byte) in row.iter().enumerate() {
-        let base = i as u32 * 8;
+    let mut i = 0;
+    while i < row.len() {
+        // White paper: eight bytes at a time.
+        if !black && i + 8 <= row.len() && row[i..i + 8].iter().all(|&b| b == 0) {
+            i += 8;
+            continue;
+        }
+        let byte = row[i];
+        i += 1;
+        let base = (i - 1) as u32 * 8;
         if base >= width {
             break;
         }

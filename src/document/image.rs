@@ -4,10 +4,11 @@
 //! before any pixel is decoded (for a GIF, the logical screen and every
 //! image descriptor: a frame may claim more than its screen), and the
 //! decoder runs with an allocation limit.
-//! Transparent pixels are laid over white. Photos are made black and white by
-//! the configured [`super::Dither`] (flat tones halftoned in the automatic
-//! mode), fitted onto the page at their physical size (150 dpi assumed, as
-//! few images carry a usable resolution) and shrunk when larger.
+//! Transparent pixels are laid over white. The image is scaled to the
+//! printable area, a photographed document's paper made white
+//! ([`super::photo`]), and the page made black and white by the configured
+//! [`super::Dither`] (flat tones halftoned in the automatic mode; on a
+//! photographed document only wide ones, [`binarise::photographed_document`]).
 
 use std::io::Cursor;
 
@@ -15,10 +16,6 @@ use ::image::{ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use super::fax_page::Bitmap;
 use super::{Error, Kind, Result, Settings, binarise};
-
-/// Resolution assumed for images: a screenshot or photo at 150 dpi fills
-/// most of the fax width without being blown up.
-pub const ASSUMED_DPI: f64 = 150.0;
 
 /// Renders one image to one fax page.
 pub fn render(kind: Kind, data: &[u8], settings: &Settings) -> Result<Bitmap> {
@@ -65,8 +62,11 @@ pub fn render(kind: Kind, data: &[u8], settings: &Settings) -> Result<Bitmap> {
         })
         .collect();
     let gray = super::GrayImage { width: w, height: h, data };
-    let placed = gray.fit_onto_page((ASSUMED_DPI, ASSUMED_DPI), settings.paper, settings.resolution);
-    Ok(binarise::binarise(&placed, settings.dither))
+    let (placed, document) = super::photo::place(&gray, settings.paper, settings.resolution);
+    Ok(match settings.dither {
+        super::Dither::Auto if document => binarise::photographed_document(&placed),
+        mode => binarise::binarise(&placed, mode),
+    })
 }
 
 /// The sizes the image descriptors of a GIF claim (GIF89a: a logical

@@ -22,11 +22,15 @@
 //!   device or scanner sends; JBIG and JPEG are refused by name) shared by
 //!   TIFF input and by [`topdf`].
 //! - [`image`]: PNG, JPEG and GIF input.
-//! - [`text`]: text and HTML bodies, typeset with the bundled DejaVu Sans Mono.
+//! - [`photo`]: an image scaled onto the page, a photographed document's
+//!   paper evened out to white.
+//! - [`text`]: text and HTML bodies (HTML through html2text, `format=flowed`
+//!   decoded), typeset with the bundled DejaVu Sans Mono.
 //! - [`cover`]: the cover page.
 //! - [`g4`]: T.6 (G4) encoding and the TIFF Class F writer.
+//! - [`header`]: the page header line (a template per tenant) drawn into the
+//!   top margin of each page of a job as it is called.
 //! - [`topdf`]: received fax TIFF to PDF, pages embedded as CCITTFaxDecode images.
-//! - [`cli`]: the `faxgate render` and `faxgate topdf` commands.
 //!
 //! # Choices
 //!
@@ -53,7 +57,8 @@
 //! which keeps strokes bold and legible. Light colours and grey fills vanish
 //! under any threshold, so flat mid-tone regions (a pixel and its four
 //! neighbours all mid-grey, which is never true along a text edge) are
-//! halftoned with an 8x8 Bayer matrix. That per-pixel mix is [`Dither::Auto`];
+//! halftoned with a 45° clustered-dot screen, whose runs G4 codes far more
+//! compactly than a dispersed dither. That per-pixel mix is [`Dither::Auto`];
 //! [`Dither::Threshold`] and [`Dither::Diffuse`] (Floyd-Steinberg over the whole
 //! page, for photographs) can be forced by setting (`[fax] dither`,
 //! `faxgate render --dither`).
@@ -82,13 +87,14 @@
 //! an [`Error`] whose message a customer can read.
 
 pub mod binarise;
-pub mod cli;
 pub mod cover;
 pub mod fax_page;
 pub mod g4;
 pub mod ghostscript;
+pub mod header;
 pub mod image;
 pub mod pdf;
+pub mod photo;
 pub mod text;
 pub mod tiff;
 pub mod topdf;
@@ -362,7 +368,10 @@ impl Pages {
             Kind::Tiff => tiff::render(data, &within, room)?,
             Kind::Png | Kind::Jpeg | Kind::Gif => vec![image::render(kind, data, &within)?],
             Kind::Text => text::render(&String::from_utf8_lossy(data), &within)?,
-            Kind::Html => text::render(&text::html_to_text(&String::from_utf8_lossy(data)), &within)?,
+            Kind::Html => {
+                let cols = text::Layout::body(within.paper, within.resolution).cols;
+                text::render(&text::html_to_text(&String::from_utf8_lossy(data), cols), &within)?
+            }
         };
         if pages.is_empty() {
             return Err(Error::NoPages);

@@ -175,14 +175,38 @@ fn draw<'a>(
         &mut Resources::default(),
         RasterizerSettings { target_init: TargetInit::Clear(WHITE), ..Default::default() },
     );
-    let data = pixmap
-        .data()
-        .iter()
-        .map(|p| {
-            // Premultiplied over white.
-            let inv = 255 - p.a;
-            luma(p.r.saturating_add(inv), p.g.saturating_add(inv), p.b.saturating_add(inv))
-        })
-        .collect();
-    GrayImage { width: WIDTH, height: lines, data }
+    GrayImage { width: WIDTH, height: lines, data: to_grey(pixmap.data_as_u8_slice()) }
+}
+
+/// Premultiplied RGBA over white to luma. Paper (opaque white, most of a
+/// page) is passed over eight pixels at a time: the conversion was the
+/// largest single cost of a text page (30 % of the CPU of a 50-page letter
+/// under `perf`).
+fn to_grey(rgba: &[u8]) -> Vec<u8> {
+    let mut out = vec![255u8; rgba.len() / 4];
+    for (src, dst) in rgba.chunks(32).zip(out.chunks_mut(8)) {
+        if src.iter().fold(255u8, |m, &v| m & v) == 255 {
+            continue;
+        }
+        for (p, o) in src.chunks_exact(4).zip(dst.iter_mut()) {
+            let inv = 255 - p[3];
+            *o = luma(p[0].saturating_add(inv), p[1].saturating_add(inv), p[2].saturating_add(inv));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grey_of_premultiplied_rgba_over_white() {
+        // White, black, half-transparent black (premultiplied: 0, 0, 0, 128),
+        // opaque red, then a run of white long enough to be skipped.
+        let mut px = vec![255, 255, 255, 255, 0, 0, 0, 255, 0, 0, 0, 128, 255, 0, 0, 255];
+        px.extend([255; 64]);
+        let g = super::to_grey(&px);
+        assert_eq!(&g[..4], &[255, 0, 127, 76]);
+        assert!(g[4..].iter().all(|&v| v == 255));
+        assert_eq!(g.len(), 20);
+    }
 }

@@ -464,8 +464,10 @@ fn png_jpeg_gif_render_with_their_tones() {
         assert_eq!(Kind::sniff(&data), Some(kind));
         let page = image::render(kind, &data, &settings()).unwrap();
         assert_eq!((page.width(), page.height()), (1728, 2292));
-        // 600 px at 150 dpi = 4 in = 816 fax pixels, centred.
-        let x0 = (1728 - 816) / 2;
+        // Scaled to the printable width but not beyond 100 dpi: 600 px are
+        // 6 in, 1224 fax pixels, centred; 400 px are 784 lines from the
+        // 5 mm margin (39 lines).
+        let x0 = (1728 - 1224) / 2;
         let share = |xs: std::ops::Range<u32>, ys: std::ops::Range<u32>| {
             let mut n = 0;
             let mut k = 0;
@@ -477,13 +479,13 @@ fn png_jpeg_gif_render_with_their_tones() {
             }
             n as f64 / k as f64
         };
-        // 400 px at 150 dpi = 523 fax lines; the stripe is at lines 235..287.
-        assert!(share(x0 + 20..x0 + 380, 20..220) > 0.99, "{kind:?} black half");
-        let grey = share(x0 + 440..x0 + 790, 20..220);
+        // The white stripe (source rows 180..220) is at lines 392..470.
+        assert!(share(x0 + 20..x0 + 590, 60..380) > 0.99, "{kind:?} black half");
+        let grey = share(x0 + 640..x0 + 1200, 60..380);
         assert!((grey - 0.5).abs() < 0.08, "{kind:?} grey half {grey}");
-        assert!(share(x0 + 20..x0 + 790, 245..280) < 0.01, "{kind:?} white stripe");
-        assert!(share(x0 + 20..x0 + 790, 300..520) > 0.4, "{kind:?} lower part");
-        assert!(share(0..1728, 530..2292) == 0.0, "{kind:?} below the image");
+        assert!(share(x0 + 20..x0 + 1200, 400..462) < 0.01, "{kind:?} white stripe");
+        assert!(share(x0 + 20..x0 + 1200, 480..800) > 0.4, "{kind:?} lower part");
+        assert!(share(0..1728, 830..2292) == 0.0, "{kind:?} below the image");
         assert!(share(0..x0 - 5, 0..2292) == 0.0, "{kind:?} left margin");
     }
 }
@@ -667,36 +669,6 @@ fn rendered_job_survives_tiff_and_pdf_round_trip_through_poppler() {
 }
 
 // ---------------------------------------------------------------- CLI
-
-#[test]
-fn cli_render_and_topdf() {
-    let dir = tmp();
-    let txt = dir.path().join("body.txt");
-    std::fs::write(&txt, NORDIC).unwrap();
-    let out = dir.path().join("pages.tiff");
-    let args = cli::RenderArgs {
-        inputs: vec![fixtures().join("letter.pdf"), txt],
-        out: out.clone(),
-        resolution: Resolution::Superfine,
-        paper: Paper::Letter,
-        dither: Dither::Auto,
-        pdf_renderer: PdfRenderer::Hayro,
-        max_pages: 50,
-        cover: Some("Faxgate".into()),
-        from: "a@example.net".into(),
-        to: "+4512345678".into(),
-        comment: String::new(),
-    };
-    cli::render(&args).unwrap();
-    let (ok, info, _) = run("tiffinfo", &[out.to_str().unwrap()]);
-    assert!(ok);
-    assert_eq!(info.matches("Image Width: 1728 Image Length: 4301").count(), 4, "{info}");
-    assert_eq!(info.matches("Resolution: 204, 391 pixels/inch").count(), 4, "{info}");
-    let pdf = dir.path().join("fax.pdf");
-    cli::topdf(&cli::TopdfArgs { input: out, out: pdf.clone(), from: "+4512345678".into(), max_pages: 100 }).unwrap();
-    let info = pdf_check(&std::fs::read(&pdf).unwrap());
-    assert!(info.contains("Pages:           4"), "{info}");
-}
 
 // ---------------------------------------------------------------- robustness
 
@@ -1194,4 +1166,371 @@ fn a_jbig_tiff_is_refused_with_a_reason() {
     assert!(matches!(job.add_binary(Kind::Tiff, &data), Err(Error::UnsupportedTiff(_))));
     let err = topdf::tiff_to_pdf(&data, &topdf::FaxInfo::default(), 10).unwrap_err();
     assert!(err.to_string().contains("JBIG"), "{err}");
+}
+
+// ---------------------------------------------------------------- mail cases
+
+/// `data` base64-encoded in 76-column CRLF lines, by Python.
+fn base64_lines(data: &[u8]) -> String {
+    String::from_utf8(transfer_encode(data, "base64")).unwrap()
+}
+
+/// A mail holding `letter.pdf`, as a mail client sends an attachment.
+fn pdf_mail(subject: &str) -> String {
+    format!(
+        "From: Jens Hansen <jens@example.dk>\r\nTo: Åse <aase@example.net>\r\nSubject: {subject}\r\n\
+         Date: Tue, 01 Dec 2026 09:30:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=in\r\n\r\n\
+         --in\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHer er brevet.\r\n\
+         --in\r\nContent-Type: application/pdf; name=brev.pdf\r\nContent-Disposition: attachment; filename=brev.pdf\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}--in--\r\n",
+        base64_lines(&fixture("letter.pdf"))
+    )
+}
+
+/// `inner` forwarded as an attachment (`message/rfc822`), as Thunderbird and
+/// Outlook forward.
+fn forwarded(inner: &str, depth: usize) -> String {
+    format!(
+        "From: Åse <aase@example.net>\r\nTo: +4533221100@fax.example.net\r\nSubject: Fwd: {depth}\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=fwd{depth}\r\n\r\n\
+         --fwd{depth}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSe nedenfor.\r\n\
+         --fwd{depth}\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=fwd.eml\r\n\r\n\
+         {inner}\r\n--fwd{depth}--\r\n"
+    )
+}
+
+/// Rows `from..to` of a page, as grey for a golden image.
+fn rows(page: &Bitmap, from: u32, to: u32) -> GrayImage {
+    GrayImage {
+        width: WIDTH,
+        height: to - from,
+        data: (from..to)
+            .flat_map(|y| (0..WIDTH).map(move |x| (x, y)))
+            .map(|(x, y)| if page.get(x, y) { 0 } else { 255 })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_forwarded_pdf_is_faxed_with_its_headers_on_the_cover_page() {
+    let direct = pdf::render(&fixture("letter.pdf"), &settings(), 50).unwrap();
+    let once = forwarded(&pdf_mail("Brevet"), 1);
+    assert_eq!(mail_pages(once.as_bytes()), direct);
+    // Forwarded twice and three times: still the letter's pages.
+    let twice = forwarded(&once, 2);
+    assert_eq!(mail_pages(twice.as_bytes()), direct);
+    let thrice = forwarded(&twice, 3);
+    assert_eq!(mail_pages(thrice.as_bytes()), direct);
+    // One level more is refused as a whole, not faxed in part.
+    let e = crate::gateway::render::render(forwarded(&thrice, 4).as_bytes(), settings(), None).unwrap_err();
+    assert!(e.to_string().contains("nested more than 3 deep"), "{e}");
+    // With a cover page: the outer text and the forwarded headers on it.
+    let cover = CoverPage { branding: "Nordisk Fax".into(), to: "+45 33 22 11 00".into(), ..CoverPage::default() };
+    let r = crate::gateway::render::render(once.as_bytes(), settings(), Some(cover)).unwrap();
+    assert_eq!(r.pages, 3);
+    let pages: Vec<Bitmap> =
+        tiff::parse(&r.tiff, 50).unwrap().iter().map(|p| p.decode_bilevel(&r.tiff, u64::MAX).unwrap()).collect();
+    assert_eq!(&pages[1..], &direct[..]);
+    golden("forwarded-cover.png", &rows(&pages[0], 0, 1100));
+    // A forwarded message of text alone is faxed under its headers.
+    let text_only = "From: Jens Hansen <jens@example.dk>\r\nTo: Åse <aase@example.net>\r\nSubject: Tilbud\r\n\
+        Date: Tue, 01 Dec 2026 09:30:00 +0100\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+        Vi kan levere 40 stk. til 1.250 kr.\r\n";
+    let pages = mail_pages(forwarded(text_only, 1).as_bytes());
+    assert_eq!(pages.len(), 1);
+    golden("forwarded-text.png", &text_top(&pages[0]));
+}
+
+/// A `format=flowed` body: soft breaks where the sender's client wrapped,
+/// space-stuffing, quotes two and one deep, a signature; with `delsp=yes`
+/// the space before each soft break is the client's own and goes too.
+const FLOWED: &str = "Kære Åse,\r\n\r\nTak for tilbuddet, som vi har gennemgået med \r\nbogholderiet i dag. Vi \
+    bestiller de 40 stk. \r\nsom aftalt.\r\n\r\n>> Kan I levere i uge 50? Ellers må vi \r\n>> finde en anden \
+    leverandør.\r\n> Ja, i uge 50.\r\n From a line that was space-stuffed.\r\n\r\n-- \r\nJens\r\n";
+const FLOWED_DECODED: &str = "Kære Åse,\n\nTak for tilbuddet, som vi har gennemgået med bogholderiet i dag. Vi \
+    bestiller de 40 stk. som aftalt.\n\n>> Kan I levere i uge 50? Ellers må vi finde en anden leverandør.\n\
+    > Ja, i uge 50.\nFrom a line that was space-stuffed.\n\n-- \nJens";
+
+#[test]
+fn flowed_text_is_joined_into_paragraphs_with_its_quotes() {
+    assert_eq!(text::unflow(FLOWED, false), FLOWED_DECODED);
+    // DelSp: "gennem- gået" was one word split by the client.
+    assert_eq!(text::unflow("Ord der blev del \r\nt, og \r\nhele ord.\r\n", true), "Ord der blev delt, oghele ord.");
+    let flowed_mail = |params: &str, body: &str| {
+        format!(
+            "From: a@example.com\r\nSubject: Svar\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8; {params}\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}"
+        )
+    };
+    let pages = mail_pages(flowed_mail("format=flowed", FLOWED).as_bytes());
+    let plain = mail_pages(text_mail("utf-8", "8bit", FLOWED_DECODED.as_bytes()).as_slice());
+    assert!(pages == plain, "the flowed mail prints unlike its decoded text");
+    golden("flowed.png", &text_top(&pages[0]));
+    // The same text with DelSp: a space added before each soft break.
+    let delsp = FLOWED.replace(" \r\n", "  \r\n").replace("\r\n--  \r\n", "\r\n-- \r\n");
+    assert!(mail_pages(flowed_mail("format=\"Flowed\"; delsp=yes", &delsp).as_bytes()) == plain);
+    // Not flowed: printed as sent.
+    assert!(mail_pages(flowed_mail("format=fixed", FLOWED).as_bytes()) != plain);
+}
+
+#[test]
+fn html_with_a_table_entities_and_lists_is_laid_out_as_text() {
+    let html = "<html><head><style>td{color:red}</style></head><body>\
+        <h2>Ordre 42</h2><p>Levering: &frac34; af varerne &agrave; 12&nbsp;kr &hellip; resten &rarr; uge&nbsp;50 \
+        (&ne; uge 49), &Ccaron;esk&yacute; &scaron;&aelig;rpris &sup2;&frasl;&#8323; &amp; &euro;&nbsp;5.</p>\
+        <table><tr><th>Vare</th><th>Antal</th><th>Pris</th></tr>\
+        <tr><td>M&aelig;lk</td><td>&frac12;</td><td>12,50&nbsp;&euro;</td></tr>\
+        <tr><td>R&oslash;dgr&oslash;d med fl&oslash;de</td><td>40</td><td>1.250,00&nbsp;&euro;</td></tr></table>\
+        <ul><li>f&oslash;rste punkt</li><li>andet punkt</li></ul>Linje 1<br>Linje 2</body></html>";
+    let cols = text::Layout::body(Paper::A4, Resolution::Fine).cols;
+    let t = text::html_to_text(html, cols);
+    eprintln!("{t}");
+    for want in [
+        "¾ af varerne à 12\u{a0}kr … resten → uge",
+        "≠ uge 49",
+        "Český šærpris ²⁄₃ & €",
+        "* første punkt",
+        "Linje 1\nLinje 2",
+    ] {
+        assert!(t.contains(want), "{want:?} missing in\n{t}");
+    }
+    assert!(!t.contains("&") || !t.contains(';') || !t.contains("&frac"), "{t}");
+    assert!(!t.contains("color:red"), "{t}");
+    // The table's cells stand in columns.
+    let line = |s: &str| t.lines().find(|l| l.contains(s)).unwrap_or_else(|| panic!("{s} in\n{t}"));
+    let col = |l: &str, s: &str| l.chars().count() - l[l.find(s).unwrap()..].chars().count();
+    assert_eq!(col(line("Vare"), "Antal"), col(line("Mælk"), "½"), "\n{t}");
+    assert_eq!(col(line("Vare"), "Pris"), col(line("Mælk"), "12,50"), "\n{t}");
+    let raw =
+        format!("From: a@example.com\r\nSubject: Ordre\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n");
+    let pages = mail_pages(raw.as_bytes());
+    assert_eq!(pages.len(), 1);
+    golden("html-table.png", &text_top(&pages[0]));
+}
+
+#[test]
+fn an_inline_logo_of_an_html_signature_is_not_a_page_of_its_own() {
+    let logo = encode(
+        ::image::DynamicImage::ImageRgb8(::image::RgbImage::from_fn(120, 40, |x, _| {
+            if x < 60 { ::image::Rgb([200, 0, 0]) } else { ::image::Rgb([0, 0, 120]) }
+        })),
+        ::image::ImageFormat::Png,
+    );
+    let html = "<p>Venlig hilsen<br>Jens Hansen</p><p><img src=\"cid:logo.png@01DA\" alt=\"Acme\"></p>";
+    let related = |html: &str| {
+        format!(
+            "Content-Type: multipart/related; boundary=rel\r\n\r\n--rel\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+             {html}\r\n--rel\r\nContent-Type: image/png; name=logo.png\r\nContent-ID: <logo.png@01DA>\r\n\
+             Content-Disposition: inline; filename=logo.png\r\nContent-Transfer-Encoding: base64\r\n\r\n{}--rel--\r\n",
+            base64_lines(&logo)
+        )
+    };
+    let mail = |body: &str| format!("From: a@example.com\r\nSubject: Hilsen\r\nMIME-Version: 1.0\r\n{body}");
+    // The body is faxed, the logo is not a page of its own.
+    let pages = mail_pages(mail(&related(html)).as_bytes());
+    let mut text_only = Pages::new(settings());
+    text_only.add_html(html).unwrap();
+    assert_eq!(pages, text_only.pages());
+    // Beside a PDF, only the PDF is faxed.
+    let with_pdf = format!(
+        "Content-Type: multipart/mixed; boundary=mix\r\n\r\n--mix\r\n{}\r\n--mix\r\nContent-Type: application/pdf\r\n\
+         Content-Disposition: attachment; filename=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n{}--mix--\r\n",
+        related(html),
+        base64_lines(&fixture("chart.pdf"))
+    );
+    assert_eq!(mail_pages(mail(&with_pdf).as_bytes()), pdf::render(&fixture("chart.pdf"), &settings(), 50).unwrap());
+    // An HTML body that is only the picture: the picture is the fax.
+    let pages = mail_pages(mail(&related("<p><img src=\"cid:logo.png%4001DA\"></p>")).as_bytes());
+    assert_eq!(pages, vec![image::render(Kind::Png, &logo, &settings()).unwrap()]);
+}
+
+/// Reads a PGM (P5, 8-bit) as written by `pdftoppm -gray`.
+fn read_pgm(data: &[u8]) -> GrayImage {
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let s = i;
+        while !data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        fields.push(std::str::from_utf8(&data[s..i]).unwrap().to_string());
+    }
+    assert_eq!((fields[0].as_str(), fields[3].as_str()), ("P5", "255"));
+    let (w, h): (u32, u32) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    GrayImage { width: w, height: h, data: data[i + 1..i + 1 + (w * h) as usize].to_vec() }
+}
+
+/// A phone photo of the first page of `letter.pdf`, made here: poppler draws
+/// the page at 150 dpi, which is then softened (a 3 x 3 blur), lit unevenly
+/// (from 100 % at the top left to 62 % at the bottom right), tinted like
+/// recycled paper, given sensor noise, and saved as a JPEG of quality 75.
+/// Returns the JPEG and the page's text (by `pdftotext`).
+fn photographed_letter() -> (Vec<u8>, String) {
+    let dir = tmp();
+    let pdf = fixtures().join("letter.pdf");
+    let out = dir.path().join("p");
+    let (ok, _, err) = run(
+        "pdftoppm",
+        &["-gray", "-r", "150", "-f", "1", "-l", "1", "-singlefile", pdf.to_str().unwrap(), out.to_str().unwrap()],
+    );
+    assert!(ok, "pdftoppm: {err}");
+    let page = read_pgm(&std::fs::read(out.with_extension("pgm")).unwrap());
+    let (ok, text, err) = run("pdftotext", &["-f", "1", "-l", "1", pdf.to_str().unwrap(), "-"]);
+    assert!(ok, "pdftotext: {err}");
+    let (w, h) = (page.width as usize, page.height as usize);
+    let mut rng = Rng(0x5eed_1e77_e4a4_0001);
+    let img = ::image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let (x, y) = (x as usize, y as usize);
+        let mut sum = 0u32;
+        for yy in y.saturating_sub(1)..(y + 2).min(h) {
+            for xx in x.saturating_sub(1)..(x + 2).min(w) {
+                sum += page.data[yy * w + xx] as u32;
+            }
+        }
+        let n = ((y + 2).min(h) - y.saturating_sub(1)) * ((x + 2).min(w) - x.saturating_sub(1));
+        let v = sum as f64 / n as f64;
+        let light = 1.0 - 0.38 * (0.55 * x as f64 / w as f64 + 0.45 * y as f64 / h as f64);
+        let noise = (0..4).map(|_| rng.below(1000) as f64).sum::<f64>() / 4000.0 * 28.0 - 14.0;
+        let c = |tint: f64| (v * light * tint + noise).clamp(0.0, 255.0) as u8;
+        ::image::Rgb([c(0.97), c(0.93), c(0.82)])
+    });
+    let mut jpeg = Vec::new();
+    ::image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 75).encode_image(&img).unwrap();
+    (jpeg, text)
+}
+
+/// The words tesseract (Debian's `tesseract-ocr`, English) reads on a page.
+fn ocr(page: &Bitmap) -> String {
+    let dir = tmp();
+    let png = dir.path().join("page.png");
+    let g = page.to_gray();
+    ::image::GrayImage::from_raw(g.width, g.height, g.data).unwrap().save(&png).unwrap();
+    let (ok, text, err) = run("tesseract", &[png.to_str().unwrap(), "stdout", "--dpi", "200", "-l", "eng"]);
+    assert!(ok, "tesseract (Debian: tesseract-ocr): {err}");
+    text
+}
+
+/// The share of the words of `want` (two characters or more) found in
+/// `got`, each found word used once.
+fn word_recall(want: &str, got: &str) -> f64 {
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() >= 2).map(str::to_lowercase).collect()
+    };
+    let want = words(want);
+    let mut got = words(got);
+    let mut found = 0;
+    for w in &want {
+        if let Some(i) = got.iter().position(|g| g == w) {
+            got.swap_remove(i);
+            found += 1;
+        }
+    }
+    found as f64 / want.len().max(1) as f64
+}
+
+/// T.6 bytes of a page and its seconds on the line at 14,400 bit/s.
+fn line_cost(page: &Bitmap) -> (usize, f64) {
+    let bytes = g4::encode(page).len();
+    (bytes, bytes as f64 * 8.0 / 14_400.0)
+}
+
+#[test]
+fn a_photographed_letter_is_faxed_small_and_legible() {
+    let (jpeg, source) = photographed_letter();
+    let page = image::render(Kind::Jpeg, &jpeg, &settings()).unwrap();
+    let (bytes, secs) = line_cost(&page);
+    let clean = pdf::render(&fixture("letter.pdf"), &settings(), 50).unwrap().remove(0);
+    let (recall, clean_recall) = (word_recall(&source, &ocr(&page)), word_recall(&source, &ocr(&clean)));
+    eprintln!(
+        "photographed letter: {bytes} bytes, {secs:.1} s at 14,400 bit/s; words read {recall:.3} (the PDF drawn: {clean_recall:.3})"
+    );
+    assert!(bytes < 120_000, "{bytes} bytes");
+    assert!(secs < 90.0, "{secs} s");
+    // Text is as legible as on the PDF drawn directly, give or take.
+    assert!(recall >= clean_recall - 0.05, "{recall} against {clean_recall}");
+    // Scaled to the printable width: the text spans most of the page.
+    let ink_cols = (0..WIDTH).filter(|&x| (0..page.height()).any(|y| page.get(x, y))).collect::<Vec<_>>();
+    let span = ink_cols.last().unwrap() - ink_cols.first().unwrap();
+    assert!(span > WIDTH * 7 / 10, "text spans {span} of {WIDTH} pixels");
+    golden_within("photo-letter.png", &rows(&page, 0, 900), 0.995);
+}
+
+#[test]
+fn a_real_photograph_is_faxed_within_the_line_budget() {
+    // scikit-image's coffee.png (Rachel Michetti, CC0), from Debian's python3-skimage.
+    let path = Path::new("/usr/lib/python3/dist-packages/skimage/data/coffee.png");
+    let img = ::image::open(path).unwrap_or_else(|e| panic!("{} (Debian: python3-skimage): {e}", path.display()));
+    let jpeg = encode(img, ::image::ImageFormat::Jpeg);
+    let page = image::render(Kind::Jpeg, &jpeg, &settings()).unwrap();
+    let (bytes, secs) = line_cost(&page);
+    eprintln!("coffee.png: {bytes} bytes, {secs:.1} s at 14,400 bit/s");
+    assert!(bytes < 120_000, "{bytes} bytes");
+    assert!(secs < 90.0, "{secs} s");
+    // The photograph keeps its tones: neither blank nor black.
+    let ink = page.black_pixels() as f64 / (page.width() as f64 * page.height() as f64);
+    assert!(ink > 0.05, "ink {ink}");
+    golden_within("photo-coffee.png", &rows(&page, 0, 850), 0.995);
+}
+
+// ---------------------------------------------------------------- page header
+
+/// The page header of a three-page job (the letter's two pages behind a
+/// cover page) read back by libtiff and tesseract: every page says its own number of three, and the content under
+/// the band is untouched where the page's top margin was blank.
+#[test]
+fn the_page_header_is_read_back_with_its_page_numbers() {
+    let mut pages = Pages::new(settings());
+    pages.add_binary(Kind::Pdf, &fixture("letter.pdf")).unwrap();
+    let cover = CoverPage { branding: "Nordtel Fax".into(), ..Default::default() };
+    pages.prepend_cover(&cover).unwrap();
+    let before = pages.pages().to_vec();
+    let tiff = pages.to_tiff().unwrap();
+    let template: header::Template = header::DEFAULT_TEMPLATE.parse().unwrap();
+    let tz = header::time_zone("Europe/Copenhagen").unwrap();
+    let values = header::Values {
+        when: "2026-03-02T13:05:00Z".parse::<jiff::Timestamp>().unwrap().to_zoned(tz),
+        station: "+45 70 20 30 40".into(),
+        from: "+4570203040".into(),
+        to: "+4533221100".into(),
+        sender: "Nordisk Revision".into(),
+        tenant: "Nordtel Fax".into(),
+    };
+    let stamped = header::stamp(&tiff, &template, &values, 40_000_000).unwrap();
+    // libtiff reads three fine A4 pages.
+    let dir = tmp();
+    let file = dir.path().join("stamped.tiff");
+    std::fs::write(&file, &stamped).unwrap();
+    let (ok, info, err) = run("tiffinfo", &[file.to_str().unwrap()]);
+    assert!(ok, "tiffinfo: {err}");
+    assert_eq!(info.matches("Image Width: 1728 Image Length: 2292").count(), 3, "{info}");
+    let band = header::band_rows(Resolution::Fine);
+    let parsed = tiff::parse(&stamped, 10).unwrap();
+    for (i, p) in parsed.iter().enumerate() {
+        let page = p.decode_bilevel(&stamped, 40_000_000).unwrap();
+        // The content under the band is the page as it was.
+        for y in band..page.height() {
+            assert_eq!(page.row(y), before[i].row(y), "page {} row {y}", i + 1);
+        }
+        let top = rows(&page, 0, band);
+        let text = ocr_line(&top);
+        let want = format!("Page {}/3", i + 1);
+        for w in ["2026-03-02", "14:05", "CET", "From: +45 70 20 30 40", "To: +4533221100", &want] {
+            assert!(text.contains(w), "page {}: {w:?} not in {text:?}", i + 1);
+        }
+    }
+}
+
+/// What tesseract reads on one line of text, drawn twice the size.
+fn ocr_line(img: &GrayImage) -> String {
+    let dir = tmp();
+    let png = dir.path().join("line.png");
+    let big = img.resample(img.width * 2, img.height * 2);
+    ::image::GrayImage::from_raw(big.width, big.height, big.data).unwrap().save(&png).unwrap();
+    let (ok, text, err) =
+        run("tesseract", &[png.to_str().unwrap(), "stdout", "--dpi", "400", "--psm", "7", "-l", "eng"]);
+    assert!(ok, "tesseract (Debian: tesseract-ocr): {err}");
+    text.trim().to_owned()
 }

@@ -266,271 +266,71 @@ pub fn render(text: &str, settings: &Settings) -> Result<Vec<Bitmap>> {
         .collect())
 }
 
-/// Reduces HTML to readable text: scripts, styles and comments dropped,
-/// block elements on their own lines, list items bulleted, link targets
-/// shown after the link text, entities decoded, white space collapsed
-/// outside `<pre>`.
-pub fn html_to_text(html: &str) -> String {
-    let mut out = String::new();
-    let mut chars = html.char_indices().peekable();
-    let mut pre = 0usize;
-    let mut href: Vec<Option<String>> = Vec::new();
-    let lower = html.to_ascii_lowercase();
-    while let Some((i, c)) = chars.next() {
-        if c == '<' {
-            // Comments.
-            if lower[i..].starts_with("<!--") {
-                let end = lower[i..].find("-->").map(|e| i + e + 3).unwrap_or(html.len());
-                while chars.peek().is_some_and(|(j, _)| *j < end) {
-                    chars.next();
-                }
-                continue;
-            }
-            let end = match html[i..].find('>') {
-                Some(e) => i + e,
-                None => break,
-            };
-            let tag = &lower[i + 1..end];
-            while chars.peek().is_some_and(|(j, _)| *j <= end) {
-                chars.next();
-            }
-            let closing = tag.starts_with('/');
-            let name: String = tag.trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
-            match name.as_str() {
-                "script" | "style" | "head" | "title" if !closing => {
-                    let close = format!("</{name}");
-                    let stop = lower[end..].find(&close).map(|e| end + e).unwrap_or(html.len());
-                    let stop = lower[stop..].find('>').map(|e| stop + e).unwrap_or(html.len());
-                    while chars.peek().is_some_and(|(j, _)| *j <= stop) {
-                        chars.next();
-                    }
-                }
-                "br" => out.push('\n'),
-                "p" | "div" | "tr" | "table" | "ul" | "ol" | "blockquote" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
-                | "section" | "article" | "header" | "footer" | "dl" | "dt" | "dd" => {
-                    newline(&mut out);
-                    if !closing && matches!(name.as_str(), "p" | "h1" | "h2" | "h3" | "table") {
-                        blank_line(&mut out);
-                    }
-                }
-                "pre" => {
-                    newline(&mut out);
-                    pre = if closing { pre.saturating_sub(1) } else { pre + 1 };
-                }
-                "hr" => {
-                    newline(&mut out);
-                    out.push_str(&"-".repeat(40));
-                    out.push('\n');
-                }
-                "li" if !closing => {
-                    newline(&mut out);
-                    out.push_str("  * ");
-                }
-                "td" | "th" if !closing && !out.ends_with('\n') && !out.is_empty() => {
-                    out.push_str("  ");
-                }
-                "img" => {
-                    if let Some(alt) = attr(&html[i + 1..end], "alt").filter(|a| !a.is_empty()) {
-                        out.push_str(&format!("[{alt}]"));
-                    }
-                }
-                "a" => {
-                    if closing {
-                        if let Some(Some(h)) = href.pop() {
-                            out.push_str(&format!(" <{h}>"));
-                        }
-                    } else {
-                        let h = attr(&html[i + 1..end], "href")
-                            .map(|h| decode_entities(&h))
-                            .filter(|h| h.starts_with("http") || h.starts_with("mailto:"));
-                        href.push(h);
-                    }
-                }
-                _ => {}
-            }
-            continue;
-        }
-        if c == '&' {
-            let rest = &html[i..];
-            if let Some(semi) = rest.bytes().take(12).position(|b| b == b';') {
-                let decoded = decode_entities(&rest[..=semi]);
-                if decoded != rest[..=semi] {
-                    push_text(&mut out, &decoded, pre > 0);
-                    while chars.peek().is_some_and(|(j, _)| *j < i + semi + 1) {
-                        chars.next();
-                    }
-                    continue;
-                }
-            }
-        }
-        push_text(&mut out, c.encode_utf8(&mut [0; 4]), pre > 0);
-    }
-    let mut text: String = out.lines().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n");
-    while text.contains("\n\n\n") {
-        text = text.replace("\n\n\n", "\n\n");
-    }
-    text.trim().to_string()
+/// Reduces HTML to readable text laid out for `cols` columns, with
+/// html2text (html5ever's HTML5 parser: every named character reference,
+/// tables laid out in columns, lists, quotes, `<br>` and `<pre>` kept, links
+/// as numbered references under the text, scripts and styles dropped).
+pub fn html_to_text(html: &str, cols: usize) -> String {
+    // No `*` or `**` around emphasis: on paper they read as noise.
+    let text = html2text::config::plain_no_decorate()
+        .link_footnotes(true)
+        .string_from_read(html.as_bytes(), cols.max(20))
+        // html2text refuses only a layout narrower than its minimum, which
+        // `cols` never is; fall back to the markup's bare text.
+        .unwrap_or_else(|_| html.to_owned());
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    lines.join("\n").trim_matches('\n').to_owned()
 }
 
-fn newline(out: &mut String) {
-    if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
-    }
-}
-
-fn blank_line(out: &mut String) {
-    if !out.is_empty() && !out.ends_with("\n\n") {
-        newline(out);
-        out.push('\n');
-    }
-}
-
-fn push_text(out: &mut String, s: &str, pre: bool) {
-    for c in s.chars() {
-        if pre {
-            out.push(c);
-        } else if c.is_whitespace() && c != '\u{a0}' {
-            if !out.is_empty() && !out.ends_with([' ', '\n']) {
-                out.push(' ');
-            }
-        } else if c == '\u{a0}' {
-            out.push(' ');
-        } else {
-            out.push(c);
+/// Decodes a `text/plain; format=flowed` body (RFC 3676 §4): a line ending
+/// in a space is soft and joins the next line of the same quote depth (its
+/// trailing space dropped too with `delsp`), a leading space is
+/// space-stuffing and removed, and the signature separator `-- ` stays hard.
+/// Quote marks (`>`) are kept, written `> ` once per level.
+pub fn unflow(text: &str, delsp: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    // The paragraph being joined, and its quote depth.
+    let mut para: Option<(usize, String)> = None;
+    let text = text.strip_suffix("\r\n").or_else(|| text.strip_suffix('\n')).unwrap_or(text);
+    for raw in text.split('\n') {
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let depth = raw.bytes().take_while(|&b| b == b'>').count();
+        let mut line = &raw[depth..];
+        // Space-stuffing (§4.4), after the quote marks (§4.5).
+        line = line.strip_prefix(' ').unwrap_or(line);
+        let soft = line.ends_with(' ') && line != "-- ";
+        if let Some((d, _)) = &para
+            && *d != depth
+        {
+            // A quote depth change ends a paragraph even after a soft break (§4.5).
+            flush_paragraph(&mut out, para.take());
+        }
+        let body = if soft && delsp { &line[..line.len() - 1] } else { line };
+        para.get_or_insert_with(|| (depth, String::new())).1.push_str(body);
+        if !soft {
+            flush_paragraph(&mut out, para.take());
         }
     }
-}
-
-/// The value of attribute `name` in a tag's inside.
-fn attr(tag: &str, name: &str) -> Option<String> {
-    let lower = tag.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(p) = lower[from..].find(name) {
-        let at = from + p;
-        from = at + name.len();
-        let before_ok = at == 0 || lower.as_bytes()[at - 1].is_ascii_whitespace();
-        let rest = lower[from..].trim_start();
-        if !before_ok || !rest.starts_with('=') {
-            continue;
-        }
-        let vstart = tag.len() - rest.len() + 1;
-        let v = tag[vstart..].trim_start();
-        return Some(match v.chars().next() {
-            Some(q @ ('"' | '\'')) => v[1..].split(q).next().unwrap_or("").to_string(),
-            _ => v.split_whitespace().next().unwrap_or("").to_string(),
-        });
-    }
-    None
-}
-
-/// Decodes HTML character references (numeric and the common named ones).
-pub fn decode_entities(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(p) = rest.find('&') {
-        out.push_str(&rest[..p]);
-        rest = &rest[p..];
-        let Some(semi) = rest.bytes().take(12).position(|b| b == b';') else {
-            out.push('&');
-            rest = &rest[1..];
-            continue;
-        };
-        let name = &rest[1..semi];
-        let c = if let Some(num) = name.strip_prefix('#') {
-            let v = if let Some(h) = num.strip_prefix(['x', 'X']) {
-                u32::from_str_radix(h, 16).ok()
-            } else {
-                num.parse().ok()
-            };
-            v.and_then(char::from_u32)
-        } else {
-            named_entity(name)
-        };
-        match c {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
+    flush_paragraph(&mut out, para);
+    out.truncate(out.trim_end_matches('\n').len());
     out
 }
 
-fn named_entity(name: &str) -> Option<char> {
-    Some(match name {
-        "amp" => '&',
-        "lt" => '<',
-        "gt" => '>',
-        "quot" => '"',
-        "apos" => '\'',
-        "nbsp" => '\u{a0}',
-        "auml" => 'ä',
-        "ouml" => 'ö',
-        "uuml" => 'ü',
-        "Auml" => 'Ä',
-        "Ouml" => 'Ö',
-        "Uuml" => 'Ü',
-        "szlig" => 'ß',
-        "aelig" => 'æ',
-        "AElig" => 'Æ',
-        "oslash" => 'ø',
-        "Oslash" => 'Ø',
-        "aring" => 'å',
-        "Aring" => 'Å',
-        "eacute" => 'é',
-        "Eacute" => 'É',
-        "egrave" => 'è',
-        "ecirc" => 'ê',
-        "agrave" => 'à',
-        "aacute" => 'á',
-        "ccedil" => 'ç',
-        "ntilde" => 'ñ',
-        "oacute" => 'ó',
-        "iacute" => 'í',
-        "uacute" => 'ú',
-        "euro" => '€',
-        "copy" => '©',
-        "reg" => '®',
-        "ndash" => '–',
-        "mdash" => '—',
-        "hellip" => '…',
-        "laquo" => '«',
-        "raquo" => '»',
-        "bdquo" => '„',
-        "ldquo" => '“',
-        "rdquo" => '”',
-        "lsquo" => '‘',
-        "rsquo" => '’',
-        "bull" => '•',
-        "middot" => '·',
-        "deg" => '°',
-        "sect" => '§',
-        _ => return None,
-    })
+fn flush_paragraph(out: &mut String, para: Option<(usize, String)>) {
+    let Some((depth, text)) = para else { return };
+    for _ in 0..depth {
+        out.push('>');
+    }
+    if depth > 0 && !text.is_empty() {
+        out.push(' ');
+    }
+    out.push_str(&text);
+    out.push('\n');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn html_is_reduced_to_readable_text() {
-        let html = "<html><head><title>x</title><style>p{color:red}</style></head><body>\
-            <h1>Faktura</h1><p>K&aelig;re kunde,<br>tak for&nbsp;din ordre.</p>\
-            <!-- hidden --><script>alert(1)</script>\
-            <ul><li>Gr&#248;d</li><li>Br&#xF8;d</li></ul>\
-            <p>Se <a href=\"https://example.net/f?a=1&amp;b=2\">fakturaen</a>.</p></body></html>";
-        let t = html_to_text(html);
-        assert_eq!(
-            t,
-            "Faktura\n\nKære kunde,\ntak for din ordre.\n  * Grød\n  * Brød\n\nSe fakturaen <https://example.net/f?a=1&b=2>."
-        );
-    }
 
     #[test]
     fn wrapping_breaks_at_spaces_and_hard_breaks_long_words() {

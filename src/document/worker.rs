@@ -116,6 +116,17 @@ impl Worker {
     }
 }
 
+/// Ends the idle workers and waits for them (a command line run does this
+/// before it exits, so that their CPU time is counted as its own).
+pub fn shutdown() {
+    let idle: Vec<(u64, Worker)> = std::mem::take(&mut *IDLE.lock().unwrap_or_else(|p| p.into_inner()));
+    for (_, mut w) in idle {
+        // Closing its input ends a worker between requests.
+        drop(w.stdin);
+        let _ = w.child.wait();
+    }
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend((s.len() as u32).to_le_bytes());
     out.extend(s.as_bytes());
