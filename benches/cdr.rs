@@ -11,9 +11,8 @@ use std::time::Instant;
 use faxgate::cdr::{Cdr, CdrFilter, CdrStore};
 use faxgate::clock::{Clock, FakeClock};
 use faxgate::directory::Directory;
-use faxgate::retention::Retention;
+use faxgate::retention::{Policy, Retention};
 use faxgate::store::Store;
-use faxgate_retention::{Policy, Sweeper};
 use jiff::{SignedDuration, Timestamp};
 
 use faxgate::cdr::example as cdr;
@@ -104,8 +103,8 @@ fn main() {
     // The sweeper erasing one month (January 2025) out of the whole year.
     let clock = FakeClock::new("2026-02-01T00:00:00Z".parse().unwrap());
     let directory = Directory::open(&store, Arc::new(clock.clone())).unwrap();
-    let retention = Retention::new(&store, &directory, Policy::default()).unwrap();
-    let sweeper = Sweeper::new(retention.categories(), retention.audit_log(), Arc::new(clock.clone()));
+    let retention = Retention::new(&store, &directory, Policy::default(), Arc::new(clock.clone())).unwrap();
+    let sweeper = retention.sweeper(Arc::new(clock.clone())).with_window(SignedDuration::ZERO);
     let before = cdrs.places().unwrap().len();
     let t = Instant::now();
     let entry = sweeper.sweep().unwrap();

@@ -8,7 +8,12 @@
 #   swaks python3 python3-aiosmtpd                          real SMTP clients and a relay in the mail tests
 #   libnet-ssleay-perl libio-socket-ssl-perl                STARTTLS in swaks (the demo)
 #   postfix                                                 a real MTA relaying to faxgate; smtp-source/smtp-sink for the mail benchmark
-FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix"
+#   tesseract-ocr                                           text recognition: legibility of photographed documents and rendered text
+#   python3-skimage                                         a real photograph (skimage/data/coffee.png, CC0) for the photo tests
+#   fail2ban                                                fail2ban-regex, to test contrib/fail2ban's filter against faxgate's log
+#   faketime                                                libfaketime: the clock moved for the clock-jump tests
+#   tzdata                                                  the time zone database: tenants' zones (page header, reports), and their tests
+FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix tesseract-ocr python3-skimage fail2ban tzdata faketime"
 
 ensure_packages() {
     local missing=()

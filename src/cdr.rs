@@ -2,24 +2,23 @@
 //!
 //! A CDR is sealed with the key of its calendar month of communication (UTC
 //! month of its start), so the records of a month can be erased together by
-//! destroying one key once the last of them has passed its retention period.
-//! Its place in the `cdr` tree is `c<YYYY-MM> 0x00 <start ms, big-endian>
-//! 0x00 <id>`: time order within a month, and the month readable without a
-//! key, which is all the retention sweeper and the audit need. An index
-//! entry `i<YYYY-MM> 0x00 <blind(number)> <place>` per calling and called
-//! number, written in the same atomic batch, finds one number's CDRs of a
-//! month without opening the others; it holds no number in plaintext and
-//! goes with its CDR.
+//! destroying one key once the last of them has passed its retention period
+//! ([`crate::retention::cdr`]). Its place and its number index entries,
+//! written in the same atomic batch, are described with their encoding in
+//! [`crate::store::layout::cdr`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use faxgate_retention::KeyId;
-use jiff::Timestamp;
+use faxgate_t38::Event;
+use faxgate_t38::sip::CallReport;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::store::{Store, Tree};
+use crate::retention::cdr::month_key;
+use crate::store::layout::cdr as layout;
+use crate::store::{Store, Tree, TreeName};
 use crate::types::{AccountId, E164, EmailAddress, TenantId};
 
 /// Keys removed per flushed batch when CDRs are erased.
@@ -135,47 +134,123 @@ pub struct CdrStore {
     store: Store,
 }
 
-/// The month (`YYYY-MM`, UTC) of a time.
-pub fn month_of(t: Timestamp) -> (i16, i8) {
-    let d = t.to_zoned(jiff::tz::TimeZone::UTC).date();
-    (d.year(), d.month())
-}
-
-fn month_text((y, m): (i16, i8)) -> String {
-    format!("{y:04}-{m:02}")
-}
+pub use crate::store::layout::cdr::{month_of, parse_place, place as place_for};
 
 fn place(c: &Cdr) -> Vec<u8> {
     place_for(c.start, &c.id)
 }
 
-/// Where the CDR with this start and id is kept: writing the same CDR again
-/// replaces it, so a retried write never duplicates a CDR.
-pub fn place_for(start: Timestamp, id: &str) -> Vec<u8> {
-    let mut k = b"c".to_vec();
-    k.extend_from_slice(month_text(month_of(start)).as_bytes());
-    k.push(0);
-    k.extend_from_slice(&(start.as_millisecond() as u64).to_be_bytes());
-    k.push(0);
-    k.extend_from_slice(id.as_bytes());
-    k
+impl Cdr {
+    /// A CDR with what every attempt has; the rest is filled in by the caller.
+    pub fn blank(id: &str, correlation_id: String, direction: Direction, tenant: TenantId, start: Timestamp) -> Cdr {
+        Cdr {
+            id: id.to_owned(),
+            correlation_id,
+            direction,
+            tenant,
+            account: None,
+            calling: None,
+            called: None,
+            emails: Vec::new(),
+            smtp_client: None,
+            sip_signalling: None,
+            sip_media: None,
+            start,
+            answer: None,
+            end: start,
+            t30_code: None,
+            t30_text: None,
+            sip_status: None,
+            pages: 0,
+            pages_total: None,
+            transport: None,
+            bit_rate: None,
+            ecm: None,
+            resolution: None,
+            remote_station: None,
+            attempt: 1,
+            timeline: Vec::new(),
+        }
+    }
+
+    /// The CDR of a call answered here, with what is known from its start.
+    pub fn received(
+        cdr_id: &str,
+        call_id: &str,
+        tenant: TenantId,
+        account: AccountId,
+        caller: &str,
+        called: &E164,
+        start: Timestamp,
+    ) -> Cdr {
+        let mut c = Cdr::blank(cdr_id, format!("{call_id} {cdr_id}"), Direction::FaxToMail, tenant, start);
+        c.account = Some(account);
+        c.calling = E164::from_sip_user(caller);
+        c.called = Some(called.clone());
+        c
+    }
+
+    /// Fills in what the fax leg reported of a call that ended at `end`.
+    ///
+    /// Transport, bit rate and ECM are a fax phase's: they are filled in only
+    /// when the two ends agreed on a transfer (a DCS), never from the
+    /// engine's defaults on a call answered and cleared before that. The
+    /// page total of a received fax is known once it completed.
+    pub fn fill_from_report(&mut self, r: &CallReport, end: Timestamp) {
+        let c = self;
+        let answer = end - SignedDuration::try_from(r.answered_for).unwrap_or(SignedDuration::ZERO);
+        c.sip_status = Some(r.sip_status());
+        c.sip_signalling = r.signalling.or(c.sip_signalling);
+        c.answer = Some(answer.max(c.start));
+        c.sip_media = r.remote_media;
+        let negotiated = r.events.iter().any(|e| matches!(e, Event::Negotiated(_)));
+        if negotiated {
+            c.transport = Some(if r.t38 { Transport::T38 } else { Transport::G711 });
+        }
+        if let Some(res) = &r.result {
+            c.t30_code = Some(res.code.0);
+            c.t30_text = Some(res.text.clone());
+            if negotiated {
+                c.bit_rate = Some(res.bit_rate);
+                c.ecm = Some(res.ecm);
+            }
+            c.remote_station = res.remote_ident.clone().filter(|s| !s.trim().is_empty());
+            c.pages = res.pages;
+            match res.pages_in_file {
+                Some(n) => c.pages_total = Some(n),
+                None if r.incoming && res.is_ok() => c.pages_total = Some(res.pages),
+                None => {}
+            }
+        }
+        let mut page = 0;
+        for (i, e) in r.events.iter().enumerate() {
+            if let Event::Page(p) = e {
+                let offset = r.event_offsets.get(i).copied().unwrap_or_default();
+                page += 1;
+                c.resolution.get_or_insert_with(|| resolution_dpi(p.x_resolution, p.y_resolution));
+                c.timeline.push(PageEvent {
+                    page,
+                    at: answer + SignedDuration::try_from(offset).unwrap_or(SignedDuration::ZERO),
+                    bad_rows: p.bad_rows,
+                    ecm_retries: p.ecm_retries,
+                });
+            }
+        }
+    }
 }
 
-/// The month and start time a CDR's place names.
-pub fn parse_place(key: &[u8]) -> Option<((i16, i8), Timestamp)> {
-    let key = key.strip_prefix(b"c")?;
-    let month = std::str::from_utf8(key.get(..7)?).ok()?;
-    let y: i16 = month.get(..4)?.parse().ok()?;
-    let m: i8 = month.get(5..7)?.parse().ok()?;
-    let ms: [u8; 8] = key.get(8..16)?.try_into().ok()?;
-    let t = Timestamp::from_millisecond(u64::from_be_bytes(ms) as i64).ok()?;
-    Some(((y, m), t))
+/// A page's resolution as fax devices name it, in dots per inch (`204x196`),
+/// from the engine's pels per metre (`8040x7700`; T.4 counts 8 pels and 7.7
+/// lines per millimetre).
+pub fn resolution_dpi(x_per_metre: u32, y_per_metre: u32) -> String {
+    let dpi = |per_metre: u32| (per_metre as f64 * 0.0254).round() as u32;
+    format!("{}x{}", dpi(x_per_metre), dpi(y_per_metre))
 }
 
 impl CdrStore {
     /// The CDRs in `store`.
     pub fn open(store: &Store) -> Result<Self, Error> {
-        Ok(CdrStore { tree: Arc::new(store.tree("cdr")?), store: store.clone() })
+        Ok(CdrStore { tree: Arc::new(store.tree(TreeName::Cdr)?), store: store.clone() })
     }
 
     /// A fresh CDR id.
@@ -188,25 +263,11 @@ impl CdrStore {
         let (y, m) = month_of(c.start);
         let place = place(c);
         let mut b = self.tree.batch();
-        b.put_sealed(&place, &KeyId::cdr_month(y, m)?, c)?;
+        b.put_sealed(&place, &month_key(y, m)?, c)?;
         for n in [&c.calling, &c.called].into_iter().flatten() {
-            b.put_plain(&self.index_key((y, m), n, &place), b"");
+            b.put_plain(&layout::index_entry(&self.store, n, &place), b"");
         }
         self.tree.apply(b)
-    }
-
-    fn index_prefix(&self, month: (i16, i8), n: &E164) -> Vec<u8> {
-        let mut k = b"i".to_vec();
-        k.extend_from_slice(month_text(month).as_bytes());
-        k.push(0);
-        k.extend_from_slice(&self.store.blind("cdr-number", n.as_str()));
-        k
-    }
-
-    fn index_key(&self, month: (i16, i8), n: &E164, place: &[u8]) -> Vec<u8> {
-        let mut k = self.index_prefix(month, n);
-        k.extend_from_slice(place);
-        k
     }
 
     /// Writes many CDRs in one batch and one flush (loading, benchmarks).
@@ -215,9 +276,9 @@ impl CdrStore {
         for c in cdrs {
             let (y, m) = month_of(c.start);
             let place = place(c);
-            b.put_sealed(&place, &KeyId::cdr_month(y, m)?, c)?;
+            b.put_sealed(&place, &month_key(y, m)?, c)?;
             for n in [&c.calling, &c.called].into_iter().flatten() {
-                b.put_plain(&self.index_key((y, m), n, &place), b"");
+                b.put_plain(&layout::index_entry(&self.store, n, &place), b"");
             }
         }
         self.tree.apply(b)
@@ -225,7 +286,7 @@ impl CdrStore {
 
     /// The places of every CDR, in order (no key needed).
     pub fn places(&self) -> Result<Vec<Vec<u8>>, Error> {
-        self.tree.keys_with_prefix(b"c")
+        self.tree.keys_with_prefix(layout::PLACES)
     }
 
     /// The months that hold CDRs or index entries.
@@ -260,7 +321,7 @@ impl CdrStore {
             Some(n) => {
                 let mut places = Vec::new();
                 for month in self.months(filter)? {
-                    let prefix = self.index_prefix(month, n);
+                    let prefix = layout::number_index(&self.store, month, n);
                     for k in self.tree.keys_with_prefix(&prefix)? {
                         places.push(k[prefix.len()..].to_vec());
                     }
@@ -309,12 +370,8 @@ impl CdrStore {
         months.dedup();
         let mut doomed = Vec::new();
         for month in months {
-            let mut prefix = b"i".to_vec();
-            prefix.extend_from_slice(month_text(month).as_bytes());
-            prefix.push(0);
-            for k in self.tree.keys_with_prefix(&prefix)? {
-                // index entry: prefix, 32-byte blind, place
-                if k.get(prefix.len() + 32..).is_some_and(|p| gone.contains(p)) {
+            for k in self.tree.keys_with_prefix(&layout::month_index(month))? {
+                if layout::place_of_index(month, &k).is_some_and(|p| gone.contains(p)) {
                     doomed.push(k);
                 }
             }
@@ -339,10 +396,7 @@ impl CdrStore {
 
     /// Index entries of a month whose CDRs are all gone (after the month's key was destroyed).
     pub fn remove_month_index(&self, month: (i16, i8)) -> Result<usize, Error> {
-        let mut prefix = b"i".to_vec();
-        prefix.extend_from_slice(month_text(month).as_bytes());
-        prefix.push(0);
-        let keys = self.tree.keys_with_prefix(&prefix)?;
+        let keys = self.tree.keys_with_prefix(&layout::month_index(month))?;
         self.remove_in_chunks(&keys)?;
         Ok(keys.len())
     }
@@ -365,8 +419,8 @@ pub fn example(i: u64, start: Timestamp) -> Cdr {
         sip_signalling: Some("198.51.100.5:5060".parse().unwrap()),
         sip_media: Some("198.51.100.5:40000".parse().unwrap()),
         start,
-        answer: Some(start + jiff::SignedDuration::from_secs(3)),
-        end: start + jiff::SignedDuration::from_secs(65),
+        answer: Some(start + SignedDuration::from_secs(3)),
+        end: start + SignedDuration::from_secs(65),
         t30_code: Some(0),
         t30_text: Some("OK".into()),
         sip_status: Some(200),
@@ -379,8 +433,8 @@ pub fn example(i: u64, start: Timestamp) -> Cdr {
         remote_station: Some("+45 33 22 11 00".into()),
         attempt: 1,
         timeline: vec![
-            PageEvent { page: 1, at: start + jiff::SignedDuration::from_secs(35), bad_rows: 0, ecm_retries: 0 },
-            PageEvent { page: 2, at: start + jiff::SignedDuration::from_secs(62), bad_rows: 0, ecm_retries: 1 },
+            PageEvent { page: 1, at: start + SignedDuration::from_secs(35), bad_rows: 0, ecm_retries: 0 },
+            PageEvent { page: 2, at: start + SignedDuration::from_secs(62), bad_rows: 0, ecm_retries: 1 },
         ],
     }
 }
@@ -480,8 +534,8 @@ pub(crate) mod tests {
             sip_signalling: Some("198.51.100.5:5060".parse().unwrap()),
             sip_media: Some("198.51.100.5:40000".parse().unwrap()),
             start,
-            answer: Some(start + jiff::SignedDuration::from_secs(3)),
-            end: start + jiff::SignedDuration::from_secs(70),
+            answer: Some(start + SignedDuration::from_secs(3)),
+            end: start + SignedDuration::from_secs(70),
             t30_code: Some(0),
             t30_text: Some("OK".into()),
             sip_status: Some(200),
@@ -495,11 +549,108 @@ pub(crate) mod tests {
             attempt: 1,
             timeline: vec![PageEvent {
                 page: 1,
-                at: start + jiff::SignedDuration::from_secs(40),
+                at: start + SignedDuration::from_secs(40),
                 bad_rows: 0,
                 ecm_retries: 0,
             }],
         }
+    }
+
+    /// What the fax leg reports of an answered call: `events` and, unless
+    /// `None`, phase E's code with the engine's statistics.
+    fn report(incoming: bool, t38: bool, events: Vec<Event>, code: Option<i32>) -> CallReport {
+        use faxgate_t38::{CompletionCode, FaxResult};
+        let result = code.map(|code| FaxResult {
+            code: CompletionCode(code),
+            text: CompletionCode(code).text(),
+            pages: events.iter().filter(|e| matches!(e, Event::Page(_))).count() as u32,
+            pages_in_file: None,
+            // spandsp's figures when no DCS was agreed: its fastest modem, no ECM.
+            bit_rate: 14400,
+            ecm: false,
+            remote_ident: None,
+        });
+        CallReport {
+            call_id: "c@x".into(),
+            incoming,
+            caller: "4570203040".into(),
+            called: "4533221100".into(),
+            result,
+            t38,
+            media: Default::default(),
+            peer_hung_up: true,
+            event_offsets: events.iter().enumerate().map(|(i, _)| std::time::Duration::from_secs(i as u64)).collect(),
+            events,
+            answered_for: std::time::Duration::from_secs(20),
+            t38_refused: 0,
+            t38_initial_refused: false,
+            session_interval: None,
+            refreshes_sent: 0,
+            refreshes_received: 0,
+            session_expired: false,
+            states: Vec::new(),
+            remote_media: None,
+            signalling: None,
+            refused: None,
+        }
+    }
+
+    fn page(n: u32, y_per_metre: u32) -> Event {
+        Event::Page(faxgate_t38::PageStats {
+            page: n,
+            width: 1728,
+            length: 2292,
+            x_resolution: 8040,
+            y_resolution: y_per_metre,
+            image_size: 30_000,
+            compression: 4,
+            bad_rows: 0,
+            longest_bad_row_run: 0,
+            ecm_retries: 0,
+            bit_rate: 9600,
+        })
+    }
+
+    #[test]
+    fn a_call_without_a_fax_phase_has_no_transport_rate_or_ecm() {
+        let start: Timestamp = "2026-03-02T09:00:00Z".parse().unwrap();
+        let end = start + SignedDuration::from_secs(25);
+        // Answered, then cleared by the caller before any DCS: spandsp still
+        // ends with phase E (call dropped) and its defaults.
+        for r in [
+            report(true, false, vec![], Some(faxgate_t38::CompletionCode::CALL_DROPPED.0)),
+            report(false, true, vec![], None),
+        ] {
+            let mut c = Cdr::blank("cdr-1", "c".into(), Direction::FaxToMail, "acme".parse().unwrap(), start);
+            c.fill_from_report(&r, end);
+            assert_eq!((c.transport, c.bit_rate, c.ecm, c.resolution.clone()), (None, None, None, None), "{c:?}");
+            assert_eq!(c.answer, Some(start + SignedDuration::from_secs(5)));
+            assert_eq!((c.pages, c.pages_total), (0, None));
+        }
+    }
+
+    #[test]
+    fn a_received_fax_has_its_rate_resolution_in_dpi_and_page_total() {
+        let start: Timestamp = "2026-03-02T09:00:00Z".parse().unwrap();
+        let neg = Event::Negotiated(faxgate_t38::Negotiated { bit_rate: 9600, ecm: true, remote_ident: None });
+        let mut r = report(true, true, vec![neg, page(1, 7700), page(2, 7700)], Some(0));
+        if let Some(res) = &mut r.result {
+            (res.bit_rate, res.ecm) = (9600, true);
+        }
+        let mut c = Cdr::blank("cdr-1", "c".into(), Direction::FaxToMail, "acme".parse().unwrap(), start);
+        c.fill_from_report(&r, start + SignedDuration::from_secs(80));
+        assert_eq!((c.transport, c.bit_rate, c.ecm), (Some(Transport::T38), Some(9600), Some(true)));
+        assert_eq!(c.resolution.as_deref(), Some("204x196"));
+        assert_eq!((c.pages, c.pages_total), (2, Some(2)));
+        assert_eq!(c.timeline.len(), 2);
+        // Cut short: the total is not known.
+        let neg = Event::Negotiated(faxgate_t38::Negotiated { bit_rate: 9600, ecm: true, remote_ident: None });
+        let r = report(true, false, vec![neg, page(1, 3850)], Some(faxgate_t38::CompletionCode::CALL_DROPPED.0));
+        let mut c = Cdr::blank("cdr-2", "c".into(), Direction::FaxToMail, "acme".parse().unwrap(), start);
+        c.fill_from_report(&r, start + SignedDuration::from_secs(80));
+        assert_eq!((c.transport, c.resolution.as_deref()), (Some(Transport::G711), Some("204x98")));
+        assert_eq!((c.pages, c.pages_total), (1, None));
+        assert_eq!(resolution_dpi(8040, 15400), "204x391");
     }
 
     #[test]
@@ -513,8 +664,8 @@ pub(crate) mod tests {
         cdrs.write(&a).unwrap();
         let all = cdrs.list(&CdrFilter::default()).unwrap();
         assert_eq!(all, vec![a.clone(), b.clone()]);
-        assert!(store.vault().get(&KeyId::cdr_month(2026, 1).unwrap()).unwrap().is_some());
-        assert!(store.vault().get(&KeyId::cdr_month(2026, 2).unwrap()).unwrap().is_some());
+        assert!(store.vault().get(&month_key(2026, 1).unwrap()).unwrap().is_some());
+        assert!(store.vault().get(&month_key(2026, 2).unwrap()).unwrap().is_some());
         let f = CdrFilter { tenant: Some("beta".parse().unwrap()), ..Default::default() };
         assert_eq!(cdrs.list(&f).unwrap(), vec![b.clone()]);
         let f = CdrFilter { number: Some("+4533221100".parse().unwrap()), ..Default::default() };
@@ -531,7 +682,7 @@ pub(crate) mod tests {
         assert_eq!(&rows[0][6], "+4533221100");
         assert_eq!(&rows[1][11], "2026-02-01T00:00:00Z");
         // Destroying January's key erases January's CDR, not February's.
-        store.vault().destroy(&KeyId::cdr_month(2026, 1).unwrap()).unwrap();
+        store.vault().destroy(&month_key(2026, 1).unwrap()).unwrap();
         assert_eq!(cdrs.list(&CdrFilter::default()).unwrap(), vec![b]);
         let p = cdrs.places().unwrap();
         assert_eq!(parse_place(&p[0]).unwrap(), ((2026, 1), a.start.round(jiff::Unit::Millisecond).unwrap()));

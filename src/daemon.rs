@@ -22,8 +22,8 @@ use crate::config::{SmtpConfig, SmtpMode};
 use crate::directory::Directory;
 use crate::mail::{MailPolicy, Spool, dmarc::Dmarc};
 use crate::store::Store;
+use faxgate_smtp::SessionConfig;
 use faxgate_smtp::server::{Listener, Tls};
-use faxgate_smtp::{Limits, SessionConfig};
 
 /// The way out for faxgate's own mail.
 async fn outgoing(c: &Config) -> anyhow::Result<faxgate_smtp::outgoing::Outgoing> {
@@ -65,21 +65,21 @@ async fn outgoing(c: &Config) -> anyhow::Result<faxgate_smtp::outgoing::Outgoing
     Ok(tokio::task::spawn_blocking(move || Outgoing::new(&d2)).await??)
 }
 
+/// The soft and hard limits on open files of this process.
+fn fd_limits() -> (u64, u64) {
+    use nix::sys::resource::{Resource, getrlimit};
+    getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024))
+}
+
 /// Binds the SMTP listeners of the configuration, each with what it is
-/// announced as (`smtp`, `submission`, `smtps`).
-async fn smtp_listeners(c: &SmtpConfig) -> anyhow::Result<Vec<(&'static str, Listener)>> {
+/// announced as (`smtp`, `submission`, `smtps`); `total` connections at
+/// once in all.
+async fn smtp_listeners(c: &SmtpConfig, total: usize) -> anyhow::Result<Vec<(&'static str, Listener)>> {
     let acceptor = match (&c.certificate, &c.key) {
         (Some(cert), Some(key)) => Some(faxgate_smtp::tls::acceptor(cert, key)?),
         _ => None,
     };
-    let limits = Limits {
-        max_message_size: c.max_message_size,
-        max_recipients: c.max_recipients,
-        max_errors: c.max_errors,
-        idle_timeout: std::time::Duration::from_secs(c.idle_timeout),
-        max_header_lines: c.max_header_lines,
-        ..Limits::default()
-    };
+    let limits = c.limits();
     let mut out = Vec::new();
     for l in &c.listen {
         let socket = tokio::net::TcpListener::bind(l.address)
@@ -98,7 +98,8 @@ async fn smtp_listeners(c: &SmtpConfig) -> anyhow::Result<Vec<(&'static str, Lis
             starttls: false,
             auth_required: l.mode != SmtpMode::Smtp,
         };
-        out.push((what, Listener { socket, config, tls }));
+        let max_connections = l.max_connections.unwrap_or(total).min(total);
+        out.push((what, Listener { socket, config, tls, max_connections }));
     }
     Ok(out)
 }
@@ -131,6 +132,25 @@ fn demo_certificate(c: &SmtpConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Copies the trees' manifests beside the store every few seconds while
+/// they change, so that writes lost by the store are found at the next start.
+async fn witness(store: Store, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.write_witness()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot copy the store's manifests beside it"),
+            Err(e) => tracing::error!(error = %e, "manifest task failed"),
+        }
+    }
+}
+
 /// Changes the log filter of the running daemon.
 pub type SetLogLevel = Box<dyn Fn(&str) -> anyhow::Result<()> + Send + Sync>;
 
@@ -147,23 +167,61 @@ fn announce(line: &str) {
     let _ = out.flush();
 }
 
+/// How `faxgate serve` was asked to run.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// Serve a store that verification found damaged (for salvage): the
+    /// retention sweeper does not run.
+    pub allow_damaged: bool,
+}
+
+/// Opens the store of `config` and verifies it (`faxgate store verify`):
+/// the store, and what verification found.
+pub fn open_verified(config: &Config) -> anyhow::Result<(Store, crate::store::verify::VerifyReport)> {
+    let storage = &config.storage;
+    let store =
+        Store::open_with(&storage.data_dir, &storage.key_dir(), crate::retention::key_names(&config.retention))?;
+    let destroyed = crate::retention::destroyed_keys(&store)?;
+    let report = crate::store::verify::verify_to(&store, &destroyed, crate::store::verify::Depth::Start)?;
+    Ok((store, report))
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn serve(
     config: Config,
     origin: Origin,
     config_path: Option<PathBuf>,
     set_log_level: SetLogLevel,
+    options: ServeOptions,
 ) -> anyhow::Result<()> {
     let started = jiff::Timestamp::now();
-    let store = {
-        let storage = config.storage.clone();
-        tokio::task::spawn_blocking(move || Store::open(&storage.data_dir, &storage.key_dir())).await??
-    };
-    let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
-    let directory = Directory::open(&store, clock.clone())?;
     for w in config.retention.check()? {
         tracing::warn!("{w}");
     }
+    let (store, verified) = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || open_verified(&config)).await??
+    };
+    for fault in &verified.key_faults {
+        tracing::error!(fault = %fault, "a key is damaged: its owner's data cannot be opened until it is restored");
+    }
+    if !verified.ok {
+        for d in &verified.damage {
+            tracing::error!(damage = %d, "the store is damaged");
+        }
+        if !options.allow_damaged {
+            anyhow::bail!(
+                "the store in {} is damaged; faxgate does not run on it (nothing was changed):\n  {}\n\
+                 Restore it from a backup (faxgate restore), or start with --allow-damaged to salvage what is \
+                 readable (the retention sweeper does not run then).",
+                config.storage.data_dir.display(),
+                verified.damage.join("\n  ")
+            );
+        }
+        tracing::error!("serving a damaged store (--allow-damaged): the retention sweeper does not run");
+    }
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
+    let directory = Directory::open(&store, clock.clone())?;
     let socket_path = config.admin.socket.clone();
     let listener = admin::server::bind(&socket_path, config.admin.group.as_deref()).map_err(|e| match e {
         crate::Error::InUse { .. } => anyhow::anyhow!(
@@ -179,19 +237,43 @@ pub async fn serve(
         data_dir: config.storage.data_dir.display().to_string(),
         daemon: true,
         started: Some(started),
+        damage: verified.damage.clone(),
+        key_faults: verified.key_faults.clone(),
+        clock_suspended: None,
     };
-    let ctx =
-        Arc::new(admin::Context::new(&store, directory.clone(), config.retention.clone(), clock.clone(), status)?);
+    let retention = crate::retention::Retention::new(&store, &directory, config.retention.clone(), clock.clone())?;
+    if let Some(s) = retention.clock_watch().check()? {
+        tracing::error!(since = %s.since, reason = %s.reason, "erasure of CDRs and accounts is suspended until the time is confirmed (faxgate retention confirm-clock)");
+    }
+    let sweeper = retention.sweeper(clock.clone());
+    let ctx = Arc::new(admin::Context::new(&store, directory.clone(), retention, sweeper, status)?);
 
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(ctx.sweeper.clone().run(ctx.wake.clone(), shutdown.clone()));
+    if verified.ok {
+        tasks.spawn(ctx.sweeper.clone().run(ctx.wake.clone(), shutdown.clone()));
+    }
+    tasks.spawn(witness(store.clone(), shutdown.clone()));
     let sweep = ctx.wake.clone();
     tasks.spawn(admin::server::run(listener, socket_path.clone(), ctx, shutdown.clone()));
     if origin == Origin::Embedded {
         demo_certificate(&config.smtp)?;
     }
-    let smtp = smtp_listeners(&config.smtp).await?;
+    let (fd_soft, fd_hard) = fd_limits();
+    let smtp_total = config.smtp.max_connections_for(fd_soft);
+    tracing::info!(
+        soft = fd_soft,
+        hard = fd_hard,
+        smtp_connections = smtp_total,
+        "open files at most {fd_soft} (hard limit {fd_hard}); SMTP connections at most {smtp_total} at once"
+    );
+    if config.smtp.max_connections.is_some() && smtp_total > SmtpConfig::default().max_connections_for(fd_soft) {
+        tracing::warn!(
+            "smtp.max_connections = {smtp_total} is more than {fd_soft} open files allow; \
+             connections beyond them wait until others close"
+        );
+    }
+    let smtp = smtp_listeners(&config.smtp, smtp_total).await?;
     let smtp_addresses: Vec<String> = smtp
         .iter()
         .map(|(what, l)| format!("{what} {}", l.socket.local_addr().map(|a| a.to_string()).unwrap_or_default()))
@@ -204,9 +286,15 @@ pub async fn serve(
     let dmarc = Dmarc::new(&config.smtp.dns_servers, hostname)?;
     let spool = Spool::open(&store, policy.clone(), dmarc, clock.clone(), hostname)?;
     if !smtp.is_empty() {
-        let limit = faxgate_smtp::server::ConnectionLimit::new(config.smtp.max_connections_per_address);
+        let guards = faxgate_smtp::server::Guards {
+            connections: faxgate_smtp::server::ConnectionLimit::new(
+                config.smtp.max_connections_per_address,
+                smtp_total,
+            ),
+            auth: faxgate_smtp::AuthThrottle::new(config.smtp.auth_limits()),
+        };
         let listeners = smtp.into_iter().map(|(_, l)| l).collect();
-        tasks.spawn(faxgate_smtp::server::run(listeners, policy, Arc::new(spool.clone()), limit, shutdown.clone()));
+        tasks.spawn(faxgate_smtp::server::run(listeners, policy, Arc::new(spool.clone()), guards, shutdown.clone()));
     }
     let work_dir = config
         .fax
@@ -220,6 +308,7 @@ pub async fn serve(
         spool,
         outbox,
         clock: clock.clone(),
+        media_clock: media_clock()?,
         config: config.fax.clone(),
         trunks: config.trunk.clone(),
         work_dir,
@@ -282,7 +371,26 @@ pub async fn serve(
     notify(&[sd_notify::NotifyState::Stopping]);
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
-    tokio::task::spawn_blocking(move || store.flush()).await??;
+    tokio::task::spawn_blocking(move || -> Result<(), crate::Error> {
+        store.flush()?;
+        store.write_witness()
+    })
+    .await??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The clock the fax leg's calls run on: real time. A build with the
+/// `test-clock` feature (only `cargo test` makes one; see Cargo.toml) runs it
+/// `FAXGATE_TEST_CLOCK_RATE` times faster, so that the integration tests fax
+/// between two trunks of one daemon faster than real time.
+fn media_clock() -> anyhow::Result<faxgate_t38::media::MediaClock> {
+    use faxgate_t38::media::MediaClock;
+    #[cfg(feature = "test-clock")]
+    if let Some(rate) = std::env::var_os("FAXGATE_TEST_CLOCK_RATE") {
+        let rate: f64 = rate.to_str().and_then(|r| r.parse().ok()).context("FAXGATE_TEST_CLOCK_RATE: not a number")?;
+        tracing::warn!(rate, "test build: the fax media clock runs faster than real time");
+        return Ok(MediaClock::scaled(rate)?);
+    }
+    Ok(MediaClock::real_time())
 }

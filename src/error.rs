@@ -34,6 +34,12 @@ pub enum Error {
         /// Every problem found, one a line, with key path and line number.
         report: String,
     },
+    /// The store is damaged: what is wrong, named (a tree, a key, records).
+    #[error("the store is damaged: {what}")]
+    Damaged {
+        /// What is wrong.
+        what: String,
+    },
     /// sled failed.
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
@@ -69,6 +75,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Invalid(_) | Error::Config { .. } => "invalid",
             Error::Forbidden(_) => "forbidden",
+            Error::Damaged { .. } | Error::Crypto(faxgate_retention::Error::DamagedKey { .. }) => "damaged",
             _ => "internal",
         }
     }

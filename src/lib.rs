@@ -1,22 +1,26 @@
-//! faxgate: the core of the Fax-to-Mail / Mail-to-Fax gateway.
+//! faxgate: the core of the Fax-to-Mail / Mail-to-Fax gateway. The legs
+//! (`faxgate-smtp`, `faxgate-t38`) and the retention mechanism
+//! (`faxgate-retention`) know nothing of each other; this crate wires them.
+//! The `faxgate` command line is the binary's (`src/cli/`, `src/main.rs`).
 //!
 //! # Layout
 //! - [`types`]: validated domain types (`E164`, `EmailAddress`, ids).
-//! - [`store`]: sled behind a narrow API; records sealed by retention class.
+//! - [`store`]: sled behind a narrow API; [`store::layout`] owns every tree and key encoding.
 //! - [`directory`]: tenants, accounts, numbers, routes, senders.
+//! - [`mail`]: the mail leg's core side: sender policy, the spool of accepted mail, the outbox.
 //! - [`document`]: mail parts to fax pages (G4 TIFF), received faxes to PDF, cover pages.
+//! - [`gateway`]: mail to fax (`outbound`), fax to mail (`inbound`), reports.
+//! - [`cdr`]: call detail records and their store.
+//! - [`retention`]: one file per retention class; the audit and status.
+//! - [`gdpr`]: data-subject requests and lawful disclosure.
 //! - [`config`]: the TOML configuration and its checker.
-//! - [`admin`]: the admin API (requests, and the Unix socket that serves them).
-//! - [`gateway`]: mail to fax and fax to mail: jobs, retries, reports, CDRs.
+//! - [`admin`]: the operations the CLI asks of the daemon, and the Unix socket that serves them.
 //! - [`daemon`]: `faxgate serve`: wiring, signals, systemd notification.
 //! - [`clock`]: the injected clock.
-//! - [`cli_fax`]: `faxgate fax loopback`, the fax engine (`faxgate-t38`) on its own.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod cdr;
-pub mod cli;
-pub mod cli_fax;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -6,10 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+mod cli;
+
+use cli::{Cli, Command};
 use faxgate::admin::{self, Envelope, Response, Status};
-use faxgate::cli::{self, Cli, Command};
 use faxgate::clock::SystemClock;
-use faxgate::config::{Config, LogConfig, LogTarget, Origin};
+use faxgate::config::{Config, LogConfig, LogFormat, LogTarget, Origin};
 use faxgate::daemon::{self, SetLogLevel};
 use faxgate::directory::{Directory, Scope};
 use faxgate::store::Store;
@@ -31,35 +33,37 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::CheckConfig => check_config(&cli),
-        Command::Serve => {
+        Command::Serve { allow_damaged } => {
             let (config, origin) = Config::load(cli.config.as_deref())?;
             faxgate::document::worker::isolate_with(
                 std::env::current_exe().context("cannot find faxgate's executable")?,
             );
             let set_level = init_logging(&config.log)?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(daemon::serve(config, origin, cli.config.clone(), set_level))?;
+            let options = daemon::ServeOptions { allow_damaged: *allow_damaged };
+            runtime.block_on(daemon::serve(config, origin, cli.config.clone(), set_level, options))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Fax(cli::FaxCmd::Loopback(args)) => {
-            faxgate::cli_fax::run_loopback(args)?;
+            cli::fax::run_loopback(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Render(args) => {
             faxgate::document::worker::isolate_with(
                 std::env::current_exe().context("cannot find faxgate's executable")?,
             );
-            faxgate::document::cli::render(args)?;
+            cli::render::render(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Topdf(args) => {
-            faxgate::document::cli::topdf(args)?;
+            cli::render::topdf(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::RenderWorker => {
             faxgate::document::worker::serve()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Restore { from, erase_expired } => restore(&cli, from, *erase_expired),
         Command::Schema { name } => {
             let schema = faxgate::gdpr::schemas::schema(name).context("no such schema")?;
             println!("{}", serde_json::to_string_pretty(&schema)?);
@@ -67,6 +71,49 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         _ => admin_command(&cli),
     }
+}
+
+/// `faxgate restore`: the backup into the configured data directory, then
+/// verified; with --erase-expired, swept before anything else uses it.
+fn restore(cli: &Cli, from: &std::path::Path, erase_expired: bool) -> anyhow::Result<ExitCode> {
+    let (config, _) = Config::load(cli.config.as_deref())?;
+    let clock: std::sync::Arc<dyn faxgate::clock::Clock> = std::sync::Arc::new(SystemClock);
+    let (data_dir, key_dir) = (&config.storage.data_dir, config.storage.key_dir());
+    let backup = faxgate::store::backup::read_manifest(from)
+        .with_context(|| format!("{} is not a faxgate backup", from.display()))?;
+    // The backup is verified where it lies before anything is copied.
+    {
+        let store = Store::open_with(from, &from.join("keys"), faxgate::retention::key_names(&config.retention))?;
+        let destroyed = faxgate::retention::destroyed_keys(&store)?;
+        let r = faxgate::store::verify::verify(&store, &destroyed)?;
+        if !r.ok {
+            anyhow::bail!("the backup is damaged; nothing was restored:\n  {}", r.damage.join("\n  "));
+        }
+    }
+    let report = faxgate::store::backup::restore(from, data_dir, &key_dir, clock.now(), erase_expired)?;
+    let store = Store::open_with(data_dir, &key_dir, faxgate::retention::key_names(&config.retention))?;
+    let destroyed = faxgate::retention::destroyed_keys(&store)?;
+    let verified = faxgate::store::verify::verify(&store, &destroyed)?;
+    if !verified.ok {
+        anyhow::bail!("the restored store does not verify:\n  {}", verified.damage.join("\n  "));
+    }
+    let mut erased = 0;
+    if !report.expired.is_empty() {
+        let directory = Directory::open(&store, clock.clone())?;
+        let retention = faxgate::retention::Retention::new(&store, &directory, config.retention.clone(), clock)?;
+        let entry = retention.sweeper(std::sync::Arc::new(SystemClock)).sweep()?;
+        erased = entry.categories.iter().map(|c| c.keys_destroyed.len()).sum::<usize>();
+    }
+    store.write_witness()?;
+    println!(
+        "restored the backup of {} into {} ({} keys, {} files); {} key(s) past their deadline erased",
+        backup.created,
+        data_dir.display(),
+        backup.keys.len(),
+        backup.files,
+        erased
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check_config(cli: &Cli) -> anyhow::Result<ExitCode> {
@@ -84,7 +131,8 @@ fn check_config(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn init_logging(log: &LogConfig) -> anyhow::Result<SetLogLevel> {
-    let filter = EnvFilter::builder().parse(&log.level).context("log.level")?;
+    // The SIP library's dumps of every datagram stay off unless asked for by name.
+    let filter = EnvFilter::builder().parse(faxgate_t38::sip::log_filter(&log.level)).context("log.level")?;
     let (filter, handle) = reload::Layer::new(filter);
     let journald = match log.target {
         LogTarget::Journald => true,
@@ -96,6 +144,9 @@ fn init_logging(log: &LogConfig) -> anyhow::Result<SetLogLevel> {
         Some(Err(e)) if log.target == LogTarget::Journald => {
             anyhow::bail!("log.target = \"journald\" but the journal cannot be reached: {e}")
         }
+        _ if log.format == LogFormat::Json => {
+            tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr).boxed()
+        }
         _ => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(std::io::stderr().is_terminal())
@@ -103,7 +154,8 @@ fn init_logging(log: &LogConfig) -> anyhow::Result<SetLogLevel> {
     };
     tracing_subscriber::registry().with(filter).with(output).try_init().context("cannot set up logging")?;
     Ok(Box::new(move |level: &str| {
-        let f = EnvFilter::builder().parse(level)?;
+        faxgate::config::check_log_filter(level).map_err(anyhow::Error::msg)?;
+        let f = EnvFilter::builder().parse(faxgate_t38::sip::log_filter(level))?;
         handle.reload(f)?;
         Ok(())
     }))
@@ -119,16 +171,18 @@ fn admin_command(cli: &Cli) -> anyhow::Result<ExitCode> {
         Err(admin::client::Unreachable::Failed(msg)) => anyhow::bail!(msg),
         Err(admin::client::Unreachable::NoDaemon) => {
             // No daemon: open the store ourselves.
-            let store = Store::open(&config.storage.data_dir, &config.storage.key_dir()).map_err(|e| match e {
-                faxgate::Error::InUse { pid, .. } => anyhow::anyhow!(
-                    "a faxgate daemon{} holds the data directory {}, but its admin socket {} does not answer; \
+            let names = faxgate::retention::key_names(&config.retention);
+            let store =
+                Store::open_with(&config.storage.data_dir, &config.storage.key_dir(), names).map_err(|e| match e {
+                    faxgate::Error::InUse { pid, .. } => anyhow::anyhow!(
+                        "a faxgate daemon{} holds the data directory {}, but its admin socket {} does not answer; \
                      is --config the daemon's configuration?",
-                    pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
-                    config.storage.data_dir.display(),
-                    config.admin.socket.display()
-                ),
-                e => e.into(),
-            })?;
+                        pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+                        config.storage.data_dir.display(),
+                        config.admin.socket.display()
+                    ),
+                    e => e.into(),
+                })?;
             let clock: std::sync::Arc<dyn faxgate::clock::Clock> = std::sync::Arc::new(SystemClock);
             let directory = Directory::open(&store, clock.clone())?;
             let status = Status {
@@ -141,8 +195,21 @@ fn admin_command(cli: &Cli) -> anyhow::Result<ExitCode> {
                 data_dir: config.storage.data_dir.display().to_string(),
                 daemon: false,
                 started: None,
+                // Erasing needs a store that verifies; other commands do not pay for it.
+                damage: match envelope.request {
+                    admin::Request::RetentionSweep => {
+                        let destroyed = faxgate::retention::destroyed_keys(&store)?;
+                        faxgate::store::verify::verify(&store, &destroyed)?.damage
+                    }
+                    _ => Vec::new(),
+                },
+                key_faults: Vec::new(),
+                clock_suspended: None,
             };
-            let ctx = admin::Context::new(&store, directory, config.retention.clone(), clock, status)?;
+            let retention =
+                faxgate::retention::Retention::new(&store, &directory, config.retention.clone(), clock.clone())?;
+            let sweeper = retention.sweeper(clock);
+            let ctx = admin::Context::new(&store, directory, retention, sweeper, status)?;
             Response::from_result(admin::execute(&ctx, &envelope.scope, envelope.request))
         }
     };

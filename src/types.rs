@@ -77,6 +77,14 @@ impl E164 {
         let _ = E164::parse("+4533221100", None);
     }
 
+    /// The number a SIP URI's user part names (`+4533221100` or
+    /// `4533221100`), if it is one.
+    pub fn from_sip_user(user: &str) -> Option<E164> {
+        let u = user.trim();
+        let candidate = if u.starts_with('+') { u.to_owned() } else { format!("+{u}") };
+        E164::parse(&candidate, None).ok()
+    }
+
     /// Parses an international number (`+45 33 22 11 00`, `0049 30 1234567`
     /// only with a default country that dials `00` abroad) or, with
     /// `default_country`, a national one (`33 22 11 00` with DK). Spaces,

@@ -32,6 +32,12 @@ pub struct CategoryResult {
     /// found gone by this one (their records were erased now).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys_found_destroyed: Vec<String>,
+    /// What this category could not do, and why (a damaged key, named).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
+    /// Why this category erased nothing in this sweep (the clock is not trusted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<String>,
 }
 
 /// A disclosure of traffic data on a lawful request, or an erasure on a

@@ -10,13 +10,16 @@ pub enum Error {
     /// The key was destroyed (or never existed): the data sealed with it is erased.
     #[error("key {0} has been destroyed: the data sealed with it is erased")]
     KeyDestroyed(String),
-    /// A key file exists but is not a key (wrong size).
-    #[error("key file {path} is damaged: expected 32 bytes, found {len}")]
+    /// A key file exists but cannot be read as a key: the data it seals
+    /// cannot be opened until it is restored (it is never replaced).
+    #[error("key {id} is damaged ({path}): {reason}; restore it from a backup")]
     DamagedKey {
+        /// The key's id (its class and owner).
+        id: String,
         /// The key file.
         path: PathBuf,
-        /// Its length in bytes.
-        len: u64,
+        /// What is wrong with it.
+        reason: String,
     },
     /// The key directory is readable by others than its owner.
     #[error("key directory {0} must not be accessible to group or others (chmod 0700)")]
@@ -24,9 +27,6 @@ pub enum Error {
     /// A sealed record is malformed or was tampered with.
     #[error("sealed record is corrupt: {0}")]
     Corrupt(&'static str),
-    /// A retention period is not allowed.
-    #[error("{0}")]
-    Policy(String),
     /// A category could not be swept.
     #[error("sweeping {category}: {message}")]
     Sweep {

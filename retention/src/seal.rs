@@ -72,7 +72,7 @@ mod tests {
     fn round_trip_and_erasure() {
         let tmp = tempfile::tempdir().unwrap();
         let v = KeyVault::open(tmp.path().join("k")).unwrap();
-        let id = KeyId::job("j1").unwrap();
+        let id = KeyId::new("job-j1").unwrap();
         let s = seal(&v, &id, b"place", b"+4533221100").unwrap();
         assert!(!s.windows(11).any(|w| w == b"+4533221100"));
         assert_eq!(sealed_key_id(&s).unwrap(), id);

@@ -20,15 +20,14 @@ use serde_json::{Value, json};
 
 use std::sync::Arc;
 
-use faxgate_retention::{Policy, Sweeper};
+use faxgate_retention::Sweeper;
 use tokio::sync::Notify;
 
 use crate::Error;
 use crate::cdr::{CdrFilter, CdrStore};
-use crate::clock::Clock;
 use crate::directory::{
-    AccountChange, AttachmentFormat, Directory, DirectoryFile, Paper, Route, Scope, SenderAuth, SenderChange,
-    SenderPattern, Tenant, TenantChange,
+    AccountChange, AttachmentFormat, Directory, DirectoryFile, EnvelopeFrom, Paper, Route, Scope, SenderAuth,
+    SenderChange, SenderPattern, Tenant, TenantChange,
 };
 use crate::gdpr::{Privacy, Subject};
 use crate::retention::{HoldTarget, Retention};
@@ -41,43 +40,148 @@ use crate::types::{AccountId, EmailAddress, TenantId};
 #[allow(missing_docs)]
 pub enum Request {
     Status,
-    TenantAdd { tenant: Tenant },
+    StoreVerify,
+    Backup {
+        out: std::path::PathBuf,
+    },
+    RetentionConfirmClock,
+    TenantAdd {
+        tenant: Tenant,
+    },
     TenantList,
-    TenantShow { id: TenantId },
-    TenantChange { id: TenantId, change: TenantChange },
-    TenantRemove { id: TenantId },
-    AccountAdd { tenant: TenantId, name: String, reference: Option<String>, paper: Option<Paper>, cover: Option<bool> },
-    AccountList { tenant: Option<TenantId> },
-    AccountShow { id: AccountId },
-    AccountChange { id: AccountId, change: AccountChange },
-    AccountTerminate { id: AccountId, at: Option<Timestamp> },
-    AccountReactivate { id: AccountId },
-    AccountRemove { id: AccountId },
-    NumberAdd { account: AccountId, number: String, routes: Vec<Route> },
-    NumberList { account: Option<AccountId>, tenant: Option<TenantId> },
-    NumberShow { number: String },
-    NumberMove { number: String, account: AccountId },
-    NumberRemove { number: String },
-    RouteSet { number: String, email: EmailAddress, format: AttachmentFormat },
-    RouteRemove { number: String, email: EmailAddress },
-    SenderAdd { account: AccountId, sender: SenderPattern, caller_number: Option<String>, auth: SenderAuth },
-    SenderList { account: Option<AccountId>, tenant: Option<TenantId> },
-    SenderShow { sender: SenderPattern },
-    SenderChange { sender: SenderPattern, change: SenderChange },
-    SenderRemove { sender: SenderPattern },
-    DirectoryApply { file: DirectoryFile, prune: bool, dry_run: bool },
-    CdrList { filter: CdrFilter },
+    TenantShow {
+        id: TenantId,
+    },
+    TenantChange {
+        id: TenantId,
+        change: TenantChange,
+    },
+    TenantRemove {
+        id: TenantId,
+    },
+    AccountAdd {
+        tenant: TenantId,
+        name: String,
+        reference: Option<String>,
+        paper: Option<Paper>,
+        cover: Option<bool>,
+        #[serde(default)]
+        station_id: Option<String>,
+    },
+    AccountList {
+        tenant: Option<TenantId>,
+    },
+    AccountShow {
+        id: AccountId,
+    },
+    AccountChange {
+        id: AccountId,
+        change: AccountChange,
+    },
+    AccountTerminate {
+        id: AccountId,
+        at: Option<Timestamp>,
+    },
+    AccountReactivate {
+        id: AccountId,
+    },
+    AccountRemove {
+        id: AccountId,
+    },
+    NumberAdd {
+        account: AccountId,
+        number: String,
+        routes: Vec<Route>,
+    },
+    NumberList {
+        account: Option<AccountId>,
+        tenant: Option<TenantId>,
+    },
+    NumberShow {
+        number: String,
+    },
+    NumberMove {
+        number: String,
+        account: AccountId,
+    },
+    NumberRemove {
+        number: String,
+    },
+    RouteSet {
+        number: String,
+        email: EmailAddress,
+        format: AttachmentFormat,
+    },
+    RouteRemove {
+        number: String,
+        email: EmailAddress,
+    },
+    SenderAdd {
+        account: AccountId,
+        sender: SenderPattern,
+        caller_number: Option<String>,
+        auth: SenderAuth,
+        #[serde(default)]
+        envelope_from: EnvelopeFrom,
+    },
+    SenderList {
+        account: Option<AccountId>,
+        tenant: Option<TenantId>,
+    },
+    SenderShow {
+        sender: SenderPattern,
+    },
+    SenderChange {
+        sender: SenderPattern,
+        change: SenderChange,
+    },
+    SenderRemove {
+        sender: SenderPattern,
+    },
+    DirectoryApply {
+        file: DirectoryFile,
+        prune: bool,
+        dry_run: bool,
+        #[serde(default)]
+        source: Option<String>,
+    },
+    CdrList {
+        filter: CdrFilter,
+    },
     RetentionStatus,
     RetentionAudit,
     RetentionSweep,
-    HoldAdd { number: Option<String>, account: Option<AccountId>, case: String, until: Timestamp },
+    HoldAdd {
+        number: Option<String>,
+        account: Option<AccountId>,
+        case: String,
+        until: Timestamp,
+    },
     HoldList,
-    HoldRemove { id: String },
-    GdprExport { subject: Subject },
-    GdprRectify { email: EmailAddress, to: EmailAddress },
-    GdprErase { subject: Subject },
-    GdprRestrict { subject: Subject, lift: bool },
-    Disclosure { number: String, since: Timestamp, until: Timestamp, case: String, authority: String },
+    HoldRemove {
+        id: String,
+    },
+    GdprExport {
+        subject: Subject,
+    },
+    GdprRectify {
+        email: EmailAddress,
+        to: EmailAddress,
+    },
+    GdprErase {
+        subject: Subject,
+    },
+    GdprRestrict {
+        subject: Subject,
+        lift: bool,
+    },
+    Disclosure {
+        number: String,
+        since: Timestamp,
+        until: Timestamp,
+        case: String,
+        authority: String,
+    },
 }
 
 /// A request with the scope it runs in.
@@ -130,6 +234,16 @@ pub struct Status {
     pub daemon: bool,
     /// When the daemon started.
     pub started: Option<Timestamp>,
+    /// Damage verification found at start (the daemon then runs only with
+    /// `--allow-damaged`, without its sweeper).
+    #[serde(default)]
+    pub damage: Vec<String>,
+    /// Damaged keys found at start: their owners' data cannot be opened.
+    #[serde(default)]
+    pub key_faults: Vec<String>,
+    /// Erasure of CDRs and accounts suspended: the clock jumped.
+    #[serde(default)]
+    pub clock_suspended: Option<crate::retention::Suspension>,
 }
 
 fn to_value<T: Serialize>(v: T) -> Result<Value, Error> {
@@ -139,6 +253,8 @@ fn to_value<T: Serialize>(v: T) -> Result<Value, Error> {
 /// What admin requests work on.
 #[derive(Clone, Debug)]
 pub struct Context {
+    /// The store.
+    pub store: Store,
     /// The directory.
     pub directory: Directory,
     /// The CDRs.
@@ -156,18 +272,18 @@ pub struct Context {
 }
 
 impl Context {
-    /// The context over `store`, with the directory's clock.
+    /// The context over `store`: `sweeper` is the one the daemon runs (or,
+    /// in the CLI without a daemon, one made for a `retention sweep`).
     pub fn new(
         store: &Store,
         directory: Directory,
-        policy: Policy,
-        clock: Arc<dyn Clock>,
+        retention: Retention,
+        sweeper: Sweeper,
         status: Status,
     ) -> Result<Self, Error> {
-        let retention = Retention::new(store, &directory, policy.clone())?;
-        let sweeper = Sweeper::new(retention.categories(), retention.audit_log(), clock).with_window(policy.window());
-        let privacy = Privacy::new(store, &directory, policy, retention.audit_log())?;
+        let privacy = Privacy::new(store, &directory, retention.policy().clone(), retention.audit_log())?;
         Ok(Context {
+            store: store.clone(),
             privacy,
             directory,
             cdrs: CdrStore::open(store)?,
@@ -177,6 +293,15 @@ impl Context {
             status,
         })
     }
+}
+
+/// After a change that moves deadlines (a termination, a hold): the keys
+/// carry the new ones at once.
+fn moved_deadlines(ctx: &Context) -> Result<(), Error> {
+    for fault in ctx.retention.move_deadlines(ctx.directory.now())? {
+        tracing::error!(fault = %fault, "a deadline could not be moved");
+    }
+    Ok(())
 }
 
 fn operator_only(scope: &Scope) -> Result<(), Error> {
@@ -192,7 +317,28 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
     let dir = &ctx.directory;
     let status = &ctx.status;
     match request {
-        R::Status => to_value(status),
+        R::Status => {
+            let mut s = status.clone();
+            s.clock_suspended = ctx.retention.clock_watch().suspended();
+            to_value(s)
+        }
+        R::StoreVerify => {
+            operator_only(scope)?;
+            let destroyed = crate::retention::destroyed_keys(&ctx.store)?;
+            to_value(crate::store::verify::verify(&ctx.store, &destroyed)?)
+        }
+        R::Backup { out } => {
+            operator_only(scope)?;
+            // No sweep while the copy is made: it holds the keys it names.
+            let _no_sweep = ctx.retention.pause_sweeps();
+            to_value(crate::store::backup::backup(&ctx.store, &out, dir.now())?)
+        }
+        R::RetentionConfirmClock => {
+            operator_only(scope)?;
+            let was = ctx.retention.confirm_clock(dir.now())?;
+            ctx.wake.notify_one();
+            Ok(json!({ "confirmed": dir.now(), "was_suspended": was }))
+        }
         R::TenantAdd { tenant } => to_value(dir.tenant_add(scope, tenant)?),
         R::TenantList => to_value(dir.tenant_list(scope)?),
         R::TenantShow { id } => to_value(dir.tenant_get(scope, &id)?),
@@ -201,17 +347,20 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
             dir.tenant_remove(scope, &id)?;
             Ok(json!({ "removed": id }))
         }
-        R::AccountAdd { tenant, name, reference, paper, cover } => {
+        R::AccountAdd { tenant, name, reference, paper, cover, station_id } => {
+            crate::directory::check_fax_settings(None, None, station_id.as_deref())?;
             let a = dir.account_add(scope, &tenant, &name, reference.as_deref(), paper)?;
-            match cover {
-                None => to_value(a),
-                // The cover page setting is a change right after the add,
-                // as `directory apply` sets an account's destinations.
-                Some(on) => {
-                    let ch = AccountChange { cover_page: crate::directory::Patch::Set(on), ..Default::default() };
-                    to_value(dir.account_change(scope, &a.id, ch)?)
-                }
+            if cover.is_none() && station_id.is_none() {
+                return to_value(a);
             }
+            // The cover page and the station id are a change right after the
+            // add, as `directory apply` sets an account's destinations.
+            let ch = AccountChange {
+                cover_page: crate::directory::Patch::set_if(cover),
+                station_id: crate::directory::Patch::set_if(station_id),
+                ..Default::default()
+            };
+            to_value(dir.account_change(scope, &a.id, ch)?)
         }
         R::AccountList { tenant } => {
             let now = dir.now();
@@ -231,10 +380,15 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
         R::AccountChange { id, change } => Ok(account_view(dir.account_change(scope, &id, change)?, dir.now())),
         R::AccountTerminate { id, at } => {
             let a = dir.account_terminate(scope, &id, at)?;
+            moved_deadlines(ctx)?;
             ctx.wake.notify_one();
             Ok(account_view(a, dir.now()))
         }
-        R::AccountReactivate { id } => Ok(account_view(dir.account_reactivate(scope, &id)?, dir.now())),
+        R::AccountReactivate { id } => {
+            let a = dir.account_reactivate(scope, &id)?;
+            moved_deadlines(ctx)?;
+            Ok(account_view(a, dir.now()))
+        }
         R::AccountRemove { id } => to_value(dir.account_remove(scope, &id)?),
         R::NumberAdd { account, number, routes } => to_value(dir.number_add(scope, &account, &number, routes)?),
         R::NumberList { account, tenant } => {
@@ -252,9 +406,14 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
         R::NumberRemove { number } => to_value(dir.number_remove(scope, &number)?),
         R::RouteSet { number, email, format } => to_value(dir.route_set(scope, &number, email, format)?),
         R::RouteRemove { number, email } => to_value(dir.route_remove(scope, &number, &email)?),
-        R::SenderAdd { account, sender, caller_number, auth } => {
-            sender_view(to_value(dir.sender_add(scope, &account, sender, caller_number.as_deref(), auth)?))
-        }
+        R::SenderAdd { account, sender, caller_number, auth, envelope_from } => sender_view(to_value(dir.sender_add(
+            scope,
+            &account,
+            sender,
+            caller_number.as_deref(),
+            auth,
+            envelope_from,
+        )?)),
         R::SenderList { account, tenant } => sender_view(to_value(Restricted::load(ctx)?.senders(dir.sender_list(
             scope,
             account.as_ref(),
@@ -269,7 +428,9 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
         }
         R::SenderChange { sender, change } => sender_view(to_value(dir.sender_change(scope, &sender, change)?)),
         R::SenderRemove { sender } => to_value(dir.sender_remove(scope, &sender)?),
-        R::DirectoryApply { file, prune, dry_run } => to_value(dir.apply(scope, &file, prune, dry_run)?),
+        R::DirectoryApply { file, prune, dry_run, source } => {
+            to_value(dir.apply(scope, &file, prune, dry_run, source.as_deref())?)
+        }
         R::CdrList { mut filter } => {
             match (scope, &filter.tenant) {
                 (Scope::Tenant(own), Some(t)) if own != t => return Err(Error::NotFound(format!("no tenant {t}"))),
@@ -314,6 +475,11 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
         }
         R::RetentionSweep => {
             operator_only(scope)?;
+            if !status.damage.is_empty() {
+                return Err(Error::Damaged {
+                    what: "the store was found damaged at start; nothing is erased on it (faxgate store verify)".into(),
+                });
+            }
             let entry = ctx.sweeper.sweep()?;
             ctx.wake.notify_one();
             to_value(entry)
@@ -327,7 +493,9 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
                 (None, Some(a)) => HoldTarget::Account(dir.account_get(scope, &a)?.id),
                 _ => return Err(Error::Invalid("a hold is on one number or one account".into())),
             };
-            to_value(ctx.retention.holds().add(target, &case, until, dir.now())?)
+            let h = ctx.retention.holds().add(target, &case, until, dir.now())?;
+            moved_deadlines(ctx)?;
+            to_value(h)
         }
         R::HoldList => {
             operator_only(scope)?;
@@ -336,6 +504,7 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
         R::HoldRemove { id } => {
             operator_only(scope)?;
             let h = ctx.retention.holds().remove(&id)?;
+            moved_deadlines(ctx)?;
             ctx.wake.notify_one();
             to_value(h)
         }

@@ -4,7 +4,9 @@
 //! so file permissions decide who may administer faxgate. Each connection
 //! may send many requests, one JSON line each; a line over 16 MiB or one
 //! that is not a request gets an error answer and the connection goes on.
-//! Directory work runs on the blocking pool, never on the async runtime.
+//! Directory work runs on the blocking pool, never on the async runtime. A
+//! failed `accept` (out of file descriptors) pauses the loop and is logged
+//! once per interval with its count, as on the SMTP listeners.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -52,14 +54,22 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, Error> {
 /// Serves the admin socket until `shutdown`; requests under way finish first.
 pub async fn run(listener: UnixListener, path: PathBuf, ctx: Arc<Context>, shutdown: CancellationToken) {
     let mut conns = JoinSet::new();
+    let mut errors = faxgate_smtp::listen::AcceptErrors::new(format!("admin socket {}", path.display()));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    errors.succeeded();
                     conns.spawn(connection(stream, ctx.clone(), shutdown.clone()));
                 }
-                Err(e) => tracing::warn!(error = %e, "admin socket: accept failed"),
+                Err(e) => {
+                    let pause = errors.failed(&e, std::time::Instant::now());
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }

@@ -78,6 +78,11 @@ fn line_at(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
+/// The line in `text` (TOML) of the deepest part of `path` found in it.
+pub(crate) fn toml_line(text: &str, path: &[String]) -> Option<usize> {
+    line_of(&ImDocument::parse(text).ok()?, path)
+}
+
 /// The line of the deepest part of `path` found in the document.
 fn line_of(doc: &ImDocument<&str>, path: &[String]) -> Option<usize> {
     use toml_edit::{Table, Value};
@@ -137,7 +142,7 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
         let segs: Vec<String> = path.iter().map(|s| s.to_string()).collect();
         problems.push(Problem { path: path.join("."), line: line_of(doc, &segs), message });
     };
-    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&c.log.level) {
+    if let Err(e) = super::check_log_filter(&c.log.level) {
         push(&["log", "level"], format!("not a log filter: {e}"));
     }
     if let Some(g) = &c.admin.group {
@@ -168,6 +173,33 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
     if c.smtp.max_recipients == 0 || c.smtp.max_errors == 0 || c.smtp.idle_timeout == 0 {
         push(&["smtp"], "max_recipients, max_errors and idle_timeout must be at least 1".into());
     }
+    let s = &c.smtp;
+    for (key, value) in [
+        ("tls_handshake_timeout", s.tls_handshake_timeout),
+        ("rate_window", s.rate_window),
+        ("max_connections_per_address", s.max_connections_per_address as u64),
+        ("max_connections", s.max_connections.unwrap_or(1) as u64),
+        ("auth_max_failures_per_address", u64::from(s.auth_max_failures_per_address)),
+        ("auth_max_failures_per_user", u64::from(s.auth_max_failures_per_user)),
+        ("auth_lockout", s.auth_lockout),
+    ] {
+        if value == 0 {
+            push(&["smtp", key], "must be at least 1".into());
+        }
+    }
+    for (key, value) in [("auth_delay", s.auth_delay), ("auth_max_delay", s.auth_max_delay)] {
+        if !(0.0..=300.0).contains(&value) {
+            push(&["smtp", key], "must be 0 to 300 seconds".into());
+        }
+    }
+    if s.auth_delay > s.auth_max_delay {
+        push(&["smtp", "auth_delay"], "must not be more than auth_max_delay".into());
+    }
+    for (i, l) in s.listen.iter().enumerate() {
+        if l.max_connections == Some(0) {
+            push(&["smtp", "listen", &i.to_string(), "max_connections"], "must be at least 1".into());
+        }
+    }
     if c.mail.transport == super::MailTransport::Relay && c.mail.relay_host.is_none() {
         push(&["mail", "relay_host"], "transport = \"relay\" needs relay_host".into());
     }
@@ -177,10 +209,8 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
     if c.fax.ident.len() > 20 || !c.fax.ident.chars().all(|ch| ch.is_ascii_graphic() || ch == ' ') {
         push(&["fax", "ident"], "at most 20 printable ASCII characters".into());
     }
-    if let Some(h) = &c.fax.header
-        && (h.len() > 50 || !h.chars().all(|ch| ch.is_ascii_graphic() || ch == ' '))
-    {
-        push(&["fax", "header"], "at most 50 printable ASCII characters".into());
+    if let Err(e) = c.fax.header.parse::<crate::document::header::Template>() {
+        push(&["fax", "header"], e);
     }
     if !(1..=1000).contains(&c.fax.max_pages) {
         push(&["fax", "max_pages"], "must be 1 to 1000".into());
@@ -202,9 +232,6 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
                 format!("needs {} on the PATH (Debian: ghostscript, util-linux)", missing.join(" and ")),
             );
         }
-    }
-    if !(c.fax.time_scale >= 1.0 && c.fax.time_scale <= 20.0) {
-        push(&["fax", "time_scale"], "must be 1 (real time) to 20".into());
     }
     let mut binds = std::collections::HashSet::new();
     for (i, t) in c.trunk.iter().enumerate() {

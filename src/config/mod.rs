@@ -9,6 +9,8 @@
 
 mod check;
 
+pub(crate) use check::toml_line;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -36,7 +38,7 @@ pub struct Config {
     pub log: LogConfig,
     /// How long data is kept.
     #[serde(default)]
-    pub retention: faxgate_retention::Policy,
+    pub retention: crate::retention::Policy,
     /// The SMTP listener (mail to fax).
     #[serde(default)]
     pub smtp: SmtpConfig,
@@ -59,9 +61,10 @@ pub struct FaxConfig {
     /// characters, digits, `+` and spaces by convention.
     #[serde(default = "default_ident")]
     pub ident: String,
-    /// The header line printed at the top of each page sent.
-    #[serde(default)]
-    pub header: Option<String>,
+    /// The page header of tenants that have none of their own: a template
+    /// (see [`crate::document::header`]), or empty for no header.
+    #[serde(default = "default_header")]
+    pub header: String,
     /// Offer error correction mode.
     #[serde(default = "default_true")]
     pub ecm: bool,
@@ -107,10 +110,6 @@ pub struct FaxConfig {
     /// Address announced in SIP and SDP when behind NAT.
     #[serde(default)]
     pub advertise: Option<std::net::IpAddr>,
-    /// Media clock speed: 1 is real time. Only for demonstrations and tests
-    /// where both ends of every call run at the same speed.
-    #[serde(default = "default_time_scale")]
-    pub time_scale: f64,
 }
 
 /// Retry schedules by cause (`[fax.retry_by_cause]`), as HylaFAX keeps
@@ -158,6 +157,9 @@ impl RetryByCause {
 fn default_ident() -> String {
     "faxgate".into()
 }
+fn default_header() -> String {
+    crate::document::header::DEFAULT_TEMPLATE.into()
+}
 fn default_true() -> bool {
     true
 }
@@ -170,10 +172,6 @@ fn default_retry_delays() -> Vec<u64> {
 fn default_media_ip() -> std::net::IpAddr {
     std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
 }
-fn default_time_scale() -> f64 {
-    1.0
-}
-
 impl FaxConfig {
     /// How a mail of `account` (of `tenant`) is made into pages: the
     /// account's paper, else the tenant's; everything else from `[fax]`.
@@ -202,7 +200,7 @@ impl Default for FaxConfig {
     fn default() -> Self {
         FaxConfig {
             ident: default_ident(),
-            header: None,
+            header: default_header(),
             ecm: true,
             resolution: Default::default(),
             dither: Default::default(),
@@ -216,7 +214,6 @@ impl Default for FaxConfig {
             work_dir: None,
             media_ip: default_media_ip(),
             advertise: None,
-            time_scale: default_time_scale(),
         }
     }
 }
@@ -341,6 +338,37 @@ pub struct SmtpConfig {
     /// Connections at once from one client address.
     #[serde(default = "default_max_connections_per_address")]
     pub max_connections_per_address: usize,
+    /// Connections at once on all listeners together. Unset: sized from
+    /// the file-descriptor limit ([`SmtpConfig::max_connections_for`]).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Seconds the TLS handshake may take (implicit TLS, or after STARTTLS).
+    #[serde(default = "default_tls_handshake_timeout")]
+    pub tls_handshake_timeout: u64,
+    /// Bytes per second a client must send while a command line, an AUTH
+    /// response or a message is under way; 0: no minimum.
+    #[serde(default = "default_min_rate")]
+    pub min_rate: u32,
+    /// Seconds of such time over which the rate is measured.
+    #[serde(default = "default_rate_window")]
+    pub rate_window: u64,
+    /// Seconds before a failed AUTH is answered; doubled for each further
+    /// failure from the address or for the user name.
+    #[serde(default = "default_auth_delay")]
+    pub auth_delay: f64,
+    /// The longest such delay, in seconds.
+    #[serde(default = "default_auth_max_delay")]
+    pub auth_max_delay: f64,
+    /// Failed logins from one client address that lock it out.
+    #[serde(default = "default_auth_max_failures_per_address")]
+    pub auth_max_failures_per_address: u32,
+    /// Failed logins for one user name, from anywhere, that lock it out.
+    #[serde(default = "default_auth_max_failures_per_user")]
+    pub auth_max_failures_per_user: u32,
+    /// Seconds a lockout lasts; failures are also forgotten after this long
+    /// without one.
+    #[serde(default = "default_auth_lockout")]
+    pub auth_lockout: u64,
     /// DNS servers for DMARC, SPF and DKIM (`"127.0.0.1:53"`); empty: the system's.
     #[serde(default)]
     pub dns_servers: Vec<std::net::SocketAddr>,
@@ -358,6 +386,9 @@ pub struct SmtpListen {
     /// What kind of port it is.
     #[serde(default)]
     pub mode: SmtpMode,
+    /// Connections at once on this listener. Unset: as many as on all.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
 }
 
 /// The kind of an SMTP port.
@@ -395,6 +426,75 @@ fn default_max_header_lines() -> usize {
 fn default_max_connections_per_address() -> usize {
     20
 }
+fn default_tls_handshake_timeout() -> u64 {
+    10
+}
+fn default_min_rate() -> u32 {
+    500
+}
+fn default_rate_window() -> u64 {
+    30
+}
+fn default_auth_delay() -> f64 {
+    1.0
+}
+fn default_auth_max_delay() -> f64 {
+    15.0
+}
+fn default_auth_max_failures_per_address() -> u32 {
+    10
+}
+fn default_auth_max_failures_per_user() -> u32 {
+    30
+}
+fn default_auth_lockout() -> u64 {
+    600
+}
+
+impl SmtpConfig {
+    /// Connections at once on all listeners: `max_connections`, or what
+    /// `fd_limit` file descriptors allow (each connection holds one, and
+    /// one more for a moment while its message is stored or its sender
+    /// checked in DNS) after a reserve for the store, the SIP side and the
+    /// admin socket: a quarter of the limit, at least 32 and at most 256.
+    pub fn max_connections_for(&self, fd_limit: u64) -> usize {
+        self.max_connections.unwrap_or_else(|| {
+            let limit = fd_limit.min(1 << 24);
+            let reserve = (limit / 4).clamp(32, 256);
+            (limit.saturating_sub(reserve) / 2).max(1) as usize
+        })
+    }
+
+    /// The session limits.
+    pub fn limits(&self) -> faxgate_smtp::Limits {
+        use std::time::Duration;
+        faxgate_smtp::Limits {
+            max_message_size: self.max_message_size,
+            max_recipients: self.max_recipients,
+            max_errors: self.max_errors,
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            tls_handshake_timeout: Duration::from_secs(self.tls_handshake_timeout),
+            min_rate: self.min_rate,
+            rate_window: Duration::from_secs(self.rate_window),
+            max_header_lines: self.max_header_lines,
+            ..faxgate_smtp::Limits::default()
+        }
+    }
+
+    /// How failed logins are slowed down and locked out (the delays
+    /// checked to be finite and in range).
+    pub fn auth_limits(&self) -> faxgate_smtp::AuthLimits {
+        use std::time::Duration;
+        let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO);
+        faxgate_smtp::AuthLimits {
+            delay: secs(self.auth_delay),
+            max_delay: secs(self.auth_max_delay),
+            max_failures_per_address: self.auth_max_failures_per_address,
+            max_failures_per_user: self.auth_max_failures_per_user,
+            lockout: Duration::from_secs(self.auth_lockout),
+        }
+    }
+}
 
 impl Default for SmtpConfig {
     fn default() -> Self {
@@ -408,6 +508,15 @@ impl Default for SmtpConfig {
             idle_timeout: default_idle_timeout(),
             max_header_lines: default_max_header_lines(),
             max_connections_per_address: default_max_connections_per_address(),
+            max_connections: None,
+            tls_handshake_timeout: default_tls_handshake_timeout(),
+            min_rate: default_min_rate(),
+            rate_window: default_rate_window(),
+            auth_delay: default_auth_delay(),
+            auth_max_delay: default_auth_max_delay(),
+            auth_max_failures_per_address: default_auth_max_failures_per_address(),
+            auth_max_failures_per_user: default_auth_max_failures_per_user(),
+            auth_lockout: default_auth_lockout(),
             dns_servers: Vec::new(),
             listen: Vec::new(),
         }
@@ -479,16 +588,58 @@ pub enum LogTarget {
     Stderr,
 }
 
+/// How log lines on standard error are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event: time, level, module, message, fields.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// `[log]`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// Level filter, as for `RUST_LOG` (`info`, `faxgate=debug,info`).
+    /// Level filter, as for `RUST_LOG` (`info`, `faxgate=debug,info`), with
+    /// a level in every directive ([`check_log_filter`]).
     #[serde(default = "default_log_level")]
     pub level: String,
     /// Where log lines go.
     #[serde(default)]
     pub target: LogTarget,
+    /// How lines on standard error are written (the journal keeps fields
+    /// of its own).
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// Checks a log filter: it must parse as for `RUST_LOG`, and each of its
+/// comma-separated directives must name a level, alone (`info`) or after
+/// a target (`faxgate=debug`). `RUST_LOG` reads a word that is not a
+/// level as a target with every level on, so that a misspelt level
+/// (`debgu`) would turn all other logging off; it is refused instead.
+pub fn check_log_filter(filter: &str) -> Result<(), String> {
+    const LEVELS: &str = "trace, debug, info, warn, error or off";
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = match directive.rsplit_once('=') {
+            Some((target, level)) if !target.is_empty() => level,
+            Some(_) => return Err(format!("{directive:?} has no target before its '='")),
+            None => directive,
+        };
+        if level.is_empty() || level.parse::<tracing_subscriber::filter::LevelFilter>().is_err() {
+            return Err(if directive.contains('=') {
+                format!("{level:?} in {directive:?} is not a level ({LEVELS})")
+            } else {
+                format!(
+                    "{directive:?} is not a level ({LEVELS}); a target needs its level, as in \"{directive}=debug\""
+                )
+            });
+        }
+    }
+    tracing_subscriber::EnvFilter::builder().parse(filter).map(drop).map_err(|e| e.to_string())
 }
 
 fn default_log_level() -> String {
@@ -497,7 +648,7 @@ fn default_log_level() -> String {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: default_log_level(), target: LogTarget::Auto }
+        LogConfig { level: default_log_level(), target: LogTarget::Auto, format: LogFormat::Text }
     }
 }
 
@@ -575,6 +726,9 @@ impl Config {
         }
         if self.log.target != new.log.target {
             v.push("log.target");
+        }
+        if self.log.format != new.log.format {
+            v.push("log.format");
         }
         if self.retention != new.retention {
             v.push("retention");

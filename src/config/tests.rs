@@ -80,6 +80,15 @@ fn unknown_keys_are_refused_with_path_and_line() {
     assert_eq!(p[0].line, Some(1));
 }
 
+/// No production setting speeds time up: the old `[fax] time_scale` is an
+/// unknown key (the integration tests use a test build's clock instead).
+#[test]
+fn there_is_no_time_scale() {
+    let p = Config::parse("[fax]\ntime_scale = 5.0\n").unwrap_err();
+    assert_eq!(p[0].path, "fax.time_scale");
+    assert!(p[0].message.contains("unknown key"), "{}", p[0]);
+}
+
 #[test]
 fn every_problem_is_reported() {
     let text = "\
@@ -123,7 +132,7 @@ fn syntax_errors_name_the_line() {
 fn retention_periods_are_checked() {
     let c = Config::parse("[retention]\ncdr = \"2 years\"\n").unwrap();
     assert_eq!(
-        faxgate_retention::policy::after("2025-01-01T00:00:00Z".parse().unwrap(), c.retention.cdr).to_string(),
+        crate::retention::policy::after("2025-01-01T00:00:00Z".parse().unwrap(), c.retention.cdr).to_string(),
         "2027-01-01T00:00:00Z"
     );
     let p = Config::parse("[retention]\ncdr = \"90 days\"\n").unwrap_err();
@@ -167,6 +176,9 @@ fn dither_and_pdf_renderer_are_read_checked_and_reach_the_documents() {
         default_country: "DK".parse().unwrap(),
         fax_domains: vec![],
         paper: crate::directory::Paper::A4,
+        time_zone: None,
+        header_template: None,
+        station_id: None,
     };
     let account = crate::directory::Account {
         id: crate::types::AccountId::generate(),
@@ -179,6 +191,7 @@ fn dither_and_pdf_renderer_are_read_checked_and_reach_the_documents() {
         allow_international: false,
         allow_premium: false,
         cover_page: None,
+        station_id: None,
     };
     let s = c.fax.document_settings(&tenant, &account);
     assert_eq!((s.dither, s.pdf_renderer), (Dither::Diffuse, PdfRenderer::HayroThenGhostscript));
@@ -195,4 +208,71 @@ fn dither_and_pdf_renderer_are_read_checked_and_reach_the_documents() {
     // them), missing on an empty PATH.
     assert_eq!(check::missing_programs(&std::env::var_os("PATH").unwrap()), Vec::<&str>::new());
     assert_eq!(check::missing_programs(std::ffi::OsStr::new("/nonexistent")), ["prlimit", "gs"]);
+}
+
+#[test]
+fn a_log_level_that_is_not_one_is_refused() {
+    for good in ["info", "debug,sled=info", "faxgate=debug,info", "WARN", "faxgate_smtp::server=trace", "off", "3"] {
+        assert!(check_log_filter(good).is_ok(), "{good}: {:?}", check_log_filter(good));
+    }
+    // RUST_LOG reads "debgu" as a target with every level on, which turns
+    // every other target off.
+    let p = Config::parse("[log]\nlevel = \"debgu\"\n").unwrap_err();
+    assert_eq!((p[0].path.as_str(), p[0].line), ("log.level", Some(2)), "{p:?}");
+    assert!(p[0].message.contains("\"debgu\" is not a level"), "{}", p[0]);
+    for bad in ["faxgate=verbose", "info,faxgate", "=debug", "faxgate=", "[{=}]"] {
+        assert!(check_log_filter(bad).is_err(), "{bad} passed");
+    }
+}
+
+#[test]
+fn smtp_budgets_have_defaults_and_are_checked() {
+    let c = Config::parse("").unwrap();
+    let l = c.smtp.limits();
+    assert_eq!(l.tls_handshake_timeout, std::time::Duration::from_secs(10));
+    assert_eq!((l.min_rate, l.rate_window.as_secs()), (500, 30));
+    let a = c.smtp.auth_limits();
+    assert_eq!((a.delay.as_secs(), a.max_delay.as_secs(), a.lockout.as_secs()), (1, 15, 600));
+    assert_eq!((a.max_failures_per_address, a.max_failures_per_user), (10, 30));
+    // The total is sized from the file-descriptor limit unless set.
+    assert_eq!(c.smtp.max_connections_for(128), 48);
+    assert_eq!(c.smtp.max_connections_for(1024), 384);
+    assert_eq!(c.smtp.max_connections_for(65536), 32640);
+    assert_eq!(c.smtp.max_connections_for(u64::MAX), ((1 << 24) - 256) / 2);
+    let c = Config::parse("[smtp]\nmax_connections = 7\nauth_delay = 0.25\n").unwrap();
+    assert_eq!(c.smtp.max_connections_for(128), 7);
+    assert_eq!(c.smtp.auth_limits().delay, std::time::Duration::from_millis(250));
+    let p = Config::parse(
+        "[smtp]\nmax_connections = 0\nrate_window = 0\nauth_delay = 20.0\nauth_max_delay = 10.0\nauth_lockout = 0\n\
+         [[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmax_connections = 0\n",
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+    for key in [
+        "smtp.max_connections",
+        "smtp.rate_window",
+        "smtp.auth_delay",
+        "smtp.auth_lockout",
+        "smtp.listen.0.max_connections",
+    ] {
+        assert!(paths.contains(&key), "{key} not in {p:?}");
+    }
+    let p = Config::parse("[smtp]\nauth_max_delay = nan\n").unwrap_err();
+    assert_eq!(p[0].path, "smtp.auth_max_delay", "{p:?}");
+}
+
+#[test]
+fn log_format_json_is_read_and_needs_a_restart() {
+    let c = Config::parse("[log]\nformat = \"json\"\n").unwrap();
+    assert_eq!(c.log.format, LogFormat::Json);
+    assert_eq!(Config::default().restart_needed_for(&c), vec!["log.format"]);
+    assert!(Config::parse("[log]\nformat = \"xml\"\n").is_err());
+}
+
+#[test]
+fn the_page_header_template_is_checked() {
+    assert_eq!(Config::parse("").unwrap().fax.header, crate::document::header::DEFAULT_TEMPLATE);
+    assert_eq!(Config::parse("[fax]\nheader = \"\"\n").unwrap().fax.header, "");
+    let p = Config::parse("[fax]\nheader = \"{date} {dato}\"\n").unwrap_err();
+    assert!(p.iter().any(|p| p.path == "fax.header" && p.message.contains("unknown placeholder {dato}")), "{p:?}");
 }

@@ -1,9 +1,13 @@
 //! `faxgate directory apply FILE`: the directory kept in a file.
 //!
 //! The file says what the directory should hold for the tenants it names.
-//! Applying it first plans every change and checks all of them (numbers,
-//! addresses, numbers or senders owned elsewhere, duplicates in the file):
-//! if anything is wrong nothing is changed. Then it carries the plan out.
+//! Applying it plans every change, checks the plan (numbers, addresses,
+//! numbers or senders owned elsewhere, duplicates in the file), then makes
+//! every change on a staged directory, with every check the change makes
+//! alone (names, lengths, characters): each problem is reported with its
+//! place in the file, and if there is any, nothing is changed. Otherwise
+//! the changes are written in one atomic batch. A dry run does exactly the
+//! same and writes nothing.
 //! Applying the same file again plans nothing, so it is safe to run from
 //! configuration management. Accounts are matched by the reseller's
 //! `reference`. With `prune`, numbers and senders of the named accounts that
@@ -16,8 +20,8 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AccountChange, AttachmentFormat, Branding, Directory, Language, Paper, Route, Scope, SenderAuth, SenderChange,
-    SenderPattern, Tenant, TenantChange,
+    AccountChange, AttachmentFormat, Branding, Directory, EnvelopeFrom, Language, Paper, Route, Scope, SenderAuth,
+    SenderChange, SenderPattern, Tenant, TenantChange,
 };
 use crate::Error;
 use crate::types::{Country, Domain, E164, EmailAddress, TenantId};
@@ -54,6 +58,15 @@ pub struct TenantEntry {
     /// Paper size.
     #[serde(default)]
     pub paper: Paper,
+    /// Time zone (IANA name) of its page headers and mails; unset: UTC.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Page header template; unset: `[fax] header`; empty: no header.
+    #[serde(default)]
+    pub header_template: Option<String>,
+    /// Station id of its faxes; unset: `[fax] ident`.
+    #[serde(default)]
+    pub station_id: Option<String>,
     /// Its accounts.
     #[serde(default)]
     pub account: Vec<AccountEntry>,
@@ -79,6 +92,9 @@ pub struct AccountEntry {
     /// A cover page on its faxes (true) or none (false); unset: `[fax] cover_page`.
     #[serde(default)]
     pub cover_page: Option<bool>,
+    /// Station id of its faxes; unset: the tenant's.
+    #[serde(default)]
+    pub station_id: Option<String>,
     /// Its fax numbers.
     #[serde(default)]
     pub number: Vec<NumberEntry>,
@@ -120,6 +136,10 @@ pub struct SenderEntry {
     pub caller_number: Option<String>,
     /// How it authenticates.
     pub auth: SenderAuth,
+    /// Which envelope senders it may use once logged in: "own" (default)
+    /// or "account".
+    #[serde(default)]
+    pub envelope_from: EnvelopeFrom,
 }
 
 /// What applying did (or, in a dry run, would do).
@@ -127,8 +147,31 @@ pub struct SenderEntry {
 pub struct ApplyReport {
     /// Whether nothing was changed on purpose.
     pub dry_run: bool,
+    /// Whether the changes were made (all of them, in one batch; none when
+    /// there is a problem or in a dry run).
+    pub applied: bool,
     /// One line per change.
     pub changes: Vec<String>,
+    /// Everything wrong with the file, each with where it is.
+    pub problems: Vec<ApplyProblem>,
+}
+
+/// One thing wrong with a directory file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyProblem {
+    /// Where, as a key path (`tenant.0.account.1.number.2`).
+    pub path: String,
+    /// The line in the file, when its text was given.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A place in the file: key names and indexes.
+type Path = Vec<String>;
+
+fn at(path: &[&dyn std::fmt::Display]) -> Path {
+    path.iter().map(|p| p.to_string()).collect()
 }
 
 #[derive(Debug)]
@@ -147,7 +190,7 @@ enum Action {
     NumberAdd(AccountRef, E164, Vec<Route>),
     RoutesReplace(E164, Vec<Route>),
     NumberRemove(E164),
-    SenderAdd(AccountRef, SenderPattern, Option<E164>, SenderAuth),
+    SenderAdd(AccountRef, SenderPattern, Option<E164>, SenderAuth, EnvelopeFrom),
     SenderChange(SenderPattern, SenderChange, String),
     SenderRemove(SenderPattern),
 }
@@ -169,7 +212,9 @@ impl std::fmt::Display for Action {
             }
             Action::RoutesReplace(n, routes) => write!(f, "set routes of {n}: {}", fmt_routes(routes)),
             Action::NumberRemove(n) => write!(f, "remove number {n}"),
-            Action::SenderAdd(r, p, _, auth) => write!(f, "allow sender {p} for account {:?} ({auth:?})", r.reference),
+            Action::SenderAdd(r, p, _, auth, _) => {
+                write!(f, "allow sender {p} for account {:?} ({auth:?})", r.reference)
+            }
             Action::SenderChange(p, _, what) => write!(f, "change sender {p}: {what}"),
             Action::SenderRemove(p) => write!(f, "remove sender {p}"),
         }
@@ -188,27 +233,59 @@ fn routes_of(entry: &NumberEntry) -> Vec<Route> {
 }
 
 impl Directory {
-    /// Applies a directory file (see the module documentation).
-    pub fn apply(&self, scope: &Scope, file: &DirectoryFile, prune: bool, dry_run: bool) -> Result<ApplyReport, Error> {
-        let plan = self.plan(scope, file, prune)?;
-        let changes = plan.iter().map(ToString::to_string).collect();
-        if !dry_run {
-            for action in plan {
-                self.execute(scope, action)?;
+    /// Applies a directory file (see the module documentation): every
+    /// change is made on a staged directory first, with every check it
+    /// makes alone; with no problem (and not a dry run) they are written in
+    /// one batch. `source`, the file's text, gives each problem its line.
+    pub fn apply(
+        &self,
+        scope: &Scope,
+        file: &DirectoryFile,
+        prune: bool,
+        dry_run: bool,
+        source: Option<&str>,
+    ) -> Result<ApplyReport, Error> {
+        let _g = self.lock();
+        let (plan, mut problems) = self.plan(scope, file, prune)?;
+        let staged = self.staged();
+        let mut changes = Vec::new();
+        for (path, action) in plan {
+            changes.push(action.to_string());
+            if let Err(e) = staged.execute(scope, action) {
+                problems.push((path, e.to_string()));
             }
         }
-        Ok(ApplyReport { dry_run, changes })
+        let applied = problems.is_empty() && !dry_run;
+        if applied {
+            staged.commit()?;
+        }
+        let problems = problems
+            .into_iter()
+            .map(|(path, message)| ApplyProblem {
+                line: source.and_then(|text| crate::config::toml_line(text, &path)),
+                path: path.join("."),
+                message,
+            })
+            .collect();
+        Ok(ApplyReport { dry_run, applied, changes, problems })
     }
 
-    fn plan(&self, scope: &Scope, file: &DirectoryFile, prune: bool) -> Result<Vec<Action>, Error> {
-        let mut plan = Vec::new();
-        let mut problems = Vec::new();
+    #[allow(clippy::type_complexity)]
+    fn plan(
+        &self,
+        scope: &Scope,
+        file: &DirectoryFile,
+        prune: bool,
+    ) -> Result<(Vec<(Path, Action)>, Vec<(Path, String)>), Error> {
+        let mut plan: Vec<(Path, Action)> = Vec::new();
+        let mut problems: Vec<(Path, String)> = Vec::new();
         let mut seen_tenants = HashSet::new();
         let mut seen_numbers = HashSet::new();
         let mut seen_senders = HashSet::new();
-        for t in &file.tenant {
+        for (ti, t) in file.tenant.iter().enumerate() {
+            let tp = at(&[&"tenant", &ti]);
             if !seen_tenants.insert(t.id.clone()) {
-                problems.push(format!("tenant {} is listed twice", t.id));
+                problems.push((tp, format!("tenant {} is listed twice", t.id)));
                 continue;
             }
             let want = Tenant {
@@ -227,12 +304,15 @@ impl Directory {
                     d
                 },
                 paper: t.paper,
+                time_zone: t.time_zone.clone(),
+                header_template: t.header_template.clone(),
+                station_id: t.station_id.clone(),
             };
             let existing = match self.tenant_get(scope, &t.id) {
                 Ok(e) => Some(e),
                 Err(Error::NotFound(_)) if *scope == Scope::Operator => None,
                 Err(Error::NotFound(_)) => {
-                    problems.push(format!("tenant {}: not yours to change", t.id));
+                    problems.push((tp, format!("tenant {}: not yours to change", t.id)));
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -241,11 +321,11 @@ impl Directory {
                 if let Some(owner) = self.tenant_for_domain(d)?
                     && owner.id != t.id
                 {
-                    problems.push(format!("tenant {}: fax domain {d} already belongs to another tenant", t.id));
+                    problems.push((tp.clone(), format!("tenant {}: fax domain {d} cannot be added", t.id)));
                 }
             }
             match &existing {
-                None => plan.push(Action::TenantAdd(want.clone())),
+                None => plan.push((tp.clone(), Action::TenantAdd(want.clone()))),
                 Some(e) if *e != want => {
                     let ch = TenantChange {
                         name: (e.name != want.name).then(|| want.name.clone()),
@@ -256,6 +336,9 @@ impl Directory {
                         language: (e.branding.language != want.branding.language).then_some(want.branding.language),
                         default_country: (e.default_country != want.default_country).then_some(want.default_country),
                         paper: (e.paper != want.paper).then_some(want.paper),
+                        time_zone: super::Patch::between(&e.time_zone, want.time_zone.clone()),
+                        header_template: super::Patch::between(&e.header_template, want.header_template.clone()),
+                        station_id: super::Patch::between(&e.station_id, want.station_id.clone()),
                         add_domains: want.fax_domains.iter().filter(|d| !e.fax_domains.contains(d)).cloned().collect(),
                         remove_domains: e
                             .fax_domains
@@ -265,32 +348,38 @@ impl Directory {
                             .collect(),
                     };
                     let what = describe_tenant_change(&ch);
-                    plan.push(Action::TenantChange(t.id.clone(), ch, what));
+                    plan.push((tp.clone(), Action::TenantChange(t.id.clone(), ch, what)));
                 }
                 Some(_) => {}
             }
 
             let mut seen_refs = HashSet::new();
-            for a in &t.account {
+            for (ai, a) in t.account.iter().enumerate() {
+                let ap = at(&[&"tenant", &ti, &"account", &ai]);
                 let r = || AccountRef { tenant: t.id.clone(), reference: a.reference.clone() };
                 if !seen_refs.insert(a.reference.clone()) {
-                    problems.push(format!("tenant {}: account reference {:?} is listed twice", t.id, a.reference));
+                    problems
+                        .push((ap, format!("tenant {}: account reference {:?} is listed twice", t.id, a.reference)));
                     continue;
                 }
                 let existing =
                     if existing.is_some() { self.account_by_reference(scope, &t.id, &a.reference)? } else { None };
                 match &existing {
                     None => {
-                        plan.push(Action::AccountAdd(r(), a.name.clone(), a.paper));
-                        if a.allow_international || a.allow_premium || a.cover_page.is_some() {
+                        plan.push((ap.clone(), Action::AccountAdd(r(), a.name.clone(), a.paper)));
+                        if a.allow_international || a.allow_premium || a.cover_page.is_some() || a.station_id.is_some()
+                        {
                             let ch = AccountChange {
                                 allow_international: Some(a.allow_international),
                                 allow_premium: Some(a.allow_premium),
                                 cover_page: super::Patch::set_if(a.cover_page),
+                                station_id: super::Patch::set_if(a.station_id.clone()),
                                 ..Default::default()
                             };
-                            let what = if a.cover_page.is_some() { "destinations, cover page" } else { "destinations" };
-                            plan.push(Action::AccountChange(r(), ch, what.into()));
+                            let mut what = vec!["destinations"];
+                            what.extend(a.cover_page.map(|_| "cover page"));
+                            what.extend(a.station_id.as_ref().map(|_| "station id"));
+                            plan.push((ap.clone(), Action::AccountChange(r(), ch, what.join(", "))));
                         }
                     }
                     Some(e)
@@ -298,7 +387,8 @@ impl Directory {
                             || e.paper != a.paper
                             || e.allow_international != a.allow_international
                             || e.allow_premium != a.allow_premium
-                            || e.cover_page != a.cover_page =>
+                            || e.cover_page != a.cover_page
+                            || e.station_id != a.station_id =>
                     {
                         let ch = AccountChange {
                             name: (e.name != a.name).then(|| a.name.clone()),
@@ -316,46 +406,50 @@ impl Directory {
                             } else {
                                 a.cover_page.map_or(super::Patch::Clear, super::Patch::Set)
                             },
+                            station_id: super::Patch::between(&e.station_id, a.station_id.clone()),
                         };
                         let what = match &ch.name {
                             Some(n) => format!("name {n:?}"),
                             None if e.paper != a.paper => "paper".into(),
                             None if e.cover_page != a.cover_page => "cover page".into(),
+                            None if e.station_id != a.station_id => "station id".into(),
                             None => "destinations".into(),
                         };
-                        plan.push(Action::AccountChange(r(), ch, what));
+                        plan.push((ap.clone(), Action::AccountChange(r(), ch, what)));
                     }
                     Some(_) => {}
                 }
                 let mut listed_numbers = HashSet::new();
-                for n in &a.number {
+                for (ni, n) in a.number.iter().enumerate() {
+                    let np = at(&[&"tenant", &ti, &"account", &ai, &"number", &ni]);
                     let num = match E164::parse(&n.number, Some(t.default_country)) {
                         Ok(num) => num,
                         Err(e) => {
-                            problems.push(format!("tenant {} account {:?}: {e}", t.id, a.reference));
+                            problems.push((np, format!("tenant {} account {:?}: {e}", t.id, a.reference)));
                             continue;
                         }
                     };
                     if !seen_numbers.insert(num.clone()) {
-                        problems.push(format!("number {num} is listed twice"));
+                        problems.push((np, format!("number {num} is listed twice")));
                         continue;
                     }
                     listed_numbers.insert(num.clone());
                     let routes = routes_of(n);
                     match self.lookup_number(&num)? {
-                        None => plan.push(Action::NumberAdd(r(), num, routes)),
+                        None => plan.push((np, Action::NumberAdd(r(), num, routes))),
                         Some(rec) if existing.as_ref().is_some_and(|e| e.id == rec.account) => {
                             if rec.routes != routes {
-                                plan.push(Action::RoutesReplace(num, routes));
+                                plan.push((np, Action::RoutesReplace(num, routes)));
                             }
                         }
-                        Some(_) => problems.push(format!("number {num} already belongs to another account")),
+                        Some(_) => problems.push((np, format!("number {num} cannot be added to this account"))),
                     }
                 }
                 let mut listed_senders = HashSet::new();
-                for s in &a.sender {
+                for (si, s) in a.sender.iter().enumerate() {
+                    let sp = at(&[&"tenant", &ti, &"account", &ai, &"sender", &si]);
                     if !seen_senders.insert(s.sender.canonical()) {
-                        problems.push(format!("sender {} is listed twice", s.sender));
+                        problems.push((sp, format!("sender {} is listed twice", s.sender)));
                         continue;
                     }
                     listed_senders.insert(s.sender.canonical());
@@ -363,14 +457,17 @@ impl Directory {
                         match s.caller_number.as_deref().map(|c| E164::parse(c, Some(t.default_country))).transpose() {
                             Ok(c) => c,
                             Err(e) => {
-                                problems.push(format!("sender {}: caller number: {e}", s.sender));
+                                problems.push((sp, format!("sender {}: caller number: {e}", s.sender)));
                                 continue;
                             }
                         };
                     match self.load_sender(&s.sender)? {
-                        None => plan.push(Action::SenderAdd(r(), s.sender.clone(), caller, s.auth)),
+                        None => {
+                            plan.push((sp, Action::SenderAdd(r(), s.sender.clone(), caller, s.auth, s.envelope_from)))
+                        }
                         Some(rec) if existing.as_ref().is_some_and(|e| e.id == rec.account) => {
-                            if rec.caller_number != caller || rec.auth != s.auth {
+                            if rec.caller_number != caller || rec.auth != s.auth || rec.envelope_from != s.envelope_from
+                            {
                                 let ch = SenderChange {
                                     caller_number: match (&caller, rec.caller_number == caller) {
                                         (_, true) => super::Patch::Keep,
@@ -378,28 +475,30 @@ impl Directory {
                                         (None, false) => super::Patch::Clear,
                                     },
                                     auth: (rec.auth != s.auth).then_some(s.auth),
+                                    envelope_from: (rec.envelope_from != s.envelope_from).then_some(s.envelope_from),
                                     password: None,
                                 };
                                 let what = format!(
-                                    "caller number {}, auth {:?}",
+                                    "caller number {}, auth {:?}, envelope_from {:?}",
                                     caller.as_ref().map(ToString::to_string).unwrap_or_else(|| "none".into()),
-                                    s.auth
+                                    s.auth,
+                                    s.envelope_from
                                 );
-                                plan.push(Action::SenderChange(s.sender.clone(), ch, what));
+                                plan.push((sp.clone(), Action::SenderChange(s.sender.clone(), ch, what)));
                             }
                         }
-                        Some(_) => problems.push(format!("sender {} already belongs to another account", s.sender)),
+                        Some(_) => problems.push((sp, format!("sender {} cannot be added to this account", s.sender))),
                     }
                 }
                 if let (true, Some(e)) = (prune, &existing) {
                     for rec in self.number_list(scope, Some(&e.id), None)? {
                         if !listed_numbers.contains(&rec.number) {
-                            plan.push(Action::NumberRemove(rec.number));
+                            plan.push((ap.clone(), Action::NumberRemove(rec.number)));
                         }
                     }
                     for rec in self.sender_list(scope, Some(&e.id), None)? {
                         if !listed_senders.contains(&rec.pattern.canonical()) {
-                            plan.push(Action::SenderRemove(rec.pattern));
+                            plan.push((ap.clone(), Action::SenderRemove(rec.pattern)));
                         }
                     }
                 }
@@ -413,20 +512,12 @@ impl Directory {
                             Some(r) => format!("reference {r:?} not in the file"),
                             None => "no reference, not in the file".into(),
                         };
-                        plan.push(Action::AccountTerminate(acc.id, why));
+                        plan.push((tp.clone(), Action::AccountTerminate(acc.id, why)));
                     }
                 }
             }
         }
-        if problems.is_empty() {
-            Ok(plan)
-        } else {
-            Err(Error::Invalid(format!(
-                "nothing was changed; the file has {} problem(s):\n  {}",
-                problems.len(),
-                problems.join("\n  ")
-            )))
-        }
+        Ok((plan, problems))
     }
 
     fn resolve(&self, scope: &Scope, r: &AccountRef) -> Result<crate::types::AccountId, Error> {
@@ -453,10 +544,10 @@ impl Directory {
             }
             Action::RoutesReplace(n, routes) => self.routes_replace(scope, n.as_str(), routes).map(drop),
             Action::NumberRemove(n) => self.number_remove(scope, n.as_str()).map(drop),
-            Action::SenderAdd(r, p, caller, auth) => {
+            Action::SenderAdd(r, p, caller, auth, envelope_from) => {
                 let id = self.resolve(scope, &r)?;
                 let caller = caller.map(|c| c.to_string());
-                self.sender_add(scope, &id, p, caller.as_deref(), auth).map(drop)
+                self.sender_add(scope, &id, p, caller.as_deref(), auth, envelope_from).map(drop)
             }
             Action::SenderChange(p, ch, _) => self.sender_change(scope, &p, ch).map(drop),
             Action::SenderRemove(p) => self.sender_remove(scope, &p).map(drop),
@@ -483,6 +574,15 @@ fn describe_tenant_change(ch: &TenantChange) -> String {
     }
     if let Some(v) = ch.paper {
         parts.push(format!("paper {v:?}").to_lowercase());
+    }
+    for (what, p) in
+        [("time zone", &ch.time_zone), ("header template", &ch.header_template), ("station id", &ch.station_id)]
+    {
+        match p {
+            super::Patch::Keep => {}
+            super::Patch::Clear => parts.push(format!("{what} unset")),
+            super::Patch::Set(v) => parts.push(format!("{what} {v:?}")),
+        }
     }
     for d in &ch.add_domains {
         parts.push(format!("+fax domain {d}"));

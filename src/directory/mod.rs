@@ -35,22 +35,18 @@ mod model;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use faxgate_retention::KeyId;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use apply::{ApplyReport, DirectoryFile};
+pub use apply::{ApplyProblem, ApplyReport, DirectoryFile};
 pub use model::*;
 
 use crate::Error;
 use crate::clock::Clock;
-use crate::store::{Batch, Store, Tree};
+use crate::retention::account::{account_key, tenant_key};
+use crate::store::layout::directory::{self as layout, Owned};
+use crate::store::{Batch, Store, Tree, TreeName};
 use crate::types::{AccountId, Country, Domain, E164, EmailAddress, TenantId};
-
-const NUMBER: &str = "number";
-const SENDER: &str = "sender";
-const DOMAIN: &str = "fax-domain";
-const REFERENCE: &str = "account-reference";
 
 /// A new tenant, or a tenant's full description.
 pub type NewTenant = Tenant;
@@ -70,6 +66,15 @@ pub struct TenantChange {
     pub default_country: Option<Country>,
     /// Paper size.
     pub paper: Option<Paper>,
+    /// Time zone (IANA name); `Clear`: UTC.
+    #[serde(default)]
+    pub time_zone: Patch<String>,
+    /// Page header template (empty: no header); `Clear`: `[fax] header`.
+    #[serde(default)]
+    pub header_template: Patch<String>,
+    /// Station id; `Clear`: `[fax] ident`.
+    #[serde(default)]
+    pub station_id: Patch<String>,
     /// Fax domains to add.
     #[serde(default)]
     pub add_domains: Vec<Domain>,
@@ -95,6 +100,18 @@ impl<T> Patch<T> {
     /// `Set(v)` for `Some(v)`, `Keep` for `None`.
     pub fn set_if(v: Option<T>) -> Self {
         v.map_or(Patch::Keep, Patch::Set)
+    }
+
+    /// The change from `old` to `new`: `Keep` when they are equal.
+    pub fn between(old: &Option<T>, new: Option<T>) -> Self
+    where
+        T: PartialEq,
+    {
+        match new {
+            _ if *old == new => Patch::Keep,
+            Some(v) => Patch::Set(v),
+            None => Patch::Clear,
+        }
     }
 
     fn apply(self, field: &mut Option<T>) {
@@ -126,6 +143,9 @@ pub struct AccountChange {
     /// Cover page on or off (`Set`), or as `[fax] cover_page` says (`Clear`).
     #[serde(default)]
     pub cover_page: Patch<bool>,
+    /// Station id; `Clear`: the tenant's.
+    #[serde(default)]
+    pub station_id: Patch<String>,
 }
 
 /// A change to a sender.
@@ -136,6 +156,9 @@ pub struct SenderChange {
     pub caller_number: Patch<String>,
     /// New authentication rule.
     pub auth: Option<SenderAuth>,
+    /// New rule for the envelope sender after a login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope_from: Option<EnvelopeFrom>,
     /// New SMTP AUTH password (stored only as an argon2id hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
@@ -164,10 +187,6 @@ struct Inner {
     clock: Arc<dyn Clock>,
 }
 
-fn key(parts: &[&[u8]]) -> Vec<u8> {
-    parts.join(&0u8)
-}
-
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), Error> {
     if value.trim().is_empty() {
         return Err(Error::Invalid(format!("{field} must not be empty")));
@@ -181,11 +200,73 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks a tenant's time zone, page header template and station id, and an
+/// account's station id: each must be one the gateway can use.
+pub fn check_fax_settings(
+    time_zone: Option<&str>,
+    header_template: Option<&str>,
+    station_id: Option<&str>,
+) -> Result<(), Error> {
+    use crate::document::header;
+    if let Some(z) = time_zone {
+        header::time_zone(z).map_err(Error::Invalid)?;
+    }
+    if let Some(t) = header_template {
+        t.parse::<header::Template>().map_err(Error::Invalid)?;
+    }
+    if let Some(s) = station_id {
+        header::check_station_id(s).map_err(Error::Invalid)?;
+    }
+    Ok(())
+}
+
 impl Directory {
     /// The directory in `store`.
     pub fn open(store: &Store, clock: Arc<dyn Clock>) -> Result<Self, Error> {
-        let tree = store.tree("directory")?;
+        let tree = store.tree(TreeName::Directory)?;
         Ok(Directory { inner: Arc::new(Inner { store: store.clone(), tree, write: Mutex::new(()), clock }) })
+    }
+
+    /// A directory whose changes are held back until [`Directory::commit`]:
+    /// a set of changes is checked as a whole (each with every check it
+    /// makes alone), then written in one atomic batch, or not at all. No key
+    /// is made for a held-back change, and erasures (which destroy keys) are
+    /// refused in it.
+    pub fn staged(&self) -> Directory {
+        let i = &self.inner;
+        Directory {
+            inner: Arc::new(Inner {
+                store: i.store.clone(),
+                tree: i.tree.staged(),
+                write: Mutex::new(()),
+                clock: i.clock.clone(),
+            }),
+        }
+    }
+
+    /// Writes what a [`Directory::staged`] directory held back, in one batch.
+    pub fn commit(&self) -> Result<(), Error> {
+        self.inner.tree.commit()
+    }
+
+    /// A record for a listing: one whose key is damaged is left out (and
+    /// logged, naming the key), so that one tenant's or account's damaged
+    /// key does not keep the others from being listed.
+    fn listed<T: serde::de::DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, Error> {
+        match self.tree().get_sealed::<T>(k) {
+            Err(e @ Error::Crypto(faxgate_retention::Error::DamagedKey { .. })) => {
+                tracing::error!(error = %e, "a record left out of a listing: its key is damaged");
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    fn refuse_if_staged(&self, what: &str) -> Result<(), Error> {
+        match self.inner.tree.is_staged() {
+            true => Err(Error::Invalid(format!("{what} cannot be part of a set of changes; do it on its own"))),
+            false => Ok(()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {
@@ -194,10 +275,6 @@ impl Directory {
 
     fn tree(&self) -> &Tree {
         &self.inner.tree
-    }
-
-    fn blind(&self, domain: &str, value: &str) -> [u8; 32] {
-        self.inner.store.blind(domain, value)
     }
 
     /// Now, by the directory's clock.
@@ -214,12 +291,8 @@ impl Directory {
 
     // ---- tenants -------------------------------------------------------
 
-    fn tenant_key(id: &TenantId) -> Vec<u8> {
-        key(&[b"t", id.as_str().as_bytes()])
-    }
-
     fn load_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, Error> {
-        self.tree().get_sealed(&Self::tenant_key(id))
+        self.tree().get_sealed(&layout::tenant(id))
     }
 
     /// A tenant the scope may see.
@@ -234,8 +307,8 @@ impl Directory {
     /// The tenants the scope may see.
     pub fn tenant_list(&self, scope: &Scope) -> Result<Vec<Tenant>, Error> {
         let mut out = Vec::new();
-        for k in self.tree().keys_with_prefix(b"t\0")? {
-            if let Some(t) = self.tree().get_sealed::<Tenant>(&k)?
+        for k in self.tree().keys_with_prefix(layout::TENANTS)? {
+            if let Some(t) = self.listed::<Tenant>(&k)?
                 && Self::visible(scope, &t.id)
             {
                 out.push(t);
@@ -247,17 +320,17 @@ impl Directory {
     fn validate_tenant(t: &Tenant) -> Result<(), Error> {
         check_text("name", &t.name, 200)?;
         check_text("display name", &t.branding.display_name, 200)?;
-        Ok(())
+        check_fax_settings(t.time_zone.as_deref(), t.header_template.as_deref(), t.station_id.as_deref())
     }
 
     fn put_domains(&self, b: &mut Batch<'_>, t: &Tenant, old: Option<&Tenant>) -> Result<(), Error> {
         if let Some(old) = old {
             for d in old.fax_domains.iter().filter(|d| !t.fax_domains.contains(d)) {
-                b.remove(&key(&[b"d", &self.blind(DOMAIN, d.as_str())]));
+                b.remove(&layout::domain(&self.inner.store, d));
             }
         }
         for d in &t.fax_domains {
-            let k = key(&[b"d", &self.blind(DOMAIN, d.as_str())]);
+            let k = layout::domain(&self.inner.store, d);
             if let Some(owner) = self.tree().get_plain(&k)?
                 && owner != t.id.as_str().as_bytes()
             {
@@ -283,7 +356,7 @@ impl Directory {
         t.fax_domains.dedup();
         let mut b = self.tree().batch();
         self.put_domains(&mut b, &t, None)?;
-        b.put_sealed(&Self::tenant_key(&t.id), &KeyId::tenant(t.id.as_str())?, &t)?;
+        b.put_sealed(&layout::tenant(&t.id), &tenant_key(&t.id)?, &t)?;
         self.tree().apply(b)?;
         Ok(t)
     }
@@ -311,6 +384,9 @@ impl Directory {
         if let Some(v) = ch.paper {
             t.paper = v;
         }
+        ch.time_zone.apply(&mut t.time_zone);
+        ch.header_template.apply(&mut t.header_template);
+        ch.station_id.apply(&mut t.station_id);
         for d in &ch.remove_domains {
             if !t.fax_domains.contains(d) {
                 return Err(Error::NotFound(format!("tenant {id} has no fax domain {d}")));
@@ -328,7 +404,7 @@ impl Directory {
     fn save_tenant(&self, t: &Tenant, old: Option<&Tenant>) -> Result<(), Error> {
         let mut b = self.tree().batch();
         self.put_domains(&mut b, t, old)?;
-        b.put_sealed(&Self::tenant_key(&t.id), &KeyId::tenant(t.id.as_str())?, t)?;
+        b.put_sealed(&layout::tenant(&t.id), &tenant_key(&t.id)?, t)?;
         self.tree().apply(b)
     }
 
@@ -339,23 +415,26 @@ impl Directory {
         }
         let _g = self.lock();
         let t = self.tenant_get(scope, id)?;
-        let accounts = self.tree().keys_with_prefix(&key(&[b"a", id.as_str().as_bytes(), b""]))?.len();
+        let accounts = self.tree().keys_with_prefix(&layout::accounts(Some(id)))?.len();
         if accounts > 0 {
             return Err(Error::Conflict(format!("tenant {id} still has {accounts} account(s): remove them first")));
         }
+        self.refuse_if_staged("removing a tenant")?;
+        let key = tenant_key(id)?;
+        self.inner.store.vault().destroy(&key)?;
         let mut b = self.tree().batch();
         for d in &t.fax_domains {
-            b.remove(&key(&[b"d", &self.blind(DOMAIN, d.as_str())]));
+            b.remove(&layout::domain(&self.inner.store, d));
         }
-        b.remove(&Self::tenant_key(id));
+        b.remove(&layout::tenant(id));
         self.tree().apply(b)?;
-        self.inner.store.vault().destroy(&KeyId::tenant(id.as_str())?)?;
+        self.inner.store.vault().clear_tombstone(&key)?;
         Ok(())
     }
 
     /// The tenant whose fax domain `domain` is.
     pub fn tenant_for_domain(&self, domain: &Domain) -> Result<Option<Tenant>, Error> {
-        let Some(id) = self.tree().get_plain(&key(&[b"d", &self.blind(DOMAIN, domain.as_str())]))? else {
+        let Some(id) = self.tree().get_plain(&layout::domain(&self.inner.store, domain))? else {
             return Ok(None);
         };
         let id: TenantId = String::from_utf8_lossy(&id).parse().map_err(Error::Invalid)?;
@@ -364,22 +443,14 @@ impl Directory {
 
     // ---- accounts ------------------------------------------------------
 
-    fn account_key(tenant: &TenantId, id: &AccountId) -> Vec<u8> {
-        key(&[b"a", tenant.as_str().as_bytes(), id.to_text().as_bytes()])
-    }
-
-    fn account_index_key(id: &AccountId) -> Vec<u8> {
-        key(&[b"ai", id.to_text().as_bytes()])
-    }
-
     fn reference_key(&self, tenant: &TenantId, reference: &str) -> Vec<u8> {
-        key(&[b"ar", &self.blind(REFERENCE, &format!("{tenant}\0{reference}"))])
+        layout::reference(&self.inner.store, tenant, reference)
     }
 
     fn load_account(&self, id: &AccountId) -> Result<Option<Account>, Error> {
-        let Some(tenant) = self.tree().get_plain(&Self::account_index_key(id))? else { return Ok(None) };
+        let Some(tenant) = self.tree().get_plain(&layout::account_tenant(id))? else { return Ok(None) };
         let tenant: TenantId = String::from_utf8_lossy(&tenant).parse().map_err(Error::Invalid)?;
-        self.tree().get_sealed(&Self::account_key(&tenant, id))
+        self.tree().get_sealed(&layout::account(&tenant, id))
     }
 
     /// An account the scope may see.
@@ -415,13 +486,10 @@ impl Directory {
         if let Some(t) = tenant {
             self.tenant_get(scope, t)?;
         }
-        let prefix = match tenant {
-            Some(t) => key(&[b"a", t.as_str().as_bytes(), b""]),
-            None => b"a\0".to_vec(),
-        };
+        let prefix = layout::accounts(tenant);
         let mut out = Vec::new();
         for k in self.tree().keys_with_prefix(&prefix)? {
-            if let Some(a) = self.tree().get_sealed::<Account>(&k)? {
+            if let Some(a) = self.listed::<Account>(&k)? {
                 out.push(a);
             }
         }
@@ -460,6 +528,7 @@ impl Directory {
             allow_international: false,
             allow_premium: false,
             cover_page: None,
+            station_id: None,
         };
         self.save_account(&a, None)?;
         Ok(a)
@@ -475,8 +544,8 @@ impl Directory {
         if let Some(r) = &a.reference {
             b.put_plain(&self.reference_key(&a.tenant, r), a.id.to_text().as_bytes());
         }
-        b.put_plain(&Self::account_index_key(&a.id), a.tenant.as_str().as_bytes());
-        b.put_sealed(&Self::account_key(&a.tenant, &a.id), &KeyId::account(&a.id.to_text())?, a)?;
+        b.put_plain(&layout::account_tenant(&a.id), a.tenant.as_str().as_bytes());
+        b.put_sealed(&layout::account(&a.tenant, &a.id), &account_key(&a.id)?, a)?;
         self.tree().apply(b)
     }
 
@@ -507,6 +576,8 @@ impl Directory {
             a.allow_premium = v;
         }
         ch.cover_page.apply(&mut a.cover_page);
+        ch.station_id.apply(&mut a.station_id);
+        check_fax_settings(None, None, a.station_id.as_deref())?;
         self.save_account(&a, Some(&old))?;
         Ok(a)
     }
@@ -532,36 +603,54 @@ impl Directory {
         Ok(a)
     }
 
-    /// Removes an account with its numbers and senders now, and destroys its key.
+    /// Removes an account with its numbers and senders now (see [`Directory::erase_account`]).
     pub fn account_remove(&self, scope: &Scope, id: &AccountId) -> Result<Removed, Error> {
-        let _g = self.lock();
         let a = self.account_get(scope, id)?;
-        let id_text = a.id.to_text();
+        self.erase_account(&a.id)
+    }
+
+    /// Erases an account's data without opening it: destroys its key first
+    /// (from then on nothing of it can be read), then removes the account,
+    /// its numbers and senders and their index entries, then clears the
+    /// key's tombstone. Run again after a crash, it finishes the work.
+    pub fn erase_account(&self, id: &AccountId) -> Result<Removed, Error> {
+        self.refuse_if_staged("erasing an account")?;
+        let _g = self.lock();
+        let key = account_key(id)?;
+        let vault = self.inner.store.vault();
+        vault.destroy(&key)?;
         let mut b = self.tree().batch();
         let mut removed = Removed { numbers: 0, senders: 0 };
-        for (idx, main, count) in [(&b"an"[..], &b"n"[..], &mut removed.numbers), (b"as", b"s", &mut removed.senders)] {
-            let prefix = key(&[idx, id_text.as_bytes(), b""]);
-            for k in self.tree().keys_with_prefix(&prefix)? {
-                b.remove(&key(&[main, &k[prefix.len()..]]));
+        for (kind, count) in [(Owned::Numbers, &mut removed.numbers), (Owned::Senders, &mut removed.senders)] {
+            for k in self.tree().keys_with_prefix(&kind.index_prefix(id))? {
+                if let Some(record) = kind.record_of_index(id, &k) {
+                    b.remove(&record);
+                }
                 b.remove(&k);
                 *count += 1;
             }
         }
-        if let Some(r) = &a.reference {
-            b.remove(&self.reference_key(&a.tenant, r));
+        let id_text = id.to_text();
+        for k in self.tree().keys_with_prefix(layout::REFERENCES)? {
+            if self.tree().get_plain(&k)?.is_some_and(|v| v == id_text.as_bytes()) {
+                b.remove(&k);
+            }
         }
-        b.remove(&Self::account_index_key(&a.id));
-        b.remove(&Self::account_key(&a.tenant, &a.id));
+        if let Some(t) = self.tree().get_plain(&layout::account_tenant(id))?
+            && let Ok(tenant) = String::from_utf8_lossy(&t).parse::<TenantId>()
+        {
+            b.remove(&layout::account(&tenant, id));
+        }
+        b.remove(&layout::account_tenant(id));
         self.tree().apply(b)?;
-        self.inner.store.vault().destroy(&KeyId::account(&id_text)?)?;
+        vault.clear_tombstone(&key)?;
         Ok(removed)
     }
 
     // ---- numbers and routes -------------------------------------------
 
     fn number_keys(&self, account: &AccountId, n: &E164) -> (Vec<u8>, Vec<u8>) {
-        let h = self.blind(NUMBER, n.as_str());
-        (key(&[b"n", &h]), key(&[b"an", account.to_text().as_bytes(), &h]))
+        layout::number(&self.inner.store, account, n)
     }
 
     /// Reads a number as a scope writes it: national numbers in a tenant
@@ -576,7 +665,7 @@ impl Directory {
 
     /// The number record and its account, whoever owns it (for the legs).
     pub fn lookup_number(&self, n: &E164) -> Result<Option<FaxNumber>, Error> {
-        self.tree().get_sealed(&key(&[b"n", &self.blind(NUMBER, n.as_str())]))
+        self.tree().get_sealed(&layout::number_record(&self.inner.store, n))
     }
 
     /// A number the scope may see.
@@ -588,9 +677,9 @@ impl Directory {
         }
     }
 
-    fn keys_of(&self, idx: &[u8], main: &[u8], account: &AccountId) -> Result<Vec<Vec<u8>>, Error> {
-        let prefix = key(&[idx, account.to_text().as_bytes(), b""]);
-        Ok(self.tree().keys_with_prefix(&prefix)?.into_iter().map(|k| key(&[main, &k[prefix.len()..]])).collect())
+    fn keys_of(&self, kind: Owned, account: &AccountId) -> Result<Vec<Vec<u8>>, Error> {
+        let index = self.tree().keys_with_prefix(&kind.index_prefix(account))?;
+        Ok(index.iter().filter_map(|k| kind.record_of_index(account, k)).collect())
     }
 
     fn accounts_in(
@@ -614,8 +703,8 @@ impl Directory {
     ) -> Result<Vec<FaxNumber>, Error> {
         let mut out = Vec::new();
         for a in self.accounts_in(scope, account, tenant)? {
-            for k in self.keys_of(b"an", b"n", &a)? {
-                if let Some(n) = self.tree().get_sealed::<FaxNumber>(&k)? {
+            for k in self.keys_of(Owned::Numbers, &a)? {
+                if let Some(n) = self.listed::<FaxNumber>(&k)? {
                     out.push(n);
                 }
             }
@@ -653,7 +742,7 @@ impl Directory {
     fn save_number(&self, rec: &FaxNumber) -> Result<(), Error> {
         let (main, idx) = self.number_keys(&rec.account, &rec.number);
         let mut b = self.tree().batch();
-        b.put_sealed(&main, &KeyId::account(&rec.account.to_text())?, rec)?;
+        b.put_sealed(&main, &account_key(&rec.account)?, rec)?;
         b.put_plain(&idx, b"");
         self.tree().apply(b)
     }
@@ -673,7 +762,7 @@ impl Directory {
         rec.tenant = target.tenant;
         let mut b = self.tree().batch();
         b.remove(&old_idx);
-        b.put_sealed(&main, &KeyId::account(&rec.account.to_text())?, &rec)?;
+        b.put_sealed(&main, &account_key(&rec.account)?, &rec)?;
         b.put_plain(&idx, b"");
         self.tree().apply(b)?;
         Ok(rec)
@@ -734,12 +823,11 @@ impl Directory {
     // ---- senders -------------------------------------------------------
 
     fn sender_keys(&self, account: &AccountId, p: &SenderPattern) -> (Vec<u8>, Vec<u8>) {
-        let h = self.blind(SENDER, &p.canonical());
-        (key(&[b"s", &h]), key(&[b"as", account.to_text().as_bytes(), &h]))
+        layout::sender(&self.inner.store, account, &p.canonical())
     }
 
     fn load_sender(&self, p: &SenderPattern) -> Result<Option<Sender>, Error> {
-        self.tree().get_sealed(&key(&[b"s", &self.blind(SENDER, &p.canonical())]))
+        self.tree().get_sealed(&layout::sender_record(&self.inner.store, &p.canonical()))
     }
 
     /// The sender entry covering a mail address: the address itself first,
@@ -770,8 +858,8 @@ impl Directory {
     ) -> Result<Vec<Sender>, Error> {
         let mut out = Vec::new();
         for a in self.accounts_in(scope, account, tenant)? {
-            for k in self.keys_of(b"as", b"s", &a)? {
-                if let Some(s) = self.tree().get_sealed::<Sender>(&k)? {
+            for k in self.keys_of(Owned::Senders, &a)? {
+                if let Some(s) = self.listed::<Sender>(&k)? {
                     out.push(s);
                 }
             }
@@ -788,6 +876,7 @@ impl Directory {
         pattern: SenderPattern,
         caller_number: Option<&str>,
         auth: SenderAuth,
+        envelope_from: EnvelopeFrom,
     ) -> Result<Sender, Error> {
         let _g = self.lock();
         let a = self.account_get(scope, account)?;
@@ -804,7 +893,15 @@ impl Directory {
                 format!("sender {pattern} already belongs to another account")
             }));
         }
-        let s = Sender { pattern, tenant: a.tenant.clone(), account: a.id, caller_number, auth, password_hash: None };
+        let s = Sender {
+            pattern,
+            tenant: a.tenant.clone(),
+            account: a.id,
+            caller_number,
+            auth,
+            envelope_from,
+            password_hash: None,
+        };
         self.save_sender(&s)?;
         Ok(s)
     }
@@ -812,7 +909,7 @@ impl Directory {
     fn save_sender(&self, s: &Sender) -> Result<(), Error> {
         let (main, idx) = self.sender_keys(&s.account, &s.pattern);
         let mut b = self.tree().batch();
-        b.put_sealed(&main, &KeyId::account(&s.account.to_text())?, s)?;
+        b.put_sealed(&main, &account_key(&s.account)?, s)?;
         b.put_plain(&idx, b"");
         self.tree().apply(b)
     }
@@ -834,6 +931,9 @@ impl Directory {
         if let Some(a) = ch.auth {
             s.auth = a;
         }
+        if let Some(e) = ch.envelope_from {
+            s.envelope_from = e;
+        }
         if s.auth != SenderAuth::SmtpAuth {
             s.password_hash = None;
         }
@@ -847,6 +947,26 @@ impl Directory {
             s.password_hash = Some(crate::mail::password::hash(&p)?);
         }
         self.save_sender(&s)?;
+        Ok(s)
+    }
+
+    /// Gives a sender entry another pattern (a rectified address), keeping
+    /// everything else, its SMTP password among it; in one batch.
+    pub fn sender_rename(&self, scope: &Scope, from: &SenderPattern, to: SenderPattern) -> Result<Sender, Error> {
+        let _g = self.lock();
+        let mut s = self.sender_get(scope, from)?;
+        if self.load_sender(&to)?.is_some() {
+            return Err(Error::Conflict(format!("sender {to} cannot be added")));
+        }
+        let (old_main, old_idx) = self.sender_keys(&s.account, &s.pattern);
+        s.pattern = to;
+        let (main, idx) = self.sender_keys(&s.account, &s.pattern);
+        let mut b = self.tree().batch();
+        b.remove(&old_main);
+        b.remove(&old_idx);
+        b.put_sealed(&main, &account_key(&s.account)?, &s)?;
+        b.put_plain(&idx, b"");
+        self.tree().apply(b)?;
         Ok(s)
     }
 

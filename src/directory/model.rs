@@ -63,6 +63,27 @@ pub struct Tenant {
     pub fax_domains: Vec<Domain>,
     /// Paper size of its fax pages, unless an account overrides it.
     pub paper: Paper,
+    /// Its time zone (IANA name) for the page header and its mails; unset: UTC.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// The page header of its faxes (see [`crate::document::header`]); unset:
+    /// `[fax] header`; empty: none.
+    #[serde(default)]
+    pub header_template: Option<String>,
+    /// The station id its faxes are sent with, unless an account has its
+    /// own; unset: `[fax] ident`.
+    #[serde(default)]
+    pub station_id: Option<String>,
+}
+
+impl Tenant {
+    /// Its time zone: the one named, else UTC.
+    pub fn tz(&self) -> jiff::tz::TimeZone {
+        self.time_zone
+            .as_deref()
+            .and_then(|z| crate::document::header::time_zone(z).ok())
+            .unwrap_or(jiff::tz::TimeZone::UTC)
+    }
 }
 
 /// Whether an account is served.
@@ -102,6 +123,10 @@ pub struct Account {
     /// `[fax] cover_page`; a mail's `X-Fax-Cover` header overrides both.
     #[serde(default)]
     pub cover_page: Option<bool>,
+    /// The station id its faxes are sent with (TSI and page header); unset:
+    /// its tenant's.
+    #[serde(default)]
+    pub station_id: Option<String>,
 }
 
 impl Account {
@@ -210,6 +235,20 @@ pub enum SenderAuth {
     Dmarc,
 }
 
+/// Which envelope senders (MAIL FROM) a sender that logs in may use. The
+/// failure report of a fax goes to the envelope sender, with the original
+/// mail attached: a login must not let anyone have it sent elsewhere.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnvelopeFrom {
+    /// Only its own address, the user name it logs in with.
+    #[default]
+    Own,
+    /// Any address that a sender entry of its account allows (its own, a
+    /// colleague's, one of a whole `@domain` entry).
+    Account,
+}
+
 /// A mail sender allowed to send faxes for an account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sender {
@@ -223,6 +262,9 @@ pub struct Sender {
     pub caller_number: Option<E164>,
     /// How it must authenticate.
     pub auth: SenderAuth,
+    /// Which envelope senders it may use once logged in.
+    #[serde(default)]
+    pub envelope_from: EnvelopeFrom,
     /// The argon2id hash of its SMTP AUTH password (an address entry with
     /// `auth = smtp-auth` only; the user name is the address).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,6 @@
 //! Fax jobs: one per recipient of an accepted mail, and what happens to a
 //! job after each call attempt. Pure functions of the job, the outcome and
-//! `now`; the queue in [`super::queue`] stores and runs them.
+//! `now`; the gateway's outbound flow (`super::outbound`) stores and runs them.
 
 use faxgate_t38::sip::{CallError, CallReport};
 use jiff::{SignedDuration, Timestamp};
@@ -164,6 +164,12 @@ impl Outcome {
             Outcome::NetworkFailure { status, .. } => *status,
             _ => None,
         }
+    }
+
+    /// Whether the attempt placed a call: a document that cannot be faxed
+    /// and a destination not allowed end the job before any call.
+    pub fn called(&self) -> bool {
+        !matches!(self, Outcome::BadDocument { .. } | Outcome::Blocked { .. })
     }
 
     /// Pages that got through.

@@ -35,6 +35,7 @@ mod tests {
             allow_international: international,
             allow_premium: premium,
             cover_page: None,
+            station_id: None,
         }
     }
 

@@ -1,6 +1,12 @@
-//! An accepted mail to fax pages: its attachments (PDF, TIFF, images) in
-//! order, or, when it has none, its text (or HTML) body; the body becomes
-//! the cover page's comment when a cover page is on.
+//! An accepted mail to fax pages: its attachments (PDF, TIFF, images, text)
+//! in order, forwarded messages (`message/rfc822`, as mail clients forward
+//! "as attachment") opened in place to [`MAX_FORWARD_DEPTH`] levels, or,
+//! when it has none, its text (or HTML) body. Images its HTML shows inline
+//! (`cid:`, a signature's logo) are part of the body and are not faxed as
+//! pages of their own unless they are all there is. The body beside
+//! attachments and the headers of forwarded messages become the cover
+//! page's comment when a cover page is on. `format=flowed` text (RFC 3676)
+//! is joined back into paragraphs.
 //!
 //! Whether a cover page is on ([`wants_cover`]): the mail's `X-Fax-Cover`
 //! header (`yes` or `no`) if it has one, else the account's setting if it
@@ -8,7 +14,7 @@
 //! refused, with a report saying what to write: the sender asked for
 //! something, and a fax cannot be taken back once it has been sent.
 
-use mail_parser::{MessageParser, MimeHeaders};
+use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
 use crate::document::{self, CoverPage, Kind, Pages, Settings};
 
@@ -32,6 +38,11 @@ pub enum RenderError {
     /// Nothing to fax in it.
     #[error("the message has no attachment and no text to fax")]
     Empty,
+    /// Forwarded messages nested deeper than [`MAX_FORWARD_DEPTH`].
+    #[error(
+        "the message holds forwarded messages nested more than {MAX_FORWARD_DEPTH} deep; forward the innermost message itself"
+    )]
+    TooDeep,
     /// The `X-Fax-Cover` header says neither yes nor no.
     #[error("the {COVER_HEADER} header says {0:?}; write \"yes\" for a cover page or \"no\" for none")]
     CoverHeader(String),
@@ -88,70 +99,264 @@ pub fn subject_of(raw: &[u8]) -> String {
     MessageParser::default().parse_headers(raw).and_then(|m| m.subject().map(str::to_owned)).unwrap_or_default()
 }
 
+/// Forwarded messages (`message/rfc822` parts) are opened this many levels
+/// deep; one nested deeper is refused rather than faxed in part.
+pub const MAX_FORWARD_DEPTH: usize = 3;
+
 /// Renders `raw` with `settings`; `cover` (when given) goes in front, with
-/// the body text as its comment.
+/// the body text (and the headers of forwarded messages) as its comment.
 pub fn render(raw: &[u8], settings: Settings, cover: Option<CoverPage>) -> Result<Rendered, RenderError> {
     let msg = MessageParser::default().parse(raw).ok_or(RenderError::Unreadable)?;
     let subject = msg.subject().unwrap_or_default().to_owned();
     let mut pages = Pages::new(settings);
-    let mut attachments = 0;
-    for part in msg.attachments() {
-        let name = part
-            .attachment_name()
-            .map(str::to_owned)
-            .or_else(|| part.content_type().map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or(""))))
-            .unwrap_or_else(|| "attachment".into());
-        let data = part.contents();
-        let mime = part.content_type().map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")));
-        let kind = match mime.as_deref().and_then(Kind::from_mime).or_else(|| Kind::sniff(data)) {
-            // A generic type: trust the content.
-            Some(Kind::Text) | None if Kind::sniff(data).is_some() => Kind::sniff(data),
-            k => k,
-        };
-        let kind = kind.ok_or_else(|| RenderError::Document {
-            name: name.clone(),
-            error: document::Error::Unsupported(mime.clone().unwrap_or_else(|| "application/octet-stream".into())),
-        })?;
-        match kind {
-            Kind::Text => pages.add_text(&String::from_utf8_lossy(data)).map_err(doc_err(&name))?,
-            Kind::Html => pages.add_html(&String::from_utf8_lossy(data)).map_err(doc_err(&name))?,
-            k => pages.add_binary(k, data).map_err(doc_err(&name))?,
-        };
-        attachments += 1;
-    }
-    let body = msg.body_text(0).map(|b| b.trim().to_owned()).filter(|b| !b.is_empty());
-    if attachments == 0 {
-        let html = is_html_only(&msg).then(|| msg.body_html(0)).flatten().filter(|h| !h.trim().is_empty());
-        match (html, &body) {
-            (Some(html), _) => pages.add_html(&html).map_err(doc_err("text"))?,
-            (None, Some(text)) => pages.add_text(text).map_err(doc_err("text"))?,
-            (None, None) => return Err(RenderError::Empty),
-        };
+    let mut comment = String::new();
+    add_message(&msg, 0, &mut pages, &mut comment)?;
+    if pages.pages().is_empty() {
+        return Err(RenderError::Empty);
     }
     if let Some(mut c) = cover {
-        if attachments > 0 {
-            c.comment = body.unwrap_or_default();
-        }
+        c.comment = comment.trim().to_owned();
         c.subject = subject.clone();
         pages.prepend_cover(&c).map_err(doc_err("cover page"))?;
     }
     let tiff = pages.to_tiff().map_err(doc_err("pages"))?;
     let n = pages.pages().len() as u32;
-    if n == 0 {
-        return Err(RenderError::Empty);
-    }
     Ok(Rendered { tiff, pages: n, subject })
 }
 
-/// True when the message's only body is HTML (mail-parser then offers a
-/// text rendering of it as `body_text`).
-fn is_html_only(msg: &mail_parser::Message<'_>) -> bool {
-    !msg.html_body.is_empty()
-        && msg.text_body.iter().all(|i| msg.html_body.contains(i))
-        && msg
-            .html_body
-            .iter()
-            .all(|&i| msg.part(i).and_then(|p| p.content_type()).is_some_and(|c| c.subtype() == Some("html")))
+/// Adds the pages of one message (the mail, or a message forwarded in it at
+/// `depth`): its attachments in order, forwarded messages opened in place,
+/// or its body when nothing else is faxed. What is not faxed of it (the
+/// body beside attachments, forwarded headers) is added to `comment`.
+fn add_message(msg: &Message<'_>, depth: usize, pages: &mut Pages, comment: &mut String) -> Result<(), RenderError> {
+    let cols = document::text::Layout::body(pages.settings().paper, pages.settings().resolution).cols;
+    let body = Body::of(msg);
+    let cids = referenced_cids(msg);
+    let is_cid_image = |p: &MessagePart<'_>| {
+        !matches!(p.body, PartType::Message(_)) && p.content_id().is_some_and(|id| cids.contains(&normal_cid(id)))
+    };
+    // Images the HTML shows in its text (a signature's logo) are part of the
+    // body, not documents: they are faxed only when nothing else is.
+    let skip_cid_images = msg.attachments().any(|p| !is_cid_image(p)) || body.as_ref().is_some_and(Body::has_text);
+    let before = pages.pages().len();
+    let mut forwarded = String::new();
+    for part in msg.attachments() {
+        if skip_cid_images && is_cid_image(part) {
+            continue;
+        }
+        if let PartType::Message(inner) = &part.body {
+            if depth >= MAX_FORWARD_DEPTH {
+                return Err(RenderError::TooDeep);
+            }
+            forwarded.push_str(&forward_header(inner));
+            add_message(inner, depth + 1, pages, &mut forwarded)?;
+            continue;
+        }
+        add_part(part, pages)?;
+    }
+    if pages.pages().len() == before {
+        // Nothing else: the body is the document; a forwarded one under the
+        // headers it was sent with.
+        let text = match &body {
+            Some(Body::Html(html)) if depth == 0 => {
+                pages.add_html(html).map_err(doc_err("text"))?;
+                None
+            }
+            Some(b) => Some(b.to_text(cols)),
+            None => None,
+        };
+        if let Some(text) = text {
+            let head = if depth > 0 { forward_header(msg) } else { String::new() };
+            pages.add_text(&format!("{head}{text}")).map_err(doc_err("text"))?;
+        }
+    } else if let Some(b) = &body {
+        push_paragraph(comment, &b.to_text(cols));
+    }
+    push_paragraph(comment, &forwarded);
+    Ok(())
+}
+
+/// Adds one attachment's pages.
+fn add_part(part: &MessagePart<'_>, pages: &mut Pages) -> Result<(), RenderError> {
+    let name = part
+        .attachment_name()
+        .map(str::to_owned)
+        .or_else(|| part.content_type().map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or(""))))
+        .unwrap_or_else(|| "attachment".into());
+    let data = part.contents();
+    let mime = part.content_type().map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")));
+    let kind = match mime.as_deref().and_then(Kind::from_mime).or_else(|| Kind::sniff(data)) {
+        // A generic type: trust the content.
+        Some(Kind::Text) | None if Kind::sniff(data).is_some() => Kind::sniff(data),
+        k => k,
+    };
+    let kind = kind.ok_or_else(|| RenderError::Document {
+        name: name.clone(),
+        error: document::Error::Unsupported(mime.clone().unwrap_or_else(|| "application/octet-stream".into())),
+    })?;
+    match kind {
+        Kind::Text => pages.add_text(&plain_text(part)).map_err(doc_err(&name))?,
+        Kind::Html => pages.add_html(&String::from_utf8_lossy(data)).map_err(doc_err(&name))?,
+        k => pages.add_binary(k, data).map_err(doc_err(&name))?,
+    };
+    Ok(())
+}
+
+/// A text part's text, `format=flowed` (RFC 3676) decoded.
+fn plain_text(part: &MessagePart<'_>) -> String {
+    let text = String::from_utf8_lossy(part.contents());
+    let param = |name: &str| part.content_type().and_then(|c| c.attribute(name)).map(str::to_ascii_lowercase);
+    if param("format").as_deref() == Some("flowed") {
+        document::text::unflow(&text, param("delsp").as_deref() == Some("yes"))
+    } else {
+        text.into_owned()
+    }
+}
+
+/// A message's body.
+enum Body {
+    /// Its text parts, decoded.
+    Text(String),
+    /// Its HTML, when it has no text part.
+    Html(String),
+}
+
+impl Body {
+    fn of(msg: &Message<'_>) -> Option<Body> {
+        let parts = |ids: &[u32]| ids.iter().filter_map(|&i| msg.part(i)).collect::<Vec<_>>();
+        let text: Vec<String> = parts(&msg.text_body)
+            .into_iter()
+            .filter(|p| matches!(p.body, PartType::Text(_)))
+            .map(plain_text)
+            .filter(|t| !t.trim().is_empty())
+            .collect();
+        if !text.is_empty() {
+            return Some(Body::Text(text.join("\n\n").trim().to_owned()));
+        }
+        let html: Vec<&str> = parts(&msg.html_body)
+            .into_iter()
+            .filter_map(|p| match &p.body {
+                PartType::Html(h) if !h.trim().is_empty() => Some(h.as_ref()),
+                _ => None,
+            })
+            .collect();
+        (!html.is_empty()).then(|| Body::Html(html.join("\n")))
+    }
+
+    fn to_text(&self, cols: usize) -> String {
+        match self {
+            Body::Text(t) => t.clone(),
+            Body::Html(h) => document::text::html_to_text(h, cols),
+        }
+    }
+
+    /// Whether it has words of its own, not only images.
+    fn has_text(&self) -> bool {
+        match self {
+            Body::Text(t) => !t.trim().is_empty(),
+            Body::Html(h) => !document::text::html_to_text(&without_images(h), 80).trim().is_empty(),
+        }
+    }
+}
+
+/// The HTML with its `<img>` tags cut out (for [`Body::has_text`]: an image's
+/// alt text is not text of the mail's own).
+fn without_images(html: &str) -> String {
+    let lower = html.to_ascii_lowercase();
+    let mut out = String::with_capacity(html.len());
+    let mut at = 0;
+    while let Some(p) = lower[at..].find("<img") {
+        out.push_str(&html[at..at + p]);
+        at = lower[at + p..].find('>').map_or(html.len(), |e| at + p + e + 1);
+    }
+    out.push_str(&html[at..]);
+    out
+}
+
+/// The Content-IDs that the message's HTML shows (`src="cid:..."`, RFC 2392).
+fn referenced_cids(msg: &Message<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in msg.html_body.iter().filter_map(|&i| msg.part(i)) {
+        let PartType::Html(html) = &part.body else { continue };
+        let lower = html.to_ascii_lowercase();
+        let mut at = 0;
+        while let Some(p) = lower[at..].find("cid:") {
+            let start = at + p + 4;
+            let end =
+                lower[start..].find(['"', '\'', '>', ' ', ')', '\t', '\r', '\n']).map_or(lower.len(), |e| start + e);
+            out.push(normal_cid(&percent_decode(&html[start..end])));
+            at = end;
+        }
+    }
+    out
+}
+
+/// A Content-ID as compared: without angle brackets, in lower case.
+fn normal_cid(id: &str) -> String {
+    id.trim().trim_start_matches('<').trim_end_matches('>').to_ascii_lowercase()
+}
+
+/// `%XX` escapes decoded (a `cid:` URL is URL-encoded, RFC 2392 §2).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (b.get(i + 1).and_then(|&c| hex(c)), b.get(i + 2).and_then(|&c| hex(c)))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The header block a mail client prints above a forwarded message.
+fn forward_header(msg: &Message<'_>) -> String {
+    let addresses = |a: Option<&mail_parser::Address<'_>>| {
+        a.map(|a| {
+            a.iter()
+                .map(|a| match (a.name(), a.address()) {
+                    (Some(n), Some(e)) => format!("{n} <{e}>"),
+                    (Some(n), None) => n.to_owned(),
+                    (None, Some(e)) => e.to_owned(),
+                    (None, None) => String::new(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+    };
+    let mut out = String::from("---------- Forwarded message ----------\n");
+    for (label, value) in [
+        ("From", addresses(msg.from())),
+        ("Date", msg.date().map(|d| d.to_rfc822()).unwrap_or_default()),
+        ("Subject", msg.subject().unwrap_or_default().to_owned()),
+        ("To", addresses(msg.to())),
+        ("Cc", addresses(msg.cc())),
+    ] {
+        if !value.is_empty() {
+            out.push_str(&format!("{label}: {value}\n"));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+fn push_paragraph(out: &mut String, text: &str) {
+    let text = text.trim();
+    if text.is_empty() {
+        return;
+    }
+    if !out.is_empty() {
+        out.push_str("\n\n");
+    }
+    out.push_str(text);
 }
 
 #[cfg(test)]
@@ -181,7 +386,6 @@ mod tests {
     #[test]
     fn an_html_only_mail_is_rendered_as_text() {
         let raw = b"From: a@example.com\r\nSubject: x\r\nContent-Type: text/html\r\n\r\n<p>Hello <b>there</b></p>\r\n";
-        assert!(is_html_only(&MessageParser::default().parse(&raw[..]).unwrap()));
         assert_eq!(render(raw, Settings::default(), None).unwrap().pages, 1);
     }
 

@@ -16,9 +16,9 @@ pub struct Text {
     pub body: String,
 }
 
-fn local_time(t: Timestamp) -> String {
-    // The tenant's zone is not configured yet; UTC, labelled as such.
-    t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
+/// `t` in the tenant's time zone, with the zone's abbreviation.
+pub fn local_time(tenant: &Tenant, t: Timestamp) -> String {
+    t.to_zoned(tenant.tz()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string()
 }
 
 /// The cause of an outcome in plain words.
@@ -48,11 +48,19 @@ pub fn reason(lang: Language, o: &Outcome) -> String {
     }
 }
 
-/// A body: an opening sentence, aligned "label: value" rows, the brand.
+/// `value` on one line: every control character (line breaks, tabs,
+/// escapes) becomes a space, so that a decoded header (a Subject with an
+/// encoded CRLF) or a remote station id cannot start a line of its own.
+pub fn one_line(value: &str) -> String {
+    value.chars().map(|c| if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') { ' ' } else { c }).collect()
+}
+
+/// A body: an opening sentence, aligned "label: value" rows (each value on
+/// one line), the brand.
 fn body(opening: &str, rows: &[(&str, String)], brand: &str) -> String {
     let mut out = format!("{opening}\n\n");
     for (label, value) in rows {
-        out.push_str(&format!("{:<17}{value}\n", format!("{label}:")));
+        out.push_str(&format!("{:<17}{}\n", format!("{label}:"), one_line(value)));
     }
     out.push_str(&format!("\n{brand}\n"));
     out
@@ -62,68 +70,93 @@ fn body(opening: &str, rows: &[(&str, String)], brand: &str) -> String {
 struct Words {
     delivered: &'static str,
     not_delivered: &'static str,
+    not_called: &'static str,
     ok: &'static str,
     failed: &'static str,
     of: &'static str,
-    labels: [&'static str; 12],
+    none_called: &'static str,
+    labels: Labels,
+}
+
+struct Labels {
+    number: &'static str,
+    result: &'static str,
+    reason: &'static str,
+    code: &'static str,
+    pages: &'static str,
+    attempts: &'static str,
+    call_time: &'static str,
+    remote: &'static str,
+    subject: &'static str,
+    accepted: &'static str,
+    finished: &'static str,
+    reference: &'static str,
 }
 
 const EN: Words = Words {
     delivered: "Your fax was delivered.",
     not_delivered: "Your fax could not be delivered.",
+    not_called: "Your fax could not be delivered; the number was not called.",
     ok: "delivered",
     failed: "failed",
     of: "of",
-    labels: [
-        "Number",
-        "Result",
-        "Reason",
-        "Code",
-        "Pages sent",
-        "Attempts",
-        "Call time",
-        "Remote station",
-        "Subject",
-        "Accepted",
-        "Finished",
-        "Reference",
-    ],
+    none_called: "none: the number was not called",
+    labels: Labels {
+        number: "Number",
+        result: "Result",
+        reason: "Reason",
+        code: "Code",
+        pages: "Pages sent",
+        attempts: "Attempts",
+        call_time: "Call time",
+        remote: "Remote station",
+        subject: "Subject",
+        accepted: "Accepted",
+        finished: "Finished",
+        reference: "Reference",
+    },
 };
 
 const DA: Words = Words {
     delivered: "Din fax er leveret.",
     not_delivered: "Din fax kunne ikke leveres.",
+    not_called: "Din fax kunne ikke leveres; nummeret blev ikke ringet op.",
     ok: "leveret",
     failed: "fejlet",
     of: "af",
-    labels: [
-        "Nummer",
-        "Resultat",
-        "Årsag",
-        "Kode",
-        "Sider sendt",
-        "Forsøg",
-        "Opkaldstid",
-        "Modtagerstation",
-        "Emne",
-        "Modtaget",
-        "Afsluttet",
-        "Reference",
-    ],
+    none_called: "ingen: nummeret blev ikke ringet op",
+    labels: Labels {
+        number: "Nummer",
+        result: "Resultat",
+        reason: "Årsag",
+        code: "Kode",
+        pages: "Sider sendt",
+        attempts: "Forsøg",
+        call_time: "Opkaldstid",
+        remote: "Modtagerstation",
+        subject: "Emne",
+        accepted: "Modtaget",
+        finished: "Afsluttet",
+        reference: "Reference",
+    },
 };
 
-/// The report on a finished job.
+/// The report on a finished job. A job that ended before any call (a
+/// document that cannot be faxed, a destination not allowed) says the
+/// number was not called, with no pages or call time.
 pub fn job_report(tenant: &Tenant, job: &FaxJob) -> Text {
     let lang = tenant.branding.language;
     let w = match lang {
         Language::En => &EN,
         Language::Da => &DA,
     };
+    let l = &w.labels;
     let ok = job.state == JobState::Done;
     let last = job.attempts.last();
     let outcome = last.map(|a| &a.outcome);
     let pages = outcome.map_or(0, Outcome::pages);
-    let duration: i64 = job.attempts.iter().map(|a| a.end.duration_since(a.start).as_secs()).sum();
+    let calls: Vec<_> = job.attempts.iter().filter(|a| a.outcome.called()).collect();
+    let duration: i64 = calls.iter().map(|a| a.end.duration_since(a.start).as_secs()).sum();
     let code = match outcome {
         Some(o @ Outcome::TransferFailed { t30_code: Some(c), .. }) => format!("{} (T.30 {c})", o.code()),
         Some(o) => match o.sip_status() {
@@ -132,28 +165,40 @@ pub fn job_report(tenant: &Tenant, job: &FaxJob) -> Text {
         },
         None => String::new(),
     };
-    let values = [
-        job.to.to_string(),
-        (if ok { w.ok } else { w.failed }).to_owned(),
-        outcome.map(|o| reason(lang, o)).unwrap_or_default(),
-        code,
-        format!("{pages} {} {}", w.of, job.pages_total),
-        job.attempts.len().to_string(),
-        format!("{duration} s"),
-        last.and_then(|a| a.remote_station.clone()).unwrap_or_default(),
-        job.subject.clone(),
-        local_time(job.created),
-        last.map(|a| local_time(a.end)).unwrap_or_default(),
-        format!("{} / {}", job.correlation_id, job.id.to_text()),
+    let mut rows: Vec<(&str, String)> = vec![
+        (l.number, job.to.to_string()),
+        (l.result, (if ok { w.ok } else { w.failed }).to_owned()),
+        (l.reason, outcome.map(|o| reason(lang, o)).unwrap_or_default()),
+        (l.code, code),
     ];
-    let rows: Vec<(&str, String)> = w.labels.iter().copied().zip(values).collect();
+    if calls.is_empty() {
+        rows.push((l.attempts, w.none_called.to_owned()));
+    } else {
+        rows.push((l.pages, format!("{pages} {} {}", w.of, job.pages_total)));
+        rows.push((l.attempts, calls.len().to_string()));
+        rows.push((l.call_time, format!("{duration} s")));
+        if let Some(remote) = last.and_then(|a| a.remote_station.clone()) {
+            rows.push((l.remote, remote));
+        }
+    }
+    rows.extend([
+        (l.subject, job.subject.clone()),
+        (l.accepted, local_time(tenant, job.created)),
+        (l.finished, last.map(|a| local_time(tenant, a.end)).unwrap_or_default()),
+        (l.reference, format!("{} / {}", job.correlation_id, job.id.to_text())),
+    ]);
     let subject = match (lang, ok) {
         (Language::En, true) => format!("Fax to {} delivered ({pages} of {} pages)", job.to, job.pages_total),
         (Language::En, false) => format!("Fax to {} NOT delivered", job.to),
         (Language::Da, true) => format!("Fax til {} leveret ({pages} af {} sider)", job.to, job.pages_total),
         (Language::Da, false) => format!("Fax til {} IKKE leveret", job.to),
     };
-    Text { subject, body: body(if ok { w.delivered } else { w.not_delivered }, &rows, &tenant.branding.display_name) }
+    let opening = match (ok, calls.is_empty()) {
+        (true, _) => w.delivered,
+        (false, false) => w.not_delivered,
+        (false, true) => w.not_called,
+    };
+    Text { subject, body: body(opening, &rows, &tenant.branding.display_name) }
 }
 
 /// What the mail carrying a received fax says.
@@ -186,7 +231,7 @@ pub fn received(tenant: &Tenant, r: &Received<'_>) -> Text {
         r.to.to_owned(),
         r.pages.to_string(),
         r.station.to_owned(),
-        local_time(r.start),
+        local_time(tenant, r.start),
         format!("{} s", r.duration_s),
         r.result.to_owned(),
         r.reference.to_owned(),
@@ -202,7 +247,7 @@ pub fn received(tenant: &Tenant, r: &Received<'_>) -> Text {
             },
             format!(
                 "Fax from {}, {} page{}{}",
-                r.from,
+                one_line(r.from),
                 r.pages,
                 if r.pages == 1 { "" } else { "s" },
                 if r.incomplete { " (INCOMPLETE)" } else { "" }
@@ -218,7 +263,7 @@ pub fn received(tenant: &Tenant, r: &Received<'_>) -> Text {
             },
             format!(
                 "Fax fra {}, {} side{}{}",
-                r.from,
+                one_line(r.from),
                 r.pages,
                 if r.pages == 1 { "" } else { "r" },
                 if r.incomplete { " (UFULDSTÆNDIG)" } else { "" }
@@ -250,6 +295,9 @@ mod tests {
             default_country: "DK".parse().unwrap(),
             fax_domains: vec![],
             paper: Paper::A4,
+            time_zone: None,
+            header_template: None,
+            station_id: None,
         }
     }
 
@@ -314,6 +362,45 @@ mod tests {
     }
 
     #[test]
+    fn a_mail_never_called_is_reported_as_not_called_without_call_time() {
+        for (outcome, reason) in [
+            (
+                Outcome::BadDocument { text: "the PDF document is damaged and cannot be read".into() },
+                "the document cannot be faxed",
+            ),
+            (Outcome::Blocked { text: "+4590xxxxxx is premium rate".into() }, "faxes to this number are not allowed"),
+        ] {
+            let mut j = job(outcome, JobState::Failed);
+            j.pages_total = 0;
+            let t0 = j.created;
+            j.attempts[0].start = t0;
+            j.attempts[0].end = t0;
+            j.attempts[0].remote_station = None;
+            let t = job_report(&tenant(Language::En), &j);
+            assert!(t.body.starts_with("Your fax could not be delivered; the number was not called."), "{}", t.body);
+            assert!(t.body.contains("Attempts:        none: the number was not called"), "{}", t.body);
+            assert!(t.body.contains(&format!("Reason:          {reason}")), "{}", t.body);
+            for absent in ["Call time", "Pages sent", "Remote station", "0 of 0"] {
+                assert!(!t.body.contains(absent), "{absent:?} in\n{}", t.body);
+            }
+            let t = job_report(&tenant(Language::Da), &j);
+            assert!(t.body.contains("Forsøg:          ingen: nummeret blev ikke ringet op"), "{}", t.body);
+            assert!(!t.body.contains("Opkaldstid"), "{}", t.body);
+        }
+    }
+
+    #[test]
+    fn times_are_in_the_tenants_zone() {
+        let j = job(Outcome::Sent { pages: 3 }, JobState::Done);
+        let mut t = tenant(Language::Da);
+        assert!(job_report(&t, &j).body.contains("Modtaget:        2026-03-02 09:00:00 UTC"));
+        t.time_zone = Some("Europe/Copenhagen".into());
+        let body = job_report(&t, &j).body;
+        assert!(body.contains("Modtaget:        2026-03-02 10:00:00 CET"), "{body}");
+        assert!(body.contains("Afsluttet:       2026-03-02 10:01:35 CET"), "{body}");
+    }
+
+    #[test]
     fn a_received_fax_cut_short_is_marked_in_either_language() {
         let r = Received {
             from: "+4570203040",
@@ -331,5 +418,30 @@ mod tests {
         assert!(da.body.starts_with("Denne fax er UFULDSTÆNDIG"), "{}", da.body);
         let en = received(&tenant(Language::En), &r);
         assert_eq!(en.subject, "Fax from +4570203040, 1 page (INCOMPLETE)");
+    }
+
+    #[test]
+    fn header_values_stay_on_their_row() {
+        let mut j = job(Outcome::Sent { pages: 3 }, JobState::Done);
+        j.subject = "Offer\r\nBcc: victim@elsewhere.example\n\tX: y\u{1b}[2J\u{2028}z".into();
+        j.attempts[0].remote_station = Some("ST\rATION".into());
+        let t = job_report(&tenant(Language::En), &j);
+        assert!(t.body.contains("Subject:         Offer  Bcc: victim@elsewhere.example  X: y [2J z\n"), "{}", t.body);
+        assert!(t.body.contains("Remote station:  ST ATION\n"), "{}", t.body);
+        assert!(!t.body.lines().any(|l| l.starts_with("Bcc") || l.starts_with('\t')), "{}", t.body);
+        let r = Received {
+            from: "+45\r\nBcc: x@y",
+            to: "+4533221100",
+            pages: 1,
+            incomplete: false,
+            station: "A\nB",
+            start: "2026-03-02T09:00:00Z".parse().unwrap(),
+            duration_s: 61,
+            result: "ok",
+            reference: "cdr-1",
+        };
+        let m = received(&tenant(Language::En), &r);
+        assert_eq!(m.subject, "Fax from +45  Bcc: x@y, 1 page");
+        assert!(m.body.contains("Remote station:  A B\n"), "{}", m.body);
     }
 }

@@ -17,16 +17,17 @@
 
 pub mod schemas;
 
+use faxgate_retention::KeyId;
 use faxgate_retention::audit::{AuditEntry, RequestRecord};
-use faxgate_retention::policy::after;
-use faxgate_retention::{KeyId, Policy};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::cdr::{Cdr, CdrFilter, CdrStore};
 use crate::directory::{Account, Directory, FaxNumber, Scope, Sender, SenderPattern};
-use crate::store::{Store, Tree};
+use crate::retention::policy::{Policy, after};
+use crate::store::layout::restrictions as layout;
+use crate::store::{Store, Tree, TreeName};
 use crate::types::{E164, EmailAddress};
 
 /// The JSON Schema of a subject export.
@@ -150,20 +151,20 @@ impl Privacy {
             store: store.clone(),
             directory: directory.clone(),
             cdrs: CdrStore::open(store)?,
-            restrictions: store.tree("restrictions")?,
+            restrictions: store.tree(TreeName::Restrictions)?,
             policy,
             audit,
         })
     }
 
     fn restriction_key(&self, s: &Subject) -> Vec<u8> {
-        self.store.blind("restriction", &s.text()).to_vec()
+        layout::subject(&self.store, &s.text())
     }
 
     /// The subjects whose processing is restricted.
     pub fn restricted(&self) -> Result<Vec<Subject>, Error> {
         let mut out = Vec::new();
-        for k in self.restrictions.keys_with_prefix(b"")? {
+        for k in self.restrictions.keys_with_prefix(layout::ALL)? {
             if let Some(r) = self.restrictions.get_sealed::<Restriction>(&k)? {
                 out.push(r.subject);
             }
@@ -251,6 +252,8 @@ impl Privacy {
         let op = Scope::Operator;
         let mut changed = Vec::new();
         let (numbers, senders) = self.directory_of(&Subject::Email(old.clone()))?;
+        // Every change made together, in one batch, or none.
+        let directory = self.directory.staged();
         for n in numbers {
             let routes = n
                 .routes
@@ -263,24 +266,17 @@ impl Privacy {
                     r
                 })
                 .collect();
-            self.directory.routes_replace(&op, n.number.as_str(), routes)?;
+            directory.routes_replace(&op, n.number.as_str(), routes)?;
             changed.push(format!("route of {} now goes to {new}", n.number));
         }
         for s in senders {
-            self.directory.sender_remove(&op, &s.pattern)?;
-            let caller = s.caller_number.as_ref().map(ToString::to_string);
-            self.directory.sender_add(
-                &op,
-                &s.account,
-                SenderPattern::Address(new.clone()),
-                caller.as_deref(),
-                s.auth,
-            )?;
+            directory.sender_rename(&op, &s.pattern, SenderPattern::Address(new.clone()))?;
             changed.push(format!("sender {old} is now {new}"));
         }
         if changed.is_empty() {
             return Err(Error::NotFound(format!("nothing in the directory names {old}")));
         }
+        directory.commit()?;
         Ok(changed)
     }
 
@@ -289,10 +285,12 @@ impl Privacy {
         let op = Scope::Operator;
         let (numbers, senders) = self.directory_of(s)?;
         let mut erased = Vec::new();
+        // Every change made together, in one batch, or none.
+        let directory = self.directory.staged();
         for n in numbers {
             match s {
                 Subject::Number(_) => {
-                    self.directory.number_remove(&op, n.number.as_str())?;
+                    directory.number_remove(&op, n.number.as_str())?;
                     erased.push(format!("fax number {} with its {} route(s)", n.number, n.routes.len()));
                 }
                 Subject::Email(e) => {
@@ -302,7 +300,7 @@ impl Privacy {
                         .filter(|r| !r.email.as_str().eq_ignore_ascii_case(e.as_str()))
                         .cloned()
                         .collect();
-                    self.directory.routes_replace(&op, n.number.as_str(), routes)?;
+                    directory.routes_replace(&op, n.number.as_str(), routes)?;
                     erased.push(format!("route of {} to {e}", n.number));
                 }
             }
@@ -310,20 +308,22 @@ impl Privacy {
         for x in senders {
             match s {
                 Subject::Email(_) => {
-                    self.directory.sender_remove(&op, &x.pattern)?;
+                    directory.sender_remove(&op, &x.pattern)?;
                     erased.push(format!("sender entry {}", x.pattern));
                 }
                 Subject::Number(n) => {
                     let ch = crate::directory::SenderChange {
                         caller_number: crate::directory::Patch::Clear,
                         auth: None,
+                        envelope_from: None,
                         password: None,
                     };
-                    self.directory.sender_change(&op, &x.pattern, ch)?;
+                    directory.sender_change(&op, &x.pattern, ch)?;
                     erased.push(format!("caller number {n} of sender {}", x.pattern));
                 }
             }
         }
+        directory.commit()?;
         let cdrs_kept: Vec<KeptCdr> = self
             .cdrs_of(s)?
             .into_iter()

@@ -133,11 +133,25 @@ pub fn schema(name: &str) -> Option<Value> {
                     "t30_text" => cell(".*", true, "The T.30 completion text."),
                     "sip_status" => cell("[1-6][0-9]{2}", true, "The final SIP status."),
                     "pages" => cell("[0-9]+", false, "Pages transferred."),
-                    "pages_total" => cell("[0-9]+", true, "Pages in the document."),
-                    "transport" => cell("t38|g711", true, "T.38 or G.711 audio."),
-                    "bit_rate" => cell("[0-9]+", true, "The fax bit rate."),
-                    "ecm" => cell("true|false", true, "Whether error correction (ECM) was used."),
-                    "resolution" => cell("[0-9]+x[0-9]+", true, "Resolution, e.g. 204x196."),
+                    "pages_total" => cell(
+                        "[0-9]+",
+                        true,
+                        "Pages in the document sent, or in the fax received once it completed; empty when not known (a received fax cut short).",
+                    ),
+                    "transport" => {
+                        cell("t38|g711", true, "T.38 or G.711 audio; empty when no fax phase happened (no DCS agreed).")
+                    }
+                    "bit_rate" => cell("[0-9]+", true, "The fax bit rate; empty when no fax phase happened."),
+                    "ecm" => cell(
+                        "true|false",
+                        true,
+                        "Whether error correction (ECM) was used; empty when no fax phase happened.",
+                    ),
+                    "resolution" => cell(
+                        "[0-9]+x[0-9]+",
+                        true,
+                        "Resolution of the pages in dots per inch, horizontal x vertical: 204x98, 204x196, 204x391.",
+                    ),
                     "remote_station" => cell(".*", true, "The far end's station id (TSI/CSI)."),
                     "attempt" => cell("[1-9][0-9]*", false, "Attempt number, from 1."),
                     "timeline" => cell(r"\[.*\]", false, "Per-page timeline as a JSON array."),

@@ -33,6 +33,9 @@ fn world() -> World {
             default_country: "DK".parse().unwrap(),
             fax_domains: vec![],
             paper: Paper::A4,
+            time_zone: None,
+            header_template: None,
+            station_id: None,
         },
     )
     .unwrap();
@@ -43,8 +46,15 @@ fn world() -> World {
     dir.number_add(&op, &a.id, "+4533990101", vec![route("karen@rungstedlund.dk"), route("kontor@rungstedlund.dk")])
         .unwrap();
     dir.number_add(&op, &a.id, "+4533990102", vec![route("kontor@rungstedlund.dk")]).unwrap();
-    dir.sender_add(&op, &a.id, "karen@rungstedlund.dk".parse().unwrap(), Some("+4533990101"), SenderAuth::Dmarc)
-        .unwrap();
+    dir.sender_add(
+        &op,
+        &a.id,
+        "karen@rungstedlund.dk".parse().unwrap(),
+        Some("+4533990101"),
+        SenderAuth::Dmarc,
+        Default::default(),
+    )
+    .unwrap();
     let cdrs = CdrStore::open(&store).unwrap();
     let mut c1 = sample("2026-01-05T09:00:00Z", "alpha", "+4533990101");
     c1.emails = vec!["karen@rungstedlund.dk".parse().unwrap()];

@@ -13,8 +13,6 @@
 
 use std::sync::Arc;
 
-use faxgate_retention::policy::after;
-use faxgate_retention::{KeyId, Policy};
 use faxgate_smtp::outgoing::{OutAttachment, OutMessage, Outgoing};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -24,21 +22,10 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::clock::Clock;
 use crate::directory::Tenant;
-use crate::store::{Store, Tree};
+use crate::retention::outbox::message_key;
+use crate::store::layout::outbox as layout;
+use crate::store::{Store, Tree, TreeName};
 use crate::types::{JobId, TenantId};
-
-/// A record of the outbox with a retention deadline.
-#[derive(Clone, Debug)]
-pub struct OutboxDeadline {
-    key: Vec<u8>,
-    job_key: Option<KeyId>,
-    /// `message` or `report marker`.
-    pub what: &'static str,
-    /// When it failed or was set (none: unreadable).
-    pub since: Option<Timestamp>,
-    /// When it is to be erased.
-    pub due: Timestamp,
-}
 
 /// How long a message is tried before it is given up.
 pub const EXPIRY: SignedDuration = SignedDuration::from_hours(5 * 24);
@@ -106,10 +93,6 @@ struct Inner {
     wake: Notify,
 }
 
-fn key(id: &JobId) -> Vec<u8> {
-    [b"o\0".as_slice(), id.to_text().as_bytes()].concat()
-}
-
 impl Outbox {
     /// The outbox in `store`.
     pub fn open(store: &Store, clock: Arc<dyn Clock>) -> Result<Outbox, Error> {
@@ -119,7 +102,7 @@ impl Outbox {
     /// The outbox, retrying after `delays` (seconds after the 1st, 2nd...
     /// failed attempt; every 2 hours after the last).
     pub fn open_with(store: &Store, clock: Arc<dyn Clock>, delays: Vec<u64>) -> Result<Outbox, Error> {
-        let tree = store.tree("outbox")?;
+        let tree = store.tree(TreeName::Outbox)?;
         Ok(Outbox { inner: Arc::new(Inner { store: store.clone(), tree, delays, clock, wake: Notify::new() }) })
     }
 
@@ -167,84 +150,8 @@ impl Outbox {
         self.inner.tree.apply(b)
     }
 
-    /// When each record of the outbox that has a retention deadline is due:
-    /// a message given up on `policy.outbox_failed` after it failed, a
-    /// marker of [`Self::enqueue_once`] `policy.report_markers` after it
-    /// was set. A record that cannot be read any more (its key is gone) is
-    /// due at once. Messages still being tried have no deadline: they are
-    /// given up on after [`EXPIRY`].
-    pub fn deadlines(store: &Store, policy: &Policy) -> Result<Vec<OutboxDeadline>, Error> {
-        let tree = store.tree("outbox")?;
-        let mut out = Vec::new();
-        for k in tree.keys_with_prefix(b"o\0")? {
-            let r = match tree.get_sealed::<OutRecord>(&k) {
-                Ok(Some(r)) => r,
-                Ok(None) => continue,
-                Err(Error::Crypto(_)) => {
-                    out.push(OutboxDeadline {
-                        key: k,
-                        job_key: None,
-                        what: "message",
-                        since: None,
-                        due: Timestamp::MIN,
-                    });
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if r.state != OutState::Failed {
-                continue;
-            }
-            out.push(OutboxDeadline {
-                key: k,
-                job_key: Some(KeyId::job(&format!("out-{}", r.id.to_text()))?),
-                what: "message",
-                since: Some(r.next_attempt),
-                due: after(r.next_attempt, policy.outbox_failed),
-            });
-        }
-        for k in tree.keys_with_prefix(b"n\0")? {
-            let at = tree
-                .get_plain(&k)?
-                .and_then(|v| String::from_utf8_lossy(&v).parse::<i64>().ok())
-                .and_then(|ms| Timestamp::from_millisecond(ms).ok());
-            let due = at.map_or(Timestamp::MIN, |t| after(t, policy.report_markers));
-            out.push(OutboxDeadline { key: k, job_key: None, what: "report marker", since: at, due });
-        }
-        Ok(out)
-    }
-
-    /// The retention sweep of the outbox: every record of
-    /// [`Self::deadlines`] that is due is erased (a message's key destroyed
-    /// first). Returns the records erased, the keys destroyed and when the
-    /// next one is due.
-    pub fn sweep(
-        store: &Store,
-        policy: &Policy,
-        now: Timestamp,
-    ) -> Result<(usize, Vec<String>, Option<Timestamp>), Error> {
-        let tree = store.tree("outbox")?;
-        let (mut erased, mut keys, mut next) = (0, Vec::new(), None::<Timestamp>);
-        let mut b = tree.batch();
-        for d in Self::deadlines(store, policy)? {
-            if d.due > now {
-                next = Some(next.map_or(d.due, |n| n.min(d.due)));
-                continue;
-            }
-            if let Some(kid) = &d.job_key
-                && store.vault().destroy(kid)?
-            {
-                keys.push(kid.to_string());
-            }
-            b.remove(&d.key);
-            erased += 1;
-        }
-        tree.apply(b)?;
-        Ok((erased, keys, next))
-    }
-
     fn marker(&self, once: &str) -> Vec<u8> {
-        [b"n\0".as_slice(), &self.inner.store.blind("outbox-once", once)].concat()
+        layout::once(&self.inner.store, once)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -283,7 +190,7 @@ impl Outbox {
             last_error: None,
         };
         let mut b = self.inner.tree.batch();
-        b.put_sealed(&key(&r.id), &KeyId::job(&format!("out-{}", r.id.to_text()))?, &r)?;
+        b.put_sealed(&layout::message(&r.id), &message_key(&r.id)?, &r)?;
         if let Some(m) = marker {
             b.put_plain(&m, now.as_millisecond().to_string().as_bytes());
         }
@@ -294,14 +201,14 @@ impl Outbox {
 
     fn save(&self, r: &OutRecord) -> Result<(), Error> {
         let mut b = self.inner.tree.batch();
-        b.put_sealed(&key(&r.id), &KeyId::job(&format!("out-{}", r.id.to_text()))?, r)?;
+        b.put_sealed(&layout::message(&r.id), &message_key(&r.id)?, r)?;
         self.inner.tree.apply(b)
     }
 
     /// Every message in the outbox, oldest first.
     pub fn list(&self) -> Result<Vec<OutRecord>, Error> {
         let mut out = Vec::new();
-        for k in self.inner.tree.keys_with_prefix(b"o\0")? {
+        for k in self.inner.tree.keys_with_prefix(layout::MESSAGES)? {
             if let Some(r) = self.inner.tree.get_sealed::<OutRecord>(&k)? {
                 out.push(r);
             }
@@ -328,11 +235,15 @@ impl Outbox {
                     let id = r.id;
                     let this = self.clone();
                     tokio::task::spawn_blocking(move || -> Result<(), Error> {
+                        // Key first: a stop after it leaves a record the
+                        // sweeper removes (the key's tombstone says why).
+                        let key = message_key(&id)?;
+                        let vault = this.inner.store.vault();
+                        vault.destroy(&key)?;
                         let mut b = this.inner.tree.batch();
-                        b.remove(&key(&id));
+                        b.remove(&layout::message(&id));
                         this.inner.tree.apply(b)?;
-                        this.inner.store.vault().destroy(&KeyId::job(&format!("out-{}", id.to_text()))?)?;
-                        Ok(())
+                        Ok(vault.clear_tombstone(&key)?)
                     })
                     .await
                     .map_err(|e| Error::Invalid(e.to_string()))??;

@@ -3,14 +3,17 @@
 //! A sender is either an SMTP AUTH user (a sender entry for one address
 //! with `auth = smtp-auth` and a password) or a sender entry (address or
 //! domain) with `auth = dmarc`, whose message must then pass DMARC-aligned
-//! SPF or DKIM (checked by the spool once the message is in). Recipients
+//! SPF or DKIM (checked by the spool once the message is in). A logged-in
+//! sender's envelope sender is its own address, or with `envelope_from =
+//! account` one its account's sender entries allow: reports (with the
+//! original mail on failure) go only to a sender so verified. Recipients
 //! must be fax numbers in a fax domain of the sender's own tenant; any
 //! other domain is relaying, refused.
 
 use faxgate_smtp::{Context, Enhanced, MailParams, Policy, Reply, Transaction};
 
 use super::address::{self, RecipientError};
-use crate::directory::{AccountStatus, Directory, Scope, Sender, SenderAuth, SenderPattern};
+use crate::directory::{AccountStatus, Directory, EnvelopeFrom, Scope, Sender, SenderAuth, SenderPattern};
 use crate::types::{E164, EmailAddress};
 
 /// The mail leg's decisions against the directory.
@@ -54,13 +57,15 @@ impl MailPolicy {
         let sender = if let Some(user) = &context.auth_user {
             let addr: EmailAddress =
                 user.parse().map_err(|_| refuse(550, Enhanced(5, 7, 1), "authenticated user has no sender entry"))?;
-            match self.directory.sender_get(&Scope::Operator, &SenderPattern::Address(addr)) {
+            let sender = match self.directory.sender_get(&Scope::Operator, &SenderPattern::Address(addr)) {
                 Ok(s) if s.auth == SenderAuth::SmtpAuth => s,
                 Ok(_) | Err(crate::Error::NotFound(_)) => {
                     return Err(refuse(550, Enhanced(5, 7, 1), "authenticated user may not send faxes"));
                 }
                 Err(e) => return Err(internal(&e)),
-            }
+            };
+            self.envelope_sender(&sender, from)?;
+            sender
         } else {
             if from.is_empty() {
                 return Err(refuse(550, Enhanced(5, 7, 1), "the null sender may not send faxes"));
@@ -92,6 +97,38 @@ impl MailPolicy {
         }
         let needs_dmarc = sender.auth == SenderAuth::Dmarc && context.auth_user.is_none();
         Ok(Authorised { sender, needs_dmarc })
+    }
+
+    /// Whether `sender`, logged in, may use `from` as its envelope sender.
+    fn envelope_sender(&self, sender: &Sender, from: &str) -> Result<(), Reply> {
+        let own = sender.pattern.to_string();
+        let rule = match sender.envelope_from {
+            EnvelopeFrom::Own => "envelope_from = own",
+            EnvelopeFrom::Account => "envelope_from = account",
+        };
+        let refused = |why: String| {
+            tracing::info!("mail refused: a logged-in sender's envelope sender is not allowed ({rule})");
+            refuse(550, Enhanced(5, 7, 1), why)
+        };
+        let Ok(addr) = from.parse::<EmailAddress>() else {
+            return Err(refused(format!("a logged-in sender sends as {own}, not as <{from}> (sender rule: {rule})")));
+        };
+        let as_pattern = SenderPattern::Address(addr.clone());
+        if as_pattern.canonical() == sender.pattern.canonical() {
+            return Ok(());
+        }
+        match sender.envelope_from {
+            EnvelopeFrom::Own => {
+                Err(refused(format!("a logged-in sender sends as {own}, not as {from} (sender rule: {rule})")))
+            }
+            EnvelopeFrom::Account => match self.directory.lookup_sender(&addr) {
+                Ok(Some(s)) if s.account == sender.account => Ok(()),
+                Ok(_) => Err(refused(format!(
+                    "{from} is not among the senders of the account of {own} (sender rule: {rule})"
+                ))),
+                Err(e) => Err(internal(&e)),
+            },
+        }
     }
 
     /// The fax number a recipient names, if the sender may fax to it.

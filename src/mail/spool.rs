@@ -3,7 +3,7 @@
 //! [`Spool::deliver`] answers `250` only after the message and its job
 //! record are on disk: the message as a sealed file under `spool/` (written,
 //! fsynced, renamed, directory fsynced), then the job record in one flushed
-//! sled batch. Both are sealed with the job's own key (`KeyId::job`), so
+//! sled batch. Both are sealed with the job's own key (`retention::documents::job_key`), so
 //! erasing the job's documents once the fax is delivered is destroying one
 //! key. A pending-job index (`q`) names the jobs the fax pipeline has to
 //! take up. A crash between the file and the record leaves a file that no
@@ -19,7 +19,6 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use faxgate_retention::KeyId;
 use faxgate_smtp::{Enhanced, Message, Reply, Sink};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -29,7 +28,9 @@ use super::dmarc::Dmarc;
 use super::policy::MailPolicy;
 use crate::Error;
 use crate::clock::Clock;
-use crate::store::{Store, Tree};
+use crate::retention::documents::job_key;
+use crate::store::layout::mail as layout;
+use crate::store::{Store, Tree, TreeName};
 use crate::types::{AccountId, E164, JobId, TenantId};
 
 /// How long a message is remembered for duplicate detection.
@@ -99,18 +100,6 @@ impl Drop for InFlight<'_> {
     }
 }
 
-pub(crate) fn job_key(id: &JobId) -> Vec<u8> {
-    [b"j\0".as_slice(), id.to_text().as_bytes()].concat()
-}
-
-pub(crate) fn message_key(id: &JobId) -> Vec<u8> {
-    [b"m\0".as_slice(), id.to_text().as_bytes()].concat()
-}
-
-pub(crate) fn pending_key(id: &JobId) -> Vec<u8> {
-    [b"q\0".as_slice(), id.to_text().as_bytes()].concat()
-}
-
 /// The Message-ID header of a message, if it has one.
 pub fn message_id(data: &[u8]) -> Option<String> {
     let mut found: Option<String> = None;
@@ -142,12 +131,12 @@ impl Spool {
         clock: Arc<dyn Clock>,
         hostname: &str,
     ) -> Result<Spool, Error> {
-        let tree = store.tree("mail")?;
+        let tree = store.tree(TreeName::Mail)?;
         for name in store.files()? {
             if name.starts_with('.') {
                 store.remove_temporary(&name)?;
             } else if let Ok(id) = name.parse::<JobId>()
-                && !tree.contains(&job_key(&id))?
+                && !tree.contains(&layout::job(&id))?
             {
                 tracing::info!(file = %name, "message file without a job record (a crash before the 250) removed");
                 store.remove_file(&name)?;
@@ -175,7 +164,7 @@ impl Spool {
 
     /// A job record.
     pub fn job(&self, id: &JobId) -> Result<Option<MailJob>, Error> {
-        self.inner.tree.get_sealed(&job_key(id))
+        self.inner.tree.get_sealed(&layout::job(id))
     }
 
     /// A job's message as stored (with faxgate's Received header on top).
@@ -183,7 +172,7 @@ impl Spool {
         match self.inner.store.get_file(&id.to_text())? {
             Some(m) => Ok(Some(m)),
             // Stores written before messages moved beside sled.
-            None => self.inner.tree.get_sealed_bytes(&message_key(id)),
+            None => self.inner.tree.get_sealed_bytes(&layout::message(id)),
         }
     }
 
@@ -191,18 +180,14 @@ impl Spool {
     pub fn pending(&self) -> Result<Vec<JobId>, Error> {
         self.inner
             .tree
-            .keys_with_prefix(b"q\0")?
+            .keys_with_prefix(layout::PENDING)?
             .into_iter()
-            .map(|k| String::from_utf8_lossy(&k[2..]).parse().map_err(Error::Invalid))
+            .map(|k| layout::pending_id(&k).map_err(Error::Invalid))
             .collect()
     }
 
     fn dedupe_key(&self, mail_from: &str, message_id: Option<&str>, sha256: &str) -> Vec<u8> {
-        let blinded = self
-            .inner
-            .store
-            .blind("mail-dedupe", &format!("{}\0{}\0{sha256}", mail_from.to_lowercase(), message_id.unwrap_or("")));
-        [b"d\0".as_slice(), &blinded].concat()
+        layout::dedupe(&self.inner.store, mail_from, message_id, sha256)
     }
 
     /// Stores `job` and `message` durably unless the same message is there
@@ -226,7 +211,7 @@ impl Spool {
                 return Ok(Some((id, true)));
             }
         }
-        let kid = KeyId::job(&job.id.to_text())?;
+        let kid = job_key(&job.id)?;
         let received =
             jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_string(&job.received).unwrap_or_default();
         let trace = format!(
@@ -243,8 +228,8 @@ impl Spool {
         raw.extend_from_slice(data);
         self.inner.store.put_file(&job.id.to_text(), &kid, &raw)?;
         let mut b = t.batch();
-        b.put_sealed(&job_key(&job.id), &kid, &job)?;
-        b.put_plain(&pending_key(&job.id), b"");
+        b.put_sealed(&layout::job(&job.id), &kid, &job)?;
+        b.put_plain(&layout::pending(&job.id), b"");
         b.put_plain(&dedupe, format!("{} {}", job.id, job.received.as_millisecond()).as_bytes());
         t.apply(b)?;
         self.inner.accepted.notify_one();
@@ -360,7 +345,7 @@ mod tests {
         // A crash after the message file and before its record; and one in
         // the middle of writing a file.
         let orphan = JobId::generate();
-        store.put_file(&orphan.to_text(), &KeyId::job(&orphan.to_text()).unwrap(), b"never acknowledged").unwrap();
+        store.put_file(&orphan.to_text(), &job_key(&orphan).unwrap(), b"never acknowledged").unwrap();
         std::fs::write(store.file_dir().join(".job-x.tmp"), b"partial").unwrap();
         drop(spool);
         let spool = open(&store);

@@ -1,11 +1,19 @@
-//! Legal holds: data under a case is kept past its period until the hold ends.
+//! Legal holds: data under a case is kept past its period until the hold
+//! ends. The classes ask `held_cdr` and `held_mail`; the hold class
+//! itself removes holds that have ended (they name numbers).
 
 use faxgate_retention::KeyId;
+use faxgate_retention::audit::CategoryResult;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::audit::{CategoryStatus, Findings};
+use super::{Class, Retention, earliest};
 use crate::Error;
-use crate::store::{Store, Tree};
+use crate::cdr::Cdr;
+use crate::gateway::FaxJob;
+use crate::store::layout::holds as layout;
+use crate::store::{Store, Tree, TreeName};
 use crate::types::{AccountId, E164};
 
 /// What a hold covers.
@@ -39,14 +47,36 @@ pub struct Holds {
     tree: Tree,
 }
 
+/// The key the holds are sealed with.
 fn key_id() -> KeyId {
     KeyId::new("legal-holds").expect("valid key id")
+}
+
+/// Whether a hold keeps this CDR: one on its calling or called number, or on its account.
+pub(crate) fn held_cdr(c: &Cdr, holds: &[Hold]) -> bool {
+    holds.iter().any(|h| match &h.target {
+        HoldTarget::Number(n) => c.calling.as_ref() == Some(n) || c.called.as_ref() == Some(n),
+        HoldTarget::Account(a) => c.account.as_ref() == Some(a),
+    })
+}
+
+/// Whether a hold keeps the documents of a mail faxed by these jobs.
+pub(crate) fn held_mail(jobs: &[FaxJob], holds: &[Hold]) -> bool {
+    holds.iter().any(|h| match &h.target {
+        HoldTarget::Account(a) => jobs.iter().any(|j| &j.account == a),
+        HoldTarget::Number(n) => jobs.iter().any(|j| &j.to == n || j.caller.as_ref() == Some(n)),
+    })
+}
+
+/// The earliest end of the holds that keep something.
+pub(crate) fn hold_end(holds: &[Hold]) -> Option<Timestamp> {
+    holds.iter().map(|h| h.until).min()
 }
 
 impl Holds {
     /// The holds in `store`.
     pub fn open(store: &Store) -> Result<Self, Error> {
-        Ok(Holds { tree: store.tree("holds")? })
+        Ok(Holds { tree: store.tree(TreeName::Holds)? })
     }
 
     /// Places a hold.
@@ -65,7 +95,7 @@ impl Holds {
             created: now,
         };
         let mut b = self.tree.batch();
-        b.put_sealed(h.id.as_bytes(), &key_id(), &h)?;
+        b.put_sealed(&layout::hold(&h.id), &key_id(), &h)?;
         self.tree.apply(b)?;
         Ok(h)
     }
@@ -73,7 +103,7 @@ impl Holds {
     /// Every hold, ended ones included.
     pub fn list(&self) -> Result<Vec<Hold>, Error> {
         let mut out = Vec::new();
-        for k in self.tree.keys_with_prefix(b"")? {
+        for k in self.tree.keys_with_prefix(layout::ALL)? {
             if let Some(h) = self.tree.get_sealed::<Hold>(&k)? {
                 out.push(h);
             }
@@ -88,10 +118,46 @@ impl Holds {
 
     /// Lifts a hold.
     pub fn remove(&self, id: &str) -> Result<Hold, Error> {
-        let h: Hold = self.tree.get_sealed(id.as_bytes())?.ok_or_else(|| Error::NotFound(format!("no hold {id}")))?;
+        let key = layout::hold(id);
+        let h: Hold = self.tree.get_sealed(&key)?.ok_or_else(|| Error::NotFound(format!("no hold {id}")))?;
         let mut b = self.tree.batch();
-        b.remove(id.as_bytes());
+        b.remove(&key);
         self.tree.apply(b)?;
         Ok(h)
+    }
+}
+
+/// The class of the holds themselves.
+#[derive(Debug)]
+pub(crate) struct HoldClass;
+
+impl Class for HoldClass {
+    fn name(&self) -> &'static str {
+        "legal_hold"
+    }
+
+    fn move_deadlines(&self, _r: &Retention, _now: Timestamp, _holds: &[Hold]) -> Result<Vec<String>, Error> {
+        Ok(Vec::new())
+    }
+
+    fn sweep(&self, r: &Retention, now: Timestamp, _holds: &[Hold], _erase: bool) -> Result<CategoryResult, Error> {
+        let mut out = CategoryResult::default();
+        for h in r.holds.list()? {
+            if h.until <= now {
+                r.holds.remove(&h.id)?;
+                out.erased += 1;
+            } else {
+                earliest(&mut out.next_due, h.until);
+            }
+        }
+        Ok(out)
+    }
+
+    fn audit(&self, _r: &Retention, _now: Timestamp, _holds: &[Hold], _f: &mut Findings) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn status(&self, _r: &Retention, _now: Timestamp) -> Result<Option<CategoryStatus>, Error> {
+        Ok(None)
     }
 }

@@ -6,7 +6,12 @@ use jiff::SignedDuration;
 use super::*;
 use crate::cdr::tests::sample;
 use crate::clock::{Clock, FakeClock};
-use crate::directory::{Branding, Language, Paper, SenderAuth, Tenant};
+use crate::directory::{Branding, Language, Paper, Scope, SenderAuth, Tenant};
+use crate::retention::cdr::month_key;
+use crate::retention::documents::job_key;
+use crate::store::layout::mail as layout;
+use crate::store::{Store, TreeName};
+use faxgate_retention::KeyId;
 
 struct World {
     tmp: tempfile::TempDir,
@@ -36,13 +41,16 @@ fn world(at: &str) -> World {
             default_country: "DK".parse().unwrap(),
             fax_domains: vec!["fax.alpha.dk".parse().unwrap()],
             paper: Paper::A4,
+            time_zone: None,
+            header_template: None,
+            station_id: None,
         },
     )
     .unwrap();
     let cdrs = CdrStore::open(&store).unwrap();
     // Deadlines to the instant: no sweep window.
     let policy = Policy { sweep_window: jiff::Span::new(), ..Policy::default() };
-    let retention = Retention::new(&store, &dir, policy).unwrap();
+    let retention = Retention::new(&store, &dir, policy, Arc::new(clock.clone())).unwrap();
     World { tmp, store, dir, cdrs, retention, clock }
 }
 
@@ -96,7 +104,9 @@ fn erasure_holds_against_a_disk_read() {
             }],
         )
         .unwrap();
-    w.dir.sender_add(&op, &gone.id, "@blik-aeroe.dk".parse().unwrap(), None, SenderAuth::Dmarc).unwrap();
+    w.dir
+        .sender_add(&op, &gone.id, "@blik-aeroe.dk".parse().unwrap(), None, SenderAuth::Dmarc, Default::default())
+        .unwrap();
     let stays = w.dir.account_add(&op, &"alpha".parse().unwrap(), "Stays", None, None).unwrap();
     w.dir.number_add(&op, &stays.id, "+45 87 65 43 21", vec![]).unwrap();
     // January 2025 CDRs (due early 2026) and one from June (due mid 2026).
@@ -107,9 +117,10 @@ fn erasure_holds_against_a_disk_read() {
     let june = sample("2025-06-02T12:00:00Z", "alpha", "+4587654321");
     w.cdrs.write(&june).unwrap();
 
-    let acc_key = std::fs::read(key_file(&w, &format!("account-{}", gone.id))).unwrap();
-    let jan_key = std::fs::read(key_file(&w, "cdr-2025-01")).unwrap();
-    assert_eq!((acc_key.len(), jan_key.len()), (32, 32));
+    let key_bytes = |id: &str| w.store.vault().get(&KeyId::new(id).unwrap()).unwrap().unwrap().bytes().to_vec();
+    let acc_key = key_bytes(&format!("account-{}", gone.id));
+    let jan_key = key_bytes("cdr-2025-01");
+    assert!(key_file(&w, "cdr-2025-01").exists());
 
     w.dir.account_terminate(&op, &gone.id, None).unwrap();
     w.store.flush().unwrap();
@@ -270,15 +281,24 @@ fn a_hold_on_an_account_keeps_its_cdrs_and_its_data_and_nothing_else() {
 }
 
 #[test]
-fn orphan_keys_are_found_by_the_audit_and_destroyed_by_the_sweeper() {
+fn a_key_without_records_is_reported_and_kept_until_its_own_deadline() {
     let w = world("2025-03-01T00:00:00Z");
-    // A key left by an erasure cut short between removing records and destroying the key.
-    let orphan = KeyId::account("acc-0123456789abcdef0123456789abcdef").unwrap();
+    // An account key with no account: records lost, or an erasure cut short.
+    // Nothing says it is due, so it is a fault to report, not a reason to erase.
+    let orphan = KeyId::new("account-acc-0123456789abcdef0123456789abcdef").unwrap();
     w.store.vault().get_or_create(&orphan).unwrap();
     let a = w.retention.audit(w.clock.now()).unwrap();
     assert!(!a.ok && a.problems[0].contains("belongs to no account"), "{a:?}");
     let s = sweeper(&w).sweep().unwrap();
-    assert!(s.categories.iter().any(|c| c.keys_destroyed.contains(&orphan.to_string())));
+    assert!(s.categories.iter().all(|c| c.keys_destroyed.is_empty()), "{s:?}");
+    assert!(w.store.vault().get(&orphan).unwrap().is_some(), "kept");
+    assert!(!w.retention.audit(w.clock.now()).unwrap().ok, "still reported");
+    // Its own recorded deadline passing is what destroys it.
+    w.store.vault().set_deadline(&orphan, Some("2025-03-02T00:00:00Z".parse().unwrap())).unwrap();
+    w.clock.set("2025-03-02T00:00:00Z".parse().unwrap());
+    let s = sweeper(&w).sweep().unwrap();
+    assert!(s.categories.iter().any(|c| c.keys_destroyed.contains(&orphan.to_string())), "{s:?}");
+    assert!(w.store.vault().get(&orphan).unwrap().is_none());
     assert!(w.retention.audit(w.clock.now()).unwrap().ok);
 }
 
@@ -288,6 +308,9 @@ struct TokioClock(Timestamp, tokio::time::Instant);
 impl Clock for TokioClock {
     fn now(&self) -> Timestamp {
         self.0 + SignedDuration::try_from(self.1.elapsed()).unwrap()
+    }
+    fn elapsed(&self) -> std::time::Duration {
+        self.1.elapsed()
     }
 }
 
@@ -315,7 +338,7 @@ async fn deadlines_seconds_apart_are_swept_together_at_the_end_of_their_window()
     // Within its window an item is not yet overdue; after it, the audit says so.
     let late = sample("2024-06-02T10:00:00Z", "alpha", "+4533990011");
     w.cdrs.write(&late).unwrap();
-    let windowed = Retention::new(&w.store, &w.dir, Policy::default()).unwrap();
+    let windowed = Retention::new(&w.store, &w.dir, Policy::default(), Arc::new(w.clock.clone())).unwrap();
     assert!(windowed.audit("2025-06-02T10:59:59Z".parse().unwrap()).unwrap().ok);
     assert!(!windowed.audit("2025-06-02T11:00:00Z".parse().unwrap()).unwrap().ok);
     stop.cancel();
@@ -358,7 +381,7 @@ fn boundaries_one_year_to_the_millisecond_month_ends_and_leap_days() {
     let left = || {
         w.cdrs.list(&Default::default()).unwrap().into_iter().map(|c| c.called.unwrap().to_string()).collect::<Vec<_>>()
     };
-    let jan_key = || w.store.vault().get(&KeyId::cdr_month(2024, 1).unwrap()).unwrap().is_some();
+    let jan_key = || w.store.vault().get(&month_key(2024, 1).unwrap()).unwrap().is_some();
     // One millisecond before its first anniversary, the January CDR stays.
     w.clock.set("2025-01-31T23:59:59.998Z".parse().unwrap());
     sweeper(&w).sweep().unwrap();
@@ -381,10 +404,10 @@ fn boundaries_one_year_to_the_millisecond_month_ends_and_leap_days() {
     sweeper(&w).sweep().unwrap();
     assert!(left().is_empty());
     // February's key: the last February 2024 CDR could have started on the 29th at 23:59:59.999.
-    assert!(w.store.vault().get(&KeyId::cdr_month(2024, 2).unwrap()).unwrap().is_some());
+    assert!(w.store.vault().get(&month_key(2024, 2).unwrap()).unwrap().is_some());
     w.clock.set("2025-03-01T00:00:00Z".parse().unwrap());
     sweeper(&w).sweep().unwrap();
-    assert!(w.store.vault().get(&KeyId::cdr_month(2024, 2).unwrap()).unwrap().is_none());
+    assert!(w.store.vault().get(&month_key(2024, 2).unwrap()).unwrap().is_none());
     assert!(w.retention.audit(w.clock.now()).unwrap().ok);
     // No index entry outlives its CDR.
     assert!(
@@ -403,7 +426,7 @@ fn a_crash_in_the_middle_of_a_sweep_is_finished_by_the_next() {
     }
     w.clock.set("2025-04-02T00:00:00Z".parse().unwrap());
     // The state a crash leaves after the key was destroyed and before the records went.
-    w.store.vault().destroy(&KeyId::cdr_month(2024, 3).unwrap()).unwrap();
+    w.store.vault().destroy(&month_key(2024, 3).unwrap()).unwrap();
     let a = w.retention.audit(w.clock.now()).unwrap();
     assert!(!a.ok && a.problems.iter().all(|p| p.contains("2024-03")), "{a:?}");
     let s = sweeper(&w).sweep().unwrap();
@@ -430,7 +453,7 @@ fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a
     let mut w = world("2026-03-01T10:00:00Z");
     // A grace of one day before documents go.
     let policy = Policy { document_grace: jiff::Span::new().days(1), ..Default::default() };
-    w.retention = Retention::new(&w.store, &w.dir, policy).unwrap();
+    w.retention = Retention::new(&w.store, &w.dir, policy, Arc::new(w.clock.clone())).unwrap();
     // A mail with its pages, and the finished, reported job that faxed it.
     let mut pages = crate::document::Pages::new(Default::default());
     pages.add_text("Fortroligt tilbud til Ærø Blikkenslager ApS, kunde 0042").unwrap();
@@ -464,17 +487,16 @@ fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a
         safer: false,
         reported: true,
     };
-    let tree = w.store.tree("mail").unwrap();
-    let mail_key = KeyId::job(&mail.to_text()).unwrap();
+    let tree = w.store.tree(TreeName::Mail).unwrap();
+    let mail_key = job_key(&mail).unwrap();
     let mut b = tree.batch();
-    b.put_sealed_bytes(&[b"p\0".as_slice(), mail.to_text().as_bytes()].concat(), &mail_key, &tiff).unwrap();
-    b.put_sealed(&[b"f\0".as_slice(), fax.to_text().as_bytes()].concat(), &KeyId::job(&fax.to_text()).unwrap(), &job)
-        .unwrap();
+    b.put_sealed_bytes(&layout::pages(&mail), &mail_key, &tiff).unwrap();
+    b.put_sealed(&layout::fax_job(&fax), &job_key(&fax).unwrap(), &job).unwrap();
     tree.apply(b).unwrap();
     w.store.put_file(&mail.to_text(), &mail_key, &message).unwrap();
     let keys = [
-        std::fs::read(key_file(&w, &format!("job-{}", mail.to_text()))).unwrap(),
-        std::fs::read(key_file(&w, &format!("job-{}", fax.to_text()))).unwrap(),
+        w.store.vault().get(&job_key(&mail).unwrap()).unwrap().unwrap().bytes().to_vec(),
+        w.store.vault().get(&job_key(&fax).unwrap()).unwrap().unwrap().bytes().to_vec(),
     ];
     w.store.flush().unwrap();
     let snapshot = w.tmp.path().join("old-copy");
@@ -513,7 +535,10 @@ fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a
     let s = sweeper(&w).sweep().unwrap();
     let docs = s.categories.iter().find(|c| c.category == "documents").unwrap();
     assert_eq!((docs.erased, docs.keys_destroyed.len()), (2, 2), "{docs:?}");
-    assert!(tree.keys_with_prefix(b"").unwrap().iter().all(|k| !k.starts_with(b"f\0") && !k.starts_with(b"p\0")));
+    assert!(
+        tree.get_plain(&layout::fax_job(&fax)).unwrap().is_none()
+            && tree.get_plain(&layout::pages(&mail)).unwrap().is_none()
+    );
     assert_eq!(w.store.files().unwrap(), Vec::<String>::new(), "the message file is removed");
     assert!(w.retention.audit(w.clock.now()).unwrap().ok);
 
@@ -531,8 +556,8 @@ fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a
     let World { store, dir, cdrs, retention, tmp, .. } = w;
     drop((retention, dir, cdrs, store));
     let old = Store::open(&snapshot, &key_dir).unwrap();
-    let old_tree = old.tree("mail").unwrap();
-    let err = old_tree.get_sealed_bytes(&[b"p\0".as_slice(), mail.to_text().as_bytes()].concat()).unwrap_err();
+    let old_tree = old.tree(TreeName::Mail).unwrap();
+    let err = old_tree.get_sealed_bytes(&layout::pages(&mail)).unwrap_err();
     assert!(matches!(err, Error::Crypto(faxgate_retention::Error::KeyDestroyed(_))), "{err}");
     let err = old.get_file(&mail.to_text()).unwrap_err();
     assert!(matches!(err, Error::Crypto(faxgate_retention::Error::KeyDestroyed(_))), "{err}");

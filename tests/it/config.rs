@@ -45,3 +45,19 @@ fn no_configuration_means_the_embedded_default() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("(embedded default)"), "{text}");
 }
+
+/// `level = "debgu"` once passed (as a target with every level on) and
+/// silenced all logging after a reload.
+#[test]
+fn check_config_refuses_a_misspelt_log_level() {
+    let s = Setup::new();
+    let text = std::fs::read_to_string(&s.config).unwrap().replace("level = \"debug,sled=info\"", "level = \"debgu\"");
+    std::fs::write(&s.config, text).unwrap();
+    let out = s.cli(&["check-config"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("log.level: not a log filter: \"debgu\" is not a level (trace, debug, info, warn, error or off)"),
+        "{text}"
+    );
+}

@@ -53,11 +53,41 @@ fn sighup_reloads_and_a_broken_configuration_keeps_the_old_one() {
     d.signal(Signal::SIGHUP);
     d.wait_for_log("configuration not reloaded");
     assert!(d.log().contains("nonsense"), "{}", d.log());
+    // A level that is not one keeps the old configuration, and says why.
+    std::fs::write(&s.config, good.replace("level = \"debug,sled=info\"", "level = \"debgu\"")).unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_for_log("\"debgu\" is not a level");
+    assert!(d.log().matches("configuration not reloaded").count() == 2, "{}", d.log());
     std::fs::write(&s.config, &good).unwrap();
-    // Still serving.
+    // Still serving, and still logging.
     assert_eq!(s.json(&["status"])["daemon"], true);
+    d.wait_for_log("admin request");
     let status = d.stop();
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn log_lines_on_standard_error_can_be_json() {
+    let s = Setup::new();
+    let text = std::fs::read_to_string(&s.config)
+        .unwrap()
+        .replace("target = \"stderr\"", "target = \"stderr\"\nformat = \"json\"");
+    std::fs::write(&s.config, text).unwrap();
+    let d = s.start();
+    assert_eq!(s.json(&["status"])["daemon"], true);
+    d.wait_for_log("admin request");
+    let log = d.log();
+    let mut seen = 0;
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string() && v["target"].is_string(), "{line}");
+        if v["message"] == "faxgate started" {
+            assert!(v["data_dir"].is_string(), "fields beside the message: {line}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 1, "{log}");
+    assert!(d.stop().success());
 }
 
 #[test]

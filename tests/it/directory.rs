@@ -180,12 +180,19 @@ fn directory_apply_is_idempotent() {
     let second = s.json(&["directory", "apply", f]);
     assert_eq!(second["changes"], serde_json::json!([]), "{second}");
     let human = s.ok(&["directory", "apply", f]);
-    assert_eq!(human.trim(), "changes: (none)\ndry run: no");
-    // A file with a bad number changes nothing and says why.
+    assert_eq!(human.trim(), format!("{f}: the directory already holds what the file says"));
+    // A file with a bad number changes nothing and says why, with the line
+    // of the number's entry.
     let text = std::fs::read_to_string(&file).unwrap().replace("70 20 30 40", "70 20 30 4O");
-    std::fs::write(&file, text).unwrap();
-    let err = s.fails(&["directory", "apply", f]);
-    assert!(err.contains("nothing was changed") && err.contains("letters"), "{err}");
+    std::fs::write(&file, &text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("number = \"70 20 30 4O\"")).unwrap();
+    let entry = (0..at).rev().find(|&i| lines[i].trim() == "[[tenant.account.number]]").unwrap() + 1;
+    let out = s.cli(&["directory", "apply", f]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{shown}");
+    assert!(shown.contains("nothing was changed") && shown.contains("letters"), "{shown}");
+    assert!(shown.contains(&format!("line {entry} (tenant.")), "{shown}");
     // A file with an unknown key is refused with its line.
     std::fs::write(&file, "[[tenant]]\nid = \"x\"\nnmae = \"y\"\n").unwrap();
     let err = s.fails(&["directory", "apply", f]);

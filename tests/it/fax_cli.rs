@@ -61,6 +61,46 @@ fn fax_loopback_over_t38_with_loss_and_over_g711_without_ecm() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("did not get through"));
 }
 
+/// `faxgate render` of a PDF and a text body, in superfine on Letter paper
+/// with a cover page, read by tiffinfo; then `faxgate topdf` of the result,
+/// read by pdfinfo.
+#[test]
+fn render_and_topdf_from_the_command_line() {
+    let setup = Setup::new();
+    let dir = setup.path();
+    let txt = dir.join("body.txt");
+    std::fs::write(&txt, "Kære kunde. Grød med æbler og blåbær fra Ærø, Øster Åby.\n").unwrap();
+    let letter = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/documents/letter.pdf");
+    let out = dir.join("pages.tiff");
+    let (out_s, txt_s) = (out.to_str().unwrap(), txt.to_str().unwrap());
+    setup.ok(&[
+        "render",
+        letter.to_str().unwrap(),
+        txt_s,
+        "--out",
+        out_s,
+        "--resolution",
+        "superfine",
+        "--paper",
+        "letter",
+        "--cover",
+        "Faxgate",
+        "--from",
+        "a@example.net",
+        "--to",
+        "+4512345678",
+    ]);
+    let o = Command::new("tiffinfo").arg(out_s).output().expect("tiffinfo (libtiff-tools)");
+    let info = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(info.matches("Image Width: 1728 Image Length: 4301").count(), 4, "{info}");
+    assert_eq!(info.matches("Resolution: 204, 391 pixels/inch").count(), 4, "{info}");
+    let pdf = dir.join("fax.pdf");
+    setup.ok(&["topdf", out_s, "--out", pdf.to_str().unwrap(), "--from", "+4512345678"]);
+    let o = Command::new("pdfinfo").arg(&pdf).output().expect("pdfinfo (poppler-utils)");
+    let info = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && info.contains("Pages:           4"), "{info}");
+}
+
 /// A small real JPEG and GIF, and the same with headers claiming 65,535 x
 /// 65,535 pixels (4.3 gigapixels: SOF0, logical screen and image descriptor
 /// patched). `faxgate render` runs under a 1 GiB address-space limit

@@ -7,7 +7,9 @@
 //! The two trunks of the daemon point at each other over loopback UDP, so
 //! each fax crosses a real SIP dialog and a real UDPTL or RTP media stream
 //! between two user agents. Media time runs 5 times faster than real time
-//! (2 times for G.711) on both ends (`fax.time_scale`).
+//! (2 times for G.711) on both ends: the binary `cargo test` builds has the
+//! `test-clock` feature, and the daemon is started with
+//! `FAXGATE_TEST_CLOCK_RATE` (the production binary has no such clock).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -68,8 +70,8 @@ pub struct Opts {
     pub extra: String,
     /// More `[fax]` settings.
     pub fax: &'static str,
-    /// Media time per real second, on both trunks.
-    pub time_scale: f64,
+    /// Media time per real second, on both trunks (the daemon's test clock).
+    pub clock_rate: f64,
 }
 
 impl Default for Opts {
@@ -82,7 +84,7 @@ impl Default for Opts {
             numbers: 1,
             extra: String::new(),
             fax: "",
-            time_scale: 5.0,
+            clock_rate: 5.0,
         }
     }
 }
@@ -91,7 +93,8 @@ pub fn start(o: Opts) -> Gw {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
     let (out_port, in_port) = (free_udp_port(), free_udp_port());
     let peer = o.peer_port.unwrap_or(in_port);
-    let setup = Setup::with("");
+    let mut setup = Setup::with("");
+    setup.env.push(("FAXGATE_TEST_CLOCK_RATE".into(), o.clock_rate.to_string()));
     let certfile = setup.path().join("cert.pem");
     let keyfile = setup.path().join("key.pem");
     std::fs::write(&certfile, cert.cert.pem()).unwrap();
@@ -102,7 +105,7 @@ pub fn start(o: Opts) -> Gw {
         format!(
             "{config}\n[smtp]\nhostname = \"fax.acme.test\"\ncertificate = \"{cert}\"\nkey = \"{key}\"\n\n\
              [[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"submission\"\n\n\
-             [fax]\nident = \"+45 70 20 30 40\"\ntime_scale = {scale:.1}\nretry_delays = {retry}\n{fax}\n\n\
+             [fax]\nident = \"+45 70 20 30 40\"\nretry_delays = {retry}\n{fax}\n\n\
              [[trunk]]\nname = \"out\"\nbind = \"127.0.0.1:{out_port}\"\naddress = \"127.0.0.1\"\nport = {peer}\n\
              outbound = true\nmedia = \"{media}\"\nchannels = {channels}\nanswer_timeout_secs = 4\n\
              sender_reinvite_delay_secs = 3\n\n\
@@ -110,7 +113,6 @@ pub fn start(o: Opts) -> Gw {
              media = \"{media}\"\n{extra}\n",
             extra = o.extra,
             fax = o.fax,
-            scale = o.time_scale,
             cert = certfile.display(),
             key = keyfile.display(),
             retry = o.retry,
@@ -236,7 +238,7 @@ pub fn wait_for_cdrs(g: &Gw, n: usize) -> Vec<serde_json::Value> {
     }
 }
 
-fn header<'a>(mail: &'a str, name: &str) -> Option<&'a str> {
+pub fn header<'a>(mail: &'a str, name: &str) -> Option<&'a str> {
     mail.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.eq_ignore_ascii_case(name).then(|| v.trim())
@@ -264,8 +266,8 @@ for p in m.iter_attachments():
     out
 }
 
-fn round_trip(media: &'static str, transport: &str, time_scale: f64) {
-    let g = start(Opts { media, time_scale, ..Default::default() });
+fn round_trip(media: &'static str, transport: &str, clock_rate: f64) {
+    let g = start(Opts { media, clock_rate, ..Default::default() });
     send_mail(&g, &["33221100@fax.acme.test"], "Invoice 42", Some(&fixture("letter.pdf")));
     let mails = wait_for_mail(&g, 2, 120);
     let (fax_mail, report) = {
@@ -289,8 +291,17 @@ fn round_trip(media: &'static str, transport: &str, time_scale: f64) {
     assert_eq!(c.len(), 2, "{c:#?}");
     for cdr in &c {
         assert_eq!(cdr["pages"], 2, "{cdr:#}");
+        // Both ends know the total: the sender from its document, the
+        // receiver once the fax completed.
+        assert_eq!(cdr["pages_total"], 2, "{cdr:#}");
         assert_eq!(cdr["transport"], transport, "{cdr:#}");
         assert_eq!(cdr["t30_code"], 0, "{cdr:#}");
+        assert_eq!(cdr["resolution"], "204x196", "{cdr:#}");
+        assert!(
+            cdr["bit_rate"].as_u64().is_some_and(|r| [2400, 4800, 7200, 9600, 12000, 14400].contains(&r)),
+            "{cdr:#}"
+        );
+        assert!(cdr["ecm"].is_boolean(), "{cdr:#}");
         assert_eq!(cdr["timeline"].as_array().map(Vec::len), Some(2), "{cdr:#}");
     }
     let out = c.iter().find(|x| x["direction"] == "mail-to-fax").expect("a mail-to-fax CDR");
@@ -661,7 +672,15 @@ fn kill_9_after_a_received_page_mails_that_page_after_restart() {
     let cut_page = pdf_rasters(&partial_pdf, g.setup.path());
     let whole_pages = pdf_rasters(&whole_pdf, g.setup.path());
     assert_eq!((cut_page.len(), whole_pages.len()), (1, 2));
-    assert!(cut_page[0] == whole_pages[0], "the cut-off call's page differs from the retry's first page");
+    // Each attempt prints its own time in the page header: the page is the
+    // same under the header band.
+    let (cut, first) = (Pbm::read(&cut_page[0]), Pbm::read(&whole_pages[0]));
+    assert_eq!((cut.width, cut.height), (first.width, first.height));
+    assert!(
+        cut.rows(HEADER_ROWS..cut.height) == first.rows(HEADER_ROWS..first.height),
+        "the cut-off call's page differs from the retry's first page"
+    );
+    assert!(cut.ink(0..HEADER_ROWS) > 1000, "the cut-off page has its header");
     let report = mails.iter().find(|(_, m)| m.contains("To: boss@customer.test")).expect("a report");
     assert!(report.1.contains("delivered (2 of 2 pages)"), "{}", report.1);
     let c = wait_for_cdrs(&g, 4);
@@ -835,7 +854,7 @@ fn the_cover_page_follows_the_account_and_the_mail_header() {
 
 /// The attachments of a mail, written into `dir` by Python's email parser
 /// (not our code): (file name, content type, path).
-fn attachments(mail: &Path, dir: &Path) -> Vec<(String, String, PathBuf)> {
+pub fn attachments(mail: &Path, dir: &Path) -> Vec<(String, String, PathBuf)> {
     let script = format!(
         r#"
 import email, email.policy, os
@@ -860,7 +879,7 @@ for p in m.iter_attachments():
 }
 
 /// What libtiff's `tiffinfo` says of a TIFF: (width, length) of each page.
-fn tiff_pages(tiff: &Path) -> Vec<(u32, u32)> {
+pub fn tiff_pages(tiff: &Path) -> Vec<(u32, u32)> {
     let o = Command::new("tiffinfo").arg(tiff).output().expect("tiffinfo (libtiff-tools)");
     let info = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success() && info.contains("Compression Scheme: CCITT"), "{info}");
@@ -875,7 +894,7 @@ fn tiff_pages(tiff: &Path) -> Vec<(u32, u32)> {
 
 /// The pages of a PDF drawn by poppler's pdftoppm at the fax resolution,
 /// 1-bit: one PBM file's bytes each.
-fn pdf_rasters(pdf: &Path, dir: &Path) -> Vec<Vec<u8>> {
+pub fn pdf_rasters(pdf: &Path, dir: &Path) -> Vec<Vec<u8>> {
     let stem = pdf.file_stem().unwrap().to_string_lossy().into_owned();
     let prefix = dir.join(format!("{stem}-drawn"));
     let o = Command::new("pdftoppm")
@@ -895,9 +914,50 @@ fn pdf_rasters(pdf: &Path, dir: &Path) -> Vec<Vec<u8>> {
     files.iter().map(|f| std::fs::read(f).unwrap()).collect()
 }
 
+/// Rows of the page header band on a fine page (6 mm at 196 lines per inch).
+pub const HEADER_ROWS: usize = 46;
+
+/// A PBM (P4) image as poppler's `pdftoppm -mono` writes it.
+pub struct Pbm<'a> {
+    pub width: usize,
+    pub height: usize,
+    data: &'a [u8],
+}
+
+impl<'a> Pbm<'a> {
+    pub fn read(bytes: &'a [u8]) -> Pbm<'a> {
+        // "P4", width, height, each followed by one whitespace byte.
+        let mut fields = Vec::new();
+        let mut i = 0;
+        while fields.len() < 3 {
+            while bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let s = i;
+            while !bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            fields.push(std::str::from_utf8(&bytes[s..i]).unwrap().to_owned());
+        }
+        assert_eq!(fields[0], "P4");
+        let (width, height) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+        Pbm { width, height, data: &bytes[i + 1..] }
+    }
+
+    pub fn rows(&self, r: std::ops::Range<usize>) -> &'a [u8] {
+        let stride = self.width.div_ceil(8);
+        &self.data[r.start * stride..r.end * stride]
+    }
+
+    /// Black pixels in rows `r`.
+    pub fn ink(&self, r: std::ops::Range<usize>) -> u32 {
+        self.rows(r).iter().map(|b| b.count_ones()).sum()
+    }
+}
+
 /// The pages of a fax TIFF as 1-bit rasters drawn by libtiff's tiff2pdf and
 /// poppler's pdftoppm at the fax's own resolution: one PBM file's bytes each.
-fn rasters(tiff: &Path, dir: &Path) -> Vec<Vec<u8>> {
+pub fn rasters(tiff: &Path, dir: &Path) -> Vec<Vec<u8>> {
     let stem = tiff.file_stem().unwrap().to_string_lossy().into_owned();
     let pdf = dir.join(format!("{stem}-raster.pdf"));
     let o = Command::new("tiff2pdf").arg("-o").arg(&pdf).arg(tiff).output().expect("tiff2pdf (libtiff-tools)");
@@ -946,10 +1006,19 @@ fn received_faxes_are_mailed_as_pdf_tiff_or_both_per_route() {
             } else {
                 assert!(name.ends_with(".tiff"), "{name}");
                 assert_eq!(tiff_pages(file), [(1728, 2292), (1728, 2292)], "{to} {number}");
-                assert!(
-                    rasters(file, dir.path()) == sent_pages,
-                    "{to} {number}: the received pages differ from the sent"
-                );
+                // The pages as sent, pixel for pixel, under the page header
+                // (drawn in the letter's blank top margin).
+                let got = rasters(file, dir.path());
+                assert_eq!(got.len(), sent_pages.len());
+                for (g, s) in got.iter().zip(&sent_pages) {
+                    let (g, s) = (Pbm::read(g), Pbm::read(s));
+                    assert!(g.ink(0..HEADER_ROWS) > 1000, "{to} {number}: no page header");
+                    assert_eq!(s.ink(0..HEADER_ROWS), 0, "the letter's top margin is blank");
+                    assert!(
+                        g.rows(HEADER_ROWS..g.height) == s.rows(HEADER_ROWS..s.height),
+                        "{to} {number}: the received pages differ from the sent under the header"
+                    );
+                }
             }
         }
     }

@@ -16,6 +16,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_faxgate");
 pub struct Setup {
     pub tmp: tempfile::TempDir,
     pub config: PathBuf,
+    /// Environment of every daemon [`Setup::start`] starts.
+    pub env: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -35,7 +37,7 @@ impl Setup {
             ),
         )
         .unwrap();
-        Setup { tmp, config }
+        Setup { tmp, config, env: Vec::new() }
     }
 
     pub fn path(&self) -> &Path {
@@ -51,7 +53,8 @@ impl Setup {
     }
 
     pub fn start(&self) -> Daemon {
-        Daemon::start(&self.config)
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Daemon::start_with_env(&self.config, &env)
     }
 
     /// Runs the CLI with this configuration.
@@ -99,10 +102,6 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn start(config: &Path) -> Daemon {
-        Self::start_with_env(config, &[])
-    }
-
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(BIN);
         cmd.envs(env.iter().copied()).arg("--config").arg(config).arg("serve");
@@ -110,7 +109,16 @@ impl Daemon {
     }
 
     /// Starts `cmd`, which must run `faxgate serve` (possibly through an `exec`).
-    pub fn spawn(mut cmd: Command) -> Daemon {
+    pub fn spawn(cmd: Command) -> Daemon {
+        match Self::try_spawn(cmd) {
+            Ok(d) => d,
+            Err((status, log)) => panic!("daemon not ready (exit: {status:?}); log:\n{log}"),
+        }
+    }
+
+    /// Starts `cmd` and waits until the daemon is ready, or has exited: then
+    /// its exit status and log.
+    pub fn try_spawn(mut cmd: Command) -> Result<Daemon, (Option<ExitStatus>, String)> {
         let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let err = child.stderr.take().unwrap();
@@ -136,11 +144,22 @@ impl Daemon {
             }
         });
         let mut d = Daemon { child: Some(child), log, announced };
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            let status = d.child.as_mut().unwrap().try_wait().unwrap();
-            panic!("daemon not ready (exit: {status:?}); log:\n{}", d.log());
+        if let Err(e) = rx.recv_timeout(Duration::from_secs(60)) {
+            let mut child = d.child.take().unwrap();
+            let status = match e {
+                // Standard output closed: the daemon exited.
+                std::sync::mpsc::RecvTimeoutError::Disconnected => child.wait().ok(),
+                std::sync::mpsc::RecvTimeoutError::Timeout => {
+                    let _ = child.kill();
+                    child.wait().ok();
+                    None
+                }
+            };
+            // The log reader finishes with the process.
+            std::thread::sleep(Duration::from_millis(100));
+            return Err((status, d.log()));
         }
-        d
+        Ok(d)
     }
 
     /// Where the daemon said `what` is (`faxgate: <what> <where>`), e.g. `announced("smtp")`.

@@ -68,6 +68,16 @@ pub struct Mail {
 }
 
 pub fn start() -> Mail {
+    start_with("")
+}
+
+/// [`start`] with more `[smtp]` settings (TOML lines).
+pub fn start_with(smtp: &str) -> Mail {
+    start_on(smtp, |_| {})
+}
+
+/// [`start_with`], running `before` on the setup before anything is stored.
+pub fn start_on(smtp: &str, before: impl FnOnce(&Setup)) -> Mail {
     let dns = DnsFixture::start(&[
         ("customer.test", "v=spf1 ip4:127.0.0.1 -all"),
         ("_dmarc.customer.test", "v=DMARC1; p=reject"),
@@ -80,6 +90,7 @@ pub fn start() -> Mail {
     ]);
     let tmp_cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
     let setup = Setup::new();
+    before(&setup);
     let cert = setup.path().join("cert.pem");
     let key = setup.path().join("key.pem");
     std::fs::write(&cert, tmp_cert.cert.pem()).unwrap();
@@ -89,7 +100,7 @@ pub fn start() -> Mail {
         &setup.config,
         format!(
             "{config}\n[smtp]\nhostname = \"fax.acme.test\"\ncertificate = \"{}\"\nkey = \"{}\"\n\
-             dns_servers = [\"{}\"]\n\n[[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"smtp\"\n\n\
+             dns_servers = [\"{}\"]\n{smtp}\n\n[[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"smtp\"\n\n\
              [[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"submission\"\n\n\
              [[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"smtps\"\n",
             cert.display(),
@@ -123,7 +134,7 @@ pub fn swaks(server: &str, args: &[&str]) -> String {
 }
 
 /// A raw SMTP conversation: sends each chunk, returns everything read until the server closes or idles.
-fn converse(server: &str, chunks: &[&str]) -> String {
+pub fn converse(server: &str, chunks: &[&str]) -> String {
     let mut s = TcpStream::connect(server).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
@@ -429,4 +440,102 @@ fn a_dkim_signature_aligned_with_from_passes_dmarc_and_a_tampered_one_does_not()
     let tampered = signed.replace("signed body", "changed body");
     let refused = send(&tampered);
     assert!(refused.contains("550 5.7.26 message refused: DMARC failed for signed.test"), "{refused}");
+}
+
+/// Logged in as one sender, MAIL FROM another address: the failure report
+/// (with the original mail) would go there in the tenant's name.
+#[test]
+fn a_logged_in_sender_sends_as_itself_unless_its_account_allows_more() {
+    let m = start();
+    let (host, port) = m.submission.rsplit_once(':').unwrap();
+    let script = format!(
+        r#"
+import smtplib, ssl
+ctx = ssl.create_default_context(cafile="{ca}")
+s = smtplib.SMTP("{host}", {port}, local_hostname="client.test")
+s.starttls(context=ctx)
+s.login("boss@customer.test", "{pw}")
+for sender in ["victim@elsewhere.example", "alice@customer.test", "", "Boss@customer.test"]:
+    print("mail", repr(sender), s.mail(sender))
+    s.rset()
+s.quit()
+"#,
+        ca = m.ca.display(),
+        pw = PASSWORD
+    );
+    let run = || {
+        let out = Command::new(PYTHON).arg("-c").arg(&script).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    let own = run();
+    assert!(
+        own.contains(
+            "mail 'victim@elsewhere.example' (550, b'5.7.1 a logged-in sender sends as boss@customer.test, \
+             not as victim@elsewhere.example (sender rule: envelope_from = own)')"
+        ),
+        "{own}"
+    );
+    assert!(own.contains("mail 'alice@customer.test' (550, b'5.7.1 a logged-in sender sends as"), "{own}");
+    assert!(own.contains("mail '' (550, b'5.7.1 a logged-in sender sends as boss@customer.test, not as <>"), "{own}");
+    assert!(own.contains("mail 'Boss@customer.test' (250, b'2.1.0 sender ok')"), "{own}");
+    // Allowed to send as the account's other senders (alice, by @customer.test).
+    let changed = m.setup.json(&["sender", "change", "boss@customer.test", "--envelope-from", "account"]);
+    assert_eq!(changed["envelope_from"], "account", "{changed}");
+    let account = run();
+    assert!(account.contains("mail 'alice@customer.test' (250, b'2.1.0 sender ok')"), "{account}");
+    assert!(
+        account.contains(
+            "mail 'victim@elsewhere.example' (550, b'5.7.1 victim@elsewhere.example is not among the senders of \
+             the account of boss@customer.test (sender rule: envelope_from = account)')"
+        ),
+        "{account}"
+    );
+    assert!(account.contains("mail '' (550,"), "{account}");
+}
+
+/// A Subject whose encoded words decode to a line break and a header-like
+/// line: the report shows it on its own row, on one line.
+#[test]
+fn an_encoded_line_break_in_the_subject_stays_on_its_row_in_the_report() {
+    let m = start();
+    // "Offer\r\nBcc: victim@elsewhere.example", base64.
+    let subject = "=?utf-8?b?T2ZmZXINCkJjYzogdmljdGltQGVsc2V3aGVyZS5leGFtcGxl?=";
+    // An X-Fax-Cover value that cannot be read fails the fax at once, with a report.
+    let data = format!(
+        "From: alice@customer.test\r\nTo: 33221100@fax.acme.test\r\nSubject: {subject}\r\nX-Fax-Cover: perhaps\r\n\
+         Message-ID: <crlf@customer.test>\r\nDate: Sat, 28 Nov 2026 01:00:00 +0000\r\n\r\nhello\r\n.\r\n"
+    );
+    let out = converse(
+        &m.smtp,
+        &[
+            "EHLO c\r\nMAIL FROM:<alice@customer.test>\r\nRCPT TO:<33221100@fax.acme.test>\r\nDATA\r\n",
+            &data,
+            "QUIT\r\n",
+        ],
+    );
+    assert!(out.contains("250 2.0.0 queued as job-"), "{out}\n{}", m.daemon.log());
+    let dir = m.setup.data_dir().join("maildir/new");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let report = loop {
+        if let Some(f) = std::fs::read_dir(&dir).ok().and_then(|mut d| d.next()) {
+            break f.unwrap().path();
+        }
+        assert!(std::time::Instant::now() < deadline, "no report:\n{}", m.daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The body as a mail reader shows it: Python's email parser, not ours.
+    let script = r#"
+import email, email.policy, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+print("To:", m["To"])
+print(m.get_body(preferencelist=("plain",)).get_content())
+"#;
+    let out = Command::new(PYTHON).arg("-c").arg(script).arg(&report).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("To: alice@customer.test\n"), "{text}");
+    assert!(text.contains("\nSubject:         Offer  Bcc: victim@elsewhere.example\n"), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("Bcc")), "{text}");
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use faxgate::clock::{Clock, FakeClock};
 use faxgate::directory::{Branding, Language, Paper, Tenant};
 use faxgate::mail::outbox::{OutState, Outbox};
+use faxgate::retention::outbox as outbox_class;
 use faxgate::store::Store;
 use faxgate_smtp::outgoing::{Destination, OutAttachment, Outgoing, RelayTls};
 use jiff::SignedDuration;
@@ -82,6 +83,9 @@ fn tenant() -> Tenant {
         default_country: "DK".parse().unwrap(),
         fax_domains: vec!["fax.nordtel.test".parse().unwrap()],
         paper: Paper::A4,
+        time_zone: None,
+        header_template: None,
+        station_id: None,
     }
 }
 
@@ -171,15 +175,16 @@ async fn a_5xx_reply_fails_the_message_for_good() {
     assert!(messages(&maildir).is_empty());
     // The retention sweep keeps it for the configured period after it
     // failed (seven days by default, two here), then erases it with its key.
-    let policy: faxgate_retention::Policy = toml::from_str(r#"outbox_failed = "2 days""#).unwrap();
-    let (erased, keys, next) = Outbox::sweep(&store, &policy, clock.now()).unwrap();
-    assert_eq!((erased, keys.len()), (0, 0));
-    assert_eq!(next, Some(r.next_attempt + SignedDuration::from_hours(2 * 24)));
-    let d = Outbox::deadlines(&store, &Default::default()).unwrap();
+    let policy: faxgate::retention::Policy = toml::from_str(r#"outbox_failed = "2 days""#).unwrap();
+    let swept = outbox_class::sweep(&store, &policy, clock.now()).unwrap();
+    assert_eq!((swept.erased, swept.keys_destroyed.len()), (0, 0));
+    assert_eq!(swept.next_due, Some(r.next_attempt + SignedDuration::from_hours(2 * 24)));
+    let d = outbox_class::deadlines(&store, &Default::default()).unwrap();
     assert_eq!(d[0].due, r.next_attempt + SignedDuration::from_hours(7 * 24), "the default is seven days");
     clock.advance(SignedDuration::from_hours(2 * 24));
-    let (erased, keys, _) = Outbox::sweep(&store, &policy, clock.now()).unwrap();
-    assert_eq!((erased, keys.len()), (1, 1));
+    let swept = outbox_class::sweep(&store, &policy, clock.now()).unwrap();
+    let keys = swept.keys_destroyed;
+    assert_eq!((swept.erased, keys.len()), (1, 1));
     assert!(outbox.list().unwrap().is_empty());
     assert!(!store.vault().list().unwrap().iter().any(|k| k.id.to_string() == keys[0]));
 }
@@ -255,7 +260,11 @@ async fn relay_with_starttls_or_implicit_tls_and_auth() {
             timeout: Duration::from_secs(20),
         })
         .unwrap();
-        outbox.enqueue(&tenant(), &["33221100@fax.acme.test".into()], "Fax, bitte", "Anbei.", vec![]).unwrap();
+        // The logged-in sender sends as itself (the sender rule): here the
+        // tenant's From: address is the relay account's.
+        let mut t = tenant();
+        t.branding.from_address = "boss@customer.test".parse().unwrap();
+        outbox.enqueue(&t, &["33221100@fax.acme.test".into()], "Fax, bitte", "Anbei.", vec![]).unwrap();
         assert_eq!(outbox.run_due(&out).await.unwrap(), 1, "{tls:?}: {:?}\n{}", outbox.list().unwrap(), m.daemon.log());
     }
     assert!(outbox.list().unwrap().is_empty());

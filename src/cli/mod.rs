@@ -6,40 +6,48 @@
 //! never write at once). Output is for people by default and JSON with
 //! `--json`.
 
+pub(crate) mod fax;
+pub(crate) mod render;
+
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::admin::Request;
-use crate::directory::{
-    AccountChange, AttachmentFormat, Branding, DirectoryFile, Language, Paper, Patch, Route, SenderAuth, SenderChange,
-    SenderPattern, Tenant, TenantChange,
+use faxgate::admin::Request;
+use faxgate::directory::{
+    AccountChange, AttachmentFormat, Branding, DirectoryFile, EnvelopeFrom, Language, Paper, Patch, Route, SenderAuth,
+    SenderChange, SenderPattern, Tenant, TenantChange,
 };
-use crate::types::{AccountId, Country, Domain, EmailAddress, TenantId};
+use faxgate::types::{AccountId, Country, Domain, EmailAddress, TenantId};
 
 /// faxgate: Fax-to-Mail / Mail-to-Fax gateway.
 #[derive(Debug, Parser)]
 #[command(name = "faxgate", version, about, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Configuration file [default: /etc/faxgate/faxgate.toml, else the embedded default]
     #[arg(long, global = true, env = "FAXGATE_CONFIG")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Act as a tenant's admin: see and change only that tenant's data.
     #[arg(long, global = true, value_name = "TENANT")]
-    pub as_tenant: Option<TenantId>,
+    pub(crate) as_tenant: Option<TenantId>,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the daemon.
-    Serve,
+    Serve {
+        /// Serve a store that verification finds damaged, to salvage what
+        /// is readable; the retention sweeper does not run.
+        #[arg(long)]
+        allow_damaged: bool,
+    },
     /// Check the configuration and report every problem with its key and line.
     CheckConfig,
     /// Show whether the daemon runs, and where its data is.
@@ -78,46 +86,67 @@ pub enum Command {
     #[command(subcommand)]
     Fax(FaxCmd),
     /// Render documents (PDF, TIFF, images, text) to fax pages: a multi-page G4 TIFF.
-    Render(crate::document::cli::RenderArgs),
+    Render(render::RenderArgs),
     /// Turn a received fax (TIFF) into a PDF, page data embedded unchanged.
-    Topdf(crate::document::cli::TopdfArgs),
+    Topdf(render::TopdfArgs),
     /// Draw PDFs for the daemon, bounded (internal: takes requests on
     /// standard input, answers on standard output).
     #[command(hide = true)]
     RenderWorker,
+    /// The store itself: verification.
+    #[command(subcommand)]
+    Store(StoreCmd),
+    /// Copy the store and its keys, consistently, while the daemon runs (or
+    /// not); the copy says until when it may be kept.
+    Backup {
+        /// A new (or empty) directory, writable by the daemon's user.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Restore a backup into the configured, empty data directory (the
+    /// daemon stopped): verified first; one whose deadlines have passed is
+    /// refused unless --erase-expired.
+    Restore {
+        /// The backup directory.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// Erase the data whose deadline has passed as the backup is restored.
+        #[arg(long)]
+        erase_expired: bool,
+    },
     /// Print the schema document of an export: subject-export, cdr,
     /// disclosure-jsonl, cdr-csv or directory-csv.
     Schema {
         /// Which schema.
-        #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::gdpr::schemas::NAMES))]
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(faxgate::gdpr::schemas::NAMES))]
         name: String,
     },
 }
 
 /// `faxgate fax ...`
 #[derive(Debug, Subcommand)]
-pub enum FaxCmd {
+pub(crate) enum FaxCmd {
     /// Send a TIFF/F from one in-process fax session to another over simulated T.38 or G.711.
-    Loopback(crate::cli_fax::FaxLoopbackArgs),
+    Loopback(fax::FaxLoopbackArgs),
 }
 
 /// A data subject: a number or a mail address.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
-pub struct SubjectArgs {
+pub(crate) struct SubjectArgs {
     /// A fax number (international form).
     #[arg(long)]
-    pub number: Option<String>,
+    pub(crate) number: Option<String>,
     /// A mail address.
     #[arg(long)]
-    pub email: Option<EmailAddress>,
+    pub(crate) email: Option<EmailAddress>,
 }
 
 impl SubjectArgs {
-    fn subject(&self) -> anyhow::Result<crate::gdpr::Subject> {
-        use crate::gdpr::Subject;
+    fn subject(&self) -> anyhow::Result<faxgate::gdpr::Subject> {
+        use faxgate::gdpr::Subject;
         Ok(match (&self.number, &self.email) {
-            (Some(n), _) => Subject::Number(crate::types::E164::parse(n, None)?),
+            (Some(n), _) => Subject::Number(faxgate::types::E164::parse(n, None)?),
             (_, Some(e)) => Subject::Email(e.clone()),
             _ => anyhow::bail!("give --number or --email"),
         })
@@ -126,7 +155,7 @@ impl SubjectArgs {
 
 /// `faxgate gdpr ...`
 #[derive(Debug, Subcommand)]
-pub enum GdprCmd {
+pub(crate) enum GdprCmd {
     /// Everything held about a subject: subject.json, cdrs.csv, directory.csv and schema.json in --out.
     Export {
         /// Whom.
@@ -164,7 +193,7 @@ pub enum GdprCmd {
 
 /// `faxgate disclosure ...`
 #[derive(Debug, Subcommand)]
-pub enum DisclosureCmd {
+pub(crate) enum DisclosureCmd {
     /// Write the retained traffic data of a number for a period; recorded in the audit trail.
     Export {
         /// The number (international form).
@@ -191,15 +220,27 @@ pub enum DisclosureCmd {
     },
 }
 
+/// `faxgate store ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCmd {
+    /// Find damage: trees against their manifests, records that do not open,
+    /// keys missing or damaged, index entries without records and records
+    /// without index entries. Exits non-zero on damage. Works with the
+    /// daemon running (through it) or stopped (on the store itself).
+    Verify,
+}
+
 /// `faxgate retention ...`
 #[derive(Debug, Subcommand)]
-pub enum RetentionCmd {
+pub(crate) enum RetentionCmd {
     /// What is kept, and when it is due for erasure.
     Status,
     /// Check that nothing is kept past its period and that destroyed keys are gone; non-zero exit otherwise.
     Audit,
     /// Erase what is due now (the daemon also does this at every deadline).
     Sweep,
+    /// Confirm that the clock is right after a jump: erasure of CDRs and accounts resumes.
+    ConfirmClock,
     /// Legal holds: data kept past its period for a case.
     #[command(subcommand)]
     Hold(HoldCmd),
@@ -207,7 +248,7 @@ pub enum RetentionCmd {
 
 /// `faxgate retention hold ...`
 #[derive(Debug, Subcommand)]
-pub enum HoldCmd {
+pub(crate) enum HoldCmd {
     /// Place a hold on a number or an account.
     Add {
         /// The number (international form).
@@ -234,22 +275,22 @@ pub enum HoldCmd {
 
 /// Which CDRs.
 #[derive(Debug, Args)]
-pub struct CdrSelect {
+pub(crate) struct CdrSelect {
     /// Only this tenant's.
     #[arg(long)]
-    pub tenant: Option<TenantId>,
+    pub(crate) tenant: Option<TenantId>,
     /// Only those with this calling or called number (international form).
     #[arg(long)]
-    pub number: Option<crate::types::E164>,
+    pub(crate) number: Option<faxgate::types::E164>,
     /// Started at or after (RFC 3339).
     #[arg(long)]
-    pub since: Option<jiff::Timestamp>,
+    pub(crate) since: Option<jiff::Timestamp>,
     /// Started before (RFC 3339).
     #[arg(long)]
-    pub until: Option<jiff::Timestamp>,
+    pub(crate) until: Option<jiff::Timestamp>,
     /// One calendar month (UTC), e.g. 2026-03: for billing.
     #[arg(long, value_parser = parse_month, conflicts_with_all = ["since", "until"])]
-    pub month: Option<(jiff::Timestamp, jiff::Timestamp)>,
+    pub(crate) month: Option<(jiff::Timestamp, jiff::Timestamp)>,
 }
 
 fn parse_month(s: &str) -> Result<(jiff::Timestamp, jiff::Timestamp), String> {
@@ -263,7 +304,7 @@ fn parse_month(s: &str) -> Result<(jiff::Timestamp, jiff::Timestamp), String> {
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExportFormat {
+pub(crate) enum ExportFormat {
     /// CSV with a header line (RFC 4180).
     Csv,
     /// One JSON object per line.
@@ -272,7 +313,7 @@ pub enum ExportFormat {
 
 /// `faxgate cdr ...`
 #[derive(Debug, Subcommand)]
-pub enum CdrCmd {
+pub(crate) enum CdrCmd {
     /// List CDRs, oldest first.
     List(CdrSelect),
     /// Export CDRs for billing or analysis.
@@ -291,7 +332,7 @@ pub enum CdrCmd {
 
 /// `faxgate tenant ...`
 #[derive(Debug, Subcommand)]
-pub enum TenantCmd {
+pub(crate) enum TenantCmd {
     /// Add a tenant.
     Add(TenantAdd),
     /// List tenants.
@@ -312,66 +353,85 @@ pub enum TenantCmd {
 
 /// `faxgate tenant add`
 #[derive(Debug, Args)]
-pub struct TenantAdd {
+pub(crate) struct TenantAdd {
     /// Tenant id: a-z, 0-9 and '-', starting with a letter.
-    pub id: TenantId,
+    pub(crate) id: TenantId,
     /// The reseller's name.
     #[arg(long)]
-    pub name: String,
+    pub(crate) name: String,
     /// Display name of the mails sent on its behalf [default: the name]
     #[arg(long)]
-    pub display_name: Option<String>,
+    pub(crate) display_name: Option<String>,
     /// From: address of the mails sent on its behalf.
     #[arg(long)]
-    pub from_address: EmailAddress,
+    pub(crate) from_address: EmailAddress,
     /// Language of those mails.
     #[arg(long, value_enum, default_value_t = Language::En)]
-    pub language: Language,
+    pub(crate) language: Language,
     /// Country whose national numbers its customers write (DK, DE, US...).
     #[arg(long)]
-    pub country: Country,
+    pub(crate) country: Country,
     /// A mail domain its customers send faxes to (repeatable).
     #[arg(long = "domain")]
-    pub domains: Vec<Domain>,
+    pub(crate) domains: Vec<Domain>,
     /// Paper size of its faxes.
     #[arg(long, value_enum, default_value_t = Paper::A4)]
-    pub paper: Paper,
+    pub(crate) paper: Paper,
+    /// Time zone (IANA name, e.g. Europe/Copenhagen) of its page headers and mails [default: UTC]
+    #[arg(long)]
+    pub(crate) time_zone: Option<String>,
+    /// Page header of its faxes, with placeholders such as {date} {time} {station} {to} {page} {pages}
+    /// ("" or "off": no header) [default: `[fax] header`]
+    #[arg(long)]
+    pub(crate) header_template: Option<String>,
+    /// Station id of its faxes: at most 20 digits, '+' and spaces [default: `[fax] ident`]
+    #[arg(long)]
+    pub(crate) station_id: Option<String>,
 }
 
 /// `faxgate tenant change`
 #[derive(Debug, Args)]
-pub struct TenantChangeArgs {
+pub(crate) struct TenantChangeArgs {
     /// Tenant id.
-    pub id: TenantId,
+    pub(crate) id: TenantId,
     /// New name.
     #[arg(long)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// New display name.
     #[arg(long)]
-    pub display_name: Option<String>,
+    pub(crate) display_name: Option<String>,
     /// New From: address.
     #[arg(long)]
-    pub from_address: Option<EmailAddress>,
+    pub(crate) from_address: Option<EmailAddress>,
     /// New language.
     #[arg(long, value_enum)]
-    pub language: Option<Language>,
+    pub(crate) language: Option<Language>,
     /// New default country.
     #[arg(long)]
-    pub country: Option<Country>,
+    pub(crate) country: Option<Country>,
     /// New paper size.
     #[arg(long, value_enum)]
-    pub paper: Option<Paper>,
+    pub(crate) paper: Option<Paper>,
+    /// New time zone (IANA name; "none": UTC).
+    #[arg(long)]
+    pub(crate) time_zone: Option<String>,
+    /// New page header template ("" or "off": no header; "default": `[fax] header`).
+    #[arg(long)]
+    pub(crate) header_template: Option<String>,
+    /// New station id ("none": `[fax] ident`).
+    #[arg(long)]
+    pub(crate) station_id: Option<String>,
     /// Add a fax domain (repeatable).
     #[arg(long)]
-    pub add_domain: Vec<Domain>,
+    pub(crate) add_domain: Vec<Domain>,
     /// Remove a fax domain (repeatable).
     #[arg(long)]
-    pub remove_domain: Vec<Domain>,
+    pub(crate) remove_domain: Vec<Domain>,
 }
 
 /// An account's cover page setting on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CoverChoice {
+pub(crate) enum CoverChoice {
     /// A cover page in front of every fax from mail.
     Yes,
     /// No cover page.
@@ -382,7 +442,7 @@ pub enum CoverChoice {
 
 impl CoverChoice {
     /// The account's setting: `None` inherits.
-    pub fn setting(self) -> Option<bool> {
+    pub(crate) fn setting(self) -> Option<bool> {
         match self {
             CoverChoice::Yes => Some(true),
             CoverChoice::No => Some(false),
@@ -398,7 +458,7 @@ impl CoverChoice {
 
 /// `faxgate account ...`
 #[derive(Debug, Subcommand)]
-pub enum AccountCmd {
+pub(crate) enum AccountCmd {
     /// Add an account to a tenant; prints its id.
     Add {
         /// The tenant [default: the one of --as-tenant]
@@ -416,6 +476,9 @@ pub enum AccountCmd {
         /// A cover page on its faxes from mail, or none [default: inherit, as `[fax] cover_page` says]
         #[arg(long, value_enum)]
         cover_page: Option<CoverChoice>,
+        /// Station id of its faxes: at most 20 digits, '+' and spaces [default: the tenant's]
+        #[arg(long)]
+        station_id: Option<String>,
     },
     /// List accounts.
     List {
@@ -450,6 +513,9 @@ pub enum AccountCmd {
         /// A cover page on its faxes from mail (yes), none (no), or as `[fax] cover_page` says (inherit).
         #[arg(long, value_enum)]
         cover_page: Option<CoverChoice>,
+        /// New station id ("none": the tenant's).
+        #[arg(long)]
+        station_id: Option<String>,
     },
     /// Terminate an account (now, or at --at); its data is erased after the retention period.
     Terminate {
@@ -473,7 +539,7 @@ pub enum AccountCmd {
 
 /// `faxgate number ...`
 #[derive(Debug, Subcommand)]
-pub enum NumberCmd {
+pub(crate) enum NumberCmd {
     /// Give an account a fax number (national numbers read with the tenant's country).
     Add {
         /// The number.
@@ -519,7 +585,7 @@ pub enum NumberCmd {
 
 /// `faxgate route ...`
 #[derive(Debug, Subcommand)]
-pub enum RouteCmd {
+pub(crate) enum RouteCmd {
     /// Mail faxes received on NUMBER to EMAIL.
     Add {
         /// The number.
@@ -556,7 +622,7 @@ pub enum RouteCmd {
 
 /// `faxgate sender ...`
 #[derive(Debug, Subcommand)]
-pub enum SenderCmd {
+pub(crate) enum SenderCmd {
     /// Allow an address (user@domain) or a whole domain (@domain) to send faxes for an account.
     Add {
         /// user@domain or @domain.
@@ -570,6 +636,10 @@ pub enum SenderCmd {
         /// How it must authenticate.
         #[arg(long, value_enum)]
         auth: SenderAuth,
+        /// Which envelope senders (MAIL FROM) it may use once logged in:
+        /// its own address, or any its account's senders allow.
+        #[arg(long, value_enum, default_value = "own")]
+        envelope_from: EnvelopeFrom,
     },
     /// List senders.
     List {
@@ -595,6 +665,9 @@ pub enum SenderCmd {
         /// New authentication rule.
         #[arg(long, value_enum)]
         auth: Option<SenderAuth>,
+        /// New rule for the envelope sender (MAIL FROM) once logged in.
+        #[arg(long, value_enum)]
+        envelope_from: Option<EnvelopeFrom>,
         /// Set the SMTP AUTH password (of an address with --auth smtp-auth)
         /// from the first line of this file ("-": standard input).
         #[arg(long)]
@@ -620,7 +693,7 @@ fn read_password(path: &Path) -> anyhow::Result<String> {
 
 /// `faxgate directory ...`
 #[derive(Debug, Subcommand)]
-pub enum DirectoryCmd {
+pub(crate) enum DirectoryCmd {
     /// Make the directory hold what FILE says (idempotent; all or nothing on errors).
     Apply {
         /// A TOML directory file (see directory.example.toml).
@@ -641,27 +714,43 @@ fn write_schema_beside(path: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let mut p = path.as_os_str().to_owned();
     p.push(".schema.json");
     let p = PathBuf::from(p);
-    let schema = crate::gdpr::schemas::schema(name).context("no such schema")?;
+    let schema = faxgate::gdpr::schemas::schema(name).context("no such schema")?;
     std::fs::write(&p, serde_json::to_string_pretty(&schema)?)
         .with_context(|| format!("cannot write {}", p.display()))?;
     Ok(p)
 }
 
+/// A header template from the command line: "off" is the empty template (no header).
+fn header_template(t: &str) -> String {
+    if t == "off" { String::new() } else { t.to_owned() }
+}
+
+/// A change of an optional setting from the command line: `clear` unsets it.
+fn none_clears(v: &Option<String>, clear: &str) -> Patch<String> {
+    match v.as_deref() {
+        Some(x) if x == clear => Patch::Clear,
+        x => Patch::set_if(x.map(str::to_owned)),
+    }
+}
+
 /// Turns an admin command into its request; `None` for `serve` and `check-config`.
-pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
+pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
     use anyhow::Context;
     let own_tenant = || cli.as_tenant.clone().context("--tenant is required (or act --as-tenant)");
     Ok(Some(match &cli.command {
-        Command::Serve
+        Command::Serve { .. }
         | Command::CheckConfig
         | Command::Fax(_)
         | Command::Render(_)
         | Command::Topdf(_)
         | Command::RenderWorker
+        | Command::Restore { .. }
         | Command::Schema { .. } => {
             return Ok(None);
         }
         Command::Status => Request::Status,
+        Command::Store(StoreCmd::Verify) => Request::StoreVerify,
+        Command::Backup { out } => Request::Backup { out: std::path::absolute(out)? },
         Command::Tenant(t) => match t {
             TenantCmd::Add(a) => Request::TenantAdd {
                 tenant: Tenant {
@@ -675,6 +764,9 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                     default_country: a.country,
                     fax_domains: a.domains.clone(),
                     paper: a.paper,
+                    time_zone: a.time_zone.clone(),
+                    header_template: a.header_template.as_deref().map(header_template),
+                    station_id: a.station_id.clone(),
                 },
             },
             TenantCmd::List => Request::TenantList,
@@ -688,6 +780,12 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                     language: c.language,
                     default_country: c.country,
                     paper: c.paper,
+                    time_zone: none_clears(&c.time_zone, "none"),
+                    header_template: match c.header_template.as_deref() {
+                        Some("default") => Patch::Clear,
+                        t => Patch::set_if(t.map(header_template)),
+                    },
+                    station_id: none_clears(&c.station_id, "none"),
                     add_domains: c.add_domain.clone(),
                     remove_domains: c.remove_domain.clone(),
                 },
@@ -695,7 +793,7 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             TenantCmd::Remove { id } => Request::TenantRemove { id: id.clone() },
         },
         Command::Account(a) => match a {
-            AccountCmd::Add { tenant, name, reference, paper, cover_page } => Request::AccountAdd {
+            AccountCmd::Add { tenant, name, reference, paper, cover_page, station_id } => Request::AccountAdd {
                 tenant: match tenant {
                     Some(t) => t.clone(),
                     None => own_tenant()?,
@@ -704,25 +802,34 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                 reference: reference.clone(),
                 paper: *paper,
                 cover: cover_page.and_then(CoverChoice::setting),
+                station_id: station_id.clone(),
             },
             AccountCmd::List { tenant } => Request::AccountList { tenant: tenant.clone() },
             AccountCmd::Show { id } => Request::AccountShow { id: *id },
-            AccountCmd::Change { id, name, reference, paper, allow_international, allow_premium, cover_page } => {
-                Request::AccountChange {
-                    id: *id,
-                    change: AccountChange {
-                        name: name.clone(),
-                        reference: match reference.as_deref() {
-                            Some("none") => Patch::Clear,
-                            r => Patch::set_if(r.map(String::from)),
-                        },
-                        paper: Patch::set_if(*paper),
-                        allow_international: *allow_international,
-                        allow_premium: *allow_premium,
-                        cover_page: cover_page.map_or(Patch::Keep, CoverChoice::patch),
+            AccountCmd::Change {
+                id,
+                name,
+                reference,
+                paper,
+                allow_international,
+                allow_premium,
+                cover_page,
+                station_id,
+            } => Request::AccountChange {
+                id: *id,
+                change: AccountChange {
+                    name: name.clone(),
+                    reference: match reference.as_deref() {
+                        Some("none") => Patch::Clear,
+                        r => Patch::set_if(r.map(String::from)),
                     },
-                }
-            }
+                    paper: Patch::set_if(*paper),
+                    allow_international: *allow_international,
+                    allow_premium: *allow_premium,
+                    cover_page: cover_page.map_or(Patch::Keep, CoverChoice::patch),
+                    station_id: none_clears(station_id, "none"),
+                },
+            },
             AccountCmd::Terminate { id, at } => Request::AccountTerminate { id: *id, at: *at },
             AccountCmd::Reactivate { id } => Request::AccountReactivate { id: *id },
             AccountCmd::Remove { id } => Request::AccountRemove { id: *id },
@@ -746,15 +853,16 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             RouteCmd::Remove { number, email } => Request::RouteRemove { number: number.clone(), email: email.clone() },
         },
         Command::Sender(s) => match s {
-            SenderCmd::Add { sender, account, caller_number, auth } => Request::SenderAdd {
+            SenderCmd::Add { sender, account, caller_number, auth, envelope_from } => Request::SenderAdd {
                 account: *account,
                 sender: sender.clone(),
                 caller_number: caller_number.clone(),
                 auth: *auth,
+                envelope_from: *envelope_from,
             },
             SenderCmd::List { account, tenant } => Request::SenderList { account: *account, tenant: tenant.clone() },
             SenderCmd::Show { sender } => Request::SenderShow { sender: sender.clone() },
-            SenderCmd::Change { sender, caller_number, auth, password_file } => Request::SenderChange {
+            SenderCmd::Change { sender, caller_number, auth, envelope_from, password_file } => Request::SenderChange {
                 sender: sender.clone(),
                 change: SenderChange {
                     caller_number: match caller_number.as_deref() {
@@ -762,13 +870,14 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                         c => Patch::set_if(c.map(String::from)),
                     },
                     auth: *auth,
+                    envelope_from: *envelope_from,
                     password: password_file.as_deref().map(read_password).transpose()?,
                 },
             },
             SenderCmd::Remove { sender } => Request::SenderRemove { sender: sender.clone() },
         },
         Command::Cdr(CdrCmd::List(sel) | CdrCmd::Export { select: sel, .. }) => Request::CdrList {
-            filter: crate::cdr::CdrFilter {
+            filter: faxgate::cdr::CdrFilter {
                 tenant: sel.tenant.clone(),
                 number: sel.number.clone(),
                 since: sel.month.map(|m| m.0).or(sel.since),
@@ -794,6 +903,7 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             RetentionCmd::Status => Request::RetentionStatus,
             RetentionCmd::Audit => Request::RetentionAudit,
             RetentionCmd::Sweep => Request::RetentionSweep,
+            RetentionCmd::ConfirmClock => Request::RetentionConfirmClock,
             RetentionCmd::Hold(HoldCmd::Add { number, account, case, until }) => {
                 Request::HoldAdd { number: number.clone(), account: *account, case: case.clone(), until: *until }
             }
@@ -804,13 +914,13 @@ pub fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
             let parsed: DirectoryFile = toml::from_str(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().trim_end()))?;
-            Request::DirectoryApply { file: parsed, prune: *prune, dry_run: *dry_run }
+            Request::DirectoryApply { file: parsed, prune: *prune, dry_run: *dry_run, source: Some(text) }
         }
     }))
 }
 
 /// Renders an answer for people: nested `key: value` lines, lists as items.
-pub fn human(value: &serde_json::Value) -> String {
+pub(crate) fn human(value: &serde_json::Value) -> String {
     use serde_json::Value;
     fn scalar(v: &Value) -> Option<String> {
         match v {
@@ -877,12 +987,60 @@ pub fn human(value: &serde_json::Value) -> String {
 
 /// Prints an answer the way the command wants it; false when the answer is a failure
 /// (an audit that found problems).
-pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool> {
+pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool> {
     use anyhow::Context;
     let mut success = true;
     match &cli.command {
+        Command::Directory(DirectoryCmd::Apply { file, .. }) if !cli.json => {
+            let r: faxgate::directory::ApplyReport = serde_json::from_value(value)?;
+            success = r.problems.is_empty();
+            if !r.problems.is_empty() {
+                println!("{}: nothing was changed; the file has {} problem(s):", file.display(), r.problems.len());
+                for p in &r.problems {
+                    match p.line {
+                        Some(l) => println!("  line {l} ({}): {}", p.path, p.message),
+                        None => println!("  {}: {}", p.path, p.message),
+                    }
+                }
+            } else if r.changes.is_empty() {
+                println!("{}: the directory already holds what the file says", file.display());
+            } else {
+                let verb = if r.dry_run { "would change" } else { "changed" };
+                println!("{}: {verb} {} thing(s):", file.display(), r.changes.len());
+                for c in &r.changes {
+                    println!("  {c}");
+                }
+            }
+        }
+        Command::Store(StoreCmd::Verify) => {
+            let r: faxgate::store::verify::VerifyReport = serde_json::from_value(value.clone())?;
+            success = r.ok;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                println!(
+                    "store: {} ({} sealed records opened in {} trees{})",
+                    if r.ok { "OK, no damage found" } else { "DAMAGED" },
+                    r.records,
+                    r.trees.len(),
+                    match r.erased_not_removed {
+                        0 => String::new(),
+                        n => format!("; {n} erased records awaiting removal"),
+                    }
+                );
+                for d in &r.damage {
+                    println!("  damage: {d}");
+                }
+                for f in &r.key_faults {
+                    println!("  key fault: {f}");
+                }
+                for k in &r.unused_keys {
+                    println!("  key {k} seals no record here");
+                }
+            }
+        }
         Command::Retention(RetentionCmd::Audit) => {
-            let r: crate::retention::AuditReport = serde_json::from_value(value.clone())?;
+            let r: faxgate::retention::AuditReport = serde_json::from_value(value.clone())?;
             success = r.ok;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&value)?);
@@ -910,9 +1068,9 @@ pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool> {
             }
         }
         Command::Cdr(CdrCmd::Export { format, out, .. }) => {
-            let cdrs: Vec<crate::cdr::Cdr> = serde_json::from_value(value)?;
+            let cdrs: Vec<faxgate::cdr::Cdr> = serde_json::from_value(value)?;
             let text = match format {
-                ExportFormat::Csv => crate::cdr::to_csv(&cdrs)?,
+                ExportFormat::Csv => faxgate::cdr::to_csv(&cdrs)?,
                 ExportFormat::Jsonl => {
                     let mut s = String::new();
                     for c in &cdrs {
@@ -932,25 +1090,25 @@ pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool> {
             }
         }
         Command::Gdpr(GdprCmd::Export { out, .. }) => {
-            let export: crate::gdpr::SubjectExport = serde_json::from_value(value.clone())?;
+            let export: faxgate::gdpr::SubjectExport = serde_json::from_value(value.clone())?;
             std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
             let write = |name: &str, text: String| {
                 let p = out.join(name);
                 std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))
             };
             write("subject.json", serde_json::to_string_pretty(&value)?)?;
-            write("schema.json", crate::gdpr::SCHEMA.to_owned())?;
-            write("cdrs.csv", crate::cdr::to_csv(&export.cdrs)?)?;
-            write("directory.csv", crate::gdpr::directory_csv(&export)?)?;
+            write("schema.json", faxgate::gdpr::SCHEMA.to_owned())?;
+            write("cdrs.csv", faxgate::cdr::to_csv(&export.cdrs)?)?;
+            write("directory.csv", faxgate::gdpr::directory_csv(&export)?)?;
             for (file, name) in [("cdrs.schema.json", "cdr-csv"), ("directory.schema.json", "directory-csv")] {
-                let schema = crate::gdpr::schemas::schema(name).expect("a known schema");
+                let schema = faxgate::gdpr::schemas::schema(name).expect("a known schema");
                 write(file, serde_json::to_string_pretty(&schema)?)?;
             }
             println!(
                 "{}: {} account(s), {} number(s), {} sender(s), {} CDR(s){} written to {}",
                 match &export.subject {
-                    crate::gdpr::Subject::Number(n) => n.to_string(),
-                    crate::gdpr::Subject::Email(e) => e.to_string(),
+                    faxgate::gdpr::Subject::Number(n) => n.to_string(),
+                    faxgate::gdpr::Subject::Email(e) => e.to_string(),
                 },
                 export.accounts.len(),
                 export.numbers.len(),
@@ -961,9 +1119,9 @@ pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool> {
             );
         }
         Command::Disclosure(DisclosureCmd::Export { format, out, .. }) => {
-            let d: crate::gdpr::Disclosure = serde_json::from_value(value.clone())?;
+            let d: faxgate::gdpr::Disclosure = serde_json::from_value(value.clone())?;
             let text = match format {
-                ExportFormat::Csv => crate::cdr::to_csv(&d.cdrs)?,
+                ExportFormat::Csv => faxgate::cdr::to_csv(&d.cdrs)?,
                 ExportFormat::Jsonl => {
                     let mut s = serde_json::to_string(&serde_json::json!({
                         "case": d.case, "authority": d.authority, "number": d.number,
@@ -997,13 +1155,13 @@ pub fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool> {
         }
         _ if cli.json => println!("{}", serde_json::to_string_pretty(&value)?),
         Command::Cdr(CdrCmd::List(_)) => {
-            let cdrs: Vec<crate::cdr::Cdr> = serde_json::from_value(value)?;
+            let cdrs: Vec<faxgate::cdr::Cdr> = serde_json::from_value(value)?;
             if cdrs.is_empty() {
                 println!("(none)");
             }
             for c in cdrs {
                 let num =
-                    |n: &Option<crate::types::E164>| n.as_ref().map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+                    |n: &Option<faxgate::types::E164>| n.as_ref().map(|n| n.to_string()).unwrap_or_else(|| "-".into());
                 println!(
                     "{}  {}  {:<11} {} -> {}  pages {}/{}  {}  {}  attempt {}  {}",
                     c.start,

@@ -7,30 +7,30 @@ use anyhow::Context as _;
 
 /// Arguments of `faxgate fax loopback`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct FaxLoopbackArgs {
+pub(crate) struct FaxLoopbackArgs {
     /// TIFF/F file to send.
     #[arg(value_name = "FILE.tiff")]
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Where to write the received pages.
     #[arg(long, value_name = "RECEIVED.tiff")]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Send at most this many pages.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub pages: Option<u32>,
+    pub(crate) pages: Option<u32>,
     /// Random datagram loss in percent (0-100), applied in both directions.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
-    pub loss: f64,
+    pub(crate) loss: f64,
     /// Use G.711 A-law audio instead of T.38.
     #[arg(long)]
-    pub audio: bool,
+    pub(crate) audio: bool,
     /// Do not offer error correction mode.
     #[arg(long)]
-    pub no_ecm: bool,
+    pub(crate) no_ecm: bool,
 }
 
 /// Runs the loopback call and prints its JSON report on stdout; fails
 /// (after printing the report) when the fax did not get through.
-pub fn run_loopback(args: &FaxLoopbackArgs) -> anyhow::Result<()> {
+pub(crate) fn run_loopback(args: &FaxLoopbackArgs) -> anyhow::Result<()> {
     let mut magic = [0u8; 4];
     std::fs::File::open(&args.file)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))

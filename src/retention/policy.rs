@@ -1,4 +1,4 @@
-//! How long each category of data is kept.
+//! How long each retention class keeps its data (`[retention]`).
 //!
 //! The defaults are the operator's privacy policy: CDRs one year from the
 //! date of the communication (the Danish traffic-data retention order),
@@ -44,6 +44,12 @@ pub struct Policy {
     /// or a received call can wait for its mail (default 30 days, at least 7).
     #[serde(default = "default_report_markers", with = "span_text")]
     pub report_markers: Span,
+    /// How far the wall clock may jump forward (since the last run, or
+    /// between sweeps beyond the time that passed) before the erasure of
+    /// CDRs and accounts is suspended until an operator confirms the time
+    /// (default a day, at least a minute).
+    #[serde(default = "default_max_clock_jump", with = "span_text")]
+    pub max_clock_jump: Span,
 }
 
 fn default_cdr() -> Span {
@@ -70,6 +76,10 @@ fn default_report_markers() -> Span {
     30.days()
 }
 
+fn default_max_clock_jump() -> Span {
+    1.day()
+}
+
 impl PartialEq for Policy {
     fn eq(&self, o: &Self) -> bool {
         self.cdr.fieldwise() == o.cdr.fieldwise()
@@ -79,6 +89,7 @@ impl PartialEq for Policy {
             && self.sweep_window.fieldwise() == o.sweep_window.fieldwise()
             && self.outbox_failed.fieldwise() == o.outbox_failed.fieldwise()
             && self.report_markers.fieldwise() == o.report_markers.fieldwise()
+            && self.max_clock_jump.fieldwise() == o.max_clock_jump.fieldwise()
     }
 }
 
@@ -92,6 +103,7 @@ impl Default for Policy {
             sweep_window: default_window(),
             outbox_failed: default_outbox_failed(),
             report_markers: default_report_markers(),
+            max_clock_jump: default_max_clock_jump(),
         }
     }
 }
@@ -112,12 +124,17 @@ impl Policy {
         after(Timestamp::UNIX_EPOCH, self.sweep_window).duration_since(Timestamp::UNIX_EPOCH)
     }
 
+    /// The largest clock jump allowed, as a duration.
+    pub fn max_jump(&self) -> jiff::SignedDuration {
+        after(Timestamp::UNIX_EPOCH, self.max_clock_jump).duration_since(Timestamp::UNIX_EPOCH)
+    }
+
     /// Checks the periods; returns warnings to log (a short CDR period that was allowed).
     pub fn check(&self) -> Result<Vec<String>, Error> {
         let mut warnings = Vec::new();
         if days(self.cdr) < 365.0 {
             if !self.allow_short_cdr_period {
-                return Err(Error::Policy(format!(
+                return Err(Error::Invalid(format!(
                     "retention.cdr = {:#} is shorter than the one-year legal duty; set allow_short_cdr_period = true to override",
                     self.cdr
                 )));
@@ -130,11 +147,17 @@ impl Policy {
             ("sweep_window", self.sweep_window, 1.0, "a day"),
         ] {
             if days(span) > limit {
-                return Err(Error::Policy(format!("retention.{key} = {span:#} is longer than {most}")));
+                return Err(Error::Invalid(format!("retention.{key} = {span:#} is longer than {most}")));
             }
         }
+        if days(self.max_clock_jump) < 1.0 / 1440.0 {
+            return Err(Error::Invalid(format!(
+                "retention.max_clock_jump = {:#} is shorter than a minute",
+                self.max_clock_jump
+            )));
+        }
         if days(self.report_markers) < 7.0 {
-            return Err(Error::Policy(format!(
+            return Err(Error::Invalid(format!(
                 "retention.report_markers = {:#} is shorter than 7 days: a report could be mailed twice",
                 self.report_markers
             )));
@@ -145,7 +168,7 @@ impl Policy {
             || days(self.sweep_window) < 0.0
             || days(self.outbox_failed) < 0.0
         {
-            return Err(Error::Policy("retention periods must not be negative".into()));
+            return Err(Error::Invalid("retention periods must not be negative".into()));
         }
         Ok(warnings)
     }
