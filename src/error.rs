@@ -42,7 +42,7 @@ pub enum Error {
     },
     /// sled failed.
     #[error("store: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
     /// A key, a seal or an open failed.
     #[error("store: {0}")]
     Crypto(#[from] faxgate_retention::Error),
@@ -82,5 +82,22 @@ impl Error {
 
     pub(crate) fn io(context: &'static str, path: PathBuf) -> impl FnOnce(std::io::Error) -> Error + use<> {
         move |source| Error::Io { context, path, source }
+    }
+}
+
+impl From<sled::Error> for Error {
+    /// sled's own corruption check is damage like any other: named, and
+    /// never run on.
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Corruption { at, .. } => Error::Damaged {
+                what: format!(
+                    "sled cannot read its own files (corrupted data{}); restore the store from a backup \
+                     (faxgate restore)",
+                    at.map(|p| format!(" at {p:?}")).unwrap_or_default()
+                ),
+            },
+            other => Error::Sled(other),
+        }
     }
 }
