@@ -6,6 +6,7 @@ mod harness;
 
 mod cdr;
 mod config;
+mod crash;
 mod daemon;
 mod directory;
 mod durability;
