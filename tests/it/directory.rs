@@ -193,6 +193,24 @@ fn directory_apply_is_idempotent() {
     assert!(!out.status.success(), "{shown}");
     assert!(shown.contains("nothing was changed") && shown.contains("letters"), "{shown}");
     assert!(shown.contains(&format!("line {entry} (tenant.")), "{shown}");
+    // A file with a new number and one bad value (a control character in a
+    // name) changes nothing, not even the number; --dry-run says the same.
+    let good = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/directory.example.toml")).unwrap();
+    let bad = good
+        .replace("number = \"+45 86 12 34 56\"", "number = \"+45 86 12 34 99\"")
+        .replace("name = \"Nordisk Revision A/S\"", "name = \"Nordisk\\u0007Revision A/S\"");
+    assert_ne!(bad, good);
+    std::fs::write(&file, &bad).unwrap();
+    let numbers = || s.json(&["number", "list"]).as_array().unwrap().len();
+    let before = numbers();
+    let dry = s.cli(&["directory", "apply", "--dry-run", f]);
+    let real = s.cli(&["directory", "apply", f]);
+    assert!(!dry.status.success() && !real.status.success());
+    let (dry, real) = (String::from_utf8_lossy(&dry.stdout), String::from_utf8_lossy(&real.stdout));
+    assert!(real.contains("control character") && real.contains("line "), "{real}");
+    assert_eq!(dry.replace("would ", ""), real.replace("would ", ""), "dry run and apply differ");
+    assert_eq!(numbers(), before, "a number was added from a file that was refused");
+    assert!(s.fails(&["number", "show", "+4586123499"]).contains("no"));
     // A file with an unknown key is refused with its line.
     std::fs::write(&file, "[[tenant]]\nid = \"x\"\nnmae = \"y\"\n").unwrap();
     let err = s.fails(&["directory", "apply", f]);
