@@ -21,6 +21,7 @@ use crate::config::{Config, Origin};
 use crate::config::{SmtpConfig, SmtpMode};
 use crate::directory::Directory;
 use crate::mail::{MailPolicy, Spool, dmarc::Dmarc};
+use crate::sockets::Inherited;
 use crate::store::Store;
 use faxgate_smtp::SessionConfig;
 use faxgate_smtp::server::{Listener, Tls};
@@ -74,7 +75,11 @@ fn fd_limits() -> (u64, u64) {
 /// Binds the SMTP listeners of the configuration, each with what it is
 /// announced as (`smtp`, `submission`, `smtps`); `total` connections at
 /// once in all.
-async fn smtp_listeners(c: &SmtpConfig, total: usize) -> anyhow::Result<Vec<(&'static str, Listener)>> {
+async fn smtp_listeners(
+    c: &SmtpConfig,
+    total: usize,
+    inherited: &Inherited,
+) -> anyhow::Result<Vec<(&'static str, Listener)>> {
     let acceptor = match (&c.certificate, &c.key) {
         (Some(cert), Some(key)) => Some(faxgate_smtp::tls::acceptor(cert, key)?),
         _ => None,
@@ -82,9 +87,15 @@ async fn smtp_listeners(c: &SmtpConfig, total: usize) -> anyhow::Result<Vec<(&'s
     let limits = c.limits();
     let mut out = Vec::new();
     for l in &c.listen {
-        let socket = tokio::net::TcpListener::bind(l.address)
-            .await
-            .with_context(|| format!("cannot listen for SMTP on {}", l.address))?;
+        let socket = match inherited.take_tcp(l.address) {
+            Some(s) => {
+                s.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(s)?
+            }
+            None => tokio::net::TcpListener::bind(l.address)
+                .await
+                .with_context(|| format!("cannot listen for SMTP on {}", l.address))?,
+        };
         let (what, tls) = match (l.mode, &acceptor) {
             (SmtpMode::Smtps, Some(a)) => ("smtps", Tls::Implicit(a.clone())),
             (SmtpMode::Submission, Some(a)) => ("submission", Tls::StartTls(a.clone())),
@@ -195,6 +206,7 @@ pub async fn serve(
     options: ServeOptions,
 ) -> anyhow::Result<()> {
     let started = jiff::Timestamp::now();
+    let inherited = Arc::new(Inherited::from_env().context("cannot take the sockets the service manager passed")?);
     for w in config.retention.check()? {
         tracing::warn!("{w}");
     }
@@ -273,7 +285,7 @@ pub async fn serve(
              connections beyond them wait until others close"
         );
     }
-    let smtp = smtp_listeners(&config.smtp, smtp_total).await?;
+    let smtp = smtp_listeners(&config.smtp, smtp_total, &inherited).await?;
     let smtp_addresses: Vec<String> = smtp
         .iter()
         .map(|(what, l)| format!("{what} {}", l.socket.local_addr().map(|a| a.to_string()).unwrap_or_default()))
@@ -313,8 +325,12 @@ pub async fn serve(
         trunks: config.trunk.clone(),
         work_dir,
         sweep,
+        inherited: inherited.clone(),
     };
     let (_gateway, sip_addresses) = crate::gateway::Gateway::start(parts, shutdown.clone()).await?;
+    for s in inherited.unused() {
+        tracing::warn!("the service manager passed a socket ({s}) that no listener or trunk is configured for");
+    }
 
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;

@@ -31,6 +31,7 @@ pub mod gateway;
 pub mod gdpr;
 pub mod mail;
 pub mod retention;
+pub mod sockets;
 pub mod store;
 pub mod types;
 

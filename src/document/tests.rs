@@ -118,12 +118,12 @@ fn g4_tiff_is_read_by_libtiff_with_class_f_tags() {
     let noise = {
         // Worst case for the coder: random pixels, every run length.
         let mut b = Bitmap::new(WIDTH, 300);
-        let mut r = Rng(0x1234_5678_9abc_def1);
+        let mut r = fastrand::Rng::with_seed(0x1234_5678_9abc_def1);
         for y in 0..300 {
             let mut x = 0;
             while x < WIDTH {
-                let len = 1 + r.below(if y % 3 == 0 { 3000 } else { 12 }) as u32;
-                if r.next().is_multiple_of(2) {
+                let len = 1 + r.u64(..if y % 3 == 0 { 3000 } else { 12 }) as u32;
+                if r.u64(..).is_multiple_of(2) {
                     b.fill_black(y, x, (x + len).min(WIDTH));
                 }
                 x += len;
@@ -672,45 +672,30 @@ fn rendered_job_survives_tiff_and_pdf_round_trip_through_poppler() {
 
 // ---------------------------------------------------------------- robustness
 
-/// A small deterministic generator (xorshift) for mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// Flips bytes, cuts and duplicates ranges of `seed`.
-fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+fn mutate(rng: &mut fastrand::Rng, seed: &[u8]) -> Vec<u8> {
     let mut d = seed.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(4) {
+    for _ in 0..1 + rng.usize(..4) {
+        match rng.usize(..4) {
             0 => {
-                let i = rng.below(d.len());
-                d[i] = rng.next() as u8;
+                let i = rng.usize(..(d.len()).max(1));
+                d[i] = rng.u8(..);
             }
             1 => {
-                let i = rng.below(d.len());
+                let i = rng.usize(..(d.len()).max(1));
                 d.truncate(i.max(8));
             }
             2 => {
-                let a = rng.below(d.len());
-                let b = (a + rng.below(64)).min(d.len());
+                let a = rng.usize(..(d.len()).max(1));
+                let b = (a + rng.usize(..64)).min(d.len());
                 let chunk = d[a..b].to_vec();
-                let at = rng.below(d.len());
+                let at = rng.usize(..(d.len()).max(1));
                 d.splice(at..at, chunk);
             }
             _ => {
                 // Header-sized fields get extreme values.
-                let i = rng.below(d.len().min(400));
-                let v = [0u8, 0xff, 0x7f, 0x80][rng.below(4)];
+                let i = rng.usize(..(d.len().min(400)).max(1));
+                let v = [0u8, 0xff, 0x7f, 0x80][rng.usize(..4)];
                 d[i] = v;
             }
         }
@@ -728,7 +713,7 @@ fn mutated_tiffs_never_panic() {
     let g3 = dir.path().join("g3.tiff");
     assert!(run("tiffcp", &["-c", "g3:2d", "-r", "50", src.to_str().unwrap(), g3.to_str().unwrap()]).0);
     let seeds = [g4, std::fs::read(&g3).unwrap()];
-    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut rng = fastrand::Rng::with_seed(0x5eed_1234_abcd_ef01);
     let mut refused = 0;
     for round in 0..400 {
         let data = mutate(&mut rng, &seeds[round % 2]);
@@ -753,7 +738,7 @@ fn mutated_tiffs_never_panic() {
 #[test]
 fn mutated_pdfs_never_panic() {
     let seeds = [fixture("chart.pdf"), fixture("letter.pdf")];
-    let mut rng = Rng(0xfeed_beef_0bad_cafe);
+    let mut rng = fastrand::Rng::with_seed(0xfeed_beef_0bad_cafe);
     let mut s = settings();
     s.limits.max_pages = 3;
     s.resolution = Resolution::Standard;
@@ -1381,7 +1366,7 @@ fn photographed_letter() -> (Vec<u8>, String) {
     let (ok, text, err) = run("pdftotext", &["-f", "1", "-l", "1", pdf.to_str().unwrap(), "-"]);
     assert!(ok, "pdftotext: {err}");
     let (w, h) = (page.width as usize, page.height as usize);
-    let mut rng = Rng(0x5eed_1e77_e4a4_0001);
+    let mut rng = fastrand::Rng::with_seed(0x5eed_1e77_e4a4_0001);
     let img = ::image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
         let (x, y) = (x as usize, y as usize);
         let mut sum = 0u32;
@@ -1393,7 +1378,7 @@ fn photographed_letter() -> (Vec<u8>, String) {
         let n = ((y + 2).min(h) - y.saturating_sub(1)) * ((x + 2).min(w) - x.saturating_sub(1));
         let v = sum as f64 / n as f64;
         let light = 1.0 - 0.38 * (0.55 * x as f64 / w as f64 + 0.45 * y as f64 / h as f64);
-        let noise = (0..4).map(|_| rng.below(1000) as f64).sum::<f64>() / 4000.0 * 28.0 - 14.0;
+        let noise = (0..4).map(|_| rng.u64(..1000) as f64).sum::<f64>() / 4000.0 * 28.0 - 14.0;
         let c = |tint: f64| (v * light * tint + noise).clamp(0.0, 255.0) as u8;
         ::image::Rgb([c(0.97), c(0.93), c(0.82)])
     });

@@ -76,6 +76,8 @@ pub struct Parts {
     pub work_dir: PathBuf,
     /// Wakes the retention sweeper (a job got its final result).
     pub sweep: Arc<Notify>,
+    /// Sockets from the service manager, for trunks bound to their addresses.
+    pub inherited: Arc<crate::sockets::Inherited>,
 }
 
 struct Inner {
@@ -114,7 +116,8 @@ impl Gateway {
     /// Returns the gateway and the SIP addresses it listens on.
     pub async fn start(parts: Parts, shutdown: CancellationToken) -> anyhow::Result<(Gateway, Vec<String>)> {
         use anyhow::Context as _;
-        let Parts { store, directory, spool, outbox, clock, media_clock, config, trunks, work_dir, sweep } = parts;
+        let Parts { store, directory, spool, outbox, clock, media_clock, config, trunks, work_dir, sweep, inherited } =
+            parts;
         std::fs::create_dir_all(&work_dir)
             .with_context(|| format!("cannot create the work directory {}", work_dir.display()))?;
         {
@@ -163,6 +166,7 @@ impl Gateway {
             };
             let ua_cfg = UaConfig {
                 bind,
+                socket: inherited.take_udp(bind).map(Arc::new),
                 advertise: gw.inner.config.advertise,
                 media_ip: gw.inner.config.media_ip,
                 fax,

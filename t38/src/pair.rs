@@ -75,18 +75,6 @@ struct InFlight {
     payload: Vec<u8>,
 }
 
-#[derive(Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn next_f64(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// What a run of the pair produced.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -128,8 +116,8 @@ pub struct Pair {
     b: End,
     ab: LinkConfig,
     ba: LinkConfig,
-    rng_ab: Rng,
-    rng_ba: Rng,
+    rng_ab: fastrand::Rng,
+    rng_ba: fastrand::Rng,
     start: Instant,
     now: Instant,
     queue: BinaryHeap<Reverse<InFlight>>,
@@ -152,8 +140,8 @@ impl Pair {
         Self {
             a: end(a, &ab),
             b: end(b, &ba),
-            rng_ab: Rng(ab.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
-            rng_ba: Rng(ba.seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1),
+            rng_ab: fastrand::Rng::with_seed(ab.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            rng_ba: fastrand::Rng::with_seed(ba.seed.wrapping_mul(0xD1B5_4A32_D192_ED03)),
             ab,
             ba,
             start,
@@ -278,11 +266,11 @@ impl Pair {
                 Transmit::Audio(a) => (a, 1),
             };
             for _ in 0..copies.max(1) {
-                if cfg.loss > 0.0 && rng.next_f64() < cfg.loss {
+                if cfg.loss > 0.0 && rng.f64() < cfg.loss {
                     self.lost += 1;
                     continue;
                 }
-                let jitter = if cfg.jitter.is_zero() { Duration::ZERO } else { cfg.jitter.mul_f64(rng.next_f64()) };
+                let jitter = if cfg.jitter.is_zero() { Duration::ZERO } else { cfg.jitter.mul_f64(rng.f64()) };
                 self.order += 1;
                 self.queue.push(Reverse(InFlight {
                     at: now + cfg.latency + jitter,

@@ -101,11 +101,13 @@ impl PageSpec {
     }
 }
 
+/// The generator the pages are drawn with (xorshift64*). It is part of the
+/// page definition: the same seed must give the same page in every version,
+/// for the timings of the tests and the figures in BENCHMARKS.md.
 struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        // xorshift64*
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;

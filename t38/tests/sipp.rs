@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::leg::Leg;
-use common::{short_raw_page, tmpdir};
+use common::{free_port, short_raw_page, tmpdir};
 
 fn have_sipp() -> bool {
     let ok = Command::new("sipp").arg("-v").output().is_ok();
@@ -23,10 +23,6 @@ fn have_sipp() -> bool {
 
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
-}
-
-fn free_port(ip: &str) -> u16 {
-    UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap().port()
 }
 
 /// Runs SIPp in `dir` with a scenario file; `extra` are more arguments.

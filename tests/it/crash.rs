@@ -36,22 +36,6 @@ use crate::cdr::{cdr, write_cdrs};
 use crate::gateway::{Gw, Opts, start};
 use crate::harness::Setup;
 
-/// xorshift64*: the kill points, reproducible from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Submits one mail; true when the server answered 250 to its data.
 fn submit(addr: &str, ca: &Path, subject: &str) -> bool {
     let (host, port) = addr.rsplit_once(':').unwrap();
@@ -152,7 +136,7 @@ fn kill_9_at_random_points_loses_nothing_and_sends_nothing_twice() {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
     eprintln!("crash harness: {cycles} cycles, seed {seed}");
-    let mut rng = Rng(seed | 1);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let began = Instant::now();
     let g = start(Opts { retry: "[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]", channels: 4, ..Default::default() });
     let Gw { setup, daemon, ca, .. } = g;
@@ -169,14 +153,11 @@ fn kill_9_at_random_points_loses_nothing_and_sends_nothing_twice() {
     let mut next_mail = 0u32;
     for cycle in 0..cycles {
         // Sometimes killed while starting (recovery running), before ready.
-        if rng.below(8) == 0 {
-            let mut cmd = Command::new(crate::harness::BIN);
-            cmd.args(["--config", setup.config.to_str().unwrap(), "serve"])
-                .envs(setup.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
+        if rng.u64(..8) == 0 {
+            let mut cmd = setup.serve_command();
+            cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
             let mut child = cmd.spawn().unwrap();
-            std::thread::sleep(Duration::from_millis(rng.below(1500)));
+            std::thread::sleep(Duration::from_millis(rng.u64(..1500)));
             child.kill().unwrap();
             child.wait().unwrap();
             tally.kills_before_ready += 1;
@@ -188,12 +169,12 @@ fn kill_9_at_random_points_loses_nothing_and_sends_nothing_twice() {
         // Mail from a second thread until the kill.
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(Mutex::new(Vec::new()));
-        let mails = rng.below(3) as u32;
+        let mails = rng.u64(..3) as u32;
         let first = next_mail;
         next_mail += mails;
         let sender = {
             let (stop, accepted, ca, submission) = (stop.clone(), accepted.clone(), ca.clone(), submission.clone());
-            let pause: Vec<u64> = (0..mails).map(|_| rng.below(1500)).collect();
+            let pause: Vec<u64> = (0..mails).map(|_| rng.u64(..1500)).collect();
             std::thread::spawn(move || {
                 for (i, p) in pause.into_iter().enumerate() {
                     std::thread::sleep(Duration::from_millis(p));
@@ -209,8 +190,8 @@ fn kill_9_at_random_points_loses_nothing_and_sends_nothing_twice() {
         };
         tally.submitted += mails;
         // A sweep at a random point of some cycles.
-        let alive = rng.below(6000) + 200;
-        let sweep_at = if rng.below(3) == 0 { Some(rng.below(alive)) } else { None };
+        let alive = rng.u64(..6000) + 200;
+        let sweep_at = if rng.u64(..3) == 0 { Some(rng.u64(..alive)) } else { None };
         let t0 = Instant::now();
         if let Some(at) = sweep_at {
             std::thread::sleep(Duration::from_millis(at));

@@ -141,3 +141,35 @@ fn malformed_admin_requests_get_an_error_and_the_daemon_keeps_serving() {
     assert!(answer.contains("\"ok\""), "{answer}");
     assert!(d.stop().success());
 }
+
+/// Sockets passed by the service manager (`LISTEN_FDS`, as systemd's
+/// socket activation does): an SMTP listener configured on a passed
+/// socket's address uses it; the socket outlives the daemon, so a client
+/// that connects while the daemon restarts waits in the backlog and is
+/// greeted by the next one; a passed socket nothing is configured for is
+/// named in a warning.
+#[test]
+fn sockets_passed_by_the_service_manager_are_used_and_outlive_a_restart() {
+    let mut s = Setup::new();
+    let smtp = s.tcp_listener();
+    let stray = s.udp_socket();
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        format!("{config}\n[smtp]\nhostname = \"fax.test\"\n[[smtp.listen]]\naddress = \"{smtp}\"\nmode = \"smtp\"\n"),
+    )
+    .unwrap();
+    let d = s.start();
+    assert_eq!(d.announced("smtp"), smtp.to_string());
+    assert!(d.log().contains(&format!("passed a socket (udp {stray})")), "{}", d.log());
+    assert!(d.stop().success());
+    // No daemon: the connection is queued by the kernel, not refused.
+    let mut c = std::net::TcpStream::connect(smtp).expect("the passed socket is still listening");
+    let d = s.start();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let mut greeting = String::new();
+    BufReader::new(&mut c).read_line(&mut greeting).unwrap();
+    assert!(greeting.starts_with("220 fax.test"), "{greeting:?}");
+    c.write_all(b"QUIT\r\n").unwrap();
+    drop(d);
+}

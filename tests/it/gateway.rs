@@ -41,8 +41,9 @@ caller_number = "70 20 30 40"
 auth = "smtp-auth"
 "#;
 
+/// A port for a SIPp peer (see [`crate::harness::unused_port`]).
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    crate::harness::unused_port(true)
 }
 
 pub struct Gw {
@@ -91,9 +92,11 @@ impl Default for Opts {
 
 pub fn start(o: Opts) -> Gw {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    let (out_port, in_port) = (free_udp_port(), free_udp_port());
-    let peer = o.peer_port.unwrap_or(in_port);
     let mut setup = Setup::with("");
+    // The trunks' sockets, bound here to port 0 and handed to the daemon:
+    // each trunk must know the other's port before the daemon starts.
+    let (out_port, in_port) = (setup.udp_socket().port(), setup.udp_socket().port());
+    let peer = o.peer_port.unwrap_or(in_port);
     setup.env.push(("FAXGATE_TEST_CLOCK_RATE".into(), o.clock_rate.to_string()));
     let certfile = setup.path().join("cert.pem");
     let keyfile = setup.path().join("key.pem");

@@ -18,6 +18,11 @@ pub struct Setup {
     pub config: PathBuf,
     /// Environment of every daemon [`Setup::start`] starts.
     pub env: Vec<(String, String)>,
+    /// Sockets handed to every daemon [`Setup::start`] starts, as the
+    /// service manager would (`LISTEN_FDS`): bound here to port 0, so the
+    /// port is the kernel's, read back, and never released between a
+    /// daemon and the next.
+    pub sockets: Vec<std::os::fd::OwnedFd>,
 }
 
 impl Setup {
@@ -37,7 +42,7 @@ impl Setup {
             ),
         )
         .unwrap();
-        Setup { tmp, config, env: Vec::new() }
+        Setup { tmp, config, env: Vec::new(), sockets: Vec::new() }
     }
 
     pub fn path(&self) -> &Path {
@@ -53,8 +58,43 @@ impl Setup {
     }
 
     pub fn start(&self) -> Daemon {
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        Daemon::start_with_env(&self.config, &env)
+        Daemon::spawn(self.serve_command())
+    }
+
+    /// `faxgate serve` on this configuration, with the environment and the
+    /// sockets of every start.
+    pub fn serve_command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd.arg("--config").arg(&self.config).arg("serve");
+        if !self.sockets.is_empty() {
+            use command_fds::{CommandFdExt, FdMapping};
+            let fds = self
+                .sockets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| FdMapping { parent_fd: s.try_clone().unwrap(), child_fd: 3 + i as i32 })
+                .collect();
+            cmd.fd_mappings(fds).unwrap();
+            cmd.env("LISTEN_FDS", self.sockets.len().to_string());
+        }
+        cmd
+    }
+
+    /// A UDP socket on 127.0.0.1 for the daemon (a trunk's `bind`).
+    pub fn udp_socket(&mut self) -> std::net::SocketAddr {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = s.local_addr().unwrap();
+        self.sockets.push(s.into());
+        addr
+    }
+
+    /// A TCP listener on 127.0.0.1 for the daemon (an SMTP listener's `address`).
+    pub fn tcp_listener(&mut self) -> std::net::SocketAddr {
+        let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = s.local_addr().unwrap();
+        self.sockets.push(s.into());
+        addr
     }
 
     /// Runs the CLI with this configuration.
@@ -102,12 +142,6 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Daemon {
-        let mut cmd = Command::new(BIN);
-        cmd.envs(env.iter().copied()).arg("--config").arg(config).arg("serve");
-        Self::spawn(cmd)
-    }
-
     /// Starts `cmd`, which must run `faxgate serve` (possibly through an `exec`).
     pub fn spawn(cmd: Command) -> Daemon {
         match Self::try_spawn(cmd) {
@@ -237,4 +271,19 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// A port on 127.0.0.1 that is free now, for a peer that must be addressed
+/// before it runs and cannot be handed a socket: SIPp (which cannot report
+/// the port it binds) and a mail relay that a test starts after the daemon
+/// has found it down. The kernel picks it; it is released at once, so
+/// another process could take it first. Every listener of faxgate itself
+/// gets a socket instead ([`Setup::udp_socket`], [`Setup::tcp_listener`])
+/// or binds port 0 and says which port it got.
+pub fn unused_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
 }

@@ -67,8 +67,9 @@ impl Drop for Relay {
     }
 }
 
+/// A port for a relay that is down first (see [`crate::harness::unused_port`]).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    crate::harness::unused_port(false)
 }
 
 fn tenant() -> Tenant {

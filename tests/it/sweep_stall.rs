@@ -91,12 +91,21 @@ pub(crate) fn load_old_month(setup: &Setup, n: u64) -> String {
 #[test]
 fn a_sweep_over_many_cdrs_does_not_stall_smtp_or_sip() {
     let n: u64 = std::env::var("FAXGATE_STALL_CDRS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
-    let sip_port = crate::gateway::free_udp_port();
-    let peer_port = crate::gateway::free_udp_port();
-    let setup = Setup::with(&format!(
-        "\n[smtp]\nhostname = \"probe.test\"\n[[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"smtp\"\n\n\
-         [[trunk]]\nname = \"t\"\nbind = \"127.0.0.1:{sip_port}\"\naddress = \"127.0.0.1\"\nport = {peer_port}\n"
-    ));
+    // The trunk's peer is the probe's socket; the trunk's own socket is
+    // handed to the daemon.
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let peer_port = probe.local_addr().unwrap().port();
+    let mut setup = Setup::new();
+    let sip_port = setup.udp_socket().port();
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        format!(
+            "{config}\n[smtp]\nhostname = \"probe.test\"\n[[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"smtp\"\n\n\
+             [[trunk]]\nname = \"t\"\nbind = \"127.0.0.1:{sip_port}\"\naddress = \"127.0.0.1\"\nport = {peer_port}\n"
+        ),
+    )
+    .unwrap();
     // Load the CDRs: one month, 13 months ago.
     let t = Instant::now();
     load_old_month(&setup, n);
@@ -121,7 +130,7 @@ fn a_sweep_over_many_cdrs_does_not_stall_smtp_or_sip() {
     let sip_worst = {
         let done = done.clone();
         std::thread::spawn(move || {
-            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let sock = probe;
             sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
             let (mut worst, mut count) = (Duration::ZERO, 0);
             while !done.load(Ordering::Relaxed) {

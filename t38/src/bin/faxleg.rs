@@ -212,6 +212,7 @@ async fn main() {
     };
     let clock = MediaClock::scaled(c.scale).unwrap_or_else(|e| fail(&format!("--scale: {e}")));
     let cfg = UaConfig {
+        socket: None,
         bind: c.bind,
         advertise: None,
         media_ip: c.bind.ip(),

@@ -361,24 +361,6 @@ pub struct TimerRequest {
     pub supported: bool,
 }
 
-/// The seeded random source of a call (splitmix64).
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// Where the call is; each variant is named after what it waits for.
 #[derive(Debug, Clone)]
 enum State {
@@ -406,7 +388,7 @@ pub struct Call {
     state: State,
     timers: TimerTable,
     actions: VecDeque<Action>,
-    rng: Rng,
+    rng: fastrand::Rng,
     /// Our current SDP (the last we offered and had accepted, or answered).
     local_sdp: Option<SessionDescription>,
     session_id: u64,
@@ -479,8 +461,8 @@ impl Call {
     }
 
     fn new(cfg: CallConfig, incoming: bool, seed: u64) -> Self {
-        let mut rng = Rng(seed);
-        let session_id = rng.next() >> 1;
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let session_id = rng.u64(..) >> 1;
         Self {
             cfg,
             incoming,
@@ -895,7 +877,7 @@ impl Call {
     /// RFC 3261 14.1: after a 491 the owner of the Call-ID (the caller)
     /// waits 2.1-4 s, the other side 0-2 s, in units of 10 ms.
     fn glare_wait(&mut self) -> Duration {
-        let ms = if self.incoming { self.rng.below(201) * 10 } else { 2100 + self.rng.below(191) * 10 };
+        let ms = if self.incoming { self.rng.u64(..201) * 10 } else { 2100 + self.rng.u64(..191) * 10 };
         Duration::from_millis(ms)
     }
 

@@ -59,6 +59,9 @@ const CALLID_SUFFIX: &str = "faxgate";
 pub struct UaConfig {
     /// Signalling address to bind (UDP).
     pub bind: SocketAddr,
+    /// A socket already bound to `bind` (handed over by the service
+    /// manager): used instead of binding one.
+    pub socket: Option<Arc<std::net::UdpSocket>>,
     /// Address announced in Contact, Via and SDP when behind NAT.
     pub advertise: Option<IpAddr>,
     /// Address media sockets bind to.
@@ -456,9 +459,16 @@ impl UserAgent {
         let cancel = CancellationToken::new();
         let transport = TransportLayer::new(cancel.clone());
         let external = cfg.advertise.map(|ip| SocketAddr::new(ip, cfg.bind.port()));
-        let conn = UdpConnection::create_connection(cfg.bind, external, Some(cancel.child_token()))
-            .await
-            .map_err(|e| Error::Sip(format!("bind {}: {e}", cfg.bind)))?;
+        let conn = match &cfg.socket {
+            Some(s) => {
+                let s = s.try_clone()?;
+                s.set_nonblocking(true)?;
+                let s: Arc<dyn rsipstack::platform::net::UdpSocket> = Arc::new(tokio::net::UdpSocket::from_std(s)?);
+                UdpConnection::from_socket(s, external, Some(cancel.child_token())).await
+            }
+            None => UdpConnection::create_connection(cfg.bind, external, Some(cancel.child_token())).await,
+        }
+        .map_err(|e| Error::Sip(format!("bind {}: {e}", cfg.bind)))?;
         let local = conn.get_addr().get_socketaddr().map_err(|e| Error::Sip(e.to_string()))?;
         // Bound to a wildcard address without `advertise`: announce the
         // address the kernel sends from towards the trunk, never 0.0.0.0

@@ -15,6 +15,14 @@ use faxgate_t38::testpage::{self, Length, PageSpec, VRes, Width};
 use faxgate_t38::udptl::{ErrorCorrection, Udptl};
 use faxgate_t38::{Direction, FaxSession, FaxSettings, SessionConfig, Transport};
 
+/// A UDP port on `ip` that is free now, for SIPp: SIPp cannot be handed a
+/// socket nor report the port it binds, so the kernel picks one and it is
+/// released at once (another process could take it first). The fax leg's
+/// own sockets bind port 0 and report theirs.
+pub fn free_port(ip: &str) -> u16 {
+    std::net::UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
 pub fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("faxgate-t38-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
