@@ -694,7 +694,7 @@ fn mutate(rng: &mut fastrand::Rng, seed: &[u8]) -> Vec<u8> {
             }
             _ => {
                 // Header-sized fields get extreme values.
-                let i = rng.usize(..(d.len().min(400)).max(1));
+                let i = rng.usize(..d.len().clamp(1, 400));
                 let v = [0u8, 0xff, 0x7f, 0x80][rng.usize(..4)];
                 d[i] = v;
             }

@@ -123,7 +123,7 @@ fn damaged_sled_files_are_refused_and_nothing_is_erased() {
                 // Offline verification names it too, and exits non-zero.
                 let v = s.cli(&["store", "verify"]);
                 assert!(!v.status.success(), "{what}: verify passed a store the daemon refused");
-                let why = log.lines().filter(|l| l.contains("damaged") || l.contains("error")).last().unwrap_or("");
+                let why = log.lines().rfind(|l| l.contains("damaged") || l.contains("error")).unwrap_or("");
                 outcomes.push(format!("{what}: refused: {why}"));
             }
         }
@@ -345,7 +345,7 @@ fn a_full_disk_during_intake_is_a_451_and_leaves_nothing_behind() {
     let data = m.setup.data_dir();
     // Fill the disk but for a little room.
     let filler = data.join("filler");
-    let free = |p: &Path| nix::sys::statvfs::statvfs(p).map(|s| s.blocks_available() as u64 * s.fragment_size() as u64);
+    let free = |p: &Path| nix::sys::statvfs::statvfs(p).map(|s| s.blocks_available() * s.fragment_size());
     let room = free(&data).unwrap();
     std::fs::write(&filler, vec![0u8; room.saturating_sub(96 * 1024) as usize]).unwrap();
     let body = m.setup.path().join("big-body.txt");
