@@ -205,8 +205,12 @@ impl Outgoing {
         Ok(Outgoing { way })
     }
 
-    /// Hands `raw` over for `to`, with `from` as the reverse path.
-    pub async fn send(&self, from: &str, to: &[String], raw: &[u8]) -> Result<(), SendError> {
+    /// Hands `raw` over for `to`, with `from` as the reverse path. `id`
+    /// names the message for good: handed into a Maildir a second time (a
+    /// stop between the delivery and the record of it), it is not delivered
+    /// again. A relay may see it twice then, as SMTP allows (RFC 1047); its
+    /// Message-ID is the same.
+    pub async fn send(&self, id: &str, from: &str, to: &[String], raw: &[u8]) -> Result<(), SendError> {
         let perm = |reason: String| SendError { permanent: true, reason };
         match &self.way {
             Way::Relay(t) => {
@@ -225,7 +229,8 @@ impl Outgoing {
             Way::Maildir(dir) => {
                 let dir = dir.clone();
                 let raw = raw.to_vec();
-                tokio::task::spawn_blocking(move || maildir_deliver(&dir, &raw))
+                let id = id.to_owned();
+                tokio::task::spawn_blocking(move || maildir_deliver(&dir, &id, &raw))
                     .await
                     .map_err(|e| SendError { permanent: false, reason: e.to_string() })?
                     .map_err(|e| SendError { permanent: false, reason: format!("maildir: {e}") })
@@ -234,9 +239,15 @@ impl Outgoing {
     }
 }
 
-/// Writes into `tmp/`, fsyncs, renames into `new/`, fsyncs the directory.
-fn maildir_deliver(dir: &Path, raw: &[u8]) -> std::io::Result<()> {
-    let name = format!("{}.faxgate", unique());
+/// Writes into `tmp/`, fsyncs, renames into `new/`, fsyncs the directory;
+/// the file is named after `id`, and a message already there is not
+/// written again.
+fn maildir_deliver(dir: &Path, id: &str, raw: &[u8]) -> std::io::Result<()> {
+    let id: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let name = format!("{id}.faxgate");
+    if dir.join("new").join(&name).exists() || dir.join("cur").join(&name).exists() {
+        return Ok(());
+    }
     let tmp = dir.join("tmp").join(&name);
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(raw)?;
@@ -284,9 +295,14 @@ mod tests {
         let tmp = std::env::temp_dir().join(format!("faxgate-maildir-{}", unique()));
         let out = Outgoing::new(&Destination::Maildir(tmp.clone())).unwrap();
         let raw = build(&sample()).unwrap();
-        out.send("fax@nordtel.test", &["kunde@example.test".into()], &raw).await.unwrap();
+        out.send("m-1", "fax@nordtel.test", &["kunde@example.test".into()], &raw).await.unwrap();
+        // Handed over again (a stop before the delivery was recorded): not
+        // delivered twice. Another message is.
+        out.send("m-1", "fax@nordtel.test", &["kunde@example.test".into()], &raw).await.unwrap();
         let new: Vec<_> = std::fs::read_dir(tmp.join("new")).unwrap().collect();
         assert_eq!(new.len(), 1);
+        out.send("m-2", "fax@nordtel.test", &["kunde@example.test".into()], b"x").await.unwrap();
+        assert_eq!(std::fs::read_dir(tmp.join("new")).unwrap().count(), 2);
         assert_eq!(std::fs::read(new[0].as_ref().unwrap().path()).unwrap(), raw);
         assert_eq!(std::fs::read_dir(tmp.join("tmp")).unwrap().count(), 0);
         std::fs::remove_dir_all(tmp).unwrap();

@@ -230,7 +230,7 @@ impl Outbox {
                 continue;
             }
             r.attempts += 1;
-            match out.send(&r.from, &r.to, &r.raw).await {
+            match out.send(&r.id.to_text(), &r.from, &r.to, &r.raw).await {
                 Ok(()) => {
                     let id = r.id;
                     let this = self.clone();
