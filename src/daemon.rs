@@ -246,7 +246,7 @@ pub async fn serve(
         tracing::error!(since = %s.since, reason = %s.reason, "erasure of CDRs and accounts is suspended until the time is confirmed (faxgate retention confirm-clock)");
     }
     let sweeper = retention.sweeper(clock.clone());
-    let ctx = Arc::new(admin::Context::new(&store, directory.clone(), retention, sweeper, status)?);
+    let mut ctx = admin::Context::new(&store, directory.clone(), retention, sweeper, status)?;
 
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -255,7 +255,6 @@ pub async fn serve(
     }
     tasks.spawn(witness(store.clone(), shutdown.clone()));
     let sweep = ctx.wake.clone();
-    tasks.spawn(admin::server::run(listener, socket_path.clone(), ctx, shutdown.clone()));
     if origin == Origin::Embedded {
         demo_certificate(&config.smtp)?;
     }
@@ -281,6 +280,7 @@ pub async fn serve(
     let outgoing = outgoing(&config).await?;
     let outbox = crate::mail::outbox::Outbox::open_with(&store, clock.clone(), config.mail.retry_delays.clone())?;
     tasks.spawn(outbox.clone().run(outgoing, shutdown.clone()));
+    let outbox_handle = outbox.clone();
     let hostname = &config.smtp.hostname;
     let policy = Arc::new(MailPolicy::new(directory.clone()));
     let dmarc = Dmarc::new(&config.smtp.dns_servers, hostname)?;
@@ -314,7 +314,12 @@ pub async fn serve(
         work_dir,
         sweep,
     };
-    let (_gateway, sip_addresses) = crate::gateway::Gateway::start(parts, shutdown.clone()).await?;
+    let (gateway, sip_addresses) = crate::gateway::Gateway::start(parts, shutdown.clone()).await?;
+    // The admin socket answers once the queue it steers runs (requests
+    // made before wait in the socket's backlog).
+    ctx.queue = crate::gateway::Queue::Running(gateway);
+    ctx.outbox = outbox_handle;
+    tasks.spawn(admin::server::run(listener, socket_path.clone(), Arc::new(ctx), shutdown.clone()));
 
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;

@@ -9,9 +9,11 @@
 //! # Layout
 //! - this file: the requests and their execution against the directory;
 //! - [`server`]: the Unix socket listener in the daemon;
-//! - [`client`]: the CLI's side of the socket.
+//! - [`client`]: the CLI's side of the socket;
+//! - `queue`: the fax queue and the outbox, listed and steered.
 
 pub mod client;
+mod queue;
 pub mod server;
 
 use jiff::Timestamp;
@@ -32,7 +34,9 @@ use crate::directory::{
 use crate::gdpr::{Privacy, Subject};
 use crate::retention::{HoldTarget, Retention};
 use crate::store::Store;
-use crate::types::{AccountId, EmailAddress, TenantId};
+use crate::types::{AccountId, EmailAddress, JobId, TenantId};
+
+pub use queue::StateFilter;
 
 /// One admin request.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -182,6 +186,27 @@ pub enum Request {
         case: String,
         authority: String,
     },
+    QueueList {
+        tenant: Option<TenantId>,
+        state: Option<StateFilter>,
+    },
+    QueueShow {
+        id: JobId,
+    },
+    QueueSteer {
+        id: JobId,
+        action: crate::gateway::Steer,
+    },
+    OutboxList {
+        tenant: Option<TenantId>,
+    },
+    OutboxShow {
+        id: JobId,
+    },
+    OutboxFlush,
+    OutboxDrop {
+        id: JobId,
+    },
 }
 
 /// A request with the scope it runs in.
@@ -269,6 +294,10 @@ pub struct Context {
     pub wake: Arc<Notify>,
     /// What the process says of itself.
     pub status: Status,
+    /// The fax queue: the store's until the daemon sets its running gateway.
+    pub queue: crate::gateway::Queue,
+    /// The outbox: the store's until the daemon sets the one it delivers from.
+    pub outbox: crate::mail::outbox::Outbox,
 }
 
 impl Context {
@@ -282,7 +311,10 @@ impl Context {
         status: Status,
     ) -> Result<Self, Error> {
         let privacy = Privacy::new(store, &directory, retention.policy().clone(), retention.audit_log())?;
+        let clock = directory.clock();
         Ok(Context {
+            queue: crate::gateway::Queue::stopped(store, clock.clone())?,
+            outbox: crate::mail::outbox::Outbox::open(store, clock)?,
             store: store.clone(),
             privacy,
             directory,
@@ -497,6 +529,13 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
             moved_deadlines(ctx)?;
             to_value(h)
         }
+        R::QueueList { tenant, state } => queue::list(ctx, scope, tenant, state),
+        R::QueueShow { id } => queue::show(ctx, scope, &id),
+        R::QueueSteer { id, action } => queue::steer(ctx, scope, &id, action),
+        R::OutboxList { tenant } => queue::outbox_list(ctx, scope, tenant),
+        R::OutboxShow { id } => queue::outbox_show(ctx, scope, &id),
+        R::OutboxFlush => queue::outbox_flush(ctx, scope),
+        R::OutboxDrop { id } => queue::outbox_drop(ctx, scope, &id),
         R::HoldList => {
             operator_only(scope)?;
             to_value(ctx.retention.holds().list()?)

@@ -18,7 +18,7 @@ use faxgate::directory::{
     AccountChange, AttachmentFormat, Branding, DirectoryFile, EnvelopeFrom, Language, Paper, Patch, Route, SenderAuth,
     SenderChange, SenderPattern, Tenant, TenantChange,
 };
-use faxgate::types::{AccountId, Country, Domain, EmailAddress, TenantId};
+use faxgate::types::{AccountId, Country, Domain, EmailAddress, JobId, TenantId};
 
 /// faxgate: Fax-to-Mail / Mail-to-Fax gateway.
 #[derive(Debug, Parser)]
@@ -82,6 +82,14 @@ pub(crate) enum Command {
     /// Traffic data for a lawful request.
     #[command(subcommand)]
     Disclosure(DisclosureCmd),
+    /// Faxes from mail: list the queue, show a job's attempts, and retry,
+    /// cancel, hold or release a job.
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// Mail faxgate sends (received faxes, reports): what waits for the
+    /// relay or was given up, and why; flush it, drop a message.
+    #[command(subcommand)]
+    Outbox(OutboxCmd),
     /// The fax engine on its own (no daemon, no SIP).
     #[command(subcommand)]
     Fax(FaxCmd),
@@ -217,6 +225,68 @@ pub(crate) enum DisclosureCmd {
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+/// `faxgate queue ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueCmd {
+    /// List fax jobs, oldest first, with their state and next attempt.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// Only jobs in this state.
+        #[arg(long, value_enum)]
+        state: Option<faxgate::admin::StateFilter>,
+    },
+    /// Show a job: its attempts with their causes, the next attempt, its pages.
+    Show {
+        /// The job (job-...).
+        id: JobId,
+    },
+    /// Call a waiting, retrying or held job now.
+    Retry {
+        /// The job.
+        id: JobId,
+    },
+    /// Give a job up now; its sender gets the report ("cancelled").
+    Cancel {
+        /// The job.
+        id: JobId,
+    },
+    /// Keep a job from being called until it is released.
+    Hold {
+        /// The job.
+        id: JobId,
+    },
+    /// Put a held job back in the queue, due when it was due before.
+    Release {
+        /// The job.
+        id: JobId,
+    },
+}
+
+/// `faxgate outbox ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum OutboxCmd {
+    /// List the messages waiting for the relay or given up, oldest first.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+    },
+    /// Show a message: why it waits, or why it was given up.
+    Show {
+        /// The message (job-...).
+        id: JobId,
+    },
+    /// Hand every waiting message to the relay now.
+    Flush,
+    /// Remove a message, waiting or given up, for good.
+    Drop {
+        /// The message.
+        id: JobId,
     },
 }
 
@@ -749,6 +819,23 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             return Ok(None);
         }
         Command::Status => Request::Status,
+        Command::Queue(q) => {
+            use faxgate::gateway::Steer;
+            match q {
+                QueueCmd::List { tenant, state } => Request::QueueList { tenant: tenant.clone(), state: *state },
+                QueueCmd::Show { id } => Request::QueueShow { id: *id },
+                QueueCmd::Retry { id } => Request::QueueSteer { id: *id, action: Steer::Retry },
+                QueueCmd::Cancel { id } => Request::QueueSteer { id: *id, action: Steer::Cancel },
+                QueueCmd::Hold { id } => Request::QueueSteer { id: *id, action: Steer::Hold },
+                QueueCmd::Release { id } => Request::QueueSteer { id: *id, action: Steer::Release },
+            }
+        }
+        Command::Outbox(o) => match o {
+            OutboxCmd::List { tenant } => Request::OutboxList { tenant: tenant.clone() },
+            OutboxCmd::Show { id } => Request::OutboxShow { id: *id },
+            OutboxCmd::Flush => Request::OutboxFlush,
+            OutboxCmd::Drop { id } => Request::OutboxDrop { id: *id },
+        },
         Command::Store(StoreCmd::Verify) => Request::StoreVerify,
         Command::Backup { out } => Request::Backup { out: std::path::absolute(out)? },
         Command::Tenant(t) => match t {
@@ -1154,6 +1241,47 @@ pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool>
             }
         }
         _ if cli.json => println!("{}", serde_json::to_string_pretty(&value)?),
+        Command::Queue(QueueCmd::List { .. }) => {
+            let rows = value.as_array().cloned().unwrap_or_default();
+            if rows.is_empty() {
+                println!("(none)");
+            }
+            let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| "-".into());
+            for r in rows {
+                println!(
+                    "{}  {:<8}  {}  pages {}/{}  attempts {}  next {}  last {}  {}",
+                    text(&r["id"]),
+                    text(&r["state"]),
+                    text(&r["to"]),
+                    r["pages_sent"],
+                    r["pages"],
+                    r["attempts"],
+                    text(&r["next_attempt"]),
+                    text(&r["last_outcome"]),
+                    text(&r["tenant"]),
+                );
+            }
+        }
+        Command::Outbox(OutboxCmd::List { .. }) => {
+            let rows = value.as_array().cloned().unwrap_or_default();
+            if rows.is_empty() {
+                println!("(none)");
+            }
+            let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| "-".into());
+            for r in rows {
+                let to: Vec<String> = r["to"].as_array().into_iter().flatten().map(text).collect();
+                println!(
+                    "{}  {:<7}  to {}  attempts {}  next {}  {}  {}",
+                    text(&r["id"]),
+                    text(&r["state"]),
+                    to.join(", "),
+                    r["attempts"],
+                    text(&r["next_attempt"]),
+                    text(&r["tenant"]),
+                    text(&r["last_error"]),
+                );
+            }
+        }
         Command::Cdr(CdrCmd::List(_)) => {
             let cdrs: Vec<faxgate::cdr::Cdr> = serde_json::from_value(value)?;
             if cdrs.is_empty() {

@@ -9,11 +9,13 @@
 //! - `outbound`: mail to fax: intake, the queue, attempts, the finish;
 //! - `inbound`: fax to mail: routing a call, receiving, recovery after a stop;
 //! - [`report`]: the mails it sends (reports, received faxes);
+//! - [`control`]: the queue as the admin API lists and steers it;
 //! - [`job`]: a fax job and its retry schedule; [`policy`]: where an account may fax;
 //!   [`render`]: a mail's parts to fax pages.
 //!
 //! README's "How a fax goes through" tells each flow's story.
 
+pub mod control;
 mod inbound;
 pub mod job;
 mod outbound;
@@ -32,7 +34,8 @@ use jiff::Timestamp;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-pub use job::{Attempt, FaxJob, JobState, Outcome};
+pub use control::Queue;
+pub use job::{Attempt, FaxJob, JobState, Outcome, Steer};
 
 use crate::Error;
 use crate::cdr::CdrStore;
@@ -41,8 +44,6 @@ use crate::config::FaxConfig;
 use crate::directory::Directory;
 use crate::mail::Spool;
 use crate::mail::outbox::Outbox;
-use crate::retention::documents::job_key;
-use crate::store::layout::mail as layout;
 use crate::store::{Store, Tree, TreeName};
 use crate::types::{E164, JobId, TenantId};
 use inbound::Inbound;
@@ -230,24 +231,12 @@ impl Gateway {
     }
 
     fn save(&self, job: &FaxJob) -> Result<(), Error> {
-        let mut b = self.inner.tree.batch();
-        b.put_sealed(&layout::fax_job(&job.id), &job_key(&job.id)?, job)?;
-        self.inner.tree.apply(b)
+        control::save_in(&self.inner.tree, job)
     }
 
     /// Every fax job still on record (finished ones until they are swept).
     pub fn list(&self) -> Result<Vec<FaxJob>, Error> {
-        let mut out = Vec::new();
-        for k in self.inner.tree.keys_with_prefix(layout::FAX_JOBS)? {
-            match self.inner.tree.get_sealed::<FaxJob>(&k) {
-                Ok(Some(j)) => out.push(j),
-                Ok(None) => {}
-                Err(Error::Crypto(_)) => {} // erased
-                Err(e) => return Err(e),
-            }
-        }
-        out.sort_by_key(|j| j.created);
-        Ok(out)
+        control::stored_jobs(&self.inner.tree)
     }
 
     /// The retry schedules of `[fax]`.

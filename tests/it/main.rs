@@ -18,6 +18,7 @@ mod mail;
 mod outbox;
 mod pdf_worker;
 mod postfix;
+mod queue;
 mod retention;
 mod sweep_stall;
 mod systemd;

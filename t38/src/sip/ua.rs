@@ -915,6 +915,10 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
     };
     let Some(slot) = ChannelSlot::take(&inner) else {
         inner.counters.refused_busy.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            trunk = %trunk.name, channels = trunk.channels, status = trunk.busy_status,
+            "every channel of the trunk is in use; an incoming call is refused"
+        );
         let status = refuse(&tx.original, trunk.busy_status);
         return tx.reply(status).await.map_err(sip);
     };
