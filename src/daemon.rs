@@ -285,8 +285,10 @@ pub async fn serve(
     let policy = Arc::new(MailPolicy::new(directory.clone()));
     let dmarc = Dmarc::new(&config.smtp.dns_servers, hostname)?;
     let spool = Spool::open(&store, policy.clone(), dmarc, clock.clone(), hostname)?;
+    let smtp_stats = Arc::new(faxgate_smtp::server::Stats::default());
     if !smtp.is_empty() {
         let guards = faxgate_smtp::server::Guards {
+            stats: smtp_stats.clone(),
             connections: faxgate_smtp::server::ConnectionLimit::new(
                 config.smtp.max_connections_per_address,
                 smtp_total,
@@ -317,6 +319,22 @@ pub async fn serve(
     let (gateway, sip_addresses) = crate::gateway::Gateway::start(parts, shutdown.clone()).await?;
     // The admin socket answers once the queue it steers runs (requests
     // made before wait in the socket's backlog).
+    let health = crate::metrics::Health::default();
+    let mut metrics_address = None;
+    if let Some(addr) = config.metrics.listen {
+        let listener = crate::metrics::http::bind(addr).await?;
+        metrics_address = Some(listener.local_addr()?);
+        let sources = crate::metrics::Sources::new(
+            store.clone(),
+            gateway.clone(),
+            outbox_handle.clone(),
+            ctx.retention.clone(),
+            smtp_stats,
+            clock.clone(),
+            health.clone(),
+        );
+        tasks.spawn(crate::metrics::http::run(listener, sources, shutdown.clone()));
+    }
     ctx.queue = crate::gateway::Queue::Running(gateway);
     ctx.outbox = outbox_handle;
     tasks.spawn(admin::server::run(listener, socket_path.clone(), Arc::new(ctx), shutdown.clone()));
@@ -339,6 +357,10 @@ pub async fn serve(
     for a in smtp_addresses.iter().chain(&sip_addresses) {
         announce(a);
     }
+    if let Some(a) = metrics_address {
+        announce(&format!("metrics {a}"));
+    }
+    health.set_ready(true);
     announce("ready");
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
 
@@ -373,6 +395,7 @@ pub async fn serve(
     }
 
     tracing::info!("stopping");
+    health.set_ready(false);
     notify(&[sd_notify::NotifyState::Stopping]);
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}

@@ -90,6 +90,8 @@ struct Inner {
     work_dir: PathBuf,
     sweep: Arc<Notify>,
     outbound: Mutex<Option<Arc<Outbound>>>,
+    /// Every trunk's user agent, with its name and channels.
+    trunks: Mutex<Vec<(String, u32, UserAgent)>>,
     /// Jobs not yet final and reported.
     jobs: Mutex<BTreeMap<JobId, FaxJob>>,
     /// Calls being received, by Call-ID.
@@ -135,6 +137,7 @@ impl Gateway {
                 work_dir,
                 sweep,
                 outbound: Mutex::new(None),
+                trunks: Mutex::new(Vec::new()),
                 jobs: Mutex::new(BTreeMap::new()),
                 inbound: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
@@ -151,7 +154,7 @@ impl Gateway {
         }
 
         let mut addresses = Vec::new();
-        let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel::<CallReport>();
+        let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel::<(String, CallReport)>();
         for t in trunks {
             let bind = t.bind.context("trunk without bind")?;
             let fax = FaxSettings {
@@ -180,6 +183,7 @@ impl Gateway {
                 .await
                 .with_context(|| format!("cannot start SIP on {bind} for trunk {}", t.name))?;
             addresses.push(format!("sip {} {}", t.name, ua.local_addr()));
+            gw.inner.trunks.lock().unwrap_or_else(|p| p.into_inner()).push((t.name.clone(), t.channels, ua.clone()));
             if t.outbound && gw.inner.outbound.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
                 *gw.inner.outbound.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Outbound {
                     ua: ua.clone(),
@@ -190,11 +194,12 @@ impl Gateway {
             let tx = report_tx.clone();
             let stop = shutdown.clone();
             let ua2 = ua.clone();
+            let trunk = t.name.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         r = reports.recv() => match r {
-                            Some(r) => { let _ = tx.send(r); }
+                            Some(r) => { let _ = tx.send((trunk.clone(), r)); }
                             None => break,
                         },
                         _ = stop.cancelled() => { ua2.shutdown(); break; }
@@ -206,9 +211,9 @@ impl Gateway {
         {
             let gw = gw.clone();
             tokio::spawn(async move {
-                while let Some(r) = report_rx.recv().await {
+                while let Some((trunk, r)) = report_rx.recv().await {
                     let g = gw.clone();
-                    if let Err(e) = tokio::task::spawn_blocking(move || g.received(r))
+                    if let Err(e) = tokio::task::spawn_blocking(move || g.received(&trunk, r))
                         .await
                         .unwrap_or_else(|e| Err(Error::Invalid(format!("received fax task failed: {e}"))))
                     {
@@ -239,9 +244,51 @@ impl Gateway {
         control::stored_jobs(&self.inner.tree)
     }
 
+    /// The jobs not yet final, by state, and the oldest one's creation.
+    pub fn queue_stats(&self) -> QueueStats {
+        let jobs = self.jobs();
+        let mut by_state = vec![("waiting", 0), ("retrying", 0), ("held", 0), ("calling", 0)];
+        for j in jobs.values().filter(|j| !j.is_final()) {
+            if let Some(n) = by_state.iter_mut().find(|(s, _)| *s == j.state_name()) {
+                n.1 += 1;
+            }
+        }
+        let oldest = jobs.values().filter(|j| !j.is_final()).map(|j| j.created).min();
+        QueueStats { by_state, oldest }
+    }
+
+    /// Every trunk's name, channels and counters.
+    pub fn trunk_stats(&self) -> Vec<TrunkStats> {
+        let trunks = self.inner.trunks.lock().unwrap_or_else(|p| p.into_inner());
+        trunks
+            .iter()
+            .map(|(name, channels, ua)| TrunkStats { name: name.clone(), channels: *channels, stats: ua.stats() })
+            .collect()
+    }
+
     /// The retry schedules of `[fax]`.
     fn retry(&self) -> job::RetrySchedule {
         let c = &self.inner.config;
         job::RetrySchedule::from_config(&c.retry_delays, &c.retry_by_cause)
     }
+}
+
+/// [`Gateway::queue_stats`].
+#[derive(Clone, Debug)]
+pub struct QueueStats {
+    /// Jobs by [`FaxJob::state_name`] (those not final).
+    pub by_state: Vec<(&'static str, usize)>,
+    /// When the oldest job not final was accepted.
+    pub oldest: Option<Timestamp>,
+}
+
+/// [`Gateway::trunk_stats`].
+#[derive(Clone, Debug)]
+pub struct TrunkStats {
+    /// The trunk's name.
+    pub name: String,
+    /// Calls it takes at once.
+    pub channels: u32,
+    /// Its user agent's counters.
+    pub stats: faxgate_t38::sip::UaStats,
 }

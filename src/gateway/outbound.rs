@@ -305,6 +305,16 @@ impl Gateway {
         let cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, Some(out.ua.trunk_addr()));
         let remote = cdr.remote_station.clone();
         let (code, pages) = (outcome.code(), outcome.pages());
+        crate::metrics::fax(crate::metrics::Fax {
+            direction: crate::metrics::Direction::MailToFax,
+            result: code,
+            tenant: job.tenant.as_str(),
+            trunk: &out.trunk,
+            pages,
+            t38: report.and_then(|r| r.result.as_ref().map(|_| r.t38)),
+            fallback: report.is_some_and(|r| r.t38_initial_refused || r.t38_refused > 0),
+            seconds: end.duration_since(start).as_secs_f64(),
+        });
         job.finish_attempt(Attempt { start, end, cdr_id, outcome, remote_station: remote }, &self.retry());
         match job.state {
             JobState::Queued => tracing::info!(

@@ -15,6 +15,7 @@ mod gateway;
 mod gdpr;
 mod hostile;
 mod mail;
+mod metrics;
 mod outbox;
 mod pdf_worker;
 mod postfix;
