@@ -231,7 +231,7 @@ pub async fn serve(
         e => e.into(),
     })?;
     let status = Status {
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("FAXGATE_COMMIT"), ")").into(),
         pid: std::process::id(),
         config: origin.to_string(),
         data_dir: config.storage.data_dir.display().to_string(),

@@ -20,9 +20,12 @@ use faxgate::directory::{
 };
 use faxgate::types::{AccountId, Country, Domain, EmailAddress, JobId, TenantId};
 
+/// `faxgate --version`: the version and the commit it was built from.
+pub(crate) const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("FAXGATE_COMMIT"), ")");
+
 /// faxgate: Fax-to-Mail / Mail-to-Fax gateway.
 #[derive(Debug, Parser)]
-#[command(name = "faxgate", version, about, propagate_version = true)]
+#[command(name = "faxgate", version = VERSION, about, propagate_version = true)]
 pub(crate) struct Cli {
     /// Configuration file [default: /etc/faxgate/faxgate.toml, else the embedded default]
     #[arg(long, global = true, env = "FAXGATE_CONFIG")]
@@ -121,6 +124,20 @@ pub(crate) enum Command {
         /// Erase the data whose deadline has passed as the backup is restored.
         #[arg(long)]
         erase_expired: bool,
+    },
+    /// Write the man pages (faxgate.1 and one per subcommand) into a directory
+    /// (for packaging).
+    #[command(hide = true)]
+    Manpages {
+        /// The directory (created).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the completion script of a shell (for packaging).
+    #[command(hide = true)]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Print the schema document of an export: subject-export, cdr,
     /// disclosure-jsonl, cdr-csv or directory-csv.
@@ -815,7 +832,9 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
         | Command::Topdf(_)
         | Command::RenderWorker
         | Command::Restore { .. }
-        | Command::Schema { .. } => {
+        | Command::Schema { .. }
+        | Command::Manpages { .. }
+        | Command::Completions { .. } => {
             return Ok(None);
         }
         Command::Status => Request::Status,
@@ -1309,4 +1328,33 @@ pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool>
         _ => print!("{}", human(&value)),
     }
     Ok(success)
+}
+
+/// `faxgate manpages --out DIR`: faxgate.1, and faxgate-queue.1,
+/// faxgate-queue-list.1... for every visible subcommand.
+pub(crate) fn manpages(out: &Path) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    use clap::CommandFactory;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    fn write(cmd: clap::Command, name: String, out: &Path) -> anyhow::Result<usize> {
+        let cmd = cmd.name(name.clone());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+        let file = out.join(format!("{name}.1"));
+        std::fs::write(&file, page).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+        let mut n = 1;
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+            n += write(sub.clone(), format!("{name}-{}", sub.get_name()), out)?;
+        }
+        Ok(n)
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
+    write(cmd, "faxgate".into(), out)
+}
+
+/// `faxgate completions SHELL`.
+pub(crate) fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "faxgate", &mut std::io::stdout());
 }

@@ -17,6 +17,7 @@ mod hostile;
 mod mail;
 mod metrics;
 mod outbox;
+mod package;
 mod pdf_worker;
 mod postfix;
 mod queue;
