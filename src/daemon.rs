@@ -335,8 +335,8 @@ pub async fn serve(
         );
         tasks.spawn(crate::metrics::http::run(listener, sources, shutdown.clone()));
     }
-    ctx.queue = crate::gateway::Queue::Running(gateway);
-    ctx.outbox = outbox_handle;
+    ctx.queue = Some(crate::gateway::Queue::Running(gateway));
+    ctx.outbox = Some(outbox_handle);
     tasks.spawn(admin::server::run(listener, socket_path.clone(), Arc::new(ctx), shutdown.clone()));
 
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;

@@ -294,10 +294,12 @@ pub struct Context {
     pub wake: Arc<Notify>,
     /// What the process says of itself.
     pub status: Status,
-    /// The fax queue: the store's until the daemon sets its running gateway.
-    pub queue: crate::gateway::Queue,
-    /// The outbox: the store's until the daemon sets the one it delivers from.
-    pub outbox: crate::mail::outbox::Outbox,
+    /// The fax queue of the running gateway; unset: the store's, opened
+    /// when a request needs it.
+    pub queue: Option<crate::gateway::Queue>,
+    /// The outbox the daemon delivers from; unset: the store's, opened when
+    /// a request needs it.
+    pub outbox: Option<crate::mail::outbox::Outbox>,
 }
 
 impl Context {
@@ -311,10 +313,9 @@ impl Context {
         status: Status,
     ) -> Result<Self, Error> {
         let privacy = Privacy::new(store, &directory, retention.policy().clone(), retention.audit_log())?;
-        let clock = directory.clock();
         Ok(Context {
-            queue: crate::gateway::Queue::stopped(store, clock.clone())?,
-            outbox: crate::mail::outbox::Outbox::open(store, clock)?,
+            queue: None,
+            outbox: None,
             store: store.clone(),
             privacy,
             directory,

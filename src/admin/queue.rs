@@ -58,6 +58,22 @@ fn visible(scope: &Scope, tenant: &TenantId) -> bool {
     }
 }
 
+/// The queue requests work on: the daemon's, else the store's.
+fn queue(ctx: &Context) -> Result<crate::gateway::Queue, Error> {
+    match &ctx.queue {
+        Some(q) => Ok(q.clone()),
+        None => crate::gateway::Queue::stopped(&ctx.store, ctx.directory.clock()),
+    }
+}
+
+/// The outbox requests work on: the daemon's, else the store's.
+fn outbox(ctx: &Context) -> Result<crate::mail::outbox::Outbox, Error> {
+    match &ctx.outbox {
+        Some(o) => Ok(o.clone()),
+        None => crate::mail::outbox::Outbox::open(&ctx.store, ctx.directory.clock()),
+    }
+}
+
 fn restricted_job(r: &Restricted, j: &FaxJob) -> bool {
     r.number(&j.to) || r.email(&j.mail_from)
 }
@@ -163,8 +179,7 @@ pub(super) fn list(
 ) -> Result<Value, Error> {
     let tenant = tenant_of(scope, tenant)?;
     let restricted = Restricted::load(ctx)?;
-    let rows: Vec<Value> = ctx
-        .queue
+    let rows: Vec<Value> = queue(ctx)?
         .jobs()?
         .iter()
         .filter(|j| tenant.as_ref().is_none_or(|t| *t == j.tenant))
@@ -177,8 +192,7 @@ pub(super) fn list(
 
 /// `queue show`.
 pub(super) fn show(ctx: &Context, scope: &Scope, id: &JobId) -> Result<Value, Error> {
-    let j = ctx
-        .queue
+    let j = queue(ctx)?
         .job(id)?
         .filter(|j| visible(scope, &j.tenant))
         .ok_or_else(|| Error::NotFound(format!("no fax job {}", id.to_text())))?;
@@ -190,7 +204,7 @@ pub(super) fn show(ctx: &Context, scope: &Scope, id: &JobId) -> Result<Value, Er
 
 /// `queue retry|cancel|hold|release`.
 pub(super) fn steer(ctx: &Context, scope: &Scope, id: &JobId, what: Steer) -> Result<Value, Error> {
-    let j = ctx.queue.steer(id, what, &|j| visible(scope, &j.tenant))?;
+    let j = queue(ctx)?.steer(id, what, &|j| visible(scope, &j.tenant))?;
     tracing::info!(job = %j.id.to_text(), action = what.verb(), by = ?scope, state = j.state_name(), "fax job steered");
     Ok(job_row(&j))
 }
@@ -199,7 +213,7 @@ pub(super) fn steer(ctx: &Context, scope: &Scope, id: &JobId, what: Steer) -> Re
 pub(super) fn outbox_list(ctx: &Context, scope: &Scope, tenant: Option<TenantId>) -> Result<Value, Error> {
     let tenant = tenant_of(scope, tenant)?;
     let restricted = Restricted::load(ctx)?;
-    let mut list = ctx.outbox.list()?;
+    let mut list = outbox(ctx)?.list()?;
     list.sort_by_key(|m| m.created);
     Ok(Value::Array(
         list.iter()
@@ -211,7 +225,7 @@ pub(super) fn outbox_list(ctx: &Context, scope: &Scope, tenant: Option<TenantId>
 }
 
 fn mail_in_scope(ctx: &Context, scope: &Scope, id: &JobId) -> Result<OutRecord, Error> {
-    ctx.outbox
+    outbox(ctx)?
         .get(id)?
         .filter(|m| visible(scope, &m.tenant))
         .ok_or_else(|| Error::NotFound(format!("no message {id} in the outbox")))
@@ -229,7 +243,7 @@ pub(super) fn outbox_show(ctx: &Context, scope: &Scope, id: &JobId) -> Result<Va
 /// `outbox flush`: the caller's waiting messages are due now.
 pub(super) fn outbox_flush(ctx: &Context, scope: &Scope) -> Result<Value, Error> {
     let tenant = tenant_of(scope, None)?;
-    let n = ctx.outbox.flush(tenant.as_ref())?;
+    let n = outbox(ctx)?.flush(tenant.as_ref())?;
     tracing::info!(messages = n, by = ?scope, "outbox flushed");
     let note = match ctx.status.daemon {
         true => "handed to the relay now",
@@ -241,7 +255,7 @@ pub(super) fn outbox_flush(ctx: &Context, scope: &Scope) -> Result<Value, Error>
 /// `outbox drop`: the message and its key are gone.
 pub(super) fn outbox_drop(ctx: &Context, scope: &Scope, id: &JobId) -> Result<Value, Error> {
     mail_in_scope(ctx, scope, id)?;
-    let m = ctx.outbox.remove(id)?;
+    let m = outbox(ctx)?.remove(id)?;
     tracing::info!(mail = %m.id, by = ?scope, attempts = m.attempts, "outbox message dropped");
     let mut v = mail_row(&m);
     v["state"] = json!("dropped");
