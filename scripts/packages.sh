@@ -13,7 +13,8 @@
 #   fail2ban                                                fail2ban-regex, to test contrib/fail2ban's filter against faxgate's log
 #   faketime                                                libfaketime: the clock moved for the clock-jump tests
 #   tzdata                                                  the time zone database: tenants' zones (page header, reports), and their tests
-FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix tesseract-ocr python3-skimage fail2ban tzdata faketime"
+#   prometheus                                              promtool: the /metrics text checked, the example alert rules tested
+FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix tesseract-ocr python3-skimage fail2ban tzdata faketime prometheus"
 
 ensure_packages() {
     local missing=()

@@ -2,10 +2,13 @@
 # Runs every test of faxgate: installs missing Debian packages, then the
 # whole workspace's unit and integration tests (which start the real binary),
 # then a short smoke run of each fuzz target (cargo-fuzz is installed if missing).
+# The package test needs cargo-deb: installed here when missing (a few minutes,
+# once), so that the test itself stays short.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
 ensure_packages
+cargo deb --version >/dev/null 2>&1 || cargo install cargo-deb --locked
 
 cargo test --workspace --all-targets
 cargo test --workspace --doc

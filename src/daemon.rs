@@ -243,7 +243,7 @@ pub async fn serve(
         e => e.into(),
     })?;
     let status = Status {
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("FAXGATE_COMMIT"), ")").into(),
         pid: std::process::id(),
         config: origin.to_string(),
         data_dir: config.storage.data_dir.display().to_string(),
@@ -258,7 +258,7 @@ pub async fn serve(
         tracing::error!(since = %s.since, reason = %s.reason, "erasure of CDRs and accounts is suspended until the time is confirmed (faxgate retention confirm-clock)");
     }
     let sweeper = retention.sweeper(clock.clone());
-    let ctx = Arc::new(admin::Context::new(&store, directory.clone(), retention, sweeper, status)?);
+    let mut ctx = admin::Context::new(&store, directory.clone(), retention, sweeper, status)?;
 
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -267,7 +267,6 @@ pub async fn serve(
     }
     tasks.spawn(witness(store.clone(), shutdown.clone()));
     let sweep = ctx.wake.clone();
-    tasks.spawn(admin::server::run(listener, socket_path.clone(), ctx, shutdown.clone()));
     if origin == Origin::Embedded {
         demo_certificate(&config.smtp)?;
     }
@@ -293,12 +292,15 @@ pub async fn serve(
     let outgoing = outgoing(&config).await?;
     let outbox = crate::mail::outbox::Outbox::open_with(&store, clock.clone(), config.mail.retry_delays.clone())?;
     tasks.spawn(outbox.clone().run(outgoing, shutdown.clone()));
+    let outbox_handle = outbox.clone();
     let hostname = &config.smtp.hostname;
     let policy = Arc::new(MailPolicy::new(directory.clone()));
     let dmarc = Dmarc::new(&config.smtp.dns_servers, hostname)?;
     let spool = Spool::open(&store, policy.clone(), dmarc, clock.clone(), hostname)?;
+    let smtp_stats = Arc::new(faxgate_smtp::server::Stats::default());
     if !smtp.is_empty() {
         let guards = faxgate_smtp::server::Guards {
+            stats: smtp_stats.clone(),
             connections: faxgate_smtp::server::ConnectionLimit::new(
                 config.smtp.max_connections_per_address,
                 smtp_total,
@@ -327,10 +329,31 @@ pub async fn serve(
         sweep,
         inherited: inherited.clone(),
     };
-    let (_gateway, sip_addresses) = crate::gateway::Gateway::start(parts, shutdown.clone()).await?;
+    let (gateway, sip_addresses) = crate::gateway::Gateway::start(parts, shutdown.clone()).await?;
     for s in inherited.unused() {
         tracing::warn!("the service manager passed a socket ({s}) that no listener or trunk is configured for");
     }
+    // The admin socket answers once the queue it steers runs (requests
+    // made before wait in the socket's backlog).
+    let health = crate::metrics::Health::default();
+    let mut metrics_address = None;
+    if let Some(addr) = config.metrics.listen {
+        let listener = crate::metrics::http::bind(addr).await?;
+        metrics_address = Some(listener.local_addr()?);
+        let sources = crate::metrics::Sources::new(
+            store.clone(),
+            gateway.clone(),
+            outbox_handle.clone(),
+            ctx.retention.clone(),
+            smtp_stats,
+            clock.clone(),
+            health.clone(),
+        );
+        tasks.spawn(crate::metrics::http::run(listener, sources, shutdown.clone()));
+    }
+    ctx.queue = Some(crate::gateway::Queue::Running(gateway));
+    ctx.outbox = Some(outbox_handle);
+    tasks.spawn(admin::server::run(listener, socket_path.clone(), Arc::new(ctx), shutdown.clone()));
 
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
@@ -350,6 +373,10 @@ pub async fn serve(
     for a in smtp_addresses.iter().chain(&sip_addresses) {
         announce(a);
     }
+    if let Some(a) = metrics_address {
+        announce(&format!("metrics {a}"));
+    }
+    health.set_ready(true);
     announce("ready");
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
 
@@ -384,6 +411,7 @@ pub async fn serve(
     }
 
     tracing::info!("stopping");
+    health.set_ready(false);
     notify(&[sd_notify::NotifyState::Stopping]);
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}

@@ -30,6 +30,7 @@ mod error;
 pub mod gateway;
 pub mod gdpr;
 pub mod mail;
+pub mod metrics;
 pub mod retention;
 pub mod sockets;
 pub mod store;

@@ -64,6 +64,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Restore { from, erase_expired } => restore(&cli, from, *erase_expired),
+        Command::Manpages { out } => {
+            let n = cli::manpages(out)?;
+            println!("{n} man pages written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            cli::completions(*shell);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema { name } => {
             let schema = faxgate::gdpr::schemas::schema(name).context("no such schema")?;
             println!("{}", serde_json::to_string_pretty(&schema)?);
@@ -186,7 +195,7 @@ fn admin_command(cli: &Cli) -> anyhow::Result<ExitCode> {
             let clock: std::sync::Arc<dyn faxgate::clock::Clock> = std::sync::Arc::new(SystemClock);
             let directory = Directory::open(&store, clock.clone())?;
             let status = Status {
-                version: env!("CARGO_PKG_VERSION").into(),
+                version: concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("FAXGATE_COMMIT"), ")").into(),
                 pid: std::process::id(),
                 config: match &origin {
                     Origin::File(p) => p.display().to_string(),

@@ -72,6 +72,19 @@ pub struct Guards {
     pub connections: ConnectionLimit,
     /// AUTH failures.
     pub auth: AuthThrottle,
+    /// Sessions and refused connections, counted for monitoring.
+    pub stats: Arc<Stats>,
+}
+
+/// Counts since the listeners started (for metrics).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Sessions served.
+    pub sessions: std::sync::atomic::AtomicU64,
+    /// Connections refused: too many from their address.
+    pub refused_address: std::sync::atomic::AtomicU64,
+    /// Connections refused: too many on their listener or in all.
+    pub refused_busy: std::sync::atomic::AtomicU64,
 }
 
 /// Counts connections per client address, per listener and in all.
@@ -219,6 +232,11 @@ async fn accept_loop<P: Policy, S: Sink>(
         let slot = match guards.connections.acquire(peer, index, listener.max_connections) {
             Ok(slot) => slot,
             Err(why) => {
+                let counter = match why {
+                    Refused::Address => &guards.stats.refused_address,
+                    Refused::Listener | Refused::Total => &guards.stats.refused_busy,
+                };
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if let Some(n) = refusals.note(Instant::now().into_std()) {
                     tracing::info!(listener = %name, %peer, refused = n, "smtp connection refused ({why:?} limit); {n} since the last report");
                 }
@@ -233,6 +251,7 @@ async fn accept_loop<P: Policy, S: Sink>(
                 continue;
             }
         };
+        guards.stats.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (config, policy, sink, tls, auth, shutdown) =
             (config.clone(), policy.clone(), sink.clone(), listener.tls.clone(), guards.auth.clone(), shutdown.clone());
         connections.spawn(async move {

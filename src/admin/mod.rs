@@ -9,9 +9,11 @@
 //! # Layout
 //! - this file: the requests and their execution against the directory;
 //! - [`server`]: the Unix socket listener in the daemon;
-//! - [`client`]: the CLI's side of the socket.
+//! - [`client`]: the CLI's side of the socket;
+//! - `queue`: the fax queue and the outbox, listed and steered.
 
 pub mod client;
+mod queue;
 pub mod server;
 
 use jiff::Timestamp;
@@ -32,7 +34,9 @@ use crate::directory::{
 use crate::gdpr::{Privacy, Subject};
 use crate::retention::{HoldTarget, Retention};
 use crate::store::Store;
-use crate::types::{AccountId, EmailAddress, TenantId};
+use crate::types::{AccountId, EmailAddress, JobId, TenantId};
+
+pub use queue::StateFilter;
 
 /// One admin request.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -182,6 +186,27 @@ pub enum Request {
         case: String,
         authority: String,
     },
+    QueueList {
+        tenant: Option<TenantId>,
+        state: Option<StateFilter>,
+    },
+    QueueShow {
+        id: JobId,
+    },
+    QueueSteer {
+        id: JobId,
+        action: crate::gateway::Steer,
+    },
+    OutboxList {
+        tenant: Option<TenantId>,
+    },
+    OutboxShow {
+        id: JobId,
+    },
+    OutboxFlush,
+    OutboxDrop {
+        id: JobId,
+    },
 }
 
 /// A request with the scope it runs in.
@@ -269,6 +294,12 @@ pub struct Context {
     pub wake: Arc<Notify>,
     /// What the process says of itself.
     pub status: Status,
+    /// The fax queue of the running gateway; unset: the store's, opened
+    /// when a request needs it.
+    pub queue: Option<crate::gateway::Queue>,
+    /// The outbox the daemon delivers from; unset: the store's, opened when
+    /// a request needs it.
+    pub outbox: Option<crate::mail::outbox::Outbox>,
 }
 
 impl Context {
@@ -283,6 +314,8 @@ impl Context {
     ) -> Result<Self, Error> {
         let privacy = Privacy::new(store, &directory, retention.policy().clone(), retention.audit_log())?;
         Ok(Context {
+            queue: None,
+            outbox: None,
             store: store.clone(),
             privacy,
             directory,
@@ -497,6 +530,13 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
             moved_deadlines(ctx)?;
             to_value(h)
         }
+        R::QueueList { tenant, state } => queue::list(ctx, scope, tenant, state),
+        R::QueueShow { id } => queue::show(ctx, scope, &id),
+        R::QueueSteer { id, action } => queue::steer(ctx, scope, &id, action),
+        R::OutboxList { tenant } => queue::outbox_list(ctx, scope, tenant),
+        R::OutboxShow { id } => queue::outbox_show(ctx, scope, &id),
+        R::OutboxFlush => queue::outbox_flush(ctx, scope),
+        R::OutboxDrop { id } => queue::outbox_drop(ctx, scope, &id),
         R::HoldList => {
             operator_only(scope)?;
             to_value(ctx.retention.holds().list()?)

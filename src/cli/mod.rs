@@ -18,11 +18,14 @@ use faxgate::directory::{
     AccountChange, AttachmentFormat, Branding, DirectoryFile, EnvelopeFrom, Language, Paper, Patch, Route, SenderAuth,
     SenderChange, SenderPattern, Tenant, TenantChange,
 };
-use faxgate::types::{AccountId, Country, Domain, EmailAddress, TenantId};
+use faxgate::types::{AccountId, Country, Domain, EmailAddress, JobId, TenantId};
+
+/// `faxgate --version`: the version and the commit it was built from.
+pub(crate) const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("FAXGATE_COMMIT"), ")");
 
 /// faxgate: Fax-to-Mail / Mail-to-Fax gateway.
 #[derive(Debug, Parser)]
-#[command(name = "faxgate", version, about, propagate_version = true)]
+#[command(name = "faxgate", version = VERSION, about, propagate_version = true)]
 pub(crate) struct Cli {
     /// Configuration file [default: /etc/faxgate/faxgate.toml, else the embedded default]
     #[arg(long, global = true, env = "FAXGATE_CONFIG")]
@@ -82,6 +85,14 @@ pub(crate) enum Command {
     /// Traffic data for a lawful request.
     #[command(subcommand)]
     Disclosure(DisclosureCmd),
+    /// Faxes from mail: list the queue, show a job's attempts, and retry,
+    /// cancel, hold or release a job.
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// Mail faxgate sends (received faxes, reports): what waits for the
+    /// relay or was given up, and why; flush it, drop a message.
+    #[command(subcommand)]
+    Outbox(OutboxCmd),
     /// The fax engine on its own (no daemon, no SIP).
     #[command(subcommand)]
     Fax(FaxCmd),
@@ -113,6 +124,20 @@ pub(crate) enum Command {
         /// Erase the data whose deadline has passed as the backup is restored.
         #[arg(long)]
         erase_expired: bool,
+    },
+    /// Write the man pages (faxgate.1 and one per subcommand) into a directory
+    /// (for packaging).
+    #[command(hide = true)]
+    Manpages {
+        /// The directory (created).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the completion script of a shell (for packaging).
+    #[command(hide = true)]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Print the schema document of an export: subject-export, cdr,
     /// disclosure-jsonl, cdr-csv or directory-csv.
@@ -217,6 +242,68 @@ pub(crate) enum DisclosureCmd {
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+/// `faxgate queue ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueCmd {
+    /// List fax jobs, oldest first, with their state and next attempt.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// Only jobs in this state.
+        #[arg(long, value_enum)]
+        state: Option<faxgate::admin::StateFilter>,
+    },
+    /// Show a job: its attempts with their causes, the next attempt, its pages.
+    Show {
+        /// The job (job-...).
+        id: JobId,
+    },
+    /// Call a waiting, retrying or held job now.
+    Retry {
+        /// The job.
+        id: JobId,
+    },
+    /// Give a job up now; its sender gets the report ("cancelled").
+    Cancel {
+        /// The job.
+        id: JobId,
+    },
+    /// Keep a job from being called until it is released.
+    Hold {
+        /// The job.
+        id: JobId,
+    },
+    /// Put a held job back in the queue, due when it was due before.
+    Release {
+        /// The job.
+        id: JobId,
+    },
+}
+
+/// `faxgate outbox ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum OutboxCmd {
+    /// List the messages waiting for the relay or given up, oldest first.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+    },
+    /// Show a message: why it waits, or why it was given up.
+    Show {
+        /// The message (job-...).
+        id: JobId,
+    },
+    /// Hand every waiting message to the relay now.
+    Flush,
+    /// Remove a message, waiting or given up, for good.
+    Drop {
+        /// The message.
+        id: JobId,
     },
 }
 
@@ -745,10 +832,29 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
         | Command::Topdf(_)
         | Command::RenderWorker
         | Command::Restore { .. }
-        | Command::Schema { .. } => {
+        | Command::Schema { .. }
+        | Command::Manpages { .. }
+        | Command::Completions { .. } => {
             return Ok(None);
         }
         Command::Status => Request::Status,
+        Command::Queue(q) => {
+            use faxgate::gateway::Steer;
+            match q {
+                QueueCmd::List { tenant, state } => Request::QueueList { tenant: tenant.clone(), state: *state },
+                QueueCmd::Show { id } => Request::QueueShow { id: *id },
+                QueueCmd::Retry { id } => Request::QueueSteer { id: *id, action: Steer::Retry },
+                QueueCmd::Cancel { id } => Request::QueueSteer { id: *id, action: Steer::Cancel },
+                QueueCmd::Hold { id } => Request::QueueSteer { id: *id, action: Steer::Hold },
+                QueueCmd::Release { id } => Request::QueueSteer { id: *id, action: Steer::Release },
+            }
+        }
+        Command::Outbox(o) => match o {
+            OutboxCmd::List { tenant } => Request::OutboxList { tenant: tenant.clone() },
+            OutboxCmd::Show { id } => Request::OutboxShow { id: *id },
+            OutboxCmd::Flush => Request::OutboxFlush,
+            OutboxCmd::Drop { id } => Request::OutboxDrop { id: *id },
+        },
         Command::Store(StoreCmd::Verify) => Request::StoreVerify,
         Command::Backup { out } => Request::Backup { out: std::path::absolute(out)? },
         Command::Tenant(t) => match t {
@@ -1154,6 +1260,47 @@ pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool>
             }
         }
         _ if cli.json => println!("{}", serde_json::to_string_pretty(&value)?),
+        Command::Queue(QueueCmd::List { .. }) => {
+            let rows = value.as_array().cloned().unwrap_or_default();
+            if rows.is_empty() {
+                println!("(none)");
+            }
+            let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| "-".into());
+            for r in rows {
+                println!(
+                    "{}  {:<8}  {}  pages {}/{}  attempts {}  next {}  last {}  {}",
+                    text(&r["id"]),
+                    text(&r["state"]),
+                    text(&r["to"]),
+                    r["pages_sent"],
+                    r["pages"],
+                    r["attempts"],
+                    text(&r["next_attempt"]),
+                    text(&r["last_outcome"]),
+                    text(&r["tenant"]),
+                );
+            }
+        }
+        Command::Outbox(OutboxCmd::List { .. }) => {
+            let rows = value.as_array().cloned().unwrap_or_default();
+            if rows.is_empty() {
+                println!("(none)");
+            }
+            let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| "-".into());
+            for r in rows {
+                let to: Vec<String> = r["to"].as_array().into_iter().flatten().map(text).collect();
+                println!(
+                    "{}  {:<7}  to {}  attempts {}  next {}  {}  {}",
+                    text(&r["id"]),
+                    text(&r["state"]),
+                    to.join(", "),
+                    r["attempts"],
+                    text(&r["next_attempt"]),
+                    text(&r["tenant"]),
+                    text(&r["last_error"]),
+                );
+            }
+        }
         Command::Cdr(CdrCmd::List(_)) => {
             let cdrs: Vec<faxgate::cdr::Cdr> = serde_json::from_value(value)?;
             if cdrs.is_empty() {
@@ -1181,4 +1328,33 @@ pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool>
         _ => print!("{}", human(&value)),
     }
     Ok(success)
+}
+
+/// `faxgate manpages --out DIR`: faxgate.1, and faxgate-queue.1,
+/// faxgate-queue-list.1... for every visible subcommand.
+pub(crate) fn manpages(out: &Path) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    use clap::CommandFactory;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    fn write(cmd: clap::Command, name: String, out: &Path) -> anyhow::Result<usize> {
+        let cmd = cmd.name(name.clone());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+        let file = out.join(format!("{name}.1"));
+        std::fs::write(&file, page).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+        let mut n = 1;
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+            n += write(sub.clone(), format!("{name}-{}", sub.get_name()), out)?;
+        }
+        Ok(n)
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
+    write(cmd, "faxgate".into(), out)
+}
+
+/// `faxgate completions SHELL`.
+pub(crate) fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "faxgate", &mut std::io::stdout());
 }

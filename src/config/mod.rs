@@ -51,6 +51,20 @@ pub struct Config {
     /// The SIP trunks faxes arrive on and leave through.
     #[serde(default)]
     pub trunk: Vec<faxgate_t38::trunk::TrunkConfig>,
+    /// Prometheus metrics and the health check over HTTP.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where the HTTP listener serving `/metrics` (Prometheus) and `/health`
+    /// listens. Unset: no listener. It has no authentication: keep it on
+    /// loopback or a management network.
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `[fax]`
@@ -741,6 +755,9 @@ impl Config {
         }
         if self.fax != new.fax {
             v.push("fax");
+        }
+        if self.metrics != new.metrics {
+            v.push("metrics");
         }
         if self.trunk != new.trunk {
             v.push("trunk");

@@ -8,6 +8,8 @@ fn the_example_parses_and_matches_the_defaults_it_documents() {
     assert_eq!(c.admin.socket, PathBuf::from("/run/faxgate/admin.sock"));
     assert_eq!(c.smtp, SmtpConfig::default());
     assert_eq!(c.mail, MailConfig::default());
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9187".parse().unwrap()), "localhost in the example");
+    assert_eq!(Config::parse("").unwrap().metrics.listen, None, "off by default");
 }
 
 #[test]

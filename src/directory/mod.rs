@@ -282,6 +282,11 @@ impl Directory {
         self.inner.clock.now()
     }
 
+    /// The directory's clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+
     fn visible(scope: &Scope, tenant: &TenantId) -> bool {
         match scope {
             Scope::Operator => true,

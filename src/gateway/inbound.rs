@@ -146,7 +146,7 @@ impl Gateway {
             }
             None => {
                 tracing::info!(call_id = %call.call_id, %trunk, called = %call.called, "call to a number that is not active here: 404");
-                self.refused_cdr(call, 404);
+                self.refused_cdr(trunk, call, 404);
                 None
             }
         }
@@ -155,12 +155,12 @@ impl Gateway {
     /// Writes the CDR of an incoming call refused before it was answered
     /// (off the SIP path), under the tenant of the number called when it is
     /// one of ours.
-    fn refused_cdr(&self, call: &IncomingCall, status: u16) {
-        let (g, call, now) = (self.clone(), call.clone(), self.now());
-        off_sip_path(move || g.write_refused_cdr(&call, status, now));
+    fn refused_cdr(&self, trunk: &str, call: &IncomingCall, status: u16) {
+        let (g, call, now, trunk) = (self.clone(), call.clone(), self.now(), trunk.to_owned());
+        off_sip_path(move || g.write_refused_cdr(&trunk, &call, status, now));
     }
 
-    fn write_refused_cdr(&self, call: &IncomingCall, status: u16, now: Timestamp) {
+    fn write_refused_cdr(&self, trunk: &str, call: &IncomingCall, status: u16, now: Timestamp) {
         let cdr_id = CdrStore::new_id();
         let number = E164::from_sip_user(&call.called);
         let (tenant, account) = number
@@ -184,13 +184,23 @@ impl Gateway {
             }
             .into(),
         );
+        crate::metrics::fax(crate::metrics::Fax {
+            direction: crate::metrics::Direction::FaxToMail,
+            result: "refused",
+            tenant: c.tenant.as_str(),
+            trunk,
+            pages: 0,
+            t38: None,
+            fallback: false,
+            seconds: 0.0,
+        });
         if let Err(e) = self.inner.cdrs.write(&c) {
             tracing::error!(error = %e, "cannot write the CDR of a refused call");
         }
     }
 
     /// A call we answered has ended: mail what arrived, then the CDR.
-    pub(super) fn received(&self, r: CallReport) -> Result<(), Error> {
+    pub(super) fn received(&self, trunk: &str, r: CallReport) -> Result<(), Error> {
         if !r.incoming {
             return Ok(());
         }
@@ -208,7 +218,7 @@ impl Gateway {
                 called: r.called.clone(),
                 signalling: r.signalling,
             };
-            self.refused_cdr(&call, status);
+            self.refused_cdr(trunk, &call, status);
             return Ok(());
         }
         let Some(inb) = self.inner.inbound.lock().unwrap_or_else(|p| p.into_inner()).remove(&r.call_id) else {
@@ -249,6 +259,22 @@ impl Gateway {
         // The pages are in the outbox now (or there were none): they go
         // before the CDR is written, so that a CDR means the call is done with.
         let _ = std::fs::remove_file(&inb.file);
+        crate::metrics::fax(crate::metrics::Fax {
+            direction: crate::metrics::Direction::FaxToMail,
+            result: if complete {
+                "received"
+            } else if pages > 0 {
+                "incomplete"
+            } else {
+                "failed"
+            },
+            tenant: num.tenant.as_str(),
+            trunk,
+            pages,
+            t38: r.result.is_some().then_some(r.t38),
+            fallback: r.t38_initial_refused || r.t38_refused > 0,
+            seconds: end.duration_since(inb.start).as_secs_f64(),
+        });
         self.inner.cdrs.write(&c)?;
         inb.wait_recorded();
         self.drop_rx(&inb.cdr_id)

@@ -23,6 +23,9 @@ pub enum JobState {
         /// When the attempt started.
         start: Timestamp,
     },
+    /// Kept out of the queue by the operator until released
+    /// (`faxgate queue hold`); `next_at` is kept.
+    Held,
     /// Every page was sent.
     Done,
     /// Given up; the last attempt's outcome says why.
@@ -86,6 +89,8 @@ pub enum Outcome {
         /// Why, for the customer.
         text: String,
     },
+    /// Cancelled by the operator or the tenant's admin (`faxgate queue cancel`).
+    Cancelled,
 }
 
 impl Outcome {
@@ -151,6 +156,7 @@ impl Outcome {
             Outcome::Interrupted => "interrupted",
             Outcome::BadDocument { .. } => "bad-document",
             Outcome::Blocked { .. } => "blocked",
+            Outcome::Cancelled => "cancelled",
         }
     }
 
@@ -169,7 +175,7 @@ impl Outcome {
     /// Whether the attempt placed a call: a document that cannot be faxed
     /// and a destination not allowed end the job before any call.
     pub fn called(&self) -> bool {
-        !matches!(self, Outcome::BadDocument { .. } | Outcome::Blocked { .. })
+        !matches!(self, Outcome::BadDocument { .. } | Outcome::Blocked { .. } | Outcome::Cancelled)
     }
 
     /// Pages that got through.
@@ -194,6 +200,32 @@ pub struct Attempt {
     pub outcome: Outcome,
     /// Remote station id, when the fax started.
     pub remote_station: Option<String>,
+}
+
+/// What `faxgate queue retry|cancel|hold|release` does to a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Steer {
+    /// Call now: a waiting, retrying or held job is due at once (and released).
+    Retry,
+    /// Give up now: the job fails as cancelled and its report goes out.
+    Cancel,
+    /// Keep the job out of the queue until it is released.
+    Hold,
+    /// Put a held job back in the queue, due when it was due before.
+    Release,
+}
+
+impl Steer {
+    /// The verb, for messages.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Steer::Retry => "retry",
+            Steer::Cancel => "cancel",
+            Steer::Hold => "hold",
+            Steer::Release => "release",
+        }
+    }
 }
 
 /// When to try again: the default schedule and those of single causes.
@@ -290,6 +322,53 @@ impl FaxJob {
             }
             _ => JobState::Failed,
         };
+    }
+
+    /// Applies `what` at `now`; on refusal, why (a job being called is
+    /// steered only after its call ends; a final job not at all).
+    pub fn steer(&mut self, what: Steer, now: Timestamp) -> Result<(), String> {
+        let id = self.id.to_text();
+        match (&self.state, what) {
+            (JobState::Calling { .. }, _) => {
+                Err(format!("{id} is being called now; {} it once the call has ended", what.verb()))
+            }
+            (JobState::Done | JobState::Failed, _) => {
+                Err(format!("{id} is finished ({}); there is nothing to {}", self.state_name(), what.verb()))
+            }
+            (JobState::Queued | JobState::Held, Steer::Retry) => {
+                self.state = JobState::Queued;
+                self.next_at = now;
+                Ok(())
+            }
+            (JobState::Queued | JobState::Held, Steer::Cancel) => {
+                self.fail_now(now, Outcome::Cancelled);
+                Ok(())
+            }
+            (JobState::Queued, Steer::Hold) => {
+                self.state = JobState::Held;
+                Ok(())
+            }
+            (JobState::Held, Steer::Release) => {
+                self.state = JobState::Queued;
+                Ok(())
+            }
+            (JobState::Held, Steer::Hold) => Err(format!("{id} is already held")),
+            (JobState::Queued, Steer::Release) => Err(format!("{id} is not held")),
+        }
+    }
+
+    /// Where the job stands, in one word: `waiting` (not tried yet),
+    /// `retrying` (tried, due again at `next_at`), `held`, `calling`, `done`
+    /// or `failed`.
+    pub fn state_name(&self) -> &'static str {
+        match self.state {
+            JobState::Queued if self.attempts.is_empty() => "waiting",
+            JobState::Queued => "retrying",
+            JobState::Held => "held",
+            JobState::Calling { .. } => "calling",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
     }
 
     /// Ends a job before any call (bad document, blocked number).
@@ -409,6 +488,35 @@ mod tests {
             j.finish_attempt(attempt(t0, o), &RetrySchedule::uniform(&[60, 300]));
             assert_eq!(j.state, JobState::Failed);
         }
+    }
+
+    #[test]
+    fn steering_a_job() {
+        let t0: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
+        let later = t0 + SignedDuration::from_secs(600);
+        let mut j = job(t0);
+        assert_eq!(j.state_name(), "waiting");
+        j.finish_attempt(attempt(t0, Outcome::Busy { status: 486 }), &RetrySchedule::uniform(&[600]));
+        assert_eq!(j.state_name(), "retrying");
+        let due = j.next_at;
+        assert!(j.steer(Steer::Release, t0).unwrap_err().contains("is not held"));
+        j.steer(Steer::Hold, t0).unwrap();
+        assert_eq!((j.state_name(), j.next_at), ("held", due));
+        assert!(j.steer(Steer::Hold, t0).unwrap_err().contains("already held"));
+        j.steer(Steer::Release, t0).unwrap();
+        assert_eq!((j.state_name(), j.next_at), ("retrying", due), "due when it was due before");
+        j.steer(Steer::Hold, t0).unwrap();
+        j.steer(Steer::Retry, later).unwrap();
+        assert_eq!((&j.state, j.next_at), (&JobState::Queued, later), "a retry releases and is due now");
+        j.steer(Steer::Cancel, later).unwrap();
+        assert_eq!((&j.state, j.last_outcome()), (&JobState::Failed, Some(&Outcome::Cancelled)));
+        assert!(!Outcome::Cancelled.called());
+        for s in [Steer::Retry, Steer::Cancel, Steer::Hold, Steer::Release] {
+            assert!(j.steer(s, later).unwrap_err().contains("is finished (failed)"), "{s:?}");
+        }
+        let mut c = job(t0);
+        c.state = JobState::Calling { cdr_id: "c".into(), call_id: "x".into(), start: t0 };
+        assert!(c.steer(Steer::Cancel, t0).unwrap_err().contains("being called now; cancel it once"));
     }
 
     #[test]

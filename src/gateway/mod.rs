@@ -9,11 +9,13 @@
 //! - `outbound`: mail to fax: intake, the queue, attempts, the finish;
 //! - `inbound`: fax to mail: routing a call, receiving, recovery after a stop;
 //! - [`report`]: the mails it sends (reports, received faxes);
+//! - [`control`]: the queue as the admin API lists and steers it;
 //! - [`job`]: a fax job and its retry schedule; [`policy`]: where an account may fax;
 //!   [`render`]: a mail's parts to fax pages.
 //!
 //! README's "How a fax goes through" tells each flow's story.
 
+pub mod control;
 mod inbound;
 pub mod job;
 mod outbound;
@@ -32,7 +34,8 @@ use jiff::Timestamp;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-pub use job::{Attempt, FaxJob, JobState, Outcome};
+pub use control::Queue;
+pub use job::{Attempt, FaxJob, JobState, Outcome, Steer};
 
 use crate::Error;
 use crate::cdr::CdrStore;
@@ -41,8 +44,6 @@ use crate::config::FaxConfig;
 use crate::directory::Directory;
 use crate::mail::Spool;
 use crate::mail::outbox::Outbox;
-use crate::retention::documents::job_key;
-use crate::store::layout::mail as layout;
 use crate::store::{Store, Tree, TreeName};
 use crate::types::{E164, JobId, TenantId};
 use inbound::Inbound;
@@ -91,6 +92,8 @@ struct Inner {
     work_dir: PathBuf,
     sweep: Arc<Notify>,
     outbound: Mutex<Option<Arc<Outbound>>>,
+    /// Every trunk's user agent, with its name and channels.
+    trunks: Mutex<Vec<(String, u32, UserAgent)>>,
     /// Jobs not yet final and reported.
     jobs: Mutex<BTreeMap<JobId, FaxJob>>,
     /// Calls being received, by Call-ID.
@@ -137,6 +140,7 @@ impl Gateway {
                 work_dir,
                 sweep,
                 outbound: Mutex::new(None),
+                trunks: Mutex::new(Vec::new()),
                 jobs: Mutex::new(BTreeMap::new()),
                 inbound: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
@@ -153,7 +157,7 @@ impl Gateway {
         }
 
         let mut addresses = Vec::new();
-        let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel::<CallReport>();
+        let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel::<(String, CallReport)>();
         for t in trunks {
             let bind = t.bind.context("trunk without bind")?;
             let fax = FaxSettings {
@@ -183,6 +187,7 @@ impl Gateway {
                 .await
                 .with_context(|| format!("cannot start SIP on {bind} for trunk {}", t.name))?;
             addresses.push(format!("sip {} {}", t.name, ua.local_addr()));
+            gw.inner.trunks.lock().unwrap_or_else(|p| p.into_inner()).push((t.name.clone(), t.channels, ua.clone()));
             if t.outbound && gw.inner.outbound.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
                 *gw.inner.outbound.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Outbound {
                     ua: ua.clone(),
@@ -193,11 +198,12 @@ impl Gateway {
             let tx = report_tx.clone();
             let stop = shutdown.clone();
             let ua2 = ua.clone();
+            let trunk = t.name.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         r = reports.recv() => match r {
-                            Some(r) => { let _ = tx.send(r); }
+                            Some(r) => { let _ = tx.send((trunk.clone(), r)); }
                             None => break,
                         },
                         _ = stop.cancelled() => { ua2.shutdown(); break; }
@@ -209,9 +215,9 @@ impl Gateway {
         {
             let gw = gw.clone();
             tokio::spawn(async move {
-                while let Some(r) = report_rx.recv().await {
+                while let Some((trunk, r)) = report_rx.recv().await {
                     let g = gw.clone();
-                    if let Err(e) = tokio::task::spawn_blocking(move || g.received(r))
+                    if let Err(e) = tokio::task::spawn_blocking(move || g.received(&trunk, r))
                         .await
                         .unwrap_or_else(|e| Err(Error::Invalid(format!("received fax task failed: {e}"))))
                     {
@@ -234,24 +240,34 @@ impl Gateway {
     }
 
     fn save(&self, job: &FaxJob) -> Result<(), Error> {
-        let mut b = self.inner.tree.batch();
-        b.put_sealed(&layout::fax_job(&job.id), &job_key(&job.id)?, job)?;
-        self.inner.tree.apply(b)
+        control::save_in(&self.inner.tree, job)
     }
 
     /// Every fax job still on record (finished ones until they are swept).
     pub fn list(&self) -> Result<Vec<FaxJob>, Error> {
-        let mut out = Vec::new();
-        for k in self.inner.tree.keys_with_prefix(layout::FAX_JOBS)? {
-            match self.inner.tree.get_sealed::<FaxJob>(&k) {
-                Ok(Some(j)) => out.push(j),
-                Ok(None) => {}
-                Err(Error::Crypto(_)) => {} // erased
-                Err(e) => return Err(e),
+        control::stored_jobs(&self.inner.tree)
+    }
+
+    /// The jobs not yet final, by state, and the oldest one's creation.
+    pub fn queue_stats(&self) -> QueueStats {
+        let jobs = self.jobs();
+        let mut by_state = vec![("waiting", 0), ("retrying", 0), ("held", 0), ("calling", 0)];
+        for j in jobs.values().filter(|j| !j.is_final()) {
+            if let Some(n) = by_state.iter_mut().find(|(s, _)| *s == j.state_name()) {
+                n.1 += 1;
             }
         }
-        out.sort_by_key(|j| j.created);
-        Ok(out)
+        let oldest = jobs.values().filter(|j| !j.is_final()).map(|j| j.created).min();
+        QueueStats { by_state, oldest }
+    }
+
+    /// Every trunk's name, channels and counters.
+    pub fn trunk_stats(&self) -> Vec<TrunkStats> {
+        let trunks = self.inner.trunks.lock().unwrap_or_else(|p| p.into_inner());
+        trunks
+            .iter()
+            .map(|(name, channels, ua)| TrunkStats { name: name.clone(), channels: *channels, stats: ua.stats() })
+            .collect()
     }
 
     /// The retry schedules of `[fax]`.
@@ -259,4 +275,24 @@ impl Gateway {
         let c = &self.inner.config;
         job::RetrySchedule::from_config(&c.retry_delays, &c.retry_by_cause)
     }
+}
+
+/// [`Gateway::queue_stats`].
+#[derive(Clone, Debug)]
+pub struct QueueStats {
+    /// Jobs by [`FaxJob::state_name`] (those not final).
+    pub by_state: Vec<(&'static str, usize)>,
+    /// When the oldest job not final was accepted.
+    pub oldest: Option<Timestamp>,
+}
+
+/// [`Gateway::trunk_stats`].
+#[derive(Clone, Debug)]
+pub struct TrunkStats {
+    /// The trunk's name.
+    pub name: String,
+    /// Calls it takes at once.
+    pub channels: u32,
+    /// Its user agent's counters.
+    pub stats: faxgate_t38::sip::UaStats,
 }

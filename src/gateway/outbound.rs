@@ -172,6 +172,8 @@ impl Gateway {
     }
 
     pub(super) async fn queue(self, shutdown: CancellationToken) {
+        // Said once when due faxes first find no free channel.
+        let mut trunk_full = false;
         loop {
             let now = self.now();
             // Final jobs not yet reported: report them.
@@ -198,8 +200,19 @@ impl Gateway {
                 .collect();
             due.sort();
             if let Some(out) = &outbound {
-                for (_, id) in due {
-                    let Ok(permit) = out.channels.clone().try_acquire_owned() else { break };
+                let waiting = due.len();
+                for (i, (_, id)) in due.into_iter().enumerate() {
+                    let Ok(permit) = out.channels.clone().try_acquire_owned() else {
+                        if !trunk_full {
+                            tracing::warn!(
+                                trunk = %out.trunk, waiting = waiting - i,
+                                "every channel of the trunk is in use; faxes wait for a free one"
+                            );
+                        }
+                        trunk_full = true;
+                        break;
+                    };
+                    trunk_full = false;
                     let Some(job) = self.start_attempt(&id) else { continue };
                     let g = self.clone();
                     let out = out.clone();
@@ -235,15 +248,18 @@ impl Gateway {
     }
 
     /// Marks a job as calling (flushed) and returns it.
+    /// Under the table's lock, so that a job steered meanwhile (held,
+    /// cancelled) is not called.
     fn start_attempt(&self, id: &JobId) -> Option<FaxJob> {
-        let mut job = self.jobs().get(id).cloned()?;
+        let mut jobs = self.jobs();
+        let mut job = jobs.get(id).filter(|j| j.state == JobState::Queued).cloned()?;
         job.state =
             JobState::Calling { cdr_id: CdrStore::new_id(), call_id: UserAgent::new_call_id(), start: self.now() };
         if let Err(e) = self.save(&job) {
             tracing::error!(error = %e, "cannot record the start of a call; not calling");
             return None;
         }
-        self.jobs().insert(job.id, job.clone());
+        jobs.insert(job.id, job.clone());
         Some(job)
     }
 
@@ -286,14 +302,33 @@ impl Gateway {
         let end = self.now();
         let outcome = Outcome::of_call(&result);
         let report = result.as_ref().ok();
-        tracing::info!(job = %job.id.to_text(), %call_id, outcome = outcome.code(), pages = outcome.pages(), "call ended");
         let cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, Some(out.ua.trunk_addr()));
         let remote = cdr.remote_station.clone();
+        let (code, pages) = (outcome.code(), outcome.pages());
+        crate::metrics::fax(crate::metrics::Fax {
+            direction: crate::metrics::Direction::MailToFax,
+            result: code,
+            tenant: job.tenant.as_str(),
+            trunk: &out.trunk,
+            pages,
+            t38: report.and_then(|r| r.result.as_ref().map(|_| r.t38)),
+            fallback: report.is_some_and(|r| r.t38_initial_refused || r.t38_refused > 0),
+            seconds: end.duration_since(start).as_secs_f64(),
+        });
+        job.finish_attempt(Attempt { start, end, cdr_id, outcome, remote_station: remote }, &self.retry());
+        match job.state {
+            JobState::Queued => tracing::info!(
+                job = %job.id.to_text(), %call_id, outcome = code, pages, next_attempt = %job.next_at,
+                "call ended; next attempt at {}", job.next_at
+            ),
+            _ => tracing::info!(
+                job = %job.id.to_text(), %call_id, outcome = code, pages, result = job.state_name(),
+                "call ended"
+            ),
+        }
         let g = self.clone();
-        let delays = self.retry();
         let saved = tokio::task::spawn_blocking(move || -> Result<FaxJob, Error> {
             g.inner.cdrs.write(&cdr)?;
-            job.finish_attempt(Attempt { start, end, cdr_id, outcome, remote_station: remote }, &delays);
             g.save(&job)?;
             Ok(job)
         })

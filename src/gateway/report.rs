@@ -45,6 +45,8 @@ pub fn reason(lang: Language, o: &Outcome) -> String {
         (Da, Outcome::BadDocument { text }) => format!("dokumentet kan ikke faxes: {text}"),
         (En, Outcome::Blocked { text }) => format!("faxes to this number are not allowed: {text}"),
         (Da, Outcome::Blocked { text }) => format!("fax til dette nummer er ikke tilladt: {text}"),
+        (En, Outcome::Cancelled) => "the fax was cancelled before it was sent".into(),
+        (Da, Outcome::Cancelled) => "faxen blev annulleret, før den blev sendt".into(),
     }
 }
 

@@ -91,6 +91,9 @@ struct Inner {
     delays: Vec<u64>,
     clock: Arc<dyn Clock>,
     wake: Notify,
+    /// The message being handed over now: [`Outbox::remove`] waits for no
+    /// one and refuses it; a message removed before its turn is skipped.
+    sending: std::sync::Mutex<Option<JobId>>,
 }
 
 impl Outbox {
@@ -103,7 +106,16 @@ impl Outbox {
     /// failed attempt; every 2 hours after the last).
     pub fn open_with(store: &Store, clock: Arc<dyn Clock>, delays: Vec<u64>) -> Result<Outbox, Error> {
         let tree = store.tree(TreeName::Outbox)?;
-        Ok(Outbox { inner: Arc::new(Inner { store: store.clone(), tree, delays, clock, wake: Notify::new() }) })
+        Ok(Outbox {
+            inner: Arc::new(Inner {
+                store: store.clone(),
+                tree,
+                delays,
+                clock,
+                wake: Notify::new(),
+                sending: std::sync::Mutex::new(None),
+            }),
+        })
     }
 
     /// Builds a message from `tenant`'s branding to `to` and queues it durably.
@@ -216,6 +228,57 @@ impl Outbox {
         Ok(out)
     }
 
+    /// One message.
+    pub fn get(&self, id: &JobId) -> Result<Option<OutRecord>, Error> {
+        self.inner.tree.get_sealed::<OutRecord>(&layout::message(id))
+    }
+
+    /// Makes every waiting message (of `tenant`, or all) due now and wakes
+    /// the delivery loop (`faxgate outbox flush`); returns how many. Given-up
+    /// messages stay as they are.
+    pub fn flush(&self, tenant: Option<&TenantId>) -> Result<usize, Error> {
+        let now = self.inner.clock.now();
+        let mut n = 0;
+        for mut r in self.list()? {
+            if r.state != OutState::Scheduled || tenant.is_some_and(|t| *t != r.tenant) {
+                continue;
+            }
+            if r.next_attempt > now {
+                r.next_attempt = now;
+                self.save(&r)?;
+            }
+            n += 1;
+        }
+        self.inner.wake.notify_one();
+        Ok(n)
+    }
+
+    /// Removes a message, waiting or given up, and destroys its key
+    /// (`faxgate outbox drop`); refused while it is being handed over.
+    pub fn remove(&self, id: &JobId) -> Result<OutRecord, Error> {
+        let sending = self.inner.sending.lock().unwrap_or_else(|p| p.into_inner());
+        if *sending == Some(*id) {
+            return Err(Error::Conflict(format!("{id} is being handed to the relay now; try again in a moment")));
+        }
+        let r = self.get(id)?.ok_or_else(|| Error::NotFound(format!("no message {id} in the outbox")))?;
+        self.erase(id)?;
+        drop(sending);
+        Ok(r)
+    }
+
+    /// Destroys a message's key, then removes it.
+    fn erase(&self, id: &JobId) -> Result<(), Error> {
+        // Key first: a stop after it leaves a record the sweeper removes
+        // (the key's tombstone says why).
+        let key = message_key(id)?;
+        let vault = self.inner.store.vault();
+        vault.destroy(&key)?;
+        let mut b = self.inner.tree.batch();
+        b.remove(&layout::message(id));
+        self.inner.tree.apply(b)?;
+        Ok(vault.clear_tombstone(&key)?)
+    }
+
     /// When the next attempt is due, if any message waits.
     pub fn next_due(&self) -> Result<Option<Timestamp>, Error> {
         Ok(self.list()?.into_iter().filter(|r| r.state == OutState::Scheduled).map(|r| r.next_attempt).min())
@@ -229,24 +292,23 @@ impl Outbox {
             if r.state != OutState::Scheduled || r.next_attempt > now {
                 continue;
             }
+            {
+                // Removed (`outbox drop`) since the list was read: skipped.
+                let mut sending = self.inner.sending.lock().unwrap_or_else(|p| p.into_inner());
+                if !self.inner.tree.contains(&layout::message(&r.id))? {
+                    continue;
+                }
+                *sending = Some(r.id);
+            }
+            let _sent = Sending(self);
             r.attempts += 1;
             match out.send(&r.id.to_text(), &r.from, &r.to, &r.raw).await {
                 Ok(()) => {
                     let id = r.id;
                     let this = self.clone();
-                    tokio::task::spawn_blocking(move || -> Result<(), Error> {
-                        // Key first: a stop after it leaves a record the
-                        // sweeper removes (the key's tombstone says why).
-                        let key = message_key(&id)?;
-                        let vault = this.inner.store.vault();
-                        vault.destroy(&key)?;
-                        let mut b = this.inner.tree.batch();
-                        b.remove(&layout::message(&id));
-                        this.inner.tree.apply(b)?;
-                        Ok(vault.clear_tombstone(&key)?)
-                    })
-                    .await
-                    .map_err(|e| Error::Invalid(e.to_string()))??;
+                    tokio::task::spawn_blocking(move || this.erase(&id))
+                        .await
+                        .map_err(|e| Error::Invalid(e.to_string()))??;
                     tracing::info!(mail = %r.id, attempts = r.attempts, "mail handed to the relay");
                     delivered += 1;
                 }
@@ -258,7 +320,10 @@ impl Outbox {
                         tracing::warn!(mail = %r.id, error = %e, expired, "mail given up");
                     } else {
                         r.next_attempt = now + backoff_in(&self.inner.delays, r.attempts);
-                        tracing::info!(mail = %r.id, error = %e, next = %r.next_attempt, "mail delivery deferred");
+                        tracing::warn!(
+                            mail = %r.id, error = %e, next_attempt = %r.next_attempt,
+                            "mail delivery deferred; next attempt at {}", r.next_attempt
+                        );
                     }
                     let this = self.clone();
                     tokio::task::spawn_blocking(move || this.save(&r))
@@ -294,5 +359,14 @@ impl Outbox {
                 _ = shutdown.cancelled() => return,
             }
         }
+    }
+}
+
+/// Clears [`Inner::sending`] when a message's turn ends, however it ends.
+struct Sending<'a>(&'a Outbox);
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        *self.0.inner.sending.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }

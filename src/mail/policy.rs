@@ -179,14 +179,22 @@ impl Policy for MailPolicy {
         let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || super::password::verify(&hash, &password)).await.unwrap_or(false);
-        if ok && known { Reply::new(235, Enhanced(2, 7, 0), "authenticated") } else { failed() }
+        if ok && known {
+            Reply::new(235, Enhanced(2, 7, 0), "authenticated")
+        } else {
+            crate::metrics::smtp_refused("auth");
+            failed()
+        }
     }
 
     async fn mail_from(&self, context: &Context, from: &str, _params: &MailParams) -> Reply {
         match self.authorise(context, from) {
             Ok(a) if a.needs_dmarc => Reply::new(250, Enhanced(2, 1, 0), "sender ok; the message must pass DMARC"),
             Ok(_) => Reply::new(250, Enhanced(2, 1, 0), "sender ok"),
-            Err(r) => r,
+            Err(r) => {
+                crate::metrics::smtp_refused("sender");
+                r
+            }
         }
     }
 
@@ -197,7 +205,10 @@ impl Policy for MailPolicy {
         };
         match self.recipient(&a.sender, to) {
             Ok(n) => Reply::new(250, Enhanced(2, 1, 5), format!("fax to {n} ok")),
-            Err(r) => r,
+            Err(r) => {
+                crate::metrics::smtp_refused("recipient");
+                r
+            }
         }
     }
 }

@@ -243,6 +243,16 @@ fn sanitize(helo: &str) -> String {
 
 impl Sink for Spool {
     async fn deliver(&self, message: Message) -> Reply {
+        let r = self.take(message).await;
+        if r.code >= 400 {
+            crate::metrics::smtp_refused("message");
+        }
+        r
+    }
+}
+
+impl Spool {
+    async fn take(&self, message: Message) -> Reply {
         let policy = &self.inner.policy;
         let Message { context, transaction, data } = message;
         let a = match policy.authorise(&context, &transaction.from) {

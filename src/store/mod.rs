@@ -303,6 +303,11 @@ impl Store {
         Witness { trees: self.inner.witnessed.lock().unwrap_or_else(|p| p.into_inner()).clone() }
     }
 
+    /// The store's size on disk, in bytes.
+    pub fn size_on_disk(&self) -> Result<u64, Error> {
+        Ok(self.inner.db.size_on_disk()?)
+    }
+
     /// A tree (a keyspace), created if needed.
     pub fn tree(&self, name: TreeName) -> Result<Tree, Error> {
         let tree = self.inner.db.open_tree(name.as_str())?;

@@ -255,6 +255,9 @@ pub struct UaStats {
     pub bad_requests: u64,
     /// OPTIONS answered.
     pub options_answered: u64,
+    /// Whether the trunk's registration is in force; `None` for a trunk
+    /// that does not register.
+    pub registered: Option<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -264,6 +267,7 @@ struct Counters {
     refused_unknown: AtomicU64,
     bad_requests: AtomicU64,
     options_answered: AtomicU64,
+    registered: std::sync::atomic::AtomicBool,
 }
 
 /// Dialog events routed to a call.
@@ -555,6 +559,7 @@ impl UserAgent {
             refused_unknown: c.refused_unknown.load(Ordering::Relaxed),
             bad_requests: c.bad_requests.load(Ordering::Relaxed),
             options_answered: c.options_answered.load(Ordering::Relaxed),
+            registered: self.inner.cfg.trunk.registration.as_ref().map(|_| c.registered.load(Ordering::Relaxed)),
         }
     }
 
@@ -925,6 +930,10 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
     };
     let Some(slot) = ChannelSlot::take(&inner) else {
         inner.counters.refused_busy.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            trunk = %trunk.name, channels = trunk.channels, status = trunk.busy_status,
+            "every channel of the trunk is in use; an incoming call is refused"
+        );
         let status = refuse(&tx.original, trunk.busy_status);
         return tx.reply(status).await.map_err(sip);
     };
@@ -1428,16 +1437,19 @@ async fn register_loop(inner: Arc<Inner>) {
         let wait = match r.register(server.clone(), Some(reg.expires_secs)).await {
             Ok(resp) if resp.status_code.code() / 100 == 2 => {
                 failures = 0;
+                inner.counters.registered.store(true, Ordering::Relaxed);
                 tracing::info!(expires = r.expires(), "registered");
                 rsipstack::dialog::registration::refresh_interval(r.expires().max(30))
             }
             Ok(resp) => {
                 failures += 1;
+                inner.counters.registered.store(false, Ordering::Relaxed);
                 tracing::warn!(status = resp.status_code.code(), "registration refused");
                 rsipstack::dialog::registration::backoff_interval(failures)
             }
             Err(e) => {
                 failures += 1;
+                inner.counters.registered.store(false, Ordering::Relaxed);
                 tracing::warn!("registration: {e}");
                 rsipstack::dialog::registration::backoff_interval(failures)
             }
