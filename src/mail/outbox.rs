@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use faxgate_retention::logid::Scrubbed;
 use faxgate_smtp::outgoing::{OutAttachment, OutMessage, Outgoing};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -255,10 +256,10 @@ impl Outbox {
                     r.last_error = Some(e.to_string());
                     if e.is_permanent() || expired {
                         r.state = OutState::Failed;
-                        tracing::warn!(mail = %r.id, error = %e, expired, "mail given up");
+                        tracing::warn!(mail = %r.id, error = %Scrubbed(&e), expired, "mail given up");
                     } else {
                         r.next_attempt = now + backoff_in(&self.inner.delays, r.attempts);
-                        tracing::info!(mail = %r.id, error = %e, next = %r.next_attempt, "mail delivery deferred");
+                        tracing::info!(mail = %r.id, error = %Scrubbed(&e), next = %r.next_attempt, "mail delivery deferred");
                     }
                     let this = self.clone();
                     tokio::task::spawn_blocking(move || this.save(&r))

@@ -14,6 +14,7 @@ mod fidelity;
 mod gateway;
 mod gdpr;
 mod hostile;
+mod log_privacy;
 mod mail;
 mod outbox;
 mod pdf_worker;
