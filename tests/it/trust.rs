@@ -22,7 +22,8 @@ fn seeded() -> (Setup, String, String) {
     for t in ["alpha", "beta"] {
         s.ok(&["tenant", "add", t, "--name", t, "--from-address", &format!("fax@{t}.dk"), "--country", "DK"]);
     }
-    let a = s.json(&["account", "add", "--tenant", "alpha", "--name", "Alpha Kunde"])["id"].as_str().unwrap().to_owned();
+    let a =
+        s.json(&["account", "add", "--tenant", "alpha", "--name", "Alpha Kunde"])["id"].as_str().unwrap().to_owned();
     let b = s.json(&["account", "add", "--tenant", "beta", "--name", "Beta Kunde"])["id"].as_str().unwrap().to_owned();
     s.ok(&["number", "add", "+4533990011", "--account", &a]);
     s.ok(&["number", "add", "+4533990022", "--account", &b]);
@@ -84,8 +85,10 @@ fn damaged_sled_files_are_refused_and_nothing_is_erased() {
     let sweeps_before = sweeps_in_trail(&s);
     type Damage = Box<dyn Fn(&mut Vec<u8>)>;
     let flip = |at: usize| -> Damage { Box::new(move |b: &mut Vec<u8>| b[at] ^= 0x10) };
-    let mut cases: Vec<(String, Damage)> =
-        [len / 16, len / 8, len / 4, len / 2, 3 * len / 4].iter().map(|&at| (format!("bit flip at {at}"), flip(at))).collect();
+    let mut cases: Vec<(String, Damage)> = [len / 16, len / 8, len / 4, len / 2, 3 * len / 4]
+        .iter()
+        .map(|&at| (format!("bit flip at {at}"), flip(at)))
+        .collect();
     cases.push((
         format!("64 bytes flipped at {}", len / 3),
         Box::new(move |b: &mut Vec<u8>| b[len / 3..len / 3 + 64].iter_mut().for_each(|x| *x ^= 0xff)),
@@ -328,7 +331,16 @@ fn a_full_disk_during_intake_is_a_451_and_leaves_nothing_behind() {
     let body_arg = format!("@{}", body.display());
     let out = crate::mail::swaks(
         &m.smtp,
-        &["--from", "a@customer.test", "--to", "33221100@fax.acme.test", "--body", &body_arg, "--header", "Subject: big"],
+        &[
+            "--from",
+            "a@customer.test",
+            "--to",
+            "33221100@fax.acme.test",
+            "--body",
+            &body_arg,
+            "--header",
+            "Subject: big",
+        ],
     );
     assert!(out.contains("451"), "{out}\n{}", m.daemon.log());
     let leftovers: Vec<PathBuf> = files_under(&data)
@@ -435,5 +447,8 @@ fn a_backup_during_intake_restores_and_verifies_and_an_expired_one_is_refused() 
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(!text.contains("; 0 key(s) past their deadline erased"), "{text}");
-    assert!(!files_under(&s3.data_dir().join("keys")).iter().any(|k| k.to_string_lossy().contains("cdr-")), "month keys gone");
+    assert!(
+        !files_under(&s3.data_dir().join("keys")).iter().any(|k| k.to_string_lossy().contains("cdr-")),
+        "month keys gone"
+    );
 }
