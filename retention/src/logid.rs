@@ -52,6 +52,13 @@ pub fn install(key: Key, personal_data: bool) {
     *STATE.write().unwrap_or_else(|p| p.into_inner()) = Some(State { key, personal_data });
 }
 
+/// Writes values in clear (or not), keeping the key (a process that never
+/// installed one: the key of the process).
+pub fn set_personal_data(on: bool) {
+    let mut s = STATE.write().unwrap_or_else(|p| p.into_inner());
+    s.get_or_insert_with(|| State { key: process_key(), personal_data: false }).personal_data = on;
+}
+
 /// Whether values are written in clear.
 pub fn personal_data() -> bool {
     STATE.read().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|s| s.personal_data)
