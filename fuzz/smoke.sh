@@ -25,6 +25,18 @@ cp -n tests/fixtures/documents/*.pdf tests/fixtures/documents/golden/*.png fuzz/
 if [ -x target/debug/faxgate ] && [ ! -e fuzz/corpus/document_input/letter.tiff ]; then
     target/debug/faxgate render tests/fixtures/documents/letter.pdf --out fuzz/corpus/document_input/letter.tiff >/dev/null
 fi
+# Seeds for the configuration and directory files: the shipped examples;
+# for the admin socket: a few requests as the CLI sends them.
+mkdir -p fuzz/corpus/config_toml fuzz/corpus/directory_toml fuzz/corpus/admin_request
+cp -n faxgate.example.toml src/config/embedded.toml fuzz/corpus/config_toml/ 2>/dev/null || true
+cp -n directory.example.toml fuzz/corpus/directory_toml/ 2>/dev/null || true
+[ -e fuzz/corpus/admin_request/requests.jsonl ] || cat > fuzz/corpus/admin_request/requests.jsonl <<'EOF'
+{"scope":"operator","request":{"op":"status"}}
+{"scope":"operator","request":{"op":"tenant_list"}}
+{"scope":{"tenant":"nordtel"},"request":{"op":"tenant_list"}}
+{"scope":"operator","request":{"op":"log_hash","value":"+4533221100","kind":null}}
+{"scope":"operator","request":{"op":"retention_status"}}
+EOF
 for t in $(cargo fuzz list); do
     echo "== $t (${secs}s)"
     cargo fuzz run $mode "$t" -- -max_total_time="$secs" -rss_limit_mb=2048

@@ -197,6 +197,15 @@ pub fn open_verified(config: &Config) -> anyhow::Result<(Store, crate::store::ve
     Ok((store, report))
 }
 
+/// Says so when numbers, addresses and names are written in clear.
+fn warn_personal_data(log: &crate::config::LogConfig) {
+    if log.personal_data {
+        tracing::warn!(
+            "log.personal_data = true: fax numbers, mail addresses and names are written to the log in clear"
+        );
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn serve(
     config: Config,
@@ -214,6 +223,8 @@ pub async fn serve(
         let config = config.clone();
         tokio::task::spawn_blocking(move || open_verified(&config)).await??
     };
+    faxgate_retention::logid::install(crate::store::layout::log_key(&store), config.log.personal_data);
+    warn_personal_data(&config.log);
     for fault in &verified.key_faults {
         tracing::error!(fault = %fault, "a key is damaged: its owner's data cannot be opened until it is restored");
     }
@@ -390,6 +401,13 @@ pub async fn serve(
                     Ok((new, _)) => {
                         for what in config.restart_needed_for(&new) {
                             tracing::warn!(setting = what, "changed in the configuration; takes effect on restart");
+                        }
+                        if new.log.personal_data != config.log.personal_data {
+                            faxgate_retention::logid::install(
+                                crate::store::layout::log_key(&store),
+                                new.log.personal_data,
+                            );
+                            warn_personal_data(&new.log);
                         }
                         if new.log.level != config.log.level {
                             match set_log_level(&new.log.level) {

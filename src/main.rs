@@ -125,6 +125,35 @@ fn restore(cli: &Cli, from: &std::path::Path, erase_expired: bool) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
+/// As root, with the daemon stopped, the CLI does not open a data or key
+/// directory that belongs to another user (the daemon's): what it wrote
+/// there (a new key, a sled file) would be root's, and the daemon could
+/// not read it afterwards. It says whose the directory is and how to run
+/// the command as that user instead.
+fn refuse_foreign_store(storage: &faxgate::config::StorageConfig) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    for dir in [storage.data_dir.clone(), storage.key_dir()] {
+        let Ok(meta) = std::fs::metadata(&dir) else { continue };
+        if meta.uid() != 0 {
+            let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| format!("uid {}", meta.uid()));
+            anyhow::bail!(
+                "the daemon is not running, and {} belongs to user {name}, not root: files this command \
+                 made there would be root's, and the daemon could not read them; run it as {name} \
+                 (sudo -u {name} faxgate ...), or start the daemon and run it again",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn check_config(cli: &Cli) -> anyhow::Result<ExitCode> {
     match Config::load(cli.config.as_deref()) {
         Ok((_, origin)) => {
@@ -180,6 +209,7 @@ fn admin_command(cli: &Cli) -> anyhow::Result<ExitCode> {
         Err(admin::client::Unreachable::Failed(msg)) => anyhow::bail!(msg),
         Err(admin::client::Unreachable::NoDaemon) => {
             // No daemon: open the store ourselves.
+            refuse_foreign_store(&config.storage)?;
             let names = faxgate::retention::key_names(&config.retention);
             let store =
                 Store::open_with(&config.storage.data_dir, &config.storage.key_dir(), names).map_err(|e| match e {

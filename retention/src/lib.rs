@@ -13,6 +13,7 @@
 //! - [`seal`]: the record envelope (XChaCha20-Poly1305) naming its key.
 //! - [`blind`]: keyed hashes (HMAC-SHA-256) for lookup indexes, so that an
 //!   index never holds a number or an address in plaintext.
+//! - [`logid`]: numbers, addresses and names in log lines as keyed hashes.
 //! - [`sweeper`]: runs its user's categories at their deadlines; [`audit`]: the trail it writes.
 //! - [`clock`]: the injected clock the whole workspace uses.
 //! - [`Error`]: the crate's one error type.
@@ -23,12 +24,14 @@ pub mod blind;
 pub mod clock;
 mod error;
 pub mod fsync;
+pub mod logid;
 pub mod seal;
 pub mod sweeper;
 pub mod vault;
 
 pub use blind::Blinder;
 pub use error::Error;
+pub use logid::{LogId, Scrubbed};
 pub use seal::{open, seal, sealed_key_id};
 pub use sweeper::{Category, Sweeper};
 pub use vault::{Key, KeyId, KeyVault};

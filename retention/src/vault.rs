@@ -65,7 +65,7 @@ impl Key {
         Key(Box::new(bytes))
     }
 
-    fn random() -> Result<Self, Error> {
+    pub(crate) fn random() -> Result<Self, Error> {
         let mut k = Key(Box::new([0; KEY_LEN]));
         getrandom::getrandom(&mut k.0[..]).map_err(Error::Random)?;
         Ok(k)

@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use faxgate_retention::LogId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -383,7 +384,7 @@ impl<P: Policy, S: Sink> Driver<'_, P, S> {
         let limits = self.auth.limits();
         if let Some(until) = self.auth.locked(peer, user, now()) {
             let secs = until.saturating_duration_since(now()).as_secs() + 1;
-            tracing::warn!(user = ?user, "smtp auth refused from {peer}: locked out after too many failures");
+            tracing::warn!(user = %LogId::address(user), "smtp auth refused from {peer}: locked out after too many failures");
             // At most one such answer per connection in this time.
             self.pause(limits.max_delay).await;
             return Reply::new(454, Enhanced(4, 7, 0), format!("too many failed logins; try again in {secs} s"));
@@ -397,12 +398,14 @@ impl<P: Policy, S: Sink> Driver<'_, P, S> {
                 match f.locked_until {
                     // This failure began a lockout.
                     Some(until) if until == at + limits.lockout => tracing::warn!(
-                        user = ?user,
+                        user = %LogId::address(user),
                         failures = f.failures,
                         "smtp auth failed from {peer}; locked out for {} s",
                         limits.lockout.as_secs()
                     ),
-                    _ => tracing::warn!(user = ?user, failures = f.failures, "smtp auth failed from {peer}"),
+                    _ => {
+                        tracing::warn!(user = %LogId::address(user), failures = f.failures, "smtp auth failed from {peer}")
+                    }
                 }
                 self.pause(f.delay).await;
             }

@@ -510,7 +510,12 @@ impl Session {
     }
 
     fn send(&mut self, reply: Reply) {
-        tracing::trace!(peer = %self.peer, reply = %reply, "smtp reply");
+        // A reply may name an address: in full only with `log.personal_data`.
+        if faxgate_retention::logid::personal_data() {
+            tracing::trace!(peer = %self.peer, reply = %reply, "smtp reply");
+        } else {
+            tracing::trace!(peer = %self.peer, code = reply.code, "smtp reply");
+        }
         if reply.code >= 500 {
             self.errors += 1;
         }

@@ -45,6 +45,11 @@ pub use queue::StateFilter;
 pub enum Request {
     Status,
     StoreVerify,
+    /// The hash a log line shows for a value (operator only).
+    LogHash {
+        value: String,
+        kind: Option<LogKind>,
+    },
     Backup {
         out: std::path::PathBuf,
     },
@@ -209,6 +214,39 @@ pub enum Request {
     },
 }
 
+/// What a value is, for `faxgate log hash`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogKind {
+    /// A fax or phone number (`n:`), written in E.164 when it parses.
+    Number,
+    /// A mail address or a login name (`a:`).
+    Address,
+    /// A person's or a company's name, a fax station id (`p:`).
+    Name,
+}
+
+/// The hash the log shows for `value` under the store's log key; without
+/// a `kind`, a value that parses as an E.164 number is a number, one with
+/// an `@` an address, anything else a name.
+fn log_hash(store: &Store, value: &str, kind: Option<LogKind>) -> String {
+    use faxgate_retention::logid::{Kind, hash_with};
+    let number = value.parse::<crate::types::E164>().ok();
+    let kind = kind.unwrap_or(if number.is_some() {
+        LogKind::Number
+    } else if value.contains('@') {
+        LogKind::Address
+    } else {
+        LogKind::Name
+    });
+    let key = crate::store::layout::log_key(store);
+    match kind {
+        LogKind::Number => hash_with(&key, Kind::Number, number.as_ref().map_or(value, |n| n.as_str())),
+        LogKind::Address => hash_with(&key, Kind::Address, value),
+        LogKind::Name => hash_with(&key, Kind::Name, value),
+    }
+}
+
 /// A request with the scope it runs in.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -354,6 +392,12 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
             let mut s = status.clone();
             s.clock_suspended = ctx.retention.clock_watch().suspended();
             to_value(s)
+        }
+        R::LogHash { value, kind } => {
+            if *scope != Scope::Operator {
+                return Err(Error::Forbidden("only the operator may ask for the log hash of a value".into()));
+            }
+            to_value(log_hash(&ctx.store, &value, kind))
         }
         R::StoreVerify => {
             operator_only(scope)?;

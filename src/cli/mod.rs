@@ -104,6 +104,9 @@ pub(crate) enum Command {
     /// standard input, answers on standard output).
     #[command(hide = true)]
     RenderWorker,
+    /// The log: the hash a log line shows for a number, address or name.
+    #[command(subcommand)]
+    Log(LogCmd),
     /// The store itself: verification.
     #[command(subcommand)]
     Store(StoreCmd),
@@ -145,6 +148,21 @@ pub(crate) enum Command {
         /// Which schema.
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(faxgate::gdpr::schemas::NAMES))]
         name: String,
+    },
+}
+
+/// `faxgate log ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum LogCmd {
+    /// Print the hash that log lines show for VALUE (`n:3fa9c2d1`), to find
+    /// a number, address or name in the log without it being written there.
+    Hash {
+        /// The value: a number in E.164 (`+4533221100`), an address, a name.
+        value: String,
+        /// What the value is; by default a number when it parses as E.164,
+        /// an address when it has an `@`, otherwise a name.
+        #[arg(long, value_enum)]
+        kind: Option<faxgate::admin::LogKind>,
     },
 }
 
@@ -856,6 +874,7 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             OutboxCmd::Drop { id } => Request::OutboxDrop { id: *id },
         },
         Command::Store(StoreCmd::Verify) => Request::StoreVerify,
+        Command::Log(LogCmd::Hash { value, kind }) => Request::LogHash { value: value.clone(), kind: *kind },
         Command::Backup { out } => Request::Backup { out: std::path::absolute(out)? },
         Command::Tenant(t) => match t {
             TenantCmd::Add(a) => Request::TenantAdd {
@@ -1118,6 +1137,7 @@ pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool>
                 }
             }
         }
+        Command::Log(LogCmd::Hash { .. }) if !cli.json => println!("{}", value.as_str().unwrap_or_default()),
         Command::Store(StoreCmd::Verify) => {
             let r: faxgate::store::verify::VerifyReport = serde_json::from_value(value.clone())?;
             success = r.ok;

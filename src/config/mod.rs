@@ -628,6 +628,11 @@ pub struct LogConfig {
     /// of its own).
     #[serde(default)]
     pub format: LogFormat,
+    /// Write fax numbers, mail addresses and names in clear. Off: each is
+    /// written as a keyed hash of it (`n:3fa9c2d1`; `faxgate log hash`).
+    /// On is logged at WARN at every start and reload.
+    #[serde(default)]
+    pub personal_data: bool,
 }
 
 /// Checks a log filter: it must parse as for `RUST_LOG`, and each of its
@@ -662,7 +667,7 @@ fn default_log_level() -> String {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: default_log_level(), target: LogTarget::Auto, format: LogFormat::Text }
+        LogConfig { level: default_log_level(), target: LogTarget::Auto, format: LogFormat::Text, personal_data: false }
     }
 }
 

@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use faxgate_retention::LogId;
 use faxgate_smtp::outgoing::OutAttachment;
 use faxgate_t38::sip::{CallReport, IncomingCall};
 use jiff::Timestamp;
@@ -137,7 +138,7 @@ impl Gateway {
                     let _ = done.send(());
                 };
                 off_sip_path(write);
-                tracing::info!(call_id = %call.call_id, %trunk, to = %num.number, "answering a fax call");
+                tracing::info!(call_id = %call.call_id, %trunk, to = %LogId::number(num.number.as_str()), "answering a fax call");
                 self.inner.inbound.lock().unwrap_or_else(|p| p.into_inner()).insert(
                     call.call_id.clone(),
                     Inbound { number: num, file: file.clone(), start: now, cdr_id, recorded },
@@ -145,7 +146,7 @@ impl Gateway {
                 Some(file)
             }
             None => {
-                tracing::info!(call_id = %call.call_id, %trunk, called = %call.called, "call to a number that is not active here: 404");
+                tracing::info!(call_id = %call.call_id, %trunk, called = %LogId::number(number.as_ref().map_or(call.called.as_str(), |n| n.as_str())), "call to a number that is not active here: 404");
                 self.refused_cdr(trunk, call, 404);
                 None
             }

@@ -221,7 +221,7 @@ impl Gateway {
                         .await
                         .unwrap_or_else(|e| Err(Error::Invalid(format!("received fax task failed: {e}"))))
                     {
-                        tracing::error!(error = %e, "cannot deliver a received fax");
+                        tracing::error!(error = %faxgate_retention::logid::Scrubbed(&e), "cannot deliver a received fax");
                     }
                 }
             });

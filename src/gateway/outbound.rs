@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use faxgate_retention::logid::Scrubbed;
 use faxgate_smtp::outgoing::OutAttachment;
 use faxgate_t38::FaxSettings;
 use faxgate_t38::sip::{CallReport, UserAgent};
@@ -74,7 +75,7 @@ impl Gateway {
                 let g = self.clone();
                 match tokio::task::spawn_blocking(move || g.take_up(&id)).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "cannot take up a mail job"),
+                    Ok(Err(e)) => tracing::error!(error = %Scrubbed(&e), "cannot take up a mail job"),
                     Err(e) => tracing::error!(error = %e, "mail job task failed"),
                 }
                 self.inner.wake.notify_one();
@@ -162,7 +163,7 @@ impl Gateway {
             "mail taken up"
         );
         if let Err(e) = &rendered {
-            tracing::info!(mail = %mail.id.to_text(), error = %e, "mail cannot be faxed");
+            tracing::info!(mail = %mail.id.to_text(), error = %Scrubbed(&e), "mail cannot be faxed");
         }
         let mut m = self.jobs();
         for j in jobs {
@@ -183,7 +184,7 @@ impl Gateway {
                 let g = self.clone();
                 match tokio::task::spawn_blocking(move || g.finish(&id)).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "cannot report a finished fax job"),
+                    Ok(Err(e)) => tracing::error!(error = %Scrubbed(&e), "cannot report a finished fax job"),
                     Err(e) => tracing::error!(error = %e, "report task failed"),
                 }
             }

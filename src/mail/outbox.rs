@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use faxgate_retention::logid::Scrubbed;
 use faxgate_smtp::outgoing::{OutAttachment, OutMessage, Outgoing};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -317,11 +318,11 @@ impl Outbox {
                     r.last_error = Some(e.to_string());
                     if e.is_permanent() || expired {
                         r.state = OutState::Failed;
-                        tracing::warn!(mail = %r.id, error = %e, expired, "mail given up");
+                        tracing::warn!(mail = %r.id, error = %Scrubbed(&e), expired, "mail given up");
                     } else {
                         r.next_attempt = now + backoff_in(&self.inner.delays, r.attempts);
                         tracing::warn!(
-                            mail = %r.id, error = %e, next_attempt = %r.next_attempt,
+                            mail = %r.id, error = %Scrubbed(&e), next_attempt = %r.next_attempt,
                             "mail delivery deferred; next attempt at {}", r.next_attempt
                         );
                     }

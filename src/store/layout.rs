@@ -55,6 +55,14 @@ fn key(parts: &[&[u8]]) -> Vec<u8> {
 /// tree; listings never show it.
 pub const MANIFEST: &[u8] = b"\xff\xff\xffmanifest";
 
+/// The key that hashes numbers, addresses and names in log lines
+/// ([`faxgate_retention::logid`]): derived from the install-wide index key
+/// in a blinding domain of its own, so that it is stable across restarts,
+/// needs no file of its own, and a log hash is never an index key.
+pub fn log_key(store: &Store) -> faxgate_retention::Key {
+    faxgate_retention::Key::from_bytes(store.blind("log-id", ""))
+}
+
 /// Whether the value under `key` in `tree` is a sealed record (otherwise a
 /// plain value: an id, a time, or nothing).
 pub fn is_sealed(tree: TreeName, key: &[u8]) -> bool {

@@ -192,6 +192,9 @@ unsafe extern "C" fn message_handler(_user_data: *mut c_void, level: c_int, text
             SPAN_LOG_PROTOCOL_ERROR | SPAN_LOG_PROTOCOL_WARNING => {
                 tracing::info!(target: "spandsp", "{msg}")
             }
+            // The T.30 flow names the stations (TSI, CSI: numbers, names):
+            // only with `log.personal_data`.
+            _ if !faxgate_retention::logid::personal_data() => {}
             SPAN_LOG_FLOW => tracing::debug!(target: "spandsp", "{msg}"),
             _ => tracing::trace!(target: "spandsp", "{msg}"),
         }

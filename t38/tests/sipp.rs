@@ -73,7 +73,16 @@ fn sipp_plain_call() {
     }
     let dir = tmpdir("plain");
     // One trunk's SIP messages at debug level (faxleg's trunk is named "trunk").
-    let args = ["receive", "--trunk", "127.0.0.1", "--dir", dir.to_str().unwrap(), "--media", "audio-only"];
+    let args = [
+        "receive",
+        "--trunk",
+        "127.0.0.1",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--media",
+        "audio-only",
+        "--log-personal-data",
+    ];
     let leg = Leg::start_with_log("faxleg", &dir, &args, "info,[trunk{name=trunk}]=debug");
     let out = sipp(&dir, Some(leg.addr), "uac_plain.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
     assert_sipp_ok(&dir, &out);

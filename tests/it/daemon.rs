@@ -173,3 +173,22 @@ fn sockets_passed_by_the_service_manager_are_used_and_outlive_a_restart() {
     c.write_all(b"QUIT\r\n").unwrap();
     drop(d);
 }
+
+/// As root with the daemon stopped, the CLI does not open a data directory
+/// that belongs to another user (the daemon's): it would leave root's files
+/// there. It names the owner, and changes nothing; root's own directory
+/// opens as before.
+#[test]
+fn cli_as_root_refuses_a_data_directory_of_another_user() {
+    assert!(nix::unistd::geteuid().is_root(), "the integration tests run as root");
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("the user nobody");
+    let setup = Setup::new();
+    let data = setup.data_dir();
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw())).unwrap();
+    let err = setup.fails(&["tenant", "list"]);
+    assert!(err.contains("belongs to user nobody") && err.contains("sudo -u nobody"), "{err}");
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "something was made in the data directory");
+    std::os::unix::fs::chown(&data, Some(0), Some(0)).unwrap();
+    setup.ok(&["tenant", "list"]);
+}

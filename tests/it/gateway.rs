@@ -73,6 +73,8 @@ pub struct Opts {
     pub fax: &'static str,
     /// Media time per real second, on both trunks (the daemon's test clock).
     pub clock_rate: f64,
+    /// The `[log]` settings other than the target.
+    pub log: &'static str,
 }
 
 impl Default for Opts {
@@ -86,6 +88,7 @@ impl Default for Opts {
             extra: String::new(),
             fax: "",
             clock_rate: 5.0,
+            log: "level = \"debug,sled=info\"",
         }
     }
 }
@@ -102,7 +105,7 @@ pub fn start(o: Opts) -> Gw {
     let keyfile = setup.path().join("key.pem");
     std::fs::write(&certfile, cert.cert.pem()).unwrap();
     std::fs::write(&keyfile, cert.key_pair.serialize_pem()).unwrap();
-    let config = std::fs::read_to_string(&setup.config).unwrap();
+    let config = std::fs::read_to_string(&setup.config).unwrap().replace("level = \"debug,sled=info\"", o.log);
     std::fs::write(
         &setup.config,
         format!(

@@ -15,6 +15,7 @@ mod fidelity;
 mod gateway;
 mod gdpr;
 mod hostile;
+mod log_privacy;
 mod mail;
 mod metrics;
 mod outbox;

@@ -116,6 +116,10 @@ struct Common {
     /// The session interval (RFC 4028) asked for on calls placed, in seconds.
     #[arg(long, global = true, default_value_t = 1800)]
     session_expires: u32,
+    /// Log numbers and names in clear, and SIP messages in full at debug
+    /// (otherwise as keyed hashes, as faxgate does by default).
+    #[arg(long, global = true)]
+    log_personal_data: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -172,6 +176,7 @@ async fn main() {
         .init();
     let args = Args::parse();
     let c = &args.common;
+    faxgate_retention::logid::set_personal_data(c.log_personal_data);
     let (host, port) = match c.trunk.rsplit_once(':') {
         Some((h, p)) => match p.parse() {
             Ok(p) => (h.to_string(), p),

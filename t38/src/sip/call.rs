@@ -861,7 +861,10 @@ impl Call {
                         self.state = State::T38;
                     }
                     Ok(_) => tracing::info!("re-INVITE answer not T.38: staying on audio"),
-                    Err(e) => tracing::info!("re-INVITE answer unusable ({e}): staying on audio"),
+                    Err(e) => tracing::info!(
+                        "re-INVITE answer unusable ({}): staying on audio",
+                        faxgate_retention::logid::Scrubbed(&e)
+                    ),
                 }
             }
             491 => {

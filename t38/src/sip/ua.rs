@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use faxgate_retention::logid::Scrubbed;
 use rsipstack::EndpointBuilder;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{DialogState, DialogStateSender, TerminatedReason, TransactionHandle};
@@ -395,6 +396,8 @@ impl DropLog {
 /// Logs every SIP message of a trunk at debug level (target
 /// `faxgate_t38::sip::wire`), inside a span `trunk{name=...}`, so that one
 /// trunk's messages can be shown alone (`[trunk{name=carrier}]=debug`).
+/// A message carries numbers and names: without `log.personal_data` only
+/// its first line's method or status and its size are logged.
 struct WireLog {
     trunk: String,
 }
@@ -404,7 +407,16 @@ impl WireLog {
         let _span = tracing::info_span!("trunk", name = self.trunk.as_str()).entered();
         if tracing::enabled!(target: "faxgate_t38::sip::wire", tracing::Level::DEBUG) {
             let peer = peer.map(ToString::to_string).unwrap_or_default();
-            tracing::debug!(target: "faxgate_t38::sip::wire", %peer, "{what}\n{msg}");
+            if faxgate_retention::logid::personal_data() {
+                tracing::debug!(target: "faxgate_t38::sip::wire", %peer, "{what}\n{msg}");
+            } else {
+                let first = match msg {
+                    SipMessage::Request(r) => r.method.to_string(),
+                    SipMessage::Response(r) => r.status_code.code().to_string(),
+                };
+                let bytes = msg.to_string().len();
+                tracing::debug!(target: "faxgate_t38::sip::wire", %peer, "{what}: {first}, {bytes} bytes");
+            }
         }
     }
 }
@@ -421,17 +433,18 @@ impl MessageInspector for WireLog {
     }
 }
 
-/// The log filter `level` with the SIP library's own message dumps (every
-/// datagram, at info) turned off, unless `level` names the library itself.
-/// faxgate logs the messages of a trunk at debug level instead (target
+/// The log filter `level` with the SIP library held at warn (its dumps of
+/// every datagram at info, and its debug lines, carry numbers and names in
+/// clear), unless `level` names the library itself. faxgate logs the
+/// messages of a trunk at debug level instead (target
 /// `faxgate_t38::sip::wire`, in a span `trunk{name=...}`).
 pub fn log_filter(level: &str) -> String {
     if level.contains("rsipstack") {
         level.to_string()
     } else if level.trim().is_empty() {
-        "rsipstack::transport=warn".to_string()
+        "rsipstack=warn".to_string()
     } else {
-        format!("{level},rsipstack::transport=warn")
+        format!("{level},rsipstack=warn")
     }
 }
 
@@ -943,7 +956,7 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
             if matches!(refusal, Refusal::BadRequest(_)) {
                 inner.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
             }
-            tracing::info!(status = refusal.status(), reason = refusal.reason(), "INVITE refused");
+            tracing::info!(status = refusal.status(), reason = %Scrubbed(refusal.reason()), "INVITE refused");
             let status = refuse(&tx.original, refusal.status());
             return tx.reply_with(status, refusal_headers(&refusal), None).await.map_err(sip);
         }
@@ -968,7 +981,7 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
         }) {
         Ok(c) => c,
         Err(refusal) => {
-            tracing::info!(status = refusal.status(), reason = refusal.reason(), "INVITE refused");
+            tracing::info!(status = refusal.status(), reason = %Scrubbed(refusal.reason()), "INVITE refused");
             let status = refuse(&tx.original, refusal.status());
             return tx.reply_with(status, refusal_headers(&refusal), None).await.map_err(sip);
         }
@@ -1008,7 +1021,7 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
             }
             refuse(&invite, status);
         }
-        Outcome::Failed(e) => tracing::warn!(call_id = %who.call_id, "incoming call: {e}"),
+        Outcome::Failed(e) => tracing::warn!(call_id = %who.call_id, "incoming call: {}", Scrubbed(&e)),
     }
     Ok(())
 }
@@ -1177,7 +1190,7 @@ async fn drive(mut call: Call, mut io: CallIo) -> (Outcome, MediaStats) {
                     },
                     Ok(None) => Input::ReinviteFailed,
                     Err(e) => {
-                        tracing::info!("re-INVITE: {e}");
+                        tracing::info!("re-INVITE: {}", Scrubbed(&e));
                         Input::ReinviteFailed
                     }
                 };
@@ -1299,7 +1312,7 @@ async fn perform(
             if let Some(d) = &io.dialog
                 && let Err(e) = d.accept(Some(headers), Some(sdp.write().into_bytes()))
             {
-                tracing::warn!("200 to the INVITE: {e}");
+                tracing::warn!("200 to the INVITE: {}", Scrubbed(&e));
             }
         }
         Action::Reject(status) => {
@@ -1324,7 +1337,7 @@ async fn perform(
                     headers.extend(timer_response_headers(timer));
                 }
                 if let Some(r) = &reason {
-                    tracing::info!(status, reason = %r, "request refused");
+                    tracing::info!(status, reason = %Scrubbed(&r), "request refused");
                     headers.push(warning(r));
                 }
                 if status == 422 {
@@ -1410,7 +1423,7 @@ async fn keepalive_loop(inner: Arc<Inner>) {
         }
         match options_request(&inner).await {
             Ok(code) => tracing::debug!(code, "trunk keep-alive"),
-            Err(e) => tracing::warn!("trunk keep-alive: {e}"),
+            Err(e) => tracing::warn!("trunk keep-alive: {}", Scrubbed(&e)),
         }
     }
 }
@@ -1428,7 +1441,7 @@ async fn register_loop(inner: Arc<Inner>) {
     let server: rsipstack::sip::Uri = match format!("sip:{}", inner.trunk_addr).as_str().try_into() {
         Ok(u) => u,
         Err(e) => {
-            tracing::error!("registrar URI: {e}");
+            tracing::error!("registrar URI: {}", Scrubbed(&e));
             return;
         }
     };
@@ -1450,7 +1463,7 @@ async fn register_loop(inner: Arc<Inner>) {
             Err(e) => {
                 failures += 1;
                 inner.counters.registered.store(false, Ordering::Relaxed);
-                tracing::warn!("registration: {e}");
+                tracing::warn!("registration: {}", Scrubbed(&e));
                 rsipstack::dialog::registration::backoff_interval(failures)
             }
         };
@@ -1491,8 +1504,8 @@ mod tests {
     /// The SIP library's per-datagram dumps are off unless asked for by name.
     #[test]
     fn library_dumps_are_off_by_default() {
-        assert_eq!(log_filter("info"), "info,rsipstack::transport=warn");
-        assert_eq!(log_filter(""), "rsipstack::transport=warn");
+        assert_eq!(log_filter("info"), "info,rsipstack=warn");
+        assert_eq!(log_filter(""), "rsipstack=warn");
         assert_eq!(log_filter("debug,rsipstack=info"), "debug,rsipstack=info");
     }
 
