@@ -577,21 +577,11 @@ pub(crate) mod tests {
             called: "4533221100".into(),
             result,
             t38,
-            media: Default::default(),
             peer_hung_up: true,
             event_offsets: events.iter().enumerate().map(|(i, _)| std::time::Duration::from_secs(i as u64)).collect(),
             events,
             answered_for: std::time::Duration::from_secs(20),
-            t38_refused: 0,
-            t38_initial_refused: false,
-            session_interval: None,
-            refreshes_sent: 0,
-            refreshes_received: 0,
-            session_expired: false,
-            states: Vec::new(),
-            remote_media: None,
-            signalling: None,
-            refused: None,
+            ..Default::default()
         }
     }
 

@@ -94,7 +94,7 @@ pub struct IncomingCall {
 pub type Router = Arc<dyn Fn(&IncomingCall) -> Option<PathBuf> + Send + Sync>;
 
 /// What happened on one call.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CallReport {
     /// Call-ID.
     pub call_id: String,
@@ -156,23 +156,9 @@ impl CallReport {
             incoming: true,
             caller: req.from_header().ok().and_then(|f| f.uri().ok()).map(|u| user_of(&u)).unwrap_or_default(),
             called: user_of(&req.uri),
-            result: None,
-            t38: false,
-            media: MediaStats::default(),
-            peer_hung_up: false,
-            events: Vec::new(),
-            event_offsets: Vec::new(),
-            answered_for: Duration::ZERO,
-            t38_refused: 0,
-            t38_initial_refused: false,
-            session_interval: None,
-            refreshes_sent: 0,
-            refreshes_received: 0,
-            session_expired: false,
-            states: Vec::new(),
-            remote_media: None,
             signalling: signalling_source(req),
             refused: Some(status),
+            ..Self::default()
         }
     }
 
