@@ -740,7 +740,8 @@ mod tests {
         let (acceptor, connector) = tls_pair();
         let shutdown = CancellationToken::new();
         let config = Arc::new(SessionConfig {
-            limits: Limits { max_errors: 100, ..Limits::default() },
+            // The idle timeout must not end at the same paused instant as the lockout below.
+            limits: Limits { max_errors: 100, idle_timeout: Duration::from_secs(600), ..Limits::default() },
             ..SessionConfig::default()
         });
         let (client, server) = tokio::io::duplex(64 * 1024);
