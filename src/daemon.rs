@@ -2,7 +2,8 @@
 //!
 //! Opens the store, serves the admin socket, and follows systemd's notify
 //! protocol: `READY=1` once it serves, `RELOADING=1` while it rereads its
-//! configuration on SIGHUP, `STOPPING=1` on SIGTERM or SIGINT, `WATCHDOG=1`
+//! configuration on SIGHUP, `STOPPING=1` and `STATUS=draining: N calls` on
+//! SIGTERM or SIGINT (see [`stop`]), `WATCHDOG=1`
 //! at half the watchdog interval when the unit sets one. It prints
 //! `faxgate: <what> <where>` for each listener and `faxgate: ready` on
 //! standard output, which tests and scripts wait for.
@@ -272,6 +273,8 @@ pub async fn serve(
     let mut ctx = admin::Context::new(&store, directory.clone(), retention, sweeper, status)?;
 
     let shutdown = CancellationToken::new();
+    // Cancelled when a stop begins: no more mail is taken (see `stop`).
+    let drain = shutdown.child_token();
     let mut tasks = tokio::task::JoinSet::new();
     if verified.ok {
         tasks.spawn(ctx.sweeper.clone().run(ctx.wake.clone(), shutdown.clone()));
@@ -319,7 +322,14 @@ pub async fn serve(
             auth: faxgate_smtp::AuthThrottle::new(config.smtp.auth_limits()),
         };
         let listeners = smtp.into_iter().map(|(_, l)| l).collect();
-        tasks.spawn(faxgate_smtp::server::run(listeners, policy, Arc::new(spool.clone()), guards, shutdown.clone()));
+        tasks.spawn(faxgate_smtp::server::run(
+            listeners,
+            policy,
+            Arc::new(spool.clone()),
+            guards,
+            drain.clone(),
+            shutdown.clone(),
+        ));
     }
     let work_dir = config
         .fax
@@ -362,6 +372,7 @@ pub async fn serve(
         );
         tasks.spawn(crate::metrics::http::run(listener, sources, shutdown.clone()));
     }
+    let gw = gateway.clone();
     ctx.queue = Some(crate::gateway::Queue::Running(gateway));
     ctx.outbox = Some(outbox_handle);
     tasks.spawn(admin::server::run(listener, socket_path.clone(), Arc::new(ctx), shutdown.clone()));
@@ -428,11 +439,8 @@ pub async fn serve(
         }
     }
 
-    tracing::info!("stopping");
-    health.set_ready(false);
-    notify(&[sd_notify::NotifyState::Stopping]);
-    shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
+    stop(Stop { gateway: gw, drain, shutdown, tasks, health, term, int, drain_timeout: config.fax.drain_timeout })
+        .await;
     tokio::task::spawn_blocking(move || -> Result<(), crate::Error> {
         store.flush()?;
         store.write_witness()
@@ -440,6 +448,83 @@ pub async fn serve(
     .await??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What [`stop`] ends.
+struct Stop {
+    gateway: crate::gateway::Gateway,
+    drain: CancellationToken,
+    shutdown: CancellationToken,
+    tasks: tokio::task::JoinSet<()>,
+    health: crate::metrics::Health,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    drain_timeout: u64,
+}
+
+/// How long the listeners, the sweeper and the outbox are given to end
+/// once the drain is over.
+const TASKS_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A stop: no new work (SMTP answers 421, INVITEs 503 with Retry-After,
+/// queued faxes wait), the calls under way get `fax.drain_timeout` to
+/// finish (a second SIGTERM or SIGINT ends the wait), the rest are ended
+/// with BYE ([`crate::gateway::stop`]); then everything else stops.
+/// `STATUS=` says how many calls are left, and the service manager's
+/// watchdog is kept fed meanwhile.
+async fn stop(s: Stop) {
+    let Stop { gateway, drain, shutdown, mut tasks, health, mut term, mut int, drain_timeout } = s;
+    health.set_ready(false);
+    let calls = gateway.calls_in_progress();
+    tracing::info!(
+        calls,
+        drain_timeout,
+        "stopping: no new mail or calls are taken; calls under way have {drain_timeout} s to finish"
+    );
+    notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::Status(&format!("draining: {calls} calls"))]);
+    drain.cancel();
+    let mut watchdog_usec = 0u64;
+    let feeder = sd_notify::watchdog_enabled(false, &mut watchdog_usec).then(|| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_micros((watchdog_usec / 2).max(1)));
+            loop {
+                tick.tick().await;
+                notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        })
+    });
+    let drained = gateway
+        .drain(
+            std::time::Duration::from_secs(drain_timeout),
+            |n| {
+                notify(&[sd_notify::NotifyState::Status(&format!("draining: {n} calls"))]);
+                tracing::info!(calls = n, "draining: {n} calls under way");
+            },
+            async {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                tracing::warn!("asked to stop again: calls under way are ended now");
+            },
+        )
+        .await;
+    tracing::info!(
+        calls = drained.calls_at_start,
+        ended_by_stop = drained.hung_up,
+        "drain over: {} of {} calls ended by the stop",
+        drained.hung_up,
+        drained.calls_at_start
+    );
+    notify(&[sd_notify::NotifyState::Status("stopping")]);
+    shutdown.cancel();
+    if tokio::time::timeout(TASKS_GRACE, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!("some connections did not end within {} s of the stop; they are closed", TASKS_GRACE.as_secs());
+        tasks.abort_all();
+    }
+    if let Some(f) = feeder {
+        f.abort();
+    }
 }
 
 /// The clock the fax leg's calls run on: real time. A build with the

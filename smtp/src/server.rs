@@ -176,19 +176,37 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// Serves the listeners until `shutdown`, then tells open sessions and waits for them.
+/// Serves the listeners until `shutdown`, then waits for open sessions.
+///
+/// Once `drain` is cancelled (a stop has begun) no more mail is taken:
+/// open sessions are told `421 4.3.2` at their next command (a message
+/// whose data is being received is still taken and answered first), and
+/// new connections get the same answer and are closed, so that clients
+/// queue their mail and try again later. `shutdown` cancels `drain` too,
+/// and closes the listeners.
 pub async fn run<P: Policy, S: Sink>(
     listeners: Vec<Listener>,
     policy: Arc<P>,
     sink: Arc<S>,
     guards: Guards,
+    drain: CancellationToken,
     shutdown: CancellationToken,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, l) in listeners.into_iter().enumerate() {
-        tasks.spawn(accept_loop(i, l, policy.clone(), sink.clone(), guards.clone(), shutdown.clone()));
+        let (drain, shutdown) = (drain.clone(), shutdown.clone());
+        tasks.spawn(accept_loop(i, l, policy.clone(), sink.clone(), guards.clone(), drain, shutdown));
     }
+    tasks.spawn(async move {
+        shutdown.cancelled().await;
+        drain.cancel();
+    });
     while tasks.join_next().await.is_some() {}
+}
+
+/// The answer to a connection made while the server is stopping.
+fn stopping_reply() -> Reply {
+    Reply::new(421, Enhanced(4, 3, 2), "service shutting down, try again later")
 }
 
 /// How long refusing a connection may take (writing its `421`).
@@ -200,6 +218,7 @@ async fn accept_loop<P: Policy, S: Sink>(
     policy: Arc<P>,
     sink: Arc<S>,
     guards: Guards,
+    drain: CancellationToken,
     shutdown: CancellationToken,
 ) {
     let mut config = listener.config;
@@ -230,6 +249,17 @@ async fn accept_loop<P: Policy, S: Sink>(
         };
         let _ = stream.set_nodelay(true);
         let peer = peer.ip();
+        if drain.is_cancelled() {
+            connections.spawn(async move {
+                let mut stream = stream;
+                let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+                    let _ = stream.write_all(&stopping_reply().to_wire()).await;
+                    let _ = stream.shutdown().await;
+                })
+                .await;
+            });
+            continue;
+        }
         let slot = match guards.connections.acquire(peer, index, listener.max_connections) {
             Ok(slot) => slot,
             Err(why) => {
@@ -254,7 +284,7 @@ async fn accept_loop<P: Policy, S: Sink>(
         };
         guards.stats.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (config, policy, sink, tls, auth, shutdown) =
-            (config.clone(), policy.clone(), sink.clone(), listener.tls.clone(), guards.auth.clone(), shutdown.clone());
+            (config.clone(), policy.clone(), sink.clone(), listener.tls.clone(), guards.auth.clone(), drain.clone());
         connections.spawn(async move {
             let _slot = slot;
             if let Err(e) = serve(stream, peer, &tls, config, &*policy, &*sink, &auth, &shutdown).await {
@@ -419,6 +449,7 @@ impl<P: Policy, S: Sink> Driver<'_, P, S> {
         IO: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut told = false;
         loop {
             while let Some(event) = session.poll_event() {
                 match event {
@@ -460,7 +491,11 @@ impl<P: Policy, S: Sink> Driver<'_, P, S> {
                     session.receive(now(), &buf[..n]);
                 }
                 _ = sleep_until(deadline) => session.handle_timeout(now()),
-                _ = self.shutdown.cancelled() => session.shutdown(),
+                // Told once: a message being received goes on to its end.
+                _ = self.shutdown.cancelled(), if !told => {
+                    told = true;
+                    session.shutdown();
+                }
             }
         }
     }

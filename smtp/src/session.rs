@@ -252,6 +252,8 @@ pub struct Session {
     tls_deadline: Option<Instant>,
     meter: Meter,
     errors: u32,
+    /// The server is stopping: close once the message being received is answered.
+    stopping: bool,
 }
 
 const E_OK: Enhanced = Enhanced(2, 0, 0);
@@ -297,6 +299,7 @@ impl Session {
             tls_deadline: None,
             meter: Meter::default(),
             errors: 0,
+            stopping: false,
         }
     }
 
@@ -351,6 +354,10 @@ impl Session {
             Asked::Data => State::ExpectMail,
         };
         self.send(reply);
+        if self.stopping {
+            self.shutdown();
+            return;
+        }
         self.process();
         self.meter_update(now);
     }
@@ -421,8 +428,14 @@ impl Session {
         self.meter_check(now);
     }
 
-    /// The server shuts down: tell the client and close.
+    /// The server stops taking mail: tell the client (`421 4.3.2`) and
+    /// close. A message being received is taken first: its data is read
+    /// to the end and answered, then the session closes.
     pub fn shutdown(&mut self) {
+        if matches!(self.state, State::Data(..) | State::Asking(Asked::Data)) {
+            self.stopping = true;
+            return;
+        }
         if !matches!(self.state, State::Closed) {
             self.send(Reply::new(421, Enhanced(4, 3, 2), "service shutting down, try again later"));
             self.state = State::Closed;

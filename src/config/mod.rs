@@ -113,6 +113,12 @@ pub struct FaxConfig {
     /// measuring intake alone, as Postfix's hold queue does).
     #[serde(default)]
     pub hold: bool,
+    /// Seconds a stop (SIGTERM) gives the calls under way to finish before
+    /// it ends them with BYE (they are then retried at the next start
+    /// without using up an attempt). Keep it under the unit's
+    /// `TimeoutStopSec` (90 s in the shipped unit).
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: u64,
     /// Where the pages of a call in progress are kept as a file for the fax
     /// engine, and removed when the call ends. Unset: `$RUNTIME_DIRECTORY`
     /// (a tmpfs under systemd), else `<data_dir>/work`.
@@ -177,6 +183,9 @@ fn default_header() -> String {
 fn default_true() -> bool {
     true
 }
+fn default_drain_timeout() -> u64 {
+    75
+}
 fn default_max_pages() -> usize {
     50
 }
@@ -225,6 +234,7 @@ impl Default for FaxConfig {
             attach_original_on_failure: true,
             cover_page: false,
             hold: false,
+            drain_timeout: default_drain_timeout(),
             work_dir: None,
             media_ip: default_media_ip(),
             advertise: None,

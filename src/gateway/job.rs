@@ -249,6 +249,10 @@ impl RetrySchedule {
     }
 }
 
+/// Attempts of one job cut off by a stop that are not counted
+/// ([`FaxJob::finish_attempt`]); more are counted as any other failure.
+pub const MAX_UNCOUNTED_INTERRUPTIONS: usize = 5;
+
 /// A fax to one number, from one accepted mail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaxJob {
@@ -295,6 +299,11 @@ impl FaxJob {
         matches!(self.state, JobState::Done | JobState::Failed)
     }
 
+    /// Attempts cut off by a stop that do not count against the schedule.
+    fn uncounted(&self) -> usize {
+        self.attempts.iter().filter(|a| a.outcome == Outcome::Interrupted).count().min(MAX_UNCOUNTED_INTERRUPTIONS)
+    }
+
     /// The last attempt's outcome.
     pub fn last_outcome(&self) -> Option<&Outcome> {
         self.attempts.last().map(|a| &a.outcome)
@@ -302,8 +311,20 @@ impl FaxJob {
 
     /// Records an attempt and decides what follows: done, another attempt
     /// after the cause's schedule (see [`crate::config::RetryByCause`]), or failed for good.
+    ///
+    /// An attempt cut off by the gateway's own stop or restart
+    /// ([`Outcome::Interrupted`]) is not the customer's: it is called again
+    /// at once and does not count against the schedule, up to
+    /// [`MAX_UNCOUNTED_INTERRUPTIONS`] times per job (so that a fax that
+    /// keeps the daemon from running cannot loop for ever).
     pub fn finish_attempt(&mut self, attempt: Attempt, retry: &RetrySchedule) {
         let end = attempt.end;
+        if attempt.outcome == Outcome::Interrupted && self.uncounted() < MAX_UNCOUNTED_INTERRUPTIONS {
+            self.attempts.push(attempt);
+            self.next_at = end;
+            self.state = JobState::Queued;
+            return;
+        }
         let transient = attempt.outcome.is_transient();
         self.safer = matches!(attempt.outcome, Outcome::TransferFailed { .. });
         let sent = matches!(attempt.outcome, Outcome::Sent { .. });
@@ -312,7 +333,7 @@ impl FaxJob {
         let delay = match retry.by_cause.get(cause) {
             // This cause's own schedule, counting its own attempts.
             Some(own) => own.get(self.attempts.iter().filter(|a| a.outcome.cause() == cause).count() - 1),
-            None => retry.delays.get(self.attempts.len() - 1),
+            None => retry.delays.get(self.attempts.len() - self.uncounted() - 1),
         };
         self.state = match delay {
             _ if sent => JobState::Done,
@@ -440,6 +461,35 @@ mod tests {
         j.finish_attempt(attempt(j.next_at, Outcome::NoAnswer { status: 408 }), &delays);
         assert_eq!(j.state, JobState::Failed);
         assert_eq!(j.attempts.len(), 4);
+    }
+
+    #[test]
+    fn an_attempt_cut_off_by_a_stop_is_not_counted() {
+        let t0: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
+        let mut j = job(t0);
+        let delays = RetrySchedule::uniform(&[60]);
+        // Busy, then the gateway is stopped in the last attempt, twice: the
+        // last attempt is still due, at once.
+        j.finish_attempt(attempt(t0, Outcome::Busy { status: 486 }), &delays);
+        for _ in 0..2 {
+            let at = j.next_at;
+            j.finish_attempt(attempt(at, Outcome::Interrupted), &delays);
+            assert_eq!(j.state, JobState::Queued);
+            assert_eq!(j.next_at, at + SignedDuration::from_secs(30), "called again at once");
+        }
+        j.finish_attempt(attempt(j.next_at, Outcome::Sent { pages: 2 }), &delays);
+        assert_eq!(j.state, JobState::Done);
+        assert_eq!(j.attempts.len(), 4);
+        // Not for ever: beyond the uncounted ones, a stop counts.
+        let mut j = job(t0);
+        for _ in 0..MAX_UNCOUNTED_INTERRUPTIONS {
+            j.finish_attempt(attempt(j.next_at, Outcome::Interrupted), &delays);
+            assert_eq!(j.state, JobState::Queued);
+        }
+        j.finish_attempt(attempt(j.next_at, Outcome::Interrupted), &delays);
+        assert_eq!(j.state, JobState::Queued, "the first counted one has a retry left");
+        j.finish_attempt(attempt(j.next_at, Outcome::Interrupted), &delays);
+        assert_eq!(j.state, JobState::Failed);
     }
 
     #[test]

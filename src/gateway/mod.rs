@@ -10,6 +10,7 @@
 //! - `inbound`: fax to mail: routing a call, receiving, recovery after a stop;
 //! - [`report`]: the mails it sends (reports, received faxes);
 //! - [`control`]: the queue as the admin API lists and steers it;
+//! - [`stop`]: the drain on SIGTERM;
 //! - [`job`]: a fax job and its retry schedule; [`policy`]: where an account may fax;
 //!   [`render`]: a mail's parts to fax pages.
 //!
@@ -22,6 +23,7 @@ mod outbound;
 pub mod policy;
 pub mod render;
 pub mod report;
+pub mod stop;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -99,6 +101,10 @@ struct Inner {
     /// Calls being received, by Call-ID.
     inbound: Mutex<HashMap<String, Inbound>>,
     wake: Notify,
+    /// A stop has begun: no new calls ([`stop`]).
+    draining: std::sync::atomic::AtomicBool,
+    /// The drain's deadline passed: calls still under way were ended by us.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// The running gateway.
@@ -144,6 +150,8 @@ impl Gateway {
                 jobs: Mutex::new(BTreeMap::new()),
                 inbound: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
+                draining: Default::default(),
+                stopping: Default::default(),
             }),
         };
         E164::load_numbering_plan();

@@ -188,8 +188,9 @@ impl Gateway {
                     Err(e) => tracing::error!(error = %e, "report task failed"),
                 }
             }
-            // Held: nothing is called (reports of jobs already final still go).
-            let outbound = match self.inner.config.hold {
+            // Held or stopping: nothing is called (reports of jobs already
+            // final still go).
+            let outbound = match self.inner.config.hold || self.draining() {
                 true => None,
                 false => self.inner.outbound.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             };
@@ -223,7 +224,7 @@ impl Gateway {
                         g.inner.wake.notify_one();
                     });
                 }
-            } else if !due.is_empty() && !self.inner.config.hold {
+            } else if !due.is_empty() && !self.inner.config.hold && !self.draining() {
                 tracing::warn!(jobs = due.len(), "faxes are waiting but no trunk is marked outbound");
             }
             let next = self
@@ -301,7 +302,15 @@ impl Gateway {
             Err(e) => Err(faxgate_t38::sip::CallError::Engine(e.to_string())),
         };
         let end = self.now();
-        let outcome = Outcome::of_call(&result);
+        let outcome = match Outcome::of_call(&result) {
+            // Ended by our own stop ([`super::stop`]).
+            o if self.inner.stopping.load(std::sync::atomic::Ordering::SeqCst)
+                && !matches!(o, Outcome::Sent { .. }) =>
+            {
+                Outcome::Interrupted
+            }
+            o => o,
+        };
         let report = result.as_ref().ok();
         let cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, Some(out.ua.trunk_addr()));
         let remote = cdr.remote_station.clone();
@@ -416,11 +425,11 @@ impl Gateway {
         c.pages = outcome.pages();
         c.pages_total = Some(job.pages_total);
         c.attempt = job.attempts.len() as u32 + 1;
-        if let Outcome::Interrupted = outcome {
-            c.t30_text = Some("interrupted: the gateway stopped during the call".into());
-        }
         if let Some(r) = report {
             c.fill_from_report(r, end);
+        }
+        if let Outcome::Interrupted = outcome {
+            c.t30_text = Some("interrupted: the gateway stopped during the call".into());
         }
         if c.t30_text.is_none() {
             c.t30_text = Some(outcome.code().to_owned());

@@ -1,6 +1,7 @@
 //! SIPp (Debian package `sip-tester`) against the fax leg (`faxleg`): a plain
 //! call, CANCEL, OPTIONS, a T.38 re-INVITE answered by SIPp, malformed and
-//! refused requests, and a flood from a source that is not the trunk.
+//! refused requests, an INVITE while stopping, and a flood from a source
+//! that is not the trunk.
 //! Each test skips, saying so, when `sipp` is not installed.
 
 mod common;
@@ -153,6 +154,20 @@ fn sipp_cancel_on_no_answer() {
     assert_eq!(r["transient"], true, "no answer is worth a retry: {r:#}");
     let out = sipp.wait_with_output().unwrap();
     assert_sipp_ok(&dir, &out);
+}
+
+#[test]
+fn sipp_invite_while_draining_gets_503_with_retry_after() {
+    if !have_sipp() {
+        return;
+    }
+    let dir = tmpdir("drained");
+    let mut leg = receiver(&dir, &[]);
+    leg.drain();
+    let out = sipp(&dir, Some(leg.addr), "uac_drained.xml", "127.0.0.1", &["-s", "100", "-m", "1"]);
+    assert_sipp_ok(&dir, &out);
+    assert_eq!(leg.stats()["active_calls"], 0);
+    assert!(leg.log_text().contains("the gateway is stopping"), "{}", leg.log_tail());
 }
 
 #[test]

@@ -161,7 +161,8 @@ fn sockets_passed_by_the_service_manager_are_used_and_outlive_a_restart() {
     .unwrap();
     let d = s.start();
     assert_eq!(d.announced("smtp"), smtp.to_string());
-    assert!(d.log().contains(&format!("passed a socket (udp {stray})")), "{}", d.log());
+    // The log is read from stderr by a thread of its own: wait for the line.
+    d.wait_for_log(&format!("passed a socket (udp {stray})"));
     assert!(d.stop().success());
     // No daemon: the connection is queued by the kernel, not refused.
     let mut c = std::net::TcpStream::connect(smtp).expect("the passed socket is still listening");

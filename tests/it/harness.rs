@@ -236,6 +236,21 @@ impl Daemon {
         status
     }
 
+    /// Waits for the daemon to exit on its own (after a signal sent with
+    /// [`Self::signal`]), at most `secs`.
+    pub fn wait(&mut self, secs: u64) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let c = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the daemon did not exit within {secs} s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill9(mut self) {
         let mut c = self.child.take().unwrap();

@@ -168,7 +168,7 @@ fn out_of_file_descriptors_the_log_stays_small_and_the_admin_socket_answers_agai
     let mut cmd = Command::new("prlimit");
     cmd.arg("--nofile=128").arg("--").arg(BIN).arg("--config").arg(&setup.config).arg("serve");
     let daemon = Daemon::spawn(cmd);
-    assert!(daemon.log().contains("open files at most 128"), "{}", daemon.log());
+    daemon.wait_for_log("open files at most 128");
     let addr = daemon.announced("smtp");
     // 200: more than the daemon can accept, and fewer than it can accept
     // plus its listen backlog (128) holds, so that every connect completes.

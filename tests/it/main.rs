@@ -9,6 +9,7 @@ mod config;
 mod crash;
 mod daemon;
 mod directory;
+mod drain;
 mod durability;
 mod fax_cli;
 mod fidelity;

@@ -47,7 +47,9 @@ fn ready_reloading_stopping_and_the_watchdog_are_notified() {
     let reloading = seen.iter().find(|m| m.contains("RELOADING=1")).expect("RELOADING=1 before READY=1");
     assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
     d.signal(Signal::SIGTERM);
-    until(&sock, "STOPPING=1");
+    let seen = until(&sock, "STOPPING=1");
+    let stopping = seen.last().unwrap();
+    assert!(stopping.contains("STATUS=draining: 0 calls"), "the drain in STATUS=: {stopping}");
 }
 
 #[test]

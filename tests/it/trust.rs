@@ -202,7 +202,7 @@ fn a_damaged_tenant_or_account_key_stops_only_its_owner() {
     let (s, a, b) = seeded();
     let saved = flip_key(&s, "tenant-alpha");
     let d = s.start();
-    assert!(d.log().contains("key tenant-alpha is damaged"), "{}", d.log());
+    d.wait_for_log("key tenant-alpha is damaged");
     let status = s.json(&["status"]);
     assert!(status["key_faults"].to_string().contains("tenant-alpha"), "{status}");
     let tenants = s.json(&["tenant", "list"]);
@@ -217,7 +217,7 @@ fn a_damaged_tenant_or_account_key_stops_only_its_owner() {
     let key = format!("account-{b}");
     flip_key(&s, &key);
     let d = s.start();
-    assert!(d.log().contains(&format!("key {key} is damaged")), "{}", d.log());
+    d.wait_for_log(&format!("key {key} is damaged"));
     let err = s.fails(&["account", "show", &b]);
     assert!(err.contains(&format!("key {key} is damaged")), "{err}");
     s.ok(&["account", "show", &a]);
@@ -253,7 +253,7 @@ fn a_clock_far_ahead_suspends_erasure_until_confirmed() {
     let d = s.start();
     d.stop();
     let d = serve_at(&s, &faketime_env("+400d"));
-    assert!(d.log().contains("erasure of CDRs and accounts is suspended"), "{}", d.log());
+    d.wait_for_log("erasure of CDRs and accounts is suspended");
     s.ok(&["retention", "sweep"]);
     assert_eq!(s.json(&["cdr", "list"]).as_array().unwrap().len(), 20, "no CDR erased");
     s.ok(&["account", "show", &a]);
@@ -269,7 +269,7 @@ fn a_clock_far_ahead_suspends_erasure_until_confirmed() {
     // Back at the real time: the clock went back (a warning), erasure stays
     // suspended until confirmed, and the audit flags the sweeps dated ahead.
     let d = s.start();
-    assert!(d.log().contains("behind the latest time seen"), "{}", d.log());
+    d.wait_for_log("behind the latest time seen");
     let audit = s.cli(&["retention", "audit"]);
     let text = String::from_utf8_lossy(&audit.stdout);
     assert!(!audit.status.success() && text.contains("dated after now"), "{text}");
@@ -282,7 +282,7 @@ fn a_clock_far_ahead_suspends_erasure_until_confirmed() {
 
     // 30 days back: a warning, nothing suspended, nothing erased.
     let d = serve_at(&s, &faketime_env("-30d"));
-    assert!(d.log().contains("behind the latest time seen"), "{}", d.log());
+    d.wait_for_log("behind the latest time seen");
     assert!(s.json(&["status"])["clock_suspended"].is_null());
     s.ok(&["retention", "sweep"]);
     assert_eq!(s.json(&["cdr", "list"]).as_array().unwrap().len(), 20);
@@ -308,7 +308,7 @@ fn a_clock_jump_between_sweeps_suspends_erasure() {
     assert!(cdr["suspended"].as_str().unwrap().contains("ahead while"), "{sweep}");
     assert_eq!(cdr["erased"], 0);
     assert_eq!(s.json(&["cdr", "list"]).as_array().unwrap().len(), 20);
-    assert!(d.log().contains("erasure of CDRs and accounts is suspended"), "{}", d.log());
+    d.wait_for_log("erasure of CDRs and accounts is suspended");
     d.stop();
 }
 

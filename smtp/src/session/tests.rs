@@ -456,6 +456,24 @@ fn shutdown_tells_the_client() {
     assert!(t.s.is_closed());
 }
 
+#[test]
+fn a_stop_during_data_takes_the_message_then_closes() {
+    let mut t = T::new();
+    t.ehlo_mail_rcpt();
+    t.send("DATA\r\nSubject: x\r\n\r\nhalf");
+    assert_eq!(t.take(), "354 end data with <CR><LF>.<CR><LF>\r\n");
+    t.s.shutdown();
+    assert!(!t.s.is_closed(), "the message is still coming");
+    assert_eq!(t.take(), "");
+    t.send(" of it\r\n.\r\nMAIL FROM:<b@client.test>\r\n");
+    assert!(
+        matches!(t.answer(Reply::ok("queued as job-1")), Question::Data(m) if m.data == b"Subject: x\r\n\r\nhalf of it\r\n")
+    );
+    assert_eq!(t.take(), "250 2.0.0 queued as job-1\r\n421 4.3.2 service shutting down, try again later\r\n");
+    assert!(t.s.is_closed());
+    assert_eq!(t.s.poll_event(), None, "the pipelined MAIL is not taken");
+}
+
 fn slow_config() -> SessionConfig {
     SessionConfig {
         hostname: "fax.test".into(),

@@ -7,7 +7,8 @@
 //!
 //! It prints `listening <addr>` once the signalling socket is bound, then
 //! one JSON line per call report (`faxleg --help` lists the options). On
-//! stdin, the line `stats` prints the counters as JSON.
+//! stdin, the line `stats` prints the counters as JSON, and `drain` makes it
+//! refuse new calls with 503 and Retry-After, as faxgate does when stopping.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -252,8 +253,11 @@ async fn main() {
     tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         while let Ok(Some(l)) = lines.next_line().await {
-            if l.trim() == "stats" {
-                println!("{}", serde_json::to_string(&ua2.stats()).unwrap_or_default());
+            match l.trim() {
+                "stats" => println!("{}", serde_json::to_string(&ua2.stats()).unwrap_or_default()),
+                // Refuse new calls from now on (as faxgate does when stopping).
+                "drain" => ua2.drain(),
+                _ => {}
             }
         }
     });

@@ -286,6 +286,8 @@ struct Inner {
     clock: MediaClock,
     cancel: CancellationToken,
     seq: AtomicU64,
+    /// Set by [`UserAgent::drain`]: new INVITEs get 503 with Retry-After.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// The user agent.
@@ -517,6 +519,7 @@ impl UserAgent {
             trunk_addr,
             cancel: cancel.clone(),
             seq: AtomicU64::new(1),
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
         let ep = endpoint;
         let c = cancel.clone();
@@ -568,6 +571,14 @@ impl UserAgent {
         for tx in self.inner.calls.lock().unwrap_or_else(|p| p.into_inner()).values() {
             let _ = tx.send(SipEvent::HangUp);
         }
+    }
+
+    /// Stops taking calls: from now on an INVITE is answered `503 Service
+    /// Unavailable` with `Retry-After` ([`DRAIN_RETRY_AFTER`] seconds), so
+    /// that the trunk tries another gateway or calls again later. Calls in
+    /// progress go on.
+    pub fn drain(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
     }
 
     /// Stops serving; calls in progress are dropped.
@@ -854,6 +865,10 @@ fn check_content_length(req: &rsipstack::sip::Request) -> Result<(), String> {
 }
 
 /// `Warning: 399 faxgate "<reason>"` (RFC 3261 20.43), quotes taken out.
+/// Seconds a trunk is asked to wait (`Retry-After`) before it offers a call
+/// again to a gateway that is stopping: about what a restart takes.
+pub const DRAIN_RETRY_AFTER: u32 = 30;
+
 fn warning(reason: &str) -> Header {
     let text: String = reason.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).take(200).collect();
     Header::Warning(format!("399 faxgate \"{text}\"").into())
@@ -927,6 +942,13 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
         let _ = inner.reports.send(CallReport::refused(req, status));
         StatusCode::from(status)
     };
+    if inner.draining.load(Ordering::SeqCst) {
+        tracing::info!(trunk = %trunk.name, "an incoming call is refused with 503: the gateway is stopping");
+        let status = refuse(&tx.original, 503);
+        let headers =
+            vec![Header::RetryAfter(DRAIN_RETRY_AFTER.to_string().into()), warning("the gateway is stopping")];
+        return tx.reply_with(status, headers, None).await.map_err(sip);
+    }
     let Some(slot) = ChannelSlot::take(&inner) else {
         inner.counters.refused_busy.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(

@@ -79,6 +79,15 @@ impl Leg {
         }
     }
 
+    /// Refuses new calls from now on (`drain` on stdin); returns once done.
+    pub fn drain(&mut self) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "drain").unwrap();
+        stdin.flush().unwrap();
+        // Lines are read in order: once the counters come, the drain is on.
+        self.stats();
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
