@@ -80,11 +80,12 @@ async fn smtp_listeners(
     c: &SmtpConfig,
     total: usize,
     inherited: &Inherited,
-) -> anyhow::Result<Vec<(&'static str, Listener)>> {
-    let acceptor = match (&c.certificate, &c.key) {
-        (Some(cert), Some(key)) => Some(faxgate_smtp::tls::acceptor(cert, key)?),
+) -> anyhow::Result<(Vec<(&'static str, Listener)>, Option<Arc<faxgate_smtp::tls::Certificate>>)> {
+    let certificate = match (&c.certificate, &c.key) {
+        (Some(cert), Some(key)) => Some(faxgate_smtp::tls::Certificate::load(cert, key)?),
         _ => None,
     };
+    let acceptor = certificate.as_ref().map(|c| c.acceptor());
     let limits = c.limits();
     let mut out = Vec::new();
     for l in &c.listen {
@@ -113,7 +114,7 @@ async fn smtp_listeners(
         let max_connections = l.max_connections.unwrap_or(total).min(total);
         out.push((what, Listener { socket, config, tls, max_connections }));
     }
-    Ok(out)
+    Ok((out, certificate))
 }
 
 /// On the embedded default: creates the configured certificate and key,
@@ -264,6 +265,7 @@ pub async fn serve(
         damage: verified.damage.clone(),
         key_faults: verified.key_faults.clone(),
         clock_suspended: None,
+        restart_needed: Vec::new(),
     };
     let retention = crate::retention::Retention::new(&store, &directory, config.retention.clone(), clock.clone())?;
     if let Some(s) = retention.clock_watch().check()? {
@@ -298,7 +300,7 @@ pub async fn serve(
              connections beyond them wait until others close"
         );
     }
-    let smtp = smtp_listeners(&config.smtp, smtp_total, &inherited).await?;
+    let (smtp, certificate) = smtp_listeners(&config.smtp, smtp_total, &inherited).await?;
     let smtp_addresses: Vec<String> = smtp
         .iter()
         .map(|(what, l)| format!("{what} {}", l.socket.local_addr().map(|a| a.to_string()).unwrap_or_default()))
@@ -373,6 +375,13 @@ pub async fn serve(
         tasks.spawn(crate::metrics::http::run(listener, sources, shutdown.clone()));
     }
     let gw = gateway.clone();
+    let reloader = Reloader {
+        gateway: gateway.clone(),
+        certificate,
+        store: store.clone(),
+        set_log_level,
+        restart_needed: ctx.restart_needed.clone(),
+    };
     ctx.queue = Some(crate::gateway::Queue::Running(gateway));
     ctx.outbox = Some(outbox_handle);
     tasks.spawn(admin::server::run(listener, socket_path.clone(), Arc::new(ctx), shutdown.clone()));
@@ -409,26 +418,7 @@ pub async fn serve(
                 notify(&[sd_notify::NotifyState::Reloading, sd_notify::NotifyState::monotonic_usec_now()
                     .unwrap_or(sd_notify::NotifyState::Status("reloading"))]);
                 match Config::load(config_path.as_deref()) {
-                    Ok((new, _)) => {
-                        for what in config.restart_needed_for(&new) {
-                            tracing::warn!(setting = what, "changed in the configuration; takes effect on restart");
-                        }
-                        if new.log.personal_data != config.log.personal_data {
-                            faxgate_retention::logid::install(
-                                crate::store::layout::log_key(&store),
-                                new.log.personal_data,
-                            );
-                            warn_personal_data(&new.log);
-                        }
-                        if new.log.level != config.log.level {
-                            match set_log_level(&new.log.level) {
-                                Ok(()) => tracing::info!(level = %new.log.level, "log level changed"),
-                                Err(e) => tracing::error!(error = %e, "cannot change log level"),
-                            }
-                        }
-                        config = new;
-                        tracing::info!("configuration reloaded");
-                    }
+                    Ok((new, _)) => reload(&reloader, &mut config, new).await,
                     Err(e) => tracing::error!(error = %e, "configuration not reloaded; the old one stays in force"),
                 }
                 notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
@@ -448,6 +438,66 @@ pub async fn serve(
     .await??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What a reload (SIGHUP) changes in the running daemon.
+struct Reloader {
+    gateway: crate::gateway::Gateway,
+    /// The TLS certificate of the SMTP listeners, when they have one.
+    certificate: Option<Arc<faxgate_smtp::tls::Certificate>>,
+    store: Store,
+    set_log_level: SetLogLevel,
+    /// What `faxgate status` names as waiting for a restart.
+    restart_needed: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Applies a reloaded configuration: the log level and personal data
+/// setting, the TLS certificate (read again from its files, for new
+/// sessions), `[fax]` (hold, retry schedules, documents, the drain; see
+/// [`crate::gateway::Gateway::reload`]) and the trunks (added, removed,
+/// changed; see `gateway::trunks`). Everything else that changed is named
+/// at WARN and in `faxgate status` until a restart. `running` becomes what
+/// now runs: the settings that wait for a restart keep their old values
+/// there, so that a later reload still names them.
+async fn reload(r: &Reloader, running: &mut Config, new: Config) {
+    let mut restart: Vec<String> = running.restart_needed_for(&new).into_iter().map(str::to_owned).collect();
+    if new.log.personal_data != running.log.personal_data {
+        faxgate_retention::logid::install(crate::store::layout::log_key(&r.store), new.log.personal_data);
+        warn_personal_data(&new.log);
+        running.log.personal_data = new.log.personal_data;
+    }
+    if new.log.level != running.log.level {
+        match (r.set_log_level)(&new.log.level) {
+            Ok(()) => {
+                tracing::info!(level = %new.log.level, "log level changed");
+                running.log.level = new.log.level.clone();
+            }
+            Err(e) => tracing::error!(error = %e, "cannot change log level"),
+        }
+    }
+    match (&r.certificate, &new.smtp.certificate, &new.smtp.key) {
+        (Some(c), Some(cert), Some(key)) => match c.reload(cert, key) {
+            Ok(()) => {
+                tracing::info!(certificate = %cert.display(), "TLS certificate read again: new sessions get it");
+                running.smtp.certificate = new.smtp.certificate.clone();
+                running.smtp.key = new.smtp.key.clone();
+            }
+            Err(e) => tracing::error!(error = %e, "TLS certificate not reloaded; the one in use stays"),
+        },
+        (None, None, None) => {}
+        _ => restart.push("smtp.certificate".into()),
+    }
+    restart.extend(r.gateway.reload(new.fax.clone()).into_iter().map(str::to_owned));
+    running.fax = (*r.gateway.fax_config()).clone();
+    for line in r.gateway.reload_trunks(new.trunk.clone()).await {
+        tracing::info!("{line}");
+    }
+    running.trunk = new.trunk;
+    for what in &restart {
+        tracing::warn!(setting = %what, "changed in the configuration; takes effect on restart");
+    }
+    *r.restart_needed.lock().unwrap_or_else(|p| p.into_inner()) = restart;
+    tracing::info!("configuration reloaded");
 }
 
 /// What [`stop`] ends.

@@ -243,6 +243,7 @@ fn admin_command(cli: &Cli) -> anyhow::Result<ExitCode> {
                     _ => Vec::new(),
                 },
                 key_faults: Vec::new(),
+                restart_needed: Vec::new(),
                 clock_suspended: None,
             };
             let retention =

@@ -307,6 +307,10 @@ pub struct Status {
     /// Erasure of CDRs and accounts suspended: the clock jumped.
     #[serde(default)]
     pub clock_suspended: Option<crate::retention::Suspension>,
+    /// Settings changed in the configuration file that the running daemon
+    /// applies only after a restart (named by the last reload).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_needed: Vec<String>,
 }
 
 fn to_value<T: Serialize>(v: T) -> Result<Value, Error> {
@@ -332,6 +336,8 @@ pub struct Context {
     pub wake: Arc<Notify>,
     /// What the process says of itself.
     pub status: Status,
+    /// Settings the last reload could not apply (see [`Status::restart_needed`]).
+    pub restart_needed: Arc<std::sync::Mutex<Vec<String>>>,
     /// The fax queue of the running gateway; unset: the store's, opened
     /// when a request needs it.
     pub queue: Option<crate::gateway::Queue>,
@@ -362,6 +368,7 @@ impl Context {
             sweeper,
             wake: Arc::new(Notify::new()),
             status,
+            restart_needed: Default::default(),
         })
     }
 }
@@ -391,6 +398,7 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
         R::Status => {
             let mut s = status.clone();
             s.clock_suspended = ctx.retention.clock_watch().suspended();
+            s.restart_needed = ctx.restart_needed.lock().unwrap_or_else(|p| p.into_inner()).clone();
             to_value(s)
         }
         R::LogHash { value, kind } => {

@@ -744,7 +744,10 @@ impl Config {
         Ok((config, origin))
     }
 
-    /// Settings that only take effect on restart, and differ between `self` and `new`.
+    /// Sections that only take effect on restart, and differ between
+    /// `self` and `new`. A reload applies the rest: `log.level`,
+    /// `log.personal_data`, the TLS certificate files, `[fax]` (but for the
+    /// settings [`crate::gateway::Gateway::reload`] names) and the trunks.
     pub fn restart_needed_for(&self, new: &Config) -> Vec<&'static str> {
         let mut v = Vec::new();
         if self.storage != new.storage {
@@ -762,20 +765,15 @@ impl Config {
         if self.retention != new.retention {
             v.push("retention");
         }
-        if self.smtp != new.smtp {
+        let without_certificate = |s: &SmtpConfig| SmtpConfig { certificate: None, key: None, ..s.clone() };
+        if without_certificate(&self.smtp) != without_certificate(&new.smtp) {
             v.push("smtp");
         }
         if self.mail != new.mail {
             v.push("mail");
         }
-        if self.fax != new.fax {
-            v.push("fax");
-        }
         if self.metrics != new.metrics {
             v.push("metrics");
-        }
-        if self.trunk != new.trunk {
-            v.push("trunk");
         }
         v
     }

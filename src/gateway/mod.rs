@@ -11,6 +11,7 @@
 //! - [`report`]: the mails it sends (reports, received faxes);
 //! - [`control`]: the queue as the admin API lists and steers it;
 //! - [`stop`]: the drain on SIGTERM;
+//! - `trunks`: a trunk's user agent started, and the trunks changed by a reload;
 //! - [`job`]: a fax job and its retry schedule; [`policy`]: where an account may fax;
 //!   [`render`]: a mail's parts to fax pages.
 //!
@@ -24,16 +25,16 @@ pub mod policy;
 pub mod render;
 pub mod report;
 pub mod stop;
+mod trunks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use faxgate_t38::FaxSettings;
 use faxgate_t38::media::MediaClock;
-use faxgate_t38::sip::{CallReport, IncomingCall, Router, UaConfig, UserAgent};
+use faxgate_t38::sip::{CallReport, UserAgent};
 use jiff::Timestamp;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use control::Queue;
@@ -90,12 +91,17 @@ struct Inner {
     outbox: Outbox,
     cdrs: CdrStore,
     clock: Arc<dyn Clock>,
-    config: FaxConfig,
+    /// `[fax]`, replaced by a reload ([`Gateway::reload`]).
+    config: tokio::sync::watch::Sender<Arc<FaxConfig>>,
     work_dir: PathBuf,
     sweep: Arc<Notify>,
     outbound: Mutex<Option<Arc<Outbound>>>,
-    /// Every trunk's user agent, with its name and channels.
-    trunks: Mutex<Vec<(String, u32, UserAgent)>>,
+    /// Every trunk's configuration and user agent.
+    trunks: Mutex<Vec<(faxgate_t38::trunk::TrunkConfig, UserAgent)>>,
+    /// Trunks removed or changed by a reload, until their calls have ended.
+    retiring: Mutex<Vec<UserAgent>>,
+    /// What starting a trunk needs (set once the gateway runs).
+    live: Mutex<Option<trunks::Live>>,
     /// Jobs not yet final and reported.
     jobs: Mutex<BTreeMap<JobId, FaxJob>>,
     /// Calls being received, by Call-ID.
@@ -142,11 +148,13 @@ impl Gateway {
                 spool,
                 outbox,
                 clock,
-                config,
+                config: tokio::sync::watch::Sender::new(Arc::new(config)),
                 work_dir,
                 sweep,
                 outbound: Mutex::new(None),
                 trunks: Mutex::new(Vec::new()),
+                retiring: Mutex::new(Vec::new()),
+                live: Mutex::new(None),
                 jobs: Mutex::new(BTreeMap::new()),
                 inbound: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
@@ -164,62 +172,14 @@ impl Gateway {
             }
         }
 
-        let mut addresses = Vec::new();
         let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel::<(String, CallReport)>();
+        *gw.inner.live.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(trunks::Live { report_tx, media_clock, shutdown: shutdown.clone() });
+        let mut addresses = Vec::new();
         for t in trunks {
-            let bind = t.bind.context("trunk without bind")?;
-            let fax = FaxSettings {
-                ident: gw.inner.config.ident.clone(),
-                // The page header is drawn into the pages of each job
-                // (`crate::document::header`), not by the fax engine.
-                page_header: None,
-                ecm: gw.inner.config.ecm,
-                ..FaxSettings::default()
-            };
-            let ua_cfg = UaConfig {
-                bind,
-                socket: inherited.take_udp(bind).map(Arc::new),
-                advertise: gw.inner.config.advertise,
-                media_ip: gw.inner.config.media_ip,
-                fax,
-                clock: media_clock,
-                user_agent: format!("faxgate/{}", env!("CARGO_PKG_VERSION")),
-                trunk: t.clone(),
-            };
-            let router: Router = {
-                let gw = gw.clone();
-                let trunk = t.name.clone();
-                Arc::new(move |call: &IncomingCall| gw.route_incoming(&trunk, call))
-            };
-            let (ua, mut reports) = UserAgent::start(ua_cfg, router)
-                .await
-                .with_context(|| format!("cannot start SIP on {bind} for trunk {}", t.name))?;
-            addresses.push(format!("sip {} {}", t.name, ua.local_addr()));
-            gw.inner.trunks.lock().unwrap_or_else(|p| p.into_inner()).push((t.name.clone(), t.channels, ua.clone()));
-            if t.outbound && gw.inner.outbound.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
-                *gw.inner.outbound.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Outbound {
-                    ua: ua.clone(),
-                    trunk: t.name.clone(),
-                    channels: Arc::new(Semaphore::new(t.channels as usize)),
-                }));
-            }
-            let tx = report_tx.clone();
-            let stop = shutdown.clone();
-            let ua2 = ua.clone();
-            let trunk = t.name.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        r = reports.recv() => match r {
-                            Some(r) => { let _ = tx.send((trunk.clone(), r)); }
-                            None => break,
-                        },
-                        _ = stop.cancelled() => { ua2.shutdown(); break; }
-                    }
-                }
-            });
+            let socket = t.bind.and_then(|b| inherited.take_udp(b)).map(Arc::new);
+            addresses.push(gw.start_trunk(t, socket).await?);
         }
-        drop(report_tx);
         {
             let gw = gw.clone();
             tokio::spawn(async move {
@@ -237,6 +197,51 @@ impl Gateway {
         tokio::spawn(gw.clone().intake(shutdown.clone()));
         tokio::spawn(gw.clone().queue(shutdown));
         Ok((gw, addresses))
+    }
+
+    /// Applies the `[fax]` section of a reloaded configuration: the hold,
+    /// retry schedules, documents, reports and the drain take effect at
+    /// once. Returns the settings that changed but take effect only at a
+    /// restart (the station id and ECM the trunks were started with, and
+    /// where media and call files go); those keep their old values.
+    pub fn reload(&self, new: FaxConfig) -> Vec<&'static str> {
+        let old = self.config();
+        let mut restart = Vec::new();
+        for (changed, name) in [
+            (old.ident != new.ident, "fax.ident"),
+            (old.ecm != new.ecm, "fax.ecm"),
+            (old.work_dir != new.work_dir, "fax.work_dir"),
+            (old.media_ip != new.media_ip, "fax.media_ip"),
+            (old.advertise != new.advertise, "fax.advertise"),
+        ] {
+            if changed {
+                restart.push(name);
+            }
+        }
+        if old.hold != new.hold {
+            tracing::info!(hold = new.hold, "fax.hold is now {}", if new.hold { "on" } else { "off" });
+        }
+        let applied = FaxConfig {
+            ident: old.ident.clone(),
+            ecm: old.ecm,
+            work_dir: old.work_dir.clone(),
+            media_ip: old.media_ip,
+            advertise: old.advertise,
+            ..new
+        };
+        self.inner.config.send_replace(Arc::new(applied));
+        self.inner.wake.notify_one();
+        restart
+    }
+
+    /// `[fax]` as it applies now.
+    pub fn fax_config(&self) -> Arc<FaxConfig> {
+        self.config()
+    }
+
+    /// `[fax]` as it applies now.
+    fn config(&self) -> Arc<FaxConfig> {
+        self.inner.config.borrow().clone()
     }
 
     fn now(&self) -> Timestamp {
@@ -274,13 +279,13 @@ impl Gateway {
         let trunks = self.inner.trunks.lock().unwrap_or_else(|p| p.into_inner());
         trunks
             .iter()
-            .map(|(name, channels, ua)| TrunkStats { name: name.clone(), channels: *channels, stats: ua.stats() })
+            .map(|(t, ua)| TrunkStats { name: t.name.clone(), channels: t.channels, stats: ua.stats() })
             .collect()
     }
 
     /// The retry schedules of `[fax]`.
     fn retry(&self) -> job::RetrySchedule {
-        let c = &self.inner.config;
+        let c = self.config();
         job::RetrySchedule::from_config(&c.retry_delays, &c.retry_by_cause)
     }
 }

@@ -61,12 +61,24 @@ impl Gateway {
     }
 
     pub(super) async fn intake(self, shutdown: CancellationToken) {
-        if self.inner.config.hold {
-            tracing::warn!("fax.hold is on: accepted mail is kept and nothing is faxed until it is off");
-            shutdown.cancelled().await;
-            return;
-        }
+        let mut config = self.inner.config.subscribe();
+        let mut held = false;
         loop {
+            if config.borrow_and_update().hold {
+                if !held {
+                    tracing::warn!("fax.hold is on: accepted mail is kept and nothing is faxed until it is off");
+                    held = true;
+                }
+                tokio::select! {
+                    _ = config.changed() => continue,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+            if held {
+                tracing::info!("fax.hold is off: the mail kept is faxed");
+                held = false;
+                self.inner.wake.notify_one();
+            }
             let pending = self.inner.spool.pending().unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot read the spool");
                 Vec::new()
@@ -82,6 +94,7 @@ impl Gateway {
             }
             tokio::select! {
                 _ = self.inner.spool.accepted() => {}
+                _ = config.changed() => {}
                 _ = shutdown.cancelled() => return,
             }
         }
@@ -98,8 +111,8 @@ impl Gateway {
         let now = self.now();
         let tenant = self.inner.directory.tenant_get(&Scope::Operator, &mail.tenant)?;
         let account = self.inner.directory.account_get(&Scope::Operator, &mail.account)?;
-        let settings = self.inner.config.document_settings(&tenant, &account);
-        let rendered = render::wants_cover(&raw, self.inner.config.cover_page, account.cover_page).and_then(|on| {
+        let settings = self.config().document_settings(&tenant, &account);
+        let rendered = render::wants_cover(&raw, self.config().cover_page, account.cover_page).and_then(|on| {
             let cover = on.then(|| crate::document::CoverPage {
                 branding: tenant.branding.display_name.clone(),
                 from: mail.mail_from.clone(),
@@ -190,7 +203,7 @@ impl Gateway {
             }
             // Held or stopping: nothing is called (reports of jobs already
             // final still go).
-            let outbound = match self.inner.config.hold || self.draining() {
+            let outbound = match self.config().hold || self.draining() {
                 true => None,
                 false => self.inner.outbound.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             };
@@ -224,7 +237,7 @@ impl Gateway {
                         g.inner.wake.notify_one();
                     });
                 }
-            } else if !due.is_empty() && !self.inner.config.hold && !self.draining() {
+            } else if !due.is_empty() && !self.config().hold && !self.draining() {
                 tracing::warn!(jobs = due.len(), "faxes are waiting but no trunk is marked outbound");
             }
             let next = self
@@ -368,8 +381,9 @@ impl Gateway {
             .as_ref()
             .and_then(|a| a.station_id.clone())
             .or_else(|| tenant.as_ref().and_then(|t| t.station_id.clone()))
-            .unwrap_or_else(|| self.inner.config.ident.clone());
-        let template = tenant.as_ref().and_then(|t| t.header_template.as_deref()).unwrap_or(&self.inner.config.header);
+            .unwrap_or_else(|| self.config().ident.clone());
+        let config = self.config();
+        let template = tenant.as_ref().and_then(|t| t.header_template.as_deref()).unwrap_or(&config.header);
         let template = match template.parse::<header::Template>() {
             Ok(t) if t.is_empty() => return (pages, station),
             Ok(t) => t,
@@ -448,7 +462,7 @@ impl Gateway {
             let text = report::job_report(&tenant, &job);
             let mut attachments = Vec::new();
             if job.state == JobState::Failed
-                && self.inner.config.attach_original_on_failure
+                && self.config().attach_original_on_failure
                 && let Some(raw) = self.inner.spool.message(&job.mail_job)?
             {
                 attachments.push(OutAttachment {

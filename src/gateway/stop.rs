@@ -60,7 +60,7 @@ impl Gateway {
         cut_short: impl Future<Output = ()>,
     ) -> Drained {
         self.inner.draining.store(true, Ordering::SeqCst);
-        for (_, _, ua) in self.inner.trunks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for ua in self.user_agents() {
             ua.drain();
         }
         self.inner.wake.notify_one();
@@ -92,7 +92,7 @@ impl Gateway {
              and faxes from mail are called again at the next start, without using up an attempt"
         );
         self.inner.stopping.store(true, Ordering::SeqCst);
-        for (_, _, ua) in self.inner.trunks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for ua in self.user_agents() {
             ua.hang_up_all();
         }
         let grace = Instant::now() + HANG_UP_GRACE;

@@ -581,6 +581,11 @@ impl UserAgent {
         self.inner.draining.store(true, Ordering::SeqCst);
     }
 
+    /// True when `other` is this same user agent (a clone of it).
+    pub fn same(&self, other: &UserAgent) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Stops serving; calls in progress are dropped.
     pub fn shutdown(&self) {
         self.inner.cancel.cancel();
