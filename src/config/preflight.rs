@@ -90,21 +90,29 @@ pub fn mail_destination(c: &Config) -> Result<faxgate_smtp::outgoing::Destinatio
     })
 }
 
-/// A warning for each trunk whose host does not resolve now. `serve` starts
-/// anyway and keeps resolving it in the background; calls through it fail
-/// as a network failure until it does.
+/// A warning for each trunk whose host does not resolve now (all looked up
+/// at once, for at most [`LOOKUP_LIMIT`]). `serve` starts anyway and keeps
+/// resolving it in the background; calls through it fail as a network
+/// failure until it does.
 pub fn trunk_warnings(c: &Config) -> Vec<Problem> {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return Vec::new() };
-    c.trunk
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| {
-            let resolved =
-                rt.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(10), t.resolve()).await });
+    let results = rt.block_on(async {
+        let mut lookups = tokio::task::JoinSet::new();
+        for (i, t) in c.trunk.iter().cloned().enumerate() {
+            lookups.spawn(async move { (i, tokio::time::timeout(LOOKUP_LIMIT, t.resolve()).await) });
+        }
+        let mut results = lookups.join_all().await;
+        results.sort_by_key(|(i, _)| *i);
+        results
+    });
+    results
+        .into_iter()
+        .filter_map(|(i, resolved)| {
+            let t = &c.trunk[i];
             let why = match resolved {
                 Ok(Ok(_)) => return None,
                 Ok(Err(e)) => e.to_string(),
-                Err(_) => "no answer from DNS in 10 s".into(),
+                Err(_) => format!("no DNS answer in {} s", LOOKUP_LIMIT.as_secs()),
             };
             Some(Problem {
                 path: format!("trunk.{i}.address"),
@@ -119,3 +127,6 @@ pub fn trunk_warnings(c: &Config) -> Vec<Problem> {
         })
         .collect()
 }
+
+/// How long check-config waits for the trunks' hosts to resolve.
+const LOOKUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
