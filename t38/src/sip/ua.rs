@@ -1597,6 +1597,36 @@ mod tests {
         assert_eq!(d.flush(t0 + Duration::from_secs(300)), None, "nothing new");
     }
 
+    /// A trunk host that does not resolve (RFC 6761: `.invalid` never does)
+    /// does not stop the user agent: it serves, and a call through the
+    /// trunk fails at once as a network failure, saying why.
+    #[tokio::test]
+    async fn a_trunk_host_that_does_not_resolve_fails_calls_not_the_start() {
+        let trunk: TrunkConfig =
+            toml::from_str("name = \"carrier\"\naddress = \"carrier.invalid\"\nbind = \"127.0.0.1:0\"\n").unwrap();
+        let cfg = UaConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            socket: None,
+            advertise: None,
+            media_ip: "127.0.0.1".parse().unwrap(),
+            trunk,
+            fax: FaxSettings::default(),
+            clock: MediaClock::real_time(),
+            user_agent: "test".into(),
+        };
+        let (ua, _reports) = UserAgent::start(cfg, Arc::new(|_: &IncomingCall| None)).await.unwrap();
+        assert_eq!(ua.trunk_addr(), None);
+        assert_eq!(ua.stats().active_calls, 0);
+        let tiff = std::env::temp_dir().join(format!("faxgate-ua-test-{}.tiff", std::process::id()));
+        std::fs::write(&tiff, b"II*\0").unwrap();
+        let e = ua.send_fax("+4533221100", "+4570203040", tiff.clone()).await.unwrap_err();
+        let _ = std::fs::remove_file(&tiff);
+        assert!(matches!(&e, CallError::Signalling(m) if m.contains("carrier.invalid does not resolve")), "{e}");
+        assert!(e.is_transient());
+        assert_eq!(ua.stats().active_calls, 0, "no channel was taken");
+        ua.shutdown();
+    }
+
     /// The SIP library's per-datagram dumps are off unless asked for by name.
     #[test]
     fn library_dumps_are_off_by_default() {
