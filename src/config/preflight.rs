@@ -41,11 +41,11 @@ pub fn preflight(c: &Config, origin: &Origin) -> Vec<Problem> {
 
 /// The TLS acceptor of the SMTP listeners, when a certificate is set: both
 /// files readable, and the certificate the key's. With the embedded
-/// default, files that do not exist yet are no problem: `serve` makes a
-/// self-signed pair at start.
+/// default, a pair that is not all there yet is no problem: `serve` makes
+/// a self-signed one at start (`demo_certificate` in the daemon).
 pub fn tls_acceptor(c: &SmtpConfig, origin: &Origin) -> Result<Option<faxgate_smtp::tls::TlsAcceptor>, Problem> {
     let (Some(cert), Some(key)) = (&c.certificate, &c.key) else { return Ok(None) };
-    if *origin == Origin::Embedded && !cert.exists() && !key.exists() {
+    if *origin == Origin::Embedded && !(cert.exists() && key.exists()) {
         return Ok(None);
     }
     faxgate_smtp::tls::acceptor(cert, key).map(Some).map_err(|e| {
