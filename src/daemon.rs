@@ -29,42 +29,9 @@ use faxgate_smtp::server::{Listener, Tls};
 
 /// The way out for faxgate's own mail.
 async fn outgoing(c: &Config) -> anyhow::Result<faxgate_smtp::outgoing::Outgoing> {
-    use crate::config::{MailTransport, RelayTlsMode};
-    use faxgate_smtp::outgoing::{Destination, Outgoing, RelayTls};
-    let m = &c.mail;
-    let d = match m.transport {
-        MailTransport::Maildir => {
-            Destination::Maildir(m.maildir.clone().unwrap_or_else(|| c.storage.data_dir.join("maildir")))
-        }
-        MailTransport::Relay => {
-            let password = match &m.relay_password_file {
-                Some(p) => Some(
-                    tokio::fs::read_to_string(p)
-                        .await
-                        .with_context(|| format!("cannot read the relay password from {}", p.display()))?
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .to_owned(),
-                ),
-                None => None,
-            };
-            Destination::Relay {
-                host: m.relay_host.clone().context("mail.relay_host is not set")?,
-                port: m.relay_port,
-                tls: match m.relay_tls {
-                    RelayTlsMode::Starttls => RelayTls::StartTls,
-                    RelayTlsMode::Tls => RelayTls::Implicit,
-                    RelayTlsMode::None => RelayTls::None,
-                },
-                credentials: m.relay_user.clone().zip(password),
-                ca: m.relay_ca.clone(),
-                timeout: std::time::Duration::from_secs(m.relay_timeout),
-            }
-        }
-    };
-    let d2 = d.clone();
-    Ok(tokio::task::spawn_blocking(move || Outgoing::new(&d2)).await??)
+    use faxgate_smtp::outgoing::Outgoing;
+    let d = crate::config::preflight::mail_destination(c).map_err(|p| anyhow::anyhow!("{p}"))?;
+    Ok(tokio::task::spawn_blocking(move || Outgoing::new(&d)).await??)
 }
 
 /// The soft and hard limits on open files of this process.
@@ -78,13 +45,11 @@ fn fd_limits() -> (u64, u64) {
 /// once in all.
 async fn smtp_listeners(
     c: &SmtpConfig,
+    origin: &Origin,
     total: usize,
     inherited: &Inherited,
 ) -> anyhow::Result<(Vec<(&'static str, Listener)>, Option<Arc<faxgate_smtp::tls::Certificate>>)> {
-    let certificate = match (&c.certificate, &c.key) {
-        (Some(cert), Some(key)) => Some(faxgate_smtp::tls::Certificate::load(cert, key)?),
-        _ => None,
-    };
+    let certificate = crate::config::preflight::tls_certificate(c, origin).map_err(|p| anyhow::anyhow!("{p}"))?;
     let acceptor = certificate.as_ref().map(|c| c.acceptor());
     let limits = c.limits();
     let mut out = Vec::new();
@@ -221,6 +186,14 @@ pub async fn serve(
     for w in config.retention.check()? {
         tracing::warn!("{w}");
     }
+    // What check-config checks beyond the file, all reported at once.
+    let mut problems = crate::config::preflight::preflight(&config, &origin);
+    if !problems.is_empty() {
+        if let Ok((text, _)) = Config::source(config_path.as_deref()) {
+            crate::config::locate(&mut problems, &text);
+        }
+        return Err(crate::config::report(&origin, &problems).into());
+    }
     let (store, verified) = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || open_verified(&config)).await??
@@ -300,7 +273,7 @@ pub async fn serve(
              connections beyond them wait until others close"
         );
     }
-    let (smtp, certificate) = smtp_listeners(&config.smtp, smtp_total, &inherited).await?;
+    let (smtp, certificate) = smtp_listeners(&config.smtp, &origin, smtp_total, &inherited).await?;
     let smtp_addresses: Vec<String> = smtp
         .iter()
         .map(|(what, l)| format!("{what} {}", l.socket.local_addr().map(|a| a.to_string()).unwrap_or_default()))

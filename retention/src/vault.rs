@@ -211,6 +211,27 @@ fn decode(bytes: &[u8]) -> Result<(Key, Option<KeyMeta>), String> {
     Ok((k, Some(meta)))
 }
 
+/// Checks the key directory `dir` as [`KeyVault::open_with`] does before
+/// it uses it (and `faxgate check-config` before a start): a directory that
+/// does not exist yet is fine (it is made, mode 0700); one that exists must
+/// be a directory, listable, and not accessible to group or others.
+pub fn check_key_dir(dir: &Path) -> Result<(), Error> {
+    let meta = match fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("cannot read key directory", dir, e)),
+    };
+    if !meta.is_dir() {
+        let e = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+        return Err(Error::io("cannot use key directory", dir, e));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(Error::InsecureKeyDir(dir.to_owned()));
+    }
+    fs::read_dir(dir).map_err(|e| Error::io("cannot read key directory", dir, e))?;
+    Ok(())
+}
+
 impl KeyVault {
     /// Opens (creating if needed, mode 0700) the key directory `dir`; keys
     /// made from now on are described by name ([`ByName`]).
@@ -230,10 +251,7 @@ impl KeyVault {
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
                 .map_err(|e| Error::io("cannot set mode of key directory", &dir, e))?;
         }
-        let meta = fs::metadata(&dir).map_err(|e| Error::io("cannot read key directory", &dir, e))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(Error::InsecureKeyDir(dir));
-        }
+        check_key_dir(&dir)?;
         // Leftovers of a creation interrupted before its link hold no key
         // that sealed anything: remove them.
         if let Ok(entries) = fs::read_dir(&dir) {

@@ -5,14 +5,16 @@ use std::sync::{Arc, RwLock};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::TlsAcceptor;
+pub use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
 use tokio_rustls::rustls::sign::CertifiedKey;
 
 use crate::Error;
 
-/// A TLS acceptor with the certificate chain and key in the PEM files given.
+/// A TLS acceptor with the certificate chain and key in the PEM files given:
+/// both files readable, the chain not empty, and the key the one whose
+/// public key the (first) certificate carries.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, Error> {
     Ok(Certificate::load(cert, key)?.acceptor())
 }
@@ -65,6 +67,9 @@ fn certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, Error> {
         let path = path.display().to_string();
         move |e: &dyn std::fmt::Display| Error::Tls { what, path, reason: e.to_string() }
     };
+    // Each file readable first, so that a missing one is named as such.
+    std::fs::File::open(cert).map_err(|e| err("certificate", cert)(&e))?;
+    std::fs::File::open(key).map_err(|e| err("key", key)(&e))?;
     let certs = CertificateDer::pem_file_iter(cert)
         .map_err(|e| err("certificate", cert)(&e))?
         .collect::<Result<Vec<_>, _>>()
@@ -75,8 +80,8 @@ fn certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, Error> {
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| err("key", key)(&e))?;
     let provider = tokio_rustls::rustls::crypto::ring::default_provider();
     CertifiedKey::from_der(certs, key_der, &provider).map_err(|e| match e {
-        tokio_rustls::rustls::Error::InconsistentKeys(_) => {
-            err("key", key)(&format!("it is not the key of the certificate {}", cert.display()))
+        tokio_rustls::rustls::Error::InconsistentKeys(tokio_rustls::rustls::InconsistentKeys::KeyMismatch) => {
+            err("key", key)(&format!("does not match the certificate {}", cert.display()))
         }
         e => err("key", key)(&e),
     })

@@ -51,8 +51,13 @@ pub(crate) enum Command {
         #[arg(long)]
         allow_damaged: bool,
     },
-    /// Check the configuration and report every problem with its key and line.
-    CheckConfig,
+    /// Check the configuration as `serve` would (files, certificate and key,
+    /// directory modes, listen addresses, trunk hosts) and report every
+    /// problem with its key and line.
+    CheckConfig {
+        /// The file to check [default: --config, else as `serve` finds it].
+        file: Option<PathBuf>,
+    },
     /// Show whether the daemon runs, and where its data is.
     Status,
     /// Tenants (resellers).
@@ -844,7 +849,7 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
     let own_tenant = || cli.as_tenant.clone().context("--tenant is required (or act --as-tenant)");
     Ok(Some(match &cli.command {
         Command::Serve { .. }
-        | Command::CheckConfig
+        | Command::CheckConfig { .. }
         | Command::Fax(_)
         | Command::Render(_)
         | Command::Topdf(_)

@@ -13,12 +13,22 @@ use super::{Config, Problem};
 const MAX_PROBLEMS: usize = 50;
 
 pub(super) fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+    match check(text) {
+        (Some(c), problems) if problems.is_empty() => Ok(c),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// The configuration with the keys in error removed (when what is left
+/// parses), and every problem.
+pub(super) fn check(text: &str) -> (Option<Config>, Vec<Problem>) {
     let original = match ImDocument::parse(text) {
         Ok(d) => d,
         Err(e) => {
             let line = e.span().map(|s| line_at(text, s.start));
             let message = e.message().trim().to_owned();
-            return Err(vec![Problem { path: String::new(), line, message: format!("TOML syntax: {message}") }]);
+            let p = Problem { path: String::new(), line, message: format!("TOML syntax: {message}"), warning: false };
+            return (None, vec![p]);
         }
     };
     let mut doc: DocumentMut = text.parse().expect("parsed once already");
@@ -48,7 +58,7 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<Problem>> {
                     message = format!("unknown key ({message})");
                 }
                 let line = line_of(&original, &segs);
-                let p = Problem { path: segs.join("."), line, message };
+                let p = Problem { path: segs.join("."), line, message, warning: false };
                 let removed = remove(&mut doc, &segs);
                 let repeat = problems.contains(&p);
                 if !repeat {
@@ -63,10 +73,7 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     if let Some(c) = &config {
         semantic(c, &original, &mut problems);
     }
-    match config {
-        Some(c) if problems.is_empty() => Ok(c),
-        _ => Err(problems),
-    }
+    (config, problems)
 }
 
 fn unknown_field(message: &str) -> Option<String> {
@@ -140,7 +147,7 @@ fn remove(doc: &mut DocumentMut, path: &[String]) -> bool {
 fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
     let mut push = |path: &[&str], message: String| {
         let segs: Vec<String> = path.iter().map(|s| s.to_string()).collect();
-        problems.push(Problem { path: path.join("."), line: line_of(doc, &segs), message });
+        problems.push(Problem { path: path.join("."), line: line_of(doc, &segs), message, warning: false });
     };
     if let Err(e) = super::check_log_filter(&c.log.level) {
         push(&["log", "level"], format!("not a log filter: {e}"));
@@ -156,8 +163,17 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
         push(&["admin", "socket"], "path is too long for a Unix socket (at most 100 bytes)".into());
     }
     if let Err(e) = c.retention.check() {
-        let key = if e.to_string().contains("document_grace") { "document_grace" } else { "cdr" };
-        push(&["retention", key], e.to_string());
+        // Filed under the key the message names (`retention.sweep_window = ...`).
+        let message = e.to_string();
+        let key = message
+            .split_once("retention.")
+            .and_then(|(_, rest)| rest.split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_')).next())
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned);
+        match key {
+            Some(k) => push(&["retention", &k], message),
+            None => push(&["retention"], message),
+        }
     }
     if c.smtp.certificate.is_some() != c.smtp.key.is_some() {
         push(&["smtp", "certificate"], "certificate and key go together: set both or neither".into());
@@ -233,16 +249,13 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
             );
         }
     }
-    let mut binds = std::collections::HashSet::new();
     for (i, t) in c.trunk.iter().enumerate() {
         let at = i.to_string();
         if let Err(e) = t.validate() {
             push(&["trunk", &at], e.to_string());
         }
-        match t.bind {
-            None => push(&["trunk", &at, "bind"], "each trunk needs the local address to bind to".into()),
-            Some(b) if !binds.insert(b) => push(&["trunk", &at, "bind"], format!("{b} is bound by another trunk")),
-            Some(_) => {}
+        if t.bind.is_none() {
+            push(&["trunk", &at, "bind"], "each trunk needs the local address to bind to".into());
         }
         if c.trunk[..i].iter().any(|o| o.name == t.name) {
             push(&["trunk", &at, "name"], format!("another trunk is named {:?}", t.name));
@@ -251,6 +264,39 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
     if c.storage.data_dir.as_os_str().is_empty() {
         push(&["storage", "data_dir"], "must not be empty".into());
     }
+    for (at, message) in listen_conflicts(c) {
+        let path: Vec<&str> = at.split('.').collect();
+        push(&path, message);
+    }
+}
+
+/// Listen addresses that the same protocol binds twice: the SMTP listeners
+/// and the metrics listener (TCP) among each other, the trunks (UDP) among
+/// each other. Each is named by the key path of the second one, with the
+/// first. A wildcard address takes its port on every address of its
+/// family; port 0 (any free port) never collides.
+fn listen_conflicts(c: &Config) -> Vec<(String, String)> {
+    use std::net::SocketAddr;
+    let collide = |a: &SocketAddr, b: &SocketAddr| {
+        a.port() == b.port()
+            && a.port() != 0
+            && a.is_ipv4() == b.is_ipv4()
+            && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+    };
+    let mut tcp: Vec<(String, SocketAddr)> =
+        c.smtp.listen.iter().enumerate().map(|(i, l)| (format!("smtp.listen.{i}.address"), l.address)).collect();
+    tcp.extend(c.metrics.listen.map(|a| ("metrics.listen".to_owned(), a)));
+    let udp: Vec<(String, SocketAddr)> =
+        c.trunk.iter().enumerate().filter_map(|(i, t)| Some((format!("trunk.{i}.bind"), t.bind?))).collect();
+    let mut out = Vec::new();
+    for set in [tcp, udp] {
+        for (i, (path, addr)) in set.iter().enumerate() {
+            if let Some((first, other)) = set[..i].iter().find(|(_, o)| collide(o, addr)) {
+                out.push((path.clone(), format!("{addr} is also listened on by {first} ({other})")));
+            }
+        }
+    }
+    out
 }
 
 /// The programs Ghostscript rendering runs (`prlimit`, then `gs`) that are

@@ -8,6 +8,7 @@
 //! each with its key path and line, not only the first.
 
 mod check;
+pub mod preflight;
 
 pub(crate) use check::toml_line;
 
@@ -708,10 +709,16 @@ pub struct Problem {
     pub line: Option<usize>,
     /// What is wrong.
     pub message: String,
+    /// Only a warning: `serve` runs on it (a trunk host that does not
+    /// resolve yet).
+    pub warning: bool,
 }
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.warning {
+            f.write_str("warning: ")?;
+        }
         match (self.line, self.path.is_empty()) {
             (Some(l), false) => write!(f, "line {l}: {}: {}", self.path, self.message),
             (Some(l), true) => write!(f, "line {l}: {}", self.message),
@@ -727,20 +734,29 @@ impl Config {
         check::parse(text)
     }
 
-    /// Loads the configuration: `path` if given; else the default path if it
-    /// exists; else the embedded default.
-    pub fn load(path: Option<&Path>) -> Result<(Config, Origin), Error> {
-        let (text, origin) = match path {
+    /// Parses and checks a configuration as far as it goes: the
+    /// configuration with the keys in error left out (their defaults in
+    /// their place), unless even that does not parse, and every problem.
+    pub fn check(text: &str) -> (Option<Config>, Vec<Problem>) {
+        check::check(text)
+    }
+
+    /// The text of the configuration `load` reads, and where it is.
+    pub fn source(path: Option<&Path>) -> Result<(String, Origin), Error> {
+        Ok(match path {
             Some(p) => (read(p)?, Origin::File(p.to_owned())),
             None if Path::new(DEFAULT_PATH).exists() => {
                 (read(Path::new(DEFAULT_PATH))?, Origin::File(DEFAULT_PATH.into()))
             }
             None => (EMBEDDED.to_owned(), Origin::Embedded),
-        };
-        let config = Config::parse(&text).map_err(|problems| Error::Config {
-            path: origin.to_string(),
-            report: problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"),
-        })?;
+        })
+    }
+
+    /// Loads the configuration: `path` if given; else the default path if it
+    /// exists; else the embedded default.
+    pub fn load(path: Option<&Path>) -> Result<(Config, Origin), Error> {
+        let (text, origin) = Config::source(path)?;
+        let config = Config::parse(&text).map_err(|problems| report(&origin, &problems))?;
         Ok((config, origin))
     }
 
@@ -776,6 +792,22 @@ impl Config {
             v.push("metrics");
         }
         v
+    }
+}
+
+/// Each problem its line in `text` (the configuration's TOML), by its key path.
+pub fn locate(problems: &mut [Problem], text: &str) {
+    for p in problems.iter_mut().filter(|p| p.line.is_none() && !p.path.is_empty()) {
+        let segs: Vec<String> = p.path.split('.').map(str::to_owned).collect();
+        p.line = toml_line(text, &segs);
+    }
+}
+
+/// The error of a configuration with `problems`, one line each.
+pub fn report(origin: &Origin, problems: &[Problem]) -> Error {
+    Error::Config {
+        path: origin.to_string(),
+        report: problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"),
     }
 }
 

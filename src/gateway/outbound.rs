@@ -325,7 +325,7 @@ impl Gateway {
             o => o,
         };
         let report = result.as_ref().ok();
-        let cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, Some(out.ua.trunk_addr()));
+        let cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, out.ua.trunk_addr());
         let remote = cdr.remote_station.clone();
         let (code, pages) = (outcome.code(), outcome.pages());
         crate::metrics::fax(crate::metrics::Fax {

@@ -158,10 +158,31 @@ impl Store {
         Self::open_with(data_dir, key_dir, crate::retention::key_names(&crate::retention::Policy::default()))
     }
 
+    /// Checks the data directory as [`Store::open_with`] does before it
+    /// uses it (and `faxgate check-config` before a start): one that does
+    /// not exist yet is made (mode 0750); one that exists must be a
+    /// directory this process may read, write and enter.
+    pub fn check_data_dir(data_dir: &Path) -> Result<(), Error> {
+        let io = |context, path: &Path| Error::io(context, path.to_owned());
+        let meta = match fs::metadata(data_dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io("cannot read data directory", data_dir)(e)),
+        };
+        if !meta.is_dir() {
+            let e = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+            return Err(io("cannot use data directory", data_dir)(e));
+        }
+        use nix::unistd::{AccessFlags, access};
+        access(data_dir, AccessFlags::R_OK | AccessFlags::W_OK | AccessFlags::X_OK)
+            .map_err(|e| io("cannot write in data directory", data_dir)(e.into()))
+    }
+
     /// Opens the store; `describe` says what each new key is for (its
     /// class, owner and deadline: [`crate::retention::key_names`]).
     pub fn open_with(data_dir: &Path, key_dir: &Path, describe: Arc<dyn Describe>) -> Result<Store, Error> {
         let io = |context, path: &Path| Error::io(context, path.to_owned());
+        Self::check_data_dir(data_dir)?;
         if !data_dir.exists() {
             fs::create_dir_all(data_dir).map_err(io("cannot create data directory", data_dir))?;
             fs::set_permissions(data_dir, fs::Permissions::from_mode(0o750))

@@ -174,6 +174,16 @@ impl TrunkConfig {
         Ok(())
     }
 
+    /// Resolves the trunk's signalling address (`address`, `port`): the
+    /// first address the resolver gives. The user agent resolves with this
+    /// (again in the background while it fails), and `faxgate check-config`
+    /// warns when it fails.
+    pub async fn resolve(&self) -> std::io::Result<SocketAddr> {
+        tokio::net::lookup_host((self.address.as_str(), self.port)).await?.next().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} has no address", self.address))
+        })
+    }
+
     /// The SDP capabilities this trunk's settings give.
     pub fn capabilities(&self) -> Capabilities {
         Capabilities {
@@ -192,17 +202,18 @@ impl TrunkConfig {
         self.allowed_sources.contains(&src)
     }
 
-    /// Where the peer's media may be, `resolved` being the trunk's address.
-    pub fn media_sources(&self, resolved: SocketAddr) -> Vec<IpAddr> {
+    /// Where the peer's media may be, `resolved` being the trunk's address
+    /// (`None` while its host does not resolve).
+    pub fn media_sources(&self, resolved: Option<SocketAddr>) -> Vec<IpAddr> {
         if !self.media_sources.is_empty() {
             return self.media_sources.clone();
         }
         if !self.allowed_sources.is_empty() {
             return self.allowed_sources.clone();
         }
-        let mut v = vec![resolved.ip()];
+        let mut v: Vec<IpAddr> = resolved.map(|r| r.ip()).into_iter().collect();
         if let Ok(ip) = self.address.parse::<IpAddr>()
-            && ip != resolved.ip()
+            && !v.contains(&ip)
         {
             v.push(ip);
         }
@@ -276,11 +287,11 @@ credentials = { username = "fax", password = "secret" }
     fn media_sources_default_to_the_signalling_sources() {
         let t: TrunkConfig = serde_json::from_value(serde_json::json!({"name": "x", "address": "192.0.2.1"})).unwrap();
         let resolved: SocketAddr = "192.0.2.1:5060".parse().unwrap();
-        assert_eq!(t.media_sources(resolved), vec![resolved.ip()]);
+        assert_eq!(t.media_sources(Some(resolved)), vec![resolved.ip()]);
         let f: File = toml::from_str(EXAMPLE).unwrap();
-        assert_eq!(f.trunk[0].media_sources(resolved), f.trunk[0].allowed_sources);
+        assert_eq!(f.trunk[0].media_sources(Some(resolved)), f.trunk[0].allowed_sources);
         let t = TrunkConfig { media_sources: vec!["198.51.100.20".parse().unwrap()], ..t };
-        assert_eq!(t.media_sources(resolved), t.media_sources);
+        assert_eq!(t.media_sources(Some(resolved)), t.media_sources);
         assert_eq!(t.session_expires_secs, 1800);
         let t = TrunkConfig { session_expires_secs: 60, ..t };
         assert!(t.validate().is_err(), "below RFC 4028's 90 s");

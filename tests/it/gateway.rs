@@ -63,6 +63,8 @@ pub struct Opts {
     pub retry: &'static str,
     /// The outbound trunk's peer; `None`: the daemon's own inbound trunk.
     pub peer_port: Option<u16>,
+    /// The outbound trunk's host.
+    pub out_address: &'static str,
     /// Channels of the outbound trunk.
     pub channels: u32,
     /// Fax numbers in the directory: 33 22 11 00 and the ones after it.
@@ -83,6 +85,7 @@ impl Default for Opts {
             media: "t38-preferred",
             retry: "[1, 1]",
             peer_port: None,
+            out_address: "127.0.0.1",
             channels: 8,
             numbers: 1,
             extra: String::new(),
@@ -112,12 +115,13 @@ pub fn start(o: Opts) -> Gw {
             "{config}\n[smtp]\nhostname = \"fax.acme.test\"\ncertificate = \"{cert}\"\nkey = \"{key}\"\n\n\
              [[smtp.listen]]\naddress = \"127.0.0.1:0\"\nmode = \"submission\"\n\n\
              [fax]\nident = \"+45 70 20 30 40\"\nretry_delays = {retry}\n{fax}\n\n\
-             [[trunk]]\nname = \"out\"\nbind = \"127.0.0.1:{out_port}\"\naddress = \"127.0.0.1\"\nport = {peer}\n\
+             [[trunk]]\nname = \"out\"\nbind = \"127.0.0.1:{out_port}\"\naddress = \"{out_address}\"\nport = {peer}\n\
              outbound = true\nmedia = \"{media}\"\nchannels = {channels}\nanswer_timeout_secs = 4\n\
              sender_reinvite_delay_secs = 3\n\n\
              [[trunk]]\nname = \"in\"\nbind = \"127.0.0.1:{in_port}\"\naddress = \"127.0.0.1\"\nport = {out_port}\n\
              media = \"{media}\"\n{extra}\n",
             extra = o.extra,
+            out_address = o.out_address,
             fax = o.fax,
             cert = certfile.display(),
             key = keyfile.display(),

@@ -278,16 +278,107 @@ struct Inner {
     router: Router,
     reports: mpsc::UnboundedSender<CallReport>,
     local: SocketAddr,
-    /// The address announced in Contact and SDP when nothing is configured.
-    reach_ip: IpAddr,
-    trunk_addr: SocketAddr,
-    /// Where the trunk's media may be.
-    media_sources: Vec<IpAddr>,
+    /// The trunk's address and what follows from it, once resolved.
+    peer: tokio::sync::watch::Sender<Option<Arc<Peer>>>,
+    /// The address announced in Contact and SDP while the trunk's host
+    /// does not resolve.
+    unresolved_reach_ip: IpAddr,
     clock: MediaClock,
     cancel: CancellationToken,
     seq: AtomicU64,
     /// Set by [`UserAgent::drain`]: new INVITEs get 503 with Retry-After.
     draining: std::sync::atomic::AtomicBool,
+}
+
+/// The trunk's signalling address as resolved, and what follows from it.
+#[derive(Debug)]
+struct Peer {
+    addr: SocketAddr,
+    /// The address announced in Contact and SDP when nothing is configured.
+    reach_ip: IpAddr,
+    /// Where the trunk's media may be.
+    media_sources: Vec<IpAddr>,
+}
+
+impl Peer {
+    fn new(trunk: &TrunkConfig, local: SocketAddr, addr: SocketAddr) -> Self {
+        // Bound to a wildcard address without `advertise`: announce the
+        // address the kernel sends from towards the trunk, never 0.0.0.0
+        // (which an SDP peer reads as "on hold").
+        let reach_ip =
+            if local.ip().is_unspecified() { source_ip_towards(addr).unwrap_or(local.ip()) } else { local.ip() };
+        Peer { addr, reach_ip, media_sources: trunk.media_sources(Some(addr)) }
+    }
+}
+
+/// The first lookup of a trunk's host waits this long at start; after that
+/// it goes on in the background.
+const FIRST_LOOKUP: Duration = Duration::from_secs(5);
+/// The longest wait between lookups of a host that does not resolve.
+const LOOKUP_RETRY_MAX: Duration = Duration::from_secs(300);
+
+impl Inner {
+    fn peer(&self) -> Option<Arc<Peer>> {
+        self.peer.borrow().clone()
+    }
+
+    /// The trunk's address; a network failure while its host does not resolve.
+    fn trunk_addr(&self) -> Result<SocketAddr, CallError> {
+        self.peer().map(|p| p.addr).ok_or_else(|| {
+            CallError::Signalling(format!(
+                "the trunk's host {} does not resolve (yet); it is looked up again in the background",
+                self.cfg.trunk.address
+            ))
+        })
+    }
+
+    fn reach_ip(&self) -> IpAddr {
+        self.peer().map(|p| p.reach_ip).unwrap_or(self.unresolved_reach_ip)
+    }
+
+    fn media_sources(&self) -> Vec<IpAddr> {
+        match self.peer() {
+            Some(p) => p.media_sources.clone(),
+            None => self.cfg.trunk.media_sources(None),
+        }
+    }
+
+    /// Waits until the trunk's host resolves; `None` when the user agent stops first.
+    async fn resolved(&self) -> Option<SocketAddr> {
+        let mut rx = self.peer.subscribe();
+        tokio::select! {
+            p = rx.wait_for(Option::is_some) => p.ok().and_then(|p| p.as_ref().map(|p| p.addr)),
+            _ = self.cancel.cancelled() => None,
+        }
+    }
+}
+
+/// Looks the trunk's host up again until it resolves, waiting twice as
+/// long after each failure (at most [`LOOKUP_RETRY_MAX`]), with a warning
+/// each time.
+async fn resolve_loop(inner: Arc<Inner>) {
+    let trunk = &inner.cfg.trunk;
+    let mut wait = Duration::from_secs(2);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = inner.cancel.cancelled() => return,
+        }
+        match tokio::time::timeout(FIRST_LOOKUP, trunk.resolve()).await {
+            Ok(Ok(addr)) => {
+                tracing::info!(trunk = %trunk.name, host = %trunk.address, %addr, "the trunk's host resolves now");
+                inner.peer.send_replace(Some(Arc::new(Peer::new(trunk, inner.local, addr))));
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(trunk = %trunk.name, host = %trunk.address, error = %e, retry_in = ?wait * 2, "the trunk's host does not resolve; calls through it fail until it does")
+            }
+            Err(_) => {
+                tracing::warn!(trunk = %trunk.name, host = %trunk.address, retry_in = ?wait * 2, "no DNS answer for the trunk's host; calls through it fail until it resolves")
+            }
+        }
+        wait = (wait * 2).min(LOOKUP_RETRY_MAX);
+    }
 }
 
 /// The user agent.
@@ -304,7 +395,7 @@ impl std::fmt::Debug for UserAgent {
 
 struct SourceFilter {
     trunk: TrunkConfig,
-    resolved: SocketAddr,
+    resolved: tokio::sync::watch::Receiver<Option<Arc<Peer>>>,
     counters: Arc<Counters>,
     drops: Arc<Mutex<DropLog>>,
 }
@@ -314,7 +405,8 @@ impl TransportEventInspector for SourceFilter {
     async fn handle(&self, event: TransportEvent) -> Option<TransportEvent> {
         if let TransportEvent::Incoming(SipMessage::Request(_), _, from) = &event {
             let ip = from.get_socketaddr().ok().map(|a| a.ip());
-            if !ip.is_some_and(|ip| self.trunk.allows(ip, Some(self.resolved))) {
+            let resolved = self.resolved.borrow().as_ref().map(|p| p.addr);
+            if !ip.is_some_and(|ip| self.trunk.allows(ip, resolved)) {
                 self.counters.dropped_foreign.fetch_add(1, Ordering::Relaxed);
                 let ip = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
                 let line = self.drops.lock().unwrap_or_else(|p| p.into_inner()).record(Instant::now(), ip);
@@ -457,10 +549,6 @@ impl UserAgent {
     /// incoming calls arrive on the returned receiver.
     pub async fn start(cfg: UaConfig, router: Router) -> Result<(Self, mpsc::UnboundedReceiver<CallReport>), Error> {
         cfg.trunk.validate()?;
-        let trunk_addr = tokio::net::lookup_host((cfg.trunk.address.as_str(), cfg.trunk.port))
-            .await?
-            .next()
-            .ok_or(Error::InvalidSetting("trunk address does not resolve"))?;
         let cancel = CancellationToken::new();
         let transport = TransportLayer::new(cancel.clone());
         let external = cfg.advertise.map(|ip| SocketAddr::new(ip, cfg.bind.port()));
@@ -475,11 +563,26 @@ impl UserAgent {
         }
         .map_err(|e| Error::Sip(format!("bind {}: {e}", cfg.bind)))?;
         let local = conn.get_addr().get_socketaddr().map_err(|e| Error::Sip(e.to_string()))?;
-        // Bound to a wildcard address without `advertise`: announce the
-        // address the kernel sends from towards the trunk, never 0.0.0.0
-        // (which an SDP peer reads as "on hold").
-        let reach_ip =
-            if local.ip().is_unspecified() { source_ip_towards(trunk_addr).unwrap_or(local.ip()) } else { local.ip() };
+        // A host that does not resolve (DNS down, a name not yet
+        // published) does not stop the start: it is looked up again in the
+        // background, and calls through the trunk fail until it resolves.
+        let first = match tokio::time::timeout(FIRST_LOOKUP, cfg.trunk.resolve()).await {
+            Ok(Ok(addr)) => Ok(addr),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no DNS answer in {} s", FIRST_LOOKUP.as_secs())),
+        };
+        let (peer, peer_rx) = tokio::sync::watch::channel(match &first {
+            Ok(addr) => Some(Arc::new(Peer::new(&cfg.trunk, local, *addr))),
+            Err(e) => {
+                tracing::warn!(trunk = %cfg.trunk.name, host = %cfg.trunk.address, error = %e, "the trunk's host does not resolve; starting anyway, looking it up again in the background; calls through it fail until it resolves");
+                None
+            }
+        });
+        let towards = cfg.trunk.allowed_sources.first().map(|ip| SocketAddr::new(*ip, cfg.trunk.port));
+        let unresolved_reach_ip = match towards {
+            Some(a) if local.ip().is_unspecified() => source_ip_towards(a).unwrap_or(local.ip()),
+            _ => local.ip(),
+        };
         transport.add_transport(conn.into());
         let counters = Arc::new(Counters::default());
         let drops = Arc::new(Mutex::new(DropLog::default()));
@@ -491,7 +594,7 @@ impl UserAgent {
             .with_option(option)
             .with_transport_inspector(Box::new(SourceFilter {
                 trunk: cfg.trunk.clone(),
-                resolved: trunk_addr,
+                resolved: peer_rx,
                 counters: counters.clone(),
                 drops: drops.clone(),
             }))
@@ -501,9 +604,7 @@ impl UserAgent {
         let layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
         let (state_tx, state_rx) = layer.new_dialog_state_channel();
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
-        let media_sources = cfg.trunk.media_sources(trunk_addr);
         let inner = Arc::new(Inner {
-            media_sources,
             clock: cfg.clock,
             cfg,
             layer,
@@ -515,8 +616,8 @@ impl UserAgent {
             router,
             reports: reports_tx,
             local,
-            reach_ip,
-            trunk_addr,
+            peer,
+            unresolved_reach_ip,
             cancel: cancel.clone(),
             seq: AtomicU64::new(1),
             draining: std::sync::atomic::AtomicBool::new(false),
@@ -532,6 +633,9 @@ impl UserAgent {
         tokio::spawn(route_states(inner.clone(), state_rx));
         tokio::spawn(drop_summaries(inner.clone(), drops));
         tokio::spawn(serve_requests(inner.clone(), incoming));
+        if first.is_err() {
+            tokio::spawn(resolve_loop(inner.clone()));
+        }
         if inner.cfg.trunk.registration.is_some() {
             tokio::spawn(register_loop(inner.clone()));
         }
@@ -541,9 +645,10 @@ impl UserAgent {
         Ok((Self { inner }, reports_rx))
     }
 
-    /// The trunk's signalling address, as resolved at start.
-    pub fn trunk_addr(&self) -> SocketAddr {
-        self.inner.trunk_addr
+    /// The trunk's signalling address as resolved; `None` while its host
+    /// does not resolve.
+    pub fn trunk_addr(&self) -> Option<SocketAddr> {
+        self.inner.peer().map(|p| p.addr)
     }
 
     /// The signalling address bound.
@@ -628,6 +733,7 @@ impl UserAgent {
         if !tiff.is_file() {
             return Err(CallError::Engine(format!("no such file: {}", tiff.display())));
         }
+        let trunk_addr = inner.trunk_addr()?;
         let Some(_slot) = ChannelSlot::take(inner) else {
             return Err(CallError::NoChannel);
         };
@@ -653,7 +759,7 @@ impl UserAgent {
             caller,
             callee,
             contact,
-            destination: Some(SipAddr::from(inner.trunk_addr)),
+            destination: Some(SipAddr::from(trunk_addr)),
             content_type: Some("application/sdp".into()),
             credential: trunk.credentials.as_ref().map(|c| Credential {
                 username: c.username.clone(),
@@ -673,10 +779,10 @@ impl UserAgent {
                     s
                 })
                 .unwrap_or_else(|| fax_settings(inner)),
-            peers: inner.media_sources.clone(),
+            peers: inner.media_sources(),
         };
         let seed = random_u64();
-        let mut cfg = CallConfig::for_trunk(trunk, local_media, inner.media_sources.clone(), false);
+        let mut cfg = CallConfig::for_trunk(trunk, local_media, inner.media_sources(), false);
         cfg.session_expires = Duration::from_secs(u64::from(trunk.session_expires_secs));
         let call = Call::placing(cfg, inner.clock.now(), seed);
         let who = Who {
@@ -684,7 +790,7 @@ impl UserAgent {
             incoming: false,
             caller: from.to_string(),
             called: to.to_string(),
-            signalling: Some(inner.trunk_addr),
+            signalling: Some(trunk_addr),
         };
         let io = CallIo::new(inner.clone(), job, audio, image, ev_rx, None, Some(invite), seed);
         let (outcome, media) = drive(call, io).instrument_call(&who.call_id).await;
@@ -735,7 +841,7 @@ fn advertised_ip(inner: &Inner) -> IpAddr {
     inner
         .cfg
         .advertise
-        .unwrap_or_else(|| if inner.cfg.media_ip.is_unspecified() { inner.reach_ip } else { inner.cfg.media_ip })
+        .unwrap_or_else(|| if inner.cfg.media_ip.is_unspecified() { inner.reach_ip() } else { inner.cfg.media_ip })
 }
 
 /// The local address the kernel would send from to reach `peer` (a UDP
@@ -761,7 +867,7 @@ fn local_media(
 
 fn contact_uri(inner: &Inner, user: &str) -> Result<rsipstack::sip::Uri, Error> {
     let port = inner.local.port();
-    let ip = inner.cfg.advertise.unwrap_or(inner.reach_ip);
+    let ip = inner.cfg.advertise.unwrap_or_else(|| inner.reach_ip());
     let s = if user.is_empty() {
         format!("sip:{}", SocketAddr::new(ip, port))
     } else {
@@ -989,7 +1095,7 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
     let call = match SessionDescription::parse(&tx.original.body)
         .map_err(|e| Refusal::BadRequest(e.to_string()))
         .and_then(|offer| {
-            let cfg = CallConfig::for_trunk(trunk, local, inner.media_sources.clone(), true);
+            let cfg = CallConfig::for_trunk(trunk, local, inner.media_sources(), true);
             Call::answering(cfg, &offer, timer, inner.clock.now(), seed)
         }) {
         Ok(c) => c,
@@ -1018,7 +1124,7 @@ async fn incoming_invite(inner: Arc<Inner>, mut tx: Transaction) -> Result<(), E
         direction: Direction::Receive { tiff: path },
         calling: false,
         settings: fax_settings(&inner),
-        peers: inner.media_sources.clone(),
+        peers: inner.media_sources(),
     };
     let io = CallIo::new(inner.clone(), job, audio, image, ev_rx, Some(dialog), None, seed);
     let _slot = slot;
@@ -1414,7 +1520,7 @@ async fn options_request(inner: &Arc<Inner>) -> Result<u16, CallError> {
     let req = inner.endpoint.make_request(Method::Options, uri, via, from, to, seq, None);
     let key = TransactionKey::from_request(&req, TransactionRole::Client).map_err(sig)?;
     let mut tx = Transaction::new_client(key, req, inner.endpoint.clone(), None);
-    tx.destination = Some(SipAddr::from(inner.trunk_addr));
+    tx.destination = Some(SipAddr::from(inner.trunk_addr()?));
     tx.send().await.map_err(sig)?;
     while let Some(msg) = tx.receive().await {
         if let SipMessage::Response(r) = msg {
@@ -1434,6 +1540,9 @@ async fn keepalive_loop(inner: Arc<Inner>) {
             _ = tokio::time::sleep(every) => {}
             _ = inner.cancel.cancelled() => return,
         }
+        if inner.peer().is_none() {
+            continue; // the lookup warns
+        }
         match options_request(&inner).await {
             Ok(code) => tracing::debug!(code, "trunk keep-alive"),
             Err(e) => tracing::warn!("trunk keep-alive: {}", Scrubbed(&e)),
@@ -1451,7 +1560,8 @@ async fn register_loop(inner: Arc<Inner>) {
         auth_username: (c.username != reg.user).then(|| c.username.clone()),
     });
     let mut r = rsipstack::dialog::registration::Registration::new(inner.endpoint.clone(), credential);
-    let server: rsipstack::sip::Uri = match format!("sip:{}", inner.trunk_addr).as_str().try_into() {
+    let Some(trunk_addr) = inner.resolved().await else { return };
+    let server: rsipstack::sip::Uri = match format!("sip:{trunk_addr}").as_str().try_into() {
         Ok(u) => u,
         Err(e) => {
             tracing::error!("registrar URI: {}", Scrubbed(&e));
@@ -1512,6 +1622,36 @@ mod tests {
             "dropped 4999 packets from 2 sources that are not the trunk, top: 192.0.2.66 (3999), 192.0.2.67 (1000)"
         );
         assert_eq!(d.flush(t0 + Duration::from_secs(300)), None, "nothing new");
+    }
+
+    /// A trunk host that does not resolve (RFC 6761: `.invalid` never does)
+    /// does not stop the user agent: it serves, and a call through the
+    /// trunk fails at once as a network failure, saying why.
+    #[tokio::test]
+    async fn a_trunk_host_that_does_not_resolve_fails_calls_not_the_start() {
+        let trunk: TrunkConfig =
+            toml::from_str("name = \"carrier\"\naddress = \"carrier.invalid\"\nbind = \"127.0.0.1:0\"\n").unwrap();
+        let cfg = UaConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            socket: None,
+            advertise: None,
+            media_ip: "127.0.0.1".parse().unwrap(),
+            trunk,
+            fax: FaxSettings::default(),
+            clock: MediaClock::real_time(),
+            user_agent: "test".into(),
+        };
+        let (ua, _reports) = UserAgent::start(cfg, Arc::new(|_: &IncomingCall| None)).await.unwrap();
+        assert_eq!(ua.trunk_addr(), None);
+        assert_eq!(ua.stats().active_calls, 0);
+        let tiff = std::env::temp_dir().join(format!("faxgate-ua-test-{}.tiff", std::process::id()));
+        std::fs::write(&tiff, b"II*\0").unwrap();
+        let e = ua.send_fax("+4533221100", "+4570203040", tiff.clone()).await.unwrap_err();
+        let _ = std::fs::remove_file(&tiff);
+        assert!(matches!(&e, CallError::Signalling(m) if m.contains("carrier.invalid does not resolve")), "{e}");
+        assert!(e.is_transient());
+        assert_eq!(ua.stats().active_calls, 0, "no channel was taken");
+        ua.shutdown();
     }
 
     /// The SIP library's per-datagram dumps are off unless asked for by name.
