@@ -24,6 +24,7 @@ mod package;
 mod pdf_worker;
 mod postfix;
 mod queue;
+mod reload;
 mod retention;
 mod sweep_stall;
 mod systemd;
