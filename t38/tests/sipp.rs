@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::leg::Leg;
-use common::{free_port, short_raw_page, tmpdir};
+use common::{short_raw_page, sipp_port, tmpdir};
 
 fn have_sipp() -> bool {
     let ok = Command::new("sipp").arg("-v").output().is_ok();
@@ -27,16 +27,15 @@ fn scenario(name: &str) -> PathBuf {
 }
 
 /// Runs SIPp in `dir` with a scenario file; `extra` are more arguments.
+/// SIPp takes its own ports (the first free ones from 5060 and 6000 up).
 fn sipp(dir: &Path, target: Option<SocketAddr>, file: &str, ip: &str, extra: &[&str]) -> Output {
-    let port = free_port(ip).to_string();
-    let mport = free_port(ip).to_string();
     let sf = scenario(file);
     let mut cmd = Command::new("sipp");
     if let Some(t) = target {
         cmd.arg(t.to_string());
     }
     cmd.current_dir(dir)
-        .args(["-sf", sf.to_str().unwrap(), "-i", ip, "-p", &port, "-mp", &mport])
+        .args(["-sf", sf.to_str().unwrap(), "-i", ip])
         .args(["-nostdin", "-timeout", "30s", "-timeout_error", "-trace_err", "-trace_msg"])
         .args(extra);
     cmd.output().expect("sipp runs")
@@ -129,19 +128,16 @@ fn sipp_cancel_on_no_answer() {
         return;
     }
     let dir = tmpdir("cancel");
-    let port = free_port("127.0.0.1");
-    let p = port.to_string();
-    let mport = free_port("127.0.0.1").to_string();
     let sf = scenario("uas_cancel.xml");
     let sipp = Command::new("sipp")
         .current_dir(&dir)
-        .args(["-sf", sf.to_str().unwrap(), "-i", "127.0.0.1", "-p", &p, "-mp", &mport])
+        .args(["-sf", sf.to_str().unwrap(), "-i", "127.0.0.1"])
         .args(["-nostdin", "-m", "1", "-timeout", "30s", "-timeout_error", "-trace_err", "-trace_msg"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let port = sipp_port(&sipp, std::net::Ipv4Addr::LOCALHOST);
     let page = short_raw_page(&dir, 1);
     let trunk = format!("127.0.0.1:{port}");
     let leg = Leg::start(
@@ -254,18 +250,15 @@ fn sipp_as_trunk(dir: &Path, file: &str, leg_args: &[&str]) -> (Output, Leg) {
 
 /// [`sipp_as_trunk`] with the scenario at `sf`.
 fn sipp_as_trunk_with(dir: &Path, sf: &Path, leg_args: &[&str]) -> (Output, Leg) {
-    let port = free_port("127.0.0.1");
-    let p = port.to_string();
-    let mport = free_port("127.0.0.1").to_string();
     let sipp = Command::new("sipp")
         .current_dir(dir)
-        .args(["-sf", sf.to_str().unwrap(), "-i", "127.0.0.1", "-p", &p, "-mp", &mport])
+        .args(["-sf", sf.to_str().unwrap(), "-i", "127.0.0.1"])
         .args(["-nostdin", "-m", "1", "-timeout", "40s", "-timeout_error", "-trace_err", "-trace_msg"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let port = sipp_port(&sipp, std::net::Ipv4Addr::LOCALHOST);
     let trunk = format!("127.0.0.1:{port}");
     let mut args: Vec<&str> = leg_args.to_vec();
     args.extend_from_slice(&["--trunk", &trunk]);

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::gateway::{
-    HEADER_ROWS, Opts, Pbm, attachments, cdrs, fixture, free_udp_port, header, rasters, send_mail, send_mail_with,
-    start, tiff_pages, wait_for_cdrs, wait_for_mail,
+    HEADER_ROWS, Opts, Pbm, attachments, cdrs, fixture, header, rasters, send_mail, send_mail_with, start, tiff_pages,
+    wait_for_cdrs, wait_for_mail,
 };
 use crate::harness::BIN;
 
@@ -125,19 +125,23 @@ fn a_call_without_a_fax_phase_and_a_caller_without_a_number_are_told_truly() {
         .replace("4599887766", "anonymous");
     let xml = dir.path().join("uac_anonymous_t38.xml");
     std::fs::write(&xml, scenario).unwrap();
-    let port = free_udp_port();
-    let out = Command::new("sipp")
+    let sipp = Command::new("sipp")
         .args(["-sf", xml.to_str().unwrap(), &format!("127.0.0.1:{}", g.in_port)])
-        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-s", "+4533221100", "-m", "1", "-nostdin"])
+        .args(["-i", "127.0.0.1", "-s", "+4533221100", "-m", "1", "-nostdin"])
         .args(["-timeout", "30", "-timeout_error"])
         .current_dir(dir.path())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("sipp is installed (scripts/packages.sh)");
+    let port = crate::harness::sipp_port(&sipp, std::net::Ipv4Addr::LOCALHOST);
+    let out = sipp.wait_with_output().unwrap();
     assert!(out.status.success(), "sipp: {}\n{}", String::from_utf8_lossy(&out.stdout), g.daemon.log());
     let c = wait_for_cdrs(&g, 1);
     assert_eq!(c.len(), 1, "{c:#?}");
     let cdr = &c[0];
     assert_eq!((cdr["direction"].as_str(), cdr["sip_status"].as_u64()), (Some("fax-to-mail"), Some(200)), "{cdr:#}");
+    assert_eq!(cdr["sip_signalling"], format!("127.0.0.1:{port}"), "{cdr:#}");
     assert!(cdr["answer"].is_string(), "answered: {cdr:#}");
     for absent in ["calling", "transport", "bit_rate", "ecm", "resolution", "pages_total"] {
         assert!(cdr[absent].is_null(), "{absent} in {cdr:#}");

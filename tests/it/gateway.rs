@@ -41,11 +41,6 @@ caller_number = "70 20 30 40"
 auth = "smtp-auth"
 "#;
 
-/// A port for a SIPp peer (see [`crate::harness::unused_port`]).
-pub fn free_udp_port() -> u16 {
-    crate::harness::unused_port(true)
-}
-
 pub struct Gw {
     pub setup: Setup,
     pub daemon: Daemon,
@@ -394,15 +389,18 @@ fn an_unknown_number_is_refused_with_its_cdr_and_reported() {
 #[test]
 fn incoming_calls_refused_before_answering_each_leave_a_cdr() {
     let g = start(Opts::default());
-    let port = free_udp_port();
     let xml = Path::new(env!("CARGO_MANIFEST_DIR")).join("t38/tests/sipp/uac_malformed.xml");
-    let out = Command::new("sipp")
+    let sipp = Command::new("sipp")
         .args(["-sf", xml.to_str().unwrap(), &format!("127.0.0.1:{}", g.in_port)])
-        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-s", "+4533221100", "-m", "1", "-nostdin"])
+        .args(["-i", "127.0.0.1", "-s", "+4533221100", "-m", "1", "-nostdin"])
         .args(["-timeout", "30", "-timeout_error"])
         .current_dir(g.setup.path())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("sipp is installed (scripts/packages.sh)");
+    let port = crate::harness::sipp_port(&sipp, std::net::Ipv4Addr::LOCALHOST);
+    let out = sipp.wait_with_output().unwrap();
     assert!(out.status.success(), "sipp: {}\n{}", String::from_utf8_lossy(&out.stdout), g.daemon.log());
     // The CDRs are written as the refusals are reported, just after the answers.
     let c = wait_for_cdrs(&g, 3);
@@ -429,8 +427,8 @@ impl Drop for Sipp {
     }
 }
 
-/// A SIPp UAS on `port` that answers each INVITE with `status`.
-fn sipp_refusing(dir: &Path, port: u16, status: u16, calls: u32) -> Sipp {
+/// A SIPp UAS that answers each INVITE with `status`, and the port it took.
+fn sipp_refusing(dir: &Path, status: u16, calls: u32) -> (Sipp, u16) {
     let xml = dir.join(format!("uas_{status}.xml"));
     std::fs::write(
         &xml,
@@ -465,14 +463,15 @@ Content-Length: 0
     )
     .unwrap();
     let child = Command::new("sipp")
-        .args(["-sf", xml.to_str().unwrap(), "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-sf", xml.to_str().unwrap(), "-i", "127.0.0.1"])
         .args(["-m", &calls.to_string(), "-nostdin"])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("sipp is installed (scripts/packages.sh)");
-    Sipp(child)
+    let port = crate::harness::sipp_port(&child, std::net::Ipv4Addr::LOCALHOST);
+    (Sipp(child), port)
 }
 
 #[test]
@@ -481,7 +480,7 @@ fn busy_then_delivered_on_the_retry() {
     // INVITE with 486 Busy Here; the retry is answered by a real fax
     // receiver (the workspace's faxleg) started on the same port.
     let tmp = tempfile::tempdir().unwrap();
-    let peer = free_udp_port();
+    let (sipp, peer) = sipp_refusing(tmp.path(), 486, 1);
     // Busy lines have a schedule of their own: retried after 3 s, where the
     // general schedule would wait 10 minutes.
     let g = start(Opts {
@@ -490,7 +489,6 @@ fn busy_then_delivered_on_the_retry() {
         extra: "[fax.retry_by_cause]\nbusy = [3]\n".into(),
         ..Default::default()
     });
-    let sipp = sipp_refusing(tmp.path(), peer, 486, 1);
     send_mail(&g, &["33221100@fax.acme.test"], "Busy first", Some(&fixture("letter.pdf")));
     // The first attempt is busy.
     let until = Instant::now() + Duration::from_secs(30);
@@ -528,8 +526,7 @@ fn no_answer_until_the_final_failure_report() {
     // SIPp answers every INVITE with 480 Temporarily Unavailable (no
     // answer), three times: the first attempt and both retries.
     let tmp = tempfile::tempdir().unwrap();
-    let peer = free_udp_port();
-    let _sipp = sipp_refusing(tmp.path(), peer, 480, 3);
+    let (_sipp, peer) = sipp_refusing(tmp.path(), 480, 3);
     let g = start(Opts { retry: "[1, 1]", peer_port: Some(peer), ..Default::default() });
     send_mail(&g, &["33221100@fax.acme.test"], "Nobody home", Some(&fixture("letter.pdf")));
     let mails = wait_for_mail(&g, 1, 90);
@@ -738,7 +735,8 @@ fn maildir_of(setup: &Setup) -> Vec<PathBuf> {
 
 #[test]
 fn relay_down_kill_9_then_relay_up_delivers_each_mail_once() {
-    let port = crate::outbox::free_port();
+    let held = crate::harness::HeldPort::tcp();
+    let port = held.port;
     let extra = format!(
         "\n[mail]\ntransport = \"relay\"\nrelay_host = \"127.0.0.1\"\nrelay_port = {port}\n\
          relay_tls = \"none\"\nrelay_timeout = 5\nretry_delays = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"

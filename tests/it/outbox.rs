@@ -67,11 +67,6 @@ impl Drop for Relay {
     }
 }
 
-/// A port for a relay that is down first (see [`crate::harness::unused_port`]).
-pub fn free_port() -> u16 {
-    crate::harness::unused_port(false)
-}
-
 fn tenant() -> Tenant {
     Tenant {
         id: "nordtel".parse().unwrap(),
@@ -125,7 +120,8 @@ fn relay_at(port: u16) -> Outgoing {
 #[tokio::test]
 async fn relay_down_then_up_delivers_exactly_once() {
     let (tmp, outbox, clock) = setup();
-    let port = free_port();
+    let held = crate::harness::HeldPort::tcp();
+    let port = held.port;
     let out = relay_at(port);
     let pdf = OutAttachment {
         filename: "fax.pdf".into(),
@@ -161,7 +157,8 @@ async fn relay_down_then_up_delivers_exactly_once() {
 #[tokio::test]
 async fn a_5xx_reply_fails_the_message_for_good() {
     let (tmp, outbox, clock, store) = setup_with_store();
-    let port = free_port();
+    let held = crate::harness::HeldPort::tcp();
+    let port = held.port;
     let maildir = tmp.path().join("relay-maildir");
     let _relay = Relay::start(port, &maildir);
     let out = relay_at(port);
@@ -193,7 +190,8 @@ async fn a_5xx_reply_fails_the_message_for_good() {
 #[tokio::test]
 async fn a_4xx_reply_is_retried_until_the_relay_accepts() {
     let (tmp, outbox, clock) = setup();
-    let port = free_port();
+    let held = crate::harness::HeldPort::tcp();
+    let port = held.port;
     let maildir = tmp.path().join("relay-maildir");
     let _relay = Relay::start(port, &maildir);
     let out = relay_at(port);
@@ -217,7 +215,8 @@ async fn a_4xx_reply_is_retried_until_the_relay_accepts() {
 #[tokio::test]
 async fn expiry_gives_up_after_five_days() {
     let (_tmp, outbox, clock) = setup();
-    let out = relay_at(free_port());
+    let held = crate::harness::HeldPort::tcp();
+    let out = relay_at(held.port);
     outbox.enqueue(&tenant(), &["kunde@example.test".into()], "x", "y", vec![]).unwrap();
     let mut attempts = 0;
     while let Some(due) = outbox.next_due().unwrap() {

@@ -216,7 +216,8 @@ fn held_waiting_and_retrying_jobs_are_listed_and_steered() {
 /// down; one is dropped, the other flushed once the relay is back.
 #[test]
 fn the_outbox_is_listed_dropped_and_flushed_after_the_relay_returns() {
-    let port = crate::outbox::free_port();
+    let held = crate::harness::HeldPort::tcp();
+    let port = held.port;
     let extra = format!(
         "\n[mail]\ntransport = \"relay\"\nrelay_host = \"127.0.0.1\"\nrelay_port = {port}\n\
          relay_tls = \"none\"\nrelay_timeout = 5\nretry_delays = [600]\n"
