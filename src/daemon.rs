@@ -287,15 +287,14 @@ pub async fn serve(
     let dmarc = Dmarc::new(&config.smtp.dns_servers, hostname)?;
     let spool = Spool::open(&store, policy.clone(), dmarc, clock.clone(), hostname)?;
     let smtp_stats = Arc::new(faxgate_smtp::server::Stats::default());
+    let guards = faxgate_smtp::server::Guards {
+        stats: smtp_stats.clone(),
+        connections: faxgate_smtp::server::ConnectionLimit::new(config.smtp.max_connections_per_address, smtp_total),
+        auth: faxgate_smtp::AuthThrottle::new(config.smtp.auth_limits()),
+        limits: faxgate_smtp::server::SessionLimits::new(config.smtp.limits()),
+    };
+    let smtp_guards = guards.clone();
     if !smtp.is_empty() {
-        let guards = faxgate_smtp::server::Guards {
-            stats: smtp_stats.clone(),
-            connections: faxgate_smtp::server::ConnectionLimit::new(
-                config.smtp.max_connections_per_address,
-                smtp_total,
-            ),
-            auth: faxgate_smtp::AuthThrottle::new(config.smtp.auth_limits()),
-        };
         let listeners = smtp.into_iter().map(|(_, l)| l).collect();
         tasks.spawn(faxgate_smtp::server::run(
             listeners,
@@ -351,6 +350,8 @@ pub async fn serve(
     let reloader = Reloader {
         gateway: gateway.clone(),
         certificate,
+        smtp: smtp_guards,
+        fd_soft,
         store: store.clone(),
         set_log_level,
         restart_needed: ctx.restart_needed.clone(),
@@ -418,6 +419,10 @@ struct Reloader {
     gateway: crate::gateway::Gateway,
     /// The TLS certificate of the SMTP listeners, when they have one.
     certificate: Option<Arc<faxgate_smtp::tls::Certificate>>,
+    /// The SMTP listeners' limits.
+    smtp: faxgate_smtp::server::Guards,
+    /// Open files allowed (the SMTP connections are capped by them).
+    fd_soft: u64,
     store: Store,
     set_log_level: SetLogLevel,
     /// What `faxgate status` names as waiting for a restart.
@@ -459,6 +464,28 @@ async fn reload(r: &Reloader, running: &mut Config, new: Config) {
         },
         (None, None, None) => {}
         _ => restart.push("smtp.certificate".into()),
+    }
+    let (o, n) = (&running.smtp, &new.smtp);
+    if (o.limits(), o.auth_limits(), o.max_connections_per_address, o.max_connections)
+        != (n.limits(), n.auth_limits(), n.max_connections_per_address, n.max_connections)
+    {
+        r.smtp.limits.set(n.limits());
+        r.smtp.auth.set_limits(n.auth_limits());
+        let total = n.max_connections_for(r.fd_soft);
+        r.smtp.connections.set(n.max_connections_per_address, total);
+        tracing::info!(
+            connections = total,
+            per_address = n.max_connections_per_address,
+            "SMTP limits changed: new sessions and connections get them"
+        );
+        running.smtp = SmtpConfig {
+            hostname: o.hostname.clone(),
+            certificate: running.smtp.certificate.clone(),
+            key: running.smtp.key.clone(),
+            dns_servers: o.dns_servers.clone(),
+            listen: o.listen.clone(),
+            ..n.clone()
+        };
     }
     restart.extend(r.gateway.reload(new.fax.clone()).into_iter().map(str::to_owned));
     running.fax = (*r.gateway.fax_config()).clone();

@@ -75,6 +75,30 @@ pub struct Guards {
     pub auth: AuthThrottle,
     /// Sessions and refused connections, counted for monitoring.
     pub stats: Arc<Stats>,
+    /// The session limits new sessions get (in place of their listener's).
+    pub limits: SessionLimits,
+}
+
+/// The limits of an SMTP session, shared by all listeners; a reload may
+/// replace them for the sessions that follow.
+#[derive(Debug, Clone)]
+pub struct SessionLimits(Arc<std::sync::RwLock<crate::Limits>>);
+
+impl SessionLimits {
+    /// These limits.
+    pub fn new(limits: crate::Limits) -> Self {
+        SessionLimits(Arc::new(std::sync::RwLock::new(limits)))
+    }
+
+    /// The limits now.
+    pub fn get(&self) -> crate::Limits {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// New limits for the sessions that follow.
+    pub fn set(&self, limits: crate::Limits) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
 }
 
 /// Counts since the listeners started (for metrics).
@@ -91,13 +115,14 @@ pub struct Stats {
 /// Counts connections per client address, per listener and in all.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimit {
-    per_address: usize,
-    total: usize,
     counts: Arc<Mutex<Counts>>,
 }
 
 #[derive(Debug, Default)]
 struct Counts {
+    /// The limits.
+    max_per_address: usize,
+    max_total: usize,
     total: usize,
     by_address: HashMap<IpAddr, usize>,
     by_listener: HashMap<usize, usize>,
@@ -136,20 +161,29 @@ impl ConnectionLimit {
     /// At most `per_address` connections at once from one address, and
     /// `total` in all.
     pub fn new(per_address: usize, total: usize) -> Self {
-        ConnectionLimit { per_address, total, counts: Arc::default() }
+        let counts = Counts { max_per_address: per_address, max_total: total, ..Counts::default() };
+        ConnectionLimit { counts: Arc::new(Mutex::new(counts)) }
+    }
+
+    /// New limits for the connections that follow (a reload); connections
+    /// open beyond them are not closed.
+    pub fn set(&self, per_address: usize, total: usize) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.max_per_address = per_address;
+        c.max_total = total;
     }
 
     /// A slot for a new connection from `peer` on listener number
     /// `listener`, which takes at most `listener_max`.
     pub fn acquire(&self, peer: IpAddr, listener: usize, listener_max: usize) -> Result<ConnectionSlot, Refused> {
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if c.total >= self.total {
+        if c.total >= c.max_total {
             return Err(Refused::Total);
         }
         if c.by_listener.get(&listener).copied().unwrap_or(0) >= listener_max {
             return Err(Refused::Listener);
         }
-        if c.by_address.get(&peer).copied().unwrap_or(0) >= self.per_address {
+        if c.by_address.get(&peer).copied().unwrap_or(0) >= c.max_per_address {
             return Err(Refused::Address);
         }
         c.total += 1;
@@ -283,8 +317,9 @@ async fn accept_loop<P: Policy, S: Sink>(
             }
         };
         guards.stats.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (config, policy, sink, tls, auth, shutdown) =
-            (config.clone(), policy.clone(), sink.clone(), listener.tls.clone(), guards.auth.clone(), drain.clone());
+        let config = Arc::new(SessionConfig { limits: guards.limits.get(), ..(*config).clone() });
+        let (policy, sink, tls, auth, shutdown) =
+            (policy.clone(), sink.clone(), listener.tls.clone(), guards.auth.clone(), drain.clone());
         connections.spawn(async move {
             let _slot = slot;
             if let Err(e) = serve(stream, peer, &tls, config, &*policy, &*sink, &auth, &shutdown).await {

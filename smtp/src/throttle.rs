@@ -93,7 +93,7 @@ pub struct Failure {
 /// The failure counts, shared by every listener.
 #[derive(Clone, Debug)]
 pub struct AuthThrottle {
-    limits: Arc<AuthLimits>,
+    limits: Arc<std::sync::RwLock<AuthLimits>>,
     counts: Arc<Mutex<Counts>>,
 }
 
@@ -104,12 +104,18 @@ fn user_key(user: &str) -> String {
 impl AuthThrottle {
     /// No failures yet.
     pub fn new(limits: AuthLimits) -> Self {
-        AuthThrottle { limits: Arc::new(limits), counts: Arc::default() }
+        AuthThrottle { limits: Arc::new(std::sync::RwLock::new(limits)), counts: Arc::default() }
     }
 
     /// The limits.
-    pub fn limits(&self) -> &AuthLimits {
-        &self.limits
+    pub fn limits(&self) -> AuthLimits {
+        self.limits.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// New limits for the failures that follow (a reload); failures counted
+    /// so far are kept.
+    pub fn set_limits(&self, limits: AuthLimits) {
+        *self.limits.write().unwrap_or_else(|p| p.into_inner()) = limits;
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -126,7 +132,7 @@ impl AuthThrottle {
 
     /// A login of `user` from `peer` failed at `now`.
     pub fn failed(&self, peer: IpAddr, user: &str, now: Instant) -> Failure {
-        let limits = &*self.limits;
+        let limits = &self.limits();
         let mut c = self.counts();
         let a = bump(&mut c.by_address, peer, now, limits.lockout, limits.max_failures_per_address);
         let u = bump(&mut c.by_user, user_key(user), now, limits.lockout, limits.max_failures_per_user);

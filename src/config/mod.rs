@@ -781,8 +781,10 @@ impl Config {
         if self.retention != new.retention {
             v.push("retention");
         }
-        let without_certificate = |s: &SmtpConfig| SmtpConfig { certificate: None, key: None, ..s.clone() };
-        if without_certificate(&self.smtp) != without_certificate(&new.smtp) {
+        // The certificate and the limits are reloaded; the listeners, the
+        // name and the DNS servers are not.
+        let fixed = |s: &SmtpConfig| (s.hostname.clone(), s.dns_servers.clone(), s.listen.clone());
+        if fixed(&self.smtp) != fixed(&new.smtp) {
             v.push("smtp");
         }
         if self.mail != new.mail {

@@ -1,6 +1,6 @@
 //! SIGHUP applies what can change while the daemon runs: a renewed TLS
 //! certificate (the next handshake gets it), `fax.hold`, trunks added and
-//! removed; what cannot is named in `faxgate status`.
+//! removed, SMTP limits; what cannot is named in `faxgate status`.
 
 use std::net::UdpSocket;
 use std::process::Command;
@@ -32,6 +32,16 @@ print(seen == ssl.PEM_cert_to_DER_cert(open("{cert}").read()))
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     text.trim() == "True"
+}
+
+/// A new SMTP connection's first line, and the connection (kept open).
+fn greeting(addr: &str) -> (String, std::net::TcpStream) {
+    use std::io::BufRead;
+    let s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(&s).read_line(&mut line).unwrap();
+    (line, s)
 }
 
 /// Sends OPTIONS from `from` to `to`; the first line of the answer, if one
@@ -112,9 +122,23 @@ fn sighup_renews_the_certificate_sets_the_hold_and_adds_and_removes_a_trunk() {
     let mails = wait_for_mail(&g, 4, 120);
     assert_eq!(mails.iter().filter(|(_, m)| m.contains("delivered (2 of 2 pages)")).count(), 2, "{mails:#?}");
 
+    // SMTP limits: one connection per address from now on.
+    let one = original
+        .replace("hostname = \"fax.acme.test\"", "hostname = \"fax.acme.test\"\nmax_connections_per_address = 1");
+    reload(&g, &one, 6);
+    g.daemon.wait_for_log("SMTP limits changed");
+    let first = greeting(&g.submission);
+    assert!(first.0.starts_with("220 "), "{}", first.0);
+    assert_eq!(greeting(&g.submission).0, "421 4.7.0 too many connections from your address, try again later\r\n");
+    drop(first);
+    reload(&g, &original, 7);
+    let (a, b) = (greeting(&g.submission), greeting(&g.submission));
+    assert!(a.0.starts_with("220 ") && b.0.starts_with("220 "), "{a:?} {b:?}");
+    drop((a, b));
+
     // What cannot change while running is named, in the log and in status.
     let renamed = original.replace("hostname = \"fax.acme.test\"", "hostname = \"fax2.acme.test\"");
-    reload(&g, &renamed, 6);
+    reload(&g, &renamed, 8);
     g.daemon.wait_for_log("changed in the configuration; takes effect on restart setting=smtp");
     let status = g.setup.json(&["status"]);
     assert_eq!(status["restart_needed"], serde_json::json!(["smtp"]), "{status:#}");
