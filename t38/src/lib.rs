@@ -19,8 +19,8 @@
 //! - [`trunk`]: trunk configuration types.
 //! - With the `testing` feature: `pair` (two sessions joined in memory on
 //!   simulated time, with latency, loss and reordering), `loopback` (the
-//!   `faxgate fax loopback` diagnostic, on `pair`) and `testpage` (bilevel
-//!   TIFF test pages).
+//!   `faxgate fax loopback` diagnostic, on `pair`), `testpage` (bilevel
+//!   TIFF test pages) and `sipp_peer` (the port a SIPp peer took).
 //!
 //! The `faxleg` binary runs one fax leg on its own (tests, SIPp benchmarks).
 #![deny(unsafe_code)]
@@ -37,6 +37,8 @@ pub mod rtp;
 pub mod sdp;
 pub mod session;
 pub mod sip;
+#[cfg(feature = "testing")]
+pub mod sipp_peer;
 #[cfg(feature = "testing")]
 pub mod testpage;
 pub mod trunk;

@@ -134,7 +134,7 @@ fn a_call_without_a_fax_phase_and_a_caller_without_a_number_are_told_truly() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("sipp is installed (scripts/packages.sh)");
-    let port = crate::harness::sipp_port(&sipp, std::net::Ipv4Addr::LOCALHOST);
+    let port = faxgate_t38::sipp_peer::sipp_port(&sipp, std::net::Ipv4Addr::LOCALHOST);
     let out = sipp.wait_with_output().unwrap();
     assert!(out.status.success(), "sipp: {}\n{}", String::from_utf8_lossy(&out.stdout), g.daemon.log());
     let c = wait_for_cdrs(&g, 1);

@@ -399,7 +399,7 @@ fn incoming_calls_refused_before_answering_each_leave_a_cdr() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("sipp is installed (scripts/packages.sh)");
-    let port = crate::harness::sipp_port(&sipp, std::net::Ipv4Addr::LOCALHOST);
+    let port = faxgate_t38::sipp_peer::sipp_port(&sipp, std::net::Ipv4Addr::LOCALHOST);
     let out = sipp.wait_with_output().unwrap();
     assert!(out.status.success(), "sipp: {}\n{}", String::from_utf8_lossy(&out.stdout), g.daemon.log());
     // The CDRs are written as the refusals are reported, just after the answers.
@@ -470,7 +470,7 @@ Content-Length: 0
         .stderr(Stdio::null())
         .spawn()
         .expect("sipp is installed (scripts/packages.sh)");
-    let port = crate::harness::sipp_port(&child, std::net::Ipv4Addr::LOCALHOST);
+    let port = faxgate_t38::sipp_peer::sipp_port(&child, std::net::Ipv4Addr::LOCALHOST);
     (Sipp(child), port)
 }
 
