@@ -358,7 +358,8 @@ pub async fn serve(
     };
     ctx.queue = Some(crate::gateway::Queue::Running(gateway));
     ctx.outbox = Some(outbox_handle);
-    tasks.spawn(admin::server::run(listener, socket_path.clone(), Arc::new(ctx), shutdown.clone()));
+    let access = Arc::new(admin::access::Access::from_config(&config.admin)?);
+    tasks.spawn(admin::server::run(listener, socket_path.clone(), Arc::new(ctx), access, shutdown.clone()));
 
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;

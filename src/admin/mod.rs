@@ -12,6 +12,7 @@
 //! - [`client`]: the CLI's side of the socket;
 //! - `queue`: the fax queue and the outbox, listed and steered.
 
+pub mod access;
 pub mod client;
 mod queue;
 pub mod server;

@@ -17,6 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::access::{Access, Peer, narrow};
 use super::{Context, Envelope, Response, execute};
 use crate::Error;
 
@@ -51,8 +52,16 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, Error> {
     Ok(listener)
 }
 
-/// Serves the admin socket until `shutdown`; requests under way finish first.
-pub async fn run(listener: UnixListener, path: PathBuf, ctx: Arc<Context>, shutdown: CancellationToken) {
+/// Serves the admin socket until `shutdown`; requests under way finish
+/// first. Each connection acts for the principal its peer's credentials
+/// map to ([`super::access`]).
+pub async fn run(
+    listener: UnixListener,
+    path: PathBuf,
+    ctx: Arc<Context>,
+    access: Arc<Access>,
+    shutdown: CancellationToken,
+) {
     let mut conns = JoinSet::new();
     let mut errors = faxgate_smtp::listen::AcceptErrors::new(format!("admin socket {}", path.display()));
     loop {
@@ -61,7 +70,7 @@ pub async fn run(listener: UnixListener, path: PathBuf, ctx: Arc<Context>, shutd
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     errors.succeeded();
-                    conns.spawn(connection(stream, ctx.clone(), shutdown.clone()));
+                    conns.spawn(connection(stream, ctx.clone(), access.clone(), shutdown.clone()));
                 }
                 Err(e) => {
                     let pause = errors.failed(&e, std::time::Instant::now());
@@ -78,7 +87,16 @@ pub async fn run(listener: UnixListener, path: PathBuf, ctx: Arc<Context>, shutd
     let _ = std::fs::remove_file(&path);
 }
 
-async fn connection(stream: UnixStream, ctx: Arc<Context>, shutdown: CancellationToken) {
+async fn connection(stream: UnixStream, ctx: Arc<Context>, access: Arc<Access>, shutdown: CancellationToken) {
+    let principal = match stream.peer_cred() {
+        Ok(c) => {
+            let peer = Peer { uid: c.uid(), gid: c.gid(), pid: c.pid() };
+            tokio::task::spawn_blocking(move || access.principal(&peer))
+                .await
+                .unwrap_or_else(|e| Err(Error::Invalid(format!("cannot tell who is asking: {e}"))))
+        }
+        Err(e) => Err(Error::Forbidden(format!("cannot tell who is asking (no peer credentials: {e})"))),
+    };
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
     loop {
@@ -103,15 +121,31 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>, shutdown: Cancellatio
         } else {
             match serde_json::from_slice::<Envelope>(&line) {
                 Err(e) => Response::Error { kind: "invalid".into(), message: format!("not an admin request: {e}") },
-                Ok(env) => {
-                    let ctx = ctx.clone();
-                    let op = format!("{:?}", std::mem::discriminant(&env.request));
-                    tracing::debug!(scope = ?env.scope, op, "admin request");
-                    match tokio::task::spawn_blocking(move || execute(&ctx, &env.scope, env.request)).await {
-                        Ok(r) => Response::from_result(r),
-                        Err(e) => Response::Error { kind: "internal".into(), message: format!("request failed: {e}") },
+                Ok(env) => match principal
+                    .as_ref()
+                    .map_err(|e| Error::Forbidden(e.to_string()))
+                    .and_then(|p| narrow(p, &env.scope))
+                {
+                    Err(e) => {
+                        tracing::warn!(error = %e, "admin request refused");
+                        let _ = write(&mut w, &Response::from_result(Err(e))).await;
+                        if principal.is_err() {
+                            return;
+                        }
+                        continue;
                     }
-                }
+                    Ok(scope) => {
+                        let ctx = ctx.clone();
+                        let op = format!("{:?}", std::mem::discriminant(&env.request));
+                        tracing::debug!(scope = ?scope, op, "admin request");
+                        match tokio::task::spawn_blocking(move || execute(&ctx, &scope, env.request)).await {
+                            Ok(r) => Response::from_result(r),
+                            Err(e) => {
+                                Response::Error { kind: "internal".into(), message: format!("request failed: {e}") }
+                            }
+                        }
+                    }
+                },
             }
         };
         if write(&mut w, &response).await.is_err() {

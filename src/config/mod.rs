@@ -588,6 +588,26 @@ pub struct AdminConfig {
     /// Unset: only the daemon's own user.
     #[serde(default)]
     pub group: Option<String>,
+    /// Users and groups that act as the operator over the socket, besides
+    /// root and the daemon's own user.
+    #[serde(default)]
+    pub operators: Principals,
+    /// Per tenant id: the users and groups that act as that tenant's admin
+    /// over the socket (see [`crate::admin::access`]).
+    #[serde(default)]
+    pub tenants: std::collections::BTreeMap<String, Principals>,
+}
+
+/// Users and groups, by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Principals {
+    /// User names.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Group names.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 fn default_admin_socket() -> PathBuf {
@@ -596,7 +616,12 @@ fn default_admin_socket() -> PathBuf {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { socket: default_admin_socket(), group: None }
+        AdminConfig {
+            socket: default_admin_socket(),
+            group: None,
+            operators: Principals::default(),
+            tenants: Default::default(),
+        }
     }
 }
 

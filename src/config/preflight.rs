@@ -36,6 +36,12 @@ pub fn preflight(c: &Config, origin: &Origin) -> Vec<Problem> {
         Ok(_) => {}
         Err(p) => problems.push(p),
     }
+    // The users and groups of `[admin.operators]` and `[admin.tenants]` exist.
+    if let Err(e) = crate::admin::access::Access::from_config(&c.admin) {
+        let message = e.to_string();
+        let key = message.split(':').next().unwrap_or("admin").to_owned();
+        problems.push(problem(&key, message.split_once(": ").map_or(message.as_str(), |(_, m)| m)));
+    }
     problems
 }
 

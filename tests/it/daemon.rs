@@ -3,10 +3,11 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
+use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use crate::harness::{Daemon, Setup};
+use crate::harness::{BIN, Daemon, Setup};
 
 #[test]
 fn a_second_daemon_on_the_same_data_directory_is_refused() {
@@ -22,18 +23,12 @@ fn a_second_daemon_on_the_same_data_directory_is_refused() {
     let other = s.path().join("other.toml");
     let text = std::fs::read_to_string(&s.config).unwrap().replace("admin.sock", "other.sock");
     std::fs::write(&other, text).unwrap();
-    let out =
-        std::process::Command::new(crate::harness::BIN).arg("--config").arg(&other).arg("serve").output().unwrap();
+    let out = Command::new(BIN).arg("--config").arg(&other).arg("serve").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by another faxgate process"), "{err}");
     // The CLI pointed at the data without the socket says what is going on.
-    let out = std::process::Command::new(crate::harness::BIN)
-        .arg("--config")
-        .arg(&other)
-        .args(["tenant", "list"])
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).arg("--config").arg(&other).args(["tenant", "list"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("holds the data directory") && err.contains("does not answer"), "{err}");
     // The first daemon is unharmed.
@@ -192,4 +187,65 @@ fn cli_as_root_refuses_a_data_directory_of_another_user() {
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "something was made in the data directory");
     std::os::unix::fs::chown(&data, Some(0), Some(0)).unwrap();
     setup.ok(&["tenant", "list"]);
+}
+
+/// The admin socket acts for its peer's credentials, not for the scope a
+/// client writes in its request: a user mapped to a tenant sees that
+/// tenant only, even claiming the operator's scope, and is refused another
+/// tenant's; a user who may open the socket but is mapped to nothing is
+/// refused.
+#[test]
+fn the_admin_socket_acts_for_its_peer_not_for_the_scope_a_client_claims() {
+    use std::os::unix::process::CommandExt;
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("the user nobody");
+    let group = nix::unistd::Group::from_gid(nobody.gid).unwrap().expect("nobody's group");
+    let mapped = format!("group = \"{}\"\n[admin.tenants.acme]\nusers = [\"nobody\"]\n", group.name);
+    let unmapped = format!("group = \"{}\"\n", group.name);
+    // A request written by hand on the socket, as nobody.
+    let raw = |s: &Setup, line: &str| -> String {
+        let script = format!(
+            "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\ns.sendall(sys.argv[1].encode()+b'\\n')\n\
+             print(s.makefile().readline())",
+            s.socket().display().to_string()
+        );
+        let out = Command::new("/usr/bin/python3")
+            .args(["-c", &script, line])
+            .uid(nobody.uid.as_raw())
+            .gid(nobody.gid.as_raw())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let s = Setup::with(&mapped);
+    // nobody reaches the socket and reads the configuration through the directory.
+    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let d = s.start();
+    s.ok(&["tenant", "add", "acme", "--name", "Acme", "--from-address", "fax@acme.dk", "--country", "DK"]);
+    s.ok(&["tenant", "add", "beta", "--name", "Beta", "--from-address", "fax@beta.dk", "--country", "DK"]);
+    let as_nobody = Command::new(BIN)
+        .arg("--config")
+        .arg(&s.config)
+        .args(["--json", "tenant", "list"])
+        .uid(nobody.uid.as_raw())
+        .gid(nobody.gid.as_raw())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&as_nobody.stdout);
+    assert!(as_nobody.status.success(), "{text}{}", String::from_utf8_lossy(&as_nobody.stderr));
+    assert!(text.contains("\"acme\"") && !text.contains("\"beta\""), "{text}");
+    // Claiming the operator's scope changes nothing; another tenant's is refused.
+    let claimed = raw(&s, r#"{"scope":"operator","request":{"op":"tenant_list"}}"#);
+    assert!(claimed.contains("acme") && !claimed.contains("beta"), "{claimed}");
+    let other = raw(&s, r#"{"scope":{"tenant":"beta"},"request":{"op":"tenant_list"}}"#);
+    assert!(other.contains("forbidden") && !other.contains("Beta"), "{other}");
+    // Root is the operator and sees both.
+    let all = s.ok(&["tenant", "list"]);
+    assert!(all.contains("acme") && all.contains("beta"), "{all}");
+    drop(d);
+    // Mapped to nothing: refused, whatever the request claims.
+    let s = Setup::with(&unmapped);
+    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let _d = s.start();
+    let refused = raw(&s, r#"{"scope":"operator","request":{"op":"status"}}"#);
+    assert!(refused.contains("forbidden") && refused.contains("may not use the admin socket"), "{refused}");
 }
