@@ -13,7 +13,7 @@ use std::sync::Arc;
 use faxgate_retention::logid::Scrubbed;
 use faxgate_smtp::outgoing::OutAttachment;
 use faxgate_t38::FaxSettings;
-use faxgate_t38::sip::{CallReport, UserAgent};
+use faxgate_t38::sip::{CallOptions, CallReport, UserAgent};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,7 @@ use super::{Gateway, policy, render, report};
 use crate::Error;
 use crate::cdr::{self, Cdr, CdrStore};
 use crate::directory::Scope;
+use crate::learned::{self, Learned};
 use crate::retention::documents::job_key;
 use crate::store::layout::mail as layout;
 use crate::types::{E164, JobId};
@@ -281,6 +282,9 @@ impl Gateway {
     async fn attempt(&self, mut job: FaxJob, out: Arc<Outbound>) {
         let JobState::Calling { cdr_id, call_id, start } = job.state.clone() else { return };
         let file = self.inner.work_dir.join(format!("{}.tiff", job.id.to_text()));
+        let learn_days = self.config().learn_days;
+        // What earlier calls to this destination needed, if anything.
+        let mut used: Option<Learned> = None;
         let result = match self.inner.tree.get_sealed_bytes(&layout::pages(&job.mail_job)) {
             Ok(Some(p)) => {
                 let (g, j) = (self.clone(), job.clone());
@@ -299,12 +303,18 @@ impl Gateway {
                         if job.safer {
                             settings = safer(settings);
                         }
+                        used = self.inner.learning.get(&job.tenant, &job.to, start, learn_days).unwrap_or_else(|e| {
+                            tracing::error!(error = %e, "cannot read what calls to the destination needed");
+                            None
+                        });
+                        let audio = used.as_ref().is_some_and(|l| l.apply(&mut settings));
                         let from = job.caller.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "anonymous".into());
-                        tracing::info!(job = %job.id.to_text(), %call_id, trunk = %out.trunk, attempt = job.attempts.len() + 1, safer = job.safer, "calling");
-                        let r = out
-                            .ua
-                            .send_fax_with(job.to.as_str(), &from, file.clone(), Some(settings), Some(call_id.clone()))
-                            .await;
+                        tracing::info!(
+                            job = %job.id.to_text(), %call_id, trunk = %out.trunk, attempt = job.attempts.len() + 1,
+                            safer = job.safer, learned = used.as_ref().map(Learned::note), "calling"
+                        );
+                        let options = CallOptions { settings: Some(settings), call_id: Some(call_id.clone()), audio };
+                        let r = out.ua.send_fax_with(job.to.as_str(), &from, file.clone(), options).await;
                         let _ = std::fs::remove_file(&file);
                         r
                     }
@@ -325,7 +335,11 @@ impl Gateway {
             o => o,
         };
         let report = result.as_ref().ok();
-        let cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, out.ua.trunk_addr());
+        let mut cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, out.ua.trunk_addr());
+        cdr.learned = used.as_ref().map(Learned::note);
+        if let (Outcome::Sent { .. }, Some(r)) = (&outcome, report) {
+            self.learn(&job, r, used.as_ref(), end, learn_days);
+        }
         let remote = cdr.remote_station.clone();
         let (code, pages) = (outcome.code(), outcome.pages());
         crate::metrics::fax(crate::metrics::Fax {
@@ -364,6 +378,23 @@ impl Gateway {
                 tracing::error!(error = %e, "cannot record a call's result; it is recovered at the next start")
             }
             Err(e) => tracing::error!(error = %e, "result task failed"),
+        }
+    }
+
+    /// Learns what the call of `job` that got through with `report` needed
+    /// ([`crate::learned`]), having started with `used`.
+    fn learn(&self, job: &FaxJob, report: &CallReport, used: Option<&Learned>, now: Timestamp, days: u32) {
+        let needed = learned::needed_after(report, used);
+        match self.inner.learning.record(&job.tenant, &job.to, needed, used, now, days) {
+            Ok(l) if l.as_ref() != used => match l {
+                Some(l) => tracing::info!(
+                    job = %job.id.to_text(), learned = %l.note(), until = %l.expires,
+                    "learned what calls to this destination need"
+                ),
+                None => tracing::info!(job = %job.id.to_text(), "the destination took full capability; forgotten"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot record what calls to the destination need"),
         }
     }
 
