@@ -212,6 +212,15 @@ pub enum Request {
     OutboxDrop {
         id: JobId,
     },
+    /// What calls to destinations needed (`fax.learn_days`).
+    LearnedList {
+        tenant: Option<TenantId>,
+    },
+    /// Forget a destination, in one tenant or (the operator) in every one.
+    LearnedForget {
+        number: String,
+        tenant: Option<TenantId>,
+    },
 }
 
 /// What a value is, for `faxgate log hash`.
@@ -386,6 +395,17 @@ fn operator_only(scope: &Scope) -> Result<(), Error> {
     match scope {
         Scope::Operator => Ok(()),
         Scope::Tenant(_) => Err(Error::Forbidden("only the operator manages retention and legal holds".into())),
+    }
+}
+
+/// The tenant a tenant-scoped request is about: a tenant's admin sees its
+/// own only (another tenant is not found); the operator the one named, or
+/// every tenant (`None`).
+fn own_tenant(scope: &Scope, tenant: Option<TenantId>) -> Result<Option<TenantId>, Error> {
+    match (scope, tenant) {
+        (Scope::Tenant(own), Some(t)) if *own != t => Err(Error::NotFound(format!("no tenant {t}"))),
+        (Scope::Tenant(own), _) => Ok(Some(own.clone())),
+        (Scope::Operator, t) => Ok(t),
     }
 }
 
@@ -589,6 +609,28 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
         R::OutboxShow { id } => queue::outbox_show(ctx, scope, &id),
         R::OutboxFlush => queue::outbox_flush(ctx, scope),
         R::OutboxDrop { id } => queue::outbox_drop(ctx, scope, &id),
+        R::LearnedList { tenant } => {
+            let tenant = own_tenant(scope, tenant)?;
+            let restricted = Restricted::load(ctx)?;
+            let mut list = crate::learned::Learning::open(&ctx.store)?.list(tenant.as_ref(), dir.now())?;
+            list.retain(|l| !restricted.number(&l.number));
+            to_value(list)
+        }
+        R::LearnedForget { number, tenant } => {
+            let n = crate::types::E164::parse(&number, None).map_err(|e| Error::Invalid(e.to_string()))?;
+            let tenants = match own_tenant(scope, tenant)? {
+                Some(t) => vec![dir.tenant_get(scope, &t)?.id],
+                None => dir.tenant_list(scope)?.into_iter().map(|t| t.id).collect(),
+            };
+            let learning = crate::learned::Learning::open(&ctx.store)?;
+            let mut forgotten = Vec::new();
+            for t in tenants {
+                if learning.forget(&t, &n)? {
+                    forgotten.push(t);
+                }
+            }
+            Ok(json!({ "number": n, "forgotten_in": forgotten }))
+        }
         R::HoldList => {
             operator_only(scope)?;
             to_value(ctx.retention.holds().list()?)
