@@ -617,18 +617,31 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
             to_value(list)
         }
         R::LearnedForget { number, tenant } => {
-            let n = crate::types::E164::parse(&number, None).map_err(|e| Error::Invalid(e.to_string()))?;
             let tenants = match own_tenant(scope, tenant)? {
-                Some(t) => vec![dir.tenant_get(scope, &t)?.id],
-                None => dir.tenant_list(scope)?.into_iter().map(|t| t.id).collect(),
+                Some(t) => vec![dir.tenant_get(scope, &t)?],
+                None => dir.tenant_list(scope)?,
             };
+            // Each tenant reads the number with its own default country.
             let learning = crate::learned::Learning::open(&ctx.store)?;
-            let mut forgotten = Vec::new();
+            let (mut forgotten, mut parsed) = (Vec::new(), None);
             for t in tenants {
-                if learning.forget(&t, &n)? {
-                    forgotten.push(t);
+                let n = match crate::types::E164::parse(&number, Some(t.default_country)) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        parsed.get_or_insert(Err(e));
+                        continue;
+                    }
+                };
+                if learning.forget(&t.id, &n)? {
+                    forgotten.push(t.id);
                 }
+                parsed = Some(Ok(n));
             }
+            let n = match parsed {
+                Some(Ok(n)) => n.to_string(),
+                Some(Err(e)) => return Err(Error::Invalid(e.to_string())),
+                None => number,
+            };
             Ok(json!({ "number": n, "forgotten_in": forgotten }))
         }
         R::HoldList => {
