@@ -117,6 +117,9 @@ fn days_span(days: u32) -> SignedDuration {
     SignedDuration::from_hours(24 * i64::from(days))
 }
 
+/// An entry's store key, and what it holds (`None`: unreadable, its key is gone).
+pub(crate) type Entry = (Vec<u8>, Option<Learned>);
+
 /// The learned entries of a store.
 #[derive(Clone, Debug)]
 pub struct Learning {
@@ -229,7 +232,7 @@ impl Learning {
 
     /// Every entry's key with what it holds: `None` when it cannot be read
     /// any more (its month's key is gone). For the retention class.
-    pub(crate) fn entries(&self) -> Result<Vec<(Vec<u8>, Option<Learned>)>, Error> {
+    pub(crate) fn entries(&self) -> Result<Vec<Entry>, Error> {
         let mut out = Vec::new();
         for k in self.tree.keys_with_prefix(&[])? {
             match self.tree.get_sealed::<Learned>(&k) {

@@ -324,6 +324,15 @@ impl Privacy {
             }
         }
         directory.commit()?;
+        // What calls to the number needed, in every tenant.
+        if let Subject::Number(n) = s {
+            let learning = crate::learned::Learning::open(&self.store)?;
+            for t in self.directory.tenant_list(&op)? {
+                if learning.forget(&t.id, n)? {
+                    erased.push(format!("learned fallbacks of calls to {n} in tenant {}", t.id));
+                }
+            }
+        }
         let cdrs_kept: Vec<KeptCdr> = self
             .cdrs_of(s)?
             .into_iter()
