@@ -208,6 +208,16 @@ impl Learning {
         Ok(Some(l))
     }
 
+    /// What is known of `number` in `tenant` at `now`, read only (for an
+    /// export).
+    pub fn find(&self, tenant: &TenantId, number: &E164, now: Timestamp) -> Result<Option<Learned>, Error> {
+        match self.tree.get_sealed::<Learned>(&layout::entry(&self.store, tenant, number)) {
+            Ok(l) => Ok(l.filter(|l| l.expires > now)),
+            Err(Error::Crypto(faxgate_retention::Error::KeyDestroyed(_))) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Forgets `number` in `tenant`; whether there was an entry.
     pub fn forget(&self, tenant: &TenantId, number: &E164) -> Result<bool, Error> {
         let k = layout::entry(&self.store, tenant, number);

@@ -96,16 +96,20 @@ fn export_by_email_and_by_number_match_the_schema() {
     assert!(!jsonschema::validator_for(&schema).unwrap().is_valid(&bad));
 }
 
-/// Erasing a number erases what calls to it needed, in every tenant.
+/// A number's export holds what calls to it needed; erasing the number
+/// erases that, in every tenant.
 #[test]
 fn erasing_a_number_forgets_its_learned_fallbacks() {
     let w = world();
     let learning = crate::learned::Learning::open(&w.store).unwrap();
-    let (alpha, n): (crate::types::TenantId, crate::types::E164) =
-        ("alpha".parse().unwrap(), "+4533990102".parse().unwrap());
+    let (alpha, n): (crate::types::TenantId, E164) = ("alpha".parse().unwrap(), "+4533990102".parse().unwrap());
     let audio = faxgate_t38::sip::Needed { audio: true, ..Default::default() };
-    let now: jiff::Timestamp = "2026-03-10T12:00:00Z".parse().unwrap();
+    let now: Timestamp = "2026-03-10T12:00:00Z".parse().unwrap();
     learning.record(&alpha, &n, audio, None, now, 30).unwrap();
+    let e = w.privacy.export(&Subject::Number(n.clone())).unwrap();
+    assert_eq!(e.learned.len(), 1);
+    assert!(e.learned[0].audio);
+    validate(&serde_json::to_value(&e).unwrap());
     let r = w.privacy.erase(&Subject::Number(n.clone())).unwrap();
     assert!(r.erased.iter().any(|e| e.starts_with("learned fallbacks")), "{r:?}");
     assert_eq!(learning.get(&alpha, &n, now, 30).unwrap(), None);
