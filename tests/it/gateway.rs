@@ -428,9 +428,10 @@ fn incoming_calls_refused_before_answering_each_leave_a_cdr() {
 /// in the INVITE (`t38-initial`), the inbound trunk takes audio only and
 /// refuses it (488). The first fax falls back to audio in the same attempt
 /// and teaches that; the second starts in audio at once (no second 488, no
-/// second fallback) and its CDR says so; `learned list` shows the entry,
-/// `learned forget` removes it. Expiry is tested on a fake clock
-/// (`src/learned/tests.rs`, `src/retention/tests.rs`).
+/// second fallback) and its CDR says so; `learned list` shows the entry.
+/// 62 days later (libfaketime) it is not listed, the sweep erases it with
+/// its month's key. (Expiry to the second: `src/learned/tests.rs` and
+/// `src/retention/tests.rs` on a fake clock.)
 #[test]
 fn a_destination_that_refused_t38_is_called_in_audio_the_next_time() {
     let g = start(Opts { media: "t38-initial", in_media: Some("audio-only"), clock_rate: 2.0, ..Default::default() });
@@ -467,12 +468,48 @@ fn a_destination_that_refused_t38_is_called_in_audio_the_next_time() {
     // Still known, from when it was first learned.
     assert_eq!(g.setup.json(&["learned", "list"]), learned);
 
-    let forgot = g.setup.json(&["learned", "forget", "33 22 11 00"]);
-    assert_eq!(forgot["forgotten_in"], serde_json::json!(["acme"]), "{forgot:#}");
-    assert_eq!(g.setup.json(&["learned", "list"]), serde_json::json!([]));
     g.setup.ok(&["retention", "audit"]);
-    for f in crate::harness::files_under(&g.setup.data_dir()) {
-        if f.starts_with(g.setup.data_dir().join("maildir")) {
+
+    // 62 days on (libfaketime, the daemon stopped, the CLI on the store
+    // itself): past the entry's 30 days and its month's end plus 30 days.
+    // Not listed; the sweep erases it and destroys its month's key; the
+    // audit has nothing to say of learned entries.
+    let Gw { setup, daemon, .. } = g;
+    daemon.stop();
+    let later = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .env("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+            .env("FAKETIME", "+62d")
+            .env("DONT_FAKE_MONOTONIC", "1")
+            .arg("--json")
+            .arg("--config")
+            .arg(&setup.config)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), serde_json::from_str::<serde_json::Value>(&text).unwrap_or(text.into()))
+    };
+    assert_eq!(later(&["learned", "list"]), (true, serde_json::json!([])));
+    let (ok, sweep) = later(&["retention", "sweep"]);
+    assert!(ok, "{sweep:#}");
+    let c = sweep["categories"].as_array().unwrap().iter().find(|c| c["category"] == "learned").unwrap().clone();
+    assert_eq!(c["erased"], 1, "{sweep:#}");
+    let keys = c["keys_destroyed"].as_array().unwrap();
+    assert!(keys.len() == 1 && keys[0].as_str().unwrap().starts_with("learned-"), "{sweep:#}");
+    assert!(!setup.data_dir().join("keys").join(format!("{}.key", keys[0].as_str().unwrap())).exists());
+    let (_, audit) = later(&["retention", "audit"]);
+    assert_eq!(audit["checked"]["learned"], 0, "{audit:#}");
+    assert!(
+        audit["problems"].as_array().unwrap().iter().all(|p| !p.as_str().unwrap().contains("learned")),
+        "{audit:#}"
+    );
+    // Back at the real time it is gone, not just hidden.
+    assert_eq!(setup.json(&["learned", "list"]), serde_json::json!([]));
+    let forgot = setup.json(&["learned", "forget", "33 22 11 00"]);
+    assert_eq!((&forgot["number"], &forgot["forgotten_in"]), (&"+4533221100".into(), &serde_json::json!([])));
+    for f in crate::harness::files_under(&setup.data_dir()) {
+        if f.starts_with(setup.data_dir().join("maildir")) {
             continue;
         }
         let bytes = std::fs::read(&f).unwrap();
