@@ -13,7 +13,7 @@ use std::sync::Arc;
 use faxgate_retention::logid::Scrubbed;
 use faxgate_smtp::outgoing::OutAttachment;
 use faxgate_t38::FaxSettings;
-use faxgate_t38::sip::{CallOptions, CallReport, UserAgent};
+use faxgate_t38::sip::{CallOptions, CallReport, Needed, UserAgent};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -288,14 +288,23 @@ impl Gateway {
         let result = match self.inner.tree.get_sealed_bytes(&layout::pages(&job.mail_job)) {
             Ok(Some(p)) => {
                 let (g, j) = (self.clone(), job.clone());
-                let prepared = tokio::task::spawn_blocking(move || g.call_pages(&j, start, p))
-                    .await
-                    .map_err(|e| faxgate_t38::sip::CallError::Engine(format!("cannot prepare the pages: {e}")))
-                    .and_then(|(p, station)| {
-                        write_private(&file, &p)
-                            .map(|()| station)
-                            .map_err(|e| faxgate_t38::sip::CallError::Engine(format!("cannot write the pages: {e}")))
+                let prepared = tokio::task::spawn_blocking(move || {
+                    // What earlier calls to this destination needed (an
+                    // expired entry is erased here: a flushed write).
+                    let learned = g.inner.learning.get(&j.tenant, &j.to, start, learn_days).unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "cannot read what calls to the destination needed");
+                        None
                     });
+                    (g.call_pages(&j, start, p), learned)
+                })
+                .await
+                .map_err(|e| faxgate_t38::sip::CallError::Engine(format!("cannot prepare the pages: {e}")))
+                .and_then(|((p, station), learned)| {
+                    used = learned;
+                    write_private(&file, &p)
+                        .map(|()| station)
+                        .map_err(|e| faxgate_t38::sip::CallError::Engine(format!("cannot write the pages: {e}")))
+                });
                 match prepared {
                     Ok(station) => {
                         let mut settings = out.ua.fax_settings();
@@ -303,10 +312,6 @@ impl Gateway {
                         if job.safer {
                             settings = safer(settings);
                         }
-                        used = self.inner.learning.get(&job.tenant, &job.to, start, learn_days).unwrap_or_else(|e| {
-                            tracing::error!(error = %e, "cannot read what calls to the destination needed");
-                            None
-                        });
                         let audio = used.as_ref().is_some_and(|l| l.apply(&mut settings));
                         let from = job.caller.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "anonymous".into());
                         tracing::info!(
@@ -337,9 +342,11 @@ impl Gateway {
         let report = result.as_ref().ok();
         let mut cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, out.ua.trunk_addr());
         cdr.learned = used.as_ref().map(Learned::note);
-        if let (Outcome::Sent { .. }, Some(r)) = (&outcome, report) {
-            self.learn(&job, r, used.as_ref(), end, learn_days);
-        }
+        // What the call needed, when its fax got through.
+        let needed = match (&outcome, report) {
+            (Outcome::Sent { .. }, Some(r)) => Some(learned::needed_after(r, used.as_ref())),
+            _ => None,
+        };
         let remote = cdr.remote_station.clone();
         let (code, pages) = (outcome.code(), outcome.pages());
         crate::metrics::fax(crate::metrics::Fax {
@@ -365,6 +372,9 @@ impl Gateway {
         }
         let g = self.clone();
         let saved = tokio::task::spawn_blocking(move || -> Result<FaxJob, Error> {
+            if let Some(needed) = needed {
+                g.learn(&job, needed, used.as_ref(), end, learn_days);
+            }
             g.inner.cdrs.write(&cdr)?;
             g.save(&job)?;
             Ok(job)
@@ -381,10 +391,9 @@ impl Gateway {
         }
     }
 
-    /// Learns what the call of `job` that got through with `report` needed
+    /// Learns what the call of `job` that got through `needed`
     /// ([`crate::learned`]), having started with `used`.
-    fn learn(&self, job: &FaxJob, report: &CallReport, used: Option<&Learned>, now: Timestamp, days: u32) {
-        let needed = learned::needed_after(report, used);
+    fn learn(&self, job: &FaxJob, needed: Needed, used: Option<&Learned>, now: Timestamp, days: u32) {
         match self.inner.learning.record(&job.tenant, &job.to, needed, used, now, days) {
             Ok(l) if l.as_ref() != used => match l {
                 Some(l) => tracing::info!(
