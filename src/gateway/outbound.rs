@@ -2,9 +2,10 @@
 //! the account's destination policy, one job per recipient written with the
 //! pages in one flushed batch), queued, called through the outbound trunk
 //! (never more calls than its channels; each call's pages headed with the
-//! tenant's page header, its TSI the sender's station id), retried on its
-//! cause's schedule, and finished with a report; a call cut off by a stop is
-//! recovered at start.
+//! tenant's page header, its TSI the sender's station id; started with what
+//! earlier calls to the destination needed, [`crate::learned`], and teaching
+//! it what this one needed), retried on its cause's schedule, and finished
+//! with a report; a call cut off by a stop is recovered at start.
 
 use std::net::SocketAddr;
 use std::path::Path;
