@@ -112,6 +112,11 @@ pub struct Cdr {
     pub attempt: u32,
     /// Per-page timeline.
     pub timeline: Vec<PageEvent>,
+    /// The call started with what earlier calls to this destination needed
+    /// ([`crate::learned`]): `audio`, `ecm-off` and the rate, e.g.
+    /// `audio ecm-off 9600`. Absent for a call at the trunk's own settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<String>,
 }
 
 /// Which CDRs to list.
@@ -170,6 +175,7 @@ impl Cdr {
             remote_station: None,
             attempt: 1,
             timeline: Vec::new(),
+            learned: None,
         }
     }
 
@@ -436,6 +442,7 @@ pub fn example(i: u64, start: Timestamp) -> Cdr {
             PageEvent { page: 1, at: start + SignedDuration::from_secs(35), bad_rows: 0, ecm_retries: 0 },
             PageEvent { page: 2, at: start + SignedDuration::from_secs(62), bad_rows: 0, ecm_retries: 1 },
         ],
+        learned: None,
     }
 }
 
@@ -553,6 +560,7 @@ pub(crate) mod tests {
                 bad_rows: 0,
                 ecm_retries: 0,
             }],
+            learned: None,
         }
     }
 

@@ -11,6 +11,7 @@
 //! - [`document`]: mail parts to fax pages (G4 TIFF), received faxes to PDF, cover pages.
 //! - [`gateway`]: mail to fax (`outbound`), fax to mail (`inbound`), reports.
 //! - [`cdr`]: call detail records and their store.
+//! - [`learned`]: what calls to a destination needed, learned per tenant.
 //! - [`retention`]: one file per retention class; the audit and status.
 //! - [`gdpr`]: data-subject requests and lawful disclosure.
 //! - [`config`]: the TOML configuration and its checker.
@@ -29,6 +30,7 @@ pub mod document;
 mod error;
 pub mod gateway;
 pub mod gdpr;
+pub mod learned;
 pub mod mail;
 pub mod metrics;
 pub mod retention;

@@ -213,6 +213,15 @@ pub enum Request {
     OutboxDrop {
         id: JobId,
     },
+    /// What calls to destinations needed (`fax.learn_days`).
+    LearnedList {
+        tenant: Option<TenantId>,
+    },
+    /// Forget a destination, in one tenant or (the operator) in every one.
+    LearnedForget {
+        number: String,
+        tenant: Option<TenantId>,
+    },
 }
 
 /// What a value is, for `faxgate log hash`.
@@ -387,6 +396,17 @@ fn operator_only(scope: &Scope) -> Result<(), Error> {
     match scope {
         Scope::Operator => Ok(()),
         Scope::Tenant(_) => Err(Error::Forbidden("only the operator manages retention and legal holds".into())),
+    }
+}
+
+/// The tenant a tenant-scoped request is about: a tenant's admin sees its
+/// own only (another tenant is not found); the operator the one named, or
+/// every tenant (`None`).
+fn own_tenant(scope: &Scope, tenant: Option<TenantId>) -> Result<Option<TenantId>, Error> {
+    match (scope, tenant) {
+        (Scope::Tenant(own), Some(t)) if *own != t => Err(Error::NotFound(format!("no tenant {t}"))),
+        (Scope::Tenant(own), _) => Ok(Some(own.clone())),
+        (Scope::Operator, t) => Ok(t),
     }
 }
 
@@ -590,6 +610,41 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
         R::OutboxShow { id } => queue::outbox_show(ctx, scope, &id),
         R::OutboxFlush => queue::outbox_flush(ctx, scope),
         R::OutboxDrop { id } => queue::outbox_drop(ctx, scope, &id),
+        R::LearnedList { tenant } => {
+            let tenant = own_tenant(scope, tenant)?;
+            let restricted = Restricted::load(ctx)?;
+            let mut list = crate::learned::Learning::open(&ctx.store)?.list(tenant.as_ref(), dir.now())?;
+            list.retain(|l| !restricted.number(&l.number));
+            to_value(list)
+        }
+        R::LearnedForget { number, tenant } => {
+            let tenants = match own_tenant(scope, tenant)? {
+                Some(t) => vec![dir.tenant_get(scope, &t)?],
+                None => dir.tenant_list(scope)?,
+            };
+            // Each tenant reads the number with its own default country.
+            let learning = crate::learned::Learning::open(&ctx.store)?;
+            let (mut forgotten, mut parsed) = (Vec::new(), None);
+            for t in tenants {
+                let n = match crate::types::E164::parse(&number, Some(t.default_country)) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        parsed.get_or_insert(Err(e));
+                        continue;
+                    }
+                };
+                if learning.forget(&t.id, &n)? {
+                    forgotten.push(t.id);
+                }
+                parsed = Some(Ok(n));
+            }
+            let n = match parsed {
+                Some(Ok(n)) => n.to_string(),
+                Some(Err(e)) => return Err(Error::Invalid(e.to_string())),
+                None => number,
+            };
+            Ok(json!({ "number": n, "forgotten_in": forgotten }))
+        }
         R::HoldList => {
             operator_only(scope)?;
             to_value(ctx.retention.holds().list()?)

@@ -98,6 +98,10 @@ pub(crate) enum Command {
     /// relay or was given up, and why; flush it, drop a message.
     #[command(subcommand)]
     Outbox(OutboxCmd),
+    /// What calls to a destination needed (audio, ECM off, a lower rate),
+    /// learned per tenant and used from the start for `fax.learn_days`.
+    #[command(subcommand)]
+    Learned(LearnedCmd),
     /// The fax engine on its own (no daemon, no SIP).
     #[command(subcommand)]
     Fax(FaxCmd),
@@ -304,6 +308,25 @@ pub(crate) enum QueueCmd {
     Release {
         /// The job.
         id: JobId,
+    },
+}
+
+/// `faxgate learned ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum LearnedCmd {
+    /// List the destinations whose calls start with what they needed before.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+    },
+    /// Forget a destination: its next call tries T.38, ECM and 14,400 bit/s again.
+    Forget {
+        /// The fax number.
+        number: String,
+        /// Only in this tenant [default: every tenant].
+        #[arg(long)]
+        tenant: Option<TenantId>,
     },
 }
 
@@ -872,6 +895,12 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                 QueueCmd::Release { id } => Request::QueueSteer { id: *id, action: Steer::Release },
             }
         }
+        Command::Learned(l) => match l {
+            LearnedCmd::List { tenant } => Request::LearnedList { tenant: tenant.clone() },
+            LearnedCmd::Forget { number, tenant } => {
+                Request::LearnedForget { number: number.clone(), tenant: tenant.clone() }
+            }
+        },
         Command::Outbox(o) => match o {
             OutboxCmd::List { tenant } => Request::OutboxList { tenant: tenant.clone() },
             OutboxCmd::Show { id } => Request::OutboxShow { id: *id },
@@ -1306,6 +1335,15 @@ pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool>
                 );
             }
         }
+        Command::Learned(LearnedCmd::List { .. }) => {
+            let rows: Vec<faxgate::learned::Learned> = serde_json::from_value(value)?;
+            if rows.is_empty() {
+                println!("(none)");
+            }
+            for l in rows {
+                println!("{}  {}  {}  learned {}  until {}", l.tenant, l.number, l.note(), l.learned, l.expires);
+            }
+        }
         Command::Outbox(OutboxCmd::List { .. }) => {
             let rows = value.as_array().cloned().unwrap_or_default();
             if rows.is_empty() {
@@ -1335,7 +1373,7 @@ pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool>
                 let num =
                     |n: &Option<faxgate::types::E164>| n.as_ref().map(|n| n.to_string()).unwrap_or_else(|| "-".into());
                 println!(
-                    "{}  {}  {:<11} {} -> {}  pages {}/{}  {}  {}  attempt {}  {}",
+                    "{}  {}  {:<11} {} -> {}  pages {}/{}  {}  {}  attempt {}  {}{}",
                     c.start,
                     c.id,
                     format!("{:?}", c.direction).to_lowercase(),
@@ -1347,6 +1385,7 @@ pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool>
                     c.transport.map(|t| format!("{t:?}")).unwrap_or_else(|| "-".into()),
                     c.attempt,
                     c.tenant,
+                    c.learned.map(|l| format!("  learned: {l}")).unwrap_or_default(),
                 );
             }
         }

@@ -120,6 +120,12 @@ pub struct FaxConfig {
     /// `TimeoutStopSec` (90 s in the shipped unit).
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: u64,
+    /// Days a destination's needs are remembered per tenant: one that took
+    /// audio (T.38 refused), ECM off or a rate below 14,400 bit/s is called
+    /// that way from the start until then (`faxgate learned list`); 0 learns
+    /// nothing and uses nothing learned.
+    #[serde(default = "default_learn_days")]
+    pub learn_days: u32,
     /// Where the pages of a call in progress are kept as a file for the fax
     /// engine, and removed when the call ends. Unset: `$RUNTIME_DIRECTORY`
     /// (a tmpfs under systemd), else `<data_dir>/work`.
@@ -187,6 +193,9 @@ fn default_true() -> bool {
 fn default_drain_timeout() -> u64 {
     75
 }
+fn default_learn_days() -> u32 {
+    30
+}
 fn default_max_pages() -> usize {
     50
 }
@@ -236,6 +245,7 @@ impl Default for FaxConfig {
             cover_page: false,
             hold: false,
             drain_timeout: default_drain_timeout(),
+            learn_days: default_learn_days(),
             work_dir: None,
             media_ip: default_media_ip(),
             advertise: None,

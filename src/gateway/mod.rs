@@ -90,6 +90,8 @@ struct Inner {
     spool: Spool,
     outbox: Outbox,
     cdrs: CdrStore,
+    /// What calls to a destination needed ([`crate::learned`]).
+    learning: crate::learned::Learning,
     clock: Arc<dyn Clock>,
     /// `[fax]`, replaced by a reload ([`Gateway::reload`]).
     config: tokio::sync::watch::Sender<Arc<FaxConfig>>,
@@ -143,6 +145,7 @@ impl Gateway {
         let gw = Gateway {
             inner: Arc::new(Inner {
                 cdrs: CdrStore::open(&store)?,
+                learning: crate::learned::Learning::open(&store)?,
                 tree,
                 directory,
                 spool,

@@ -2,9 +2,10 @@
 //! the account's destination policy, one job per recipient written with the
 //! pages in one flushed batch), queued, called through the outbound trunk
 //! (never more calls than its channels; each call's pages headed with the
-//! tenant's page header, its TSI the sender's station id), retried on its
-//! cause's schedule, and finished with a report; a call cut off by a stop is
-//! recovered at start.
+//! tenant's page header, its TSI the sender's station id; started with what
+//! earlier calls to the destination needed, [`crate::learned`], and teaching
+//! it what this one needed), retried on its cause's schedule, and finished
+//! with a report; a call cut off by a stop is recovered at start.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use faxgate_retention::logid::Scrubbed;
 use faxgate_smtp::outgoing::OutAttachment;
 use faxgate_t38::FaxSettings;
-use faxgate_t38::sip::{CallReport, UserAgent};
+use faxgate_t38::sip::{CallOptions, CallReport, Needed, UserAgent};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,7 @@ use super::{Gateway, policy, render, report};
 use crate::Error;
 use crate::cdr::{self, Cdr, CdrStore};
 use crate::directory::Scope;
+use crate::learned::{self, Learned};
 use crate::retention::documents::job_key;
 use crate::store::layout::mail as layout;
 use crate::types::{E164, JobId};
@@ -281,17 +283,29 @@ impl Gateway {
     async fn attempt(&self, mut job: FaxJob, out: Arc<Outbound>) {
         let JobState::Calling { cdr_id, call_id, start } = job.state.clone() else { return };
         let file = self.inner.work_dir.join(format!("{}.tiff", job.id.to_text()));
+        let learn_days = self.config().learn_days;
+        // What earlier calls to this destination needed, if anything.
+        let mut used: Option<Learned> = None;
         let result = match self.inner.tree.get_sealed_bytes(&layout::pages(&job.mail_job)) {
             Ok(Some(p)) => {
                 let (g, j) = (self.clone(), job.clone());
-                let prepared = tokio::task::spawn_blocking(move || g.call_pages(&j, start, p))
-                    .await
-                    .map_err(|e| faxgate_t38::sip::CallError::Engine(format!("cannot prepare the pages: {e}")))
-                    .and_then(|(p, station)| {
-                        write_private(&file, &p)
-                            .map(|()| station)
-                            .map_err(|e| faxgate_t38::sip::CallError::Engine(format!("cannot write the pages: {e}")))
+                let prepared = tokio::task::spawn_blocking(move || {
+                    // What earlier calls to this destination needed (an
+                    // expired entry is erased here: a flushed write).
+                    let learned = g.inner.learning.get(&j.tenant, &j.to, start, learn_days).unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "cannot read what calls to the destination needed");
+                        None
                     });
+                    (g.call_pages(&j, start, p), learned)
+                })
+                .await
+                .map_err(|e| faxgate_t38::sip::CallError::Engine(format!("cannot prepare the pages: {e}")))
+                .and_then(|((p, station), learned)| {
+                    used = learned;
+                    write_private(&file, &p)
+                        .map(|()| station)
+                        .map_err(|e| faxgate_t38::sip::CallError::Engine(format!("cannot write the pages: {e}")))
+                });
                 match prepared {
                     Ok(station) => {
                         let mut settings = out.ua.fax_settings();
@@ -299,12 +313,14 @@ impl Gateway {
                         if job.safer {
                             settings = safer(settings);
                         }
+                        let audio = used.as_ref().is_some_and(|l| l.apply(&mut settings));
                         let from = job.caller.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "anonymous".into());
-                        tracing::info!(job = %job.id.to_text(), %call_id, trunk = %out.trunk, attempt = job.attempts.len() + 1, safer = job.safer, "calling");
-                        let r = out
-                            .ua
-                            .send_fax_with(job.to.as_str(), &from, file.clone(), Some(settings), Some(call_id.clone()))
-                            .await;
+                        tracing::info!(
+                            job = %job.id.to_text(), %call_id, trunk = %out.trunk, attempt = job.attempts.len() + 1,
+                            safer = job.safer, learned = used.as_ref().map(Learned::note), "calling"
+                        );
+                        let options = CallOptions { settings: Some(settings), call_id: Some(call_id.clone()), audio };
+                        let r = out.ua.send_fax_with(job.to.as_str(), &from, file.clone(), options).await;
                         let _ = std::fs::remove_file(&file);
                         r
                     }
@@ -325,7 +341,13 @@ impl Gateway {
             o => o,
         };
         let report = result.as_ref().ok();
-        let cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, out.ua.trunk_addr());
+        let mut cdr = self.job_cdr(&job, &cdr_id, &call_id, start, end, &outcome, report, out.ua.trunk_addr());
+        cdr.learned = used.as_ref().map(Learned::note);
+        // What the call needed, when its fax got through.
+        let needed = match (&outcome, report) {
+            (Outcome::Sent { .. }, Some(r)) => Some(learned::needed_after(r, used.as_ref())),
+            _ => None,
+        };
         let remote = cdr.remote_station.clone();
         let (code, pages) = (outcome.code(), outcome.pages());
         crate::metrics::fax(crate::metrics::Fax {
@@ -351,6 +373,9 @@ impl Gateway {
         }
         let g = self.clone();
         let saved = tokio::task::spawn_blocking(move || -> Result<FaxJob, Error> {
+            if let Some(needed) = needed {
+                g.learn(&job, needed, used.as_ref(), end, learn_days);
+            }
             g.inner.cdrs.write(&cdr)?;
             g.save(&job)?;
             Ok(job)
@@ -364,6 +389,22 @@ impl Gateway {
                 tracing::error!(error = %e, "cannot record a call's result; it is recovered at the next start")
             }
             Err(e) => tracing::error!(error = %e, "result task failed"),
+        }
+    }
+
+    /// Learns what the call of `job` that got through `needed`
+    /// ([`crate::learned`]), having started with `used`.
+    fn learn(&self, job: &FaxJob, needed: Needed, used: Option<&Learned>, now: Timestamp, days: u32) {
+        match self.inner.learning.record(&job.tenant, &job.to, needed, used, now, days) {
+            Ok(l) if l.as_ref() != used => match l {
+                Some(l) => tracing::info!(
+                    job = %job.id.to_text(), learned = %l.note(), until = %l.expires,
+                    "learned what calls to this destination need"
+                ),
+                None => tracing::info!(job = %job.id.to_text(), "the destination took full capability; forgotten"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot record what calls to the destination need"),
         }
     }
 

@@ -79,6 +79,9 @@ pub struct SubjectExport {
     pub cdrs: Vec<Cdr>,
     /// When each CDR will be erased.
     pub cdr_erase_on: Vec<Timestamp>,
+    /// What calls to the subject (a number) needed, per tenant ([`crate::learned`]).
+    #[serde(default)]
+    pub learned: Vec<crate::learned::Learned>,
 }
 
 /// A CDR kept after an erasure request, and until when.
@@ -235,6 +238,13 @@ impl Privacy {
             .collect::<Result<Vec<_>, _>>()?;
         let cdrs = self.cdrs_of(s)?;
         let cdr_erase_on = cdrs.iter().map(|c| after(c.start, self.policy.cdr)).collect();
+        let mut learned = Vec::new();
+        if let Subject::Number(n) = s {
+            let learning = crate::learned::Learning::open(&self.store)?;
+            for t in self.directory.tenant_list(&Scope::Operator)? {
+                learned.extend(learning.find(&t.id, n, self.directory.now())?);
+            }
+        }
         Ok(SubjectExport {
             subject: s.clone(),
             generated_at: self.directory.now(),
@@ -244,6 +254,7 @@ impl Privacy {
             senders,
             cdrs,
             cdr_erase_on,
+            learned,
         })
     }
 
@@ -324,6 +335,15 @@ impl Privacy {
             }
         }
         directory.commit()?;
+        // What calls to the number needed, in every tenant.
+        if let Subject::Number(n) = s {
+            let learning = crate::learned::Learning::open(&self.store)?;
+            for t in self.directory.tenant_list(&op)? {
+                if learning.forget(&t.id, n)? {
+                    erased.push(format!("learned fallbacks of calls to {n} in tenant {}", t.id));
+                }
+            }
+        }
         let cdrs_kept: Vec<KeptCdr> = self
             .cdrs_of(s)?
             .into_iter()

@@ -11,6 +11,7 @@ struct World {
     cdrs: CdrStore,
     privacy: Privacy,
     audit: faxgate_retention::audit::AuditLog,
+    store: Store,
 }
 
 fn world() -> World {
@@ -64,7 +65,7 @@ fn world() -> World {
     cdrs.write(&c2).unwrap();
     let audit = faxgate_retention::audit::AuditLog::new(data.join("retention-audit.jsonl"));
     let privacy = Privacy::new(&store, &dir, Policy::default(), audit.clone()).unwrap();
-    World { _tmp: tmp, dir, cdrs, privacy, audit }
+    World { _tmp: tmp, dir, cdrs, privacy, audit, store }
 }
 
 fn validate(v: &serde_json::Value) {
@@ -93,6 +94,25 @@ fn export_by_email_and_by_number_match_the_schema() {
     bad["cdrs"][0]["called"] = "33990101".into();
     let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
     assert!(!jsonschema::validator_for(&schema).unwrap().is_valid(&bad));
+}
+
+/// A number's export holds what calls to it needed; erasing the number
+/// erases that, in every tenant.
+#[test]
+fn erasing_a_number_forgets_its_learned_fallbacks() {
+    let w = world();
+    let learning = crate::learned::Learning::open(&w.store).unwrap();
+    let (alpha, n): (crate::types::TenantId, E164) = ("alpha".parse().unwrap(), "+4533990102".parse().unwrap());
+    let audio = faxgate_t38::sip::Needed { audio: true, ..Default::default() };
+    let now: Timestamp = "2026-03-10T12:00:00Z".parse().unwrap();
+    learning.record(&alpha, &n, audio, None, now, 30).unwrap();
+    let e = w.privacy.export(&Subject::Number(n.clone())).unwrap();
+    assert_eq!(e.learned.len(), 1);
+    assert!(e.learned[0].audio);
+    validate(&serde_json::to_value(&e).unwrap());
+    let r = w.privacy.erase(&Subject::Number(n.clone())).unwrap();
+    assert!(r.erased.iter().any(|e| e.starts_with("learned fallbacks")), "{r:?}");
+    assert_eq!(learning.get(&alpha, &n, now, 30).unwrap(), None);
 }
 
 #[test]

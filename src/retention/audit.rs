@@ -139,6 +139,9 @@ pub struct AuditCounts {
     pub documents: usize,
     /// Outbox records with a deadline looked at.
     pub outbox: usize,
+    /// Learned entries looked at.
+    #[serde(default)]
+    pub learned: usize,
     /// Keys looked at.
     pub keys: usize,
     /// Sweeps in the trail.

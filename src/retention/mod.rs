@@ -11,6 +11,7 @@
 //! - [`documents`]: a mail's message, pages and fax jobs once every recipient
 //!   is final; duplicate-detection entries after 24 hours.
 //! - [`outbox`]: outgoing mail given up on, and report markers.
+//! - [`learned`]: what calls to a destination needed, after `fax.learn_days`.
 //! - [`holds`]: legal holds, which keep data past its period, and their end.
 //! - [`audit`]: the independent audit and the status, over every class.
 //! - [`clock_watch`]: erasure of CDRs and accounts waits while the clock is not trusted.
@@ -31,6 +32,7 @@ pub mod cdr;
 pub mod clock_watch;
 pub mod documents;
 pub mod holds;
+pub mod learned;
 pub mod outbox;
 pub mod policy;
 
@@ -75,8 +77,14 @@ pub(crate) trait Class: std::fmt::Debug + Send + Sync {
 }
 
 /// The classes, in the order the sweeper runs them.
-pub(crate) const CLASSES: &[&dyn Class] =
-    &[&cdr::CdrClass, &account::AccountClass, &documents::DocumentClass, &outbox::OutboxClass, &holds::HoldClass];
+pub(crate) const CLASSES: &[&dyn Class] = &[
+    &cdr::CdrClass,
+    &account::AccountClass,
+    &documents::DocumentClass,
+    &outbox::OutboxClass,
+    &learned::LearnedClass,
+    &holds::HoldClass,
+];
 
 /// Everything the retention classes work on.
 #[derive(Clone, Debug)]
@@ -222,6 +230,7 @@ impl Describe for KeyNames {
             .or_else(|| documents::describe(id))
             .or_else(|| cdr::describe(id, &self.policy))
             .or_else(|| account::describe(id))
+            .or_else(|| learned::describe(id))
             .unwrap_or_else(|| ByName.describe(id))
     }
 }

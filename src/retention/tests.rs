@@ -563,3 +563,57 @@ fn fax_documents_and_finished_jobs_are_erased_after_the_grace_and_hold_against_a
     assert!(matches!(err, Error::Crypto(faxgate_retention::Error::KeyDestroyed(_))), "{err}");
     drop(tmp);
 }
+
+/// Learned entries: an expired one is flagged by the audit until a sweep
+/// erases it; the month's key is destroyed after the month's end plus the
+/// period, and what it sealed cannot be read from an old copy of the store.
+#[test]
+fn learned_entries_expire_and_their_month_key_goes() {
+    use crate::learned::Learning;
+    use faxgate_t38::sip::Needed;
+    let w = world("2025-01-10T09:00:00Z");
+    let l = Learning::open(&w.store).unwrap();
+    let alpha: crate::types::TenantId = "alpha".parse().unwrap();
+    let (old, new): (crate::types::E164, crate::types::E164) =
+        ("+4533221100".parse().unwrap(), "+4533221101".parse().unwrap());
+    let audio = Needed { audio: true, ..Needed::default() };
+    let first = l.record(&alpha, &old, audio, None, w.clock.now(), 30).unwrap().unwrap();
+    assert_eq!(
+        w.store.vault().meta(&KeyId::new("learned-2025-01").unwrap()).unwrap().unwrap().deadline,
+        Some("2025-03-03T00:00:00Z".parse().unwrap())
+    );
+    w.clock.advance(SignedDuration::from_hours(24 * 20));
+    l.record(&alpha, &new, audio, None, w.clock.now(), 30).unwrap();
+    let s = sweeper(&w).sweep().unwrap();
+    let c = s.categories.iter().find(|c| c.category == "learned").unwrap();
+    assert_eq!((c.erased, c.next_due), (0, Some(first.expires)), "{c:?}");
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
+
+    // The first has expired: the audit says so until the sweep erases it.
+    w.clock.set(first.expires);
+    let a = w.retention.audit(w.clock.now()).unwrap();
+    assert!(!a.ok && a.problems.iter().any(|p| p.contains("learned entry")), "{a:?}");
+    assert_eq!(a.checked.learned, 2);
+    let s = sweeper(&w).sweep().unwrap();
+    let c = s.categories.iter().find(|c| c.category == "learned").unwrap();
+    assert_eq!(c.erased, 1, "{c:?}");
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
+    assert_eq!(l.list(None, w.clock.now()).unwrap().len(), 1);
+    w.store.flush().unwrap();
+    let snapshot = w.tmp.path().join("old-copy");
+    copy_dir(&w.store.data_dir().join("db"), &snapshot.join("db"));
+
+    // March 3rd: everything learned in January has expired; its key goes.
+    w.clock.set("2025-03-03T00:00:00Z".parse().unwrap());
+    let s = sweeper(&w).sweep().unwrap();
+    let c = s.categories.iter().find(|c| c.category == "learned").unwrap();
+    assert_eq!((c.erased, c.keys_destroyed.clone()), (1, vec!["learned-2025-01".to_string()]), "{c:?}");
+    assert!(!key_file(&w, "learned-2025-01").exists());
+    assert!(l.entries().unwrap().is_empty());
+    let a = w.retention.audit(w.clock.now()).unwrap();
+    assert!(a.ok, "{a:?}");
+    // The old copy's entry is sealed with a key that no longer exists.
+    let old_store = Store::open(&snapshot, &w.store.data_dir().join("keys")).unwrap();
+    let old_l = Learning::open(&old_store).unwrap();
+    assert!(matches!(old_l.entries().unwrap()[..], [(_, None)]));
+}

@@ -27,12 +27,21 @@ pub enum TreeName {
     Holds,
     /// GDPR restrictions of processing.
     Restrictions,
+    /// What calls to a destination needed, per tenant ([`crate::learned`]).
+    Learned,
 }
 
 impl TreeName {
     /// Every tree.
-    pub const ALL: [TreeName; 6] =
-        [TreeName::Directory, TreeName::Mail, TreeName::Outbox, TreeName::Cdr, TreeName::Holds, TreeName::Restrictions];
+    pub const ALL: [TreeName; 7] = [
+        TreeName::Directory,
+        TreeName::Mail,
+        TreeName::Outbox,
+        TreeName::Cdr,
+        TreeName::Holds,
+        TreeName::Restrictions,
+        TreeName::Learned,
+    ];
 
     /// Its name in sled (and in the sealed records' associated data).
     pub fn as_str(self) -> &'static str {
@@ -43,6 +52,7 @@ impl TreeName {
             TreeName::Cdr => "cdr",
             TreeName::Holds => "holds",
             TreeName::Restrictions => "restrictions",
+            TreeName::Learned => "learned",
         }
     }
 }
@@ -72,7 +82,7 @@ pub fn is_sealed(tree: TreeName, key: &[u8]) -> bool {
         TreeName::Mail => matches!(tag, b"j" | b"m" | b"f" | b"p" | b"r"),
         TreeName::Outbox => tag == b"o",
         TreeName::Cdr => key.starts_with(cdr::PLACES),
-        TreeName::Holds | TreeName::Restrictions => true,
+        TreeName::Holds | TreeName::Restrictions | TreeName::Learned => true,
     }
 }
 
@@ -365,6 +375,29 @@ pub mod restrictions {
 
     /// Every restriction.
     pub const ALL: &[u8] = b"";
+}
+
+/// The `learned` tree: what calls to a destination needed, per tenant.
+///
+/// An entry is `<tenant> 0 <blind(tenant, number)>`: a tenant's entries
+/// list by prefix, and the same number has unrelated keys in two tenants.
+pub mod learned {
+    use super::*;
+
+    const DESTINATION: &str = "learned-destination";
+
+    /// A destination's entry in a tenant.
+    pub fn entry(store: &Store, tenant: &TenantId, n: &E164) -> Vec<u8> {
+        key(&[tenant.as_str().as_bytes(), &store.blind(DESTINATION, &format!("{tenant}\0{}", n.as_str()))])
+    }
+
+    /// The prefix of a tenant's entries, or of every entry.
+    pub fn tenant(tenant: Option<&TenantId>) -> Vec<u8> {
+        match tenant {
+            Some(t) => key(&[t.as_str().as_bytes(), b""]),
+            None => Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]

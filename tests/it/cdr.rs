@@ -39,6 +39,7 @@ pub(crate) fn cdr(start: &str, tenant: &str, called: &str, emails: &[&str]) -> C
             bad_rows: 0,
             ecm_retries: 0,
         }],
+        learned: None,
     }
 }
 

@@ -54,6 +54,8 @@ pub struct Gw {
 pub struct Opts {
     /// Media preference of both trunks.
     pub media: &'static str,
+    /// The inbound trunk's own media preference, when not `media`.
+    pub in_media: Option<&'static str>,
     /// Seconds between attempts.
     pub retry: &'static str,
     /// The outbound trunk's peer; `None`: the daemon's own inbound trunk.
@@ -78,6 +80,7 @@ impl Default for Opts {
     fn default() -> Self {
         Opts {
             media: "t38-preferred",
+            in_media: None,
             retry: "[1, 1]",
             peer_port: None,
             out_address: "127.0.0.1",
@@ -114,7 +117,7 @@ pub fn start(o: Opts) -> Gw {
              outbound = true\nmedia = \"{media}\"\nchannels = {channels}\nanswer_timeout_secs = 4\n\
              sender_reinvite_delay_secs = 3\n\n\
              [[trunk]]\nname = \"in\"\nbind = \"127.0.0.1:{in_port}\"\naddress = \"127.0.0.1\"\nport = {out_port}\n\
-             media = \"{media}\"\n{extra}\n",
+             media = \"{in_media}\"\n{extra}\n",
             extra = o.extra,
             out_address = o.out_address,
             fax = o.fax,
@@ -122,6 +125,7 @@ pub fn start(o: Opts) -> Gw {
             key = keyfile.display(),
             retry = o.retry,
             media = o.media,
+            in_media = o.in_media.unwrap_or(o.media),
             channels = o.channels,
         ),
     )
@@ -416,6 +420,99 @@ fn incoming_calls_refused_before_answering_each_leave_a_cdr() {
     // The calls to our number are the tenant's; the unknown one is unassigned.
     let ours = c.iter().filter(|x| x["tenant"] == "acme" && x["called"] == "+4533221100").count();
     assert_eq!(ours, 2, "{c:#?}");
+}
+
+/// Learned fallbacks on the real binary: the outbound trunk offers T.38
+/// in the INVITE (`t38-initial`), the inbound trunk takes audio only and
+/// refuses it (488). The first fax falls back to audio in the same attempt
+/// and teaches that; the second starts in audio at once (no second 488, no
+/// second fallback) and its CDR says so; `learned list` shows the entry.
+/// 62 days later (libfaketime) it is not listed, the sweep erases it with
+/// its month's key. (Expiry to the second: `src/learned/tests.rs` and
+/// `src/retention/tests.rs` on a fake clock.)
+#[test]
+fn a_destination_that_refused_t38_is_called_in_audio_the_next_time() {
+    let g = start(Opts { media: "t38-initial", in_media: Some("audio-only"), clock_rate: 2.0, ..Default::default() });
+    let refused = "T.38 in the INVITE refused";
+    send_mail(&g, &["33221100@fax.acme.test"], "First", None);
+    wait_for_mail(&g, 2, 120);
+    let c = wait_for_cdrs(&g, 3);
+    let out: Vec<_> = c.iter().filter(|x| x["direction"] == "mail-to-fax").collect();
+    assert_eq!(out.len(), 1, "{c:#?}");
+    assert_eq!((&out[0]["t30_code"], &out[0]["transport"]), (&0.into(), &"g711".into()), "{c:#?}");
+    assert!(out[0].get("learned").is_none(), "{c:#?}");
+    assert_eq!(c.iter().filter(|x| x["sip_status"] == 488).count(), 1, "the T.38 INVITE was refused: {c:#?}");
+    assert_eq!(g.daemon.log().matches(refused).count(), 1);
+    let learned = g.setup.json(&["learned", "list"]);
+    let list = learned.as_array().expect("a list");
+    assert_eq!(list.len(), 1, "{learned:#}");
+    assert_eq!((&list[0]["tenant"], &list[0]["number"]), (&"acme".into(), &"+4533221100".into()), "{learned:#}");
+    assert_eq!(list[0]["audio"], true, "{learned:#}");
+    // Another tenant's admin sees nothing of it.
+    let other = g.setup.fails(&["--as-tenant", "other", "learned", "list", "--tenant", "acme"]);
+    assert!(other.contains("no tenant acme"), "{other}");
+
+    // The second fax starts in audio: no T.38 offered, nothing refused.
+    send_mail(&g, &["33221100@fax.acme.test"], "Second", None);
+    wait_for_mail(&g, 4, 120);
+    let c = wait_for_cdrs(&g, 5);
+    let mut out: Vec<_> = c.iter().filter(|x| x["direction"] == "mail-to-fax").collect();
+    assert_eq!(out.len(), 2, "{c:#?}");
+    out.sort_by_key(|x| x["start"].as_str().unwrap().to_owned());
+    assert_eq!((&out[1]["t30_code"], &out[1]["transport"]), (&0.into(), &"g711".into()), "{c:#?}");
+    assert_eq!(out[1]["learned"], "audio", "{c:#?}");
+    assert_eq!(c.iter().filter(|x| x["sip_status"] == 488).count(), 1, "no second refusal: {c:#?}");
+    assert_eq!(g.daemon.log().matches(refused).count(), 1, "no second fallback");
+    // Still known, from when it was first learned.
+    assert_eq!(g.setup.json(&["learned", "list"]), learned);
+
+    g.setup.ok(&["retention", "audit"]);
+
+    // 62 days on (libfaketime, the daemon stopped, the CLI on the store
+    // itself): past the entry's 30 days and its month's end plus 30 days.
+    // Not listed; the sweep erases it and destroys its month's key; the
+    // audit has nothing to say of learned entries.
+    let Gw { setup, daemon, .. } = g;
+    daemon.stop();
+    let later = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .env("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+            .env("FAKETIME", "+62d")
+            .env("DONT_FAKE_MONOTONIC", "1")
+            .arg("--json")
+            .arg("--config")
+            .arg(&setup.config)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), serde_json::from_str::<serde_json::Value>(&text).unwrap_or(text.into()))
+    };
+    assert_eq!(later(&["learned", "list"]), (true, serde_json::json!([])));
+    let (ok, sweep) = later(&["retention", "sweep"]);
+    assert!(ok, "{sweep:#}");
+    let c = sweep["categories"].as_array().unwrap().iter().find(|c| c["category"] == "learned").unwrap().clone();
+    assert_eq!(c["erased"], 1, "{sweep:#}");
+    let keys = c["keys_destroyed"].as_array().unwrap();
+    assert!(keys.len() == 1 && keys[0].as_str().unwrap().starts_with("learned-"), "{sweep:#}");
+    assert!(!setup.data_dir().join("keys").join(format!("{}.key", keys[0].as_str().unwrap())).exists());
+    let (_, audit) = later(&["retention", "audit"]);
+    assert_eq!(audit["checked"]["learned"], 0, "{audit:#}");
+    assert!(
+        audit["problems"].as_array().unwrap().iter().all(|p| !p.as_str().unwrap().contains("learned")),
+        "{audit:#}"
+    );
+    // Back at the real time it is gone, not just hidden.
+    assert_eq!(setup.json(&["learned", "list"]), serde_json::json!([]));
+    let forgot = setup.json(&["learned", "forget", "33 22 11 00"]);
+    assert_eq!((&forgot["number"], &forgot["forgotten_in"]), (&"+4533221100".into(), &serde_json::json!([])));
+    for f in crate::harness::files_under(&setup.data_dir()) {
+        if f.starts_with(setup.data_dir().join("maildir")) {
+            continue;
+        }
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(!bytes.windows(10).any(|w| w == b"4533221100"), "the number in plaintext in {}", f.display());
+    }
 }
 
 struct Sipp(Child);

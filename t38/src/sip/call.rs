@@ -318,6 +318,10 @@ pub struct CallConfig {
     pub media_sources: Vec<IpAddr>,
     /// Calling: offer T.38 in the INVITE itself.
     pub t38_initial: bool,
+    /// Ask for T.38 (in the INVITE when `t38_initial`, else by re-INVITE
+    /// after the answer). False: the call stays in audio unless the peer
+    /// asks for T.38 (a destination known to refuse it).
+    pub ask_t38: bool,
     /// After the answer, how long to wait before asking for T.38.
     pub t38_switch_delay: Duration,
     /// Calling: CANCEL after this long without a final answer.
@@ -339,6 +343,7 @@ impl CallConfig {
             local,
             media_sources,
             t38_initial: trunk.media == MediaPreference::T38Initial,
+            ask_t38: true,
             t38_switch_delay: if incoming {
                 RECEIVER_SWITCH_DELAY
             } else {
@@ -412,7 +417,7 @@ impl Call {
     pub fn placing(cfg: CallConfig, now: Instant, seed: u64) -> Self {
         let mut c = Self::new(cfg, false, seed);
         c.asked_interval = c.cfg.session_expires.max(MIN_SE);
-        let offer = if c.cfg.t38_initial && c.cfg.caps.t38 {
+        let offer = if c.cfg.t38_initial && c.cfg.caps.t38 && c.cfg.ask_t38 {
             sdp::offer_t38(&c.cfg.caps, &c.cfg.local, c.session_id, c.version)
         } else {
             sdp::offer_audio(&c.cfg.caps, &c.cfg.local, c.session_id, c.version)
@@ -678,7 +683,11 @@ impl Call {
         self.negotiated = Some(negotiated);
         self.push_state();
         // A peer that refused T.38 in the INVITE is not asked again.
-        if matches!(self.state, State::Audio) && self.cfg.caps.t38 && !self.summary.t38_initial_refused {
+        if matches!(self.state, State::Audio)
+            && self.cfg.caps.t38
+            && self.cfg.ask_t38
+            && !self.summary.t38_initial_refused
+        {
             self.timers.set(Timer::T38Switch, now + self.cfg.t38_switch_delay);
         }
         self.timers.set(Timer::MaxCall, now + self.cfg.max_call);
@@ -1063,6 +1072,7 @@ mod tests {
             caps: Capabilities::default(),
             local: LocalMedia { addr: "192.0.2.1".parse().unwrap(), audio_port: 4000, image_port: 4002 },
             t38_initial: false,
+            ask_t38: true,
             t38_switch_delay: Duration::from_secs(3),
             answer_timeout: Duration::from_secs(60),
             ring: Duration::ZERO,
@@ -1524,6 +1534,27 @@ mod tests {
         c.handle(t0, response(488, &[]));
         assert!(matches!(c.outcome(), Some(Outcome::Failed(CallError::NotAcceptable(488)))));
         assert!(actions(&mut c).is_empty());
+    }
+
+    /// A call told not to ask for T.38 (a destination learned to refuse
+    /// it) offers audio even on a `t38-initial` trunk and sends no
+    /// re-INVITE to T.38 after the answer.
+    #[test]
+    fn told_not_to_ask_for_t38_stays_on_audio() {
+        let t0 = Instant::now();
+        let mut c = Call::placing(CallConfig { t38_initial: true, ask_t38: false, ..cfg() }, t0, 1);
+        match &actions(&mut c)[..] {
+            [Action::Invite { sdp, .. }] => {
+                assert!(sdp.media.iter().all(|m| !m.is_t38()), "{sdp:?}");
+                assert!(sdp.media.iter().any(|m| m.kind == sdp::MediaKind::Audio));
+            }
+            other => panic!("{other:?}"),
+        }
+        c.handle(t0 + Duration::from_secs(1), response(200, PEER_AUDIO));
+        assert!(matches!(&actions(&mut c)[..], [Action::StartMedia(Negotiated::Audio { .. })]));
+        assert_eq!(c.timer(Timer::T38Switch), None);
+        c.handle_timeout(t0 + Duration::from_secs(10));
+        assert!(actions(&mut c).is_empty(), "no re-INVITE");
     }
 
     /// RFC 4028 7.2: a 422 names the interval the peer wants; we ask again with it, once.

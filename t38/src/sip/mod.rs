@@ -17,4 +17,6 @@ pub mod ua;
 
 pub use call::{CallState, Refusal};
 pub use cause::CallError;
-pub use ua::{CallReport, IncomingCall, Needed, Router, UaConfig, UaStats, UserAgent, log_filter, screen_invite};
+pub use ua::{
+    CallOptions, CallReport, IncomingCall, Needed, Router, UaConfig, UaStats, UserAgent, log_filter, screen_invite,
+};

@@ -208,6 +208,21 @@ impl CallReport {
     }
 }
 
+/// What one placed call does differently from its trunk
+/// ([`UserAgent::send_fax_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// This call's T.30 settings (a retry after a failed transfer goes
+    /// slower and without ECM); the trunk's `ecm = false` still wins.
+    pub settings: Option<FaxSettings>,
+    /// This Call-ID, so that the caller can record it before the call.
+    pub call_id: Option<String>,
+    /// Start in G.711 audio and do not ask for T.38, neither in the INVITE
+    /// nor by re-INVITE (a destination known to refuse it); a re-INVITE to
+    /// T.38 from the peer is still accepted.
+    pub audio: bool,
+}
+
 /// What a call took to get through ([`CallReport::needed`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Needed {
@@ -714,20 +729,19 @@ impl UserAgent {
     /// Places a call to `to` (user part at the trunk) from `from` and sends
     /// the pages of `tiff`. Returns when the call is over.
     pub async fn send_fax(&self, to: &str, from: &str, tiff: PathBuf) -> Result<CallReport, CallError> {
-        self.send_fax_with(to, from, tiff, None, None).await
+        self.send_fax_with(to, from, tiff, CallOptions::default()).await
     }
 
-    /// [`Self::send_fax`] with this call's own T.30 settings (a retry after a
-    /// failed transfer goes slower and without ECM) and, when `call_id` is
-    /// given, that Call-ID (so that the caller can record it before the call).
+    /// [`Self::send_fax`] with what this call does differently from its
+    /// trunk ([`CallOptions`]).
     pub async fn send_fax_with(
         &self,
         to: &str,
         from: &str,
         tiff: PathBuf,
-        settings: Option<FaxSettings>,
-        call_id: Option<String>,
+        options: CallOptions,
     ) -> Result<CallReport, CallError> {
+        let CallOptions { settings, call_id, audio: start_audio } = options;
         let inner = &self.inner;
         let trunk = &inner.cfg.trunk;
         if !tiff.is_file() {
@@ -783,6 +797,7 @@ impl UserAgent {
         };
         let seed = random_u64();
         let mut cfg = CallConfig::for_trunk(trunk, local_media, inner.media_sources(), false);
+        cfg.ask_t38 = !start_audio;
         cfg.session_expires = Duration::from_secs(u64::from(trunk.session_expires_secs));
         let call = Call::placing(cfg, inner.clock.now(), seed);
         let who = Who {
