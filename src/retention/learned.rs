@@ -21,6 +21,14 @@ pub(super) fn describe(id: &KeyId) -> Option<faxgate_retention::vault::KeyMeta> 
     Some(faxgate_retention::vault::KeyMeta { class: "learned".into(), owner: month.into(), deadline: None })
 }
 
+/// The end of the month a key's id names (`learned-YYYY-MM`).
+fn month_end(id: &KeyId) -> Option<Timestamp> {
+    let month = id.as_str().strip_prefix(KEY_PREFIX)?;
+    let first: jiff::civil::Date = format!("{month}-01").parse().ok()?;
+    let t = first.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    Some(crate::learned::month_key_deadline(t, 0))
+}
+
 /// Erases the entries expired at `now` and those that cannot be read, then
 /// destroys the month keys whose deadline has passed (key first, then what
 /// it still seals, then its tombstone).
@@ -39,7 +47,17 @@ pub fn sweep(learning: &Learning, store: &crate::store::Store, now: Timestamp) -
         match meta.deadline {
             Some(d) if d <= now => due_keys.push(k.id.clone()),
             Some(d) => earliest(&mut out.next_due, d),
-            None => {}
+            // Made, but the daemon stopped before the deadline was written
+            // (it is written before anything is sealed with the key): the
+            // key seals nothing, and learning later that month moves the
+            // deadline on. The month's end, so that it is not kept for ever.
+            None => match month_end(&k.id) {
+                Some(d) => {
+                    vault.set_deadline(&k.id, Some(d))?;
+                    earliest(&mut out.next_due, d);
+                }
+                None => out.faults.push(format!("key {} has no deadline and names no month", k.id)),
+            },
         }
     }
     for kid in &due_keys {

@@ -617,3 +617,21 @@ fn learned_entries_expire_and_their_month_key_goes() {
     let old_l = Learning::open(&old_store).unwrap();
     assert!(matches!(old_l.entries().unwrap()[..], [(_, None)]));
 }
+
+/// A learned month key made by a daemon that stopped before it wrote the
+/// key's deadline (nothing is sealed with it yet) gets its month's end from
+/// the sweep, and goes then; it is not kept for ever.
+#[test]
+fn a_learned_month_key_without_a_deadline_gets_the_months_end() {
+    let w = world("2025-01-10T09:00:00Z");
+    let kid = KeyId::new("learned-2025-01").unwrap();
+    w.store.vault().get_or_create(&kid).unwrap();
+    assert_eq!(w.store.vault().meta(&kid).unwrap().unwrap().deadline, None);
+    sweeper(&w).sweep().unwrap();
+    assert_eq!(w.store.vault().meta(&kid).unwrap().unwrap().deadline, Some("2025-02-01T00:00:00Z".parse().unwrap()));
+    w.clock.set("2025-02-01T00:00:00Z".parse().unwrap());
+    let s = sweeper(&w).sweep().unwrap();
+    let c = s.categories.iter().find(|c| c.category == "learned").unwrap();
+    assert_eq!(c.keys_destroyed, vec!["learned-2025-01".to_string()], "{c:?}");
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
+}
