@@ -99,8 +99,11 @@ pub fn backup(store: &Store, out: &Path, now: Timestamp) -> Result<BackupManifes
         };
         trees.insert(name.as_str().to_owned(), m);
     }
-    drop(db);
-    // The sealed files.
+    // The sealed files. A message file is written before its job record,
+    // so a file whose record is not in the copy belongs to a mail not yet
+    // acknowledged when the copy was made: it is left out, as a start
+    // removes such a file.
+    let mail = db.open_tree(super::TreeName::Mail.as_str())?;
     let spool = out.join("spool");
     private_dir(&spool, 0o750)?;
     let mut files = 0;
@@ -108,9 +111,16 @@ pub fn backup(store: &Store, out: &Path, now: Timestamp) -> Result<BackupManifes
         if name.starts_with('.') {
             continue;
         }
+        if let Ok(id) = name.parse::<crate::types::JobId>()
+            && !mail.contains_key(super::layout::mail::job(&id))?
+        {
+            continue;
+        }
         copy_file(&store.file_dir().join(&name), &spool.join(&name), 0o640)?;
         files += 1;
     }
+    drop(mail);
+    drop(db);
     sync_dir(&spool)?;
     // The keys and tombstones, after the records that name them.
     let keys_out = out.join("keys");
