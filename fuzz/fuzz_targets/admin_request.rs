@@ -39,6 +39,7 @@ fn context() -> &'static admin::Context {
             damage: Vec::new(),
             key_faults: Vec::new(),
             clock_suspended: None,
+            restart_needed: Vec::new(),
         };
         admin::Context::new(&store, directory, retention, sweeper, status).unwrap()
     })

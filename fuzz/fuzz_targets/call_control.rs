@@ -93,6 +93,8 @@ struct Scenario {
     incoming: bool,
     offer: Sdp,
     t38_initial: bool,
+    /// A destination known to refuse T.38: do not ask for it.
+    stay_in_audio: bool,
     audio_only: bool,
     trunk_media_only: bool,
     session_expires: u16,
@@ -212,6 +214,7 @@ fuzz_target!(|s: Scenario| {
         media_sources: if s.trunk_media_only { vec!["192.0.2.8".parse().unwrap()] } else { Vec::new() },
         session_expires: Duration::from_secs(u64::from(s.session_expires)),
         t38_initial: s.t38_initial,
+        ask_t38: !s.stay_in_audio,
         t38_switch_delay: Duration::from_millis(u64::from(s.switch_ms)),
         answer_timeout: Duration::from_secs(u64::from(s.answer_timeout_s)),
         ring: Duration::from_secs(u64::from(s.ring_s % 8)),
@@ -268,9 +271,12 @@ fuzz_target!(|s: Scenario| {
                 m.reinvite_pending = false;
                 Input::ReinviteFailed
             }
-            Op::PeerReinvite(sdp, update, se) => {
-                Input::PeerReinvite { request: m.request(), body: sdp.bytes(), update: *update, session_expires: se.get() }
-            }
+            Op::PeerReinvite(sdp, update, se) => Input::PeerReinvite {
+                request: m.request(),
+                body: sdp.bytes(),
+                update: *update,
+                session_expires: se.get(),
+            },
             Op::PeerRequest => Input::PeerRequest { request: m.request() },
             Op::PeerHungUp => Input::PeerHungUp,
             Op::HangUp => Input::HangUp,
@@ -295,7 +301,8 @@ fuzz_target!(|s: Scenario| {
     // The peer goes, the media ends, time passes: the call is over.
     for _ in 0..4 {
         if m.invite_pending && !m.over {
-            let cancelled = Input::InviteResponse { status: 487, body: Vec::new(), session_expires: None, min_se: None };
+            let cancelled =
+                Input::InviteResponse { status: 487, body: Vec::new(), session_expires: None, min_se: None };
             call.handle(now, cancelled);
             m.invite_pending = false;
             m.take_actions(&mut call);

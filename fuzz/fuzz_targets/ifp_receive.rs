@@ -32,18 +32,10 @@ fuzz_target!(|input: Input| {
     let start = Instant::now();
     let mut s = FaxSession::new(
         SessionConfig {
-            direction: Direction::Receive {
-                tiff: out_path().to_owned(),
-            },
-            transport: Transport::T38 {
-                version: 0,
-                max_ifp: 394,
-            },
+            direction: Direction::Receive { tiff: out_path().to_owned() },
+            transport: Transport::T38 { version: 0, max_ifp: 394 },
             calling: input.calling,
-            settings: FaxSettings {
-                ecm: input.ecm,
-                ..FaxSettings::default()
-            },
+            settings: FaxSettings { ecm: input.ecm, ..FaxSettings::default() },
         },
         start,
     )

@@ -87,7 +87,9 @@ fuzz_target!(|input: (bool, bool, bool, u8, Vec<Op>)| {
         }
         if let Some(out) = s.poll_transmit() {
             assert!(out.ends_with(b"\r\n"));
-            assert!(!out.windows(2).enumerate().any(|(i, w)| w[1] == b'\n' && (i == 0 && out[0] != b'\r' || w[0] != b'\r')));
+            assert!(
+                !out.windows(2).enumerate().any(|(i, w)| w[1] == b'\n' && (i == 0 && out[0] != b'\r' || w[0] != b'\r'))
+            );
         }
     }
 });

@@ -14,9 +14,7 @@ fn norm(p: &[u8]) -> Vec<u8> {
 fn norm_rec(r: &Recovery<'_>) -> (u8, Option<u8>, Vec<Vec<u8>>) {
     match r {
         Recovery::Redundancy(s) => (0, None, s.iter().map(|p| norm(p)).collect()),
-        Recovery::Fec { span, parity } => {
-            (1, Some(*span), parity.iter().map(|p| norm(p)).collect())
-        }
+        Recovery::Fec { span, parity } => (1, Some(*span), parity.iter().map(|p| norm(p)).collect()),
     }
 }
 

@@ -26,22 +26,13 @@ struct Input {
 fuzz_target!(|input: Input| {
     let ec = match input.ec % 3 {
         0 => ErrorCorrection::None,
-        1 => ErrorCorrection::Redundancy {
-            depth: input.ec / 3 % 8,
-        },
-        _ => ErrorCorrection::Fec {
-            span: 1 + input.ec / 3 % 4,
-            entries: 1 + input.ec / 12 % 4,
-        },
+        1 => ErrorCorrection::Redundancy { depth: input.ec / 3 % 8 },
+        _ => ErrorCorrection::Fec { span: 1 + input.ec / 3 % 4, entries: 1 + input.ec / 12 % 4 },
     };
     let fec = matches!(ec, ErrorCorrection::Fec { .. });
     let max = faxgate_t38::udptl::effective_max_datagram(u32::from(input.max_datagram));
     // Start near 0xFFFF now and then so the flow wraps.
-    let first = if input.start_seq_hint > 128 {
-        0xFFF0u16.wrapping_add(u16::from(input.start_seq_hint))
-    } else {
-        0
-    };
+    let first = if input.start_seq_hint > 128 { 0xFFF0u16.wrapping_add(u16::from(input.start_seq_hint)) } else { 0 };
     let mut tx = Udptl::new(ec, max).with_first_seq(first);
     let mut rx = Udptl::new(ec, max);
     let mut sent: Vec<(u16, Vec<u8>)> = Vec::new();
@@ -75,19 +66,10 @@ fuzz_target!(|input: Input| {
         for r in got {
             if let Some(l) = last {
                 let ahead = r.seq.wrapping_sub(l);
-                assert!(
-                    ahead != 0 && ahead < 0x8000,
-                    "out of order: {l} then {}",
-                    r.seq
-                );
+                assert!(ahead != 0 && ahead < 0x8000, "out of order: {l} then {}", r.seq);
             }
             last = Some(r.seq);
-            let want = &sent
-                .iter()
-                .rev()
-                .find(|(s, _)| *s == r.seq)
-                .expect("sent")
-                .1;
+            let want = &sent.iter().rev().find(|(s, _)| *s == r.seq).expect("sent").1;
             if fec && r.recovered {
                 // Parity entries are as long as the longest packet of their group.
                 assert!(r.ifp.len() >= want.len());
