@@ -493,10 +493,13 @@ impl KeyVault {
             let name = e.file_name().to_string_lossy().into_owned();
             let Some(stem) = name.strip_suffix(SUFFIX) else { continue };
             let Ok(id) = KeyId::new(stem) else { continue };
-            let created = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .map_err(|err| Error::io("cannot stat key file", e.path(), err))?;
+            let created = match e.metadata().and_then(|m| m.modified()) {
+                Ok(t) => t,
+                // Destroyed since the directory was read (a delivered
+                // outbox message's key, say): not a key any more.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(Error::io("cannot stat key file", e.path(), err)),
+            };
             let (meta, damage) = match self.read(&id) {
                 Ok(Some((_, meta))) => (meta, None),
                 Ok(None) => continue,
