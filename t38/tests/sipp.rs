@@ -12,7 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::leg::Leg;
-use common::{short_raw_page, sipp_port, tmpdir};
+use common::{short_raw_page, tmpdir};
+use faxgate_t38::sipp_peer::sipp_port;
 
 fn have_sipp() -> bool {
     let ok = Command::new("sipp").arg("-v").output().is_ok();

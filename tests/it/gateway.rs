@@ -278,9 +278,23 @@ for p in m.iter_attachments():
 fn round_trip(media: &'static str, transport: &str, clock_rate: f64) {
     let g = start(Opts { media, clock_rate, ..Default::default() });
     send_mail(&g, &["33221100@fax.acme.test"], "Invoice 42", Some(&fixture("letter.pdf")));
-    let mails = wait_for_mail(&g, 2, 120);
+    // The whole fax (an attempt cut short may have mailed its pages first,
+    // marked incomplete) and the report.
+    let until = Instant::now() + Duration::from_secs(120);
+    let mails = loop {
+        let m = maildir(&g);
+        let whole = m.iter().any(|(_, m)| m.contains("To: inbox@customer.test") && !m.contains("(INCOMPLETE)"));
+        if whole && m.iter().any(|(_, m)| m.contains("To: boss@customer.test")) {
+            break m;
+        }
+        assert!(Instant::now() < until, "no fax mail and report after 120 s; log:\n{}", g.daemon.log());
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let (fax_mail, report) = {
-        let f = mails.iter().find(|(_, m)| m.contains("To: inbox@customer.test")).expect("the fax mail");
+        let f = mails
+            .iter()
+            .find(|(_, m)| m.contains("To: inbox@customer.test") && !m.contains("(INCOMPLETE)"))
+            .expect("the fax mail");
         let r = mails.iter().find(|(_, m)| m.contains("To: boss@customer.test")).expect("the report");
         (f, r)
     };
@@ -295,9 +309,28 @@ fn round_trip(media: &'static str, transport: &str, clock_rate: f64) {
     // The report.
     assert_eq!(header(&report.1, "Subject"), Some("Fax to +4533221100 delivered (2 of 2 pages)"), "{}", report.1);
     assert!(report.1.contains("Remote station:  +45 70 20 30 40"), "{}", report.1);
-    // Two CDRs: the call out and the call in, each with its pages.
-    let c = wait_for_cdrs(&g, 2);
-    assert_eq!(c.len(), 2, "{c:#?}");
+    // Two CDRs: the call out and the call in, each with its pages. On a
+    // loaded machine an audio call may fail in its fax phase (the media
+    // clock runs faster than real time here); the gateway then calls again,
+    // as it must. The fax phase of any such attempt failed (a T.30 error),
+    // and the successful pair is checked in full.
+    let until = Instant::now() + Duration::from_secs(30);
+    let all = loop {
+        let all = cdrs(&g);
+        if all.iter().filter(|x| x["t30_code"] == 0).count() >= 2 || Instant::now() > until {
+            break all;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let failed: Vec<_> = all.iter().filter(|x| x["t30_code"] != 0).collect();
+    let retries = failed.iter().filter(|x| x["direction"] == "mail-to-fax").count();
+    assert!(retries <= 1, "more than one failed attempt: {all:#?}");
+    assert!(
+        failed.iter().all(|x| x["t30_code"].as_i64().is_some_and(|c| c > 0) && x["sip_status"] == 200),
+        "an attempt failed other than in its fax phase: {all:#?}"
+    );
+    let c: Vec<_> = all.iter().filter(|x| x["t30_code"] == 0).cloned().collect();
+    assert_eq!(c.len(), 2, "{all:#?}");
     for cdr in &c {
         assert_eq!(cdr["pages"], 2, "{cdr:#}");
         // Both ends know the total: the sender from its document, the
@@ -316,7 +349,7 @@ fn round_trip(media: &'static str, transport: &str, clock_rate: f64) {
     let out = c.iter().find(|x| x["direction"] == "mail-to-fax").expect("a mail-to-fax CDR");
     assert_eq!(out["called"], "+4533221100");
     assert_eq!(out["calling"], "+4570203040");
-    assert_eq!(out["attempt"], 1);
+    assert_eq!(out["attempt"].as_u64(), Some(1 + retries as u64));
     assert!(out["correlation_id"].as_str().unwrap().contains("job-"), "{out:#}");
     // Who handed in the mail, which trunk peer was called, and its answer.
     assert_eq!(out["smtp_client"], "127.0.0.1", "{out:#}");

@@ -15,8 +15,6 @@ use faxgate_t38::testpage::{self, Length, PageSpec, VRes, Width};
 use faxgate_t38::udptl::{ErrorCorrection, Udptl};
 use faxgate_t38::{Direction, FaxSession, FaxSettings, SessionConfig, Transport};
 
-pub use faxgate_t38::sipp_peer::sipp_port;
-
 pub fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("faxgate-t38-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
