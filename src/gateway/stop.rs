@@ -96,11 +96,14 @@ impl Gateway {
             ua.hang_up_all();
         }
         let grace = Instant::now() + HANG_UP_GRACE;
-        while self.calls_in_progress() > 0 && Instant::now() < grace {
+        loop {
             let n = self.calls_in_progress();
             if n != told {
                 status(n);
                 told = n;
+            }
+            if n == 0 || Instant::now() >= grace {
+                break;
             }
             tokio::time::sleep(POLL).await;
         }
