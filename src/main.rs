@@ -19,6 +19,12 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, reload};
 
+/// jemalloc rather than glibc's malloc: it gives freed memory back to the
+/// system, where glibc's per-thread arenas kept what each fax freed
+/// (BENCHMARKS.md, "Memory over many faxes").
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
