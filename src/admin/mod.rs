@@ -1000,3 +1000,6 @@ fn account_view(a: crate::directory::Account, now: Timestamp) -> Value {
     v["status"] = serde_json::to_value(status).unwrap_or(Value::Null);
     v
 }
+
+#[cfg(test)]
+mod tests;
