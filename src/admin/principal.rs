@@ -163,6 +163,11 @@ macro_rules! ops {
             /// Every operation.
             pub const ALL: &[Op] = &[$(Op::$name),*];
 
+            /// Its name, as the audit writes it (`number_add`).
+            pub fn name(self) -> String {
+                serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+            }
+
             /// Who may do it.
             pub fn need(self) -> Need {
                 match self { $(Op::$name => $need),* }
@@ -284,7 +289,12 @@ impl Target {
 /// account is `NotFound`, worded as for an object that does not exist.
 pub fn authorize(p: &Principal, op: Op, target: &Target) -> Result<Scope, Error> {
     let forbidden = |role: Role| {
-        Error::Forbidden(format!("{op:?} needs the role {} (this caller is {})", role.as_str(), p.role().as_str()))
+        let who = match role {
+            Role::Operator => "only the operator",
+            Role::TenantAdmin => "only a tenant's admin or the operator",
+            Role::AccountAdmin | Role::AccountUser => "only an account's admin or above",
+        };
+        Error::Forbidden(format!("{who} may do {} (this caller is {})", op.name(), p.role().as_str()))
     };
     let need = match op.need() {
         Need::Anyone => return Ok(p.scope()),
