@@ -4,6 +4,8 @@
 //! month's end plus the period as its deadline and is destroyed once it has
 //! passed, so that nothing written that month can be read again. An entry
 //! that cannot be read any more (its key is gone) is removed at once.
+//! Like CDRs and accounts, nothing of it is erased while the clock is not
+//! trusted: a clock far ahead would erase an audit that is still owed.
 
 use faxgate_retention::KeyId;
 use faxgate_retention::audit::CategoryResult;
@@ -31,8 +33,14 @@ fn month_start(id: &KeyId) -> Option<Timestamp> {
 
 /// Erases the entries due at `now` and those that cannot be read, then
 /// destroys the month keys whose deadline has passed (key first, then what
-/// it still seals, then its tombstone).
-pub fn sweep(audit: &AdminAudit, store: &crate::store::Store, now: Timestamp) -> Result<CategoryResult, Error> {
+/// it still seals, then its tombstone). With `erase` false (the clock is
+/// not trusted) it only says what is due.
+pub fn sweep(
+    audit: &AdminAudit,
+    store: &crate::store::Store,
+    now: Timestamp,
+    erase: bool,
+) -> Result<CategoryResult, Error> {
     let mut out = CategoryResult::default();
     let vault = store.vault();
     let mut due_keys: Vec<KeyId> = Vec::new();
@@ -47,7 +55,8 @@ pub fn sweep(audit: &AdminAudit, store: &crate::store::Store, now: Timestamp) ->
         // The period as configured now (it may have been shortened).
         let want = month_start(&k.id).map(|m| month_key_deadline(m, audit.period()));
         match want.into_iter().chain(meta.deadline).min() {
-            Some(d) if d <= now => due_keys.push(k.id.clone()),
+            Some(d) if d <= now && erase => due_keys.push(k.id.clone()),
+            Some(d) if d <= now => earliest(&mut out.next_due, d),
             Some(d) => {
                 if meta.deadline != Some(d) {
                     vault.set_deadline(&k.id, Some(d))?;
@@ -68,6 +77,8 @@ pub fn sweep(audit: &AdminAudit, store: &crate::store::Store, now: Timestamp) ->
                 earliest(&mut out.next_due, after(e.at, audit.period()));
                 earliest(&mut out.oldest_remaining, e.at);
             }
+            Some(e) if !erase => earliest(&mut out.next_due, after(e.at, audit.period())),
+            _ if !erase => {}
             _ => gone.push(k),
         }
     }
@@ -94,12 +105,16 @@ impl Class for AdminAuditClass {
         "admin_audit"
     }
 
+    fn needs_trusted_clock(&self) -> bool {
+        true
+    }
+
     fn move_deadlines(&self, _r: &Retention, _now: Timestamp, _holds: &[Hold]) -> Result<Vec<String>, Error> {
         Ok(Vec::new())
     }
 
-    fn sweep(&self, r: &Retention, now: Timestamp, _holds: &[Hold], _erase: bool) -> Result<CategoryResult, Error> {
-        sweep(&AdminAudit::open(&r.store, r.policy.admin_audit)?, &r.store, now)
+    fn sweep(&self, r: &Retention, now: Timestamp, _holds: &[Hold], erase: bool) -> Result<CategoryResult, Error> {
+        sweep(&AdminAudit::open(&r.store, r.policy.admin_audit)?, &r.store, now, erase)
     }
 
     fn audit(&self, r: &Retention, _now: Timestamp, _holds: &[Hold], f: &mut Findings) -> Result<(), Error> {

@@ -734,3 +734,21 @@ fn admin_audit_order_survives_a_restart_and_entries_are_sealed() {
     assert_eq!(audit.list(Some(&"alpha".parse().unwrap()), None).unwrap().len(), 1);
     drop(tmp);
 }
+
+/// A wall clock set far ahead erases nothing of the admin audit: its
+/// erasure waits for a trusted clock, as that of CDRs and accounts does.
+#[test]
+fn a_clock_far_ahead_erases_no_admin_audit_entry() {
+    use crate::admin::AdminAudit;
+    let w = world("2025-01-10T09:00:00Z");
+    let audit = AdminAudit::open(&w.store, w.retention.policy().admin_audit).unwrap();
+    audit.append(audit_entry(w.clock.now(), "alpha")).unwrap();
+    sweeper(&w).sweep().unwrap();
+    w.clock.jump(SignedDuration::from_hours(24 * 430));
+    let s = sweeper(&w).sweep().unwrap();
+    let c = s.categories.iter().find(|c| c.category == "admin_audit").unwrap();
+    assert!(c.suspended.is_some(), "{c:?}");
+    assert_eq!((c.erased, c.keys_destroyed.len()), (0, 0), "{c:?}");
+    assert_eq!(audit.list(None, None).unwrap().len(), 1);
+    assert!(key_file(&w, "admin-audit-2025-01").exists());
+}
