@@ -386,7 +386,7 @@ pub fn target_of(ctx: &Context, p: &Principal, request: &Request) -> Result<Targ
         }
     };
     let number = |n: &str| -> Result<Target, Error> {
-        let name = format!("number {n}");
+        let name = format!("fax number {n}");
         Ok(match dir.number_get(&p.scope(), n) {
             Ok(f) => Target::new(Owner::Account(f.tenant, f.account), name),
             Err(Error::NotFound(_)) => Target::new(Owner::Missing, name),

@@ -139,8 +139,9 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>, access: Arc<Access>, 
                         let ctx = ctx.clone();
                         let op = env.request.op();
                         tracing::debug!(principal = %principal, ?op, "admin request");
-                        let caller = Caller::user(principal, uid);
-                        match tokio::task::spawn_blocking(move || handle(&ctx, &caller, env.request)).await {
+                        // The user's name is looked up (NSS) off the runtime too.
+                        let run = move || handle(&ctx, &Caller::user(principal, uid), env.request);
+                        match tokio::task::spawn_blocking(run).await {
                             Ok(r) => Response::from_result(r),
                             Err(e) => {
                                 Response::Error { kind: "internal".into(), message: format!("request failed: {e}") }
