@@ -191,7 +191,7 @@ ops! {
     Status: ANYONE, false;
     StoreVerify: OPERATOR, false;
     LogHash: OPERATOR, false;
-    Backup: OPERATOR, false;
+    Backup: OPERATOR, true;
     RetentionConfirmClock: OPERATOR, true;
     TenantAdd: OPERATOR, true;
     TenantList: TENANT, false;
