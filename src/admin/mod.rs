@@ -919,7 +919,15 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
         }
         R::AuditList { tenant, since } => {
             let tenant = own_tenant(scope, tenant)?;
-            to_value(ctx.audit.list(tenant.as_ref(), since)?)
+            let mut list = ctx.audit.list(tenant.as_ref(), since)?;
+            // A tenant's admin sees that the operator acted, not which of its staff.
+            if *scope != Scope::Operator {
+                let operator = Principal::Operator.to_string();
+                for e in list.iter_mut().filter(|e| e.principal == operator) {
+                    e.by = operator.clone();
+                }
+            }
+            to_value(list)
         }
         R::HoldList => {
             operator_only(scope)?;

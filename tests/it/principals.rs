@@ -88,11 +88,15 @@ fn tokens_are_created_listed_and_revoked_by_the_cli() {
     let states: Vec<&str> = list.as_array().unwrap().iter().map(|t| t["state"].as_str().unwrap()).collect();
     assert_eq!(states.iter().filter(|s| **s == "revoked").count(), 1, "{list:#}");
 
+    // The store verifies with tokens in it.
+    assert_eq!(s.json(&["store", "verify"])["ok"], true);
+
     // Removing the account removes its token.
     s.ok(&["account", "remove", &acc]);
     let list = s.json(&["token", "list"]);
     assert!(!list.to_string().contains(&user_id), "{list:#}");
     assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(s.json(&["store", "verify"])["ok"], true);
 }
 
 #[test]
@@ -144,6 +148,10 @@ fn every_change_is_audited_with_its_principal_and_no_number_in_clear() {
     let own = own.as_array().unwrap();
     assert!(!own.is_empty() && own.iter().all(|e| e["tenant"] == "acme"), "{own:?}");
     assert!(!own.iter().any(|e| e["op"] == "gdpr_restrict"));
+    // It sees that the operator acted, not which of the operator's users.
+    let by_operator: Vec<_> = own.iter().filter(|e| e["principal"] == "operator").collect();
+    assert!(!by_operator.is_empty() && by_operator.iter().all(|e| e["by"] == "operator"), "{own:?}");
+    assert!(own.iter().any(|e| e["principal"] == "tenant-admin acme" && e["by"].as_str().unwrap().starts_with("uid ")));
     let e = s.fails(&["--as-tenant", "acme", "audit", "list", "--tenant", "beta"]);
     assert!(e.contains("no tenant beta"), "{e}");
     let beta = s.json(&["audit", "list", "--tenant", "beta"]);
