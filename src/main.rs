@@ -270,7 +270,11 @@ fn admin_command(cli: &Cli) -> anyhow::Result<ExitCode> {
                 faxgate::retention::Retention::new(&store, &directory, config.retention.clone(), clock.clone())?;
             let sweeper = retention.sweeper(clock);
             let ctx = admin::Context::new(&store, directory, retention, sweeper, status)?;
-            Response::from_result(admin::execute(&ctx, &envelope.scope, envelope.request))
+            // The store's files are open to this user: it acts as the
+            // operator, narrowed to the tenant it asked for.
+            let principal = admin::access::narrow(&admin::Principal::Operator, &envelope.scope)?;
+            let caller = admin::Caller::user(principal, nix::unistd::geteuid().as_raw());
+            Response::from_result(admin::handle(&ctx, &caller, envelope.request))
         }
     };
     match response {
