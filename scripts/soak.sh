@@ -11,6 +11,7 @@
 #                                baseline (default 50, or FAXES/3 when smaller)
 #   SOAK_MAX_GROWTH=PCT          fail when RSS after the last fax exceeds the
 #                                baseline by more than PCT percent (default 10)
+#   SOAK_BUILD=0                 run target/PROFILE/faxgate as it is, without building
 #   SOAK_OUT=FILE                keep the samples there, as CSV
 #   SOAK_HEAPTRACK=FILE          attach heaptrack to the idle daemon (debugging)
 #
@@ -41,7 +42,12 @@ max_growth=${SOAK_MAX_GROWTH:-10}
 # The Debian python (with python3-aiosmtpd), whatever else is first on PATH.
 py=/usr/bin/python3
 
-if [ "$profile" = release ]; then
+# SOAK_BUILD=0 runs the binary already there: the test script's, which
+# `cargo test` built with the test features (a plain `cargo build` would
+# build every crate again with other features).
+if [ "${SOAK_BUILD:-1}" = 0 ]; then
+    :
+elif [ "$profile" = release ]; then
     cargo build --release --bin faxgate
 else
     cargo build --bin faxgate

@@ -16,7 +16,8 @@ cargo test --workspace --doc
 
 # A short soak: 30 faxes through the debug build; fails when RSS grows more
 # than 15 % after the 10th, or open files or threads stay up (BENCHMARKS.md).
-SOAK_PROFILE=debug SOAK_WARMUP=10 SOAK_MAX_GROWTH=15 scripts/soak.sh 30 8
+# It runs the binary the tests built.
+SOAK_PROFILE=debug SOAK_BUILD=0 SOAK_WARMUP=10 SOAK_MAX_GROWTH=15 scripts/soak.sh 30 8
 
 if [ -x fuzz/smoke.sh ]; then
     fuzz/smoke.sh
