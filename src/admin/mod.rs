@@ -892,6 +892,14 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
         }
         R::TokenCreate { tenant, account, role, name, expires } => {
             let wanted = Principal::new(role, Some(tenant.clone()), account)?;
+            // A tenant or account the caller cannot see is not there, as
+            // one that does not exist, before its rank is looked at.
+            dir.tenant_get(scope, &tenant)?;
+            if let Some(a) = &account
+                && dir.account_get(scope, a)?.tenant != tenant
+            {
+                return Err(Error::NotFound(format!("no account {a}")));
+            }
             if !caller.principal.covers(&wanted) {
                 return Err(Error::Forbidden(format!(
                     "a {} may make tokens only at or below its own role, in its own tenant and account",

@@ -16,7 +16,9 @@ use crate::directory::Scope;
 use crate::types::{AccountId, TenantId};
 
 /// A role, lowest rank first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Reads its account's faxes and CDRs, and sends faxes.

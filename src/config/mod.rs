@@ -55,6 +55,9 @@ pub struct Config {
     /// Prometheus metrics and the health check over HTTP.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The HTTPS API for resellers and their customers.
+    #[serde(default)]
+    pub api: crate::api::ApiConfig,
 }
 
 /// `[metrics]`
@@ -827,6 +830,9 @@ impl Config {
         }
         if self.metrics != new.metrics {
             v.push("metrics");
+        }
+        if self.api != new.api {
+            v.push("api");
         }
         v
     }
