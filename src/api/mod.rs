@@ -175,6 +175,7 @@ pub fn app(api: Arc<Api>) -> axum::Router {
             }),
         )
         .fallback(|| async { Problem::not_found("no such resource") })
+        .layer(axum::middleware::from_fn(whole_body))
         .method_not_allowed_fallback(|| async {
             Problem::new(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -183,6 +184,27 @@ pub fn app(api: Arc<Api>) -> axum::Router {
             )
         })
         .with_state(api)
+}
+
+/// The largest request body taken.
+pub const MAX_BODY: usize = 2 << 20;
+
+/// Reads the whole request body before the operation looks at it: an
+/// answer given before the body is read (a path naming nothing, a missing
+/// token) would otherwise end the connection while the client still
+/// sends, and the client would see a broken connection instead of the answer.
+async fn whole_body(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(_) => Problem::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid",
+            format!("the body is larger than {} MiB, or was cut off", MAX_BODY >> 20),
+        )
+        .into_response(),
+    }
 }
 
 /// Binds the API's listener.

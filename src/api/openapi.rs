@@ -1,11 +1,16 @@
 //! The OpenAPI 3.1 document, generated from the operations in
 //! [`super::routes`] and the types they take; served at `/openapi.json`.
 
+// utoipa's derive writes the component types out in full.
+#![allow(unused_qualifications)]
+
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
+use crate::admin::StateFilter;
 use crate::directory::SenderPattern;
+use crate::gateway::Steer;
 use crate::types::{AccountId, Country, Domain, E164, EmailAddress, JobId, TenantId};
 
 #[derive(OpenApi)]
@@ -28,6 +33,7 @@ use crate::types::{AccountId, Country, Domain, E164, EmailAddress, JobId, Tenant
         (name = "tokens", description = "API tokens"),
         (name = "audit", description = "The audit of changes"),
     ),
+    components(schemas(StateFilter, Steer, TenantId, AccountId, JobId, E164, EmailAddress, Domain, Country, SenderPattern)),
     modifiers(&Bearer)
 )]
 struct Doc;

@@ -69,6 +69,14 @@ impl FromRequestParts<Arc<Api>> for Auth {
     }
 }
 
+/// A number in the path that is not one names nothing: 404, with why.
+fn named(number: &str, r: Result<Value, Problem>) -> Result<Value, Problem> {
+    r.map_err(|p| match p.status {
+        400 => Problem::not_found(format!("no fax number {number}: {}", p.detail)),
+        _ => p,
+    })
+}
+
 /// Runs `request` as `caller` on the blocking pool.
 async fn run(api: &Api, caller: Caller, request: Request) -> Result<Value, Problem> {
     let ctx = api.ctx.clone();
@@ -86,6 +94,7 @@ pub(super) struct Page {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Where to go on: the `next` of the page before.
+    #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
 }
 
@@ -134,13 +143,12 @@ fn paged(v: Value, page: &Page) -> Result<Paged, Problem> {
         return Err(Problem::invalid(format!("limit must be 1 to {MAX_PAGE}, not {limit}")));
     }
     let Value::Array(items) = v else { return Err(Problem::internal("the list is not a list")) };
+    // Past the end (the list has shrunk since): an empty last page.
     let start = match &page.cursor {
         None => 0,
-        Some(c) => c
-            .parse::<usize>()
-            .ok()
-            .filter(|&s| s <= items.len())
-            .ok_or_else(|| Problem::invalid("cursor is not one this list gave"))?,
+        Some(c) => {
+            c.parse::<usize>().map_err(|_| Problem::invalid("cursor is not one this list gave"))?.min(items.len())
+        }
     };
     let end = (start + limit as usize).min(items.len());
     let next = (end < items.len()).then(|| end.to_string());
@@ -154,14 +162,14 @@ type St = State<Arc<Api>>;
 
 /// The tenants the caller sees (the operator: all; a tenant admin: its own).
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", params(Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn tenant_list(State(api): St, Auth(c): Auth, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::TenantList).await?, &p)
 }
 
 /// Adds a tenant (operator).
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = Tenant,
-    responses((status = 201, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 201, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn tenant_add(State(api): St, Auth(c): Auth, Body(tenant): Body<Tenant>) -> Res<Created> {
     Ok(Created(run(&api, c, Request::TenantAdd { tenant }).await?))
 }
@@ -170,20 +178,19 @@ async fn tenant_add(State(api): St, Auth(c): Auth, Body(tenant): Body<Tenant>) -
 #[into_params(parameter_in = Path)]
 struct TenantPath {
     /// The tenant's id.
-    #[param(value_type = String)]
     tenant: TenantId,
 }
 
 /// One tenant.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", params(TenantPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn tenant_show(State(api): St, Auth(c): Auth, Path(p): Path<TenantPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::TenantShow { id: p.tenant }).await?))
 }
 
 /// Changes a tenant.
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "tenants", params(TenantPath), request_body = TenantChange,
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn tenant_change(
     State(api): St,
     Auth(c): Auth,
@@ -195,7 +202,7 @@ async fn tenant_change(
 
 /// Removes a tenant with its accounts, numbers and senders (operator).
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}", tag = "tenants", params(TenantPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn tenant_remove(State(api): St, Auth(c): Auth, Path(p): Path<TenantPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::TenantRemove { id: p.tenant }).await?))
 }
@@ -206,13 +213,12 @@ async fn tenant_remove(State(api): St, Auth(c): Auth, Path(p): Path<TenantPath>)
 #[into_params(parameter_in = Query)]
 struct InTenant {
     /// Only this tenant's (the operator); others see their own.
-    #[param(value_type = Option<String>)]
     tenant: Option<TenantId>,
 }
 
 /// The accounts the caller sees.
 #[utoipa::path(get, path = "/v1/accounts", tag = "accounts", params(InTenant, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_list(State(api): St, Auth(c): Auth, Query(q): Query<InTenant>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::AccountList { tenant: q.tenant }).await?, &p)
 }
@@ -222,7 +228,6 @@ async fn account_list(State(api): St, Auth(c): Auth, Query(q): Query<InTenant>, 
 #[serde(deny_unknown_fields)]
 struct NewAccount {
     /// Its tenant.
-    #[schema(value_type = String)]
     tenant: TenantId,
     /// The customer's name.
     name: String,
@@ -238,7 +243,7 @@ struct NewAccount {
 
 /// Adds an account to a tenant.
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = NewAccount,
-    responses((status = 201, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 201, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_add(State(api): St, Auth(c): Auth, Body(a): Body<NewAccount>) -> Res<Created> {
     let r = Request::AccountAdd {
         tenant: a.tenant,
@@ -255,20 +260,19 @@ async fn account_add(State(api): St, Auth(c): Auth, Body(a): Body<NewAccount>) -
 #[into_params(parameter_in = Path)]
 struct AccountPath {
     /// The account's id (`acc-` and 32 hex digits).
-    #[param(value_type = String)]
     account: AccountId,
 }
 
 /// One account.
 #[utoipa::path(get, path = "/v1/accounts/{account}", tag = "accounts", params(AccountPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_show(State(api): St, Auth(c): Auth, Path(p): Path<AccountPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::AccountShow { id: p.account }).await?))
 }
 
 /// Changes an account.
 #[utoipa::path(patch, path = "/v1/accounts/{account}", tag = "accounts", params(AccountPath),
-    request_body = AccountChange, responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    request_body = AccountChange, responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_change(
     State(api): St,
     Auth(c): Auth,
@@ -280,7 +284,7 @@ async fn account_change(
 
 /// Removes an account now, with its numbers and senders.
 #[utoipa::path(delete, path = "/v1/accounts/{account}", tag = "accounts", params(AccountPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_remove(State(api): St, Auth(c): Auth, Path(p): Path<AccountPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::AccountRemove { id: p.account }).await?))
 }
@@ -297,7 +301,7 @@ struct Terminate {
 
 /// Terminates an account (the retention period of its data starts).
 #[utoipa::path(post, path = "/v1/accounts/{account}/terminate", tag = "accounts", params(AccountPath),
-    request_body = Terminate, responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    request_body = Terminate, responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_terminate(
     State(api): St,
     Auth(c): Auth,
@@ -309,7 +313,7 @@ async fn account_terminate(
 
 /// Takes back a termination that has not been erased yet.
 #[utoipa::path(post, path = "/v1/accounts/{account}/reactivate", tag = "accounts", params(AccountPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_reactivate(State(api): St, Auth(c): Auth, Path(p): Path<AccountPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::AccountReactivate { id: p.account }).await?))
 }
@@ -320,16 +324,14 @@ async fn account_reactivate(State(api): St, Auth(c): Auth, Path(p): Path<Account
 #[into_params(parameter_in = Query)]
 struct InAccount {
     /// Only this account's.
-    #[param(value_type = Option<String>)]
     account: Option<AccountId>,
     /// Only this tenant's (the operator).
-    #[param(value_type = Option<String>)]
     tenant: Option<TenantId>,
 }
 
 /// The fax numbers the caller sees.
 #[utoipa::path(get, path = "/v1/numbers", tag = "numbers", params(InAccount, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn number_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::NumberList { account: q.account, tenant: q.tenant }).await?, &p)
 }
@@ -339,7 +341,6 @@ async fn number_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, 
 #[serde(deny_unknown_fields)]
 struct NewNumber {
     /// The account it belongs to.
-    #[schema(value_type = String)]
     account: AccountId,
     /// The number, in E.164 (`+4533221100`) or national form.
     number: String,
@@ -350,7 +351,7 @@ struct NewNumber {
 
 /// Adds a fax number to an account.
 #[utoipa::path(post, path = "/v1/numbers", tag = "numbers", request_body = NewNumber,
-    responses((status = 201, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 201, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn number_add(State(api): St, Auth(c): Auth, Body(n): Body<NewNumber>) -> Res<Created> {
     Ok(Created(run(&api, c, Request::NumberAdd { account: n.account, number: n.number, routes: n.routes }).await?))
 }
@@ -364,16 +365,16 @@ struct NumberPath {
 
 /// One fax number with its routes.
 #[utoipa::path(get, path = "/v1/numbers/{number}", tag = "numbers", params(NumberPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn number_show(State(api): St, Auth(c): Auth, Path(p): Path<NumberPath>) -> Res<Object> {
-    Ok(Object(run(&api, c, Request::NumberShow { number: p.number }).await?))
+    Ok(Object(named(&p.number.clone(), run(&api, c, Request::NumberShow { number: p.number }).await)?))
 }
 
 /// Removes a fax number.
 #[utoipa::path(delete, path = "/v1/numbers/{number}", tag = "numbers", params(NumberPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn number_remove(State(api): St, Auth(c): Auth, Path(p): Path<NumberPath>) -> Res<Object> {
-    Ok(Object(run(&api, c, Request::NumberRemove { number: p.number }).await?))
+    Ok(Object(named(&p.number.clone(), run(&api, c, Request::NumberRemove { number: p.number }).await)?))
 }
 
 /// Where a number goes.
@@ -381,15 +382,17 @@ async fn number_remove(State(api): St, Auth(c): Auth, Path(p): Path<NumberPath>)
 #[serde(deny_unknown_fields)]
 struct MoveTo {
     /// The account (of the same tenant) it moves to.
-    #[schema(value_type = String)]
     account: AccountId,
 }
 
 /// Moves a fax number to another account of the same tenant.
 #[utoipa::path(post, path = "/v1/numbers/{number}/move", tag = "numbers", params(NumberPath), request_body = MoveTo,
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn number_move(State(api): St, Auth(c): Auth, Path(p): Path<NumberPath>, Body(m): Body<MoveTo>) -> Res<Object> {
-    Ok(Object(run(&api, c, Request::NumberMove { number: p.number, account: m.account }).await?))
+    Ok(Object(named(
+        &p.number.clone(),
+        run(&api, c, Request::NumberMove { number: p.number, account: m.account }).await,
+    )?))
 }
 
 /// A route of a number: a mailbox and the attachment format.
@@ -397,7 +400,6 @@ async fn number_move(State(api): St, Auth(c): Auth, Path(p): Path<NumberPath>, B
 #[serde(deny_unknown_fields)]
 struct RouteBody {
     /// The mailbox.
-    #[schema(value_type = String, format = Email)]
     email: EmailAddress,
     /// What is attached.
     #[serde(default)]
@@ -406,9 +408,12 @@ struct RouteBody {
 
 /// Sets a route of a number: faxes to it are mailed to the address.
 #[utoipa::path(put, path = "/v1/numbers/{number}/routes", tag = "numbers", params(NumberPath),
-    request_body = RouteBody, responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    request_body = RouteBody, responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn route_set(State(api): St, Auth(c): Auth, Path(p): Path<NumberPath>, Body(r): Body<RouteBody>) -> Res<Object> {
-    Ok(Object(run(&api, c, Request::RouteSet { number: p.number, email: r.email, format: r.format }).await?))
+    Ok(Object(named(
+        &p.number.clone(),
+        run(&api, c, Request::RouteSet { number: p.number, email: r.email, format: r.format }).await,
+    )?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -417,22 +422,21 @@ struct RoutePath {
     /// The number, in E.164.
     number: String,
     /// The route's mailbox.
-    #[param(value_type = String)]
     email: EmailAddress,
 }
 
 /// Removes a route of a number.
 #[utoipa::path(delete, path = "/v1/numbers/{number}/routes/{email}", tag = "numbers", params(RoutePath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn route_remove(State(api): St, Auth(c): Auth, Path(p): Path<RoutePath>) -> Res<Object> {
-    Ok(Object(run(&api, c, Request::RouteRemove { number: p.number, email: p.email }).await?))
+    Ok(Object(named(&p.number.clone(), run(&api, c, Request::RouteRemove { number: p.number, email: p.email }).await)?))
 }
 
 // ---------------------------------------------------------------- senders
 
 /// The senders (addresses and domains that may mail faxes) the caller sees.
 #[utoipa::path(get, path = "/v1/senders", tag = "senders", params(InAccount, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn sender_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::SenderList { account: q.account, tenant: q.tenant }).await?, &p)
 }
@@ -442,10 +446,8 @@ async fn sender_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, 
 #[serde(deny_unknown_fields)]
 struct NewSender {
     /// The account its faxes are sent for.
-    #[schema(value_type = String)]
     account: AccountId,
     /// An address, or `@domain` for a whole domain.
-    #[schema(value_type = String)]
     sender: SenderPattern,
     /// The number its faxes are sent from.
     caller_number: Option<String>,
@@ -458,7 +460,7 @@ struct NewSender {
 
 /// Adds a sender to an account.
 #[utoipa::path(post, path = "/v1/senders", tag = "senders", request_body = NewSender,
-    responses((status = 201, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 201, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn sender_add(State(api): St, Auth(c): Auth, Body(s): Body<NewSender>) -> Res<Created> {
     let r = Request::SenderAdd {
         account: s.account,
@@ -474,20 +476,19 @@ async fn sender_add(State(api): St, Auth(c): Auth, Body(s): Body<NewSender>) -> 
 #[into_params(parameter_in = Path)]
 struct SenderPath {
     /// The address, or `@domain`.
-    #[param(value_type = String)]
     sender: SenderPattern,
 }
 
 /// One sender.
 #[utoipa::path(get, path = "/v1/senders/{sender}", tag = "senders", params(SenderPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn sender_show(State(api): St, Auth(c): Auth, Path(p): Path<SenderPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::SenderShow { sender: p.sender }).await?))
 }
 
 /// Changes a sender.
 #[utoipa::path(patch, path = "/v1/senders/{sender}", tag = "senders", params(SenderPath), request_body = SenderChange,
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn sender_change(
     State(api): St,
     Auth(c): Auth,
@@ -499,7 +500,7 @@ async fn sender_change(
 
 /// Removes a sender.
 #[utoipa::path(delete, path = "/v1/senders/{sender}", tag = "senders", params(SenderPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn sender_remove(State(api): St, Auth(c): Auth, Path(p): Path<SenderPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::SenderRemove { sender: p.sender }).await?))
 }
@@ -510,13 +511,10 @@ async fn sender_remove(State(api): St, Auth(c): Auth, Path(p): Path<SenderPath>)
 #[into_params(parameter_in = Query)]
 struct CdrQuery {
     /// Only this tenant's (the operator).
-    #[param(value_type = Option<String>)]
     tenant: Option<TenantId>,
     /// Only this account's.
-    #[param(value_type = Option<String>)]
     account: Option<AccountId>,
     /// Only those with this calling or called number (E.164).
-    #[param(value_type = Option<String>)]
     number: Option<E164>,
     /// Started at or after.
     #[param(value_type = Option<String>, format = DateTime)]
@@ -528,7 +526,7 @@ struct CdrQuery {
 
 /// The fax history: call detail records, oldest first.
 #[utoipa::path(get, path = "/v1/cdrs", tag = "history", params(CdrQuery, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn cdr_list(State(api): St, Auth(c): Auth, Query(q): Query<CdrQuery>, Query(p): Query<Page>) -> Res<Paged> {
     let filter = CdrFilter { tenant: q.tenant, account: q.account, number: q.number, since: q.since, until: q.until };
     paged(run(&api, c, Request::CdrList { filter }).await?, &p)
@@ -540,10 +538,8 @@ async fn cdr_list(State(api): St, Auth(c): Auth, Query(q): Query<CdrQuery>, Quer
 #[into_params(parameter_in = Query)]
 struct QueueQuery {
     /// Only this tenant's (the operator).
-    #[param(value_type = Option<String>)]
     tenant: Option<TenantId>,
     /// Only this account's.
-    #[param(value_type = Option<String>)]
     account: Option<AccountId>,
     /// Only jobs in this state.
     state: Option<StateFilter>,
@@ -551,7 +547,7 @@ struct QueueQuery {
 
 /// The fax jobs: queued, being called, held, and done until swept.
 #[utoipa::path(get, path = "/v1/faxes", tag = "faxes", params(QueueQuery, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn queue_list(State(api): St, Auth(c): Auth, Query(q): Query<QueueQuery>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::QueueList { tenant: q.tenant, account: q.account, state: q.state }).await?, &p)
 }
@@ -560,13 +556,12 @@ async fn queue_list(State(api): St, Auth(c): Auth, Query(q): Query<QueueQuery>, 
 #[into_params(parameter_in = Path)]
 struct JobPath {
     /// The job's id (`job-` and 32 hex digits).
-    #[param(value_type = String)]
     job: JobId,
 }
 
 /// One fax job with its attempts.
 #[utoipa::path(get, path = "/v1/faxes/{job}", tag = "faxes", params(JobPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn queue_show(State(api): St, Auth(c): Auth, Path(p): Path<JobPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::QueueShow { id: p.job }).await?))
 }
@@ -575,7 +570,6 @@ async fn queue_show(State(api): St, Auth(c): Auth, Path(p): Path<JobPath>) -> Re
 #[into_params(parameter_in = Path)]
 struct SteerPath {
     /// The job's id.
-    #[param(value_type = String)]
     job: JobId,
     /// What to do: `retry` (call now), `cancel`, `hold`, `release`.
     action: Steer,
@@ -583,7 +577,7 @@ struct SteerPath {
 
 /// Steers a queued job: call it now, cancel it, hold or release it.
 #[utoipa::path(post, path = "/v1/faxes/{job}/{action}", tag = "faxes", params(SteerPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn queue_steer(State(api): St, Auth(c): Auth, Path(p): Path<SteerPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::QueueSteer { id: p.job, action: p.action }).await?))
 }
@@ -592,7 +586,7 @@ async fn queue_steer(State(api): St, Auth(c): Auth, Path(p): Path<SteerPath>) ->
 
 /// The API tokens the caller sees (never their secrets).
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(InAccount, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn token_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::TokenList { tenant: q.tenant, account: q.account }).await?, &p)
 }
@@ -602,10 +596,8 @@ async fn token_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Q
 #[serde(deny_unknown_fields)]
 struct NewToken {
     /// Its tenant.
-    #[schema(value_type = String)]
     tenant: TenantId,
     /// Its account, for the account roles.
-    #[schema(value_type = Option<String>)]
     account: Option<AccountId>,
     /// The role it acts with: at or below the caller's.
     role: Role,
@@ -618,7 +610,7 @@ struct NewToken {
 
 /// Makes an API token; the answer holds its secret, shown this once.
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = NewToken,
-    responses((status = 201, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 201, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn token_create(State(api): St, Auth(c): Auth, Body(t): Body<NewToken>) -> Res<Created> {
     let r =
         Request::TokenCreate { tenant: t.tenant, account: t.account, role: t.role, name: t.name, expires: t.expires };
@@ -634,7 +626,7 @@ struct TokenPath {
 
 /// Revokes an API token.
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", params(TokenPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn token_revoke(State(api): St, Auth(c): Auth, Path(p): Path<TokenPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::TokenRevoke { id: p.id }).await?))
 }
@@ -645,7 +637,6 @@ async fn token_revoke(State(api): St, Auth(c): Auth, Path(p): Path<TokenPath>) -
 #[into_params(parameter_in = Query)]
 struct AuditQuery {
     /// Only changes in this tenant (the operator).
-    #[param(value_type = Option<String>)]
     tenant: Option<TenantId>,
     /// Only changes at or after.
     #[param(value_type = Option<String>, format = DateTime)]
@@ -654,7 +645,7 @@ struct AuditQuery {
 
 /// The audit of changes: who, what, on which object, when, with what result.
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn audit_list(State(api): St, Auth(c): Auth, Query(q): Query<AuditQuery>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::AuditList { tenant: q.tenant, since: q.since }).await?, &p)
 }
