@@ -363,10 +363,8 @@ pub async fn serve(
     let mut api_address = None;
     if let Some(addr) = config.api.listen {
         // Its own certificate, or the SMTP listeners' (renewed with theirs on reload).
-        let cert = match (&config.api.certificate, &config.api.key) {
-            (Some(c), Some(k)) => Some(faxgate_smtp::tls::Certificate::load(c, k)?),
-            _ => reloader.certificate.clone(),
-        };
+        let own = crate::config::preflight::api_certificate(&config).map_err(|p| anyhow::anyhow!("{p}"))?;
+        let cert = own.or_else(|| reloader.certificate.clone());
         let cert = cert.context("api.listen: the API is served over TLS only, and no certificate is set")?;
         let listener = crate::api::bind(addr).await?;
         api_address = Some(listener.local_addr()?);
