@@ -131,6 +131,10 @@ impl ApiConfig {
     }
 }
 
+/// The client's address.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer(pub(crate) SocketAddr);
+
 /// What the handlers share.
 #[derive(Debug)]
 pub struct Api {
@@ -247,7 +251,11 @@ pub async fn run(
                         Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "API: TLS handshake failed"),
                         Err(_) => return tracing::debug!(%peer, "API: TLS handshake timed out"),
                     };
-                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    // Each request knows the client's address, for the log.
+                    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(Peer(peer));
+                        tower::ServiceExt::oneshot(app.clone(), req)
+                    });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(header)

@@ -52,6 +52,7 @@ impl FromRequestParts<Arc<Api>> for Auth {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, Problem> {
+        let peer = parts.extensions.get::<super::Peer>().map(|p| p.0.ip().to_string()).unwrap_or_default();
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -63,7 +64,11 @@ impl FromRequestParts<Arc<Api>> for Auth {
         let (record, principal) = tokio::task::spawn_blocking(move || ctx.directory.authenticate(&token))
             .await
             .map_err(|e| Problem::internal(format!("cannot check the token: {e}")))?
-            .map_err(|e| Problem::unauthorized(e.to_string()))?;
+            .map_err(|e| {
+                // For fail2ban (contrib/fail2ban): the address, never the token.
+                tracing::warn!("api auth failed from {peer}: {e}");
+                Problem::unauthorized(e.to_string())
+            })?;
         api.admit(&record.id)?;
         Ok(Auth(Caller::token(principal, &record.id)))
     }

@@ -162,6 +162,16 @@ fn each_role_does_what_it_may_through_the_api() {
     forged.pop();
     forged.push('0');
     assert_eq!(problem(&api.get("/v1/tenants", &forged), 401), "the API token is not valid");
+    // The two failed tokens are logged with the address, for fail2ban, and no secret.
+    api.d.wait_for_log("api auth failed from 127.0.0.1");
+    let log = api.d.log();
+    assert!(!log.contains(&forged[21..]) && !log.contains(&admin[21..]), "a secret in the log");
+    let file = s.path().join("faxgate.log");
+    std::fs::write(&file, &log).unwrap();
+    let filter = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/fail2ban/filter.d/faxgate.conf");
+    let out = std::process::Command::new("fail2ban-regex").args(["-o", "ip"]).arg(&file).arg(filter).output().unwrap();
+    let ips = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(ips.lines().filter(|l| !l.is_empty()).collect::<Vec<_>>(), vec!["127.0.0.1"; 2], "{ips}");
 
     // The tenant admin: its tenant only, accounts, numbers, routes, senders.
     let a = api.get("/v1/tenants", &admin);
