@@ -99,7 +99,7 @@ pub(super) struct Page {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Where to go on: the `next` of the page before.
-    #[param(pattern = "^[0-9]{1,18}$")]
+    #[param(pattern = "^[0-9a-f]{1,512}$")]
     cursor: Option<String>,
 }
 
@@ -534,7 +534,18 @@ struct CdrQuery {
     responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn cdr_list(State(api): St, Auth(c): Auth, Query(q): Query<CdrQuery>, Query(p): Query<Page>) -> Res<Paged> {
     let filter = CdrFilter { tenant: q.tenant, account: q.account, number: q.number, since: q.since, until: q.until };
-    paged(run(&api, c, Request::CdrList { filter }).await?, &p)
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::invalid(format!("limit must be 1 to {MAX_PAGE}, not {limit}")));
+    }
+    // Paged in the store: a page of a month reads that page, not the month.
+    let page = crate::admin::CdrPage { after: p.cursor, limit };
+    let mut v = run(&api, c, Request::CdrList { filter, page: Some(page) }).await?;
+    let items = match v["items"].take() {
+        Value::Array(a) => a,
+        _ => return Err(Problem::internal("the list is not a list")),
+    };
+    Ok(Paged { items, next: v.get("next").and_then(Value::as_str).map(str::to_owned) })
 }
 
 // ---------------------------------------------------------------- queue

@@ -611,6 +611,20 @@ impl Tree {
         Ok(keys)
     }
 
+    /// The keys from `from` (inclusive) to `to` (exclusive), in order, read
+    /// as the caller goes (not on a staged view).
+    pub fn keys_between(&self, from: &[u8], to: &[u8]) -> Result<impl Iterator<Item = Result<Vec<u8>, Error>>, Error> {
+        if self.staged.is_some() {
+            return Err(Error::Invalid("a range read from a staged tree".into()));
+        }
+        Ok(self
+            .tree
+            .range(from.to_vec()..to.to_vec())
+            .keys()
+            .filter(|k| k.as_ref().map_or(true, |k| k.as_ref() != layout::MANIFEST))
+            .map(|k| Ok(k?.to_vec())))
+    }
+
     /// The key id a sealed record under `key` names, if the record exists.
     pub fn sealed_key_id(&self, key: &[u8]) -> Result<Option<KeyId>, Error> {
         match self.staged_at(key) {
