@@ -6,7 +6,7 @@
 //! page of the month, then of pages asked again at random.
 //!
 //! `cargo bench --bench api_history` (1,000,000 CDRs; `FAXGATE_BENCH_CDRS`
-//! for another count). Results go in BENCHMARKS.md. Without `--bench`
+//! for another count, `FAXGATE_BENCH_CACHE_MIB` for `storage.cache_mib`). Results go in BENCHMARKS.md. Without `--bench`
 //! (`cargo test --all-targets`) it is a smoke run over 2,000 CDRs.
 
 use std::io::{BufRead, BufReader};
@@ -59,13 +59,18 @@ fn main() {
     std::fs::write(dir.join("api.crt"), cert.cert.pem()).unwrap();
     std::fs::write(dir.join("api.key"), cert.key_pair.serialize_pem()).unwrap();
     let config = dir.join("faxgate.toml");
+    // `storage.cache_mib`: FAXGATE_BENCH_CACHE_MIB, or the default.
+    let cache_mib: u64 = std::env::var("FAXGATE_BENCH_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(faxgate::store::DEFAULT_CACHE_MIB);
     std::fs::write(
         &config,
         format!(
-            "[storage]\ndata_dir = \"{d}/data\"\n[admin]\nsocket = \"{d}/admin.sock\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+            "[storage]\ndata_dir = \"{d}/data\"\ncache_mib = {cache_mib}\n[admin]\nsocket = \"{d}/admin.sock\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
              certificate = \"{d}/api.crt\"\nkey = \"{d}/api.key\"\nrequests_per_minute = 1000000\nburst = 100000\n\
              [log]\nlevel = \"warn\"\ntarget = \"stderr\"\n",
-            d = dir.display()
+            d = dir.display(),
         ),
     )
     .unwrap();
@@ -160,6 +165,10 @@ fn main() {
         percentile(&again, 0.99),
         again.last().unwrap()
     );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.id())).unwrap_or_default();
+    let field =
+        |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned()).unwrap_or_default();
+    println!("daemon memory: RSS {}, peak {} (storage.cache_mib = {cache_mib})", field("VmRSS:"), field("VmHWM:"));
     nix_term(&mut daemon);
 }
 

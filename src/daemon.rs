@@ -157,8 +157,12 @@ pub struct ServeOptions {
 /// the store, and what verification found.
 pub fn open_verified(config: &Config) -> anyhow::Result<(Store, crate::store::verify::VerifyReport)> {
     let storage = &config.storage;
-    let store =
-        Store::open_with(&storage.data_dir, &storage.key_dir(), crate::retention::key_names(&config.retention))?;
+    let store = Store::open_sized(
+        &storage.data_dir,
+        &storage.key_dir(),
+        crate::retention::key_names(&config.retention),
+        storage.cache_mib,
+    )?;
     let destroyed = crate::retention::destroyed_keys(&store)?;
     let report = crate::store::verify::verify_to(&store, &destroyed, crate::store::verify::Depth::Start)?;
     Ok((store, report))

@@ -159,6 +159,9 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
             Err(e) => push(&["admin", "group"], format!("cannot look up group {g:?}: {e}")),
         }
     }
+    if c.storage.cache_mib == 0 {
+        push(&["storage", "cache_mib"], "must be at least 1".into());
+    }
     for (key, message) in c.api.problems() {
         let segs: Vec<&str> = key.split('.').collect();
         push(&segs, message);

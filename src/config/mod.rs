@@ -571,6 +571,13 @@ pub struct StorageConfig {
     /// The key directory; `<data_dir>/keys` when not set.
     #[serde(default)]
     pub key_dir: Option<PathBuf>,
+    /// MiB of the store's pages kept in memory (sled's page cache).
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: u64,
+}
+
+fn default_cache_mib() -> u64 {
+    crate::store::DEFAULT_CACHE_MIB
 }
 
 fn default_data_dir() -> PathBuf {
@@ -579,7 +586,7 @@ fn default_data_dir() -> PathBuf {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: default_data_dir(), key_dir: None }
+        StorageConfig { data_dir: default_data_dir(), key_dir: None, cache_mib: default_cache_mib() }
     }
 }
 
