@@ -315,7 +315,10 @@ pub async fn serve(
         .clone()
         .or_else(|| std::env::var_os("RUNTIME_DIRECTORY").map(|d| PathBuf::from(d).join("work")))
         .unwrap_or_else(|| config.storage.data_dir.join("work"));
+    let webhooks = crate::webhook::Webhooks::open(&store, directory.clone(), clock.clone(), config.webhooks.clone())?;
+    tasks.spawn(webhooks.clone().run(shutdown.clone()));
     let parts = crate::gateway::Parts {
+        webhooks: webhooks.clone(),
         store: store.clone(),
         directory: directory.clone(),
         spool,
@@ -361,6 +364,7 @@ pub async fn serve(
         restart_needed: ctx.restart_needed.clone(),
     };
     ctx.queue = Some(crate::gateway::Queue::Running(gateway));
+    ctx.webhooks = Some(webhooks);
     ctx.outbox = Some(outbox_handle);
     let access = Arc::new(admin::access::Access::from_config(&config.admin)?);
     let ctx = Arc::new(ctx);

@@ -38,5 +38,6 @@ pub mod retention;
 pub mod sockets;
 pub mod store;
 pub mod types;
+pub mod webhook;
 
 pub use error::Error;

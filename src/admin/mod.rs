@@ -252,6 +252,29 @@ pub enum Request {
     TokenRevoke {
         id: String,
     },
+    /// Make a webhook for a tenant (and account); its secret is in the
+    /// answer, once.
+    WebhookCreate {
+        tenant: TenantId,
+        account: Option<AccountId>,
+        url: String,
+        events: Vec<crate::directory::webhooks::Event>,
+        #[serde(default)]
+        personal_data: bool,
+    },
+    /// The webhooks (never their secrets).
+    WebhookList {
+        tenant: Option<TenantId>,
+        account: Option<AccountId>,
+    },
+    /// Remove a webhook.
+    WebhookRemove {
+        id: String,
+    },
+    /// Enable a webhook disabled after failures.
+    WebhookEnable {
+        id: String,
+    },
     /// The audit of admin changes.
     AuditList {
         tenant: Option<TenantId>,
@@ -318,6 +341,10 @@ impl Request {
             R::TokenCreate { .. } => Op::TokenCreate,
             R::TokenList { .. } => Op::TokenList,
             R::TokenRevoke { .. } => Op::TokenRevoke,
+            R::WebhookCreate { .. } => Op::WebhookCreate,
+            R::WebhookList { .. } => Op::WebhookList,
+            R::WebhookRemove { .. } => Op::WebhookRemove,
+            R::WebhookEnable { .. } => Op::WebhookEnable,
             R::AuditList { .. } => Op::AuditList,
         }
     }
@@ -500,6 +527,9 @@ pub struct Context {
     pub outbox: Option<crate::mail::outbox::Outbox>,
     /// The audit of admin changes.
     pub audit: AdminAudit,
+    /// The webhooks' queue the daemon delivers from; unset: the store's,
+    /// opened when an event is queued (the daemon delivers it later).
+    pub webhooks: Option<crate::webhook::Webhooks>,
 }
 
 impl Context {
@@ -515,6 +545,7 @@ impl Context {
         let privacy = Privacy::new(store, &directory, retention.policy().clone(), retention.audit_log())?;
         Ok(Context {
             audit: AdminAudit::open(store, retention.policy().admin_audit)?,
+            webhooks: None,
             queue: None,
             outbox: None,
             store: store.clone(),
@@ -528,6 +559,34 @@ impl Context {
             restart_needed: Default::default(),
         })
     }
+}
+
+/// Tells the tenant's webhooks that a number was added, moved or removed
+/// (queued durably; the daemon delivers).
+/// The change is made whatever becomes of this: a failure is logged.
+fn number_changed(ctx: &Context, n: &crate::directory::FaxNumber, change: &str) -> Result<(), Error> {
+    use crate::directory::webhooks::Event;
+    let queued = match &ctx.webhooks {
+        Some(w) => Ok(w.clone()),
+        None => {
+            crate::webhook::Webhooks::open(&ctx.store, ctx.directory.clone(), ctx.directory.clock(), Default::default())
+        }
+    }
+    .and_then(|hooks| {
+        let about = format!("{} {change} {}", n.number, ctx.directory.now());
+        hooks.emit(
+            &n.tenant,
+            None,
+            Event::NumberChanged,
+            &about,
+            json!({ "change": change, "number_account": n.account }),
+            json!({ "number": n.number }),
+        )
+    });
+    if let Err(e) = queued {
+        tracing::error!(error = %e, tenant = %n.tenant, "number.changed not queued for the tenant's webhooks");
+    }
+    Ok(())
 }
 
 /// After a change that moves deadlines (a termination, a hold): the keys
@@ -663,6 +722,12 @@ fn audit_objects(store: &Store, r: &Request) -> Vec<String> {
             v
         }
         R::TokenRevoke { id } => vec![format!("token:{id}")],
+        R::WebhookCreate { tenant: t, account: a, .. } => {
+            let mut v = vec![tenant(t)];
+            v.extend(a.iter().map(account));
+            v
+        }
+        R::WebhookRemove { id } | R::WebhookEnable { id } => vec![format!("webhook:{id}")],
         _ => Vec::new(),
     }
 }
@@ -763,7 +828,11 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             Ok(account_view(a, dir.now()))
         }
         R::AccountRemove { id } => to_value(dir.account_remove(scope, &id)?),
-        R::NumberAdd { account, number, routes } => to_value(dir.number_add(scope, &account, &number, routes)?),
+        R::NumberAdd { account, number, routes } => {
+            let n = dir.number_add(scope, &account, &number, routes)?;
+            number_changed(ctx, &n, "added")?;
+            to_value(n)
+        }
         R::NumberList { account, tenant } => {
             to_value(Restricted::load(ctx)?.numbers(dir.number_list(scope, account.as_ref(), tenant.as_ref())?))
         }
@@ -775,8 +844,16 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             }
             to_value(r.routes(n))
         }
-        R::NumberMove { number, account } => to_value(dir.number_move(scope, &number, &account)?),
-        R::NumberRemove { number } => to_value(dir.number_remove(scope, &number)?),
+        R::NumberMove { number, account } => {
+            let n = dir.number_move(scope, &number, &account)?;
+            number_changed(ctx, &n, "moved")?;
+            to_value(n)
+        }
+        R::NumberRemove { number } => {
+            let n = dir.number_remove(scope, &number)?;
+            number_changed(ctx, &n, "removed")?;
+            to_value(n)
+        }
         R::RouteSet { number, email, format } => to_value(dir.route_set(scope, &number, email, format)?),
         R::RouteRemove { number, email } => to_value(dir.route_remove(scope, &number, &email)?),
         R::SenderAdd { account, sender, caller_number, auth, envelope_from } => sender_view(to_value(dir.sender_add(
@@ -964,6 +1041,33 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
                 )));
             }
             Ok(token_view(&dir.token_revoke(&id)?, dir.now()))
+        }
+        R::WebhookCreate { tenant, account, url, events, personal_data } => {
+            dir.tenant_get(scope, &tenant)?;
+            if let Some(a) = &account
+                && dir.account_get(scope, a)?.tenant != tenant
+            {
+                return Err(Error::NotFound(format!("no account {a}")));
+            }
+            let w = dir.webhook_create(&tenant, account.as_ref(), &url, events, personal_data)?;
+            Ok(json!({ "secret": w.secret, "record": w.view() }))
+        }
+        R::WebhookList { tenant, account } => {
+            let tenant = own_tenant(scope, tenant)?;
+            let list = dir.webhook_list(tenant.as_ref(), account.as_ref())?;
+            // An account's principal sees its account's webhooks, not the tenant's.
+            let own = caller.principal.account();
+            Ok(Value::Array(
+                list.iter().filter(|w| own.is_none() || w.account.as_ref() == own).map(|w| w.view()).collect(),
+            ))
+        }
+        R::WebhookRemove { id } => Ok(dir.webhook_remove(&id)?.view()),
+        R::WebhookEnable { id } => {
+            let mut w = dir.webhook_get(&id)?.ok_or_else(|| Error::NotFound(format!("no webhook {id}")))?;
+            w.disabled = None;
+            w.failures = 0;
+            dir.webhook_save(&w)?;
+            Ok(w.view())
         }
         R::AuditList { tenant, since } => {
             let tenant = own_tenant(scope, tenant)?;

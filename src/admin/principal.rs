@@ -244,6 +244,10 @@ ops! {
     TokenCreate: USER, true;
     TokenList: USER, false;
     TokenRevoke: USER, true;
+    WebhookCreate: ACCOUNT, true;
+    WebhookList: ACCOUNT, false;
+    WebhookRemove: ACCOUNT, true;
+    WebhookEnable: ACCOUNT, true;
     AuditList: TENANT, false;
 }
 
@@ -346,6 +350,7 @@ pub fn narrow_request(p: &Principal, request: Request) -> Request {
         }
         R::QueueList { account: None, tenant: t, state } => R::QueueList { account: own, tenant: t.or(tenant), state },
         R::TokenList { account: None, tenant: t } => R::TokenList { account: own, tenant: t.or(tenant) },
+        R::WebhookList { account: None, tenant: t } => R::WebhookList { account: own, tenant: t.or(tenant) },
         r => r,
     }
 }
@@ -444,6 +449,18 @@ pub fn target_of(ctx: &Context, p: &Principal, request: &Request) -> Result<Targ
         }
         R::TokenCreate { tenant: t, account: a, .. } => listing(a.as_ref(), Some(t)),
         R::TokenList { tenant: t, account: a } => listing(a.as_ref(), t.as_ref()),
+        R::WebhookCreate { tenant: t, account: a, .. } => listing(a.as_ref(), Some(t)),
+        R::WebhookList { tenant: t, account: a } => listing(a.as_ref(), t.as_ref()),
+        R::WebhookRemove { id } | R::WebhookEnable { id } => {
+            let name = format!("webhook {id}");
+            Ok(match dir.webhook_get(id)? {
+                Some(w) => match w.account {
+                    Some(a) => Target::new(Owner::Account(w.tenant, a), name),
+                    None => Target::new(Owner::Tenant(w.tenant), name),
+                },
+                None => Target::new(Owner::Missing, name),
+            })
+        }
         R::TokenRevoke { id } => {
             let name = format!("token {id}");
             Ok(match dir.token_get(id)? {

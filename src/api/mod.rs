@@ -190,6 +190,78 @@ pub fn app(api: Arc<Api>) -> axum::Router {
         .with_state(api)
 }
 
+/// A connection that, when hyper is done with it, is closed the way a web
+/// server closes: its sending side shut, and what the client still sends
+/// read and dropped (for at most 2 s) before the socket is. Closed at once
+/// with unread data (a request hyper refused before its body, a malformed
+/// header), the kernel would reset the connection, and the client would
+/// lose the answer that says what was wrong.
+struct Linger<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static>(Option<S>);
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Drop for Linger<S> {
+    fn drop(&mut self) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (Some(mut s), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) else { return };
+        rt.spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async move {
+                let _ = s.shutdown().await;
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        });
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> tokio::io::AsyncRead for Linger<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.0.as_mut() {
+            Some(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            None => std::task::Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> tokio::io::AsyncWrite for Linger<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.0.as_mut() {
+            Some(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            None => std::task::Poll::Ready(Ok(0)),
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.0.as_mut() {
+            Some(s) => std::pin::Pin::new(s).poll_flush(cx),
+            None => std::task::Poll::Ready(Ok(())),
+        }
+    }
+
+    /// Hyper's shutdown only flushes: the close itself is the lingering one
+    /// when the connection is dropped.
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.as_mut().poll_flush(cx)
+    }
+}
+
 /// The largest request body taken.
 pub const MAX_BODY: usize = 2 << 20;
 
@@ -259,7 +331,7 @@ pub async fn run(
                     let conn = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(header)
-                        .serve_connection(TokioIo::new(stream), service);
+                        .serve_connection(TokioIo::new(Linger(Some(stream))), service);
                     let mut conn = std::pin::pin!(conn);
                     tokio::select! {
                         r = conn.as_mut() => if let Err(e) = r { tracing::debug!(%peer, error = %e, "API connection ended") },

@@ -32,6 +32,7 @@ use crate::types::{AccountId, Country, Domain, E164, EmailAddress, JobId, Tenant
         (name = "faxes", description = "The fax queue"),
         (name = "tokens", description = "API tokens"),
         (name = "audit", description = "The audit of changes"),
+        (name = "webhooks", description = "Fax events POSTed, signed with HMAC-SHA256, to a tenant's or an account's URL"),
     ),
     components(schemas(StateFilter, Steer, TenantId, AccountId, JobId, E164, EmailAddress, Domain, Country, SenderPattern)),
     modifiers(&Bearer)

@@ -647,6 +647,67 @@ async fn token_revoke(State(api): St, Auth(c): Auth, Path(p): Path<TokenPath>) -
     Ok(Object(run(&api, c, Request::TokenRevoke { id: p.id }).await?))
 }
 
+// ---------------------------------------------------------------- webhooks
+
+/// The webhooks the caller sees (never their secrets).
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(InAccount, Page),
+    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn webhook_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
+    paged(run(&api, c, Request::WebhookList { tenant: q.tenant, account: q.account }).await?, &p)
+}
+
+/// A new webhook.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewWebhook {
+    /// Its tenant.
+    tenant: TenantId,
+    /// Only this account's events.
+    account: Option<AccountId>,
+    /// Where events are POSTed: `https://…`, or `http://` to a loopback address.
+    url: String,
+    /// The events it gets.
+    events: Vec<crate::directory::webhooks::Event>,
+    /// Numbers and mail addresses in the payloads (otherwise ids and results only).
+    #[serde(default)]
+    personal_data: bool,
+}
+
+/// Makes a webhook; the answer holds its signing secret, shown this once.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = NewWebhook,
+    responses((status = 201, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn webhook_create(State(api): St, Auth(c): Auth, Body(w): Body<NewWebhook>) -> Res<Created> {
+    let r = Request::WebhookCreate {
+        tenant: w.tenant,
+        account: w.account,
+        url: w.url,
+        events: w.events,
+        personal_data: w.personal_data,
+    };
+    Ok(Created(run(&api, c, r).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct WebhookPath {
+    /// The webhook's id.
+    id: String,
+}
+
+/// Removes a webhook; its pending deliveries are dropped.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(WebhookPath),
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn webhook_remove(State(api): St, Auth(c): Auth, Path(p): Path<WebhookPath>) -> Res<Object> {
+    Ok(Object(run(&api, c, Request::WebhookRemove { id: p.id }).await?))
+}
+
+/// Enables a webhook that failures disabled.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/enable", tag = "webhooks", params(WebhookPath),
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn webhook_enable(State(api): St, Auth(c): Auth, Path(p): Path<WebhookPath>) -> Res<Object> {
+    Ok(Object(run(&api, c, Request::WebhookEnable { id: p.id }).await?))
+}
+
 // ---------------------------------------------------------------- audit
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -689,4 +750,7 @@ pub(super) fn router() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(token_list, token_create))
         .routes(routes!(token_revoke))
         .routes(routes!(audit_list))
+        .routes(routes!(webhook_list, webhook_create))
+        .routes(routes!(webhook_remove))
+        .routes(routes!(webhook_enable))
 }

@@ -106,6 +106,9 @@ pub(crate) enum Command {
     /// listed and revoked.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Webhooks: fax events POSTed, signed, to a tenant's or an account's URL.
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
     /// The audit of admin changes: who changed what, when, with what result.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -370,6 +373,48 @@ pub(crate) enum TokenCmd {
     /// Revoke a token: it stops working at once.
     Revoke {
         /// The token's id (`token list`).
+        id: String,
+    },
+}
+
+/// `faxgate webhook ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum WebhookCmd {
+    /// Make a webhook; its signing secret is printed once and never shown again.
+    Create {
+        /// The tenant whose events it gets [default: --as-tenant].
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// Only this account's events.
+        #[arg(long)]
+        account: Option<AccountId>,
+        /// Where events are POSTed: https://…, or http:// to a loopback address.
+        #[arg(long)]
+        url: String,
+        /// An event it gets (repeat for more).
+        #[arg(long = "event", value_enum, required = true)]
+        events: Vec<faxgate::directory::webhooks::Event>,
+        /// Put numbers and mail addresses in the payloads (otherwise ids and results only).
+        #[arg(long)]
+        personal_data: bool,
+    },
+    /// List webhooks (never their secrets).
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// Only this account's.
+        #[arg(long)]
+        account: Option<AccountId>,
+    },
+    /// Remove a webhook; its pending deliveries are dropped.
+    Remove {
+        /// The webhook's id (`webhook list`).
+        id: String,
+    },
+    /// Enable a webhook that failures disabled.
+    Enable {
+        /// The webhook's id.
         id: String,
     },
 }
@@ -987,6 +1032,21 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             TokenCmd::List { tenant, account } => Request::TokenList { tenant: tenant.clone(), account: *account },
             TokenCmd::Revoke { id } => Request::TokenRevoke { id: id.clone() },
         },
+        Command::Webhook(w) => match w {
+            WebhookCmd::Create { tenant, account, url, events, personal_data } => Request::WebhookCreate {
+                tenant: match tenant {
+                    Some(t) => t.clone(),
+                    None => own_tenant()?,
+                },
+                account: *account,
+                url: url.clone(),
+                events: events.clone(),
+                personal_data: *personal_data,
+            },
+            WebhookCmd::List { tenant, account } => Request::WebhookList { tenant: tenant.clone(), account: *account },
+            WebhookCmd::Remove { id } => Request::WebhookRemove { id: id.clone() },
+            WebhookCmd::Enable { id } => Request::WebhookEnable { id: id.clone() },
+        },
         Command::Audit(AuditCmd::List { tenant, since }) => {
             Request::AuditList { tenant: tenant.clone(), since: *since }
         }
@@ -1425,6 +1485,13 @@ pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool>
                     text(&r["tenant"]),
                 );
             }
+        }
+        Command::Webhook(WebhookCmd::Create { .. }) if !cli.json => {
+            println!("{}", value["secret"].as_str().unwrap_or_default());
+            eprintln!(
+                "webhook {} made; keep its signing secret now: it is shown only this once",
+                value["record"]["id"].as_str().unwrap_or_default()
+            );
         }
         Command::Token(TokenCmd::Create { .. }) if !cli.json => {
             println!("{}", value["token"].as_str().unwrap_or_default());

@@ -159,6 +159,12 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
             Err(e) => push(&["admin", "group"], format!("cannot look up group {g:?}: {e}")),
         }
     }
+    if c.webhooks.max_failures == 0 {
+        push(&["webhooks", "max_failures"], "must be at least 1".into());
+    }
+    if c.webhooks.retry_delays.contains(&0) {
+        push(&["webhooks", "retry_delays"], "each delay must be at least 1 second".into());
+    }
     if c.storage.cache_mib == 0 {
         push(&["storage", "cache_mib"], "must be at least 1".into());
     }

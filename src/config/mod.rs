@@ -58,6 +58,9 @@ pub struct Config {
     /// The HTTPS API for resellers and their customers.
     #[serde(default)]
     pub api: crate::api::ApiConfig,
+    /// How webhooks are retried.
+    #[serde(default)]
+    pub webhooks: crate::webhook::WebhookConfig,
 }
 
 /// `[metrics]`
@@ -840,6 +843,9 @@ impl Config {
         }
         if self.api != new.api {
             v.push("api");
+        }
+        if self.webhooks != new.webhooks {
+            v.push("webhooks");
         }
         v
     }

@@ -30,11 +30,14 @@
 //! as\0<account>\0<blind(pattern)>  ""                   (senders of an account)
 //! tk\0<tenant>\0<account>\0<id>    sealed ApiToken (account key, or tenant key without an account)
 //! ti\0<id>                         the token's record key (token index)
+//! wh\0<tenant>\0<account>\0<id>    sealed Webhook (account key, or tenant key without an account)
+//! wi\0<id>                         the webhook's record key (webhook index)
 //! ```
 
 mod apply;
 mod model;
 mod tokens;
+pub mod webhooks;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -44,6 +47,7 @@ use serde::{Deserialize, Serialize};
 pub use apply::{ApplyProblem, ApplyReport, DirectoryFile};
 pub use model::*;
 pub use tokens::{ApiToken, NewToken, TOKEN_PREFIX};
+pub use webhooks::Webhook;
 
 use crate::Error;
 use crate::clock::Clock;
@@ -444,6 +448,7 @@ impl Directory {
         }
         b.remove(&layout::tenant(id));
         self.remove_tokens(&mut b, id, None)?;
+        self.remove_webhooks(&mut b, id, None)?;
         self.tree().apply(b)?;
         self.inner.store.vault().clear_tombstone(&key)?;
         Ok(())
@@ -658,6 +663,7 @@ impl Directory {
         {
             b.remove(&layout::account(&tenant, id));
             self.remove_tokens(&mut b, &tenant, Some(id))?;
+            self.remove_webhooks(&mut b, &tenant, Some(id))?;
         }
         b.remove(&layout::account_tenant(id));
         self.tree().apply(b)?;

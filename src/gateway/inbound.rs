@@ -254,6 +254,13 @@ impl Gateway {
             let stem = file_stem(&r.caller, &tenant, inb.start);
             self.mail_received(num, &tenant, &r.call_id, &tiff, &received, &stem)?;
             tracing::info!(call_id = %r.call_id, pages, complete, "received fax queued for mail");
+            // For the webhooks, before the CDR: a CDR means the call is done with.
+            let fields = serde_json::json!({ "cdr": c.id, "pages": pages, "complete": complete });
+            let personal = serde_json::json!({ "to": num.number, "from": r.caller, "station": station });
+            let event = crate::directory::webhooks::Event::FaxReceived;
+            if let Err(e) = self.inner.webhooks.emit(&num.tenant, Some(&num.account), event, &c.id, fields, personal) {
+                tracing::error!(error = %e, "the received fax not queued for its webhooks");
+            }
         } else {
             tracing::info!(call_id = %r.call_id, "call ended without a page");
         }

@@ -82,6 +82,8 @@ pub struct Parts {
     pub sweep: Arc<Notify>,
     /// Sockets from the service manager, for trunks bound to their addresses.
     pub inherited: Arc<crate::sockets::Inherited>,
+    /// The webhooks' queue: fax events go in it.
+    pub webhooks: crate::webhook::Webhooks,
 }
 
 struct Inner {
@@ -113,6 +115,8 @@ struct Inner {
     draining: std::sync::atomic::AtomicBool,
     /// The drain's deadline passed: calls still under way were ended by us.
     stopping: std::sync::atomic::AtomicBool,
+    /// Fax events for the webhooks.
+    webhooks: crate::webhook::Webhooks,
 }
 
 /// The running gateway.
@@ -133,8 +137,20 @@ impl Gateway {
     /// Returns the gateway and the SIP addresses it listens on.
     pub async fn start(parts: Parts, shutdown: CancellationToken) -> anyhow::Result<(Gateway, Vec<String>)> {
         use anyhow::Context as _;
-        let Parts { store, directory, spool, outbox, clock, media_clock, config, trunks, work_dir, sweep, inherited } =
-            parts;
+        let Parts {
+            store,
+            directory,
+            spool,
+            outbox,
+            clock,
+            media_clock,
+            config,
+            trunks,
+            work_dir,
+            sweep,
+            inherited,
+            webhooks,
+        } = parts;
         std::fs::create_dir_all(&work_dir)
             .with_context(|| format!("cannot create the work directory {}", work_dir.display()))?;
         {
@@ -163,6 +179,7 @@ impl Gateway {
                 wake: Notify::new(),
                 draining: Default::default(),
                 stopping: Default::default(),
+                webhooks,
             }),
         };
         E164::load_numbering_plan();

@@ -521,6 +521,7 @@ impl Gateway {
                 attachments,
             )?;
         }
+        self.fax_event(&job);
         job.reported = true;
         self.save(&job)?;
         self.jobs().remove(&job.id);
@@ -528,6 +529,33 @@ impl Gateway {
         // every recipient is final (after `retention.document_grace`).
         self.inner.sweep.notify_one();
         Ok(())
+    }
+}
+
+impl Gateway {
+    /// Tells the webhooks a job's end (once per job: the same delivery id
+    /// if a stop makes it be told again). A failure is logged, not raised:
+    /// the report and the job's end go on.
+    fn fax_event(&self, job: &FaxJob) {
+        use crate::directory::webhooks::Event;
+        let sent = job.state == JobState::Done;
+        let last = job.attempts.last();
+        let fields = serde_json::json!({
+            "job": job.id.to_text(),
+            "result": if sent { "sent" } else { "failed" },
+            "reason": last.map(|a| a.outcome.code()),
+            "pages": last.map(|a| match a.outcome { Outcome::Sent { pages } => pages, _ => 0 }),
+            "pages_total": job.pages_total,
+            "attempts": job.attempts.len(),
+            "cdr": last.map(|a| a.cdr_id.clone()),
+        });
+        let personal = serde_json::json!({ "to": job.to, "caller": job.caller, "mail_from": job.mail_from });
+        let event = if sent { Event::FaxSent } else { Event::FaxFailed };
+        if let Err(e) =
+            self.inner.webhooks.emit(&job.tenant, Some(&job.account), event, &job.id.to_text(), fields, personal)
+        {
+            tracing::error!(job = %job.id.to_text(), error = %e, "the job's end not queued for its webhooks");
+        }
     }
 }
 

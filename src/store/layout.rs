@@ -82,9 +82,9 @@ pub fn log_key(store: &Store) -> faxgate_retention::Key {
 pub fn is_sealed(tree: TreeName, key: &[u8]) -> bool {
     let tag = key.split(|&b| b == 0).next().unwrap_or(key);
     match tree {
-        TreeName::Directory => matches!(tag, b"t" | b"a" | b"n" | b"s" | b"tk"),
+        TreeName::Directory => matches!(tag, b"t" | b"a" | b"n" | b"s" | b"tk" | b"wh"),
         TreeName::Mail => matches!(tag, b"j" | b"m" | b"f" | b"p" | b"r"),
-        TreeName::Outbox => tag == b"o",
+        TreeName::Outbox => tag == b"o" || tag == b"w",
         TreeName::Cdr => key.starts_with(cdr::PLACES),
         TreeName::Holds | TreeName::Restrictions | TreeName::Learned | TreeName::AdminAudit => true,
     }
@@ -160,7 +160,29 @@ pub mod directory {
         key(&[b"ti", id.as_bytes()])
     }
 
-    /// The token id a token record's key ends in.
+    /// A webhook's record: `wh 0 <tenant> 0 <account, or nothing> 0 <webhook id>`.
+    pub fn webhook(tenant: &TenantId, account: Option<&AccountId>, id: &str) -> Vec<u8> {
+        let account = account.map(|a| a.to_text()).unwrap_or_default();
+        key(&[b"wh", tenant.as_str().as_bytes(), account.as_bytes(), id.as_bytes()])
+    }
+
+    /// The prefix of a tenant's webhooks (its accounts' too), or of one account's.
+    pub fn webhooks(tenant: &TenantId, account: Option<&AccountId>) -> Vec<u8> {
+        match account {
+            Some(a) => key(&[b"wh", tenant.as_str().as_bytes(), a.to_text().as_bytes(), b""]),
+            None => key(&[b"wh", tenant.as_str().as_bytes(), b""]),
+        }
+    }
+
+    /// The prefix of every webhook.
+    pub const WEBHOOKS: &[u8] = b"wh\0";
+
+    /// Where a webhook's record is (plain value: the record's key): `wi 0 <webhook id>`.
+    pub fn webhook_index(id: &str) -> Vec<u8> {
+        key(&[b"wi", id.as_bytes()])
+    }
+
+    /// The token (or webhook) id a record's key ends in.
     pub fn token_id_of(record: &[u8]) -> Option<&[u8]> {
         record.rsplit(|&b| b == 0).next()
     }

@@ -31,3 +31,4 @@ mod retention;
 mod sweep_stall;
 mod systemd;
 mod trust;
+mod webhooks;
