@@ -200,6 +200,8 @@ ops! {
     TenantShow: TENANT, false;
     TenantChange: TENANT, true;
     TenantRemove: OPERATOR, true;
+    ClaimVerify: TENANT, true;
+    ClaimApprove: OPERATOR, true;
     AccountAdd: TENANT, true;
     AccountList: TENANT, false;
     AccountShow: ACCOUNT, false;
@@ -397,6 +399,7 @@ pub fn target_of(ctx: &Context, p: &Principal, request: &Request) -> Result<Targ
     };
     match request {
         R::TenantShow { id } | R::TenantChange { id, .. } | R::TenantRemove { id } => tenant(id),
+        R::ClaimVerify { tenant: t, .. } | R::ClaimApprove { tenant: t, .. } => tenant(t),
         R::AccountAdd { tenant: t, .. } => tenant(t),
         R::AccountList { tenant: t } | R::OutboxList { tenant: t } | R::LearnedList { tenant: t } => {
             listing(None, t.as_ref())
