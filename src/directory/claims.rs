@@ -219,9 +219,13 @@ impl Directory {
                 || t.fax_domains.iter().any(|d| d.as_str() == a.domain());
             let same = |c: &Claim| matches!(&c.claimed, Claimed::FromAddress(x) if *x == a);
             if proven {
-                // In effect now; a claim for another address stays, unless
-                // the tenant's admin went back to the one in effect.
-                claims.retain(|c| !same(c) && !(c.is_from() && *scope != Scope::Operator));
+                // In effect now. The operator's change leaves a claim for
+                // another address to be proven; the tenant's admin has then
+                // no other address waiting.
+                match scope {
+                    Scope::Operator => claims.retain(|c| !same(c)),
+                    Scope::Tenant(_) => claims.retain(|c| !c.is_from()),
+                }
                 t.branding.from_address = a;
             } else if !claims.iter().any(same) {
                 claims.retain(|c| !c.is_from());
