@@ -6,7 +6,8 @@
 //! # Layout
 //! - [`types`]: validated domain types (`E164`, `EmailAddress`, ids).
 //! - [`store`]: sled behind a narrow API; [`store::layout`] owns every tree and key encoding.
-//! - [`directory`]: tenants, accounts, numbers, routes, senders.
+//! - [`directory`]: tenants, accounts, numbers, routes, senders, claims waiting for proof.
+//! - [`dns`]: the DNS resolvers configured, for DMARC and for claims.
 //! - [`mail`]: the mail leg's core side: sender policy, the spool of accepted mail, the outbox.
 //! - [`document`]: mail parts to fax pages (G4 TIFF), received faxes to PDF, cover pages.
 //! - [`gateway`]: mail to fax (`outbound`), fax to mail (`inbound`), reports.
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod directory;
+pub mod dns;
 pub mod document;
 mod error;
 pub mod gateway;

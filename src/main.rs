@@ -271,7 +271,8 @@ fn admin_command(cli: &Cli) -> anyhow::Result<ExitCode> {
             let retention =
                 faxgate::retention::Retention::new(&store, &directory, config.retention.clone(), clock.clone())?;
             let sweeper = retention.sweeper(clock);
-            let ctx = admin::Context::new(&store, directory, retention, sweeper, status)?;
+            let mut ctx = admin::Context::new(&store, directory, retention, sweeper, status)?;
+            ctx.dns_servers = config.smtp.dns_servers.clone();
             // The store's files are open to this user: it acts as the
             // operator, narrowed to the tenant it asked for.
             let principal = admin::access::narrow(&admin::Principal::Operator, &envelope.scope)?;

@@ -76,6 +76,17 @@ pub enum Request {
     TenantRemove {
         id: TenantId,
     },
+    /// Look up a claim's TXT record through the configured resolvers; the
+    /// claim takes effect when it holds the claim's token.
+    ClaimVerify {
+        tenant: TenantId,
+        claim: String,
+    },
+    /// A claim takes effect without DNS (operator only).
+    ClaimApprove {
+        tenant: TenantId,
+        claim: String,
+    },
     AccountAdd {
         tenant: TenantId,
         name: String,
@@ -297,6 +308,8 @@ impl Request {
             R::TenantShow { .. } => Op::TenantShow,
             R::TenantChange { .. } => Op::TenantChange,
             R::TenantRemove { .. } => Op::TenantRemove,
+            R::ClaimVerify { .. } => Op::ClaimVerify,
+            R::ClaimApprove { .. } => Op::ClaimApprove,
             R::AccountAdd { .. } => Op::AccountAdd,
             R::AccountList { .. } => Op::AccountList,
             R::AccountShow { .. } => Op::AccountShow,
@@ -530,6 +543,9 @@ pub struct Context {
     /// The webhooks' queue the daemon delivers from; unset: the store's,
     /// opened when an event is queued (the daemon delivers it later).
     pub webhooks: Option<crate::webhook::Webhooks>,
+    /// The DNS resolvers claims are verified through (`[smtp]
+    /// dns_servers`); empty: the system's.
+    pub dns_servers: Vec<std::net::SocketAddr>,
 }
 
 impl Context {
@@ -557,6 +573,7 @@ impl Context {
             wake: Arc::new(Notify::new()),
             status,
             restart_needed: Default::default(),
+            dns_servers: Vec::new(),
         })
     }
 }
@@ -686,6 +703,9 @@ fn audit_objects(store: &Store, r: &Request) -> Vec<String> {
     match r {
         R::TenantAdd { tenant: t } => vec![tenant(&t.id)],
         R::TenantChange { id, .. } | R::TenantRemove { id } => vec![tenant(id)],
+        R::ClaimVerify { tenant: t, claim } | R::ClaimApprove { tenant: t, claim } => {
+            vec![tenant(t), format!("claim:{}", address(claim.trim()))]
+        }
         R::AccountAdd { tenant: t, .. } => vec![tenant(t)],
         R::AccountChange { id, .. }
         | R::AccountTerminate { id, .. }
@@ -777,10 +797,21 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             ctx.wake.notify_one();
             Ok(json!({ "confirmed": dir.now(), "was_suspended": was }))
         }
-        R::TenantAdd { tenant } => to_value(dir.tenant_add(scope, tenant)?),
-        R::TenantList => to_value(dir.tenant_list(scope)?),
-        R::TenantShow { id } => to_value(dir.tenant_get(scope, &id)?),
-        R::TenantChange { id, change } => to_value(dir.tenant_change(scope, &id, change)?),
+        R::TenantAdd { tenant } => tenant_view(dir, scope, dir.tenant_add(scope, tenant)?),
+        R::TenantList => {
+            let list = dir.tenant_list(scope)?;
+            Ok(Value::Array(list.into_iter().map(|t| tenant_view(dir, scope, t)).collect::<Result<_, _>>()?))
+        }
+        R::TenantShow { id } => tenant_view(dir, scope, dir.tenant_get(scope, &id)?),
+        R::TenantChange { id, change } => tenant_view(dir, scope, dir.tenant_change(scope, &id, change)?),
+        R::ClaimVerify { tenant, claim } => {
+            let c = dir.claim_get(scope, &tenant, &claim)?;
+            // Asked on this thread (the blocking pool, or the CLI's own),
+            // outside the directory's lock; the claim is judged under it.
+            let found = crate::dns::txt_records(&ctx.dns_servers, &c.record(), CLAIM_LOOKUP_DEADLINE)?;
+            tenant_view(dir, scope, dir.claim_verified(scope, &tenant, &claim, &found)?)
+        }
+        R::ClaimApprove { tenant, claim } => tenant_view(dir, scope, dir.claim_approve(scope, &tenant, &claim)?),
         R::TenantRemove { id } => {
             dir.tenant_remove(scope, &id)?;
             Ok(json!({ "removed": id }))
@@ -1151,6 +1182,18 @@ fn sender_view(v: Result<Value, Error>) -> Result<Value, Error> {
         Value::Array(a) => a.iter_mut().for_each(one),
         v => one(v),
     }
+    Ok(v)
+}
+
+/// How long a claim's DNS lookup may take.
+const CLAIM_LOOKUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A tenant as shown: with its claims waiting for proof (`pending`), each
+/// with the TXT record that proves it.
+fn tenant_view(dir: &Directory, scope: &Scope, t: Tenant) -> Result<Value, Error> {
+    let pending: Vec<_> = dir.claim_list(scope, &t.id)?.iter().map(|c| c.view()).collect();
+    let mut v = to_value(t)?;
+    v["pending"] = to_value(pending)?;
     Ok(v)
 }
 

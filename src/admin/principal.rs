@@ -200,6 +200,8 @@ ops! {
     TenantShow: TENANT, false;
     TenantChange: TENANT, true;
     TenantRemove: OPERATOR, true;
+    ClaimVerify: TENANT, true;
+    ClaimApprove: OPERATOR, true;
     AccountAdd: TENANT, true;
     AccountList: TENANT, false;
     AccountShow: ACCOUNT, false;
@@ -311,7 +313,8 @@ pub fn authorize(p: &Principal, op: Op, target: &Target) -> Result<Scope, Error>
         return Err(match &target.owner {
             Owner::Tenant(t) | Owner::Account(t, _) if Some(t) != p.tenant() => target.not_found(),
             Owner::Account(_, a) if p.account().is_some_and(|own| own != a) => target.not_found(),
-            Owner::Missing if p.role() < Role::TenantAdmin => target.not_found(),
+            // A missing one too, or the two answers would tell them apart.
+            Owner::Missing => target.not_found(),
             _ => forbidden(need),
         });
     }
@@ -402,6 +405,7 @@ pub fn target_of(ctx: &Context, p: &Principal, request: &Request) -> Result<Targ
     };
     match request {
         R::TenantShow { id } | R::TenantChange { id, .. } | R::TenantRemove { id } => tenant(id),
+        R::ClaimVerify { tenant: t, .. } | R::ClaimApprove { tenant: t, .. } => tenant(t),
         R::AccountAdd { tenant: t, .. } => tenant(t),
         R::AccountList { tenant: t } | R::OutboxList { tenant: t } | R::LearnedList { tenant: t } => {
             listing(None, t.as_ref())
@@ -574,6 +578,20 @@ mod tests {
         }
         for op in [Op::RouteSet, Op::SenderAdd, Op::AccountShow, Op::QueueSteer, Op::TenantList, Op::AuditList] {
             assert_eq!(authorize(&u, op, &own).unwrap_err().kind(), "forbidden", "{op:?}");
+        }
+    }
+
+    #[test]
+    fn above_its_rank_a_foreign_object_and_a_missing_one_answer_alike() {
+        let ta = Principal::TenantAdmin { tenant: t("acme") };
+        for op in [Op::TenantRemove, Op::ClaimApprove] {
+            let foreign = authorize(&ta, op, &Target::new(Owner::Tenant(t("beta")), "tenant x")).unwrap_err();
+            let missing = authorize(&ta, op, &Target::new(Owner::Missing, "tenant x")).unwrap_err();
+            assert_eq!((foreign.kind(), foreign.to_string()), (missing.kind(), missing.to_string()), "{op:?}");
+            assert_eq!(missing.to_string(), "no tenant x");
+            // Its own tenant: refused for its rank.
+            let own = authorize(&ta, op, &Target::new(Owner::Tenant(t("acme")), "tenant acme")).unwrap_err();
+            assert_eq!(own.kind(), "forbidden", "{op:?}");
         }
     }
 

@@ -212,6 +212,35 @@ async fn tenant_remove(State(api): St, Auth(c): Auth, Path(p): Path<TenantPath>)
     Ok(Object(run(&api, c, Request::TenantRemove { id: p.tenant }).await?))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct ClaimPath {
+    /// The tenant's id.
+    tenant: TenantId,
+    /// A fax domain or From: address of the tenant that waits for proof
+    /// (its `pending` list).
+    #[param(max_length = 320)]
+    claim: String,
+}
+
+/// Checks a pending fax domain or From: address through the DNS: when the
+/// TXT record `_faxgate-challenge.<domain>` holds `faxgate-verify=<token>`
+/// (both in the tenant's `pending` list), it takes effect; otherwise 409,
+/// saying which record to publish.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/claims/{claim}/verify", tag = "tenants", params(ClaimPath),
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn claim_verify(State(api): St, Auth(c): Auth, Path(p): Path<ClaimPath>) -> Res<Object> {
+    Ok(Object(run(&api, c, Request::ClaimVerify { tenant: p.tenant, claim: p.claim }).await?))
+}
+
+/// Lets a pending fax domain or From: address take effect without DNS
+/// (the operator only).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/claims/{claim}/approve", tag = "tenants", params(ClaimPath),
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn claim_approve(State(api): St, Auth(c): Auth, Path(p): Path<ClaimPath>) -> Res<Object> {
+    Ok(Object(run(&api, c, Request::ClaimApprove { tenant: p.tenant, claim: p.claim }).await?))
+}
+
 // ---------------------------------------------------------------- accounts
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -732,6 +761,8 @@ pub(super) fn router() -> OpenApiRouter<Arc<Api>> {
     OpenApiRouter::with_openapi(super::openapi::document())
         .routes(routes!(tenant_list, tenant_add))
         .routes(routes!(tenant_show, tenant_change, tenant_remove))
+        .routes(routes!(claim_verify))
+        .routes(routes!(claim_approve))
         .routes(routes!(account_list, account_add))
         .routes(routes!(account_show, account_change, account_remove))
         .routes(routes!(account_terminate))

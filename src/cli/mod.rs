@@ -597,6 +597,23 @@ pub(crate) enum TenantCmd {
         /// Tenant id.
         id: TenantId,
     },
+    /// Check a pending fax domain or From: address: its TXT record
+    /// `_faxgate-challenge.<domain>` must hold `faxgate-verify=<token>`
+    /// (`tenant show` lists both); then it takes effect.
+    Verify {
+        /// Tenant id.
+        id: TenantId,
+        /// The pending fax domain or From: address.
+        claim: String,
+    },
+    /// Let a pending fax domain or From: address take effect without its
+    /// TXT record (the operator only).
+    Approve {
+        /// Tenant id.
+        id: TenantId,
+        /// The pending fax domain or From: address.
+        claim: String,
+    },
 }
 
 /// `faxgate tenant add`
@@ -648,7 +665,7 @@ pub(crate) struct TenantChangeArgs {
     /// New display name.
     #[arg(long)]
     pub(crate) display_name: Option<String>,
-    /// New From: address.
+    /// New From: address (a tenant admin's is pending until verified: `tenant verify`).
     #[arg(long)]
     pub(crate) from_address: Option<EmailAddress>,
     /// New language.
@@ -669,7 +686,7 @@ pub(crate) struct TenantChangeArgs {
     /// New station id ("none": `[fax] ident`).
     #[arg(long)]
     pub(crate) station_id: Option<String>,
-    /// Add a fax domain (repeatable).
+    /// Add a fax domain (repeatable; a tenant admin's is pending until verified: `tenant verify`).
     #[arg(long)]
     pub(crate) add_domain: Vec<Domain>,
     /// Remove a fax domain (repeatable).
@@ -1099,6 +1116,8 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                 },
             },
             TenantCmd::Remove { id } => Request::TenantRemove { id: id.clone() },
+            TenantCmd::Verify { id, claim } => Request::ClaimVerify { tenant: id.clone(), claim: claim.clone() },
+            TenantCmd::Approve { id, claim } => Request::ClaimApprove { tenant: id.clone(), claim: claim.clone() },
         },
         Command::Account(a) => match a {
             AccountCmd::Add { tenant, name, reference, paper, cover_page, station_id } => Request::AccountAdd {

@@ -324,22 +324,37 @@ impl Directory {
                     problems.push((tp.clone(), format!("tenant {}: fax domain {d} cannot be added", t.id)));
                 }
             }
+            // A tenant admin's file names what it claims: a domain or
+            // address already claimed is not asked for again.
+            let claims = match (&existing, scope) {
+                (Some(_), Scope::Tenant(_)) => self.claim_list(scope, &t.id)?,
+                _ => Vec::new(),
+            };
+            let claimed = |what: &super::Claimed| claims.iter().any(|c| c.claimed == *what);
             match &existing {
                 None => plan.push((tp.clone(), Action::TenantAdd(want.clone()))),
-                Some(e) if *e != want => {
+                Some(e) => {
                     let ch = TenantChange {
                         name: (e.name != want.name).then(|| want.name.clone()),
                         display_name: (e.branding.display_name != want.branding.display_name)
                             .then(|| want.branding.display_name.clone()),
-                        from_address: (e.branding.from_address != want.branding.from_address)
-                            .then(|| want.branding.from_address.clone()),
+                        from_address: (e.branding.from_address != want.branding.from_address
+                            && !claimed(&super::Claimed::FromAddress(want.branding.from_address.clone())))
+                        .then(|| want.branding.from_address.clone()),
                         language: (e.branding.language != want.branding.language).then_some(want.branding.language),
                         default_country: (e.default_country != want.default_country).then_some(want.default_country),
                         paper: (e.paper != want.paper).then_some(want.paper),
                         time_zone: super::Patch::between(&e.time_zone, want.time_zone.clone()),
                         header_template: super::Patch::between(&e.header_template, want.header_template.clone()),
                         station_id: super::Patch::between(&e.station_id, want.station_id.clone()),
-                        add_domains: want.fax_domains.iter().filter(|d| !e.fax_domains.contains(d)).cloned().collect(),
+                        add_domains: want
+                            .fax_domains
+                            .iter()
+                            .filter(|d| {
+                                !e.fax_domains.contains(d) && !claimed(&super::Claimed::FaxDomain((*d).clone()))
+                            })
+                            .cloned()
+                            .collect(),
                         remove_domains: e
                             .fax_domains
                             .iter()
@@ -348,9 +363,10 @@ impl Directory {
                             .collect(),
                     };
                     let what = describe_tenant_change(&ch);
-                    plan.push((tp.clone(), Action::TenantChange(t.id.clone(), ch, what)));
+                    if !what.is_empty() {
+                        plan.push((tp.clone(), Action::TenantChange(t.id.clone(), ch, what)));
+                    }
                 }
-                Some(_) => {}
             }
 
             let mut seen_refs = HashSet::new();

@@ -20,6 +20,7 @@
 //! # Layout of the `directory` tree
 //! ```text
 //! t\0<tenant>                      sealed Tenant (tenant key)
+//! tc\0<tenant>                     sealed Vec<Claim>, claims waiting for proof (tenant key)
 //! d\0<blind(domain)>               tenant id            (fax domain index)
 //! a\0<tenant>\0<account>           sealed Account (account key)
 //! ai\0<account>                    tenant id            (account index)
@@ -35,6 +36,7 @@
 //! ```
 
 mod apply;
+mod claims;
 mod model;
 mod tokens;
 pub mod webhooks;
@@ -45,6 +47,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use apply::{ApplyProblem, ApplyReport, DirectoryFile};
+pub use claims::{CHALLENGE_LABEL, Claim, ClaimView, Claimed, TXT_PREFIX};
 pub use model::*;
 pub use tokens::{ApiToken, NewToken, TOKEN_PREFIX};
 pub use webhooks::Webhook;
@@ -381,7 +384,8 @@ impl Directory {
         Ok(t)
     }
 
-    /// Changes a tenant.
+    /// Changes a tenant. A tenant admin's new fax domains and From:
+    /// address become claims (see [`claims`]); the operator's take effect.
     pub fn tenant_change(&self, scope: &Scope, id: &TenantId, ch: TenantChange) -> Result<Tenant, Error> {
         let _g = self.lock();
         let old = self.tenant_get(scope, id)?;
@@ -391,9 +395,6 @@ impl Directory {
         }
         if let Some(v) = ch.display_name {
             t.branding.display_name = v;
-        }
-        if let Some(v) = ch.from_address {
-            t.branding.from_address = v;
         }
         if let Some(v) = ch.language {
             t.branding.language = v;
@@ -407,24 +408,32 @@ impl Directory {
         ch.time_zone.apply(&mut t.time_zone);
         ch.header_template.apply(&mut t.header_template);
         ch.station_id.apply(&mut t.station_id);
-        for d in &ch.remove_domains {
-            if !t.fax_domains.contains(d) {
-                return Err(Error::NotFound(format!("tenant {id} has no fax domain {d}")));
-            }
-        }
-        t.fax_domains.retain(|d| !ch.remove_domains.contains(d));
-        t.fax_domains.extend(ch.add_domains);
-        t.fax_domains.sort();
-        t.fax_domains.dedup();
+        let before = self.load_claims(id)?;
+        let mut claims = before.clone();
+        let change = claims::ClaimChange {
+            add_domains: ch.add_domains,
+            remove_domains: &ch.remove_domains,
+            from_address: ch.from_address,
+        };
+        self.change_claimed(scope, &mut t, &mut claims, change)?;
         Self::validate_tenant(&t)?;
-        self.save_tenant(scope, &t, Some(&old))?;
+        self.save_tenant(scope, &t, Some(&old), (claims != before).then_some(claims.as_slice()))?;
         Ok(t)
     }
 
-    fn save_tenant(&self, scope: &Scope, t: &Tenant, old: Option<&Tenant>) -> Result<(), Error> {
+    fn save_tenant(
+        &self,
+        scope: &Scope,
+        t: &Tenant,
+        old: Option<&Tenant>,
+        claims: Option<&[Claim]>,
+    ) -> Result<(), Error> {
         let mut b = self.tree().batch();
         self.put_domains(scope, &mut b, t, old)?;
         b.put_sealed(&layout::tenant(&t.id), &tenant_key(&t.id)?, t)?;
+        if let Some(c) = claims {
+            self.put_claims(&mut b, &t.id, c)?;
+        }
         self.tree().apply(b)
     }
 
@@ -447,6 +456,7 @@ impl Directory {
             b.remove(&layout::domain(&self.inner.store, d));
         }
         b.remove(&layout::tenant(id));
+        b.remove(&layout::claims(id));
         self.remove_tokens(&mut b, id, None)?;
         self.remove_webhooks(&mut b, id, None)?;
         self.tree().apply(b)?;

@@ -368,3 +368,172 @@ fn page_header_time_zone_and_station_ids_are_set_by_file_and_checked() {
         .unwrap();
     assert_eq!(t.header_template.as_deref(), Some(""));
 }
+
+fn domain_change(add: &[&str], remove: &[&str], from: Option<&str>) -> TenantChange {
+    TenantChange {
+        add_domains: add.iter().map(|d| d.parse().unwrap()).collect(),
+        remove_domains: remove.iter().map(|d| d.parse().unwrap()).collect(),
+        from_address: from.map(|a| a.parse().unwrap()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_tenant_admins_new_domain_and_from_address_wait_for_proof() {
+    let f = fixture();
+    let op = Scope::Operator;
+    f.dir.tenant_add(&op, tenant("alpha", "fax.alpha.dk")).unwrap();
+    f.dir.tenant_add(&op, tenant("beta", "fax.beta.dk")).unwrap();
+    let alpha = Scope::Tenant(tid("alpha"));
+    let beta = Scope::Tenant(tid("beta"));
+
+    // Asked for: pending, not in effect, not routing.
+    let t = f
+        .dir
+        .tenant_change(&alpha, &tid("alpha"), domain_change(&["fax2.alpha.dk"], &[], Some("fax@alpha-brand.dk")))
+        .unwrap();
+    assert_eq!(t.fax_domains, vec!["fax.alpha.dk".parse::<Domain>().unwrap()]);
+    assert_eq!(t.branding.from_address.as_str(), "fax@fax.alpha.dk");
+    assert!(f.dir.tenant_for_domain(&"fax2.alpha.dk".parse().unwrap()).unwrap().is_none());
+    let claims = f.dir.claim_list(&alpha, &tid("alpha")).unwrap();
+    assert_eq!(claims.len(), 2, "{claims:#?}");
+    for c in &claims {
+        assert_eq!(c.token.len(), 32, "{c:?}");
+        assert!(c.token.bytes().all(|b| b.is_ascii_hexdigit()), "{c:?}");
+        assert_eq!(c.created, f.clock.now());
+        assert_eq!(c.txt(), format!("faxgate-verify={}", c.token));
+    }
+    assert_ne!(claims[0].token, claims[1].token);
+    let domain = f.dir.claim_get(&alpha, &tid("alpha"), "FAX2.alpha.dk").unwrap();
+    assert_eq!(domain.record(), "_faxgate-challenge.fax2.alpha.dk");
+    let from = f.dir.claim_get(&alpha, &tid("alpha"), "fax@alpha-brand.dk").unwrap();
+    assert_eq!(from.record(), "_faxgate-challenge.alpha-brand.dk");
+    let view = serde_json::to_value(domain.view()).unwrap();
+    assert_eq!(view["kind"], "fax_domain");
+    assert_eq!(view["claim"], "fax2.alpha.dk");
+    // Asked for again: the same claims, with the same tokens.
+    f.clock.advance(jiff::SignedDuration::from_secs(60));
+    f.dir
+        .tenant_change(&alpha, &tid("alpha"), domain_change(&["fax2.alpha.dk"], &[], Some("fax@alpha-brand.dk")))
+        .unwrap();
+    assert_eq!(f.dir.claim_list(&alpha, &tid("alpha")).unwrap(), claims);
+
+    // No proof, or the wrong one: refused, naming the record to publish.
+    let e = f.dir.claim_verified(&alpha, &tid("alpha"), "fax2.alpha.dk", &[]).unwrap_err();
+    assert_eq!(e.kind(), "conflict");
+    let text = e.to_string();
+    assert!(text.contains("_faxgate-challenge.fax2.alpha.dk") && text.contains(&domain.txt()), "{text}");
+    assert!(text.contains("there is none"), "{text}");
+    let wrong = vec!["faxgate-verify=0123".to_owned()];
+    let e = f.dir.claim_verified(&alpha, &tid("alpha"), "fax2.alpha.dk", &wrong).unwrap_err().to_string();
+    assert!(e.contains("it holds \"faxgate-verify=0123\""), "{e}");
+    assert!(f.dir.tenant_for_domain(&"fax2.alpha.dk".parse().unwrap()).unwrap().is_none());
+
+    // Another tenant does not see the claims, nor may prove them.
+    let e = f.dir.claim_list(&beta, &tid("alpha")).unwrap_err();
+    assert_eq!(e.to_string(), "no tenant alpha");
+    let proof = vec!["v=spf1 -all".to_owned(), domain.txt()];
+    let e = f.dir.claim_verified(&beta, &tid("alpha"), "fax2.alpha.dk", &proof).unwrap_err();
+    assert_eq!(e.to_string(), "no tenant alpha");
+    // A claim that is not there.
+    let e = f.dir.claim_verified(&alpha, &tid("alpha"), "fax9.alpha.dk", &proof).unwrap_err();
+    assert_eq!((e.kind(), e.to_string().as_str()), ("not_found", "tenant alpha has no pending claim fax9.alpha.dk"));
+
+    // The proof: in effect, routing, and the claim done with.
+    let t = f.dir.claim_verified(&alpha, &tid("alpha"), "fax2.alpha.dk", &proof).unwrap();
+    assert!(t.fax_domains.contains(&"fax2.alpha.dk".parse().unwrap()));
+    assert_eq!(f.dir.tenant_for_domain(&"fax2.alpha.dk".parse().unwrap()).unwrap().unwrap().id, tid("alpha"));
+    assert_eq!(f.dir.claim_list(&alpha, &tid("alpha")).unwrap(), vec![from.clone()]);
+
+    // The From: address: the operator's word, and only the operator's.
+    let e = f.dir.claim_approve(&alpha, &tid("alpha"), "fax@alpha-brand.dk").unwrap_err();
+    assert_eq!(e.kind(), "forbidden");
+    let t = f.dir.claim_approve(&op, &tid("alpha"), "fax@alpha-brand.dk").unwrap();
+    assert_eq!(t.branding.from_address.as_str(), "fax@alpha-brand.dk");
+    assert!(f.dir.claim_list(&op, &tid("alpha")).unwrap().is_empty());
+    assert_eq!(f.dir.tenant_get(&op, &tid("alpha")).unwrap(), t);
+
+    // An address at a domain of its own needs no other proof.
+    let t = f.dir.tenant_change(&alpha, &tid("alpha"), domain_change(&[], &[], Some("kontakt@fax2.alpha.dk"))).unwrap();
+    assert_eq!(t.branding.from_address.as_str(), "kontakt@fax2.alpha.dk");
+    assert!(f.dir.claim_list(&op, &tid("alpha")).unwrap().is_empty());
+}
+
+#[test]
+fn claims_keep_domains_apart_and_the_operator_is_trusted() {
+    let f = fixture();
+    let op = Scope::Operator;
+    f.dir.tenant_add(&op, tenant("alpha", "fax.alpha.dk")).unwrap();
+    f.dir.tenant_add(&op, tenant("beta", "fax.beta.dk")).unwrap();
+    let alpha = Scope::Tenant(tid("alpha"));
+    let beta = Scope::Tenant(tid("beta"));
+
+    // Another tenant's domain cannot even be claimed, and the answer does
+    // not say whose it is.
+    let e = f.dir.tenant_change(&alpha, &tid("alpha"), domain_change(&["fax.beta.dk"], &[], None)).unwrap_err();
+    assert_eq!(e.to_string(), "fax domain fax.beta.dk cannot be added");
+
+    // Two tenants claim a free domain; the first proven takes it, the
+    // other's proof then finds it taken (by whom: the operator alone is told).
+    for s in [&alpha, &beta] {
+        let id = match s {
+            Scope::Tenant(t) => t.clone(),
+            Scope::Operator => unreachable!(),
+        };
+        f.dir.tenant_change(s, &id, domain_change(&["fax.shared.dk"], &[], None)).unwrap();
+    }
+    let alpha_claim = f.dir.claim_get(&alpha, &tid("alpha"), "fax.shared.dk").unwrap();
+    f.dir.claim_approve(&op, &tid("beta"), "fax.shared.dk").unwrap();
+    let e = f.dir.claim_verified(&alpha, &tid("alpha"), "fax.shared.dk", &[alpha_claim.txt()]).unwrap_err();
+    assert_eq!(e.to_string(), "fax domain fax.shared.dk cannot be added");
+    let e = f.dir.claim_approve(&op, &tid("alpha"), "fax.shared.dk").unwrap_err();
+    assert_eq!(e.to_string(), "fax domain fax.shared.dk already belongs to tenant beta");
+    // The claim stays until it is withdrawn; removing it takes effect at once.
+    assert_eq!(f.dir.claim_list(&alpha, &tid("alpha")).unwrap().len(), 1);
+    f.dir.tenant_change(&alpha, &tid("alpha"), domain_change(&[], &["fax.shared.dk"], None)).unwrap();
+    assert!(f.dir.claim_list(&alpha, &tid("alpha")).unwrap().is_empty());
+    let e = f.dir.tenant_change(&alpha, &tid("alpha"), domain_change(&[], &["fax.shared.dk"], None)).unwrap_err();
+    assert_eq!(e.kind(), "not_found");
+
+    // The operator's change takes effect at once, and settles a claim for the same.
+    f.dir.tenant_change(&alpha, &tid("alpha"), domain_change(&["fax3.alpha.dk"], &[], Some("fax@alpha.dk"))).unwrap();
+    assert_eq!(f.dir.claim_list(&op, &tid("alpha")).unwrap().len(), 2);
+    let t = f.dir.tenant_change(&op, &tid("alpha"), domain_change(&["fax3.alpha.dk"], &[], None)).unwrap();
+    assert!(t.fax_domains.contains(&"fax3.alpha.dk".parse().unwrap()));
+    let left = f.dir.claim_list(&op, &tid("alpha")).unwrap();
+    assert!(matches!(&left[..], [Claim { claimed: Claimed::FromAddress(_), .. }]), "{left:#?}");
+    // The tenant's admin going back to the address in effect withdraws its claim.
+    f.dir.tenant_change(&alpha, &tid("alpha"), domain_change(&[], &[], Some("fax@fax.alpha.dk"))).unwrap();
+    assert!(f.dir.claim_list(&op, &tid("alpha")).unwrap().is_empty());
+
+    // Removing the tenant removes its claims with it.
+    f.dir.tenant_change(&alpha, &tid("alpha"), domain_change(&["fax4.alpha.dk"], &[], None)).unwrap();
+    f.dir.tenant_remove(&op, &tid("alpha")).unwrap();
+    assert!(!f.dir.tree().contains(&layout::claims(&tid("alpha"))).unwrap());
+}
+
+#[test]
+fn a_tenants_file_claims_what_it_adds_and_applying_it_again_changes_nothing() {
+    let f = fixture();
+    let op = Scope::Operator;
+    let file: DirectoryFile = toml::from_str(FILE).unwrap();
+    f.dir.apply(&op, &file, false, false, None).unwrap();
+    let alpha = Scope::Tenant(tid("alpha"));
+    let more = FILE
+        .replace("fax_domains = [\"fax.alpha.dk\"]", "fax_domains = [\"fax.alpha.dk\", \"fax2.alpha.dk\"]")
+        .replace("from_address = \"fax@alpha.dk\"", "from_address = \"fax@alpha-brand.dk\"");
+    let file: DirectoryFile = toml::from_str(&more).unwrap();
+    let r = f.dir.apply(&alpha, &file, false, false, None).unwrap();
+    assert!(r.applied && r.changes.len() == 1, "{r:#?}");
+    let t = f.dir.tenant_get(&op, &tid("alpha")).unwrap();
+    assert_eq!(t.fax_domains.len(), 1);
+    assert_eq!(t.branding.from_address.as_str(), "fax@alpha.dk");
+    assert_eq!(f.dir.claim_list(&alpha, &tid("alpha")).unwrap().len(), 2);
+    let again = f.dir.apply(&alpha, &file, false, false, None).unwrap();
+    assert!(again.changes.is_empty(), "{again:#?}");
+    // The operator's file puts them in effect.
+    f.dir.apply(&op, &file, false, false, None).unwrap();
+    let t = f.dir.tenant_get(&op, &tid("alpha")).unwrap();
+    assert_eq!((t.fax_domains.len(), t.branding.from_address.as_str()), (2, "fax@alpha-brand.dk"));
+    assert!(f.dir.claim_list(&op, &tid("alpha")).unwrap().is_empty());
+}

@@ -79,7 +79,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn random_hex(n: usize) -> Result<String, Error> {
+pub(super) fn random_hex(n: usize) -> Result<String, Error> {
     let mut buf = vec![0u8; n];
     getrandom::fill(&mut buf).map_err(|e| Error::Invalid(format!("the OS's random source failed: {e}")))?;
     Ok(hex(&buf))

@@ -1,14 +1,13 @@
 //! DMARC for senders that do not log in: the message must pass SPF or DKIM
 //! aligned with its From: domain (RFC 7489), and that domain must be the
 //! envelope sender's. Checked with the `mail-auth` crate against the DNS
-//! resolver configured (`[smtp] dns_servers`, or the system's).
+//! resolvers configured ([`crate::dns`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use faxgate_smtp::{Context, Enhanced, Reply};
 use mail_auth::dmarc::verify::DmarcParameters;
-use mail_auth::hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{AuthenticatedMessage, DmarcResult, MessageAuthenticator};
 
@@ -34,18 +33,9 @@ fn refused(why: impl std::fmt::Display) -> Reply {
 impl Dmarc {
     /// A checker asking `servers` (UDP and TCP), or the system's resolvers when empty.
     pub fn new(servers: &[SocketAddr], hostname: &str) -> Result<Dmarc, Error> {
-        let authenticator = if servers.is_empty() {
-            MessageAuthenticator::new_system_conf()
-        } else {
-            let mut group = NameServerConfigGroup::with_capacity(2 * servers.len());
-            for s in servers {
-                group.merge(NameServerConfigGroup::from_ips_clear(&[s.ip()], s.port(), true));
-            }
-            let mut opts = ResolverOpts::default();
-            opts.attempts = 1;
-            MessageAuthenticator::new(ResolverConfig::from_parts(None, vec![], group), opts)
-        }
-        .map_err(|e| Error::Invalid(format!("DNS resolver for DMARC: {e}")))?;
+        let (config, opts) = crate::dns::resolver_config(servers)?;
+        let authenticator = MessageAuthenticator::new(config, opts)
+            .map_err(|e| Error::Invalid(format!("DNS resolver for DMARC: {e}")))?;
         Ok(Dmarc { authenticator: Arc::new(authenticator), hostname: hostname.to_owned() })
     }
 

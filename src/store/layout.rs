@@ -107,6 +107,11 @@ pub mod directory {
     /// The prefix of every tenant record.
     pub const TENANTS: &[u8] = b"t\0";
 
+    /// A tenant's claims waiting for proof (sealed, the tenant's key): `tc 0 <slug>`.
+    pub fn claims(id: &TenantId) -> Vec<u8> {
+        key(&[b"tc", id.as_str().as_bytes()])
+    }
+
     /// The owner of a fax domain (plain value: the tenant's slug): `d 0 <blind>`.
     pub fn domain(store: &Store, d: &Domain) -> Vec<u8> {
         key(&[b"d", &store.blind(DOMAIN, d.as_str())])

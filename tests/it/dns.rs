@@ -1,16 +1,20 @@
 //! A tiny authoritative DNS server on 127.0.0.1 for the DMARC, SPF and DKIM
 //! checks: TXT records from a table, NXDOMAIN for names not in it, and an
-//! empty answer for other types of names it has. Never the internet.
+//! empty answer for other types of names it has. Never the internet. The
+//! table can be changed while it serves (a record published later).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+type Table = Arc<Mutex<HashMap<String, Vec<String>>>>;
 
 pub struct DnsFixture {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    table: Table,
 }
 
 impl DnsFixture {
@@ -23,18 +27,30 @@ impl DnsFixture {
         for (name, value) in txt {
             table.entry(name.trim_end_matches('.').to_ascii_lowercase()).or_default().push((*value).to_owned());
         }
+        let table: Table = Arc::new(Mutex::new(table));
         let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
+        let (s, t) = (stop.clone(), table.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 1500];
             while !s.load(Ordering::Relaxed) {
                 let Ok((n, peer)) = socket.recv_from(&mut buf) else { continue };
-                if let Some(reply) = answer(&buf[..n], &table) {
+                let reply = answer(&buf[..n], &t.lock().unwrap());
+                if let Some(reply) = reply {
                     let _ = socket.send_to(&reply, peer);
                 }
             }
         });
-        DnsFixture { addr, stop }
+        DnsFixture { addr, stop, table }
+    }
+
+    /// From now on, `name` has these TXT records (none: the name is gone).
+    pub fn set(&self, name: &str, txt: &[&str]) {
+        let mut t = self.table.lock().unwrap();
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        match txt {
+            [] => t.remove(&name),
+            v => t.insert(name, v.iter().map(|s| (*s).to_owned()).collect()),
+        };
     }
 }
 

@@ -64,7 +64,7 @@ pub struct Mail {
     pub submission: String,
     pub smtps: String,
     pub ca: PathBuf,
-    _dns: DnsFixture,
+    pub dns: DnsFixture,
 }
 
 pub fn start() -> Mail {
@@ -121,7 +121,7 @@ pub fn start_on(smtp: &str, before: impl FnOnce(&Setup)) -> Mail {
     let smtp = daemon.announced("smtp");
     let submission = daemon.announced("submission");
     let smtps = daemon.announced("smtps");
-    Mail { setup, daemon, smtp, submission, smtps, ca: cert, _dns: dns }
+    Mail { setup, daemon, smtp, submission, smtps, ca: cert, dns }
 }
 
 pub fn swaks(server: &str, args: &[&str]) -> String {

@@ -6,6 +6,7 @@ mod harness;
 
 mod api;
 mod cdr;
+mod claims;
 mod config;
 mod crash;
 mod daemon;
