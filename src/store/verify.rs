@@ -28,7 +28,6 @@ use serde::{Deserialize, Serialize};
 use super::layout::{self, TreeName};
 use super::{Manifest, Store};
 use crate::Error;
-use crate::cdr::Cdr;
 use crate::directory::{Account, FaxNumber, Sender};
 
 /// Damaged records or index entries listed per problem, at most.
@@ -318,23 +317,24 @@ fn check_indexes(store: &Store, r: &mut VerifyReport, depth: Depth) -> Result<()
     }
     problem("directory: index entries without their record", dangling);
     problem("directory: records without their index entry", unindexed);
-    // CDRs by number.
+    // CDRs by number (and those of the first layout, left by the rewrite at open).
     let c = store.tree(TreeName::Cdr)?;
     let places: HashSet<Vec<u8>> = c.keys_with_prefix(layout::cdr::PLACES)?.into_iter().collect();
+    let old_places: HashSet<Vec<u8>> = c.keys_with_prefix(layout::cdr::v1::PLACES)?.into_iter().collect();
     let mut dangling = Vec::new();
     let mut unindexed = Vec::new();
-    for k in c.keys_with_prefix(b"i")? {
-        let month = k
-            .get(1..8)
-            .and_then(|m| std::str::from_utf8(m).ok())
-            .and_then(|m| Some((m.get(..4)?.parse().ok()?, m.get(5..7)?.parse().ok()?)));
-        let target = month.and_then(|m| layout::cdr::place_of_index(m, &k));
-        if !target.is_some_and(|p| places.contains(p)) {
+    for k in c.keys_with_prefix(layout::cdr::INDEX)? {
+        if !layout::cdr::place_of_index(&k).is_some_and(|p| places.contains(&p)) {
+            dangling.push(k);
+        }
+    }
+    for k in c.keys_with_prefix(layout::cdr::v1::INDEX)? {
+        if !layout::cdr::v1::place_of_index(&k).is_some_and(|p| old_places.contains(p)) {
             dangling.push(k);
         }
     }
     for p in places.iter().filter(|_| depth == Depth::Full) {
-        if let Ok(Some(cdr)) = c.get_sealed::<Cdr>(p) {
+        if let Ok(Some(cdr)) = c.get_sealed_bytes(p).map(|b| b.and_then(|b| crate::cdr::decode(&b).ok())) {
             for n in [&cdr.calling, &cdr.called].into_iter().flatten() {
                 if !c.contains(&layout::cdr::index_entry(store, n, p))? {
                     unindexed.push(p.clone());
