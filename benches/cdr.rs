@@ -87,6 +87,7 @@ fn main() {
         since: Some(month.timestamp()),
         until: Some(month.checked_add(jiff::Span::new().months(1)).unwrap().timestamp()),
         tenant: None,
+        account: None,
     };
     let mut times = Vec::new();
     let mut found = 0;

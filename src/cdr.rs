@@ -127,6 +127,9 @@ pub struct Cdr {
 pub struct CdrFilter {
     /// Only this tenant's.
     pub tenant: Option<TenantId>,
+    /// Only this account's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountId>,
     /// Only those with this calling or called number.
     pub number: Option<E164>,
     /// Started at or after.
@@ -579,6 +582,9 @@ impl CdrStore {
             }
             let Some(c) = self.open_place(&k)? else { continue };
             if filter.tenant.as_ref().is_some_and(|t| *t != c.tenant) {
+                continue;
+            }
+            if filter.account.is_some() && filter.account != c.account {
                 continue;
             }
             if let Some(n) = &filter.number

@@ -2,8 +2,9 @@
 //! reads them, parsed as request envelopes. What parses is written back to
 //! JSON that parses to the same request, and is run against one directory
 //! and store kept for the whole run (stateful: tenants, accounts, numbers
-//! and holds added by earlier inputs stay), answering a result or an error,
-//! never a panic. `Backup` is parsed but not run (it writes a file where
+//! and holds added by earlier inputs stay), as the operator narrowed to the
+//! envelope's scope, through the same authorisation and audit as the
+//! socket, answering a result or an error, never a panic. `Backup` is parsed but not run (it writes a file where
 //! the request says).
 #![no_main]
 
@@ -54,7 +55,9 @@ fuzz_target!(|data: &[u8]| {
         if matches!(envelope.request, Request::Backup { .. }) {
             continue;
         }
-        let response = Response::from_result(admin::execute(context(), &envelope.scope, envelope.request));
+        let Ok(principal) = admin::access::narrow(&admin::Principal::Operator, &envelope.scope) else { continue };
+        let caller = admin::Caller::user(principal, 0);
+        let response = Response::from_result(admin::handle(context(), &caller, envelope.request));
         serde_json::to_vec(&response).expect("every answer serialises");
     }
 });

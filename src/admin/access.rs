@@ -5,10 +5,12 @@
 //! and groups in `[admin.operators]`. The users and groups in
 //! `[admin.tenants.<id>]` act as that tenant's admin. Anyone else who can
 //! open the socket (its group, `admin.group`) is refused. A request names a
-//! scope; the server narrows it to the peer's: a tenant's peer asking as
-//! the operator gets its tenant's view, and asking as another tenant is
-//! refused.
+//! scope; the server narrows the peer's [`Principal`] to it: a tenant's peer
+//! asking as the operator gets its tenant's view, and asking as another
+//! tenant is refused. What each principal may then do is decided in
+//! [`super::principal`].
 
+use super::principal::Principal;
 use crate::Error;
 use crate::config::AdminConfig;
 use crate::directory::Scope;
@@ -78,18 +80,18 @@ impl Access {
         })
     }
 
-    /// The scope `peer` acts with, or why it may not use the socket.
-    pub fn principal(&self, peer: &Peer) -> Result<Scope, Error> {
+    /// The principal `peer` acts as, or why it may not use the socket.
+    pub fn principal(&self, peer: &Peer) -> Result<Principal, Error> {
         if peer.uid == 0 || peer.uid == self.daemon_uid {
-            return Ok(Scope::Operator);
+            return Ok(Principal::Operator);
         }
         let gids = groups_of(peer);
         if self.operators.matches(peer.uid, &gids) {
-            return Ok(Scope::Operator);
+            return Ok(Principal::Operator);
         }
         let mut mapped = self.tenants.iter().filter(|(_, ids)| ids.matches(peer.uid, &gids)).map(|(t, _)| t);
         match (mapped.next(), mapped.next()) {
-            (Some(t), None) => Ok(Scope::Tenant(t.clone())),
+            (Some(t), None) => Ok(Principal::TenantAdmin { tenant: t.clone() }),
             (Some(_), Some(_)) => Err(Error::Forbidden(format!(
                 "user {} is configured for more than one tenant in [admin.tenants]; it may not use the admin socket",
                 peer.uid
@@ -103,16 +105,14 @@ impl Access {
     }
 }
 
-/// The scope a request runs with: what it asked for, narrowed to what its
-/// peer may do.
-pub fn narrow(principal: &Scope, asked: &Scope) -> Result<Scope, Error> {
+/// The principal a request runs as: the peer's, narrowed to the scope
+/// the request asked for (never widened).
+pub fn narrow(principal: &Principal, asked: &Scope) -> Result<Principal, Error> {
     match (principal, asked) {
-        (Scope::Operator, s) => Ok(s.clone()),
-        (Scope::Tenant(t), Scope::Operator) => Ok(Scope::Tenant(t.clone())),
-        (Scope::Tenant(t), Scope::Tenant(u)) if t == u => Ok(Scope::Tenant(t.clone())),
-        (Scope::Tenant(_), Scope::Tenant(_)) => {
-            Err(Error::Forbidden("this connection may act only for its own tenant".into()))
-        }
+        (p, Scope::Operator) => Ok(p.clone()),
+        (Principal::Operator, Scope::Tenant(t)) => Ok(Principal::TenantAdmin { tenant: t.clone() }),
+        (p, Scope::Tenant(t)) if p.tenant() == Some(t) => Ok(p.clone()),
+        (_, Scope::Tenant(_)) => Err(Error::Forbidden("this connection may act only for its own tenant".into())),
     }
 }
 
@@ -151,12 +151,13 @@ mod tests {
     #[test]
     fn peers_map_to_their_principal_and_others_are_refused() {
         let a = access();
-        assert_eq!(a.principal(&peer(0, 0)).unwrap(), Scope::Operator);
-        assert_eq!(a.principal(&peer(999, 999)).unwrap(), Scope::Operator);
-        assert_eq!(a.principal(&peer(1000, 1000)).unwrap(), Scope::Operator);
-        assert_eq!(a.principal(&peer(4000, 50)).unwrap(), Scope::Operator, "an operators' group");
-        assert_eq!(a.principal(&peer(2000, 2000)).unwrap(), Scope::Tenant("acme".parse().unwrap()));
-        assert_eq!(a.principal(&peer(4000, 60)).unwrap(), Scope::Tenant("acme".parse().unwrap()));
+        let acme = Principal::TenantAdmin { tenant: "acme".parse().unwrap() };
+        assert_eq!(a.principal(&peer(0, 0)).unwrap(), Principal::Operator);
+        assert_eq!(a.principal(&peer(999, 999)).unwrap(), Principal::Operator);
+        assert_eq!(a.principal(&peer(1000, 1000)).unwrap(), Principal::Operator);
+        assert_eq!(a.principal(&peer(4000, 50)).unwrap(), Principal::Operator, "an operators' group");
+        assert_eq!(a.principal(&peer(2000, 2000)).unwrap(), acme);
+        assert_eq!(a.principal(&peer(4000, 60)).unwrap(), acme);
         let e = a.principal(&peer(4000, 4000)).unwrap_err();
         assert!(e.to_string().contains("may not use the admin socket"), "{e}");
     }
@@ -165,9 +166,11 @@ mod tests {
     fn a_tenant_may_only_narrow_its_scope() {
         let acme = Scope::Tenant("acme".parse().unwrap());
         let beta = Scope::Tenant("beta".parse().unwrap());
-        assert_eq!(narrow(&acme, &Scope::Operator).unwrap(), acme);
-        assert_eq!(narrow(&acme, &acme).unwrap(), acme);
-        assert!(narrow(&acme, &beta).is_err());
-        assert_eq!(narrow(&Scope::Operator, &beta).unwrap(), beta);
+        let acme_admin = Principal::TenantAdmin { tenant: "acme".parse().unwrap() };
+        let beta_admin = Principal::TenantAdmin { tenant: "beta".parse().unwrap() };
+        assert_eq!(narrow(&acme_admin, &Scope::Operator).unwrap(), acme_admin);
+        assert_eq!(narrow(&acme_admin, &acme).unwrap(), acme_admin);
+        assert!(narrow(&acme_admin, &beta).is_err());
+        assert_eq!(narrow(&Principal::Operator, &beta).unwrap(), beta_admin);
     }
 }

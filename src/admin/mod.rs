@@ -7,13 +7,18 @@
 //! either way.
 //!
 //! # Layout
-//! - this file: the requests and their execution against the directory;
+//! - this file: the requests, [`handle`] (authorise, execute, audit) and
+//!   their execution against the directory;
+//! - [`principal`]: who may do what, decided in one place;
+//! - [`audit`]: the sealed audit of every change;
 //! - [`server`]: the Unix socket listener in the daemon;
 //! - [`client`]: the CLI's side of the socket;
 //! - `queue`: the fax queue and the outbox, listed and steered.
 
 pub mod access;
+pub mod audit;
 pub mod client;
+pub mod principal;
 mod queue;
 pub mod server;
 
@@ -37,6 +42,8 @@ use crate::retention::{HoldTarget, Retention};
 use crate::store::Store;
 use crate::types::{AccountId, EmailAddress, JobId, TenantId};
 
+pub use audit::{AdminAudit, AuditEntry};
+pub use principal::{Op, Principal, Role};
 pub use queue::StateFilter;
 
 /// One admin request.
@@ -194,6 +201,8 @@ pub enum Request {
     },
     QueueList {
         tenant: Option<TenantId>,
+        #[serde(default)]
+        account: Option<AccountId>,
         state: Option<StateFilter>,
     },
     QueueShow {
@@ -222,6 +231,119 @@ pub enum Request {
         number: String,
         tenant: Option<TenantId>,
     },
+    /// Make an API token for a role in a tenant (and account); its secret
+    /// is in the answer, once.
+    TokenCreate {
+        tenant: TenantId,
+        account: Option<AccountId>,
+        role: Role,
+        name: Option<String>,
+        expires: Option<Timestamp>,
+    },
+    /// The API tokens (never their secrets).
+    TokenList {
+        tenant: Option<TenantId>,
+        account: Option<AccountId>,
+    },
+    /// Revoke an API token by its id.
+    TokenRevoke {
+        id: String,
+    },
+    /// The audit of admin changes.
+    AuditList {
+        tenant: Option<TenantId>,
+        since: Option<Timestamp>,
+    },
+}
+
+impl Request {
+    /// What it does, without its arguments.
+    pub fn op(&self) -> Op {
+        use Request as R;
+        match self {
+            R::Status => Op::Status,
+            R::StoreVerify => Op::StoreVerify,
+            R::LogHash { .. } => Op::LogHash,
+            R::Backup { .. } => Op::Backup,
+            R::RetentionConfirmClock => Op::RetentionConfirmClock,
+            R::TenantAdd { .. } => Op::TenantAdd,
+            R::TenantList => Op::TenantList,
+            R::TenantShow { .. } => Op::TenantShow,
+            R::TenantChange { .. } => Op::TenantChange,
+            R::TenantRemove { .. } => Op::TenantRemove,
+            R::AccountAdd { .. } => Op::AccountAdd,
+            R::AccountList { .. } => Op::AccountList,
+            R::AccountShow { .. } => Op::AccountShow,
+            R::AccountChange { .. } => Op::AccountChange,
+            R::AccountTerminate { .. } => Op::AccountTerminate,
+            R::AccountReactivate { .. } => Op::AccountReactivate,
+            R::AccountRemove { .. } => Op::AccountRemove,
+            R::NumberAdd { .. } => Op::NumberAdd,
+            R::NumberList { .. } => Op::NumberList,
+            R::NumberShow { .. } => Op::NumberShow,
+            R::NumberMove { .. } => Op::NumberMove,
+            R::NumberRemove { .. } => Op::NumberRemove,
+            R::RouteSet { .. } => Op::RouteSet,
+            R::RouteRemove { .. } => Op::RouteRemove,
+            R::SenderAdd { .. } => Op::SenderAdd,
+            R::SenderList { .. } => Op::SenderList,
+            R::SenderShow { .. } => Op::SenderShow,
+            R::SenderChange { .. } => Op::SenderChange,
+            R::SenderRemove { .. } => Op::SenderRemove,
+            R::DirectoryApply { .. } => Op::DirectoryApply,
+            R::CdrList { .. } => Op::CdrList,
+            R::RetentionStatus => Op::RetentionStatus,
+            R::RetentionAudit => Op::RetentionAudit,
+            R::RetentionSweep => Op::RetentionSweep,
+            R::HoldAdd { .. } => Op::HoldAdd,
+            R::HoldList => Op::HoldList,
+            R::HoldRemove { .. } => Op::HoldRemove,
+            R::GdprExport { .. } => Op::GdprExport,
+            R::GdprRectify { .. } => Op::GdprRectify,
+            R::GdprErase { .. } => Op::GdprErase,
+            R::GdprRestrict { .. } => Op::GdprRestrict,
+            R::Disclosure { .. } => Op::Disclosure,
+            R::QueueList { .. } => Op::QueueList,
+            R::QueueShow { .. } => Op::QueueShow,
+            R::QueueSteer { .. } => Op::QueueSteer,
+            R::OutboxList { .. } => Op::OutboxList,
+            R::OutboxShow { .. } => Op::OutboxShow,
+            R::OutboxFlush => Op::OutboxFlush,
+            R::OutboxDrop { .. } => Op::OutboxDrop,
+            R::LearnedList { .. } => Op::LearnedList,
+            R::LearnedForget { .. } => Op::LearnedForget,
+            R::TokenCreate { .. } => Op::TokenCreate,
+            R::TokenList { .. } => Op::TokenList,
+            R::TokenRevoke { .. } => Op::TokenRevoke,
+            R::AuditList { .. } => Op::AuditList,
+        }
+    }
+}
+
+/// Who sent a request: the principal it acts as, and how it was known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The principal.
+    pub principal: Principal,
+    /// How it was known, for the audit: `uid 1000 (alice)`, `token <id>`.
+    pub by: String,
+}
+
+impl Caller {
+    /// A user of the admin socket (or of the CLI on the store itself).
+    pub fn user(principal: Principal, uid: u32) -> Caller {
+        let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name);
+        let by = match name {
+            Some(n) => format!("uid {uid} ({n})"),
+            None => format!("uid {uid}"),
+        };
+        Caller { principal, by }
+    }
+
+    /// The holder of an API token.
+    pub fn token(principal: Principal, id: &str) -> Caller {
+        Caller { principal, by: format!("token {id}") }
+    }
 }
 
 /// What a value is, for `faxgate log hash`.
@@ -354,6 +476,8 @@ pub struct Context {
     /// The outbox the daemon delivers from; unset: the store's, opened when
     /// a request needs it.
     pub outbox: Option<crate::mail::outbox::Outbox>,
+    /// The audit of admin changes.
+    pub audit: AdminAudit,
 }
 
 impl Context {
@@ -368,6 +492,7 @@ impl Context {
     ) -> Result<Self, Error> {
         let privacy = Privacy::new(store, &directory, retention.policy().clone(), retention.audit_log())?;
         Ok(Context {
+            audit: AdminAudit::open(store, retention.policy().admin_audit)?,
             queue: None,
             outbox: None,
             store: store.clone(),
@@ -410,8 +535,128 @@ fn own_tenant(scope: &Scope, tenant: Option<TenantId>) -> Result<Option<TenantId
     }
 }
 
-/// Runs one request.
-pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, Error> {
+/// Runs one request for `caller`: authorised ([`principal::authorize`]),
+/// executed, and, when it changes something, audited whatever its result.
+pub fn handle(ctx: &Context, caller: &Caller, request: Request) -> Result<Value, Error> {
+    let op = request.op();
+    let request = principal::narrow_request(&caller.principal, request);
+    let objects = if op.changes() { audit_objects(&ctx.store, &request) } else { Vec::new() };
+    let named_tenant = match &request {
+        Request::TenantAdd { tenant } => Some(tenant.id.clone()),
+        _ => None,
+    };
+    let mut target_tenant = None;
+    let result = principal::target_of(ctx, &caller.principal, &request).and_then(|target| {
+        if let principal::Owner::Tenant(t) | principal::Owner::Account(t, _) = &target.owner {
+            target_tenant = Some(t.clone());
+        }
+        let scope = principal::authorize(&caller.principal, op, &target)?;
+        execute(ctx, caller, &scope, request)
+    });
+    if op.changes() {
+        let mut objects = objects;
+        // What the change made: its id.
+        if let Ok(v) = &result {
+            match op {
+                Op::AccountAdd => objects.extend(v["id"].as_str().map(|id| format!("account:{id}"))),
+                Op::TokenCreate => objects.extend(v["record"]["id"].as_str().map(|id| format!("token:{id}"))),
+                _ => {}
+            }
+        }
+        let entry = AuditEntry {
+            seq: 0,
+            at: ctx.directory.now(),
+            by: caller.by.clone(),
+            principal: caller.principal.to_string(),
+            op,
+            // A principal of a tenant is audited in its own tenant, even
+            // when it asked about another's (so that the other never sees it).
+            tenant: caller.principal.tenant().cloned().or(target_tenant).or(named_tenant),
+            objects,
+            result: match &result {
+                Ok(_) => "ok".into(),
+                Err(e) => e.kind().into(),
+            },
+        };
+        if let Err(e) = ctx.audit.append(entry) {
+            tracing::error!(error = %e, op = ?op, "a change could not be written to the admin audit");
+        }
+    }
+    result
+}
+
+/// The objects a change names, for the audit: ids as they are, numbers
+/// and addresses as the keyed hash the log shows.
+fn audit_objects(store: &Store, r: &Request) -> Vec<String> {
+    use Request as R;
+    use faxgate_retention::logid::{Kind, hash_with};
+    let key = crate::store::layout::log_key(store);
+    let number = |n: &str| {
+        let parsed = n.parse::<crate::types::E164>().ok();
+        format!("number:{}", hash_with(&key, Kind::Number, parsed.as_ref().map_or(n, |p| p.as_str())))
+    };
+    let address = |a: &str| format!("address:{}", hash_with(&key, Kind::Address, &a.to_lowercase()));
+    let subject = |s: &Subject| match s {
+        Subject::Number(n) => number(n.as_str()),
+        Subject::Email(e) => address(e.as_str()),
+    };
+    let tenant = |t: &TenantId| format!("tenant:{t}");
+    let account = |a: &AccountId| format!("account:{a}");
+    match r {
+        R::TenantAdd { tenant: t } => vec![tenant(&t.id)],
+        R::TenantChange { id, .. } | R::TenantRemove { id } => vec![tenant(id)],
+        R::AccountAdd { tenant: t, .. } => vec![tenant(t)],
+        R::AccountChange { id, .. }
+        | R::AccountTerminate { id, .. }
+        | R::AccountReactivate { id }
+        | R::AccountRemove { id } => vec![account(id)],
+        R::NumberAdd { account: a, number: n, routes } => {
+            let mut v = vec![account(a), number(n)];
+            v.extend(routes.iter().map(|r| address(r.email.as_str())));
+            v
+        }
+        R::NumberMove { number: n, account: a } => vec![number(n), account(a)],
+        R::NumberRemove { number: n } => vec![number(n)],
+        R::RouteSet { number: n, email, .. } | R::RouteRemove { number: n, email } => {
+            vec![number(n), address(email.as_str())]
+        }
+        R::SenderAdd { account: a, sender, .. } => vec![account(a), format!("sender:{}", address(&sender.to_string()))],
+        R::SenderChange { sender, .. } | R::SenderRemove { sender } => {
+            vec![format!("sender:{}", address(&sender.to_string()))]
+        }
+        R::HoldAdd { number: n, account: a, .. } => n.iter().map(|n| number(n)).chain(a.iter().map(account)).collect(),
+        R::HoldRemove { id } => vec![format!("hold:{id}")],
+        R::GdprExport { subject: s } | R::GdprErase { subject: s } | R::GdprRestrict { subject: s, .. } => {
+            vec![subject(s)]
+        }
+        R::GdprRectify { email, to } => vec![address(email.as_str()), address(to.as_str())],
+        R::Disclosure { number: n, .. } => vec![number(n)],
+        R::QueueSteer { id, action } => vec![format!("job:{}", id.to_text()), format!("action:{}", action.verb())],
+        R::OutboxDrop { id } => vec![format!("message:{}", id.to_text())],
+        R::LearnedForget { number: n, tenant: t } => t.iter().map(tenant).chain([number(n)]).collect(),
+        R::TokenCreate { tenant: t, account: a, role, .. } => {
+            let mut v = vec![tenant(t)];
+            v.extend(a.iter().map(account));
+            v.push(format!("role:{}", role.as_str()));
+            v
+        }
+        R::TokenRevoke { id } => vec![format!("token:{id}")],
+        _ => Vec::new(),
+    }
+}
+
+/// A token as listed: never its secret's hash.
+fn token_view(t: &crate::directory::ApiToken, now: Timestamp) -> Value {
+    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("secret_sha256");
+        o.insert("state".into(), Value::from(t.state(now)));
+    }
+    v
+}
+
+/// Runs one request in `scope`, which [`handle`] decided.
+fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> Result<Value, Error> {
     use Request as R;
     let dir = &ctx.directory;
     let status = &ctx.status;
@@ -603,7 +848,7 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
             moved_deadlines(ctx)?;
             to_value(h)
         }
-        R::QueueList { tenant, state } => queue::list(ctx, scope, tenant, state),
+        R::QueueList { tenant, account, state } => queue::list(ctx, scope, tenant, account, state),
         R::QueueShow { id } => queue::show(ctx, scope, &id),
         R::QueueSteer { id, action } => queue::steer(ctx, scope, &id, action),
         R::OutboxList { tenant } => queue::outbox_list(ctx, scope, tenant),
@@ -644,6 +889,45 @@ pub fn execute(ctx: &Context, scope: &Scope, request: Request) -> Result<Value, 
                 None => number,
             };
             Ok(json!({ "number": n, "forgotten_in": forgotten }))
+        }
+        R::TokenCreate { tenant, account, role, name, expires } => {
+            let wanted = Principal::new(role, Some(tenant.clone()), account)?;
+            if !caller.principal.covers(&wanted) {
+                return Err(Error::Forbidden(format!(
+                    "a {} may make tokens only at or below its own role, in its own tenant and account",
+                    caller.principal.role().as_str()
+                )));
+            }
+            let made = dir.token_create(&tenant, account.as_ref(), role, name, expires)?;
+            Ok(json!({ "token": made.token, "record": token_view(&made.record, dir.now()) }))
+        }
+        R::TokenList { tenant, account } => {
+            let tenant = own_tenant(scope, tenant)?;
+            let now = dir.now();
+            let list = dir.token_list(tenant.as_ref(), account.as_ref())?;
+            Ok(Value::Array(list.iter().map(|t| token_view(t, now)).collect()))
+        }
+        R::TokenRevoke { id } => {
+            let t = dir.token_get(&id)?.ok_or_else(|| Error::NotFound(format!("no token {id}")))?;
+            if !caller.principal.covers(&t.principal()?) {
+                return Err(Error::Forbidden(format!(
+                    "a {} may revoke tokens only at or below its own role",
+                    caller.principal.role().as_str()
+                )));
+            }
+            Ok(token_view(&dir.token_revoke(&id)?, dir.now()))
+        }
+        R::AuditList { tenant, since } => {
+            let tenant = own_tenant(scope, tenant)?;
+            let mut list = ctx.audit.list(tenant.as_ref(), since)?;
+            // A tenant's admin sees that the operator acted, not which of its staff.
+            if *scope != Scope::Operator {
+                let operator = Principal::Operator.to_string();
+                for e in list.iter_mut().filter(|e| e.principal == operator) {
+                    e.by = operator.clone();
+                }
+            }
+            to_value(list)
         }
         R::HoldList => {
             operator_only(scope)?;
@@ -724,3 +1008,6 @@ fn account_view(a: crate::directory::Account, now: Timestamp) -> Value {
     v["status"] = serde_json::to_value(status).unwrap_or(Value::Null);
     v
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,7 @@ use crate::Error;
 use crate::directory::{Language, Scope};
 use crate::gateway::{FaxJob, JobState, Steer};
 use crate::mail::outbox::{OutRecord, OutState};
-use crate::types::{JobId, TenantId};
+use crate::types::{AccountId, JobId, TenantId};
 
 /// Which jobs `queue list --state` shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -64,6 +64,11 @@ fn queue(ctx: &Context) -> Result<crate::gateway::Queue, Error> {
         Some(q) => Ok(q.clone()),
         None => crate::gateway::Queue::stopped(&ctx.store, ctx.directory.clock()),
     }
+}
+
+/// A fax job, whoever's (for [`super::principal::target_of`]).
+pub(super) fn job(ctx: &Context, id: &JobId) -> Result<Option<FaxJob>, Error> {
+    queue(ctx)?.job(id)
 }
 
 /// The outbox requests work on: the daemon's, else the store's.
@@ -175,6 +180,7 @@ pub(super) fn list(
     ctx: &Context,
     scope: &Scope,
     tenant: Option<TenantId>,
+    account: Option<AccountId>,
     state: Option<StateFilter>,
 ) -> Result<Value, Error> {
     let tenant = tenant_of(scope, tenant)?;
@@ -183,6 +189,7 @@ pub(super) fn list(
         .jobs()?
         .iter()
         .filter(|j| tenant.as_ref().is_none_or(|t| *t == j.tenant))
+        .filter(|j| account.is_none_or(|a| a == j.account))
         .filter(|j| state.is_none_or(|s| s.matches(j)))
         .filter(|j| !restricted_job(&restricted, j))
         .map(job_row)

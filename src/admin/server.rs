@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::access::{Access, Peer, narrow};
-use super::{Context, Envelope, Response, execute};
+use super::{Caller, Context, Envelope, Response, handle};
 use crate::Error;
 
 const MAX_LINE: u64 = 16 << 20;
@@ -88,14 +88,15 @@ pub async fn run(
 }
 
 async fn connection(stream: UnixStream, ctx: Arc<Context>, access: Arc<Access>, shutdown: CancellationToken) {
-    let principal = match stream.peer_cred() {
+    let (principal, uid) = match stream.peer_cred() {
         Ok(c) => {
             let peer = Peer { uid: c.uid(), gid: c.gid(), pid: c.pid() };
-            tokio::task::spawn_blocking(move || access.principal(&peer))
+            let p = tokio::task::spawn_blocking(move || access.principal(&peer))
                 .await
-                .unwrap_or_else(|e| Err(Error::Invalid(format!("cannot tell who is asking: {e}"))))
+                .unwrap_or_else(|e| Err(Error::Invalid(format!("cannot tell who is asking: {e}"))));
+            (p, c.uid())
         }
-        Err(e) => Err(Error::Forbidden(format!("cannot tell who is asking (no peer credentials: {e})"))),
+        Err(e) => (Err(Error::Forbidden(format!("cannot tell who is asking (no peer credentials: {e})"))), 0),
     };
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
@@ -134,11 +135,13 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>, access: Arc<Access>, 
                         }
                         continue;
                     }
-                    Ok(scope) => {
+                    Ok(principal) => {
                         let ctx = ctx.clone();
-                        let op = format!("{:?}", std::mem::discriminant(&env.request));
-                        tracing::debug!(scope = ?scope, op, "admin request");
-                        match tokio::task::spawn_blocking(move || execute(&ctx, &scope, env.request)).await {
+                        let op = env.request.op();
+                        tracing::debug!(principal = %principal, ?op, "admin request");
+                        // The user's name is looked up (NSS) off the runtime too.
+                        let run = move || handle(&ctx, &Caller::user(principal, uid), env.request);
+                        match tokio::task::spawn_blocking(run).await {
                             Ok(r) => Response::from_result(r),
                             Err(e) => {
                                 Response::Error { kind: "internal".into(), message: format!("request failed: {e}") }

@@ -102,6 +102,13 @@ pub(crate) enum Command {
     /// learned per tenant and used from the start for `fax.learn_days`.
     #[command(subcommand)]
     Learned(LearnedCmd),
+    /// API tokens: made for a role in a tenant or an account, shown once,
+    /// listed and revoked.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// The audit of admin changes: who changed what, when, with what result.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// The fax engine on its own (no daemon, no SIP).
     #[command(subcommand)]
     Fax(FaxCmd),
@@ -328,6 +335,69 @@ pub(crate) enum LearnedCmd {
         #[arg(long)]
         tenant: Option<TenantId>,
     },
+}
+
+/// `faxgate token ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCmd {
+    /// Make a token; its secret is printed once and never kept.
+    Create {
+        /// The tenant it acts in [default: --as-tenant].
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// The account it acts for (the account roles need one).
+        #[arg(long)]
+        account: Option<AccountId>,
+        /// What it may do.
+        #[arg(long, value_enum)]
+        role: faxgate::admin::Role,
+        /// When it stops working: a date (`2027-01-31`, midnight UTC) or a time.
+        #[arg(long, value_parser = parse_when)]
+        expires: Option<jiff::Timestamp>,
+        /// A name to tell it by.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// Only this account's.
+        #[arg(long)]
+        account: Option<AccountId>,
+    },
+    /// Revoke a token: it stops working at once.
+    Revoke {
+        /// The token's id (`token list`).
+        id: String,
+    },
+}
+
+/// `faxgate audit ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCmd {
+    /// List the audit's entries, oldest first.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// Only entries at or after this date (`2026-12-01`, midnight UTC) or time.
+        #[arg(long, value_parser = parse_when)]
+        since: Option<jiff::Timestamp>,
+    },
+}
+
+/// A date (midnight UTC) or a time.
+fn parse_when(s: &str) -> Result<jiff::Timestamp, String> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    s.parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp())
+        .ok_or_else(|| format!("{s:?} is neither a date (2027-01-31) nor a time (2027-01-31T12:00:00Z)"))
 }
 
 /// `faxgate outbox ...`
@@ -887,7 +957,9 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
         Command::Queue(q) => {
             use faxgate::gateway::Steer;
             match q {
-                QueueCmd::List { tenant, state } => Request::QueueList { tenant: tenant.clone(), state: *state },
+                QueueCmd::List { tenant, state } => {
+                    Request::QueueList { tenant: tenant.clone(), account: None, state: *state }
+                }
                 QueueCmd::Show { id } => Request::QueueShow { id: *id },
                 QueueCmd::Retry { id } => Request::QueueSteer { id: *id, action: Steer::Retry },
                 QueueCmd::Cancel { id } => Request::QueueSteer { id: *id, action: Steer::Cancel },
@@ -901,6 +973,23 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                 Request::LearnedForget { number: number.clone(), tenant: tenant.clone() }
             }
         },
+        Command::Token(t) => match t {
+            TokenCmd::Create { tenant, account, role, expires, name } => Request::TokenCreate {
+                tenant: match tenant {
+                    Some(t) => t.clone(),
+                    None => own_tenant()?,
+                },
+                account: *account,
+                role: *role,
+                name: name.clone(),
+                expires: *expires,
+            },
+            TokenCmd::List { tenant, account } => Request::TokenList { tenant: tenant.clone(), account: *account },
+            TokenCmd::Revoke { id } => Request::TokenRevoke { id: id.clone() },
+        },
+        Command::Audit(AuditCmd::List { tenant, since }) => {
+            Request::AuditList { tenant: tenant.clone(), since: *since }
+        }
         Command::Outbox(o) => match o {
             OutboxCmd::List { tenant } => Request::OutboxList { tenant: tenant.clone() },
             OutboxCmd::Show { id } => Request::OutboxShow { id: *id },
@@ -1038,6 +1127,7 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
         Command::Cdr(CdrCmd::List(sel) | CdrCmd::Export { select: sel, .. }) => Request::CdrList {
             filter: faxgate::cdr::CdrFilter {
                 tenant: sel.tenant.clone(),
+                account: None,
                 number: sel.number.clone(),
                 since: sel.month.map(|m| m.0).or(sel.since),
                 until: sel.month.map(|m| m.1).or(sel.until),
@@ -1332,6 +1422,32 @@ pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool>
                     text(&r["next_attempt"]),
                     text(&r["last_outcome"]),
                     text(&r["tenant"]),
+                );
+            }
+        }
+        Command::Token(TokenCmd::Create { .. }) if !cli.json => {
+            println!("{}", value["token"].as_str().unwrap_or_default());
+            eprintln!(
+                "token {} made; keep it now: it is shown only this once",
+                value["record"]["id"].as_str().unwrap_or_default()
+            );
+        }
+        Command::Audit(AuditCmd::List { .. }) if !cli.json => {
+            let rows: Vec<faxgate::admin::AuditEntry> = serde_json::from_value(value)?;
+            if rows.is_empty() {
+                println!("(none)");
+            }
+            for e in rows {
+                let op = serde_json::to_value(e.op)?;
+                println!(
+                    "{}  {}  {}  {}  {}  {}  {}",
+                    e.seq,
+                    e.at,
+                    e.by,
+                    e.principal,
+                    op.as_str().unwrap_or_default(),
+                    if e.objects.is_empty() { "-".to_owned() } else { e.objects.join(",") },
+                    e.result
                 );
             }
         }

@@ -28,10 +28,13 @@
 //! an\0<account>\0<blind(number)>   ""                   (numbers of an account)
 //! s\0<blind(pattern)>              sealed Sender (account key)
 //! as\0<account>\0<blind(pattern)>  ""                   (senders of an account)
+//! tk\0<tenant>\0<account>\0<id>    sealed ApiToken (account key, or tenant key without an account)
+//! ti\0<id>                         the token's record key (token index)
 //! ```
 
 mod apply;
 mod model;
+mod tokens;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -40,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 pub use apply::{ApplyProblem, ApplyReport, DirectoryFile};
 pub use model::*;
+pub use tokens::{ApiToken, NewToken, TOKEN_PREFIX};
 
 use crate::Error;
 use crate::clock::Clock;
@@ -187,7 +191,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
 }
 
-fn check_text(field: &str, value: &str, max: usize) -> Result<(), Error> {
+pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<(), Error> {
     if value.trim().is_empty() {
         return Err(Error::Invalid(format!("{field} must not be empty")));
     }
@@ -432,6 +436,7 @@ impl Directory {
             b.remove(&layout::domain(&self.inner.store, d));
         }
         b.remove(&layout::tenant(id));
+        self.remove_tokens(&mut b, id, None)?;
         self.tree().apply(b)?;
         self.inner.store.vault().clear_tombstone(&key)?;
         Ok(())
@@ -645,6 +650,7 @@ impl Directory {
             && let Ok(tenant) = String::from_utf8_lossy(&t).parse::<TenantId>()
         {
             b.remove(&layout::account(&tenant, id));
+            self.remove_tokens(&mut b, &tenant, Some(id))?;
         }
         b.remove(&layout::account_tenant(id));
         self.tree().apply(b)?;

@@ -399,6 +399,7 @@ impl Privacy {
             since: Some(since),
             until: Some(until),
             tenant: None,
+            account: None,
         })?;
         let now = self.directory.now();
         self.audit.append(&AuditEntry {

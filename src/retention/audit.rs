@@ -142,6 +142,9 @@ pub struct AuditCounts {
     /// Learned entries looked at.
     #[serde(default)]
     pub learned: usize,
+    /// Admin audit entries looked at.
+    #[serde(default)]
+    pub admin_audit: usize,
     /// Keys looked at.
     pub keys: usize,
     /// Sweeps in the trail.

@@ -12,6 +12,7 @@
 //!   is final; duplicate-detection entries after 24 hours.
 //! - [`outbox`]: outgoing mail given up on, and report markers.
 //! - [`learned`]: what calls to a destination needed, after `fax.learn_days`.
+//! - [`admin_audit`]: the audit of admin changes, after `retention.admin_audit`.
 //! - [`holds`]: legal holds, which keep data past its period, and their end.
 //! - [`audit`]: the independent audit and the status, over every class.
 //! - [`clock_watch`]: erasure of CDRs and accounts waits while the clock is not trusted.
@@ -27,6 +28,7 @@
 //! named in the sweep's faults and skipped; the rest goes on.
 
 pub mod account;
+pub mod admin_audit;
 pub mod audit;
 pub mod cdr;
 pub mod clock_watch;
@@ -83,6 +85,7 @@ pub(crate) const CLASSES: &[&dyn Class] = &[
     &documents::DocumentClass,
     &outbox::OutboxClass,
     &learned::LearnedClass,
+    &admin_audit::AdminAuditClass,
     &holds::HoldClass,
 ];
 
@@ -231,6 +234,7 @@ impl Describe for KeyNames {
             .or_else(|| cdr::describe(id, &self.policy))
             .or_else(|| account::describe(id))
             .or_else(|| learned::describe(id))
+            .or_else(|| admin_audit::describe(id))
             .unwrap_or_else(|| ByName.describe(id))
     }
 }

@@ -4,7 +4,7 @@
 //! date of the communication (the Danish traffic-data retention order),
 //! account data 30 days after the reseller terminates the account, fax
 //! documents until delivered or finally failed (a grace period of at most 7
-//! days may be set). A CDR period under one year is refused unless
+//! days may be set), the audit of admin changes one year. A CDR period under one year is refused unless
 //! `allow_short_cdr_period` is set, and is then logged at every start.
 
 use jiff::{Span, Timestamp, ToSpan, Unit};
@@ -50,6 +50,10 @@ pub struct Policy {
     /// (default a day, at least a minute).
     #[serde(default = "default_max_clock_jump", with = "span_text")]
     pub max_clock_jump: Span,
+    /// The audit of admin changes (who changed what, when) is kept this
+    /// long after each entry was written (default a year).
+    #[serde(default = "default_admin_audit", with = "span_text")]
+    pub admin_audit: Span,
 }
 
 fn default_cdr() -> Span {
@@ -80,6 +84,10 @@ fn default_max_clock_jump() -> Span {
     1.day()
 }
 
+fn default_admin_audit() -> Span {
+    1.year()
+}
+
 impl PartialEq for Policy {
     fn eq(&self, o: &Self) -> bool {
         self.cdr.fieldwise() == o.cdr.fieldwise()
@@ -90,6 +98,7 @@ impl PartialEq for Policy {
             && self.outbox_failed.fieldwise() == o.outbox_failed.fieldwise()
             && self.report_markers.fieldwise() == o.report_markers.fieldwise()
             && self.max_clock_jump.fieldwise() == o.max_clock_jump.fieldwise()
+            && self.admin_audit.fieldwise() == o.admin_audit.fieldwise()
     }
 }
 
@@ -104,6 +113,7 @@ impl Default for Policy {
             outbox_failed: default_outbox_failed(),
             report_markers: default_report_markers(),
             max_clock_jump: default_max_clock_jump(),
+            admin_audit: default_admin_audit(),
         }
     }
 }
@@ -167,6 +177,7 @@ impl Policy {
             || days(self.document_grace) < 0.0
             || days(self.sweep_window) < 0.0
             || days(self.outbox_failed) < 0.0
+            || days(self.admin_audit) < 0.0
         {
             return Err(Error::Invalid("retention periods must not be negative".into()));
         }

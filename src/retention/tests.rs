@@ -635,3 +635,120 @@ fn a_learned_month_key_without_a_deadline_gets_the_months_end() {
     assert_eq!(c.keys_destroyed, vec!["learned-2025-01".to_string()], "{c:?}");
     assert!(w.retention.audit(w.clock.now()).unwrap().ok);
 }
+
+fn audit_entry(at: Timestamp, tenant: &str) -> crate::admin::AuditEntry {
+    crate::admin::AuditEntry {
+        seq: 0,
+        at,
+        by: "uid 0 (root)".into(),
+        principal: "operator".into(),
+        op: crate::admin::Op::TenantChange,
+        tenant: Some(tenant.parse().unwrap()),
+        objects: vec![format!("tenant:{tenant}")],
+        result: "ok".into(),
+    }
+}
+
+/// Admin audit entries are kept `retention.admin_audit` (a year) after they
+/// were written, one by one; a month's key goes once the last of its
+/// entries is due, and an old copy of the store cannot read them then.
+#[test]
+fn admin_audit_entries_expire_after_their_period_and_their_month_key_goes() {
+    use crate::admin::AdminAudit;
+    let w = world("2025-01-10T09:00:00Z");
+    let audit = AdminAudit::open(&w.store, w.retention.policy().admin_audit).unwrap();
+    let first = w.clock.now();
+    audit.append(audit_entry(first, "alpha")).unwrap();
+    w.clock.advance(SignedDuration::from_hours(24 * 10));
+    let second = w.clock.now();
+    audit.append(audit_entry(second, "beta")).unwrap();
+    assert_eq!(
+        w.store.vault().meta(&KeyId::new("admin-audit-2025-01").unwrap()).unwrap().unwrap().deadline,
+        Some("2026-02-01T00:00:00Z".parse().unwrap())
+    );
+    let status = w.retention.status(w.clock.now()).unwrap();
+    assert!(serde_json::to_string(&status).unwrap().contains("admin_audit"), "{status:?}");
+
+    // Half a year on: nothing is due.
+    w.clock.set("2025-07-01T00:00:00Z".parse().unwrap());
+    let s = sweeper(&w).sweep().unwrap();
+    let c = s.categories.iter().find(|c| c.category == "admin_audit").unwrap();
+    assert_eq!((c.erased, c.next_due), (0, Some("2026-01-10T09:00:00Z".parse().unwrap())), "{c:?}");
+    assert_eq!(audit.list(None, None).unwrap().len(), 2);
+
+    // A year after the first: the audit sees it overdue until the sweep erases it.
+    w.clock.set("2026-01-10T09:00:00Z".parse().unwrap());
+    let a = w.retention.audit(w.clock.now()).unwrap();
+    assert!(!a.ok && a.problems.iter().any(|p| p.contains("admin audit entry 0")), "{a:?}");
+    assert_eq!(a.checked.admin_audit, 2);
+    let s = sweeper(&w).sweep().unwrap();
+    let c = s.categories.iter().find(|c| c.category == "admin_audit").unwrap();
+    assert_eq!(c.erased, 1, "{c:?}");
+    let left = audit.list(None, None).unwrap();
+    assert_eq!((left.len(), left[0].seq, left[0].at), (1, 1, second));
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
+    w.store.flush().unwrap();
+    let snapshot = w.tmp.path().join("old-copy");
+    copy_dir(&w.store.data_dir().join("db"), &snapshot.join("db"));
+
+    // February 2026: every January entry is due, and the month's key goes.
+    w.clock.set("2026-02-01T00:00:00Z".parse().unwrap());
+    let s = sweeper(&w).sweep().unwrap();
+    let c = s.categories.iter().find(|c| c.category == "admin_audit").unwrap();
+    assert_eq!((c.erased, c.keys_destroyed.clone()), (1, vec!["admin-audit-2025-01".to_string()]), "{c:?}");
+    assert!(!key_file(&w, "admin-audit-2025-01").exists());
+    assert!(audit.list(None, None).unwrap().is_empty());
+    assert!(w.retention.audit(w.clock.now()).unwrap().ok);
+    let old_store = Store::open(&snapshot, &w.store.data_dir().join("keys")).unwrap();
+    let old = AdminAudit::open(&old_store, w.retention.policy().admin_audit).unwrap();
+    assert!(matches!(old.entries().unwrap()[..], [(_, None)]));
+}
+
+/// The audit's order is the order of appending, across a reopening of the
+/// store; the entries are sealed (no tenant id or object in the clear on disk).
+#[test]
+fn admin_audit_order_survives_a_restart_and_entries_are_sealed() {
+    use crate::admin::AdminAudit;
+    let w = world("2025-01-10T09:00:00Z");
+    let data = w.store.data_dir().to_owned();
+    let period = w.retention.policy().admin_audit;
+    {
+        let audit = AdminAudit::open(&w.store, period).unwrap();
+        assert_eq!(audit.append(audit_entry(w.clock.now(), "zulu-tenant")).unwrap(), 0);
+        assert_eq!(audit.append(audit_entry(w.clock.now(), "zulu-tenant")).unwrap(), 1);
+    }
+    let World { tmp, store, dir, cdrs, retention, clock } = w;
+    drop((dir, cdrs, retention));
+    store.flush().unwrap();
+    drop(store);
+    for f in all_files(&data.join("db")) {
+        assert!(!find(&std::fs::read(&f).unwrap(), b"zulu-tenant"), "{} holds a tenant id in clear", f.display());
+    }
+    let store = Store::open(&data, &data.join("keys")).unwrap();
+    let audit = AdminAudit::open(&store, period).unwrap();
+    // The clock went back meanwhile: order is still the order of appending.
+    clock.set("2024-12-01T00:00:00Z".parse().unwrap());
+    assert_eq!(audit.append(audit_entry(clock.now(), "alpha")).unwrap(), 2);
+    let seqs: Vec<u64> = audit.list(None, None).unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![0, 1, 2]);
+    assert_eq!(audit.list(Some(&"alpha".parse().unwrap()), None).unwrap().len(), 1);
+    drop(tmp);
+}
+
+/// A wall clock set far ahead erases nothing of the admin audit: its
+/// erasure waits for a trusted clock, as that of CDRs and accounts does.
+#[test]
+fn a_clock_far_ahead_erases_no_admin_audit_entry() {
+    use crate::admin::AdminAudit;
+    let w = world("2025-01-10T09:00:00Z");
+    let audit = AdminAudit::open(&w.store, w.retention.policy().admin_audit).unwrap();
+    audit.append(audit_entry(w.clock.now(), "alpha")).unwrap();
+    sweeper(&w).sweep().unwrap();
+    w.clock.jump(SignedDuration::from_hours(24 * 430));
+    let s = sweeper(&w).sweep().unwrap();
+    let c = s.categories.iter().find(|c| c.category == "admin_audit").unwrap();
+    assert!(c.suspended.is_some(), "{c:?}");
+    assert_eq!((c.erased, c.keys_destroyed.len()), (0, 0), "{c:?}");
+    assert_eq!(audit.list(None, None).unwrap().len(), 1);
+    assert!(key_file(&w, "admin-audit-2025-01").exists());
+}

@@ -29,11 +29,13 @@ pub enum TreeName {
     Restrictions,
     /// What calls to a destination needed, per tenant ([`crate::learned`]).
     Learned,
+    /// The audit of admin changes ([`crate::admin::audit`]).
+    AdminAudit,
 }
 
 impl TreeName {
     /// Every tree.
-    pub const ALL: [TreeName; 7] = [
+    pub const ALL: [TreeName; 8] = [
         TreeName::Directory,
         TreeName::Mail,
         TreeName::Outbox,
@@ -41,6 +43,7 @@ impl TreeName {
         TreeName::Holds,
         TreeName::Restrictions,
         TreeName::Learned,
+        TreeName::AdminAudit,
     ];
 
     /// Its name in sled (and in the sealed records' associated data).
@@ -53,6 +56,7 @@ impl TreeName {
             TreeName::Holds => "holds",
             TreeName::Restrictions => "restrictions",
             TreeName::Learned => "learned",
+            TreeName::AdminAudit => "admin-audit",
         }
     }
 }
@@ -78,11 +82,11 @@ pub fn log_key(store: &Store) -> faxgate_retention::Key {
 pub fn is_sealed(tree: TreeName, key: &[u8]) -> bool {
     let tag = key.split(|&b| b == 0).next().unwrap_or(key);
     match tree {
-        TreeName::Directory => matches!(tag, b"t" | b"a" | b"n" | b"s"),
+        TreeName::Directory => matches!(tag, b"t" | b"a" | b"n" | b"s" | b"tk"),
         TreeName::Mail => matches!(tag, b"j" | b"m" | b"f" | b"p" | b"r"),
         TreeName::Outbox => tag == b"o",
         TreeName::Cdr => key.starts_with(cdr::PLACES) || key.starts_with(cdr::v1::PLACES),
-        TreeName::Holds | TreeName::Restrictions | TreeName::Learned => true,
+        TreeName::Holds | TreeName::Restrictions | TreeName::Learned | TreeName::AdminAudit => true,
     }
 }
 
@@ -132,6 +136,33 @@ pub mod directory {
     /// An account reference, unique within its tenant (plain value: the account id): `ar 0 <blind>`.
     pub fn reference(store: &Store, tenant: &TenantId, reference: &str) -> Vec<u8> {
         key(&[b"ar", &store.blind(REFERENCE, &format!("{tenant}\0{reference}"))])
+    }
+
+    /// An API token's record: `tk 0 <tenant> 0 <account, or nothing> 0 <token id>`.
+    pub fn token(tenant: &TenantId, account: Option<&AccountId>, id: &str) -> Vec<u8> {
+        let account = account.map(|a| a.to_text()).unwrap_or_default();
+        key(&[b"tk", tenant.as_str().as_bytes(), account.as_bytes(), id.as_bytes()])
+    }
+
+    /// The prefix of a tenant's tokens (its accounts' too), or of one account's.
+    pub fn tokens(tenant: &TenantId, account: Option<&AccountId>) -> Vec<u8> {
+        match account {
+            Some(a) => key(&[b"tk", tenant.as_str().as_bytes(), a.to_text().as_bytes(), b""]),
+            None => key(&[b"tk", tenant.as_str().as_bytes(), b""]),
+        }
+    }
+
+    /// The prefix of every token.
+    pub const TOKENS: &[u8] = b"tk\0";
+
+    /// Where a token's record is (plain value: the record's key): `ti 0 <token id>`.
+    pub fn token_index(id: &str) -> Vec<u8> {
+        key(&[b"ti", id.as_bytes()])
+    }
+
+    /// The token id a token record's key ends in.
+    pub fn token_id_of(record: &[u8]) -> Option<&[u8]> {
+        record.rsplit(|&b| b == 0).next()
     }
 
     /// What is filed under an account: its numbers and its senders.

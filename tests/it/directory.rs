@@ -157,7 +157,10 @@ fn tenants_see_only_their_own_data_through_the_cli() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("no "), "{args:?}: {err}");
     }
+    // Another tenant is not found, its own tenant is the operator's to remove.
     let out = run(as_alpha(&["tenant", "remove", "beta"]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no tenant beta"));
+    let out = run(as_alpha(&["tenant", "remove", "alpha"]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("only the operator"));
     // Beta's data is untouched.
     assert_eq!(s.json(&["account", "show", &b])["status"], "active");

@@ -23,6 +23,7 @@ mod outbox;
 mod package;
 mod pdf_worker;
 mod postfix;
+mod principals;
 mod queue;
 mod reload;
 mod retention;

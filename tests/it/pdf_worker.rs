@@ -119,7 +119,9 @@ fn a_page_that_takes_too_long_is_given_up_at_the_time_limit() {
     let err = worker::render(&exe(), &slow, &s, 50).unwrap_err();
     assert!(matches!(err, Error::TimedOut(_)), "{err:?}");
     assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
-    // The killed worker is replaced.
+    // The killed worker is replaced. (With the default time limit: a debug
+    // build on a loaded machine can take over a second for the letter.)
+    let s = Settings::default();
     assert_eq!(worker::render(&exe(), &letter(), &s, 50).unwrap().len(), 2);
 }
 
