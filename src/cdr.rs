@@ -643,10 +643,14 @@ impl CdrStore {
     /// key was destroyed): two key ranges, removed without opening a
     /// record, flushed once ([`Tree::remove_prefixes`]). Returns the
     /// records removed.
+    ///
+    /// The index entries go first: an erasure cut short leaves records
+    /// without entries (unreadable, their key gone, and erased by the next
+    /// sweep), never an entry without its record, which is damage.
     pub fn erase_month(&self, month: (i16, i8)) -> Result<usize, Error> {
         let places = layout::month_places(month);
-        let removed = self.tree.remove_prefixes(&[&places, &layout::month_index(month)])?;
-        Ok(removed[0])
+        let removed = self.tree.remove_prefixes(&[&layout::month_index(month), &places])?;
+        Ok(removed[1])
     }
 }
 

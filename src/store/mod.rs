@@ -696,7 +696,8 @@ impl Tree {
     /// thousand removals per atomic batch with the manifest; one flush at
     /// the end. The tree's writers wait meanwhile, so the manifest copied
     /// beside the store is never one the disk does not have yet. Returns
-    /// the entries removed under each prefix.
+    /// the entries removed under each prefix. (A test build can be told to
+    /// pause after the first batch: [`crate::test_pause::MONTH_ERASE_BEGUN`].)
     pub fn remove_prefixes(&self, prefixes: &[&[u8]]) -> Result<Vec<usize>, Error> {
         const CHUNK: usize = 20_000;
         if self.staged.is_some() {
@@ -727,6 +728,9 @@ impl Tree {
                     self.tree.apply_batch(std::mem::take(&mut batch))?;
                     *state = m;
                     in_batch = 0;
+                    crate::test_pause::pause(crate::test_pause::MONTH_ERASE_BEGUN, || {
+                        let _ = self.store.flush();
+                    });
                 }
             }
             if in_batch > 0 {
