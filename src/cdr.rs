@@ -995,6 +995,65 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn verification_finds_records_and_index_entries_that_do_not_agree() {
+        use crate::store::verify::{Depth, verify_to};
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("d"), &tmp.path().join("d/keys")).unwrap();
+        let cdrs = CdrStore::open(&store).unwrap();
+        let a = sample("2026-03-02T10:00:00Z", "alpha", "+4533221100");
+        let b = sample("2026-03-05T11:00:00Z", "beta", "+4587654321");
+        cdrs.write_many(&[a.clone(), b.clone()]).unwrap();
+        let tree = store.tree(TreeName::Cdr).unwrap();
+        let verified = |depth| verify_to(&store, &Default::default(), depth).unwrap().damage;
+        assert!(verified(Depth::Full).is_empty(), "{:?}", verified(Depth::Full));
+        // Each damage below goes through the store's own writes, so the
+        // manifest agrees with it: only the checks of the CDR tree find it.
+        let named = |depth, what: &str| {
+            let damage = verified(depth);
+            assert!(damage.iter().any(|d| d.contains(what)), "{what:?} not in {damage:?}");
+            assert_eq!(damage.len(), 1, "{damage:?}");
+        };
+
+        // An index entry of a's place under b's called number: a's count is off.
+        let stray = layout::index_entry(&store, b.called.as_ref().unwrap(), &place(&a));
+        let mut batch = tree.batch();
+        batch.put_plain(&stray, b"");
+        tree.apply(batch).unwrap();
+        named(Depth::Full, "an index entry for a number not theirs");
+        let mut batch = tree.batch();
+        batch.remove(&stray);
+        tree.apply(batch).unwrap();
+
+        // One of b's entries missing, then pointing to no CDR.
+        let entry = layout::index_entry(&store, b.called.as_ref().unwrap(), &place(&b));
+        let mut batch = tree.batch();
+        batch.remove(&entry);
+        tree.apply(batch).unwrap();
+        named(Depth::Full, "without their number index entry");
+        let mut orphan = entry.clone();
+        *orphan.last_mut().unwrap() ^= 1;
+        let mut batch = tree.batch();
+        batch.put_plain(&entry, b"");
+        batch.put_plain(&orphan, b"");
+        tree.apply(batch).unwrap();
+        named(Depth::Start, "index entries without their CDR");
+        let mut batch = tree.batch();
+        batch.remove(&orphan);
+        tree.apply(batch).unwrap();
+
+        // A record that authenticates but does not decode, at every start.
+        let (y, m) = month_of(a.start);
+        let mut bytes = encode(&a).unwrap();
+        bytes.push(0);
+        let mut batch = tree.batch();
+        batch.put_sealed_bytes(&place(&a), &month_key(y, m).unwrap(), &bytes).unwrap();
+        tree.apply(batch).unwrap();
+        named(Depth::Start, "do not open (damaged)");
+        cdrs.write(&a).unwrap();
+        assert!(verified(Depth::Full).is_empty(), "{:?}", verified(Depth::Full));
+    }
+
+    #[test]
     fn a_month_is_erased_by_its_key_ranges() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(&tmp.path().join("d"), &tmp.path().join("d/keys")).unwrap();
