@@ -8,13 +8,14 @@
 //!   number is behind the copy's);
 //! - every sealed record opens: one that fails authentication is damaged;
 //!   one whose key is missing, and the retention trail does not say the key
-//!   was destroyed, has lost its key;
+//!   was destroyed, has lost its key; every CDR decodes;
 //! - every key: a damaged key file is named (a key fault: the data of its
 //!   owner cannot be opened until it is restored); keys that seal nothing are
 //!   listed, for an operator to look at;
 //! - the indexes: every index entry points to a record and every record has
 //!   its index entries (numbers, senders and accounts in the directory, CDRs
-//!   by number, pending mail and pages by their mail).
+//!   by number, pending mail and pages by their mail); at full depth, a CDR
+//!   has no index entry under a number not its own.
 //!
 //! What it cannot: writes made in the last seconds before a crash, while
 //! the copy beside the store was older than them, are not known to have
