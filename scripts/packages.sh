@@ -14,7 +14,8 @@
 #   faketime                                                libfaketime: the clock moved for the clock-jump tests
 #   tzdata                                                  the time zone database: tenants' zones (page header, reports), and their tests
 #   prometheus                                              promtool: the /metrics text checked, the example alert rules tested
-FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix tesseract-ocr python3-skimage fail2ban tzdata faketime prometheus"
+#   python3-venv                                            a virtual environment for schemathesis (PyPI), which fuzzes the HTTPS API against its OpenAPI document
+FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix tesseract-ocr python3-skimage fail2ban tzdata faketime prometheus python3-venv"
 
 ensure_packages() {
     local missing=()
@@ -29,4 +30,18 @@ ensure_packages() {
     # postfix asks how to configure itself; faxgate only needs its tools.
     echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# schemathesis from PyPI, pinned, in target/schemathesis (a virtual
+# environment of Debian's python3): the API test runs it when it is there.
+FAXGATE_SCHEMATHESIS_VERSION="4.32.5"
+ensure_schemathesis() {
+    local venv="${CARGO_TARGET_DIR:-target}/schemathesis"
+    if "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$FAXGATE_SCHEMATHESIS_VERSION"; then
+        return 0
+    fi
+    echo "installing schemathesis $FAXGATE_SCHEMATHESIS_VERSION in $venv"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "schemathesis==$FAXGATE_SCHEMATHESIS_VERSION"
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of faxgate: installs missing Debian packages, then the
-# whole workspace's unit and integration tests (which start the real binary),
+# whole workspace's unit and integration tests (which start the real binary;
+# the API's is fuzzed by schemathesis, installed from PyPI into target/),
 # a short memory soak,
 # then a short smoke run of each fuzz target (cargo-fuzz is installed if missing).
 # The package test needs cargo-deb: installed here when missing (a few minutes,
@@ -9,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
 ensure_packages
+ensure_schemathesis
 cargo deb --version >/dev/null 2>&1 || cargo install cargo-deb --locked
 
 cargo test --workspace --all-targets

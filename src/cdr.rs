@@ -598,6 +598,74 @@ impl CdrStore {
         Ok(out)
     }
 
+    /// One page of the CDRs matching `filter` and `keep`, oldest first: at
+    /// most `limit`, after the place `after` (the `next` of the page
+    /// before), and the place to go on from when there are more. Only the
+    /// places between `since` and `until` are read, and the reading stops
+    /// when the page is full, so a page of a month costs what it holds (and
+    /// the other tenants' CDRs among them), not what the store holds.
+    pub fn page(
+        &self,
+        filter: &CdrFilter,
+        after: Option<&[u8]>,
+        limit: usize,
+        keep: impl Fn(&Cdr) -> bool,
+    ) -> Result<(Vec<Cdr>, Option<Vec<u8>>), Error> {
+        let limit = limit.max(1);
+        if filter.number.is_some() {
+            // One number's: its index entries, month by month, are few.
+            let list = self.list(filter)?;
+            let mut rest = list
+                .into_iter()
+                .filter(|c| keep(c))
+                .map(|c| (place(&c), c))
+                .skip_while(|(p, _)| after.is_some_and(|a| p.as_slice() <= a));
+            let items: Vec<(Vec<u8>, Cdr)> = rest.by_ref().take(limit).collect();
+            let next = match rest.next() {
+                Some(_) => items.last().map(|(p, _)| p.clone()),
+                None => None,
+            };
+            return Ok((items.into_iter().map(|(_, c)| c).collect(), next));
+        }
+        let mut from = filter.since.map_or_else(|| layout::PLACES.to_vec(), |s| place_for(s, ""));
+        if let Some(a) = after
+            && a >= from.as_slice()
+        {
+            // Just after `after`.
+            from = a.to_vec();
+            from.push(0);
+        }
+        let to = filter.until.map_or_else(
+            || {
+                let mut end = layout::PLACES.to_vec();
+                *end.last_mut().expect("a prefix") += 1;
+                end
+            },
+            |u| place_for(u, ""),
+        );
+        let mut items: Vec<(Vec<u8>, Cdr)> = Vec::with_capacity(limit);
+        if from >= to {
+            return Ok((Vec::new(), None));
+        }
+        for k in self.tree.keys_between(&from, &to)? {
+            let k = k?;
+            let Some(c) = self.open_place(&k)? else { continue };
+            if filter.tenant.as_ref().is_some_and(|t| *t != c.tenant)
+                || (filter.account.is_some() && filter.account != c.account)
+                || !keep(&c)
+            {
+                continue;
+            }
+            if items.len() == limit {
+                // One more: the page is full and there is a next.
+                let next = items.last().map(|(p, _)| p.clone());
+                return Ok((items.into_iter().map(|(_, c)| c).collect(), next));
+            }
+            items.push((k, c));
+        }
+        Ok((items.into_iter().map(|(_, c)| c).collect(), None))
+    }
+
     /// The CDR at `place`.
     pub fn get(&self, place: &[u8]) -> Result<Option<Cdr>, Error> {
         self.tree.get_sealed_bytes(place)?.map(|b| decode(&b)).transpose()
@@ -1076,6 +1144,50 @@ pub(crate) mod tests {
         let report = crate::store::verify::verify(&store, &Default::default()).unwrap();
         assert!(report.damage.is_empty(), "{:?}", report.damage);
         assert_eq!(cdrs.erase_month((2026, 1)).unwrap(), 0);
+    }
+
+    #[test]
+    fn pages_read_only_their_range_and_together_make_the_list() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("d"), &tmp.path().join("d/keys")).unwrap();
+        let cdrs = CdrStore::open(&store).unwrap();
+        // Three months, two tenants, one number in a fifth of them.
+        for i in 0..240u32 {
+            let start = format!("2026-{:02}-{:02}T{:02}:{:02}:00Z", 1 + i % 3, 1 + i % 28, i % 24, i % 60);
+            let called = if i % 5 == 0 { "+4533221100" } else { "+4544556677" };
+            cdrs.write(&sample(&start, if i % 4 == 0 { "beta" } else { "alpha" }, called)).unwrap();
+        }
+        let month = |m: i8| CdrFilter {
+            tenant: Some("alpha".parse().unwrap()),
+            since: Some(format!("2026-{m:02}-01T00:00:00Z").parse().unwrap()),
+            until: Some(format!("2026-{:02}-01T00:00:00Z", m + 1).parse().unwrap()),
+            ..Default::default()
+        };
+        let by_number = CdrFilter { number: Some("+4533221100".parse().unwrap()), ..month(2) };
+        let everything = CdrFilter::default();
+        for (filter, limit) in [(month(2), 7), (month(1), 60), (by_number.clone(), 3), (everything, 50)] {
+            let whole: Vec<String> = cdrs.list(&filter).unwrap().into_iter().map(|c| c.id).collect();
+            assert!(!whole.is_empty());
+            let (mut got, mut after, mut pages) = (Vec::new(), None::<Vec<u8>>, 0);
+            loop {
+                let (items, next) = cdrs.page(&filter, after.as_deref(), limit, |_| true).unwrap();
+                assert!(items.len() <= limit);
+                pages += 1;
+                got.extend(items.into_iter().map(|c| c.id));
+                match next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+            assert_eq!(got, whole, "{filter:?}");
+            assert_eq!(pages, whole.len().div_ceil(limit), "the last page has no next: {filter:?}");
+        }
+        // What `keep` leaves out is not on a page; a cursor past the end gives nothing.
+        let (items, _) =
+            cdrs.page(&month(2), None, 1000, |c| c.called.as_ref().unwrap().as_str() != "+4533221100").unwrap();
+        assert_eq!(items.len(), cdrs.list(&month(2)).unwrap().len() - cdrs.list(&by_number).unwrap().len());
+        let last = place(cdrs.list(&CdrFilter::default()).unwrap().last().unwrap());
+        assert_eq!(cdrs.page(&CdrFilter::default(), Some(&last), 10, |_| true).unwrap(), (vec![], None));
     }
 
     #[test]

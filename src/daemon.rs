@@ -157,8 +157,12 @@ pub struct ServeOptions {
 /// the store, and what verification found.
 pub fn open_verified(config: &Config) -> anyhow::Result<(Store, crate::store::verify::VerifyReport)> {
     let storage = &config.storage;
-    let store =
-        Store::open_with(&storage.data_dir, &storage.key_dir(), crate::retention::key_names(&config.retention))?;
+    let store = Store::open_sized(
+        &storage.data_dir,
+        &storage.key_dir(),
+        crate::retention::key_names(&config.retention),
+        storage.cache_mib,
+    )?;
     let destroyed = crate::retention::destroyed_keys(&store)?;
     let report = crate::store::verify::verify_to(&store, &destroyed, crate::store::verify::Depth::Start)?;
     Ok((store, report))
@@ -359,7 +363,19 @@ pub async fn serve(
     ctx.queue = Some(crate::gateway::Queue::Running(gateway));
     ctx.outbox = Some(outbox_handle);
     let access = Arc::new(admin::access::Access::from_config(&config.admin)?);
-    tasks.spawn(admin::server::run(listener, socket_path.clone(), Arc::new(ctx), access, shutdown.clone()));
+    let ctx = Arc::new(ctx);
+    let mut api_address = None;
+    if let Some(addr) = config.api.listen {
+        // Its own certificate, or the SMTP listeners' (renewed with theirs on reload).
+        let own = crate::config::preflight::api_certificate(&config).map_err(|p| anyhow::anyhow!("{p}"))?;
+        let cert = own.or_else(|| reloader.certificate.clone());
+        let cert = cert.context("api.listen: the API is served over TLS only, and no certificate is set")?;
+        let listener = crate::api::bind(addr).await?;
+        api_address = Some(listener.local_addr()?);
+        let app = crate::api::app(Arc::new(crate::api::Api::new(ctx.clone(), &config.api)));
+        tasks.spawn(crate::api::run(listener, cert.acceptor(), app, config.api.clone(), shutdown.clone()));
+    }
+    tasks.spawn(admin::server::run(listener, socket_path.clone(), ctx, access, shutdown.clone()));
 
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
@@ -381,6 +397,9 @@ pub async fn serve(
     }
     if let Some(a) = metrics_address {
         announce(&format!("metrics {a}"));
+    }
+    if let Some(a) = api_address {
+        announce(&format!("api https://{a}"));
     }
     health.set_ready(true);
     announce("ready");

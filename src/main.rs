@@ -106,7 +106,8 @@ fn restore(cli: &Cli, from: &std::path::Path, erase_expired: bool) -> anyhow::Re
         }
     }
     let report = faxgate::store::backup::restore(from, data_dir, &key_dir, clock.now(), erase_expired)?;
-    let store = Store::open_with(data_dir, &key_dir, faxgate::retention::key_names(&config.retention))?;
+    let names = faxgate::retention::key_names(&config.retention);
+    let store = Store::open_sized(data_dir, &key_dir, names, config.storage.cache_mib)?;
     let destroyed = faxgate::retention::destroyed_keys(&store)?;
     let verified = faxgate::store::verify::verify(&store, &destroyed)?;
     if !verified.ok {
@@ -232,16 +233,17 @@ fn admin_command(cli: &Cli) -> anyhow::Result<ExitCode> {
             refuse_foreign_store(&config.storage)?;
             let names = faxgate::retention::key_names(&config.retention);
             let store =
-                Store::open_with(&config.storage.data_dir, &config.storage.key_dir(), names).map_err(|e| match e {
-                    faxgate::Error::InUse { pid, .. } => anyhow::anyhow!(
-                        "a faxgate daemon{} holds the data directory {}, but its admin socket {} does not answer; \
+                Store::open_sized(&config.storage.data_dir, &config.storage.key_dir(), names, config.storage.cache_mib)
+                    .map_err(|e| match e {
+                        faxgate::Error::InUse { pid, .. } => anyhow::anyhow!(
+                            "a faxgate daemon{} holds the data directory {}, but its admin socket {} does not answer; \
                      is --config the daemon's configuration?",
-                        pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
-                        config.storage.data_dir.display(),
-                        config.admin.socket.display()
-                    ),
-                    e => e.into(),
-                })?;
+                            pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+                            config.storage.data_dir.display(),
+                            config.admin.socket.display()
+                        ),
+                        e => e.into(),
+                    })?;
             let clock: std::sync::Arc<dyn faxgate::clock::Clock> = std::sync::Arc::new(SystemClock);
             let directory = Directory::open(&store, clock.clone())?;
             let status = Status {

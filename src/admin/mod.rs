@@ -32,7 +32,7 @@ use faxgate_retention::Sweeper;
 use tokio::sync::Notify;
 
 use crate::Error;
-use crate::cdr::{CdrFilter, CdrStore};
+use crate::cdr::{Cdr, CdrFilter, CdrStore};
 use crate::directory::{
     AccountChange, AttachmentFormat, Directory, DirectoryFile, EnvelopeFrom, Paper, Route, Scope, SenderAuth,
     SenderChange, SenderPattern, Tenant, TenantChange,
@@ -164,6 +164,9 @@ pub enum Request {
     },
     CdrList {
         filter: CdrFilter,
+        /// One page of the list (the API's), instead of the whole list.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        page: Option<CdrPage>,
     },
     RetentionStatus,
     RetentionAudit,
@@ -318,6 +321,25 @@ impl Request {
             R::AuditList { .. } => Op::AuditList,
         }
     }
+}
+
+/// A page of CDRs: at most `limit`, after the place `after` (hex, the
+/// `next` of the page before).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdrPage {
+    /// Where the page before ended.
+    pub after: Option<String>,
+    /// How many at most.
+    pub limit: u32,
+}
+
+/// Bytes from hex digits (a page's cursor).
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || s.len() > 512 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// Who sent a request: the principal it acts as, and how it was known.
@@ -782,7 +804,7 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
         R::DirectoryApply { file, prune, dry_run, source } => {
             to_value(dir.apply(scope, &file, prune, dry_run, source.as_deref())?)
         }
-        R::CdrList { mut filter } => {
+        R::CdrList { mut filter, page } => {
             match (scope, &filter.tenant) {
                 (Scope::Tenant(own), Some(t)) if own != t => return Err(Error::NotFound(format!("no tenant {t}"))),
                 (Scope::Tenant(own), _) => filter.tenant = Some(own.clone()),
@@ -790,9 +812,27 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             }
             // Restricted subjects are left out of everything but legal exports.
             let restricted = Restricted::load(ctx)?;
-            let mut list = ctx.cdrs.list(&filter)?;
-            list.retain(|c| !restricted.subjects.iter().any(|s| s.in_cdr(c)));
-            to_value(list)
+            let keep = |c: &Cdr| !restricted.subjects.iter().any(|s| s.in_cdr(c));
+            match page {
+                None => {
+                    let mut list = ctx.cdrs.list(&filter)?;
+                    list.retain(keep);
+                    to_value(list)
+                }
+                Some(p) => {
+                    let bad = || Error::Invalid("cursor is not one this list gave".into());
+                    let after = p.after.as_deref().map(|a| unhex(a).ok_or_else(bad)).transpose()?;
+                    if after.as_ref().is_some_and(|a| crate::cdr::parse_place(a).is_none()) {
+                        return Err(bad());
+                    }
+                    let (items, next) = ctx.cdrs.page(&filter, after.as_deref(), p.limit as usize, keep)?;
+                    let mut v = json!({ "items": items });
+                    if let Some(n) = next {
+                        v["next"] = Value::String(n.iter().map(|b| format!("{b:02x}")).collect());
+                    }
+                    Ok(v)
+                }
+            }
         }
         R::GdprExport { subject } => {
             operator_only(scope)?;
@@ -892,6 +932,14 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
         }
         R::TokenCreate { tenant, account, role, name, expires } => {
             let wanted = Principal::new(role, Some(tenant.clone()), account)?;
+            // A tenant or account the caller cannot see is not there, as
+            // one that does not exist, before its rank is looked at.
+            dir.tenant_get(scope, &tenant)?;
+            if let Some(a) = &account
+                && dir.account_get(scope, a)?.tenant != tenant
+            {
+                return Err(Error::NotFound(format!("no account {a}")));
+            }
             if !caller.principal.covers(&wanted) {
                 return Err(Error::Forbidden(format!(
                     "a {} may make tokens only at or below its own role, in its own tenant and account",

@@ -16,7 +16,9 @@ use crate::directory::Scope;
 use crate::types::{AccountId, TenantId};
 
 /// A role, lowest rank first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Reads its account's faxes and CDRs, and sends faxes.
@@ -337,10 +339,10 @@ pub fn narrow_request(p: &Principal, request: Request) -> Request {
     match request {
         R::NumberList { account: None, tenant: _ } => R::NumberList { account: own, tenant },
         R::SenderList { account: None, tenant: _ } => R::SenderList { account: own, tenant },
-        R::CdrList { mut filter } if filter.account.is_none() => {
+        R::CdrList { mut filter, page } if filter.account.is_none() => {
             filter.account = own;
             filter.tenant = filter.tenant.or(tenant);
-            R::CdrList { filter }
+            R::CdrList { filter, page }
         }
         R::QueueList { account: None, tenant: t, state } => R::QueueList { account: own, tenant: t.or(tenant), state },
         R::TokenList { account: None, tenant: t } => R::TokenList { account: own, tenant: t.or(tenant) },
@@ -431,7 +433,7 @@ pub fn target_of(ctx: &Context, p: &Principal, request: &Request) -> Result<Targ
                 Err(e) => return Err(e),
             })
         }
-        R::CdrList { filter } => listing(filter.account.as_ref(), filter.tenant.as_ref()),
+        R::CdrList { filter, .. } => listing(filter.account.as_ref(), filter.tenant.as_ref()),
         R::QueueList { account: a, tenant: t, .. } => listing(a.as_ref(), t.as_ref()),
         R::QueueShow { id } | R::QueueSteer { id, .. } => {
             let name = format!("fax job {}", id.to_text());
@@ -579,8 +581,8 @@ mod tests {
         let acme = t("acme");
         let mine = AccountId::generate();
         let u = Principal::AccountUser { tenant: acme.clone(), account: mine };
-        match narrow_request(&u, Request::CdrList { filter: Default::default() }) {
-            Request::CdrList { filter } => {
+        match narrow_request(&u, Request::CdrList { filter: Default::default(), page: None }) {
+            Request::CdrList { filter, .. } => {
                 assert_eq!(filter.account, Some(mine));
                 assert_eq!(filter.tenant, Some(acme.clone()));
             }

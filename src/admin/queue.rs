@@ -14,7 +14,7 @@ use crate::mail::outbox::{OutRecord, OutState};
 use crate::types::{AccountId, JobId, TenantId};
 
 /// Which jobs `queue list --state` shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StateFilter {
     /// Not tried yet.

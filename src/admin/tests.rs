@@ -110,7 +110,7 @@ fn principals_tokens_and_the_audit_through_handle() {
     // An account's user manages nothing.
     let e = handle(ctx, &user, Request::NumberShow { number: "+4533221100".into() }).unwrap_err();
     assert_eq!(e.kind(), "forbidden", "{e}");
-    handle(ctx, &user, Request::CdrList { filter: Default::default() }).unwrap();
+    handle(ctx, &user, Request::CdrList { filter: Default::default(), page: None }).unwrap();
 
     // Tokens: at or below one's own rank, in one's own tenant and account.
     let create = |caller: &Caller, account: Option<AccountId>, role: Role| {

@@ -1132,6 +1132,7 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                 since: sel.month.map(|m| m.0).or(sel.since),
                 until: sel.month.map(|m| m.1).or(sel.until),
             },
+            page: None,
         },
         Command::Gdpr(g) => match g {
             GdprCmd::Export { subject, .. } => Request::GdprExport { subject: subject.subject()? },

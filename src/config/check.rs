@@ -159,6 +159,16 @@ fn semantic(c: &Config, doc: &ImDocument<&str>, problems: &mut Vec<Problem>) {
             Err(e) => push(&["admin", "group"], format!("cannot look up group {g:?}: {e}")),
         }
     }
+    if c.storage.cache_mib == 0 {
+        push(&["storage", "cache_mib"], "must be at least 1".into());
+    }
+    for (key, message) in c.api.problems() {
+        let segs: Vec<&str> = key.split('.').collect();
+        push(&segs, message);
+    }
+    if c.api.listen.is_some() && c.api.certificate.is_none() && c.smtp.certificate.is_none() {
+        push(&["api", "listen"], "the API is served over TLS only: set api.certificate and api.key (or smtp's)".into());
+    }
     if c.admin.socket.as_os_str().len() > 100 {
         push(&["admin", "socket"], "path is too long for a Unix socket (at most 100 bytes)".into());
     }
@@ -286,6 +296,7 @@ fn listen_conflicts(c: &Config) -> Vec<(String, String)> {
     let mut tcp: Vec<(String, SocketAddr)> =
         c.smtp.listen.iter().enumerate().map(|(i, l)| (format!("smtp.listen.{i}.address"), l.address)).collect();
     tcp.extend(c.metrics.listen.map(|a| ("metrics.listen".to_owned(), a)));
+    tcp.extend(c.api.listen.map(|a| ("api.listen".to_owned(), a)));
     let udp: Vec<(String, SocketAddr)> =
         c.trunk.iter().enumerate().filter_map(|(i, t)| Some((format!("trunk.{i}.bind"), t.bind?))).collect();
     let mut out = Vec::new();

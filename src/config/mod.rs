@@ -55,6 +55,9 @@ pub struct Config {
     /// Prometheus metrics and the health check over HTTP.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The HTTPS API for resellers and their customers.
+    #[serde(default)]
+    pub api: crate::api::ApiConfig,
 }
 
 /// `[metrics]`
@@ -568,6 +571,13 @@ pub struct StorageConfig {
     /// The key directory; `<data_dir>/keys` when not set.
     #[serde(default)]
     pub key_dir: Option<PathBuf>,
+    /// MiB of the store's pages kept in memory (sled's page cache).
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: u64,
+}
+
+fn default_cache_mib() -> u64 {
+    crate::store::DEFAULT_CACHE_MIB
 }
 
 fn default_data_dir() -> PathBuf {
@@ -576,7 +586,7 @@ fn default_data_dir() -> PathBuf {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: default_data_dir(), key_dir: None }
+        StorageConfig { data_dir: default_data_dir(), key_dir: None, cache_mib: default_cache_mib() }
     }
 }
 
@@ -827,6 +837,9 @@ impl Config {
         }
         if self.metrics != new.metrics {
             v.push("metrics");
+        }
+        if self.api != new.api {
+            v.push("api");
         }
         v
     }

@@ -18,6 +18,9 @@ pub fn preflight(c: &Config, origin: &Origin) -> Vec<Problem> {
     if let Err(p) = tls_certificate(&c.smtp, origin) {
         problems.push(p);
     }
+    if let Err(p) = api_certificate(c) {
+        problems.push(p);
+    }
     if let Err(e) = crate::store::Store::check_data_dir(&c.storage.data_dir) {
         problems.push(problem("storage.data_dir", e));
     }
@@ -61,6 +64,19 @@ pub fn tls_certificate(
         let key_path = match &e {
             faxgate_smtp::Error::Tls { what: "certificate", .. } => "smtp.certificate",
             _ => "smtp.key",
+        };
+        problem(key_path, e)
+    })
+}
+
+/// The API's own certificate, when the API is on and has one: both files
+/// readable, and the certificate the key's. The daemon loads it with this.
+pub fn api_certificate(c: &Config) -> Result<Option<std::sync::Arc<faxgate_smtp::tls::Certificate>>, Problem> {
+    let (Some(_), Some(cert), Some(key)) = (&c.api.listen, &c.api.certificate, &c.api.key) else { return Ok(None) };
+    faxgate_smtp::tls::Certificate::load(cert, key).map(Some).map_err(|e| {
+        let key_path = match &e {
+            faxgate_smtp::Error::Tls { what: "certificate", .. } => "api.certificate",
+            _ => "api.key",
         };
         problem(key_path, e)
     })

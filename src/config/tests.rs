@@ -10,6 +10,19 @@ fn the_example_parses_and_matches_the_defaults_it_documents() {
     assert_eq!(c.mail, MailConfig::default());
     assert_eq!(c.metrics.listen, Some("127.0.0.1:9187".parse().unwrap()), "localhost in the example");
     assert_eq!(Config::parse("").unwrap().metrics.listen, None, "off by default");
+    assert_eq!(c.api, crate::api::ApiConfig::default());
+}
+
+#[test]
+fn the_api_section_is_checked() {
+    let p = Config::parse("[api]\nlisten = \"127.0.0.1:8443\"\nburst = 0\ncertificate = \"/c.pem\"\n").unwrap_err();
+    assert!(p.iter().any(|p| p.path == "api.burst" && p.message.contains("at least 1")), "{p:?}");
+    assert!(p.iter().any(|p| p.path == "api.key" && p.message.contains("together")), "{p:?}");
+    let p = Config::parse("[api]\nlisten = \"127.0.0.1:8443\"\n").unwrap_err();
+    assert!(p.iter().any(|p| p.path == "api.listen" && p.message.contains("TLS only")), "{p:?}");
+    let p = Config::parse("[metrics]\nlisten = \"127.0.0.1:8443\"\n[api]\nlisten = \"127.0.0.1:8443\"\n[smtp]\ncertificate = \"/c\"\nkey = \"/k\"\n")
+        .unwrap_err();
+    assert!(p.iter().any(|p| p.path == "api.listen" && p.message.contains("metrics.listen")), "{p:?}");
 }
 
 #[test]

@@ -56,7 +56,7 @@ use crate::types::{AccountId, Country, Domain, E164, EmailAddress, TenantId};
 pub type NewTenant = Tenant;
 
 /// A change to a tenant: fields left `None` stay as they are.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantChange {
     /// New name.
     pub name: Option<String>,
@@ -88,7 +88,7 @@ pub struct TenantChange {
 }
 
 /// How a change treats an optional field.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Patch<T> {
     /// Leave it as it is.
@@ -128,7 +128,7 @@ impl<T> Patch<T> {
 }
 
 /// A change to an account.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccountChange {
     /// New name.
     pub name: Option<String>,
@@ -153,7 +153,7 @@ pub struct AccountChange {
 }
 
 /// A change to a sender.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SenderChange {
     /// New caller number.
     #[serde(default)]
@@ -332,7 +332,7 @@ impl Directory {
         check_fax_settings(t.time_zone.as_deref(), t.header_template.as_deref(), t.station_id.as_deref())
     }
 
-    fn put_domains(&self, b: &mut Batch<'_>, t: &Tenant, old: Option<&Tenant>) -> Result<(), Error> {
+    fn put_domains(&self, scope: &Scope, b: &mut Batch<'_>, t: &Tenant, old: Option<&Tenant>) -> Result<(), Error> {
         if let Some(old) = old {
             for d in old.fax_domains.iter().filter(|d| !t.fax_domains.contains(d)) {
                 b.remove(&layout::domain(&self.inner.store, d));
@@ -343,7 +343,14 @@ impl Directory {
             if let Some(owner) = self.tree().get_plain(&k)?
                 && owner != t.id.as_str().as_bytes()
             {
-                return Err(Error::Conflict(format!("fax domain {d} already belongs to another tenant")));
+                // Said as it is to the operator only: to a tenant, another
+                // tenant's domain is not there.
+                return Err(Error::Conflict(match scope {
+                    Scope::Operator => {
+                        format!("fax domain {d} already belongs to tenant {}", String::from_utf8_lossy(&owner))
+                    }
+                    Scope::Tenant(_) => format!("fax domain {d} cannot be added"),
+                }));
             }
             b.put_plain(&k, t.id.as_str().as_bytes());
         }
@@ -364,7 +371,7 @@ impl Directory {
         t.fax_domains.sort();
         t.fax_domains.dedup();
         let mut b = self.tree().batch();
-        self.put_domains(&mut b, &t, None)?;
+        self.put_domains(scope, &mut b, &t, None)?;
         b.put_sealed(&layout::tenant(&t.id), &tenant_key(&t.id)?, &t)?;
         self.tree().apply(b)?;
         Ok(t)
@@ -406,13 +413,13 @@ impl Directory {
         t.fax_domains.sort();
         t.fax_domains.dedup();
         Self::validate_tenant(&t)?;
-        self.save_tenant(&t, Some(&old))?;
+        self.save_tenant(scope, &t, Some(&old))?;
         Ok(t)
     }
 
-    fn save_tenant(&self, t: &Tenant, old: Option<&Tenant>) -> Result<(), Error> {
+    fn save_tenant(&self, scope: &Scope, t: &Tenant, old: Option<&Tenant>) -> Result<(), Error> {
         let mut b = self.tree().batch();
-        self.put_domains(&mut b, t, old)?;
+        self.put_domains(scope, &mut b, t, old)?;
         b.put_sealed(&layout::tenant(&t.id), &tenant_key(&t.id)?, t)?;
         self.tree().apply(b)
     }
@@ -737,10 +744,11 @@ impl Directory {
         let tenant = self.tenant_get(scope, &a.tenant)?;
         let n = E164::parse(number, Some(tenant.default_country)).map_err(|e| Error::Invalid(e.to_string()))?;
         if let Some(existing) = self.lookup_number(&n)? {
-            return Err(Error::Conflict(if existing.account == a.id {
-                format!("fax number {n} already belongs to this account")
-            } else {
-                format!("fax number {n} already belongs to another account")
+            // Another account's number is named to the operator only.
+            return Err(Error::Conflict(match scope {
+                _ if existing.account == a.id => format!("fax number {n} already belongs to this account"),
+                Scope::Operator => format!("fax number {n} already belongs to account {}", existing.account),
+                Scope::Tenant(_) => format!("fax number {n} cannot be added"),
             }));
         }
         let mut routes = routes;
@@ -898,10 +906,10 @@ impl Directory {
             })
             .transpose()?;
         if let Some(existing) = self.load_sender(&pattern)? {
-            return Err(Error::Conflict(if existing.account == a.id {
-                format!("sender {pattern} is already allowed for this account")
-            } else {
-                format!("sender {pattern} already belongs to another account")
+            return Err(Error::Conflict(match scope {
+                _ if existing.account == a.id => format!("sender {pattern} is already allowed for this account"),
+                Scope::Operator => format!("sender {pattern} already belongs to account {}", existing.account),
+                Scope::Tenant(_) => format!("sender {pattern} cannot be added"),
             }));
         }
         let s = Sender {

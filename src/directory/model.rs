@@ -16,7 +16,7 @@ pub enum Scope {
 }
 
 /// The language of the mails faxgate sends for a tenant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     /// Danish.
@@ -27,7 +27,7 @@ pub enum Language {
 }
 
 /// Paper size of fax pages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Paper {
     /// ISO A4, 210 x 297 mm.
@@ -38,7 +38,7 @@ pub enum Paper {
 }
 
 /// How a tenant's mails are branded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Branding {
     /// Display name in the From: header and the reports.
     pub display_name: String,
@@ -49,7 +49,7 @@ pub struct Branding {
 }
 
 /// A reseller.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tenant {
     /// Its slug.
     pub id: TenantId,
@@ -140,7 +140,7 @@ impl Account {
 }
 
 /// The attachment format of a received fax.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AttachmentFormat {
     /// A PDF.
@@ -153,7 +153,7 @@ pub enum AttachmentFormat {
 }
 
 /// Where a received fax is mailed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Route {
     /// The mailbox.
     pub email: EmailAddress,
@@ -226,7 +226,7 @@ impl<'de> Deserialize<'de> for SenderPattern {
 }
 
 /// How a sender proves it is who it says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SenderAuth {
     /// It must log in with SMTP AUTH.
@@ -238,7 +238,7 @@ pub enum SenderAuth {
 /// Which envelope senders (MAIL FROM) a sender that logs in may use. The
 /// failure report of a fax goes to the envelope sender, with the original
 /// mail attached: a login must not let anyone have it sent elsewhere.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EnvelopeFrom {
     /// Only its own address, the user name it logs in with.

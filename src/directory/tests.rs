@@ -99,7 +99,11 @@ fn a_number_belongs_to_one_account() {
     f.dir.number_add(&op, &a.id, "+45 33 22 11 00", vec![]).unwrap();
     let err = f.dir.number_add(&op, &b.id, "33221100", vec![]).unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err}");
-    assert!(err.to_string().contains("another account"), "{err}");
+    assert!(err.to_string().contains(&format!("already belongs to account {}", a.id)), "{err}");
+    // In a tenant's scope, another account's number is not named: the
+    // answer is the same whether it is there or not.
+    let err = f.dir.number_add(&Scope::Tenant(tid("alpha")), &b.id, "33221100", vec![]).unwrap_err();
+    assert_eq!(err.to_string(), "fax number +4533221100 cannot be added");
     assert_eq!(f.dir.number_get(&op, "+4533221100").unwrap().account, a.id);
     let err = f.dir.number_add(&op, &b.id, "not a number", vec![]).unwrap_err();
     assert!(err.to_string().contains("letters"), "{err}");

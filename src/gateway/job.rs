@@ -203,7 +203,7 @@ pub struct Attempt {
 }
 
 /// What `faxgate queue retry|cancel|hold|release` does to a job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Steer {
     /// Call now: a waiting, retrying or held job is due at once (and released).

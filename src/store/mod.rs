@@ -151,6 +151,10 @@ pub struct Witness {
 
 const WITNESS: &str = "store-manifest.json";
 
+/// sled's page cache unless `storage.cache_mib` says otherwise (sled's own
+/// default is 1 GiB, which a daemon reaches as its store grows).
+pub const DEFAULT_CACHE_MIB: u64 = 64;
+
 impl Store {
     /// Opens the store in `data_dir` (sled under `data_dir/db`) with keys in
     /// `key_dir`, its keys named for the default retention periods.
@@ -179,8 +183,20 @@ impl Store {
     }
 
     /// Opens the store; `describe` says what each new key is for (its
-    /// class, owner and deadline: [`crate::retention::key_names`]).
+    /// class, owner and deadline: [`crate::retention::key_names`]). sled
+    /// caches [`DEFAULT_CACHE_MIB`] of its pages.
     pub fn open_with(data_dir: &Path, key_dir: &Path, describe: Arc<dyn Describe>) -> Result<Store, Error> {
+        Self::open_sized(data_dir, key_dir, describe, DEFAULT_CACHE_MIB)
+    }
+
+    /// [`Store::open_with`], sled caching `cache_mib` MiB of its pages
+    /// (`storage.cache_mib`): the most of the store's pages kept in memory.
+    pub fn open_sized(
+        data_dir: &Path,
+        key_dir: &Path,
+        describe: Arc<dyn Describe>,
+        cache_mib: u64,
+    ) -> Result<Store, Error> {
         let io = |context, path: &Path| Error::io(context, path.to_owned());
         Self::check_data_dir(data_dir)?;
         if !data_dir.exists() {
@@ -225,7 +241,11 @@ impl Store {
             })?,
         };
         let blinder = Blinder::new(index);
-        let db = sled::Config::new().path(data_dir.join("db")).mode(sled::Mode::HighThroughput).open()?;
+        let db = sled::Config::new()
+            .path(data_dir.join("db"))
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(cache_mib.max(1) << 20)
+            .open()?;
         let witness_path = data_dir.join(WITNESS);
         let witnessed = match fs::read(&witness_path) {
             Ok(b) => {
@@ -610,6 +630,20 @@ impl Tree {
             }
         }
         Ok(keys)
+    }
+
+    /// The keys from `from` (inclusive) to `to` (exclusive), in order, read
+    /// as the caller goes (not on a staged view).
+    pub fn keys_between(&self, from: &[u8], to: &[u8]) -> Result<impl Iterator<Item = Result<Vec<u8>, Error>>, Error> {
+        if self.staged.is_some() {
+            return Err(Error::Invalid("a range read from a staged tree".into()));
+        }
+        Ok(self
+            .tree
+            .range(from.to_vec()..to.to_vec())
+            .keys()
+            .filter(|k| k.as_ref().map_or(true, |k| k.as_ref() != layout::MANIFEST))
+            .map(|k| Ok(k?.to_vec())))
     }
 
     /// The key id a sealed record under `key` names, if the record exists.

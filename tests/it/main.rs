@@ -4,6 +4,7 @@
 mod dns;
 mod harness;
 
+mod api;
 mod cdr;
 mod config;
 mod crash;

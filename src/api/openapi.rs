@@ -1,0 +1,92 @@
+//! The OpenAPI 3.1 document, generated from the operations in
+//! [`super::routes`] and the types they take; served at `/openapi.json`.
+
+// utoipa's derive writes the component types out in full.
+#![allow(unused_qualifications)]
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+use crate::admin::StateFilter;
+use crate::directory::SenderPattern;
+use crate::gateway::Steer;
+use crate::types::{AccountId, Country, Domain, E164, EmailAddress, JobId, TenantId};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "faxgate",
+        description = "The control plane of faxgate, a mail-to-fax and fax-to-mail gateway. Every operation \
+                       needs an API token (`Authorization: Bearer fgt_…`), made with `faxgate token create` \
+                       or `POST /v1/tokens`; it acts with the token's role in its tenant (and account). \
+                       An object of another tenant or account answers 404, as one that does not exist. \
+                       Errors are `application/problem+json`."
+    ),
+    tags(
+        (name = "tenants", description = "Resellers (the operator manages them; a tenant admin reads and changes its own)"),
+        (name = "accounts", description = "A tenant's customers"),
+        (name = "numbers", description = "Fax numbers and where their faxes are mailed"),
+        (name = "senders", description = "Mail senders allowed to send faxes"),
+        (name = "history", description = "Call detail records"),
+        (name = "faxes", description = "The fax queue"),
+        (name = "tokens", description = "API tokens"),
+        (name = "audit", description = "The audit of changes"),
+    ),
+    components(schemas(StateFilter, Steer, TenantId, AccountId, JobId, E164, EmailAddress, Domain, Country, SenderPattern)),
+    modifiers(&Bearer)
+)]
+struct Doc;
+
+/// Every operation needs the bearer token.
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token, fgt_<id>_<secret>"))
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new("token", Vec::<String>::new())]);
+    }
+}
+
+/// The document's head: info, tags, security; the paths come from the router.
+pub(super) fn document() -> utoipa::openapi::OpenApi {
+    let mut d = Doc::openapi();
+    d.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    d
+}
+
+/// Types that travel as text, each with its form.
+macro_rules! text_schema {
+    ($($t:ty => $desc:literal $(, $pattern:literal)?;)*) => {$(
+        impl PartialSchema for $t {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some($desc))
+                    $(.pattern(Some($pattern)))?
+                    .into()
+            }
+        }
+        impl ToSchema for $t {}
+    )*};
+}
+
+text_schema! {
+    TenantId => "A tenant's slug: 1 to 32 of a-z, 0-9 and '-', starting with a letter", "^[a-z][a-z0-9-]{0,31}$";
+    AccountId => "An account's id: acc- and 32 hex digits", "^acc-[0-9a-f]{32}$";
+    JobId => "A job's id: job- and 32 hex digits", "^job-[0-9a-f]{32}$";
+    E164 => "A phone number in E.164", "^\\+[1-9][0-9]{1,14}$";
+    EmailAddress => "A mail address";
+    Domain => "A domain name";
+    Country => "A country: ISO 3166 alpha-2 code", "^[A-Z]{2}$";
+    SenderPattern => "A mail address, or @domain for every address of a domain";
+}
