@@ -5,7 +5,9 @@
 //! destroying one key once the last of them has passed its retention period
 //! ([`crate::retention::cdr`]). Its place and its number index entries,
 //! written in the same atomic batch, are described with their encoding in
-//! [`crate::store::layout::cdr`].
+//! [`crate::store::layout::cdr`]; the record is [`encode`]d in binary before
+//! it is sealed. Stores of the first layout (JSON records) are rewritten
+//! when the store opens ([`migrate`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +23,8 @@ use crate::store::layout::cdr as layout;
 use crate::store::{Store, Tree, TreeName};
 use crate::types::{AccountId, E164, EmailAddress, TenantId};
 
-/// Keys removed per flushed batch when CDRs are erased.
+/// Keys removed per flushed batch when some CDRs of a month are erased,
+/// and records rewritten per batch by [`migrate`].
 const REMOVE_CHUNK: usize = 5_000;
 
 /// Which way the fax went.
@@ -143,6 +146,237 @@ pub struct CdrStore {
 }
 
 pub use crate::store::layout::cdr::{month_of, parse_place, place as place_for};
+
+/// The first byte of a record in [`encode`]'s form (a JSON record, of the
+/// first layout, starts with `{`).
+const COMPACT: u8 = 1;
+
+/// A CDR as [`encode`] writes it: [`Cdr`]'s fields in order, in postcard
+/// (variable-length integers, strings with their length), times as
+/// milliseconds and the nanoseconds beyond them, each time but the start
+/// relative to the start. Changing it means a new first byte.
+#[derive(Serialize, Deserialize)]
+struct Compact {
+    id: CompactId,
+    correlation_id: String,
+    direction: Direction,
+    tenant: TenantId,
+    account: Option<AccountId>,
+    calling: Option<E164>,
+    called: Option<E164>,
+    emails: Vec<EmailAddress>,
+    smtp_client: Option<std::net::IpAddr>,
+    sip_signalling: Option<SocketAddr>,
+    sip_media: Option<SocketAddr>,
+    start: Ms,
+    answer: Option<Ms>,
+    end: Ms,
+    t30_code: Option<i32>,
+    t30_text: Option<String>,
+    sip_status: Option<u16>,
+    pages: u32,
+    pages_total: Option<u32>,
+    transport: Option<Transport>,
+    bit_rate: Option<u32>,
+    ecm: Option<bool>,
+    resolution: Option<String>,
+    remote_station: Option<String>,
+    attempt: u32,
+    timeline: Vec<(u32, Ms, u32, u32)>,
+    learned: Option<String>,
+}
+
+/// An id of [`CdrStore::new_id`]'s form as its UUID's 16 bytes, another as text.
+#[derive(Serialize, Deserialize)]
+enum CompactId {
+    Uuid([u8; 16]),
+    Text(String),
+}
+
+/// A time in milliseconds and the nanoseconds beyond them.
+#[derive(Serialize, Deserialize)]
+struct Ms(i64, u32);
+
+impl Ms {
+    fn of(t: Timestamp, from: i128) -> Ms {
+        let ns = t.as_nanosecond() - from;
+        Ms(ns.div_euclid(1_000_000) as i64, ns.rem_euclid(1_000_000) as u32)
+    }
+
+    fn at(&self, from: i128) -> Result<Timestamp, Error> {
+        let ns = from + self.0 as i128 * 1_000_000 + self.1 as i128;
+        Timestamp::from_nanosecond(ns).map_err(|e| damaged(&e))
+    }
+}
+
+fn damaged(e: &dyn std::fmt::Display) -> Error {
+    Error::Damaged { what: format!("a CDR record does not decode: {e}") }
+}
+
+/// A CDR's bytes before sealing: [`COMPACT`] and [`Compact`]. Every field is
+/// kept, times to the nanosecond.
+pub fn encode(c: &Cdr) -> Result<Vec<u8>, Error> {
+    let id = match c.id.strip_prefix("cdr-").and_then(|h| uuid::Uuid::try_parse(h).ok()) {
+        Some(u) if c.id == format!("cdr-{}", u.simple()) => CompactId::Uuid(u.into_bytes()),
+        _ => CompactId::Text(c.id.clone()),
+    };
+    let from = c.start.as_nanosecond();
+    let compact = Compact {
+        id,
+        correlation_id: c.correlation_id.clone(),
+        direction: c.direction,
+        tenant: c.tenant.clone(),
+        account: c.account,
+        calling: c.calling.clone(),
+        called: c.called.clone(),
+        emails: c.emails.clone(),
+        smtp_client: c.smtp_client,
+        sip_signalling: c.sip_signalling,
+        sip_media: c.sip_media,
+        start: Ms::of(c.start, 0),
+        answer: c.answer.map(|t| Ms::of(t, from)),
+        end: Ms::of(c.end, from),
+        t30_code: c.t30_code,
+        t30_text: c.t30_text.clone(),
+        sip_status: c.sip_status,
+        pages: c.pages,
+        pages_total: c.pages_total,
+        transport: c.transport,
+        bit_rate: c.bit_rate,
+        ecm: c.ecm,
+        resolution: c.resolution.clone(),
+        remote_station: c.remote_station.clone(),
+        attempt: c.attempt,
+        timeline: c.timeline.iter().map(|p| (p.page, Ms::of(p.at, from), p.bad_rows, p.ecm_retries)).collect(),
+        learned: c.learned.clone(),
+    };
+    let mut out = vec![COMPACT];
+    postcard::to_io(&compact, &mut out).map_err(|e| Error::Invalid(format!("cannot encode a CDR: {e}")))?;
+    Ok(out)
+}
+
+/// A CDR from [`encode`]'s bytes, or from the JSON of the first layout.
+pub fn decode(b: &[u8]) -> Result<Cdr, Error> {
+    match b.first() {
+        Some(&COMPACT) => {}
+        Some(b'{') => {
+            return serde_json::from_slice(b).map_err(|source| Error::Codec { what: "cdr".into(), source });
+        }
+        _ => return Err(damaged(&"unknown first byte")),
+    }
+    let (c, rest): (Compact, &[u8]) = postcard::take_from_bytes(&b[1..]).map_err(|e| damaged(&e))?;
+    if !rest.is_empty() {
+        return Err(damaged(&format!("{} bytes after the record", rest.len())));
+    }
+    let start = c.start.at(0)?;
+    let from = start.as_nanosecond();
+    Ok(Cdr {
+        id: match c.id {
+            CompactId::Uuid(b) => format!("cdr-{}", uuid::Uuid::from_bytes(b).simple()),
+            CompactId::Text(t) => t,
+        },
+        correlation_id: c.correlation_id,
+        direction: c.direction,
+        tenant: c.tenant,
+        account: c.account,
+        calling: c.calling,
+        called: c.called,
+        emails: c.emails,
+        smtp_client: c.smtp_client,
+        sip_signalling: c.sip_signalling,
+        sip_media: c.sip_media,
+        start,
+        answer: c.answer.map(|t| t.at(from)).transpose()?,
+        end: c.end.at(from)?,
+        t30_code: c.t30_code,
+        t30_text: c.t30_text,
+        sip_status: c.sip_status,
+        pages: c.pages,
+        pages_total: c.pages_total,
+        transport: c.transport,
+        bit_rate: c.bit_rate,
+        ecm: c.ecm,
+        resolution: c.resolution,
+        remote_station: c.remote_station,
+        attempt: c.attempt,
+        timeline: c
+            .timeline
+            .into_iter()
+            .map(|(page, at, bad_rows, ecm_retries)| Ok(PageEvent { page, at: at.at(from)?, bad_rows, ecm_retries }))
+            .collect::<Result<_, Error>>()?,
+        learned: c.learned,
+    })
+}
+
+/// Rewrites the CDRs of a store of the first layout ([`layout::v1`]: JSON
+/// records, text keys) in the current one, a few thousand per atomic batch,
+/// each record moved with its index entries in one batch, so that a
+/// rewrite cut short goes on at the next open. Records whose month key was
+/// destroyed are erased and removed; a record that does not open otherwise
+/// (its key lost or damaged) is left as it is, for `faxgate store verify`
+/// to report, and tried again at the next open. Returns the records rewritten.
+pub fn migrate(store: &Store) -> Result<usize, Error> {
+    let tree = store.tree(TreeName::Cdr)?;
+    let old = tree.keys_with_prefix(layout::v1::PLACES)?;
+    let old_index = tree.keys_with_prefix(layout::v1::INDEX)?;
+    if old.is_empty() && old_index.is_empty() {
+        return Ok(0);
+    }
+    let mut destroyed = None;
+    let mut moved = 0;
+    let mut left = 0;
+    for chunk in old.chunks(REMOVE_CHUNK) {
+        let mut b = tree.batch();
+        for k in chunk {
+            match tree.get_sealed_bytes(k) {
+                Ok(Some(plain)) => {
+                    let Ok(c) = decode(&plain) else {
+                        left += 1;
+                        continue;
+                    };
+                    let (y, m) = month_of(c.start);
+                    let place = place(&c);
+                    b.put_sealed_bytes(&place, &month_key(y, m)?, &encode(&c)?)?;
+                    for n in [&c.calling, &c.called].into_iter().flatten() {
+                        b.put_plain(&layout::index_entry(store, n, &place), b"");
+                    }
+                    b.remove(k);
+                    moved += 1;
+                }
+                Ok(None) => {}
+                Err(Error::Crypto(faxgate_retention::Error::KeyDestroyed(id))) => {
+                    let destroyed = match &mut destroyed {
+                        Some(d) => d,
+                        None => destroyed.insert(crate::retention::destroyed_keys(store)?),
+                    };
+                    if destroyed.contains(&id) {
+                        b.remove(k);
+                    } else {
+                        left += 1;
+                    }
+                }
+                Err(_) => left += 1,
+            }
+        }
+        tree.apply(b)?;
+    }
+    // The old index entries, but those of records left in the old layout.
+    let kept: std::collections::HashSet<Vec<u8>> = tree.keys_with_prefix(layout::v1::PLACES)?.into_iter().collect();
+    let stale: Vec<Vec<u8>> =
+        old_index.into_iter().filter(|k| !layout::v1::place_of_index(k).is_some_and(|p| kept.contains(p))).collect();
+    for chunk in stale.chunks(REMOVE_CHUNK) {
+        let mut b = tree.batch();
+        for k in chunk {
+            b.remove(k);
+        }
+        tree.apply(b)?;
+    }
+    if left > 0 {
+        tracing::warn!(left, "CDRs of the first store layout do not open and were left as they are");
+    }
+    tracing::info!(moved, "CDRs rewritten in the current store layout");
+    Ok(moved)
+}
 
 fn place(c: &Cdr) -> Vec<u8> {
     place_for(c.start, &c.id)
@@ -272,7 +506,7 @@ impl CdrStore {
         let (y, m) = month_of(c.start);
         let place = place(c);
         let mut b = self.tree.batch();
-        b.put_sealed(&place, &month_key(y, m)?, c)?;
+        b.put_sealed_bytes(&place, &month_key(y, m)?, &encode(c)?)?;
         for n in [&c.calling, &c.called].into_iter().flatten() {
             b.put_plain(&layout::index_entry(&self.store, n, &place), b"");
         }
@@ -285,7 +519,7 @@ impl CdrStore {
         for c in cdrs {
             let (y, m) = month_of(c.start);
             let place = place(c);
-            b.put_sealed(&place, &month_key(y, m)?, c)?;
+            b.put_sealed_bytes(&place, &month_key(y, m)?, &encode(c)?)?;
             for n in [&c.calling, &c.called].into_iter().flatten() {
                 b.put_plain(&layout::index_entry(&self.store, n, &place), b"");
             }
@@ -316,7 +550,7 @@ impl CdrStore {
     }
 
     fn open_place(&self, k: &[u8]) -> Result<Option<Cdr>, Error> {
-        match self.tree.get_sealed(k) {
+        match self.get(k) {
             Err(Error::Crypto(faxgate_retention::Error::KeyDestroyed(_))) => Ok(None),
             other => other,
         }
@@ -331,9 +565,8 @@ impl CdrStore {
                 let mut places = Vec::new();
                 for month in self.months(filter)? {
                     let prefix = layout::number_index(&self.store, month, n);
-                    for k in self.tree.keys_with_prefix(&prefix)? {
-                        places.push(k[prefix.len()..].to_vec());
-                    }
+                    places
+                        .extend(self.tree.keys_with_prefix(&prefix)?.iter().filter_map(|k| layout::place_of_index(k)));
                 }
                 places.sort();
                 places.dedup();
@@ -435,7 +668,7 @@ impl CdrStore {
 
     /// The CDR at `place`.
     pub fn get(&self, place: &[u8]) -> Result<Option<Cdr>, Error> {
-        self.tree.get_sealed(place)
+        self.tree.get_sealed_bytes(place)?.map(|b| decode(&b)).transpose()
     }
 
     /// Removes the records at `places` with their index entries (after their
@@ -451,7 +684,7 @@ impl CdrStore {
         let mut doomed = Vec::new();
         for month in months {
             for k in self.tree.keys_with_prefix(&layout::month_index(month))? {
-                if layout::place_of_index(month, &k).is_some_and(|p| gone.contains(p)) {
+                if layout::place_of_index(&k).is_some_and(|p| gone.contains(p.as_slice())) {
                     doomed.push(k);
                 }
             }
@@ -474,11 +707,18 @@ impl CdrStore {
         Ok(())
     }
 
-    /// Index entries of a month whose CDRs are all gone (after the month's key was destroyed).
-    pub fn remove_month_index(&self, month: (i16, i8)) -> Result<usize, Error> {
-        let keys = self.tree.keys_with_prefix(&layout::month_index(month))?;
-        self.remove_in_chunks(&keys)?;
-        Ok(keys.len())
+    /// Removes every record and index entry of a month (after the month's
+    /// key was destroyed): two key ranges, removed without opening a
+    /// record, flushed once ([`Tree::remove_prefixes`]). Returns the
+    /// records removed.
+    ///
+    /// The index entries go first: an erasure cut short leaves records
+    /// without entries (unreadable, their key gone, and erased by the next
+    /// sweep), never an entry without its record, which is damage.
+    pub fn erase_month(&self, month: (i16, i8)) -> Result<usize, Error> {
+        let places = layout::month_places(month);
+        let removed = self.tree.remove_prefixes(&[&layout::month_index(month), &places])?;
+        Ok(removed[1])
     }
 }
 
@@ -723,6 +963,187 @@ pub(crate) mod tests {
         assert_eq!((c.transport, c.resolution.as_deref()), (Some(Transport::G711), Some("204x98")));
         assert_eq!((c.pages, c.pages_total), (1, None));
         assert_eq!(resolution_dpi(8040, 15400), "204x391");
+    }
+
+    /// A CDR with every field set, times off the millisecond.
+    fn full(start: &str) -> Cdr {
+        let mut c = sample(start, "alpha", "+4533221100");
+        let ns = SignedDuration::from_nanos(1_234_567);
+        c.start += ns;
+        c.answer = c.answer.map(|t| t + ns + ns);
+        c.end -= ns;
+        c.direction = Direction::FaxToMail;
+        c.emails.push("kopi@hansen-blik.dk".parse().unwrap());
+        c.smtp_client = Some("2001:db8::25".parse().unwrap());
+        c.sip_signalling = Some("[2001:db8::5]:5061".parse().unwrap());
+        c.t30_code = Some(-48);
+        c.t30_text = Some("Call disconnected ÆØÅ".into());
+        c.sip_status = Some(487);
+        c.pages_total = Some(7);
+        c.transport = Some(Transport::G711);
+        c.ecm = Some(false);
+        c.timeline.push(PageEvent { page: 2, at: c.start - ns, bad_rows: 17, ecm_retries: 3 });
+        c.attempt = 4;
+        c.learned = Some("audio ecm-off 9600".into());
+        c
+    }
+
+    #[test]
+    fn the_compact_encoding_keeps_every_field() {
+        let c = full("2026-01-31T23:59:59.500Z");
+        let b = encode(&c).unwrap();
+        assert_eq!(b[0], COMPACT);
+        assert_eq!(decode(&b).unwrap(), c);
+        let json = serde_json::to_vec(&c).unwrap();
+        assert!(b.len() * 2 < json.len(), "{} bytes against {} in JSON", b.len(), json.len());
+        // An id not of new_id's form, and a CDR with nothing optional.
+        let blank = Cdr::blank("cdr-1", "c".into(), Direction::MailToFax, "acme".parse().unwrap(), c.start);
+        assert_eq!(decode(&encode(&blank).unwrap()).unwrap(), blank);
+        let upper = Cdr { id: c.id.to_uppercase(), ..c.clone() };
+        assert_eq!(decode(&encode(&upper).unwrap()).unwrap(), upper);
+        // A record of the first layout (JSON) still reads.
+        assert_eq!(decode(&json).unwrap(), c);
+        // Cut short, or with bytes after it, or unknown: an error, not a CDR.
+        assert!(decode(&b[..b.len() - 1]).is_err());
+        assert!(decode(&[b.as_slice(), &[0]].concat()).is_err());
+        assert!(decode(&[7, 1, 2]).is_err());
+        assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn a_store_of_the_first_layout_is_rewritten_when_it_opens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("d");
+        let (a, b, gone) = (
+            full("2026-03-02T10:00:00Z"),
+            sample("2026-03-05T11:00:00Z", "beta", "+4587654321"),
+            sample("2025-01-05T11:00:00Z", "beta", "+4587654321"),
+        );
+        {
+            // Written as the first layout wrote them: JSON, text keys, 32-byte blinds.
+            let store = Store::open(&data, &data.join("keys")).unwrap();
+            let tree = store.tree(TreeName::Cdr).unwrap();
+            for c in [&a, &b, &gone] {
+                let place = layout::v1::place(c.start, &c.id);
+                let (y, m) = month_of(c.start);
+                let mut batch = tree.batch();
+                batch.put_sealed(&place, &month_key(y, m).unwrap(), c).unwrap();
+                for n in [&c.calling, &c.called].into_iter().flatten() {
+                    batch.put_plain(&layout::v1::index_entry(&store, n, &place), b"");
+                }
+                tree.apply(batch).unwrap();
+            }
+            // January 2025's key destroyed by a sweep cut short before its records went.
+            store.vault().destroy(&month_key(2025, 1).unwrap()).unwrap();
+            store.write_witness().unwrap();
+        }
+        // sled lets go of the database a moment after the last handle is dropped.
+        let store = (0..500)
+            .find_map(|_| match Store::open(&data, &data.join("keys")) {
+                Ok(s) => Some(s),
+                Err(_) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    None
+                }
+            })
+            .expect("the store opens again");
+        let tree = store.tree(TreeName::Cdr).unwrap();
+        assert!(tree.keys_with_prefix(layout::v1::PLACES).unwrap().is_empty());
+        assert!(tree.keys_with_prefix(layout::v1::INDEX).unwrap().is_empty());
+        let cdrs = CdrStore::open(&store).unwrap();
+        assert_eq!(cdrs.list(&CdrFilter::default()).unwrap(), vec![a.clone(), b.clone()]);
+        let f = CdrFilter { number: Some("+4587654321".parse().unwrap()), ..Default::default() };
+        assert_eq!(cdrs.list(&f).unwrap(), vec![b.clone()]);
+        assert_eq!(tree.keys_with_prefix(layout::INDEX).unwrap().len(), 4);
+        let destroyed = crate::retention::destroyed_keys(&store).unwrap();
+        let report = crate::store::verify::verify(&store, &destroyed).unwrap();
+        assert!(report.damage.is_empty(), "{:?}", report.damage);
+        // Nothing left to rewrite at the next open.
+        assert_eq!(migrate(&store).unwrap(), 0);
+    }
+
+    #[test]
+    fn verification_finds_records_and_index_entries_that_do_not_agree() {
+        use crate::store::verify::{Depth, verify_to};
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("d"), &tmp.path().join("d/keys")).unwrap();
+        let cdrs = CdrStore::open(&store).unwrap();
+        let a = sample("2026-03-02T10:00:00Z", "alpha", "+4533221100");
+        let b = sample("2026-03-05T11:00:00Z", "beta", "+4587654321");
+        cdrs.write_many(&[a.clone(), b.clone()]).unwrap();
+        let tree = store.tree(TreeName::Cdr).unwrap();
+        let verified = |depth| verify_to(&store, &Default::default(), depth).unwrap().damage;
+        assert!(verified(Depth::Full).is_empty(), "{:?}", verified(Depth::Full));
+        // Each damage below goes through the store's own writes, so the
+        // manifest agrees with it: only the checks of the CDR tree find it.
+        let named = |depth, what: &str| {
+            let damage = verified(depth);
+            assert!(damage.iter().any(|d| d.contains(what)), "{what:?} not in {damage:?}");
+            assert_eq!(damage.len(), 1, "{damage:?}");
+        };
+
+        // An index entry of a's place under b's called number: a's count is off.
+        let stray = layout::index_entry(&store, b.called.as_ref().unwrap(), &place(&a));
+        let mut batch = tree.batch();
+        batch.put_plain(&stray, b"");
+        tree.apply(batch).unwrap();
+        named(Depth::Full, "an index entry for a number not theirs");
+        let mut batch = tree.batch();
+        batch.remove(&stray);
+        tree.apply(batch).unwrap();
+
+        // One of b's entries missing, then pointing to no CDR.
+        let entry = layout::index_entry(&store, b.called.as_ref().unwrap(), &place(&b));
+        let mut batch = tree.batch();
+        batch.remove(&entry);
+        tree.apply(batch).unwrap();
+        named(Depth::Full, "without their number index entry");
+        let mut orphan = entry.clone();
+        *orphan.last_mut().unwrap() ^= 1;
+        let mut batch = tree.batch();
+        batch.put_plain(&entry, b"");
+        batch.put_plain(&orphan, b"");
+        tree.apply(batch).unwrap();
+        named(Depth::Start, "index entries without their CDR");
+        let mut batch = tree.batch();
+        batch.remove(&orphan);
+        tree.apply(batch).unwrap();
+
+        // A record that authenticates but does not decode, at every start.
+        let (y, m) = month_of(a.start);
+        let mut bytes = encode(&a).unwrap();
+        bytes.push(0);
+        let mut batch = tree.batch();
+        batch.put_sealed_bytes(&place(&a), &month_key(y, m).unwrap(), &bytes).unwrap();
+        tree.apply(batch).unwrap();
+        named(Depth::Start, "do not open (damaged)");
+        cdrs.write(&a).unwrap();
+        assert!(verified(Depth::Full).is_empty(), "{:?}", verified(Depth::Full));
+    }
+
+    #[test]
+    fn a_month_is_erased_by_its_key_ranges() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("d"), &tmp.path().join("d/keys")).unwrap();
+        let cdrs = CdrStore::open(&store).unwrap();
+        let jan: Vec<Cdr> = (0..30)
+            .map(|i| {
+                example(
+                    i,
+                    "2026-01-01T00:00:00Z".parse::<Timestamp>().unwrap() + SignedDuration::from_hours(i as i64 * 20),
+                )
+            })
+            .collect();
+        let feb = sample("2026-02-01T00:00:00Z", "beta", "+4587654321");
+        cdrs.write_many(&jan).unwrap();
+        cdrs.write(&feb).unwrap();
+        assert_eq!(cdrs.erase_month((2026, 1)).unwrap(), 30);
+        assert_eq!(cdrs.list(&CdrFilter::default()).unwrap(), vec![feb.clone()]);
+        let tree = store.tree(TreeName::Cdr).unwrap();
+        assert_eq!(tree.keys_with_prefix(layout::INDEX).unwrap().len(), 2);
+        let report = crate::store::verify::verify(&store, &Default::default()).unwrap();
+        assert!(report.damage.is_empty(), "{:?}", report.damage);
+        assert_eq!(cdrs.erase_month((2026, 1)).unwrap(), 0);
     }
 
     #[test]

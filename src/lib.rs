@@ -19,6 +19,7 @@
 //! - [`admin`]: the operations the CLI asks of the daemon, and the Unix socket that serves them.
 //! - [`daemon`]: `faxgate serve`: wiring, signals, systemd notification.
 //! - [`clock`]: the injected clock.
+//! - [`test_pause`]: points where a test build can be told to pause (`FAXGATE_TEST_PAUSE`).
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -39,6 +40,7 @@ pub mod metrics;
 pub mod retention;
 pub mod sockets;
 pub mod store;
+pub mod test_pause;
 pub mod types;
 pub mod webhook;
 

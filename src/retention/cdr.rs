@@ -103,11 +103,14 @@ fn due_places(
 ) -> Result<(Vec<Vec<u8>>, usize), Error> {
     let mut due = Vec::new();
     let mut held = 0;
+    // In time order (see `layout::cdr`): the first CDR not due yet is the
+    // earliest of those left, and none after it is due.
     for (place, start) in &month.places {
         let at = after(*start, r.policy.cdr);
         if at > now {
             earliest(&mut out.next_due, at);
             earliest(&mut out.oldest_remaining, *start);
+            break;
         } else if is_held(r, place, holds)? {
             held += 1;
             earliest(&mut out.oldest_remaining, *start);
@@ -179,8 +182,7 @@ impl Class for CdrClass {
                         vault.destroy(&key)?;
                         out.keys_destroyed.push(key.to_string());
                         out.erased += month.places.len();
-                        r.cdrs.remove(&month.places.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>())?;
-                        r.cdrs.remove_month_index((y, m))?;
+                        r.cdrs.erase_month((y, m))?;
                         vault.clear_tombstone(&key)?;
                     }
                     Some(d) => {
@@ -197,8 +199,7 @@ impl Class for CdrClass {
                             out.keys_found_destroyed.push(key.to_string());
                         }
                         out.erased += month.places.len();
-                        r.cdrs.remove(&month.places.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>())?;
-                        r.cdrs.remove_month_index((y, m))?;
+                        r.cdrs.erase_month((y, m))?;
                         vault.clear_tombstone(&key)?;
                     }
                     None => out.faults.push(format!(

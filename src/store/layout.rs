@@ -85,7 +85,7 @@ pub fn is_sealed(tree: TreeName, key: &[u8]) -> bool {
         TreeName::Directory => matches!(tag, b"t" | b"a" | b"n" | b"s" | b"tk" | b"wh"),
         TreeName::Mail => matches!(tag, b"j" | b"m" | b"f" | b"p" | b"r"),
         TreeName::Outbox => tag == b"o" || tag == b"w",
-        TreeName::Cdr => key.starts_with(cdr::PLACES),
+        TreeName::Cdr => key.starts_with(cdr::PLACES) || key.starts_with(cdr::v1::PLACES),
         TreeName::Holds | TreeName::Restrictions | TreeName::Learned | TreeName::AdminAudit => true,
     }
 }
@@ -332,17 +332,37 @@ pub mod outbox {
     pub const ONCES: &[u8] = b"n\0";
 }
 
-/// The `cdr` tree.
+/// The `cdr` tree (layout 2; layout 1 is [`cdr::v1`], rewritten at open).
 ///
-/// A CDR's place is `c <YYYY-MM> 0 <start ms, big-endian> 0 <id>`: time
-/// order within a month, and the month and start readable without a key,
-/// which is all the retention sweeper and the audit need. An index entry
-/// `i <YYYY-MM> 0 <blind(number)> <place>` per calling and called number
-/// finds one number's CDRs of a month without opening the others.
+/// A CDR's place is `p <year u16> <month u8> <start ms u64> <id>`, all
+/// big-endian binary (29 bytes for an id of [`crate::cdr::CdrStore::new_id`]):
+/// time order within a month, and the month and start readable without a
+/// key, which is all the retention sweeper and the audit need. An index
+/// entry `n <year> <month> <blind(number), 8 bytes> <start ms> <id>` (37
+/// bytes, empty value) per calling and called number finds one number's
+/// CDRs of a month without opening the others. A month's places and index
+/// entries are each one contiguous key range, removed by prefix.
+///
+/// The blinded number is truncated to 8 bytes of its keyed hash: a reader
+/// opens every CDR an entry points to and keeps it only if its calling or
+/// called number is the one asked for, so two numbers sharing 64 bits (for
+/// 100,000 numbers in a month, a chance of about 3 in 10^10) cost one
+/// extra record opened, never a wrong answer; and the hash stays keyed, so
+/// the shorter form tells no more about the number than the full one.
 pub mod cdr {
     use super::*;
 
     const NUMBER: &str = "cdr-number";
+    /// Bytes of the blinded number kept in an index entry.
+    pub const BLIND_LEN: usize = 8;
+    const PLACE_TAG: u8 = b'p';
+    const INDEX_TAG: u8 = b'n';
+    /// `tag year month`.
+    const MONTH_LEN: usize = 4;
+    /// An id of [`crate::cdr::CdrStore::new_id`] (`cdr-` and a UUID's 32
+    /// hex digits) is kept as `1` and its 16 bytes; another as `0` and its text.
+    const ID_UUID: u8 = 1;
+    const ID_TEXT: u8 = 0;
 
     /// The month (`YYYY-MM`, UTC) of a time.
     pub fn month_of(t: Timestamp) -> (i16, i8) {
@@ -350,62 +370,132 @@ pub mod cdr {
         (d.year(), d.month())
     }
 
-    fn month_text((y, m): (i16, i8)) -> String {
-        format!("{y:04}-{m:02}")
+    fn month_prefix(tag: u8, (y, m): (i16, i8)) -> Vec<u8> {
+        let mut k = Vec::with_capacity(40);
+        k.push(tag);
+        k.extend_from_slice(&(y as u16).to_be_bytes());
+        k.push(m as u8);
+        k
+    }
+
+    fn id_bytes(id: &str, k: &mut Vec<u8>) {
+        match id.strip_prefix("cdr-").filter(|h| h.len() == 32).and_then(|h| uuid::Uuid::try_parse(h).ok()) {
+            Some(u) if id == format!("cdr-{}", u.simple()) => {
+                k.push(ID_UUID);
+                k.extend_from_slice(u.as_bytes());
+            }
+            _ => {
+                k.push(ID_TEXT);
+                k.extend_from_slice(id.as_bytes());
+            }
+        }
     }
 
     /// Where the CDR with this start and id is kept: writing the same CDR
     /// again replaces it, so a retried write never duplicates a CDR.
     pub fn place(start: Timestamp, id: &str) -> Vec<u8> {
-        let mut k = b"c".to_vec();
-        k.extend_from_slice(month_text(month_of(start)).as_bytes());
-        k.push(0);
+        let mut k = month_prefix(PLACE_TAG, month_of(start));
         k.extend_from_slice(&(start.as_millisecond() as u64).to_be_bytes());
-        k.push(0);
-        k.extend_from_slice(id.as_bytes());
+        id_bytes(id, &mut k);
         k
     }
 
     /// The prefix of every place.
-    pub const PLACES: &[u8] = b"c";
+    pub const PLACES: &[u8] = b"p";
+
+    /// The prefix of a month's places.
+    pub fn month_places(month: (i16, i8)) -> Vec<u8> {
+        month_prefix(PLACE_TAG, month)
+    }
+
+    fn parse_month(key: &[u8]) -> Option<(i16, i8)> {
+        let y = u16::from_be_bytes(key.get(1..3)?.try_into().ok()?) as i16;
+        let m = *key.get(3)? as i8;
+        (1..=12).contains(&m).then_some((y, m))
+    }
 
     /// The month and start time a place names.
     pub fn parse_place(key: &[u8]) -> Option<((i16, i8), Timestamp)> {
-        let key = key.strip_prefix(PLACES)?;
-        let month = std::str::from_utf8(key.get(..7)?).ok()?;
-        let y: i16 = month.get(..4)?.parse().ok()?;
-        let m: i8 = month.get(5..7)?.parse().ok()?;
-        let ms: [u8; 8] = key.get(8..16)?.try_into().ok()?;
+        if key.first() != Some(&PLACE_TAG) {
+            return None;
+        }
+        let month = parse_month(key)?;
+        let ms: [u8; 8] = key.get(MONTH_LEN..MONTH_LEN + 8)?.try_into().ok()?;
         let t = Timestamp::from_millisecond(u64::from_be_bytes(ms) as i64).ok()?;
-        Some(((y, m), t))
+        Some((month, t))
     }
 
     /// The prefix of a month's index entries.
     pub fn month_index(month: (i16, i8)) -> Vec<u8> {
-        let mut k = b"i".to_vec();
-        k.extend_from_slice(month_text(month).as_bytes());
-        k.push(0);
-        k
+        month_prefix(INDEX_TAG, month)
     }
+
+    /// The prefix of every index entry.
+    pub const INDEX: &[u8] = b"n";
 
     /// The prefix of one number's index entries in a month.
     pub fn number_index(store: &Store, month: (i16, i8), n: &E164) -> Vec<u8> {
         let mut k = month_index(month);
-        k.extend_from_slice(&store.blind(NUMBER, n.as_str()));
+        k.extend_from_slice(&store.blind(NUMBER, n.as_str())[..BLIND_LEN]);
         k
     }
 
     /// The index entry of `place` under one of its numbers.
     pub fn index_entry(store: &Store, n: &E164, place: &[u8]) -> Vec<u8> {
-        let month = parse_place(place).map_or((0, 0), |(m, _)| m);
+        let month = parse_month(place).unwrap_or((0, 0));
         let mut k = number_index(store, month, n);
-        k.extend_from_slice(place);
+        k.extend_from_slice(place.get(MONTH_LEN..).unwrap_or_default());
         k
     }
 
-    /// The place an index entry of `month` points to.
-    pub fn place_of_index(month: (i16, i8), entry: &[u8]) -> Option<&[u8]> {
-        entry.get(month_index(month).len() + 32..)
+    /// The place an index entry points to.
+    pub fn place_of_index(entry: &[u8]) -> Option<Vec<u8>> {
+        if entry.first() != Some(&INDEX_TAG) || entry.len() <= MONTH_LEN + BLIND_LEN + 8 {
+            return None;
+        }
+        parse_month(entry)?;
+        let mut p = vec![PLACE_TAG];
+        p.extend_from_slice(&entry[1..MONTH_LEN]);
+        p.extend_from_slice(&entry[MONTH_LEN + BLIND_LEN..]);
+        Some(p)
+    }
+
+    /// Layout 1, of stores written before CDRs were kept in binary:
+    /// places `c <YYYY-MM> 0 <start ms> 0 <id>` holding the CDR as JSON,
+    /// index entries `i <YYYY-MM> 0 <blind(number), 32 bytes> <place>`.
+    /// Only the rewrite at open reads it ([`crate::cdr::migrate`]).
+    pub mod v1 {
+        use super::*;
+
+        /// The prefix of every place.
+        pub const PLACES: &[u8] = b"c";
+        /// The prefix of every index entry.
+        pub const INDEX: &[u8] = b"i";
+
+        /// Where a CDR was kept.
+        pub fn place(start: Timestamp, id: &str) -> Vec<u8> {
+            let (y, m) = month_of(start);
+            let mut k = format!("c{y:04}-{m:02}").into_bytes();
+            k.push(0);
+            k.extend_from_slice(&(start.as_millisecond() as u64).to_be_bytes());
+            k.push(0);
+            k.extend_from_slice(id.as_bytes());
+            k
+        }
+
+        /// The index entry of `place` under one of its numbers.
+        pub fn index_entry(store: &Store, n: &E164, place: &[u8]) -> Vec<u8> {
+            let mut k = b"i".to_vec();
+            k.extend_from_slice(place.get(1..9).unwrap_or_default());
+            k.extend_from_slice(&store.blind(NUMBER, n.as_str()));
+            k.extend_from_slice(place);
+            k
+        }
+
+        /// The place an index entry points to.
+        pub fn place_of_index(entry: &[u8]) -> Option<&[u8]> {
+            entry.get(9 + 32..).filter(|p| p.starts_with(PLACES))
+        }
     }
 }
 
@@ -471,6 +561,14 @@ mod tests {
         assert!(p1 < p2);
         assert_eq!(cdr::parse_place(&p1), Some(((2026, 3), t1)));
         assert_eq!(cdr::parse_place(b"x"), None);
+        // An id of the usual form is kept as its 16 bytes.
+        let id = "cdr-0190f2a3b4c57d8e9f00112233445566";
+        let p = cdr::place(t1, id);
+        assert_eq!(p.len(), 29);
+        assert!(p.starts_with(&cdr::month_places((2026, 3))));
+        assert_ne!(p, cdr::place(t1, "cdr-0190f2a3b4c57d8e9f00112233445567"));
+        // Not in lowercase: not the usual form, kept as text, a place of its own.
+        assert_ne!(cdr::place(t1, &id.to_uppercase().replace("CDR-", "cdr-")), p);
         let id: JobId = JobId::generate();
         assert_eq!(mail::pending_id(&mail::pending(&id)).unwrap(), id);
     }

@@ -272,6 +272,7 @@ impl Store {
         if new_store {
             store.write_witness()?;
         }
+        crate::cdr::migrate(&store)?;
         Ok(store)
     }
 
@@ -720,6 +721,62 @@ impl Tree {
             *state = m;
         }
         self.store.flush()
+    }
+}
+
+impl Tree {
+    /// Removes every entry under each of `prefixes` (not on a staged view):
+    /// each entry read once, as the scan passes it, for the manifest; a few
+    /// thousand removals per atomic batch with the manifest; one flush at
+    /// the end. The tree's writers wait meanwhile, so the manifest copied
+    /// beside the store is never one the disk does not have yet. Returns
+    /// the entries removed under each prefix. (A test build can be told to
+    /// pause after the first batch: [`crate::test_pause::MONTH_ERASE_BEGUN`].)
+    pub fn remove_prefixes(&self, prefixes: &[&[u8]]) -> Result<Vec<usize>, Error> {
+        const CHUNK: usize = 20_000;
+        if self.staged.is_some() {
+            return Err(Error::Invalid("a range removed from a staged tree".into()));
+        }
+        let _writing = self.store.inner.writes.read().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
+        let name = self.name.as_str();
+        let mut removed = Vec::with_capacity(prefixes.len());
+        for prefix in prefixes {
+            let mut n = 0;
+            let mut m = *state;
+            let mut batch = sled::Batch::default();
+            let mut in_batch = 0;
+            for kv in self.tree.scan_prefix(prefix) {
+                let (k, v) = kv?;
+                if k.as_ref() == layout::MANIFEST {
+                    continue;
+                }
+                m.toggle(name, &k, &v);
+                m.count -= 1;
+                batch.remove(k);
+                in_batch += 1;
+                n += 1;
+                if in_batch == CHUNK {
+                    m.seq += 1;
+                    batch.insert(layout::MANIFEST, m.encode());
+                    self.tree.apply_batch(std::mem::take(&mut batch))?;
+                    *state = m;
+                    in_batch = 0;
+                    crate::test_pause::pause(crate::test_pause::MONTH_ERASE_BEGUN, || {
+                        let _ = self.store.flush();
+                    });
+                }
+            }
+            if in_batch > 0 {
+                m.seq += 1;
+                batch.insert(layout::MANIFEST, m.encode());
+                self.tree.apply_batch(batch)?;
+                *state = m;
+            }
+            removed.push(n);
+        }
+        self.store.flush()?;
+        Ok(removed)
     }
 }
 

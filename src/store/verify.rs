@@ -8,19 +8,20 @@
 //!   number is behind the copy's);
 //! - every sealed record opens: one that fails authentication is damaged;
 //!   one whose key is missing, and the retention trail does not say the key
-//!   was destroyed, has lost its key;
+//!   was destroyed, has lost its key; every CDR decodes;
 //! - every key: a damaged key file is named (a key fault: the data of its
 //!   owner cannot be opened until it is restored); keys that seal nothing are
 //!   listed, for an operator to look at;
 //! - the indexes: every index entry points to a record and every record has
 //!   its index entries (numbers, senders and accounts in the directory, CDRs
-//!   by number, pending mail and pages by their mail).
+//!   by number, pending mail and pages by their mail); at full depth, a CDR
+//!   has no index entry under a number not its own.
 //!
 //! What it cannot: writes made in the last seconds before a crash, while
 //! the copy beside the store was older than them, are not known to have
 //! existed; a damaged tree that sled itself cannot open is sled's error.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use faxgate_retention::KeyId;
 use serde::{Deserialize, Serialize};
@@ -28,7 +29,6 @@ use serde::{Deserialize, Serialize};
 use super::layout::{self, TreeName};
 use super::{Manifest, Store};
 use crate::Error;
-use crate::cdr::Cdr;
 use crate::directory::{Account, FaxNumber, Sender};
 
 /// Damaged records or index entries listed per problem, at most.
@@ -194,6 +194,11 @@ pub fn verify_to(store: &Store, destroyed: &HashSet<String>, depth: Depth) -> Re
             used.insert(kid.to_string());
             r.records += 1;
             match t.get_sealed_bytes(&k) {
+                // A CDR must also decode: it authenticates whatever bytes it
+                // was sealed with, so a record written damaged would open.
+                Ok(Some(plain)) if name == TreeName::Cdr && crate::cdr::decode(&plain).is_err() => {
+                    unreadable.push(k.to_vec())
+                }
                 Ok(_) => {}
                 Err(Error::Crypto(faxgate_retention::Error::KeyDestroyed(id))) => {
                     if destroyed.contains(&id) {
@@ -318,32 +323,62 @@ fn check_indexes(store: &Store, r: &mut VerifyReport, depth: Depth) -> Result<()
     }
     problem("directory: index entries without their record", dangling);
     problem("directory: records without their index entry", unindexed);
-    // CDRs by number.
+    // CDRs by number (and those of the first layout, left by the rewrite at
+    // open). Every index entry points to a CDR; at full depth, every CDR
+    // that opens has an entry under each of its numbers and no other: an
+    // entry naming another number under an existing CDR (its 8-byte blind
+    // changed) is found by the count of entries per CDR.
     let c = store.tree(TreeName::Cdr)?;
-    let places: HashSet<Vec<u8>> = c.keys_with_prefix(layout::cdr::PLACES)?.into_iter().collect();
+    let mut entries: HashMap<Vec<u8>, u32> =
+        c.keys_with_prefix(layout::cdr::PLACES)?.into_iter().map(|p| (p, 0)).collect();
+    let old_places: HashSet<Vec<u8>> = c.keys_with_prefix(layout::cdr::v1::PLACES)?.into_iter().collect();
     let mut dangling = Vec::new();
     let mut unindexed = Vec::new();
-    for k in c.keys_with_prefix(b"i")? {
-        let month = k
-            .get(1..8)
-            .and_then(|m| std::str::from_utf8(m).ok())
-            .and_then(|m| Some((m.get(..4)?.parse().ok()?, m.get(5..7)?.parse().ok()?)));
-        let target = month.and_then(|m| layout::cdr::place_of_index(m, &k));
-        if !target.is_some_and(|p| places.contains(p)) {
+    let mut misindexed = Vec::new();
+    for k in c.keys_with_prefix(layout::cdr::INDEX)? {
+        match layout::cdr::place_of_index(&k).and_then(|p| entries.get_mut(&p)) {
+            Some(n) => *n += 1,
+            None => dangling.push(k),
+        }
+    }
+    for k in c.keys_with_prefix(layout::cdr::v1::INDEX)? {
+        if !layout::cdr::v1::place_of_index(&k).is_some_and(|p| old_places.contains(p)) {
             dangling.push(k);
         }
     }
-    for p in places.iter().filter(|_| depth == Depth::Full) {
-        if let Ok(Some(cdr)) = c.get_sealed::<Cdr>(p) {
-            for n in [&cdr.calling, &cdr.called].into_iter().flatten() {
-                if !c.contains(&layout::cdr::index_entry(store, n, p))? {
+    if depth == Depth::Full {
+        let mut places: Vec<(&Vec<u8>, &u32)> = entries.iter().collect();
+        places.sort();
+        for (p, &found) in places {
+            // Records that do not open or decode are damage named above;
+            // those of a destroyed key await removal.
+            let Ok(Some(cdr)) = c.get_sealed_bytes(p).map(|b| b.and_then(|b| crate::cdr::decode(&b).ok())) else {
+                continue;
+            };
+            let mut want: Vec<Vec<u8>> = [&cdr.calling, &cdr.called]
+                .into_iter()
+                .flatten()
+                .map(|n| layout::cdr::index_entry(store, n, p))
+                .collect();
+            want.sort();
+            want.dedup();
+            let mut present = 0;
+            for e in &want {
+                if c.contains(e)? {
+                    present += 1;
+                } else {
                     unindexed.push(p.clone());
                 }
             }
+            if found > present {
+                misindexed.push(p.clone());
+            }
         }
     }
+    unindexed.dedup();
     problem("CDRs: index entries without their CDR", dangling);
     problem("CDRs: CDRs without their number index entry", unindexed);
+    problem("CDRs: CDRs with an index entry for a number not theirs", misindexed);
     // Mail: pending mail and rendered pages belong to a stored mail.
     let m = store.tree(TreeName::Mail)?;
     let mut dangling = Vec::new();

@@ -93,6 +93,8 @@ fn the_daemon_erases_what_is_due_and_the_audit_proves_it() {
 #[test]
 fn a_daemon_killed_in_the_middle_of_a_sweep_finishes_it_after_restart() {
     let s = Setup::new();
+    // Two index entries per CDR: more entries than the sweep removes in its
+    // first batch (20,000).
     let n = 20_000;
     let month = crate::sweep_stall::load_old_month(&s, n);
     let key = s.data_dir().join("keys").join(format!("cdr-{month}.key"));
@@ -100,32 +102,40 @@ fn a_daemon_killed_in_the_middle_of_a_sweep_finishes_it_after_restart() {
     let trail_path = s.data_dir().join("retention-audit.jsonl");
 
     // The sweep at start destroys the month's key first, then removes the
-    // records a few thousand at a time: kill -9 the moment the key is gone.
-    let d = s.start();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while key.exists() {
-        assert!(Instant::now() < deadline, "the sweep never destroyed the key; log:\n{}", d.log());
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    // month's records and index entries a batch at a time. The test build
+    // is told to stop for good once the first batch is removed and flushed
+    // (`faxgate::test_pause`); kill -9 it there.
+    let mut cmd = s.serve_command();
+    cmd.env("FAXGATE_TEST_PAUSE", faxgate::test_pause::MONTH_ERASE_BEGUN);
+    let d = crate::harness::Daemon::spawn(cmd);
+    d.wait_for_log(&format!("test build: paused at {}", faxgate::test_pause::MONTH_ERASE_BEGUN));
+    assert!(!key.exists(), "paused in the erasure before the key was destroyed");
     d.kill9();
     let trail = std::fs::read_to_string(&trail_path).unwrap();
     let last: serde_json::Value = serde_json::from_str(trail.lines().last().unwrap()).unwrap();
     assert_eq!(last["begun"], true, "killed after the sweep finished, not in it: {trail}");
-    let left = {
+    let (left, entries_left) = {
         let store = faxgate::store::Store::open(&s.data_dir(), &s.data_dir().join("keys")).unwrap();
-        faxgate::cdr::CdrStore::open(&store).unwrap().places().unwrap().len()
+        let tree = store.tree(faxgate::store::TreeName::Cdr).unwrap();
+        let entries = tree.keys_with_prefix(faxgate::store::layout::cdr::INDEX).unwrap().len();
+        (faxgate::cdr::CdrStore::open(&store).unwrap().places().unwrap().len(), entries)
     };
+    // Cut short in the middle: the index entries go first, the records after.
     assert!(left > 0, "every record was gone before the kill");
+    assert!(entries_left < 2 * n as usize, "nothing was removed before the kill");
     // Offline, the audit sees the records the cut-short sweep left and the sweep itself.
     let out = s.cli(&["retention", "audit"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success() && text.contains("cut short"), "{text}");
-    eprintln!("killed with {left} of {n} records left");
+    eprintln!("killed with {left} of {n} records and {entries_left} of {} index entries left", 2 * n);
 
     // After a restart, the sweep at start finishes the job.
     let d = s.start();
     wait_until("the sweep after the restart", || s.cli(&["retention", "audit"]).status.success());
     assert!(s.json(&["cdr", "list"]).as_array().unwrap().is_empty());
+    // Nothing of the month is left: no record, no index entry without its record.
+    let v = s.cli(&["store", "verify"]);
+    assert!(v.status.success(), "{}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
     let audit = s.json(&["retention", "audit"]);
     let interrupted = audit["interrupted_sweeps"].as_array().unwrap();
     assert_eq!(interrupted.len(), 1, "{audit}");
