@@ -377,7 +377,7 @@ pub async fn serve(
         let cert = cert.context("api.listen: the API is served over TLS only, and no certificate is set")?;
         let listener = crate::api::bind(addr).await?;
         api_address = Some(listener.local_addr()?);
-        let app = crate::api::app(Arc::new(crate::api::Api::new(ctx.clone(), &config.api)));
+        let app = crate::api::app(Arc::new(crate::api::Api::new(ctx.clone(), &config.api)), &config.api);
         tasks.spawn(crate::api::run(listener, cert.acceptor(), app, config.api.clone(), shutdown.clone()));
     }
     tasks.spawn(admin::server::run(listener, socket_path.clone(), ctx, access, shutdown.clone()));

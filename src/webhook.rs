@@ -339,8 +339,10 @@ impl Webhooks {
                     None
                 }
             };
+            // Due already (time passed while delivering): at once.
+            let now = self.clock.now();
             let wait = next
-                .map(|n| n.duration_since(self.clock.now()).unsigned_abs())
+                .map(|n| if n <= now { Duration::ZERO } else { n.duration_since(now).unsigned_abs() })
                 .unwrap_or(Duration::from_secs(60))
                 .min(Duration::from_secs(60));
             tokio::select! {

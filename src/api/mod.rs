@@ -68,6 +68,9 @@ pub struct ApiConfig {
     /// connection is kept.
     #[serde(default = "default_header_timeout")]
     pub header_timeout: u64,
+    /// Seconds a request's body may take to arrive (then 408).
+    #[serde(default = "default_header_timeout")]
+    pub body_timeout: u64,
 }
 
 fn default_rate() -> u32 {
@@ -101,6 +104,7 @@ impl Default for ApiConfig {
             max_connections: default_max_connections(),
             handshake_timeout: default_handshake_timeout(),
             header_timeout: default_header_timeout(),
+            body_timeout: default_header_timeout(),
         }
     }
 }
@@ -123,6 +127,9 @@ impl ApiConfig {
         }
         if self.header_timeout == 0 {
             p.push(("api.header_timeout", "must be at least 1 second".to_owned()));
+        }
+        if self.body_timeout == 0 {
+            p.push(("api.body_timeout", "must be at least 1 second".to_owned()));
         }
         if self.certificate.is_some() != self.key.is_some() {
             p.push(("api.key", "api.certificate and api.key are set together or not at all".to_owned()));
@@ -167,7 +174,8 @@ pub fn openapi_json() -> String {
 
 /// The HTTP application: every operation, `/openapi.json`, and 404 as a
 /// problem for anything else.
-pub fn app(api: Arc<Api>) -> axum::Router {
+pub fn app(api: Arc<Api>, config: &ApiConfig) -> axum::Router {
+    let body_timeout = Duration::from_secs(config.body_timeout);
     let (router, doc) = routes::router().split_for_parts();
     let doc = Arc::new(doc.to_json().unwrap_or_default());
     router
@@ -179,7 +187,7 @@ pub fn app(api: Arc<Api>) -> axum::Router {
             }),
         )
         .fallback(|| async { Problem::not_found("no such resource") })
-        .layer(axum::middleware::from_fn(whole_body))
+        .layer(axum::middleware::from_fn_with_state(body_timeout, whole_body))
         .method_not_allowed_fallback(|| async {
             Problem::new(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -263,21 +271,32 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> t
 }
 
 /// The largest request body taken.
-pub const MAX_BODY: usize = 2 << 20;
+pub const MAX_BODY: usize = 1 << 20;
 
-/// Reads the whole request body before the operation looks at it: an
-/// answer given before the body is read (a path naming nothing, a missing
-/// token) would otherwise end the connection while the client still
-/// sends, and the client would see a broken connection instead of the answer.
-async fn whole_body(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+/// Reads the whole request body, within `api.body_timeout`, before the
+/// operation looks at it: a body that trickles in holds no connection for
+/// longer (408), one over [`MAX_BODY`] is refused (413), and an answer is
+/// never given while the client still sends.
+async fn whole_body(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
     use axum::response::IntoResponse;
     let (parts, body) = req.into_parts();
-    match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
-        Err(_) => Problem::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+    match tokio::time::timeout(limit, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(bytes)) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Ok(Err(_)) => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
             "invalid",
             format!("the body is larger than {} MiB, or was cut off", MAX_BODY >> 20),
+        )
+        .into_response(),
+        Err(_) => Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid",
+            format!("the body took longer than {} s to arrive", limit.as_secs()),
         )
         .into_response(),
     }

@@ -13,8 +13,8 @@ use crate::harness::{Daemon, Setup};
 pub struct Api {
     pub s: Setup,
     pub d: Daemon,
-    base: String,
-    agent: ureq::Agent,
+    pub base: String,
+    pub agent: ureq::Agent,
 }
 
 /// An answer: status, content type, body.
@@ -112,27 +112,6 @@ impl Api {
     }
 }
 
-pub fn add_tenant(s: &Setup, id: &str) {
-    let domain = format!("fax.{id}.dk");
-    s.ok(&[
-        "tenant",
-        "add",
-        id,
-        "--name",
-        &format!("{id} Telecom"),
-        "--from-address",
-        &format!("fax@{id}.dk"),
-        "--country",
-        "DK",
-        "--domain",
-        &domain,
-    ]);
-}
-
-fn add_account(s: &Setup, tenant: &str, name: &str) -> String {
-    s.json(&["account", "add", "--tenant", tenant, "--name", name])["id"].as_str().unwrap().to_owned()
-}
-
 #[track_caller]
 pub fn problem(a: &Answer, status: u16) -> String {
     assert_eq!(a.status, status, "{a:?}");
@@ -146,9 +125,9 @@ pub fn problem(a: &Answer, status: u16) -> String {
 fn each_role_does_what_it_may_through_the_api() {
     let api = Api::start("");
     let s = &api.s;
-    add_tenant(s, "acme");
-    add_tenant(s, "beta");
-    let acc = add_account(s, "acme", "Hansen ApS");
+    s.add_tenant("acme");
+    s.add_tenant("beta");
+    let acc = s.add_account("acme", "Hansen ApS");
     let admin = api.token("acme", None, "tenant-admin");
     let acc_admin = api.token("acme", Some(&acc), "account-admin");
     let user = api.token("acme", Some(&acc), "account-user");
@@ -269,11 +248,11 @@ fn other_tenants_and_accounts_answer_as_not_there() {
     // Each token asks about 60 times in a second here.
     let api = Api::start("burst = 1000\n");
     let s = &api.s;
-    add_tenant(s, "acme");
-    add_tenant(s, "beta");
-    let mine = add_account(s, "acme", "Hansen ApS");
-    let neighbour = add_account(s, "acme", "Jensen A/S");
-    let foreign = add_account(s, "beta", "Berg GmbH");
+    s.add_tenant("acme");
+    s.add_tenant("beta");
+    let mine = s.add_account("acme", "Hansen ApS");
+    let neighbour = s.add_account("acme", "Jensen A/S");
+    let foreign = s.add_account("beta", "Berg GmbH");
     s.ok(&["number", "add", "+4533221100", "--account", &mine]);
     s.ok(&["number", "add", "+4533221102", "--account", &neighbour]);
     s.ok(&["number", "add", "+4544556677", "--account", &foreign]);
@@ -464,8 +443,8 @@ fn other_tenants_and_accounts_answer_as_not_there() {
 fn lists_come_in_pages_and_each_token_has_a_rate() {
     let api = Api::start("requests_per_minute = 1\nburst = 12\n");
     let s = &api.s;
-    add_tenant(s, "acme");
-    let mut made: Vec<String> = (0..7).map(|i| add_account(s, "acme", &format!("Kunde {i}"))).collect();
+    s.add_tenant("acme");
+    let mut made: Vec<String> = (0..7).map(|i| s.add_account("acme", &format!("Kunde {i}"))).collect();
     made.sort();
     let admin = api.token("acme", None, "tenant-admin");
     let other = api.token("acme", None, "tenant-admin");
@@ -505,6 +484,39 @@ fn lists_come_in_pages_and_each_token_has_a_rate() {
     let wait: u64 = a.retry_after.as_deref().unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
     assert_eq!(api.get("/v1/tenants", &other).status, 200);
+}
+
+/// A body that trickles in is answered 408 after `api.body_timeout` (1 s
+/// here), and the API goes on answering; one over 1 MiB is refused with 413.
+#[test]
+fn a_slow_or_oversized_body_is_refused_and_the_api_goes_on() {
+    let api = Api::start("body_timeout = 1\n");
+    api.s.add_tenant("acme");
+    let token = api.token("acme", None, "tenant-admin");
+    let (host, port) = api.base.trim_start_matches("https://").rsplit_once(':').unwrap();
+    // Headers and 1 byte of a 100-byte body, then nothing (Python's ssl).
+    let script = format!(
+        r#"
+import socket, ssl, time
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("{host}", {port}), timeout=20))
+s.sendall(b"POST /v1/accounts HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{")
+start = time.time()
+answer = s.recv(65536).split(b"\r\n")[0].decode()
+print(answer, round(time.time() - start))
+"#
+    );
+    let out = std::process::Command::new("/usr/bin/python3").arg("-c").arg(&script).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let (line, secs) = text.trim().rsplit_once(' ').unwrap();
+    assert_eq!(line, "HTTP/1.1 408 Request Timeout");
+    assert!(secs.parse::<u64>().unwrap() <= 5, "{text}");
+    let a = api.post("/v1/accounts", &token, json!({"tenant": "acme", "name": "x".repeat(1 << 20)}));
+    assert!(problem(&a, 413).contains("larger than 1 MiB"), "{a:?}");
+    assert_eq!(api.get("/v1/accounts", &token).status, 200);
 }
 
 /// A request hyper refuses before its body (a control character in a
@@ -605,10 +617,10 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
     );
     let api = Api::start("burst = 100000\nrequests_per_minute = 100000\n");
     let s = &api.s;
-    add_tenant(s, "acme");
-    add_tenant(s, "beta");
-    let acc = add_account(s, "acme", "Hansen ApS");
-    let other = add_account(s, "beta", "Berg GmbH");
+    s.add_tenant("acme");
+    s.add_tenant("beta");
+    let acc = s.add_account("acme", "Hansen ApS");
+    let other = s.add_account("beta", "Berg GmbH");
     s.ok(&["number", "add", "+4533221100", "--account", &acc]);
     s.ok(&["number", "add", "+4544556677", "--account", &other]);
     s.ok(&["sender", "add", "@hansen.dk", "--account", &acc, "--auth", "dmarc"]);

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::api::{Api, add_tenant, problem};
+use crate::api::{Api, problem};
 use crate::dns::DnsFixture;
 use crate::mail;
 
@@ -127,8 +127,8 @@ fn a_tenant_admins_fax_domain_routes_only_once_its_txt_record_is_published() {
 fn claims_through_the_api_are_verified_against_the_configured_resolvers() {
     let dns = DnsFixture::start(&[]);
     let api = Api::start(&format!("[smtp]\ndns_servers = [\"{}\"]\n", dns.addr));
-    add_tenant(&api.s, "acme");
-    add_tenant(&api.s, "beta");
+    api.s.add_tenant("acme");
+    api.s.add_tenant("beta");
     let admin = api.token("acme", None, "tenant-admin");
     let beta = api.token("beta", None, "tenant-admin");
 

@@ -121,6 +121,29 @@ impl Setup {
         serde_json::from_str(&self.ok(&a)).unwrap()
     }
 
+    /// Adds tenant `id` (`<id> Telecom`, fax@<id>.dk, DK, fax.<id>.dk) through the CLI.
+    pub fn add_tenant(&self, id: &str) {
+        let (name, from, domain) = (format!("{id} Telecom"), format!("fax@{id}.dk"), format!("fax.{id}.dk"));
+        self.ok(&[
+            "tenant",
+            "add",
+            id,
+            "--name",
+            &name,
+            "--from-address",
+            &from,
+            "--country",
+            "DK",
+            "--domain",
+            &domain,
+        ]);
+    }
+
+    /// Adds an account named `name` to `tenant` through the CLI; its id.
+    pub fn add_account(&self, tenant: &str, name: &str) -> String {
+        self.json(&["account", "add", "--tenant", tenant, "--name", name])["id"].as_str().unwrap().to_owned()
+    }
+
     /// Runs the CLI, asserts failure, returns standard error.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.cli(args);

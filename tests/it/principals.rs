@@ -3,34 +3,13 @@
 
 use crate::harness::Setup;
 
-fn add_tenant(s: &Setup, id: &str) {
-    let domain = format!("fax.{id}.dk");
-    s.ok(&[
-        "tenant",
-        "add",
-        id,
-        "--name",
-        &format!("{id} Telecom"),
-        "--from-address",
-        &format!("fax@{id}.dk"),
-        "--country",
-        "DK",
-        "--domain",
-        &domain,
-    ]);
-}
-
-fn add_account(s: &Setup, tenant: &str) -> String {
-    s.json(&["account", "add", "--tenant", tenant, "--name", "Hansen ApS"])["id"].as_str().unwrap().to_owned()
-}
-
 #[test]
 fn tokens_are_created_listed_and_revoked_by_the_cli() {
     let s = Setup::new();
     let _d = s.start();
-    add_tenant(&s, "acme");
-    add_tenant(&s, "beta");
-    let acc = add_account(&s, "acme");
+    s.add_tenant("acme");
+    s.add_tenant("beta");
+    let acc = s.add_account("acme", "Hansen ApS");
 
     // Made: the secret is printed once, on standard output alone.
     let out = s.cli(&["token", "create", "--tenant", "acme", "--role", "tenant-admin", "--name", "billing"]);
@@ -103,10 +82,10 @@ fn tokens_are_created_listed_and_revoked_by_the_cli() {
 fn every_change_is_audited_with_its_principal_and_no_number_in_clear() {
     let s = Setup::new();
     let _d = s.start();
-    add_tenant(&s, "acme");
-    add_tenant(&s, "beta");
-    let acc = add_account(&s, "acme");
-    let beta_acc = add_account(&s, "beta");
+    s.add_tenant("acme");
+    s.add_tenant("beta");
+    let acc = s.add_account("acme", "Hansen ApS");
+    let beta_acc = s.add_account("beta", "Hansen ApS");
     s.ok(&["number", "add", "+4533221100", "--account", &acc, "--route", "jens@hansen.dk"]);
     s.ok(&["--as-tenant", "acme", "route", "add", "+4533221100", "bogholderi@hansen.dk"]);
     s.ok(&["number", "add", "+4533221177", "--account", &beta_acc]);

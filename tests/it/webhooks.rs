@@ -206,67 +206,44 @@ fn deliveries_are_signed_retried_until_200_once_only_and_a_failing_hook_is_disab
 
 #[test]
 fn a_number_added_over_the_api_reaches_the_tenants_webhook_signed() {
-    use crate::harness::Setup;
     let tmp = tempfile::tempdir().unwrap();
     let rx = Receiver::start(tmp.path());
     rx.answer(200);
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let s = Setup::with("[api]\nlisten = \"127.0.0.1:0\"\ncertificate = \"@DIR@/api.crt\"\nkey = \"@DIR@/api.key\"\n");
-    std::fs::write(s.path().join("api.crt"), cert.cert.pem()).unwrap();
-    std::fs::write(s.path().join("api.key"), cert.key_pair.serialize_pem()).unwrap();
-    let text = std::fs::read_to_string(&s.config).unwrap();
-    std::fs::write(&s.config, text.replace("@DIR@", &s.path().display().to_string())).unwrap();
-    let d = s.start();
-    let base = d.announced("api");
-    s.ok(&["tenant", "add", "acme", "--name", "Acme", "--from-address", "fax@acme.dk", "--country", "DK"]);
-    let acc = s.json(&["account", "add", "--tenant", "acme", "--name", "Hansen"])["id"].as_str().unwrap().to_owned();
-    let token = s.json(&["token", "create", "--tenant", "acme", "--role", "tenant-admin"])["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let root = ureq::tls::Certificate::from_der(cert.cert.der()).to_owned();
-    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![root]))).build();
-    let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).http_status_as_error(false).build().into();
-    let auth = format!("Bearer {token}");
+    let api = crate::api::Api::start("");
+    let s = &api.s;
+    s.add_tenant("acme");
+    let acc = s.add_account("acme", "Hansen");
+    let token = api.token("acme", None, "tenant-admin");
 
     // Made over the API: the secret once.
-    let mut r = agent
-        .post(format!("{base}/v1/webhooks"))
-        .header("Authorization", &auth)
-        .send_json(json!({"tenant": "acme", "url": rx.url, "events": ["number.changed"]}))
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let made: Value = r.body_mut().read_json().unwrap();
-    let secret = made["secret"].as_str().unwrap();
+    let a = api.post("/v1/webhooks", &token, json!({"tenant": "acme", "url": rx.url, "events": ["number.changed"]}));
+    assert_eq!(a.status, 201, "{a:?}");
+    let secret = a.body["secret"].as_str().unwrap();
     assert_eq!(secret.len(), 64);
     rx.secret(secret);
-    let mut r = agent.get(format!("{base}/v1/webhooks")).header("Authorization", &auth).call().unwrap();
-    let listed: Value = r.body_mut().read_json().unwrap();
-    assert_eq!(listed["items"][0]["state"], "active");
-    assert!(!listed.to_string().contains(secret), "{listed}");
+    let listed = api.get("/v1/webhooks", &token);
+    assert_eq!(listed.body["items"][0]["state"], "active");
+    assert!(!listed.body.to_string().contains(secret), "{listed:?}");
     // A URL that is neither https nor loopback is refused.
-    let r = agent
-        .post(format!("{base}/v1/webhooks"))
-        .header("Authorization", &auth)
-        .send_json(json!({"tenant": "acme", "url": "http://hooks.example.com/x", "events": ["fax.sent"]}))
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    let a = api.post(
+        "/v1/webhooks",
+        &token,
+        json!({"tenant": "acme", "url": "http://hooks.example.com/x", "events": ["fax.sent"]}),
+    );
+    assert!(crate::api::problem(&a, 400).contains("use https"), "{a:?}");
 
     // A number added: the receiver gets number.changed, signed, without the number.
-    let r = agent
-        .post(format!("{base}/v1/numbers"))
-        .header("Authorization", &auth)
-        .send_json(json!({"account": acc, "number": "+4533221100"}))
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let a = api.post("/v1/numbers", &token, json!({"account": acc, "number": "+4533221100"}));
+    assert_eq!(a.status, 201, "{a:?}");
     let got = rx.wait_for(1);
-    assert_eq!(got.len(), 1, "{}", d.log());
+    assert_eq!(got.len(), 1, "{}", api.d.log());
     assert_eq!((got[0]["event"].as_str(), got[0]["valid"].as_bool()), (Some("number.changed"), Some(true)), "{got:#?}");
     assert_eq!(got[0]["body"]["change"], "added");
     assert_eq!(got[0]["body"]["number_account"], acc.as_str());
     assert!(!got[0].to_string().contains("33221100"), "the number without personal_data: {got:#?}");
 
     // Restarted: delivered is not delivered again.
+    let crate::api::Api { s, d, .. } = api;
     d.stop();
     let d = s.start();
     s.ok(&["status"]);
