@@ -143,7 +143,15 @@ fn kill_9_at_random_points_loses_nothing_and_sends_nothing_twice() {
     assert!(daemon.stop().success());
     // CDRs of a communication more than a year ago: the first sweep erases them.
     let old_at = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * 400)).to_string();
-    let expired: Vec<_> = (0..3).map(|_| cdr(&old_at, "acme", "+4533221100", &["boss@customer.test"])).collect();
+    // Each of its own mail: a kill before the first sweep leaves all three,
+    // and they must not read as two CDRs for one attempt.
+    let expired: Vec<_> = (0..3)
+        .map(|i| {
+            let mut c = cdr(&old_at, "acme", "+4533221100", &["boss@customer.test"]);
+            c.correlation_id = format!("<expired-{i}@mail.example.dk>");
+            c
+        })
+        .collect();
     write_cdrs(&setup, &expired);
     let expired: BTreeSet<String> = expired.into_iter().map(|c| c.id).collect();
 
