@@ -15,7 +15,8 @@
 #   tzdata                                                  the time zone database: tenants' zones (page header, reports), and their tests
 #   prometheus                                              promtool: the /metrics text checked, the example alert rules tested
 #   python3-venv                                            a virtual environment for schemathesis (PyPI), which fuzzes the HTTPS API against its OpenAPI document
-FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix tesseract-ocr python3-skimage fail2ban tzdata faketime prometheus python3-venv"
+#   curl                                                    an independent HTTP client: a fax sent by upload to the HTTPS API, as the README shows
+FAXGATE_PACKAGES="build-essential pkg-config libtiff-dev libjpeg-dev libclang-dev clang libtiff-tools poppler-utils qpdf ghostscript systemd sip-tester swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix tesseract-ocr python3-skimage fail2ban tzdata faketime prometheus python3-venv curl"
 
 ensure_packages() {
     local missing=()

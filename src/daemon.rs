@@ -322,7 +322,7 @@ pub async fn serve(
         webhooks: webhooks.clone(),
         store: store.clone(),
         directory: directory.clone(),
-        spool,
+        spool: spool.clone(),
         outbox,
         clock: clock.clone(),
         media_clock: media_clock()?,
@@ -366,6 +366,7 @@ pub async fn serve(
     };
     ctx.queue = Some(crate::gateway::Queue::Running(gateway));
     ctx.webhooks = Some(webhooks);
+    ctx.spool = Some(spool);
     ctx.outbox = Some(outbox_handle);
     let access = Arc::new(admin::access::Access::from_config(&config.admin)?);
     let ctx = Arc::new(ctx);

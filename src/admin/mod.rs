@@ -13,13 +13,15 @@
 //! - [`audit`]: the sealed audit of every change;
 //! - [`server`]: the Unix socket listener in the daemon;
 //! - [`client`]: the CLI's side of the socket;
-//! - `queue`: the fax queue and the outbox, listed and steered.
+//! - `queue`: the fax queue and the outbox, listed and steered;
+//! - [`send`]: a document sent as a fax (the API's upload, `faxgate fax send`).
 
 pub mod access;
 pub mod audit;
 pub mod client;
 pub mod principal;
 mod queue;
+pub mod send;
 pub mod server;
 
 use jiff::Timestamp;
@@ -291,6 +293,19 @@ pub enum Request {
         tenant: Option<TenantId>,
         since: Option<Timestamp>,
     },
+    /// Send a document as a fax to `to`, as `sender` would by mail.
+    FaxSend {
+        sender: EmailAddress,
+        to: Vec<String>,
+        #[serde(default)]
+        subject: Option<String>,
+        #[serde(default)]
+        comment: Option<String>,
+        document: send::Upload,
+        /// The same key again within a day: the first fax's answer, not a second fax.
+        #[serde(default)]
+        idempotency_key: Option<String>,
+    },
 }
 
 impl Request {
@@ -358,6 +373,7 @@ impl Request {
             R::WebhookList { .. } => Op::WebhookList,
             R::WebhookRemove { .. } => Op::WebhookRemove,
             R::WebhookEnable { .. } => Op::WebhookEnable,
+            R::FaxSend { .. } => Op::FaxSend,
             R::AuditList { .. } => Op::AuditList,
         }
     }
@@ -546,6 +562,9 @@ pub struct Context {
     /// The DNS resolvers claims are verified through (`[smtp]
     /// dns_servers`); empty: the system's.
     pub dns_servers: Vec<std::net::SocketAddr>,
+    /// The spool of the running daemon, which a fax sent by upload enters;
+    /// unset: no fax can be sent (the CLI sends through the daemon).
+    pub spool: Option<crate::mail::Spool>,
 }
 
 impl Context {
@@ -574,6 +593,7 @@ impl Context {
             status,
             restart_needed: Default::default(),
             dns_servers: Vec::new(),
+            spool: None,
         })
     }
 }
@@ -748,6 +768,9 @@ fn audit_objects(store: &Store, r: &Request) -> Vec<String> {
             v
         }
         R::WebhookRemove { id } | R::WebhookEnable { id } => vec![format!("webhook:{id}")],
+        R::FaxSend { sender, to, .. } => std::iter::once(format!("sender:{}", address(sender.as_str())))
+            .chain(to.iter().map(|n| number(n)))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -1122,6 +1145,9 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             moved_deadlines(ctx)?;
             ctx.wake.notify_one();
             to_value(h)
+        }
+        R::FaxSend { sender, to, subject, comment, document, idempotency_key } => {
+            send::send(ctx, caller, send::Fax { sender, to, subject, comment, document, idempotency_key })
         }
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Context, Request};
 use crate::Error;
-use crate::directory::Scope;
+use crate::directory::{Scope, SenderPattern};
 use crate::types::{AccountId, TenantId};
 
 /// A role, lowest rank first.
@@ -251,6 +251,7 @@ ops! {
     WebhookRemove: ACCOUNT, true;
     WebhookEnable: ACCOUNT, true;
     AuditList: TENANT, false;
+    FaxSend: USER, true;
 }
 
 /// Whose object a request names, as the store says.
@@ -433,6 +434,14 @@ pub fn target_of(ctx: &Context, p: &Principal, request: &Request) -> Result<Targ
                 (Owner::Account(t, _), Some(own)) if t != own => Ok(Target::new(Owner::Missing, to.name)),
                 _ => number(n),
             }
+        }
+        R::FaxSend { sender, .. } => {
+            let name = format!("sender {sender}");
+            Ok(match dir.sender_get(&op, &SenderPattern::Address(sender.clone())) {
+                Ok(s) => Target::new(Owner::Account(s.tenant, s.account), name),
+                Err(Error::NotFound(_)) => Target::new(Owner::Missing, name),
+                Err(e) => return Err(e),
+            })
         }
         R::SenderShow { sender } | R::SenderChange { sender, .. } | R::SenderRemove { sender } => {
             let name = format!("sender {sender}");

@@ -71,6 +71,14 @@ pub struct ApiConfig {
     /// Seconds a request's body may take to arrive (then 408).
     #[serde(default = "default_header_timeout")]
     pub body_timeout: u64,
+    /// The largest document a fax sent by upload (`POST /v1/faxes`) may
+    /// be, in MiB (other requests: 1 MiB).
+    #[serde(default = "default_max_upload_mib")]
+    pub max_upload_mib: u32,
+}
+
+fn default_max_upload_mib() -> u32 {
+    20
 }
 
 fn default_rate() -> u32 {
@@ -105,6 +113,7 @@ impl Default for ApiConfig {
             handshake_timeout: default_handshake_timeout(),
             header_timeout: default_header_timeout(),
             body_timeout: default_header_timeout(),
+            max_upload_mib: default_max_upload_mib(),
         }
     }
 }
@@ -130,6 +139,9 @@ impl ApiConfig {
         }
         if self.body_timeout == 0 {
             p.push(("api.body_timeout", "must be at least 1 second".to_owned()));
+        }
+        if !(1..=100).contains(&self.max_upload_mib) {
+            p.push(("api.max_upload_mib", format!("must be 1 to 100 (MiB), not {}", self.max_upload_mib)));
         }
         if self.certificate.is_some() != self.key.is_some() {
             p.push(("api.key", "api.certificate and api.key are set together or not at all".to_owned()));
@@ -175,7 +187,10 @@ pub fn openapi_json() -> String {
 /// The HTTP application: every operation, `/openapi.json`, and 404 as a
 /// problem for anything else.
 pub fn app(api: Arc<Api>, config: &ApiConfig) -> axum::Router {
-    let body_timeout = Duration::from_secs(config.body_timeout);
+    let limits = BodyLimits {
+        timeout: Duration::from_secs(config.body_timeout),
+        upload: (config.max_upload_mib as usize) << 20,
+    };
     let (router, doc) = routes::router().split_for_parts();
     let doc = Arc::new(doc.to_json().unwrap_or_default());
     router
@@ -187,7 +202,7 @@ pub fn app(api: Arc<Api>, config: &ApiConfig) -> axum::Router {
             }),
         )
         .fallback(|| async { Problem::not_found("no such resource") })
-        .layer(axum::middleware::from_fn_with_state(body_timeout, whole_body))
+        .layer(axum::middleware::from_fn_with_state(limits, whole_body))
         .method_not_allowed_fallback(|| async {
             Problem::new(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -270,27 +285,41 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> t
     }
 }
 
-/// The largest request body taken.
+/// The largest request body taken, but for a fax's upload.
 pub const MAX_BODY: usize = 1 << 20;
+
+/// How long a body may take, and how large an upload may be.
+#[derive(Clone, Copy, Debug)]
+struct BodyLimits {
+    timeout: Duration,
+    upload: usize,
+}
 
 /// Reads the whole request body, within `api.body_timeout`, before the
 /// operation looks at it: a body that trickles in holds no connection for
-/// longer (408), one over [`MAX_BODY`] is refused (413), and an answer is
-/// never given while the client still sends.
+/// longer (408), one over [`MAX_BODY`] (a fax's upload: over
+/// `api.max_upload_mib`) is refused (413), and an answer is never given
+/// while the client still sends.
 async fn whole_body(
-    axum::extract::State(limit): axum::extract::State<Duration>,
+    axum::extract::State(limits): axum::extract::State<BodyLimits>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
     let (parts, body) = req.into_parts();
-    match tokio::time::timeout(limit, axum::body::to_bytes(body, MAX_BODY)).await {
+    let max = if parts.method == axum::http::Method::POST && parts.uri.path() == "/v1/faxes" {
+        limits.upload + (64 << 10)
+    } else {
+        MAX_BODY
+    };
+    let limit = limits.timeout;
+    match tokio::time::timeout(limit, axum::body::to_bytes(body, max)).await {
         Ok(Ok(bytes)) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
         Ok(Err(_)) => Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid",
-            format!("the body is larger than {} MiB, or was cut off", MAX_BODY >> 20),
+            format!("the body is larger than {} MiB, or was cut off", max >> 20),
         )
         .into_response(),
         Err(_) => Problem::new(

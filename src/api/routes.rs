@@ -597,6 +597,107 @@ async fn queue_list(State(api): St, Auth(c): Auth, Query(q): Query<QueueQuery>, 
     paged(run(&api, c, Request::QueueList { tenant: q.tenant, account: q.account, state: q.state }).await?, &p)
 }
 
+/// A fax to send: the form of `POST /v1/faxes`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct FaxUpload {
+    /// The sender (an address sender of the account): the report goes there.
+    #[schema(format = "email")]
+    sender: String,
+    /// Fax numbers: `+4533221100`, or as the tenant's country dials them;
+    /// the field again, or commas, for more than one (at most 100).
+    to: Vec<String>,
+    /// The subject (of the report and the cover page); default the file name.
+    subject: Option<String>,
+    /// A text for the cover page (or a page of its own).
+    comment: Option<String>,
+    /// The document: PDF, TIFF, PNG, JPEG, text or anything mail-to-fax
+    /// renders; its media type from the part's Content-Type, or its file name.
+    #[schema(value_type = String, format = Binary)]
+    document: Vec<u8>,
+}
+
+/// A fax accepted: 202.
+pub(super) struct Accepted(Value);
+
+impl IntoResponse for Accepted {
+    fn into_response(self) -> Response {
+        (StatusCode::ACCEPTED, axum::Json(self.0)).into_response()
+    }
+}
+
+/// Sends a document as a fax, as mailing it to the fax numbers would: the
+/// same recipient rules, rendering, queue, report to the sender, CDRs and
+/// webhooks. Answered once the fax is on disk; the jobs then show under
+/// `GET /v1/faxes`. The same `Idempotency-Key` again within a day is
+/// answered with the first fax's id (`already_queued`), not sent twice.
+#[utoipa::path(post, path = "/v1/faxes", tag = "faxes",
+    request_body(content = FaxUpload, content_type = "multipart/form-data"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "The same key again within a day: the first answer, not a second fax.")),
+    responses((status = 202, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn fax_send(
+    State(api): St,
+    Auth(c): Auth,
+    headers: axum::http::HeaderMap,
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Res<Accepted> {
+    let mut form = form.map_err(|r| {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid",
+            format!("the body must be a form (multipart/form-data): {}", r.body_text()),
+        )
+    })?;
+    let unreadable = |e: axum::extract::multipart::MultipartError| {
+        Problem::invalid(format!("the form cannot be read: {}", e.body_text()))
+    };
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            Some(v.to_str().map_err(|_| Problem::invalid("Idempotency-Key: printable ASCII only"))?.trim().to_owned())
+        }
+    };
+    let (mut sender, mut to, mut subject, mut comment, mut document) = (None, Vec::new(), None, None, None);
+    while let Some(field) = form.next_field().await.map_err(unreadable)? {
+        let name = field.name().unwrap_or("").to_owned();
+        match name.as_str() {
+            "document" => {
+                if document.is_some() {
+                    return Err(Problem::invalid("one document a fax: the form has two"));
+                }
+                let filename = field.file_name().filter(|f| !f.is_empty()).unwrap_or("document").to_owned();
+                let content_type = field
+                    .content_type()
+                    .map(str::to_owned)
+                    .filter(|t| !t.eq_ignore_ascii_case("application/octet-stream"))
+                    .unwrap_or_else(|| crate::admin::send::media_type_of(&filename).to_owned());
+                let data = field.bytes().await.map_err(unreadable)?.to_vec();
+                document = Some(crate::admin::send::Upload { filename, content_type, data });
+            }
+            "sender" | "to" | "subject" | "comment" => {
+                let text = field.text().await.map_err(unreadable)?;
+                match name.as_str() {
+                    "sender" => sender = Some(text),
+                    "to" => to.extend(text.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned)),
+                    "subject" => subject = Some(text),
+                    _ => comment = Some(text),
+                }
+            }
+            other => {
+                return Err(Problem::invalid(format!("the form has a field {other:?} this operation does not take")));
+            }
+        }
+    }
+    let sender: EmailAddress = sender
+        .ok_or_else(|| Problem::invalid("sender: the form has no sender (the address the report goes to)"))?
+        .trim()
+        .parse()
+        .map_err(|e| Problem::invalid(format!("sender: {e}")))?;
+    let document = document.ok_or_else(|| Problem::invalid("document: the form has no document"))?;
+    let request = Request::FaxSend { sender, to, subject, comment, document, idempotency_key };
+    Ok(Accepted(run(&api, c, request).await?))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 struct JobPath {
@@ -775,7 +876,7 @@ pub(super) fn router() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(sender_list, sender_add))
         .routes(routes!(sender_show, sender_change, sender_remove))
         .routes(routes!(cdr_list))
-        .routes(routes!(queue_list))
+        .routes(routes!(queue_list, fax_send))
         .routes(routes!(queue_show))
         .routes(routes!(queue_steer))
         .routes(routes!(token_list, token_create))

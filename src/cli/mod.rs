@@ -190,6 +190,30 @@ pub(crate) enum LogCmd {
 pub(crate) enum FaxCmd {
     /// Send a TIFF/F from one in-process fax session to another over simulated T.38 or G.711.
     Loopback(fax::FaxLoopbackArgs),
+    /// Send a document as a fax through the running daemon, as mailing it
+    /// to the numbers would (the report goes to --sender).
+    Send {
+        /// The document: PDF, TIFF, PNG, JPEG, text.
+        file: PathBuf,
+        /// A fax number (again for more).
+        #[arg(long, required = true)]
+        to: Vec<String>,
+        /// The sender address of the account the fax is sent for.
+        #[arg(long)]
+        sender: EmailAddress,
+        /// The subject; default the file name.
+        #[arg(long)]
+        subject: Option<String>,
+        /// A text for the cover page.
+        #[arg(long)]
+        comment: Option<String>,
+        /// The media type, when the file name does not tell it.
+        #[arg(long)]
+        content_type: Option<String>,
+        /// The same key again within a day sends nothing twice.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
 }
 
 /// A data subject: a number or a mail address.
@@ -1005,7 +1029,7 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
     Ok(Some(match &cli.command {
         Command::Serve { .. }
         | Command::CheckConfig { .. }
-        | Command::Fax(_)
+        | Command::Fax(FaxCmd::Loopback(_))
         | Command::Render(_)
         | Command::Topdf(_)
         | Command::RenderWorker
@@ -1027,6 +1051,21 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                 QueueCmd::Cancel { id } => Request::QueueSteer { id: *id, action: Steer::Cancel },
                 QueueCmd::Hold { id } => Request::QueueSteer { id: *id, action: Steer::Hold },
                 QueueCmd::Release { id } => Request::QueueSteer { id: *id, action: Steer::Release },
+            }
+        }
+        Command::Fax(FaxCmd::Send { file, to, sender, subject, comment, content_type, idempotency_key }) => {
+            let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let filename =
+                file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "document".into());
+            let content_type =
+                content_type.clone().unwrap_or_else(|| faxgate::admin::send::media_type_of(&filename).to_owned());
+            Request::FaxSend {
+                sender: sender.clone(),
+                to: to.clone(),
+                subject: subject.clone(),
+                comment: comment.clone(),
+                document: faxgate::admin::send::Upload { filename, content_type, data },
+                idempotency_key: idempotency_key.clone(),
             }
         }
         Command::Learned(l) => match l {

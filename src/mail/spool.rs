@@ -186,6 +186,20 @@ impl Spool {
             .collect()
     }
 
+    /// The host name the spool writes in trace fields.
+    pub fn hostname(&self) -> &str {
+        &self.inner.hostname
+    }
+
+    /// Stores a message made here (a fax sent by upload) as one accepted
+    /// over SMTP is stored: durably before this returns. Returns its job id
+    /// and whether the same message was there already (then not stored
+    /// again).
+    pub fn submit(&self, job: MailJob, data: &[u8]) -> Result<(JobId, bool), Error> {
+        self.store(job, data)?
+            .ok_or_else(|| Error::Conflict("the same fax is being stored right now; ask again in a moment".into()))
+    }
+
     fn dedupe_key(&self, mail_from: &str, message_id: Option<&str>, sha256: &str) -> Vec<u8> {
         layout::dedupe(&self.inner.store, mail_from, message_id, sha256)
     }

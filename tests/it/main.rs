@@ -5,6 +5,7 @@ mod dns;
 mod harness;
 
 mod api;
+mod api_fax;
 mod cdr;
 mod claims;
 mod config;
