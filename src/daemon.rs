@@ -251,6 +251,7 @@ pub async fn serve(
     let sweeper = retention.sweeper(clock.clone());
     let mut ctx = admin::Context::new(&store, directory.clone(), retention, sweeper, status)?;
     ctx.dns_servers = config.smtp.dns_servers.clone();
+    ctx.operator_tokens = config.api.operator_tokens;
 
     let shutdown = CancellationToken::new();
     // Cancelled when a stop begins: no more mail is taken (see `stop`).

@@ -250,7 +250,8 @@ pub enum Request {
     /// Make an API token for a role in a tenant (and account); its secret
     /// is in the answer, once.
     TokenCreate {
-        tenant: TenantId,
+        /// None: an operator token.
+        tenant: Option<TenantId>,
         account: Option<AccountId>,
         role: Role,
         name: Option<String>,
@@ -565,6 +566,8 @@ pub struct Context {
     /// The spool of the running daemon, which a fax sent by upload enters;
     /// unset: no fax can be sent (the CLI sends through the daemon).
     pub spool: Option<crate::mail::Spool>,
+    /// Whether operator tokens may be made (`api.operator_tokens`).
+    pub operator_tokens: bool,
 }
 
 impl Context {
@@ -594,6 +597,7 @@ impl Context {
             restart_needed: Default::default(),
             dns_servers: Vec::new(),
             spool: None,
+            operator_tokens: false,
         })
     }
 }
@@ -756,7 +760,7 @@ fn audit_objects(store: &Store, r: &Request) -> Vec<String> {
         R::OutboxDrop { id } => vec![format!("message:{}", id.to_text())],
         R::LearnedForget { number: n, tenant: t } => t.iter().map(tenant).chain([number(n)]).collect(),
         R::TokenCreate { tenant: t, account: a, role, .. } => {
-            let mut v = vec![tenant(t)];
+            let mut v: Vec<String> = t.iter().map(tenant).collect();
             v.extend(a.iter().map(account));
             v.push(format!("role:{}", role.as_str()));
             v
@@ -1062,14 +1066,22 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             Ok(json!({ "number": n, "forgotten_in": forgotten }))
         }
         R::TokenCreate { tenant, account, role, name, expires } => {
-            let wanted = Principal::new(role, Some(tenant.clone()), account)?;
+            let wanted = Principal::new(role, tenant.clone(), account)?;
             // A tenant or account the caller cannot see is not there, as
             // one that does not exist, before its rank is looked at.
-            dir.tenant_get(scope, &tenant)?;
-            if let Some(a) = &account
-                && dir.account_get(scope, a)?.tenant != tenant
-            {
-                return Err(Error::NotFound(format!("no account {a}")));
+            if let Some(tenant) = &tenant {
+                dir.tenant_get(scope, tenant)?;
+                if let Some(a) = &account
+                    && dir.account_get(scope, a)?.tenant != *tenant
+                {
+                    return Err(Error::NotFound(format!("no account {a}")));
+                }
+            }
+            if wanted == Principal::Operator && !ctx.operator_tokens {
+                return Err(Error::Invalid(
+                    "operator tokens are off: set api.operator_tokens = true to make one (the operator otherwise uses the admin socket)"
+                        .into(),
+                ));
             }
             if !caller.principal.covers(&wanted) {
                 return Err(Error::Forbidden(format!(
@@ -1077,7 +1089,7 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
                     caller.principal.role().as_str()
                 )));
             }
-            let made = dir.token_create(&tenant, account.as_ref(), role, name, expires)?;
+            let made = dir.token_create(tenant.as_ref(), account.as_ref(), role, name, expires)?;
             Ok(json!({ "token": made.token, "record": token_view(&made.record, dir.now()) }))
         }
         R::TokenList { tenant, account } => {
@@ -1087,7 +1099,15 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             Ok(Value::Array(list.iter().map(|t| token_view(t, now)).collect()))
         }
         R::TokenRevoke { id } => {
-            let t = dir.token_get(&id)?.ok_or_else(|| Error::NotFound(format!("no token {id}")))?;
+            // One outside the caller's tenant (an operator token, to a
+            // tenant's admin) is not there.
+            let t = dir
+                .token_get(&id)?
+                .filter(|t| match scope {
+                    Scope::Operator => true,
+                    Scope::Tenant(own) => t.tenant.as_ref() == Some(own),
+                })
+                .ok_or_else(|| Error::NotFound(format!("no token {id}")))?;
             if !caller.principal.covers(&t.principal()?) {
                 return Err(Error::Forbidden(format!(
                     "a {} may revoke tokens only at or below its own role",

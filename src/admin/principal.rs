@@ -460,7 +460,7 @@ pub fn target_of(ctx: &Context, p: &Principal, request: &Request) -> Result<Targ
                 None => Target::new(Owner::Missing, name),
             })
         }
-        R::TokenCreate { tenant: t, account: a, .. } => listing(a.as_ref(), Some(t)),
+        R::TokenCreate { tenant: t, account: a, .. } => listing(a.as_ref(), t.as_ref()),
         R::TokenList { tenant: t, account: a } => listing(a.as_ref(), t.as_ref()),
         R::WebhookCreate { tenant: t, account: a, .. } => listing(a.as_ref(), Some(t)),
         R::WebhookList { tenant: t, account: a } => listing(a.as_ref(), t.as_ref()),
@@ -477,9 +477,13 @@ pub fn target_of(ctx: &Context, p: &Principal, request: &Request) -> Result<Targ
         R::TokenRevoke { id } => {
             let name = format!("token {id}");
             Ok(match dir.token_get(id)? {
-                Some(tok) => match tok.account {
-                    Some(a) => Target::new(Owner::Account(tok.tenant, a), name),
-                    None => Target::new(Owner::Tenant(tok.tenant), name),
+                Some(tok) => match (tok.tenant, tok.account) {
+                    (Some(t), Some(a)) => Target::new(Owner::Account(t, a), name),
+                    (Some(t), None) => Target::new(Owner::Tenant(t), name),
+                    // An operator token is the installation's; to anyone
+                    // else it is not there.
+                    (None, _) if *p == Principal::Operator => Target::install(),
+                    (None, _) => Target::new(Owner::Missing, name),
                 },
                 None => Target::new(Owner::Missing, name),
             })

@@ -114,7 +114,11 @@ fn principals_tokens_and_the_audit_through_handle() {
 
     // Tokens: at or below one's own rank, in one's own tenant and account.
     let create = |caller: &Caller, account: Option<AccountId>, role: Role| {
-        handle(ctx, caller, Request::TokenCreate { tenant: acme.clone(), account, role, name: None, expires: None })
+        handle(
+            ctx,
+            caller,
+            Request::TokenCreate { tenant: Some(acme.clone()), account, role, name: None, expires: None },
+        )
     };
     let e = create(&admin, None, Role::TenantAdmin).unwrap_err();
     assert_eq!(e.kind(), "forbidden", "{e}");

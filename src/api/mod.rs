@@ -75,6 +75,12 @@ pub struct ApiConfig {
     /// be, in MiB (other requests: 1 MiB).
     #[serde(default = "default_max_upload_mib")]
     pub max_upload_mib: u32,
+    /// Whether the operator may make operator tokens, which act as the
+    /// operator over the API (every tenant, data-subject requests,
+    /// disclosures). Off: none can be made, and one made before does not
+    /// work.
+    #[serde(default)]
+    pub operator_tokens: bool,
 }
 
 fn default_max_upload_mib() -> u32 {
@@ -114,6 +120,7 @@ impl Default for ApiConfig {
             header_timeout: default_header_timeout(),
             body_timeout: default_header_timeout(),
             max_upload_mib: default_max_upload_mib(),
+            operator_tokens: false,
         }
     }
 }

@@ -29,10 +29,11 @@ use crate::types::{AccountId, Country, Domain, E164, EmailAddress, JobId, Tenant
         (name = "numbers", description = "Fax numbers and where their faxes are mailed"),
         (name = "senders", description = "Mail senders allowed to send faxes"),
         (name = "history", description = "Call detail records"),
-        (name = "faxes", description = "The fax queue"),
+        (name = "faxes", description = "The fax queue, and faxes sent by upload"),
         (name = "tokens", description = "API tokens"),
         (name = "audit", description = "The audit of changes"),
         (name = "webhooks", description = "Fax events POSTed, signed with HMAC-SHA256, to a tenant's or an account's URL"),
+        (name = "data subjects", description = "GDPR requests and disclosures to authorities (the operator, with an operator token)"),
     ),
     components(schemas(StateFilter, Steer, TenantId, AccountId, JobId, E164, EmailAddress, Domain, Country, SenderPattern)),
     modifiers(&Bearer)

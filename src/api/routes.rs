@@ -69,6 +69,10 @@ impl FromRequestParts<Arc<Api>> for Auth {
                 tracing::warn!("api auth failed from {peer}: {e}");
                 Problem::unauthorized(e.to_string())
             })?;
+        if principal == crate::admin::Principal::Operator && !api.ctx.operator_tokens {
+            tracing::warn!("api auth failed from {peer}: an operator token while api.operator_tokens is off");
+            return Err(Problem::unauthorized("operator tokens are off (api.operator_tokens)"));
+        }
         api.admit(&record.id)?;
         Ok(Auth(Caller::token(principal, &record.id)))
     }
@@ -741,8 +745,9 @@ async fn token_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Q
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
-    /// Its tenant.
-    tenant: TenantId,
+    /// Its tenant; none for an operator token (the operator's, with
+    /// `api.operator_tokens` on).
+    tenant: Option<TenantId>,
     /// Its account, for the account roles.
     account: Option<AccountId>,
     /// The role it acts with: at or below the caller's.
@@ -857,6 +862,117 @@ async fn audit_list(State(api): St, Auth(c): Auth, Query(q): Query<AuditQuery>, 
     paged(run(&api, c, Request::AuditList { tenant: q.tenant, since: q.since }).await?, &p)
 }
 
+// ---------------------------------------------------------------- data subjects (the operator)
+
+/// Whom a data-subject request is about: a fax number or a mail address.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SubjectBody {
+    /// A fax number, in international form (`+4533221100`).
+    number: Option<String>,
+    /// A mail address.
+    #[schema(value_type = Option<String>, format = "email")]
+    email: Option<EmailAddress>,
+}
+
+fn subject_of(number: Option<String>, email: Option<EmailAddress>) -> Res<crate::gdpr::Subject> {
+    use crate::gdpr::Subject;
+    match (number, email) {
+        (Some(n), None) => {
+            E164::parse(&n, None).map(Subject::Number).map_err(|e| Problem::invalid(format!("number: {e}")))
+        }
+        (None, Some(e)) => Ok(Subject::Email(e)),
+        _ => Err(Problem::invalid("give one of number and email")),
+    }
+}
+
+/// A restriction of processing (GDPR Art. 18), or its end.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RestrictBody {
+    /// A fax number, in international form.
+    number: Option<String>,
+    /// A mail address.
+    #[schema(value_type = Option<String>, format = "email")]
+    email: Option<EmailAddress>,
+    /// True: lift the restriction.
+    #[serde(default)]
+    lift: bool,
+}
+
+/// A wrong mail address and the right one (GDPR Art. 16).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RectifyBody {
+    /// The address as held.
+    #[schema(value_type = String, format = "email")]
+    email: EmailAddress,
+    /// What it should be.
+    #[schema(value_type = String, format = "email")]
+    to: EmailAddress,
+}
+
+/// A disclosure to an authority of one number's CDRs over a period.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DisclosureBody {
+    /// The fax number, in international form.
+    number: String,
+    /// From.
+    #[schema(value_type = String, format = DateTime)]
+    since: Timestamp,
+    /// Until.
+    #[schema(value_type = String, format = DateTime)]
+    until: Timestamp,
+    /// The authority's case reference.
+    case: String,
+    /// The authority.
+    authority: String,
+}
+
+/// Everything held about a data subject (GDPR Art. 15): its CDRs, its
+/// directory entries, and the schema of each (the operator).
+#[utoipa::path(post, path = "/v1/gdpr/export", tag = "data subjects", request_body = SubjectBody,
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn gdpr_export(State(api): St, Auth(c): Auth, Body(b): Body<SubjectBody>) -> Res<Object> {
+    let subject = subject_of(b.number, b.email)?;
+    Ok(Object(run(&api, c, Request::GdprExport { subject }).await?))
+}
+
+/// Erases a data subject where the law allows (GDPR Art. 17); CDRs under
+/// their retention duty and legal holds stay, as the answer says (the operator).
+#[utoipa::path(post, path = "/v1/gdpr/erase", tag = "data subjects", request_body = SubjectBody,
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn gdpr_erase(State(api): St, Auth(c): Auth, Body(b): Body<SubjectBody>) -> Res<Object> {
+    let subject = subject_of(b.number, b.email)?;
+    Ok(Object(run(&api, c, Request::GdprErase { subject }).await?))
+}
+
+/// Restricts the processing of a data subject's data, or lifts it (the operator).
+#[utoipa::path(post, path = "/v1/gdpr/restrict", tag = "data subjects", request_body = RestrictBody,
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn gdpr_restrict(State(api): St, Auth(c): Auth, Body(b): Body<RestrictBody>) -> Res<Object> {
+    let subject = subject_of(b.number, b.email)?;
+    Ok(Object(run(&api, c, Request::GdprRestrict { subject, lift: b.lift }).await?))
+}
+
+/// Replaces a wrong mail address in routes and sender entries (the operator).
+#[utoipa::path(post, path = "/v1/gdpr/rectify", tag = "data subjects", request_body = RectifyBody,
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn gdpr_rectify(State(api): St, Auth(c): Auth, Body(b): Body<RectifyBody>) -> Res<Object> {
+    Ok(Object(run(&api, c, Request::GdprRectify { email: b.email, to: b.to }).await?))
+}
+
+/// One number's CDRs over a period, for an authority, recorded with its
+/// case (the operator).
+#[utoipa::path(post, path = "/v1/disclosures", tag = "data subjects", request_body = DisclosureBody,
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn disclosure(State(api): St, Auth(c): Auth, Body(b): Body<DisclosureBody>) -> Res<Object> {
+    let r =
+        Request::Disclosure { number: b.number, since: b.since, until: b.until, case: b.case, authority: b.authority };
+    Ok(Object(run(&api, c, r).await?))
+}
+
 /// The router of every operation, with the OpenAPI document of them.
 pub(super) fn router() -> OpenApiRouter<Arc<Api>> {
     OpenApiRouter::with_openapi(super::openapi::document())
@@ -882,6 +998,11 @@ pub(super) fn router() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(token_list, token_create))
         .routes(routes!(token_revoke))
         .routes(routes!(audit_list))
+        .routes(routes!(gdpr_export))
+        .routes(routes!(gdpr_erase))
+        .routes(routes!(gdpr_restrict))
+        .routes(routes!(gdpr_rectify))
+        .routes(routes!(disclosure))
         .routes(routes!(webhook_list, webhook_create))
         .routes(routes!(webhook_remove))
         .routes(routes!(webhook_enable))

@@ -369,7 +369,7 @@ pub(crate) enum LearnedCmd {
 pub(crate) enum TokenCmd {
     /// Make a token; its secret is printed once and never kept.
     Create {
-        /// The tenant it acts in [default: --as-tenant].
+        /// The tenant it acts in [default: --as-tenant; none for an operator token].
         #[arg(long)]
         tenant: Option<TenantId>,
         /// The account it acts for (the account roles need one).
@@ -1076,9 +1076,10 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
         },
         Command::Token(t) => match t {
             TokenCmd::Create { tenant, account, role, expires, name } => Request::TokenCreate {
-                tenant: match tenant {
-                    Some(t) => t.clone(),
-                    None => own_tenant()?,
+                tenant: match (tenant, role) {
+                    (Some(t), _) => Some(t.clone()),
+                    (None, faxgate::admin::Role::Operator) => None,
+                    (None, _) => Some(own_tenant()?),
                 },
                 account: *account,
                 role: *role,

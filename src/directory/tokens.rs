@@ -6,7 +6,10 @@
 //! The secret is shown once, when it is made; the record keeps only its
 //! SHA-256. A token is tenant data: its record is sealed with its account's
 //! key (the tenant's without an account), so that erasing the account or
-//! removing the tenant erases it with the rest.
+//! removing the tenant erases it with the rest. An operator token (made only
+//! by the operator, and working only with `api.operator_tokens` on) belongs
+//! to no tenant; its record is sealed with the installation's
+//! `operator-tokens` key.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -20,6 +23,20 @@ use crate::store::Batch;
 use crate::store::layout::directory as layout;
 use crate::types::{AccountId, TenantId};
 
+/// The key operator tokens are sealed with (they belong to no tenant).
+fn operator_tokens_key() -> faxgate_retention::KeyId {
+    faxgate_retention::KeyId::new("operator-tokens").expect("valid key id")
+}
+
+/// The key a token's record is sealed with.
+fn token_key(t: &ApiToken) -> Result<faxgate_retention::KeyId, Error> {
+    Ok(match (&t.tenant, &t.account) {
+        (_, Some(a)) => account_key(a)?,
+        (Some(tenant), None) => tenant_key(tenant)?,
+        (None, None) => operator_tokens_key(),
+    })
+}
+
 /// What every token starts with, so that a leaked one is recognised (by
 /// secret scanners, in a log).
 pub const TOKEN_PREFIX: &str = "fgt_";
@@ -29,8 +46,9 @@ pub const TOKEN_PREFIX: &str = "fgt_";
 pub struct ApiToken {
     /// Its id (the part of the token before the secret).
     pub id: String,
-    /// Its tenant.
-    pub tenant: TenantId,
+    /// Its tenant; none for an operator token.
+    #[serde(default)]
+    pub tenant: Option<TenantId>,
     /// Its account, for the account's roles.
     pub account: Option<AccountId>,
     /// The role it acts with.
@@ -53,7 +71,7 @@ pub struct ApiToken {
 impl ApiToken {
     /// The principal it acts as.
     pub fn principal(&self) -> Result<Principal, Error> {
-        Principal::new(self.role, Some(self.tenant.clone()), self.account)
+        Principal::new(self.role, self.tenant.clone(), self.account)
     }
 
     /// Whether it is revoked or expired at `now`.
@@ -100,36 +118,35 @@ impl Directory {
     /// account's roles need), valid until `expires`.
     pub fn token_create(
         &self,
-        tenant: &TenantId,
+        tenant: Option<&TenantId>,
         account: Option<&AccountId>,
         role: Role,
         name: Option<String>,
         expires: Option<Timestamp>,
     ) -> Result<NewToken, Error> {
         let now = self.now();
-        let principal = Principal::new(role, Some(tenant.clone()), account.copied())?;
-        if role == Role::Operator {
-            return Err(Error::Invalid("there are no operator tokens: the operator uses the admin socket".into()));
-        }
+        let principal = Principal::new(role, tenant.cloned(), account.copied())?;
         if let Some(n) = &name {
             super::check_text("token name", n, 200)?;
         }
         if expires.is_some_and(|e| e <= now) {
             return Err(Error::Invalid("the token's expiry is not in the future".into()));
         }
-        let scope = Scope::Tenant(tenant.clone());
-        self.tenant_get(&scope, tenant)?;
-        let key = match principal.account() {
-            Some(a) => {
-                self.account_get(&scope, a)?;
+        let key = match (tenant, principal.account()) {
+            (Some(t), Some(a)) => {
+                self.account_get(&Scope::Tenant(t.clone()), a)?;
                 account_key(a)?
             }
-            None => tenant_key(tenant)?,
+            (Some(t), None) => {
+                self.tenant_get(&Scope::Tenant(t.clone()), t)?;
+                tenant_key(t)?
+            }
+            (None, _) => operator_tokens_key(),
         };
         let (id, secret) = (random_hex(8)?, random_hex(32)?);
         let record = ApiToken {
             id: id.clone(),
-            tenant: tenant.clone(),
+            tenant: tenant.cloned(),
             account: account.copied(),
             role,
             name,
@@ -184,12 +201,9 @@ impl Directory {
         let mut t = self.token_get(id)?.ok_or_else(|| Error::NotFound(format!("no token {id}")))?;
         if t.revoked.is_none() {
             t.revoked = Some(self.now());
-            let key = match &t.account {
-                Some(a) => account_key(a)?,
-                None => tenant_key(&t.tenant)?,
-            };
+            let key = token_key(&t)?;
             let mut b = self.tree().batch();
-            b.put_sealed(&layout::token(&t.tenant, t.account.as_ref(), &t.id), &key, &t)?;
+            b.put_sealed(&layout::token(t.tenant.as_ref(), t.account.as_ref(), &t.id), &key, &t)?;
             self.tree().apply(b)?;
         }
         Ok(t)
@@ -272,8 +286,9 @@ mod tests {
         let (_tmp, dir, clock, acc) = setup();
         let acme: TenantId = "acme".parse().unwrap();
         let expires: Timestamp = "2026-04-01T00:00:00Z".parse().unwrap();
-        let made =
-            dir.token_create(&acme, Some(&acc), Role::AccountUser, Some("scanner".into()), Some(expires)).unwrap();
+        let made = dir
+            .token_create(Some(&acme), Some(&acc), Role::AccountUser, Some("scanner".into()), Some(expires))
+            .unwrap();
         assert!(made.token.starts_with("fgt_") && made.token.len() == 4 + 16 + 1 + 64, "{}", made.token);
         let secret = made.token.rsplit('_').next().unwrap();
         assert!(!made.record.secret_sha256.contains(secret), "only the hash is kept");
@@ -290,7 +305,7 @@ mod tests {
         clock.set(expires);
         assert!(dir.authenticate(&made.token).unwrap_err().to_string().contains("expired"));
 
-        let admin = dir.token_create(&acme, None, Role::TenantAdmin, None, None).unwrap();
+        let admin = dir.token_create(Some(&acme), None, Role::TenantAdmin, None, None).unwrap();
         assert_eq!(dir.authenticate(&admin.token).unwrap().1, Principal::TenantAdmin { tenant: acme.clone() });
         let revoked = dir.token_revoke(&admin.record.id).unwrap();
         assert!(revoked.revoked.is_some());
@@ -299,18 +314,41 @@ mod tests {
         assert_eq!(dir.token_list(Some(&acme), Some(&acc)).unwrap().len(), 1);
 
         // Roles need what they act on.
-        assert!(dir.token_create(&acme, None, Role::AccountAdmin, None, None).is_err());
-        assert!(dir.token_create(&acme, Some(&acc), Role::TenantAdmin, None, None).is_err());
+        assert!(dir.token_create(Some(&acme), None, Role::AccountAdmin, None, None).is_err());
+        assert!(dir.token_create(Some(&acme), Some(&acc), Role::TenantAdmin, None, None).is_err());
         let past = Some("2026-01-01T00:00:00Z".parse().unwrap());
-        assert!(dir.token_create(&acme, None, Role::TenantAdmin, None, past).is_err());
+        assert!(dir.token_create(Some(&acme), None, Role::TenantAdmin, None, past).is_err());
+    }
+
+    #[test]
+    fn an_operator_token_belongs_to_no_tenant() {
+        let (_tmp, dir, _clock, acc) = setup();
+        let acme: TenantId = "acme".parse().unwrap();
+        let op = dir.token_create(None, None, Role::Operator, Some("billing".into()), None).unwrap();
+        assert_eq!(op.record.tenant, None);
+        assert_eq!(dir.authenticate(&op.token).unwrap().1, Principal::Operator);
+        // Not among a tenant's tokens; among all.
+        dir.token_create(Some(&acme), None, Role::TenantAdmin, None, None).unwrap();
+        assert!(dir.token_list(Some(&acme), None).unwrap().iter().all(|t| t.tenant.is_some()));
+        assert!(dir.token_list(None, None).unwrap().contains(&op.record));
+        // The operator has no tenant or account.
+        assert!(dir.token_create(Some(&acme), None, Role::Operator, None, None).is_err());
+        assert!(dir.token_create(None, Some(&acc), Role::Operator, None, None).is_err());
+        assert!(dir.token_create(None, None, Role::TenantAdmin, None, None).is_err());
+        // Removing a tenant leaves it; revoking ends it.
+        dir.erase_account(&acc).unwrap();
+        dir.tenant_remove(&Scope::Operator, &acme).unwrap();
+        assert_eq!(dir.authenticate(&op.token).unwrap().1, Principal::Operator);
+        dir.token_revoke(&op.record.id).unwrap();
+        assert!(dir.authenticate(&op.token).unwrap_err().to_string().contains("revoked"));
     }
 
     #[test]
     fn an_erased_account_takes_its_tokens_with_it() {
         let (_tmp, dir, _clock, acc) = setup();
         let acme: TenantId = "acme".parse().unwrap();
-        let made = dir.token_create(&acme, Some(&acc), Role::AccountAdmin, None, None).unwrap();
-        let tenant_token = dir.token_create(&acme, None, Role::TenantAdmin, None, None).unwrap();
+        let made = dir.token_create(Some(&acme), Some(&acc), Role::AccountAdmin, None, None).unwrap();
+        let tenant_token = dir.token_create(Some(&acme), None, Role::TenantAdmin, None, None).unwrap();
         dir.erase_account(&acc).unwrap();
         assert!(dir.authenticate(&made.token).is_err());
         assert!(dir.token_get(&made.record.id).unwrap().is_none());

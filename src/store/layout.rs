@@ -143,10 +143,12 @@ pub mod directory {
         key(&[b"ar", &store.blind(REFERENCE, &format!("{tenant}\0{reference}"))])
     }
 
-    /// An API token's record: `tk 0 <tenant> 0 <account, or nothing> 0 <token id>`.
-    pub fn token(tenant: &TenantId, account: Option<&AccountId>, id: &str) -> Vec<u8> {
+    /// An API token's record: `tk 0 <tenant> 0 <account, or nothing> 0 <token id>`
+    /// (an operator token: `tk 0 0 0 <token id>`; no tenant id is empty).
+    pub fn token(tenant: Option<&TenantId>, account: Option<&AccountId>, id: &str) -> Vec<u8> {
         let account = account.map(|a| a.to_text()).unwrap_or_default();
-        key(&[b"tk", tenant.as_str().as_bytes(), account.as_bytes(), id.as_bytes()])
+        let tenant = tenant.map(TenantId::as_str).unwrap_or_default();
+        key(&[b"tk", tenant.as_bytes(), account.as_bytes(), id.as_bytes()])
     }
 
     /// The prefix of a tenant's tokens (its accounts' too), or of one account's.

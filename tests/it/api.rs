@@ -647,9 +647,94 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
             api.d.log()
         );
         // It did test every operation.
-        assert!(text.contains("Tested: 38"), "{text}");
+        assert!(text.contains("Tested: 43"), "{text}");
     }
     assert!(!api.d.log().contains("panicked"), "{}", api.d.log());
     // beta's data is as it was.
     assert_eq!(s.json(&["number", "show", "+4544556677"])["account"], other.as_str());
+}
+
+/// Operator tokens: with `api.operator_tokens` on, one made on the socket
+/// sees every tenant, adds and removes one, and makes the data-subject
+/// requests and a disclosure over the API, each audited with the token; a
+/// tenant's admin gets 403 for those, and cannot see or revoke the operator's
+/// token. Turned off, the token stops working and no new one can be made.
+#[test]
+fn operator_tokens_act_as_the_operator_only_while_allowed() {
+    let api = Api::start("operator_tokens = true");
+    let s = &api.s;
+    s.add_tenant("acme");
+    s.add_tenant("beta");
+    let acc = s.add_account("acme", "Hansen ApS");
+    s.ok(&["number", "add", "+4533221100", "--account", &acc, "--route", "ops@hansen.dk"]);
+    let made = s.json(&["token", "create", "--role", "operator", "--name", "back office"]);
+    let op = made["token"].as_str().unwrap().to_owned();
+    let op_id = made["record"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["record"]["tenant"], Value::Null, "{made}");
+    let admin = api.token("acme", None, "tenant-admin");
+
+    // Every tenant; one added and removed.
+    let a = api.get("/v1/tenants", &op);
+    let ids: Vec<&str> = a.body["items"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["acme", "beta"], "{a:?}");
+    let new = json!({"id": "gamma", "name": "Gamma Tele",
+        "branding": {"display_name": "Gamma Fax", "from_address": "fax@gamma.dk", "language": "da"},
+        "default_country": "DK", "fax_domains": ["fax.gamma.dk"], "paper": "a4"});
+    let a = api.post("/v1/tenants", &op, new.clone());
+    assert_eq!(a.status, 201, "{a:?}");
+    assert_eq!(problem(&api.post("/v1/tenants", &admin, new), 403).is_empty(), false);
+    assert_eq!(api.call("DELETE", "/v1/tenants/gamma", Some(&op), None).status, 200);
+
+    // Data-subject requests and a disclosure; a tenant's admin may not.
+    let number = json!({"number": "+4533221100"});
+    let a = api.post("/v1/gdpr/export", &op, number.clone());
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(a.body.to_string().contains("ops@hansen.dk"), "the export holds the number's route: {a:?}");
+    problem(&api.post("/v1/gdpr/export", &admin, number.clone()), 403);
+    let a = api.post("/v1/gdpr/restrict", &op, json!({"number": "+4533221100"}));
+    assert_eq!((a.status, &a.body["restricted"]), (200, &Value::Bool(true)), "{a:?}");
+    let a = api.post("/v1/gdpr/restrict", &op, json!({"number": "+4533221100", "lift": true}));
+    assert_eq!((a.status, &a.body["restricted"]), (200, &Value::Bool(false)), "{a:?}");
+    let a = api.post("/v1/gdpr/rectify", &op, json!({"email": "ops@hansen.dk", "to": "fax@hansen.dk"}));
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(s.json(&["number", "show", "+4533221100"])["routes"][0]["email"], "fax@hansen.dk");
+    let a = api.post("/v1/gdpr/export", &op, json!({"number": "+4533221100", "email": "fax@hansen.dk"}));
+    assert_eq!(problem(&a, 400), "give one of number and email");
+    let period = json!({"number": "+4533221100", "since": "2026-01-01T00:00:00Z", "until": "2026-12-31T00:00:00Z",
+        "case": "SKM-2026-17", "authority": "Politiet"});
+    let a = api.post("/v1/disclosures", &op, period.clone());
+    assert_eq!(a.status, 200, "{a:?}");
+    problem(&api.post("/v1/disclosures", &admin, period), 403);
+
+    // Audited with the token.
+    let audit = s.json(&["audit", "list"]);
+    let by_op: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["by"] == format!("token {op_id}"))
+        .map(|e| e["op"].as_str().unwrap())
+        .collect();
+    for op_name in ["tenant_add", "tenant_remove", "gdpr_export", "gdpr_restrict", "gdpr_rectify", "disclosure"] {
+        assert!(by_op.contains(&op_name), "{op_name} not audited with the token: {by_op:?}");
+    }
+    // The tenant's admin neither sees nor revokes the operator's token: not there.
+    let listed = api.get("/v1/tokens", &admin);
+    assert!(!listed.body.to_string().contains(&op_id), "{listed:?}");
+    let a = api.call("DELETE", &format!("/v1/tokens/{op_id}"), Some(&admin), None);
+    let missing = api.call("DELETE", "/v1/tokens/00112233aabbccdd", Some(&admin), None);
+    assert_eq!(problem(&a, 404).replace(&op_id, "X"), problem(&missing, 404).replace("00112233aabbccdd", "X"));
+
+    // Off again: the token no longer works, and none can be made.
+    let Api { s, d, agent, .. } = api;
+    assert!(d.stop().success());
+    let text = std::fs::read_to_string(&s.config).unwrap().replace("operator_tokens = true", "operator_tokens = false");
+    std::fs::write(&s.config, text).unwrap();
+    let d = s.start();
+    let base = d.announced("api");
+    let api = Api { s, d, base, agent };
+    assert!(problem(&api.get("/v1/tenants", &op), 401).contains("operator tokens are off"));
+    assert_eq!(api.get("/v1/tenants", &admin).status, 200);
+    let err = api.s.fails(&["token", "create", "--role", "operator"]);
+    assert!(err.contains("operator tokens are off"), "{err}");
 }
