@@ -294,6 +294,17 @@ pub enum Request {
         tenant: Option<TenantId>,
         since: Option<Timestamp>,
     },
+    /// Received faxes whose mail is still kept (waiting for the relay, or
+    /// given up and kept for `retention.outbox_failed`).
+    ReceivedList {
+        tenant: Option<TenantId>,
+        #[serde(default)]
+        account: Option<AccountId>,
+    },
+    /// A received fax's document (base64), while its mail is kept.
+    ReceivedGet {
+        id: JobId,
+    },
     /// Send a document as a fax to `to`, as `sender` would by mail.
     FaxSend {
         sender: EmailAddress,
@@ -375,6 +386,8 @@ impl Request {
             R::WebhookRemove { .. } => Op::WebhookRemove,
             R::WebhookEnable { .. } => Op::WebhookEnable,
             R::FaxSend { .. } => Op::FaxSend,
+            R::ReceivedList { .. } => Op::ReceivedList,
+            R::ReceivedGet { .. } => Op::ReceivedGet,
             R::AuditList { .. } => Op::AuditList,
         }
     }
@@ -757,7 +770,7 @@ fn audit_objects(store: &Store, r: &Request) -> Vec<String> {
         R::GdprRectify { email, to } => vec![address(email.as_str()), address(to.as_str())],
         R::Disclosure { number: n, .. } => vec![number(n)],
         R::QueueSteer { id, action } => vec![format!("job:{}", id.to_text()), format!("action:{}", action.verb())],
-        R::OutboxDrop { id } => vec![format!("message:{}", id.to_text())],
+        R::OutboxDrop { id } | R::ReceivedGet { id } => vec![format!("message:{}", id.to_text())],
         R::LearnedForget { number: n, tenant: t } => t.iter().map(tenant).chain([number(n)]).collect(),
         R::TokenCreate { tenant: t, account: a, role, .. } => {
             let mut v: Vec<String> = t.iter().map(tenant).collect();
@@ -1166,6 +1179,8 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             ctx.wake.notify_one();
             to_value(h)
         }
+        R::ReceivedList { tenant, account } => queue::received_list(ctx, scope, tenant, account),
+        R::ReceivedGet { id } => queue::received_get(ctx, scope, &id),
         R::FaxSend { sender, to, subject, comment, document, idempotency_key } => {
             send::send(ctx, caller, send::Fax { sender, to, subject, comment, document, idempotency_key })
         }

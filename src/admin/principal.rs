@@ -252,6 +252,9 @@ ops! {
     WebhookEnable: ACCOUNT, true;
     AuditList: TENANT, false;
     FaxSend: USER, true;
+    ReceivedList: USER, false;
+    /// A download of a received fax: audited, as access to a fax's content.
+    ReceivedGet: USER, true;
 }
 
 /// Whose object a request names, as the store says.
@@ -355,6 +358,7 @@ pub fn narrow_request(p: &Principal, request: Request) -> Request {
         R::QueueList { account: None, tenant: t, state } => R::QueueList { account: own, tenant: t.or(tenant), state },
         R::TokenList { account: None, tenant: t } => R::TokenList { account: own, tenant: t.or(tenant) },
         R::WebhookList { account: None, tenant: t } => R::WebhookList { account: own, tenant: t.or(tenant) },
+        R::ReceivedList { account: None, tenant: t } => R::ReceivedList { account: own, tenant: t.or(tenant) },
         r => r,
     }
 }
@@ -453,6 +457,14 @@ pub fn target_of(ctx: &Context, p: &Principal, request: &Request) -> Result<Targ
         }
         R::CdrList { filter, .. } => listing(filter.account.as_ref(), filter.tenant.as_ref()),
         R::QueueList { account: a, tenant: t, .. } => listing(a.as_ref(), t.as_ref()),
+        R::ReceivedList { account: a, tenant: t } => listing(a.as_ref(), t.as_ref()),
+        R::ReceivedGet { id } => {
+            let name = format!("received fax {}", id.to_text());
+            Ok(match super::queue::received_owner(ctx, id)? {
+                Some((t, a)) => Target::new(Owner::Account(t, a), name),
+                None => Target::new(Owner::Missing, name),
+            })
+        }
         R::QueueShow { id } | R::QueueSteer { id, .. } => {
             let name = format!("fax job {}", id.to_text());
             Ok(match super::queue::job(ctx, id)? {

@@ -2,6 +2,8 @@
 //! shown and steered (`faxgate queue ...`, `faxgate outbox ...`). A tenant's
 //! admin sees and steers only that tenant's; another tenant's job is "not
 //! found". Restricted subjects (GDPR Art. 18) are left out as in CDR lists.
+//! Received faxes whose mail the outbox still keeps can be listed and
+//! downloaded by their account (`faxgate received ...`, `/v1/received`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -267,5 +269,111 @@ pub(super) fn outbox_drop(ctx: &Context, scope: &Scope, id: &JobId) -> Result<Va
     let mut v = mail_row(&m);
     v["state"] = json!("dropped");
     v["next_attempt"] = Value::Null;
+    Ok(v)
+}
+
+/// A received fax's mail, by its id: its tenant and account.
+pub(super) fn received_owner(ctx: &Context, id: &JobId) -> Result<Option<(TenantId, AccountId)>, Error> {
+    Ok(outbox(ctx)?.get(id)?.and_then(|m| m.fax.map(|f| (m.tenant, f.account))))
+}
+
+/// When a kept message is erased: a given-up one `retention.outbox_failed`
+/// after it was given up; one still tried at the latest that long after
+/// it expires.
+fn erase_by(ctx: &Context, m: &OutRecord) -> jiff::Timestamp {
+    let kept = ctx.retention.policy().outbox_failed;
+    match m.state {
+        OutState::Failed => crate::retention::policy::after(m.next_attempt, kept),
+        OutState::Scheduled => crate::retention::policy::after(m.created + crate::mail::outbox::EXPIRY, kept),
+    }
+}
+
+/// The documents a message carries: (file name, media type, content).
+fn attachments(m: &OutRecord) -> Vec<(String, String, Vec<u8>)> {
+    use mail_parser::MimeHeaders;
+    let Some(parsed) = mail_parser::MessageParser::default().parse(&m.raw) else { return Vec::new() };
+    parsed
+        .attachments()
+        .map(|a| {
+            let media = a
+                .content_type()
+                .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")))
+                .unwrap_or_else(|| "application/octet-stream".into());
+            (a.attachment_name().unwrap_or("fax").to_owned(), media.to_ascii_lowercase(), a.contents().to_vec())
+        })
+        .collect()
+}
+
+/// A received fax as listed.
+fn received_row(ctx: &Context, m: &OutRecord) -> Value {
+    let fax = m.fax.as_ref();
+    json!({
+        "id": m.id,
+        "tenant": m.tenant,
+        "account": fax.map(|f| f.account),
+        "number": fax.map(|f| &f.number),
+        "cdr": fax.map(|f| &f.cdr),
+        "pages": fax.map(|f| f.pages),
+        "received": m.created,
+        "to": m.to,
+        "mail": if m.state == OutState::Scheduled { "waiting" } else { "failed" },
+        "attempts": m.attempts,
+        "last_error": m.last_error,
+        "erase_by": erase_by(ctx, m),
+        "documents": attachments(m)
+            .into_iter()
+            .map(|(name, media, data)| json!({ "filename": name, "content_type": media, "size": data.len() }))
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn restricted_fax(r: &Restricted, m: &OutRecord) -> bool {
+    restricted_mail(r, m) || m.fax.as_ref().is_some_and(|f| r.number(&f.number))
+}
+
+/// `received list`: the received faxes whose mail is kept.
+pub(super) fn received_list(
+    ctx: &Context,
+    scope: &Scope,
+    tenant: Option<TenantId>,
+    account: Option<AccountId>,
+) -> Result<Value, Error> {
+    let tenant = tenant_of(scope, tenant)?;
+    let restricted = Restricted::load(ctx)?;
+    let rows: Vec<Value> = outbox(ctx)?
+        .list()?
+        .iter()
+        .filter(|m| m.fax.as_ref().is_some_and(|f| account.is_none_or(|a| a == f.account)))
+        .filter(|m| tenant.as_ref().is_none_or(|t| *t == m.tenant))
+        .filter(|m| !restricted_fax(&restricted, m))
+        .map(|m| received_row(ctx, m))
+        .collect();
+    Ok(Value::Array(rows))
+}
+
+/// `received get`: a received fax with its document (the PDF, else the
+/// first), base64, while its mail is kept.
+pub(super) fn received_get(ctx: &Context, scope: &Scope, id: &JobId) -> Result<Value, Error> {
+    let m = outbox(ctx)?
+        .get(id)?
+        .filter(|m| m.fax.is_some() && visible(scope, &m.tenant))
+        .ok_or_else(|| Error::NotFound(format!("no received fax {} (or it is no longer kept)", id.to_text())))?;
+    if restricted_fax(&Restricted::load(ctx)?, &m) {
+        return Err(Error::Forbidden(RESTRICTED.into()));
+    }
+    let docs = attachments(&m);
+    let doc = docs
+        .iter()
+        .find(|(_, media, _)| media == "application/pdf")
+        .or(docs.first())
+        .ok_or_else(|| Error::NotFound(format!("received fax {} has no document", id.to_text())))?;
+    use base64::Engine;
+    let mut v = received_row(ctx, &m);
+    v["document"] = json!({
+        "filename": doc.0,
+        "content_type": doc.1,
+        "data": base64::engine::general_purpose::STANDARD.encode(&doc.2),
+    });
+    tracing::info!(message = %m.id.to_text(), "received fax downloaded");
     Ok(v)
 }

@@ -732,6 +732,56 @@ async fn queue_steer(State(api): St, Auth(c): Auth, Path(p): Path<SteerPath>) ->
     Ok(Object(run(&api, c, Request::QueueSteer { id: p.job, action: p.action }).await?))
 }
 
+// ---------------------------------------------------------------- received faxes
+
+/// Received faxes whose mail is still kept: waiting for the mail server to
+/// take it, or given up and kept `retention.outbox_failed` (see `erase_by`).
+/// A fax whose mail was delivered is no longer kept, and not listed.
+#[utoipa::path(get, path = "/v1/received", tag = "faxes", params(InAccount, Page),
+    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn received_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
+    paged(run(&api, c, Request::ReceivedList { tenant: q.tenant, account: q.account }).await?, &p)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct ReceivedPath {
+    /// The received fax's id (`job-` and 32 hex digits), from the list.
+    id: JobId,
+}
+
+/// A received fax's document (its PDF, else its TIFF), while its mail is
+/// kept; each download is in the audit.
+#[utoipa::path(get, path = "/v1/received/{id}/document", tag = "faxes", params(ReceivedPath),
+    responses(
+        (status = 200, description = "The document", content((String = "application/pdf"), (String = "image/tiff"))),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn received_document(State(api): St, Auth(c): Auth, Path(p): Path<ReceivedPath>) -> Res<Response> {
+    use base64::Engine;
+    let v = run(&api, c, Request::ReceivedGet { id: p.id }).await?;
+    let doc = &v["document"];
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(doc["data"].as_str().unwrap_or_default())
+        .map_err(|e| Problem::internal(format!("the document cannot be read: {e}")))?;
+    let media = doc["content_type"].as_str().unwrap_or("application/octet-stream").to_owned();
+    // The file name faxgate made (fax-<date>-<caller>.pdf): no quotes or controls in it.
+    let name: String = doc["filename"]
+        .as_str()
+        .unwrap_or("fax")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
+        .collect();
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, media),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (axum::http::header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        data,
+    )
+        .into_response())
+}
+
 // ---------------------------------------------------------------- tokens
 
 /// The API tokens the caller sees (never their secrets).
@@ -995,6 +1045,8 @@ pub(super) fn router() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(queue_list, fax_send))
         .routes(routes!(queue_show))
         .routes(routes!(queue_steer))
+        .routes(routes!(received_list))
+        .routes(routes!(received_document))
         .routes(routes!(token_list, token_create))
         .routes(routes!(token_revoke))
         .routes(routes!(audit_list))

@@ -98,6 +98,9 @@ pub(crate) enum Command {
     /// relay or was given up, and why; flush it, drop a message.
     #[command(subcommand)]
     Outbox(OutboxCmd),
+    /// Received faxes whose mail is still kept: list, and save the document.
+    #[command(subcommand)]
+    Received(ReceivedCmd),
     /// What calls to a destination needed (audio, ECM off, a lower rate),
     /// learned per tenant and used from the start for `fax.learn_days`.
     #[command(subcommand)]
@@ -489,6 +492,29 @@ pub(crate) enum OutboxCmd {
     Drop {
         /// The message.
         id: JobId,
+    },
+}
+
+/// `faxgate received ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReceivedCmd {
+    /// List the received faxes whose mail is still kept (not yet taken by
+    /// the mail server, or given up), with when each is erased.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// Only this account's.
+        #[arg(long)]
+        account: Option<AccountId>,
+    },
+    /// Save a received fax's document (its PDF, else its TIFF) while kept.
+    Get {
+        /// The received fax (job-...).
+        id: JobId,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -1113,6 +1139,12 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             OutboxCmd::Flush => Request::OutboxFlush,
             OutboxCmd::Drop { id } => Request::OutboxDrop { id: *id },
         },
+        Command::Received(r) => match r {
+            ReceivedCmd::List { tenant, account } => {
+                Request::ReceivedList { tenant: tenant.clone(), account: *account }
+            }
+            ReceivedCmd::Get { id, .. } => Request::ReceivedGet { id: *id },
+        },
         Command::Store(StoreCmd::Verify) => Request::StoreVerify,
         Command::Log(LogCmd::Hash { value, kind }) => Request::LogHash { value: value.clone(), kind: *kind },
         Command::Backup { out } => Request::Backup { out: std::path::absolute(out)? },
@@ -1458,6 +1490,21 @@ pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool>
                 }
                 None => print!("{text}"),
             }
+        }
+        Command::Received(ReceivedCmd::Get { out, .. }) => {
+            use base64::Engine;
+            let doc = &value["document"];
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(doc["data"].as_str().unwrap_or_default())
+                .context("the daemon's answer holds no document")?;
+            std::fs::write(out, &data).with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!(
+                "{} ({}, {} bytes) written to {}",
+                doc["filename"].as_str().unwrap_or_default(),
+                doc["content_type"].as_str().unwrap_or_default(),
+                data.len(),
+                out.display()
+            );
         }
         Command::Gdpr(GdprCmd::Export { out, .. }) => {
             let export: faxgate::gdpr::SubjectExport = serde_json::from_value(value.clone())?;

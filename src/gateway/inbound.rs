@@ -332,13 +332,19 @@ impl Gateway {
                     data: tiff.to_vec(),
                 });
             }
-            self.inner.outbox.enqueue_once(
+            self.inner.outbox.enqueue_once_for(
                 &format!("received {call_id} {format:?}"),
                 tenant,
                 &to,
                 &text.subject,
                 &text.body,
                 attachments,
+                Some(crate::mail::outbox::ReceivedFax {
+                    account: num.account,
+                    number: num.number.clone(),
+                    cdr: received.reference.to_owned(),
+                    pages: received.pages,
+                }),
             )?;
         }
         Ok(())

@@ -77,6 +77,23 @@ pub struct OutRecord {
     pub state: OutState,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
+    /// The received fax it carries, for a received fax's mail: its
+    /// account may download the fax while the message is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fax: Option<ReceivedFax>,
+}
+
+/// What a received fax's mail carries it for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedFax {
+    /// The account whose number received it.
+    pub account: crate::types::AccountId,
+    /// The number called.
+    pub number: crate::types::E164,
+    /// The CDR of the call.
+    pub cdr: String,
+    /// Pages received.
+    pub pages: u32,
 }
 
 /// The outbox.
@@ -129,7 +146,7 @@ impl Outbox {
         attachments: Vec<OutAttachment>,
     ) -> Result<JobId, Error> {
         let id = JobId::generate();
-        self.enqueue_as(id, None, tenant, to, subject, text, attachments)?;
+        self.enqueue_as(id, None, tenant, to, subject, text, attachments, None)?;
         Ok(id)
     }
 
@@ -147,11 +164,27 @@ impl Outbox {
         text: &str,
         attachments: Vec<OutAttachment>,
     ) -> Result<bool, Error> {
+        self.enqueue_once_for(once, tenant, to, subject, text, attachments, None)
+    }
+
+    /// [`Self::enqueue_once`] of a received fax's mail, marked as carrying
+    /// `fax` (see [`OutRecord::fax`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn enqueue_once_for(
+        &self,
+        once: &str,
+        tenant: &Tenant,
+        to: &[String],
+        subject: &str,
+        text: &str,
+        attachments: Vec<OutAttachment>,
+        fax: Option<ReceivedFax>,
+    ) -> Result<bool, Error> {
         let marker = self.marker(once);
         if self.inner.tree.contains(&marker)? {
             return Ok(false);
         }
-        self.enqueue_as(JobId::generate(), Some(marker), tenant, to, subject, text, attachments)?;
+        self.enqueue_as(JobId::generate(), Some(marker), tenant, to, subject, text, attachments, fax)?;
         Ok(true)
     }
 
@@ -177,6 +210,7 @@ impl Outbox {
         subject: &str,
         text: &str,
         attachments: Vec<OutAttachment>,
+        fax: Option<ReceivedFax>,
     ) -> Result<(), Error> {
         let from = tenant.branding.from_address.to_string();
         let m = OutMessage {
@@ -201,6 +235,7 @@ impl Outbox {
             next_attempt: now,
             state: OutState::Scheduled,
             last_error: None,
+            fax,
         };
         let mut b = self.inner.tree.batch();
         b.put_sealed(&layout::message(&r.id), &message_key(&r.id)?, &r)?;

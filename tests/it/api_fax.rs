@@ -162,3 +162,97 @@ fn a_fax_sent_by_upload_and_by_the_cli_arrives_once_each() {
     assert!(sends.iter().any(|e| e["by"].as_str().unwrap().starts_with("uid ") && e["result"] == "ok"), "{audit:#}");
     assert!(sends.iter().any(|e| e["result"] == "invalid"), "{audit:#}");
 }
+
+/// A received fax whose mail the mail server has not taken (the relay is
+/// down): its account lists it and downloads its PDF over the API (curl;
+/// qpdf and pdfinfo read it) and with `faxgate received get`; another
+/// tenant's user gets the answer a missing one gets; each download is
+/// audited.
+#[test]
+fn a_received_fax_whose_mail_waits_is_downloaded_by_its_account_only() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let extra = format!(
+        "[api]\nlisten = \"127.0.0.1:0\"\n\n[mail]\ntransport = \"relay\"\nrelay_host = \"127.0.0.1\"\n\
+         relay_port = {dead}\nrelay_tls = \"none\"\n"
+    );
+    let g = start(Opts { extra, ..Default::default() });
+    let base = g.daemon.announced("api");
+    let s = &g.setup;
+    let account =
+        s.json(&["account", "list", "--tenant", "acme"]).as_array().unwrap()[0]["id"].as_str().unwrap().to_owned();
+    let token = |tenant: &str, account: &str| {
+        s.json(&["token", "create", "--tenant", tenant, "--account", account, "--role", "account-user"])["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let user = token("acme", &account);
+    s.add_tenant("beta");
+    let beta = s.add_account("beta", "Beta Kunde");
+    let stranger = token("beta", &beta);
+
+    let letter = fixture("letter.pdf");
+    s.ok(&["fax", "send", letter.to_str().unwrap(), "--to", "+4533221100", "--sender", "boss@customer.test"]);
+    // The fax comes in on the other trunk; its mail waits for the relay.
+    let until = Instant::now() + Duration::from_secs(120);
+    let listed = loop {
+        let (code, v) = curl(&g, &base, Some(&user), &[], "/v1/received");
+        assert_eq!(code, 200, "{v}");
+        let whole: Vec<Value> = v["items"].as_array().unwrap().iter().filter(|r| r["pages"] == 2).cloned().collect();
+        if let Some(r) = whole.first() {
+            break r.clone();
+        }
+        assert!(Instant::now() < until, "no received fax kept after 120 s; log:\n{}", g.daemon.log());
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(listed["number"], "+4533221100", "{listed}");
+    assert_eq!(listed["account"], account.as_str(), "{listed}");
+    assert_eq!(listed["mail"], "waiting", "{listed}");
+    assert!(listed["erase_by"].as_str().is_some(), "{listed}");
+    assert_eq!(listed["documents"][0]["content_type"], "application/pdf", "{listed}");
+    let id = listed["id"].as_str().unwrap().to_owned();
+
+    // Downloaded as a PDF, with its type and a file name.
+    let pdf = g.setup.path().join("download.pdf");
+    let headers = g.setup.path().join("headers.txt");
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&g.ca)
+        .args(["-H", &format!("Authorization: Bearer {user}"), "-D"])
+        .arg(&headers)
+        .arg("-o")
+        .arg(&pdf)
+        .arg(format!("{base}/v1/received/{id}/document"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let head = std::fs::read_to_string(&headers).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: application/pdf"), "{head}");
+    assert!(head.contains("content-disposition: attachment; filename=\"fax-"), "{head}");
+    let check = Command::new("qpdf").arg("--check").arg(&pdf).output().unwrap();
+    assert!(check.status.success(), "qpdf: {}", String::from_utf8_lossy(&check.stdout));
+    let info = String::from_utf8_lossy(&Command::new("pdfinfo").arg(&pdf).output().unwrap().stdout).into_owned();
+    assert!(info.contains("Pages:           2"), "{info}");
+    // The same with the CLI.
+    let cli_pdf = g.setup.path().join("cli.pdf");
+    s.ok(&["received", "get", &id, "--out", cli_pdf.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&cli_pdf).unwrap(), std::fs::read(&pdf).unwrap());
+
+    // Another tenant's user: not there, as a missing one.
+    let (code, v) = curl(&g, &base, Some(&stranger), &[], "/v1/received");
+    assert_eq!((code, v["items"].as_array().unwrap().len()), (200, 0), "{v}");
+    let (code, foreign) = curl(&g, &base, Some(&stranger), &[], &format!("/v1/received/{id}/document"));
+    let missing_id = "job-0123456789abcdef0123456789abcdef";
+    let (code2, missing) = curl(&g, &base, Some(&stranger), &[], &format!("/v1/received/{missing_id}/document"));
+    assert_eq!((code, code2), (404, 404), "{foreign} {missing}");
+    assert_eq!(
+        foreign["detail"].as_str().unwrap().replace(&id, "X"),
+        missing["detail"].as_str().unwrap().replace(missing_id, "X")
+    );
+    // Each download is audited with who made it.
+    let audit = s.json(&["audit", "list", "--tenant", "acme"]);
+    let gets: Vec<&Value> = audit.as_array().unwrap().iter().filter(|e| e["op"] == "received_get").collect();
+    assert!(gets.iter().any(|e| e["by"].as_str().unwrap().starts_with("token ") && e["result"] == "ok"), "{audit:#}");
+    assert!(gets.iter().any(|e| e["by"].as_str().unwrap().starts_with("uid ") && e["result"] == "ok"), "{audit:#}");
+}
