@@ -317,7 +317,13 @@ pub async fn serve(
         .clone()
         .or_else(|| std::env::var_os("RUNTIME_DIRECTORY").map(|d| PathBuf::from(d).join("work")))
         .unwrap_or_else(|| config.storage.data_dir.join("work"));
-    let webhooks = crate::webhook::Webhooks::open(&store, directory.clone(), clock.clone(), config.webhooks.clone())?;
+    let webhooks = crate::webhook::Webhooks::open(
+        &store,
+        directory.clone(),
+        clock.clone(),
+        config.webhooks.clone(),
+        outbox.clone(),
+    )?;
     tasks.spawn(webhooks.clone().run(shutdown.clone()));
     let parts = crate::gateway::Parts {
         webhooks: webhooks.clone(),

@@ -19,11 +19,12 @@
 //!   tried again after `webhooks.retry_delays` (the first, then the next
 //!   ...); after the last, the delivery is dropped. A webhook whose
 //!   attempts fail `webhooks.max_failures` times in a row is disabled, its
-//!   pending deliveries dropped, and that logged at WARN; its listing says
-//!   `disabled` and why. Delivered is removed (flushed) before the next
-//!   attempt of anything, so that a restart does not deliver it again; a
-//!   crash between the 2xx and the removal does (the receiver sees the same
-//!   `Faxgate-Delivery` twice).
+//!   pending deliveries dropped, that logged at WARN and mailed through the
+//!   outbox to its `notify` address (the tenant's From address without
+//!   one); its listing says `disabled` and why. Delivered is removed
+//!   (flushed) before the next attempt of anything, so that a restart does
+//!   not deliver it again; a crash between the 2xx and the removal does
+//!   (the receiver sees the same `Faxgate-Delivery` twice).
 //!
 //! Time is the injected clock's; [`Webhooks::deliver_due`] does one round,
 //! which the daemon's task runs when woken and when the next is due.
@@ -41,8 +42,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::clock::Clock;
-use crate::directory::Directory;
-use crate::directory::webhooks::{Event, Webhook};
+use crate::directory::webhooks::{Event, Webhook, shown_url};
+use crate::directory::{Directory, Scope};
+use crate::gateway::report;
+use crate::mail::outbox::Outbox;
 use crate::retention::account::{account_key, tenant_key};
 use crate::store::{Store, Tree, TreeName};
 use crate::types::{AccountId, TenantId};
@@ -120,6 +123,8 @@ pub struct Webhooks {
     clock: Arc<dyn Clock>,
     config: WebhookConfig,
     agent: ureq::Agent,
+    /// Where the notice of a disabled webhook is queued.
+    outbox: Outbox,
     /// Wakes the delivering task (an event was queued).
     pub wake: Arc<Notify>,
 }
@@ -131,12 +136,14 @@ impl std::fmt::Debug for Webhooks {
 }
 
 impl Webhooks {
-    /// The queue in `store`'s outbox tree.
+    /// The queue in `store`'s outbox tree; notices of disabled webhooks go
+    /// to `outbox` (the one the daemon delivers from).
     pub fn open(
         store: &Store,
         directory: Directory,
         clock: Arc<dyn Clock>,
         config: WebhookConfig,
+        outbox: Outbox,
     ) -> Result<Self, Error> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(10)))
@@ -151,6 +158,7 @@ impl Webhooks {
             clock,
             config,
             agent,
+            outbox,
             wake: Arc::new(Notify::new()),
         })
     }
@@ -273,9 +281,18 @@ impl Webhooks {
                     tracing::warn!(delivery = %d.id, webhook = %hook.id, attempts = d.attempts, "webhook delivery failed: {why}");
                     if hook.failures >= self.config.max_failures {
                         let reason = format!("{} deliveries failed in a row; the last: {why}", hook.failures);
-                        tracing::warn!(webhook = %hook.id, tenant = %hook.tenant, "webhook disabled: {reason}");
-                        hook.disabled = Some((now, reason));
+                        hook.disabled = Some((now, reason.clone()));
+                        let dropped = self.pending()?.iter().filter(|p| p.webhook == hook.id).count();
+                        // The notice is queued (flushed) before the disabled
+                        // state is saved: a stop between the two leaves the
+                        // webhook enabled with its deliveries, so the next
+                        // failure disables it again and queues a second
+                        // notice: a duplicate, never a lost one. A notice
+                        // that cannot be queued fails the round, and the
+                        // webhook stays enabled until one can.
+                        self.notify_disabled(&hook, dropped)?;
                         self.directory.webhook_save(&hook)?;
+                        tracing::warn!(webhook = %hook.id, tenant = %hook.tenant, "webhook disabled: {reason}");
                         self.drop_pending(&hook.id)?;
                         continue;
                     }
@@ -296,6 +313,33 @@ impl Webhooks {
         }
         let next = self.pending()?.first().map(|d| d.next);
         Ok((ok, failed, next))
+    }
+
+    /// Queues the notice that `hook` (its `disabled` set) was disabled,
+    /// `dropped` deliveries dropped with it, to its `notify` address or the
+    /// tenant's From address, in the tenant's branding.
+    fn notify_disabled(&self, hook: &Webhook, dropped: usize) -> Result<(), Error> {
+        let Some((at, reason)) = &hook.disabled else { return Ok(()) };
+        let tenant = self.directory.tenant_get(&Scope::Operator, &hook.tenant)?;
+        let (host, url) = shown_url(&hook.url);
+        let events: Vec<&str> = hook.events.iter().map(|e| e.as_str()).collect();
+        let text = report::webhook_disabled(
+            &tenant,
+            &report::HookDisabled {
+                id: &hook.id,
+                host: &host,
+                url: &url,
+                events: &events,
+                account: hook.account.map(|a| a.to_text()),
+                at: *at,
+                reason,
+                dropped,
+            },
+        );
+        let to = hook.notify.clone().unwrap_or_else(|| tenant.branding.from_address.clone());
+        let mail = self.outbox.enqueue(&tenant, &[to.to_string()], &text.subject, &text.body, Vec::new())?;
+        tracing::info!(webhook = %hook.id, mail = %mail, "notice of the disabled webhook queued");
+        Ok(())
     }
 
     fn drop_pending(&self, webhook: &str) -> Result<(), Error> {
@@ -358,5 +402,108 @@ fn seal_key(d: &Delivery) -> Result<faxgate_retention::KeyId, Error> {
     match &d.account {
         Some(a) => account_key(a),
         None => tenant_key(&d.tenant),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+    use crate::clock::FakeClock;
+    use crate::directory::Tenant;
+
+    /// A receiver on loopback that reads each POST whole and answers 500.
+    fn failing_receiver() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks/fax?token=t0ps3cret#frag", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut s in l.incoming().flatten() {
+                let (mut req, mut buf) = (Vec::new(), [0u8; 4096]);
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req);
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break;
+                        }
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn a_disabled_webhook_is_reported_by_mail_to_notify_or_the_tenants_from_address() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let store = Store::open(&data, &data.join("keys")).unwrap();
+        let clock = FakeClock::new("2026-12-04T09:00:00Z".parse().unwrap());
+        let dir = Directory::open(&store, Arc::new(clock.clone())).unwrap();
+        let tenant: Tenant = serde_json::from_value(json!({
+            "id": "acme", "name": "Acme", "paper": "a4", "default_country": "DK", "fax_domains": [],
+            "branding": {"display_name": "Acme Fax", "from_address": "fax@acme.dk", "language": "en"},
+        }))
+        .unwrap();
+        dir.tenant_add(&Scope::Operator, tenant).unwrap();
+        let acme: TenantId = "acme".parse().unwrap();
+        let url = failing_receiver();
+        let events = vec![Event::NumberChanged];
+        let ops = dir.webhook_create(&acme, None, &url, events.clone(), false, Some("ops@acme.dk".parse().unwrap()));
+        let (ops, plain) = (ops.unwrap(), dir.webhook_create(&acme, None, &url, events, false, None).unwrap());
+        let outbox = Outbox::open(&store, Arc::new(clock.clone())).unwrap();
+        let config = WebhookConfig { retry_delays: vec![60], max_failures: 2 };
+        let hooks = Webhooks::open(&store, dir.clone(), Arc::new(clock.clone()), config, outbox.clone()).unwrap();
+
+        // The first failure of each: no notice yet.
+        hooks.emit(&acme, None, Event::NumberChanged, "n1", json!({}), json!({})).unwrap();
+        assert_eq!(hooks.deliver_due().unwrap().1, 2);
+        assert!(outbox.list().unwrap().is_empty());
+        // The second: both disabled, each with one notice; nothing pending.
+        clock.advance(SignedDuration::from_secs(30));
+        hooks.emit(&acme, None, Event::NumberChanged, "n2", json!({}), json!({})).unwrap();
+        assert_eq!(hooks.deliver_due().unwrap(), (0, 2, None));
+        for h in [&ops, &plain] {
+            assert!(dir.webhook_get(&h.id).unwrap().unwrap().disabled.is_some());
+        }
+        let mails = outbox.list().unwrap();
+        assert_eq!(mails.len(), 2, "{mails:#?}");
+        for (h, to) in [(&ops, "ops@acme.dk"), (&plain, "fax@acme.dk")] {
+            let m = mails.iter().find(|m| m.to == [to]).unwrap_or_else(|| panic!("no notice to {to}: {mails:#?}"));
+            assert_eq!(m.from, "fax@acme.dk");
+            let parsed = mail_parser::MessageParser::default().parse(&m.raw).unwrap();
+            assert_eq!(parsed.subject(), Some("Webhook disabled: 127.0.0.1"));
+            let body = parsed.body_text(0).unwrap().replace("\r\n", "\n");
+            for want in [
+                format!("Webhook:         {}\n", h.id),
+                format!("URL:             {}\n", url.split('?').next().unwrap()),
+                "Events:          number.changed\n".to_owned(),
+                "Disabled:        2026-12-04 09:00:30 UTC\n".to_owned(),
+                "Reason:          2 deliveries failed in a row; the last: the receiver answered 500".to_owned(),
+                "Dropped:         2 pending deliveries".to_owned(),
+                format!("faxgate webhook enable {}  /  POST /v1/webhooks/{}/enable\n", h.id, h.id),
+            ] {
+                assert!(body.contains(&want), "{want:?} in\n{body}");
+            }
+            let raw = String::from_utf8_lossy(&m.raw);
+            for secret in [&ops.secret, &plain.secret, "t0ps3cret", "frag"] {
+                assert!(!raw.contains(secret), "{secret} in\n{raw}");
+            }
+        }
+        // Disabled, it fails no more and is reported no more.
+        clock.advance(SignedDuration::from_secs(3600));
+        hooks.emit(&acme, None, Event::NumberChanged, "n3", json!({}), json!({})).unwrap();
+        assert_eq!(hooks.deliver_due().unwrap(), (0, 0, None));
+        assert_eq!(outbox.list().unwrap().len(), 2);
     }
 }

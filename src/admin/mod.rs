@@ -275,6 +275,10 @@ pub enum Request {
         events: Vec<crate::directory::webhooks::Event>,
         #[serde(default)]
         personal_data: bool,
+        /// Where the notice is mailed if failures disable it (the
+        /// tenant's From address without one).
+        #[serde(default)]
+        notify: Option<EmailAddress>,
     },
     /// The webhooks (never their secrets).
     WebhookList {
@@ -622,9 +626,17 @@ fn number_changed(ctx: &Context, n: &crate::directory::FaxNumber, change: &str) 
     use crate::directory::webhooks::Event;
     let queued = match &ctx.webhooks {
         Some(w) => Ok(w.clone()),
-        None => {
-            crate::webhook::Webhooks::open(&ctx.store, ctx.directory.clone(), ctx.directory.clock(), Default::default())
-        }
+        // Without the daemon no delivery runs here (only `emit`), so no
+        // notice is queued; the store's outbox is there because `Webhooks` takes one.
+        None => queue::outbox(ctx).and_then(|outbox| {
+            crate::webhook::Webhooks::open(
+                &ctx.store,
+                ctx.directory.clone(),
+                ctx.directory.clock(),
+                Default::default(),
+                outbox,
+            )
+        }),
     }
     .and_then(|hooks| {
         let about = format!("{} {change} {}", n.number, ctx.directory.now());
@@ -1129,14 +1141,14 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             }
             Ok(token_view(&dir.token_revoke(&id)?, dir.now()))
         }
-        R::WebhookCreate { tenant, account, url, events, personal_data } => {
+        R::WebhookCreate { tenant, account, url, events, personal_data, notify } => {
             dir.tenant_get(scope, &tenant)?;
             if let Some(a) = &account
                 && dir.account_get(scope, a)?.tenant != tenant
             {
                 return Err(Error::NotFound(format!("no account {a}")));
             }
-            let w = dir.webhook_create(&tenant, account.as_ref(), &url, events, personal_data)?;
+            let w = dir.webhook_create(&tenant, account.as_ref(), &url, events, personal_data, notify)?;
             Ok(json!({ "secret": w.secret, "record": w.view() }))
         }
         R::WebhookList { tenant, account } => {

@@ -74,7 +74,7 @@ pub(super) fn job(ctx: &Context, id: &JobId) -> Result<Option<FaxJob>, Error> {
 }
 
 /// The outbox requests work on: the daemon's, else the store's.
-fn outbox(ctx: &Context) -> Result<crate::mail::outbox::Outbox, Error> {
+pub(super) fn outbox(ctx: &Context) -> Result<crate::mail::outbox::Outbox, Error> {
     match &ctx.outbox {
         Some(o) => Ok(o.clone()),
         None => crate::mail::outbox::Outbox::open(&ctx.store, ctx.directory.clock()),

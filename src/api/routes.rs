@@ -856,6 +856,10 @@ struct NewWebhook {
     /// Numbers and mail addresses in the payloads (otherwise ids and results only).
     #[serde(default)]
     personal_data: bool,
+    /// Where a notice is mailed, in the tenant's branding, if the webhook is
+    /// disabled after failures in a row; without it, the tenant's own From address.
+    #[serde(default)]
+    notify: Option<EmailAddress>,
 }
 
 /// Makes a webhook; the answer holds its signing secret, shown this once.
@@ -868,6 +872,7 @@ async fn webhook_create(State(api): St, Auth(c): Auth, Body(w): Body<NewWebhook>
         url: w.url,
         events: w.events,
         personal_data: w.personal_data,
+        notify: w.notify,
     };
     Ok(Created(run(&api, c, r).await?))
 }

@@ -424,6 +424,10 @@ pub(crate) enum WebhookCmd {
         /// Put numbers and mail addresses in the payloads (otherwise ids and results only).
         #[arg(long)]
         personal_data: bool,
+        /// Mail the notice to this address if failures disable the webhook
+        /// [default: the tenant's From address].
+        #[arg(long, value_name = "ADDRESS")]
+        notify: Option<EmailAddress>,
     },
     /// List webhooks (never their secrets).
     List {
@@ -1116,7 +1120,7 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             TokenCmd::Revoke { id } => Request::TokenRevoke { id: id.clone() },
         },
         Command::Webhook(w) => match w {
-            WebhookCmd::Create { tenant, account, url, events, personal_data } => Request::WebhookCreate {
+            WebhookCmd::Create { tenant, account, url, events, personal_data, notify } => Request::WebhookCreate {
                 tenant: match tenant {
                     Some(t) => t.clone(),
                     None => own_tenant()?,
@@ -1125,6 +1129,7 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                 url: url.clone(),
                 events: events.clone(),
                 personal_data: *personal_data,
+                notify: notify.clone(),
             },
             WebhookCmd::List { tenant, account } => Request::WebhookList { tenant: tenant.clone(), account: *account },
             WebhookCmd::Remove { id } => Request::WebhookRemove { id: id.clone() },

@@ -14,7 +14,7 @@ use crate::Error;
 use crate::retention::account::{account_key, tenant_key};
 use crate::store::Batch;
 use crate::store::layout::directory as layout;
-use crate::types::{AccountId, TenantId};
+use crate::types::{AccountId, EmailAddress, TenantId};
 
 /// What a webhook is told of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum)]
@@ -72,6 +72,10 @@ pub struct Webhook {
     pub failures: u32,
     /// When it was disabled after too many failures, and why.
     pub disabled: Option<(Timestamp, String)>,
+    /// Where the notice of its disabling is mailed; without one, the
+    /// tenant's own From address (absent in records made before it existed).
+    #[serde(default)]
+    pub notify: Option<EmailAddress>,
 }
 
 impl Webhook {
@@ -111,10 +115,7 @@ pub fn check_url(url: &str) -> Result<(), Error> {
     if authority.contains('@') {
         return Err(bad("credentials do not belong in it; the signature authenticates faxgate"));
     }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
+    let host = host_of(authority);
     let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     match scheme {
         "https" => Ok(()),
@@ -124,9 +125,27 @@ pub fn check_url(url: &str) -> Result<(), Error> {
     }
 }
 
+/// The host of a URL's authority: without the port, an IPv6 address without its brackets.
+fn host_of(authority: &str) -> &str {
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    }
+}
+
+/// A webhook URL as a notice shows it: its host, and the URL with scheme,
+/// host and path only (the query and fragment, which may carry a
+/// receiver's token, left out).
+pub fn shown_url(url: &str) -> (String, String) {
+    let cut = url.split(['?', '#']).next().unwrap_or("");
+    let authority = cut.split_once("://").map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+    (host_of(authority).to_owned(), cut.to_owned())
+}
+
 impl Directory {
-    /// Makes a webhook of `tenant` (and `account`); its secret is in the
-    /// record returned, to show once.
+    /// Makes a webhook of `tenant` (and `account`), whose disabling is
+    /// mailed to `notify` (the tenant's From address without one); its
+    /// secret is in the record returned, to show once.
     pub fn webhook_create(
         &self,
         tenant: &TenantId,
@@ -134,6 +153,7 @@ impl Directory {
         url: &str,
         events: Vec<Event>,
         personal_data: bool,
+        notify: Option<EmailAddress>,
     ) -> Result<Webhook, Error> {
         check_url(url)?;
         let mut events = events;
@@ -167,6 +187,7 @@ impl Directory {
             created: self.now(),
             failures: 0,
             disabled: None,
+            notify,
         };
         let _g = self.lock();
         let main = layout::webhook(tenant, account, &hook.id);
@@ -279,5 +300,25 @@ mod tests {
             let e = check_url(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_shown_url_has_no_query_or_fragment() {
+        for (url, host, shown) in [
+            ("https://hooks.example.com/fax?token=s3cr3t#x", "hooks.example.com", "https://hooks.example.com/fax"),
+            ("http://127.0.0.1:8080/h", "127.0.0.1", "http://127.0.0.1:8080/h"),
+            ("http://[::1]:9#frag", "::1", "http://[::1]:9"),
+            ("https://example.com?a=b", "example.com", "https://example.com"),
+        ] {
+            assert_eq!(shown_url(url), (host.to_owned(), shown.to_owned()), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_record_made_before_notify_existed_still_reads() {
+        let old = r#"{"id":"00ff","tenant":"acme","account":null,"url":"https://h.example/x","events":["fax.sent"],
+            "personal_data":false,"secret":"ab","created":"2026-01-01T00:00:00Z","failures":0,"disabled":null}"#;
+        let w: Webhook = serde_json::from_str(old).unwrap();
+        assert_eq!(w.notify, None);
     }
 }

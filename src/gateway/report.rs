@@ -1,6 +1,6 @@
 //! What the gateway tells people: the report to the sender of a fax from
-//! mail, and the mail that carries a received fax. Danish and English, by
-//! the tenant's branding.
+//! mail, the mail that carries a received fax, and the notice that a
+//! webhook was disabled. Danish and English, by the tenant's branding.
 
 use jiff::Timestamp;
 
@@ -60,9 +60,17 @@ pub fn one_line(value: &str) -> String {
 /// A body: an opening sentence, aligned "label: value" rows (each value on
 /// one line), the brand.
 fn body(opening: &str, rows: &[(&str, String)], brand: &str) -> String {
+    body_closing(opening, rows, None, brand)
+}
+
+/// [`body`] with a closing paragraph after the rows.
+fn body_closing(opening: &str, rows: &[(&str, String)], closing: Option<&str>, brand: &str) -> String {
     let mut out = format!("{opening}\n\n");
     for (label, value) in rows {
         out.push_str(&format!("{:<17}{}\n", format!("{label}:"), one_line(value)));
+    }
+    if let Some(c) = closing {
+        out.push_str(&format!("\n{c}\n"));
     }
     out.push_str(&format!("\n{brand}\n"));
     out
@@ -276,6 +284,66 @@ pub fn received(tenant: &Tenant, r: &Received<'_>) -> Text {
     Text { subject, body: body(opening, &rows, &tenant.branding.display_name) }
 }
 
+/// What the notice of a disabled webhook says.
+#[derive(Debug)]
+pub struct HookDisabled<'a> {
+    /// The webhook's id.
+    pub id: &'a str,
+    /// Its host, for the subject.
+    pub host: &'a str,
+    /// Its URL as shown: scheme, host and path (never a query, never the secret).
+    pub url: &'a str,
+    /// The events it was told of.
+    pub events: &'a [&'a str],
+    /// Its account, if it is an account's.
+    pub account: Option<String>,
+    /// When it was disabled.
+    pub at: Timestamp,
+    /// Why.
+    pub reason: &'a str,
+    /// Pending deliveries dropped with it.
+    pub dropped: usize,
+}
+
+/// The notice that a webhook was disabled after failures in a row.
+pub fn webhook_disabled(tenant: &Tenant, h: &HookDisabled<'_>) -> Text {
+    let enable = format!("faxgate webhook enable {}  /  POST /v1/webhooks/{}/enable", h.id, h.id);
+    let (subject, opening, labels, dropped, closing) = match tenant.branding.language {
+        Language::En => (
+            format!("Webhook disabled: {}", one_line(h.host)),
+            "A webhook was disabled: its deliveries failed too many times in a row. \
+             It is sent no events until it is enabled again.",
+            ["Webhook", "URL", "Events", "Account", "Disabled", "Reason", "Dropped"],
+            format!(
+                "{} pending deliver{} (not sent, not retried)",
+                h.dropped,
+                if h.dropped == 1 { "y" } else { "ies" }
+            ),
+            format!("Once the receiver answers again, enable the webhook:\n{enable}"),
+        ),
+        Language::Da => (
+            format!("Webhook deaktiveret: {}", one_line(h.host)),
+            "En webhook er deaktiveret: leveringerne til den fejlede for mange gange i træk. \
+             Den får ingen hændelser, før den aktiveres igen.",
+            ["Webhook", "URL", "Hændelser", "Konto", "Deaktiveret", "Årsag", "Kasseret"],
+            format!(
+                "{} ventende levering{} (ikke sendt, prøves ikke igen)",
+                h.dropped,
+                if h.dropped == 1 { "" } else { "er" }
+            ),
+            format!("Når modtageren svarer igen, aktiveres webhooken med:\n{enable}"),
+        ),
+    };
+    let [l_id, l_url, l_events, l_account, l_at, l_reason, l_dropped] = labels;
+    let mut rows: Vec<(&str, String)> =
+        vec![(l_id, h.id.to_owned()), (l_url, h.url.to_owned()), (l_events, h.events.join(", "))];
+    if let Some(a) = &h.account {
+        rows.push((l_account, a.clone()));
+    }
+    rows.extend([(l_at, local_time(tenant, h.at)), (l_reason, h.reason.to_owned()), (l_dropped, dropped)]);
+    Text { subject, body: body_closing(opening, &rows, Some(&closing), &tenant.branding.display_name) }
+}
+
 #[cfg(test)]
 mod tests {
     use jiff::SignedDuration;
@@ -420,6 +488,45 @@ mod tests {
         assert!(da.body.starts_with("Denne fax er UFULDSTÆNDIG"), "{}", da.body);
         let en = received(&tenant(Language::En), &r);
         assert_eq!(en.subject, "Fax from +4570203040, 1 page (INCOMPLETE)");
+    }
+
+    #[test]
+    fn a_disabled_webhook_is_reported_in_the_tenants_language() {
+        let h = HookDisabled {
+            id: "0a1b2c3d4e5f6071",
+            host: "hooks.kunde.dk",
+            url: "https://hooks.kunde.dk/fax",
+            events: &["fax.failed", "fax.sent"],
+            account: None,
+            at: "2026-03-02T09:00:00Z".parse().unwrap(),
+            reason: "20 deliveries failed in a row; the last: the receiver answered 503 Service Unavailable",
+            dropped: 3,
+        };
+        let en = webhook_disabled(&tenant(Language::En), &h);
+        assert_eq!(en.subject, "Webhook disabled: hooks.kunde.dk");
+        for row in [
+            "Webhook:         0a1b2c3d4e5f6071\n",
+            "URL:             https://hooks.kunde.dk/fax\n",
+            "Events:          fax.failed, fax.sent\n",
+            "Disabled:        2026-03-02 09:00:00 UTC\n",
+            "Reason:          20 deliveries failed in a row; the last: the receiver answered 503",
+            "Dropped:         3 pending deliveries (not sent, not retried)\n",
+            "faxgate webhook enable 0a1b2c3d4e5f6071  /  POST /v1/webhooks/0a1b2c3d4e5f6071/enable\n",
+        ] {
+            assert!(en.body.contains(row), "{row:?} in\n{}", en.body);
+        }
+        assert!(!en.body.contains("Account:"), "{}", en.body);
+        assert!(en.body.ends_with("\nNordtel Fax\n"), "{}", en.body);
+        let da =
+            webhook_disabled(&tenant(Language::Da), &HookDisabled { dropped: 1, account: Some("a-1".into()), ..h });
+        assert_eq!(da.subject, "Webhook deaktiveret: hooks.kunde.dk");
+        for row in [
+            "Hændelser:       fax.failed, fax.sent\n",
+            "Konto:           a-1\n",
+            "Kasseret:        1 ventende levering (",
+        ] {
+            assert!(da.body.contains(row), "{row:?} in\n{}", da.body);
+        }
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! loopback, which checks each signature with Python's own hmac): retried
 //! while it answers 500, delivered once it answers 200, not delivered
 //! again after a restart, disabled after failures in a row, personal data
-//! only when asked for; and through the running daemon, a number added
-//! over the API reaches the receiver signed. Retries run on a fake clock
-//! moved by hand; no test waits for a retry timer.
+//! only when asked for, and the disabling reported by mail; and through
+//! the running daemon, a number added over the API reaches the receiver
+//! signed, and webhooks that fail are disabled with a notice in the
+//! daemon's Maildir. Retries run on a fake clock moved by hand; no test
+//! waits for a retry timer.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use faxgate::clock::{Clock, FakeClock};
 use faxgate::directory::webhooks::Event;
 use faxgate::directory::{Directory, Scope, Tenant};
+use faxgate::mail::outbox::Outbox;
 use faxgate::store::Store;
 use faxgate::webhook::{WebhookConfig, Webhooks};
 use jiff::SignedDuration;
@@ -43,6 +46,19 @@ s = http.server.HTTPServer(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
+
+/// A mail as Python's email parser (not ours) reads it: To, Subject, the plain-text body.
+fn read_mail(path: &Path) -> (String, String, String) {
+    let script = r#"
+import email, email.policy, json, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+print(json.dumps([str(m["To"]), str(m["Subject"]), m.get_body(preferencelist=("plain",)).get_content()]))
+"#;
+    let out = Command::new("/usr/bin/python3").arg("-c").arg(script).arg(path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let [to, subject, body]: [String; 3] = serde_json::from_slice(&out.stdout).unwrap();
+    (to, subject, body)
+}
 
 /// The receiver: what it was sent, and what it answers (`answer`).
 struct Receiver {
@@ -123,11 +139,12 @@ fn deliveries_are_signed_retried_until_200_once_only_and_a_failing_hook_is_disab
         dir.tenant_add(&Scope::Operator, tenant()).unwrap();
         let acc = dir.account_add(&Scope::Operator, &"acme".parse().unwrap(), "Hansen", None, None).unwrap().id;
         let acme = "acme".parse().unwrap();
-        let hook =
-            dir.webhook_create(&acme, Some(&acc), &rx.url, vec![Event::FaxSent, Event::FaxFailed], false).unwrap();
-        let private = dir.webhook_create(&acme, None, &rx.url, vec![Event::FaxReceived], true).unwrap();
+        let events = vec![Event::FaxSent, Event::FaxFailed];
+        let hook = dir.webhook_create(&acme, Some(&acc), &rx.url, events, false, None).unwrap();
+        let private = dir.webhook_create(&acme, None, &rx.url, vec![Event::FaxReceived], true, None).unwrap();
         rx.secret(&hook.secret);
-        let hooks = Webhooks::open(&store, dir.clone(), Arc::new(clock.clone()), config.clone()).unwrap();
+        let outbox = Outbox::open(&store, Arc::new(clock.clone())).unwrap();
+        let hooks = Webhooks::open(&store, dir.clone(), Arc::new(clock.clone()), config.clone(), outbox).unwrap();
 
         // One event, for the account's webhook only (the tenant's wants another).
         let fields = json!({"job": "job-1", "result": "sent", "pages": 2});
@@ -171,7 +188,8 @@ fn deliveries_are_signed_retried_until_200_once_only_and_a_failing_hook_is_disab
     // After a restart: nothing is delivered again.
     let store = Store::open(&data, &data.join("keys")).unwrap();
     let dir = Directory::open(&store, Arc::new(clock.clone())).unwrap();
-    let hooks = Webhooks::open(&store, dir.clone(), Arc::new(clock.clone()), config).unwrap();
+    let outbox = Outbox::open(&store, Arc::new(clock.clone())).unwrap();
+    let hooks = Webhooks::open(&store, dir.clone(), Arc::new(clock.clone()), config, outbox.clone()).unwrap();
     assert_eq!(hooks.deliver_due().unwrap(), (0, 0, None));
     assert_eq!(rx.got().len(), 2);
 
@@ -202,6 +220,111 @@ fn deliveries_are_signed_retried_until_200_once_only_and_a_failing_hook_is_disab
     assert!(h.view().get("secret").is_none());
     // A disabled webhook gets nothing new.
     assert_eq!(hooks.emit(&acme, Some(&acc), Event::FaxFailed, "job-4", json!({}), json!({})).unwrap(), 0);
+
+    // The tenant is told, without a notify address at its From address, in
+    // its language (Danish), through the outbox: queued once, durably.
+    let mails = outbox.list().unwrap();
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    assert_eq!(
+        (mails[0].from.as_str(), mails[0].to.as_slice()),
+        ("fax@acme.dk", ["fax@acme.dk".to_owned()].as_slice())
+    );
+    let file = tmp.path().join("notice.eml");
+    std::fs::write(&file, &mails[0].raw).unwrap();
+    let (to, subject, body) = read_mail(&file);
+    assert_eq!((to.as_str(), subject.as_str()), ("fax@acme.dk", "Webhook deaktiveret: 127.0.0.1"));
+    for want in [
+        format!("Webhook:         {}\n", hook.id),
+        format!("URL:             {}\n", rx.url),
+        "Hændelser:       fax.failed, fax.sent\n".to_owned(),
+        format!("Konto:           {}\n", acc.to_text()),
+        "Årsag:           3 deliveries failed in a row; the last: the receiver answered 503".to_owned(),
+        "Kasseret:        2 ventende leveringer".to_owned(),
+        format!("faxgate webhook enable {}", hook.id),
+        format!("POST /v1/webhooks/{}/enable", hook.id),
+    ] {
+        assert!(body.contains(&want), "{want:?} in\n{body}");
+    }
+    let raw = String::from_utf8_lossy(&mails[0].raw);
+    assert!(!raw.contains(&hook.secret) && !body.contains(&hook.secret) && !raw.contains("whsec"), "{raw}");
+}
+
+/// The mails in the daemon's Maildir, by path.
+fn maildir(s: &crate::harness::Setup) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(s.data_dir().join("maildir/new"))
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn webhooks_failing_in_the_daemon_are_disabled_and_reported_in_its_maildir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(tmp.path());
+    rx.answer(500);
+    let api = crate::api::Api::start("[webhooks]\nmax_failures = 3\n");
+    let s = &api.s;
+    s.add_tenant("acme");
+    let acc = s.add_account("acme", "Hansen");
+    let token = api.token("acme", None, "tenant-admin");
+
+    // Over the API with `notify` (and a query the notice must not show);
+    // with the CLI with --notify, and without (the tenant's From address).
+    let url = format!("{}?token=t0ps3cret", rx.url);
+    let body = json!({"tenant": "acme", "url": url, "events": ["number.changed"], "notify": "ops@customer.test"});
+    let a = api.post("/v1/webhooks", &token, body);
+    assert_eq!(a.status, 201, "{a:?}");
+    assert_eq!(a.body["record"]["notify"], "ops@customer.test");
+    let mut hooks = vec![(a.body["record"]["id"].as_str().unwrap().to_owned(), "ops@customer.test")];
+    let mut secrets = vec![a.body["secret"].as_str().unwrap().to_owned()];
+    for notify in [Some("alerts@customer.test"), None] {
+        let mut args = vec!["webhook", "create", "--tenant", "acme", "--url", &rx.url, "--event", "number.changed"];
+        args.extend(notify.iter().flat_map(|n| ["--notify", n]));
+        let made = s.json(&args);
+        hooks.push((made["record"]["id"].as_str().unwrap().to_owned(), notify.unwrap_or("fax@acme.dk")));
+        secrets.push(made["secret"].as_str().unwrap().to_owned());
+    }
+    // A notify address that is not one is refused.
+    let bad = json!({"tenant": "acme", "url": rx.url, "events": ["number.changed"], "notify": "nobody"});
+    assert_eq!(api.post("/v1/webhooks", &token, bad).status, 400);
+
+    // Three numbers: three failed deliveries to each webhook, the third disables it.
+    for n in ["+4533221100", "+4533221101", "+4533221102"] {
+        let a = api.post("/v1/numbers", &token, json!({"account": acc, "number": n}));
+        assert_eq!(a.status, 201, "{a:?}");
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    while maildir(s).len() < 3 {
+        assert!(Instant::now() < until, "{} notices after 30 s; log:\n{}", maildir(s).len(), api.d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(rx.got().len(), 9, "{:#?}", rx.got());
+    let listed = s.json(&["webhook", "list", "--tenant", "acme"]);
+    assert!(listed.as_array().unwrap().iter().all(|w| w["state"] == "disabled"), "{listed:#}");
+
+    let mails: Vec<_> = maildir(s).iter().map(|p| (read_mail(p), std::fs::read_to_string(p).unwrap())).collect();
+    assert_eq!(mails.len(), 3);
+    for (id, to) in &hooks {
+        let ((_, subject, body), raw) =
+            mails.iter().find(|((t, ..), _)| t == to).unwrap_or_else(|| panic!("no notice to {to}: {mails:#?}"));
+        assert_eq!(subject, "Webhook disabled: 127.0.0.1");
+        assert!(raw.contains("From: \"acme Telecom\" <fax@acme.dk>"), "{raw}");
+        for want in [
+            format!("Webhook:         {id}\n"),
+            format!("URL:             {}\n", rx.url),
+            "Events:          number.changed\n".to_owned(),
+            "Reason:          3 deliveries failed in a row; the last: the receiver answered 500".to_owned(),
+            "Dropped:         3 pending deliveries".to_owned(),
+            format!("faxgate webhook enable {id}"),
+            format!("POST /v1/webhooks/{id}/enable"),
+        ] {
+            assert!(body.contains(&want), "{want:?} in the notice to {to}:\n{body}");
+        }
+        for secret in secrets.iter().map(String::as_str).chain(["t0ps3cret", "whsec"]) {
+            assert!(!raw.contains(secret), "{secret} in the notice to {to}:\n{raw}");
+        }
+    }
 }
 
 #[test]
