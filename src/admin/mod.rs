@@ -1148,6 +1148,15 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             {
                 return Err(Error::NotFound(format!("no account {a}")));
             }
+            // The notice is mail in the tenant's name: only its admin (or
+            // the operator) chooses where it goes; an account's webhook
+            // otherwise reports to the tenant's own address.
+            if notify.is_some() && caller.principal.role() < Role::TenantAdmin {
+                return Err(Error::Forbidden(
+                    "only a tenant's admin may set notify; without it the notice goes to the tenant's From: address"
+                        .into(),
+                ));
+            }
             let w = dir.webhook_create(&tenant, account.as_ref(), &url, events, personal_data, notify)?;
             Ok(json!({ "secret": w.secret, "record": w.view() }))
         }

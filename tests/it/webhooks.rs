@@ -288,6 +288,12 @@ fn webhooks_failing_in_the_daemon_are_disabled_and_reported_in_its_maildir() {
     // A notify address that is not one is refused.
     let bad = json!({"tenant": "acme", "url": rx.url, "events": ["number.changed"], "notify": "nobody"});
     assert_eq!(api.post("/v1/webhooks", &token, bad).status, 400);
+    // An account's admin may make its webhook, but not choose where mail in
+    // the tenant's name goes.
+    let acc_admin = api.token("acme", Some(&acc), "account-admin");
+    let body = json!({"tenant": "acme", "account": acc, "url": rx.url, "events": ["fax.sent"], "notify": "x@elsewhere.example"});
+    let a = api.post("/v1/webhooks", &acc_admin, body);
+    assert!(crate::api::problem(&a, 403).contains("only a tenant's admin may set notify"), "{a:?}");
 
     // Three numbers: three failed deliveries to each webhook, the third disables it.
     for n in ["+4533221100", "+4533221101", "+4533221102"] {
