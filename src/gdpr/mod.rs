@@ -82,6 +82,22 @@ pub struct SubjectExport {
     /// What calls to the subject (a number) needed, per tenant ([`crate::learned`]).
     #[serde(default)]
     pub learned: Vec<crate::learned::Learned>,
+    /// Webhooks whose disabling notices are mailed to the subject (an address).
+    #[serde(default)]
+    pub webhooks: Vec<WebhookNotify>,
+}
+
+/// A webhook that mails its notices to the subject: which, and where.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WebhookNotify {
+    /// The webhook.
+    pub id: String,
+    /// Its tenant.
+    pub tenant: crate::types::TenantId,
+    /// Its account, for an account's webhook.
+    pub account: Option<crate::types::AccountId>,
+    /// The address its notices go to: the subject.
+    pub notify: EmailAddress,
 }
 
 /// A CDR kept after an erasure request, and until when.
@@ -217,6 +233,17 @@ impl Privacy {
         Ok((numbers, senders))
     }
 
+    /// The webhooks whose notices go to the subject (an address).
+    fn webhooks_of(&self, s: &Subject) -> Result<Vec<crate::directory::webhooks::Webhook>, Error> {
+        let Subject::Email(e) = s else { return Ok(Vec::new()) };
+        Ok(self
+            .directory
+            .webhook_list(None, None)?
+            .into_iter()
+            .filter(|w| w.notify.as_ref().is_some_and(|n| n.as_str().eq_ignore_ascii_case(e.as_str())))
+            .collect())
+    }
+
     fn cdrs_of(&self, s: &Subject) -> Result<Vec<Cdr>, Error> {
         let filter = match s {
             Subject::Number(n) => CdrFilter { number: Some(n.clone()), ..Default::default() },
@@ -255,6 +282,13 @@ impl Privacy {
             cdrs,
             cdr_erase_on,
             learned,
+            webhooks: self
+                .webhooks_of(s)?
+                .into_iter()
+                .filter_map(|w| {
+                    Some(WebhookNotify { notify: w.notify?, id: w.id, tenant: w.tenant, account: w.account })
+                })
+                .collect(),
         })
     }
 
@@ -283,6 +317,11 @@ impl Privacy {
         for s in senders {
             directory.sender_rename(&op, &s.pattern, SenderPattern::Address(new.clone()))?;
             changed.push(format!("sender {old} is now {new}"));
+        }
+        for mut w in self.webhooks_of(&Subject::Email(old.clone()))? {
+            w.notify = Some(new.clone());
+            directory.webhook_save(&w)?;
+            changed.push(format!("notices of webhook {} now go to {new}", w.id));
         }
         if changed.is_empty() {
             return Err(Error::NotFound(format!("nothing in the directory names {old}")));
@@ -315,6 +354,14 @@ impl Privacy {
                     erased.push(format!("route of {} to {e}", n.number));
                 }
             }
+        }
+        for mut w in self.webhooks_of(s)? {
+            let was = w.notify.take().map(|n| n.to_string()).unwrap_or_default();
+            directory.webhook_save(&w)?;
+            erased.push(format!(
+                "notice address {was} of webhook {} (its notices go to the tenant's From address)",
+                w.id
+            ));
         }
         for x in senders {
             match s {
@@ -428,7 +475,8 @@ impl Privacy {
     }
 }
 
-/// The directory part of an export as CSV: one row per account, number, route and sender.
+/// The directory part of an export as CSV: one row per account, number, route, sender and
+/// webhook whose notices go to the subject.
 pub fn directory_csv(e: &SubjectExport) -> Result<String, Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let err = |e: csv::Error| Error::Invalid(format!("CSV: {e}"));
@@ -457,6 +505,18 @@ pub fn directory_csv(e: &SubjectExport) -> Result<String, Error> {
             &caller,
             &s.pattern.to_string(),
             &format!("{:?}", s.auth),
+        ])
+        .map_err(err)?;
+    }
+    for h in &e.webhooks {
+        let account = h.account.map(|a| a.to_text()).unwrap_or_default();
+        w.write_record([
+            "webhook",
+            h.tenant.as_str(),
+            &account,
+            "",
+            h.notify.as_str(),
+            &format!("notices of webhook {}", h.id),
         ])
         .map_err(err)?;
     }

@@ -183,3 +183,56 @@ fn rectify_restrict_and_disclose() {
     );
     let _ = &w.cdrs;
 }
+
+/// A webhook that mails its notices to the subject is in the subject's
+/// export (and directory.csv), follows a rectification, and loses the
+/// address on erasure.
+#[test]
+fn a_webhook_notice_address_is_exported_rectified_and_erased() {
+    use crate::directory::webhooks::Event;
+    let w = world();
+    let alpha: crate::types::TenantId = "alpha".parse().unwrap();
+    let acc = w.dir.account_list(&Scope::Operator, Some(&alpha)).unwrap()[0].id;
+    let karen: EmailAddress = "karen@rungstedlund.dk".parse().unwrap();
+    let hook = w
+        .dir
+        .webhook_create(
+            &alpha,
+            Some(&acc),
+            "https://hooks.example/fax",
+            vec![Event::FaxSent],
+            false,
+            Some(karen.clone()),
+        )
+        .unwrap();
+    let other = w
+        .dir
+        .webhook_create(
+            &alpha,
+            None,
+            "https://hooks.example/t",
+            vec![Event::FaxSent],
+            false,
+            Some("it@alpha.dk".parse().unwrap()),
+        )
+        .unwrap();
+
+    let e = w.privacy.export(&Subject::Email(karen.clone())).unwrap();
+    assert_eq!(e.webhooks.len(), 1, "{:?}", e.webhooks);
+    assert_eq!((e.webhooks[0].id.as_str(), e.webhooks[0].account), (hook.id.as_str(), Some(acc)));
+    validate(&serde_json::to_value(&e).unwrap());
+    let csv = directory_csv(&e).unwrap();
+    assert!(csv.lines().any(|l| l.starts_with("webhook,alpha,") && l.contains("karen@rungstedlund.dk")), "{csv}");
+    assert!(w.privacy.export(&Subject::Number("+4533990101".parse().unwrap())).unwrap().webhooks.is_empty());
+
+    let new: EmailAddress = "karen.blixen@rungstedlund.dk".parse().unwrap();
+    let changed = w.privacy.rectify_email(&karen, &new).unwrap();
+    assert!(changed.iter().any(|c| c.contains(&hook.id)), "{changed:?}");
+    assert_eq!(w.dir.webhook_get(&hook.id).unwrap().unwrap().notify, Some(new.clone()));
+
+    let r = w.privacy.erase(&Subject::Email(new)).unwrap();
+    assert!(r.erased.iter().any(|x| x.contains(&hook.id)), "{:?}", r.erased);
+    assert_eq!(w.dir.webhook_get(&hook.id).unwrap().unwrap().notify, None);
+    // Another's address is left as it was.
+    assert_eq!(w.dir.webhook_get(&other.id).unwrap().unwrap().notify, Some("it@alpha.dk".parse().unwrap()));
+}
