@@ -24,6 +24,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod billing;
 pub mod cdr;
 pub mod clock;
 pub mod config;

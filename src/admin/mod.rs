@@ -298,6 +298,27 @@ pub enum Request {
         tenant: Option<TenantId>,
         since: Option<Timestamp>,
     },
+    /// Set a tenant's rating rules (TOML, see [`crate::billing::Rating`]).
+    RatingSet {
+        tenant: TenantId,
+        rules: String,
+    },
+    /// A tenant's rating rules.
+    RatingShow {
+        tenant: TenantId,
+    },
+    /// The rated export of a tenant's month.
+    BillingExport {
+        tenant: TenantId,
+        month: String,
+        level: crate::billing::Level,
+    },
+    /// The export's totals against the month's CDRs, and any difference.
+    BillingCheck {
+        tenant: TenantId,
+        month: String,
+        level: crate::billing::Level,
+    },
     /// Received faxes whose mail is still kept (waiting for the relay, or
     /// given up and kept for `retention.outbox_failed`).
     ReceivedList {
@@ -391,6 +412,10 @@ impl Request {
             R::WebhookEnable { .. } => Op::WebhookEnable,
             R::FaxSend { .. } => Op::FaxSend,
             R::ReceivedList { .. } => Op::ReceivedList,
+            R::RatingSet { .. } => Op::RatingSet,
+            R::RatingShow { .. } => Op::RatingShow,
+            R::BillingExport { .. } => Op::BillingExport,
+            R::BillingCheck { .. } => Op::BillingCheck,
             R::ReceivedGet { .. } => Op::ReceivedGet,
             R::AuditList { .. } => Op::AuditList,
         }
@@ -783,6 +808,7 @@ fn audit_objects(store: &Store, r: &Request) -> Vec<String> {
         R::Disclosure { number: n, .. } => vec![number(n)],
         R::QueueSteer { id, action } => vec![format!("job:{}", id.to_text()), format!("action:{}", action.verb())],
         R::OutboxDrop { id } | R::ReceivedGet { id } => vec![format!("message:{}", id.to_text())],
+        R::RatingSet { tenant: t, .. } => vec![tenant(t)],
         R::LearnedForget { number: n, tenant: t } => t.iter().map(tenant).chain([number(n)]).collect(),
         R::TokenCreate { tenant: t, account: a, role, .. } => {
             let mut v: Vec<String> = t.iter().map(tenant).collect();
@@ -802,6 +828,100 @@ fn audit_objects(store: &Store, r: &Request) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// The rated export of `tenant`'s `month` at `level`; restricted subjects'
+/// rows kept with their numbers withheld.
+fn billing_export(
+    ctx: &Context,
+    scope: &Scope,
+    tenant: &TenantId,
+    month: &str,
+    level: crate::billing::Level,
+) -> Result<crate::billing::Export, Error> {
+    let dir = &ctx.directory;
+    let t = dir.tenant_get(scope, tenant)?;
+    let rating = dir
+        .rating_get(scope, tenant)?
+        .ok_or_else(|| Error::NotFound(format!("tenant {tenant} has no rating rules (faxgate billing rules set)")))?;
+    let (since, until) = crate::billing::month_bounds(month)?;
+    let filter =
+        CdrFilter { tenant: Some(tenant.clone()), since: Some(since), until: Some(until), ..Default::default() };
+    let cdrs = ctx.cdrs.list(&filter)?;
+    let restricted = Restricted::load(ctx)?;
+    let concerns = |c: &Cdr| {
+        c.called.as_ref().is_some_and(|n| restricted.number(n))
+            || c.calling.as_ref().is_some_and(|n| restricted.number(n))
+            || c.emails.iter().any(|e| restricted.email(e.as_str()))
+    };
+    let references = std::cell::RefCell::new(std::collections::HashMap::new());
+    let reference = |a: &AccountId| {
+        references
+            .borrow_mut()
+            .entry(*a)
+            .or_insert_with(|| dir.account_get(&Scope::Operator, a).ok().and_then(|acc| acc.reference))
+            .clone()
+    };
+    crate::billing::export(tenant, month, t.default_country, &rating, level, cdrs, &concerns, &reference)
+}
+
+/// `billing check`: the export's totals against the month's CDRs counted
+/// apart, and every difference.
+fn billing_check(
+    ctx: &Context,
+    scope: &Scope,
+    tenant: &TenantId,
+    month: &str,
+    level: crate::billing::Level,
+) -> Result<Value, Error> {
+    let e = billing_export(ctx, scope, tenant, month, level)?;
+    let (since, until) = crate::billing::month_bounds(month)?;
+    let filter =
+        CdrFilter { tenant: Some(tenant.clone()), since: Some(since), until: Some(until), ..Default::default() };
+    let all = ctx.cdrs.list(&filter)?;
+    let rating = ctx.directory.rating_get(scope, tenant)?.unwrap_or_else(|| unreachable!("the export had rules"));
+    let table = rating.table(level).ok_or_else(|| Error::NotFound("no such table".into()))?;
+    // Counted from the CDRs themselves, not from the export's rows.
+    let billable: Vec<&Cdr> = all
+        .iter()
+        .filter(|c| match c.direction {
+            crate::cdr::Direction::MailToFax => match table.billable {
+                crate::billing::Billable::Pages => c.answer.is_some() && c.pages > 0,
+                crate::billing::Billable::Answered => c.answer.is_some(),
+                crate::billing::Billable::Attempts => true,
+            },
+            crate::cdr::Direction::FaxToMail => table.incoming == crate::billing::Incoming::Page && c.pages > 0,
+        })
+        .collect();
+    let pages: u64 = billable.iter().map(|c| c.pages as u64).sum();
+    let rows_sum: rust_decimal::Decimal = e.rows.iter().map(|r| r.amount).sum();
+    let accounts_sum: rust_decimal::Decimal = e.accounts.values().map(|t| t.amount).sum();
+    let row_pages: u64 = e.rows.iter().map(|r| r.pages as u64).sum();
+    let mut differences = Vec::new();
+    if all.len() as u64 != e.cdrs {
+        differences.push(format!("the month has {} CDRs, the export looked at {}", all.len(), e.cdrs));
+    }
+    if billable.len() != e.rows.len() {
+        differences.push(format!("{} CDRs are billable, the export has {} rows", billable.len(), e.rows.len()));
+    }
+    if pages != row_pages {
+        differences.push(format!("the billable CDRs have {pages} pages, the rows {row_pages}"));
+    }
+    if rows_sum != e.total.amount || accounts_sum != e.total.amount {
+        differences.push(format!(
+            "the rows come to {rows_sum}, the accounts to {accounts_sum}, the total says {}",
+            e.total.amount
+        ));
+    }
+    Ok(json!({
+        "tenant": tenant,
+        "month": month,
+        "level": level,
+        "cdrs": { "count": all.len(), "billable": billable.len(), "pages": pages },
+        "export": { "cdrs": e.cdrs, "rows": e.rows.len(), "pages": row_pages, "amount": e.total.amount,
+            "currency": e.currency, "withheld": e.withheld, "masked": e.masked },
+        "differences": differences,
+    }))
 }
 
 /// A token as listed: never its secret's hash.
@@ -1201,6 +1321,16 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             to_value(h)
         }
         R::ReceivedList { tenant, account } => queue::received_list(ctx, scope, tenant, account),
+        R::RatingSet { tenant, rules } => {
+            let rules = crate::billing::Rating::from_toml(&rules)?;
+            to_value(dir.rating_set(scope, &tenant, rules)?)
+        }
+        R::RatingShow { tenant } => to_value(
+            dir.rating_get(scope, &tenant)?
+                .ok_or_else(|| Error::NotFound(format!("tenant {tenant} has no rating rules")))?,
+        ),
+        R::BillingExport { tenant, month, level } => to_value(billing_export(ctx, scope, &tenant, &month, level)?),
+        R::BillingCheck { tenant, month, level } => billing_check(ctx, scope, &tenant, &month, level),
         R::ReceivedGet { id } => queue::received_get(ctx, scope, &id),
         R::FaxSend { sender, to, subject, comment, document, idempotency_key } => {
             send::send(ctx, caller, send::Fax { sender, to, subject, comment, document, idempotency_key })

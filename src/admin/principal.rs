@@ -253,6 +253,10 @@ ops! {
     AuditList: TENANT, false;
     FaxSend: USER, true;
     ReceivedList: USER, false;
+    RatingSet: TENANT, true;
+    RatingShow: TENANT, false;
+    BillingExport: TENANT, false;
+    BillingCheck: TENANT, false;
     /// A download of a received fax: audited, as access to a fax's content.
     ReceivedGet: USER, true;
 }
@@ -458,6 +462,10 @@ pub fn target_of(ctx: &Context, p: &Principal, request: &Request) -> Result<Targ
         R::CdrList { filter, .. } => listing(filter.account.as_ref(), filter.tenant.as_ref()),
         R::QueueList { account: a, tenant: t, .. } => listing(a.as_ref(), t.as_ref()),
         R::ReceivedList { account: a, tenant: t } => listing(a.as_ref(), t.as_ref()),
+        R::RatingSet { tenant: t, .. }
+        | R::RatingShow { tenant: t }
+        | R::BillingExport { tenant: t, .. }
+        | R::BillingCheck { tenant: t, .. } => tenant(t),
         R::ReceivedGet { id } => {
             let name = format!("received fax {}", id.to_text());
             Ok(match super::queue::received_owner(ctx, id)? {

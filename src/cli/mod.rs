@@ -105,6 +105,9 @@ pub(crate) enum Command {
     /// learned per tenant and used from the start for `fax.learn_days`.
     #[command(subcommand)]
     Learned(LearnedCmd),
+    /// Rating rules and the rated export of a tenant's month.
+    #[command(subcommand)]
+    Billing(BillingCmd),
     /// API tokens: made for a role in a tenant or an account, shown once,
     /// listed and revoked.
     #[command(subcommand)]
@@ -602,6 +605,63 @@ fn parse_month(s: &str) -> Result<(jiff::Timestamp, jiff::Timestamp), String> {
     let start = jiff::civil::Date::new(y, m, 1).map_err(|_| bad())?;
     let utc = |d: jiff::civil::Date| d.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()).map_err(|_| bad());
     Ok((utc(start)?, utc(start.checked_add(jiff::ToSpan::month(1)).map_err(|_| bad())?)?))
+}
+
+/// `faxgate billing ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum BillingCmd {
+    /// Rating rules of a tenant.
+    #[command(subcommand)]
+    Rules(RulesCmd),
+    /// The billable transmissions of a tenant's month, rated, with a summary per account.
+    Export {
+        /// The tenant [default: --as-tenant].
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// The month, YYYY-MM (UTC).
+        #[arg(long)]
+        month: String,
+        /// Whose bill: the operator's to the reseller, or the reseller's to its customers.
+        #[arg(long, value_enum, default_value = "retail")]
+        level: faxgate::billing::Level,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        /// Write to this file (and its schema beside it) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The export's totals against the month's CDRs; exits non-zero on a difference.
+    Check {
+        /// The tenant [default: --as-tenant].
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// Whose bill.
+        #[arg(long, value_enum, default_value = "retail")]
+        level: faxgate::billing::Level,
+    },
+}
+
+/// `faxgate billing rules ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum RulesCmd {
+    /// Set a tenant's rating rules from a TOML file (README: Billing).
+    Set {
+        /// The tenant [default: --as-tenant].
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// The rules.
+        file: PathBuf,
+    },
+    /// Show a tenant's rating rules.
+    Show {
+        /// The tenant [default: --as-tenant].
+        #[arg(long)]
+        tenant: Option<TenantId>,
+    },
 }
 
 /// Export formats.
@@ -1144,6 +1204,27 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
             OutboxCmd::Flush => Request::OutboxFlush,
             OutboxCmd::Drop { id } => Request::OutboxDrop { id: *id },
         },
+        Command::Billing(b) => {
+            let tenant = |t: &Option<TenantId>| -> anyhow::Result<TenantId> {
+                match t {
+                    Some(t) => Ok(t.clone()),
+                    None => own_tenant(),
+                }
+            };
+            match b {
+                BillingCmd::Rules(RulesCmd::Set { tenant: t, file }) => Request::RatingSet {
+                    tenant: tenant(t)?,
+                    rules: std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?,
+                },
+                BillingCmd::Rules(RulesCmd::Show { tenant: t }) => Request::RatingShow { tenant: tenant(t)? },
+                BillingCmd::Export { tenant: t, month, level, .. } => {
+                    Request::BillingExport { tenant: tenant(t)?, month: month.clone(), level: *level }
+                }
+                BillingCmd::Check { tenant: t, month, level } => {
+                    Request::BillingCheck { tenant: tenant(t)?, month: month.clone(), level: *level }
+                }
+            }
+        }
         Command::Received(r) => match r {
             ReceivedCmd::List { tenant, account } => {
                 Request::ReceivedList { tenant: tenant.clone(), account: *account }
@@ -1495,6 +1576,38 @@ pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool>
                 }
                 None => print!("{text}"),
             }
+        }
+        Command::Billing(BillingCmd::Export { format, out, .. }) => {
+            let e: faxgate::billing::Export = serde_json::from_value(value)?;
+            let text = match format {
+                ExportFormat::Csv => e.to_csv()?,
+                ExportFormat::Jsonl => e.to_jsonl()?,
+            };
+            match out {
+                Some(p) => {
+                    std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
+                    let mut beside = String::new();
+                    if *format == ExportFormat::Csv {
+                        let schema = write_schema_beside(p, "billing-csv")?;
+                        let mut summary = p.as_os_str().to_owned();
+                        summary.push(".summary.json");
+                        let summary = PathBuf::from(summary);
+                        std::fs::write(&summary, serde_json::to_string_pretty(&e.summary())?)
+                            .with_context(|| format!("cannot write {}", summary.display()))?;
+                        beside = format!(" (schema: {}, summary: {})", schema.display(), summary.display());
+                    }
+                    eprintln!("{}; written to {}{beside}", e.summary_line(), p.display());
+                }
+                None => {
+                    print!("{text}");
+                    eprintln!("{}", e.summary_line());
+                }
+            }
+        }
+        Command::Billing(BillingCmd::Check { .. }) => {
+            let differences = value["differences"].as_array().map_or(0, Vec::len);
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            success = differences == 0;
         }
         Command::Received(ReceivedCmd::Get { out, .. }) => {
             use base64::Engine;

@@ -38,6 +38,7 @@
 mod apply;
 mod claims;
 mod model;
+mod rating;
 mod tokens;
 pub mod webhooks;
 
@@ -459,6 +460,7 @@ impl Directory {
         b.remove(&layout::claims(id));
         self.remove_tokens(&mut b, id, None)?;
         self.remove_webhooks(&mut b, id, None)?;
+        b.remove(&layout::rating(id));
         self.tree().apply(b)?;
         self.inner.store.vault().clear_tombstone(&key)?;
         Ok(())

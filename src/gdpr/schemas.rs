@@ -23,7 +23,7 @@ use super::SCHEMA;
 use crate::cdr::CSV_COLUMNS;
 
 /// The names `faxgate schema` knows.
-pub const NAMES: &[&str] = &["subject-export", "cdr", "disclosure-jsonl", "cdr-csv", "directory-csv"];
+pub const NAMES: &[&str] = &["subject-export", "cdr", "disclosure-jsonl", "cdr-csv", "directory-csv", "billing-csv"];
 
 /// The columns of `directory.csv`, in order.
 pub const DIRECTORY_COLUMNS: &[&str] = &["kind", "tenant", "account", "name_or_number", "email_or_pattern", "detail"];
@@ -183,6 +183,31 @@ pub fn schema(name: &str) -> Option<Value> {
                 "name_or_number": cell(".*", true, "The account's name, the fax number, or a sender's caller number."),
                 "email_or_pattern": cell(".*", true, "The route's mail address, the sender's address or @domain, or where a webhook's notices go."),
                 "detail": cell(".*", true, "When the account was created or terminated; the route's format; the sender's authentication; the webhook."),
+            }),
+        ),
+        "billing-csv" => csv_row(
+            "billing-csv",
+            "faxgate: a row of a billing export (CSV)",
+            "One row per billable transmission of a tenant's month, rated by its wholesale or retail table; \
+             after the rows, lines starting with # sum up each account and the whole export (and how many \
+             numbers were withheld for restricted subjects, or masked).",
+            crate::billing::CSV_COLUMNS,
+            json!({
+                "cdr": cell("cdr-[0-9a-f]{32}", false, "The CDR the row rates."),
+                "account": cell(ACCOUNT, true, "The account billed."),
+                "reference": cell(".*", true, "The account's reference in the reseller's books."),
+                "number": cell(r"\+[0-9*]{3,15}", true, "The other party's number: full, masked to its last digits, or empty when withheld (restricted)."),
+                "direction": cell("mail-to-fax|fax-to-mail", false, "Which way the fax went."),
+                "class": cell("national|mobile|toll_free|premium|international(-[a-z0-9_-]+)?|incoming", false, "The destination class."),
+                "trunk": cell(".*", true, "The SIP signalling peer of the call."),
+                "start": cell(TIME, false, "When the call started (UTC)."),
+                "duration_s": cell("[0-9]+", false, "Seconds from answer to end."),
+                "pages": cell("[0-9]+", false, "Pages sent or received."),
+                "units": cell("[0-9]+", false, "Units billed (after the minimum and the increment)."),
+                "unit_price": cell(r"[0-9]+(\.[0-9]+)?", false, "Price per unit."),
+                "amount": cell(r"[0-9]+(\.[0-9]+)?", false, "Units times price, rounded to the currency's decimals, half away from zero."),
+                "currency": cell("[A-Z]{3}", false, "ISO 4217."),
+                "restricted": cell("true|false", false, "The subject's processing is restricted: personal fields withheld."),
             }),
         ),
         _ => return None,

@@ -82,7 +82,7 @@ pub fn log_key(store: &Store) -> faxgate_retention::Key {
 pub fn is_sealed(tree: TreeName, key: &[u8]) -> bool {
     let tag = key.split(|&b| b == 0).next().unwrap_or(key);
     match tree {
-        TreeName::Directory => matches!(tag, b"t" | b"a" | b"n" | b"s" | b"tk" | b"wh"),
+        TreeName::Directory => matches!(tag, b"t" | b"a" | b"n" | b"s" | b"tk" | b"wh" | b"rt"),
         TreeName::Mail => matches!(tag, b"j" | b"m" | b"f" | b"p" | b"r"),
         TreeName::Outbox => tag == b"o" || tag == b"w",
         TreeName::Cdr => key.starts_with(cdr::PLACES) || key.starts_with(cdr::v1::PLACES),
@@ -183,6 +183,11 @@ pub mod directory {
 
     /// The prefix of every webhook.
     pub const WEBHOOKS: &[u8] = b"wh\0";
+
+    /// A tenant's rating rules (billing): `rt 0 <tenant>`.
+    pub fn rating(tenant: &TenantId) -> Vec<u8> {
+        key(&[b"rt", tenant.as_str().as_bytes()])
+    }
 
     /// Where a webhook's record is (plain value: the record's key): `wi 0 <webhook id>`.
     pub fn webhook_index(id: &str) -> Vec<u8> {

@@ -6,6 +6,7 @@ mod harness;
 
 mod api;
 mod api_fax;
+mod billing;
 mod cdr;
 mod claims;
 mod config;
