@@ -33,6 +33,7 @@ use crate::types::{AccountId, Country, Domain, E164, EmailAddress, JobId, Tenant
         (name = "tokens", description = "API tokens"),
         (name = "audit", description = "The audit of changes"),
         (name = "webhooks", description = "Fax events POSTed, signed with HMAC-SHA256, to a tenant's or an account's URL"),
+        (name = "billing", description = "Rating rules and the rated export of a tenant's month"),
         (name = "data subjects", description = "GDPR requests and disclosures to authorities (the operator, with an operator token)"),
     ),
     components(schemas(StateFilter, Steer, TenantId, AccountId, JobId, E164, EmailAddress, Domain, Country, SenderPattern)),

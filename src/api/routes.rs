@@ -917,6 +917,66 @@ async fn audit_list(State(api): St, Auth(c): Auth, Query(q): Query<AuditQuery>, 
     paged(run(&api, c, Request::AuditList { tenant: q.tenant, since: q.since }).await?, &p)
 }
 
+// ---------------------------------------------------------------- billing
+
+/// A tenant's rating rules, as TOML (README: Billing).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RatingBody {
+    /// The rules file's text. A tenant's admin leaves out `[wholesale]`.
+    rules: String,
+}
+
+/// A tenant's rating rules.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/rating", tag = "billing", params(TenantPath),
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn rating_show(State(api): St, Auth(c): Auth, Path(p): Path<TenantPath>) -> Res<Object> {
+    Ok(Object(run(&api, c, Request::RatingShow { tenant: p.tenant }).await?))
+}
+
+/// Sets a tenant's rating rules: the operator both tables, the tenant's
+/// admin the retail table (the wholesale one stays).
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/rating", tag = "billing", params(TenantPath), request_body = RatingBody,
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn rating_set(
+    State(api): St,
+    Auth(c): Auth,
+    Path(p): Path<TenantPath>,
+    Body(b): Body<RatingBody>,
+) -> Res<Object> {
+    Ok(Object(run(&api, c, Request::RatingSet { tenant: p.tenant, rules: b.rules }).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct BillingQuery {
+    /// The tenant.
+    tenant: TenantId,
+    /// The month, `YYYY-MM` (UTC).
+    #[param(pattern = "^[0-9]{4}-[0-9]{2}$")]
+    month: String,
+    /// `wholesale` (the operator's bill to the reseller) or `retail` (default).
+    level: Option<crate::billing::Level>,
+}
+
+/// The rated export of a tenant's month: one row per billable transmission,
+/// the totals per account and class, and how many numbers were withheld or
+/// masked (the CLI's `billing export`).
+#[utoipa::path(get, path = "/v1/billing", tag = "billing", params(BillingQuery),
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn billing_export(State(api): St, Auth(c): Auth, Query(q): Query<BillingQuery>) -> Res<Object> {
+    let level = q.level.unwrap_or(crate::billing::Level::Retail);
+    Ok(Object(run(&api, c, Request::BillingExport { tenant: q.tenant, month: q.month, level }).await?))
+}
+
+/// The export's totals against the month's CDRs, and every difference.
+#[utoipa::path(get, path = "/v1/billing/check", tag = "billing", params(BillingQuery),
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn billing_check(State(api): St, Auth(c): Auth, Query(q): Query<BillingQuery>) -> Res<Object> {
+    let level = q.level.unwrap_or(crate::billing::Level::Retail);
+    Ok(Object(run(&api, c, Request::BillingCheck { tenant: q.tenant, month: q.month, level }).await?))
+}
+
 // ---------------------------------------------------------------- data subjects (the operator)
 
 /// Whom a data-subject request is about: a fax number or a mail address.
@@ -1055,6 +1115,9 @@ pub(super) fn router() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(token_list, token_create))
         .routes(routes!(token_revoke))
         .routes(routes!(audit_list))
+        .routes(routes!(rating_show, rating_set))
+        .routes(routes!(billing_export))
+        .routes(routes!(billing_check))
         .routes(routes!(gdpr_export))
         .routes(routes!(gdpr_erase))
         .routes(routes!(gdpr_restrict))
