@@ -92,3 +92,11 @@ text_schema! {
     Country => "A country: ISO 3166 alpha-2 code", "^[A-Z]{2}$";
     SenderPattern => "A mail address, or @domain for every address of a domain";
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dump() {
+        std::fs::write("/tmp/schemas-openapi.json", super::super::openapi_json()).unwrap();
+    }
+}
