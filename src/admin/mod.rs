@@ -48,8 +48,8 @@ use crate::types::{AccountId, EmailAddress, JobId, TenantId};
 
 pub use audit::{AdminAudit, AuditEntry};
 pub use principal::{Op, Principal, Role};
-use views::{AccountView, SenderView, TenantView, TokenView};
 pub use queue::{AttemptView, Call, DocumentInfo, JobRow, JobStateName, JobView, MailState, ReceivedRow, StateFilter};
+use views::{AccountView, SenderView, TenantView, TokenView};
 
 /// One admin request.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -856,7 +856,9 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             let found = crate::dns::txt_records(&ctx.dns_servers, &c.record(), CLAIM_LOOKUP_DEADLINE)?;
             to_value(tenant_view(dir, scope, dir.claim_verified(scope, &tenant, &claim, &found)?)?)
         }
-        R::ClaimApprove { tenant, claim } => to_value(tenant_view(dir, scope, dir.claim_approve(scope, &tenant, &claim)?)?),
+        R::ClaimApprove { tenant, claim } => {
+            to_value(tenant_view(dir, scope, dir.claim_approve(scope, &tenant, &claim)?)?)
+        }
         R::TenantRemove { id } => {
             dir.tenant_remove(scope, &id)?;
             to_value(views::TenantRemoved { removed: id })
@@ -1151,7 +1153,12 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             let list = dir.webhook_list(tenant.as_ref(), account.as_ref())?;
             // An account's principal sees its account's webhooks, not the tenant's.
             let own = caller.principal.account();
-            to_value(list.iter().filter(|w| own.is_none() || w.account.as_ref() == own).map(|w| w.view()).collect::<Vec<_>>())
+            to_value(
+                list.iter()
+                    .filter(|w| own.is_none() || w.account.as_ref() == own)
+                    .map(|w| w.view())
+                    .collect::<Vec<_>>(),
+            )
         }
         R::WebhookRemove { id } => to_value(dir.webhook_remove(&id)?.view()),
         R::WebhookEnable { id } => {

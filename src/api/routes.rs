@@ -22,16 +22,18 @@ use utoipa_axum::routes;
 use super::Api;
 use super::problem::Problem;
 use crate::admin::StateFilter;
-use crate::admin::send::FaxAccepted;
-use crate::admin::views::{AccountDetail, AccountView, SenderView, TenantRemoved, TenantView, TokenMade, TokenView, WebhookMade};
-use crate::admin::{AuditEntry, JobRow, JobView, ReceivedRow};
-use crate::cdr::Cdr;
-use crate::directory::{FaxNumber, Removed, WebhookView};
 use crate::admin::principal::Role;
+use crate::admin::send::FaxAccepted;
+use crate::admin::views::{
+    AccountDetail, AccountView, SenderView, TenantRemoved, TenantView, TokenMade, TokenView, WebhookMade,
+};
+use crate::admin::{AuditEntry, JobRow, JobView, ReceivedRow};
 use crate::admin::{Caller, Request};
+use crate::cdr::Cdr;
 use crate::cdr::CdrFilter;
 use crate::directory::{AccountChange, Paper, Route, SenderAuth, SenderChange, Tenant, TenantChange};
 use crate::directory::{AttachmentFormat, EnvelopeFrom, SenderPattern};
+use crate::directory::{FaxNumber, Removed, WebhookView};
 use crate::gateway::Steer;
 use crate::types::{AccountId, E164, EmailAddress, JobId, TenantId};
 
@@ -112,15 +114,41 @@ pub(super) struct Page {
     cursor: Option<String>,
 }
 
-/// A page of a list: the handlers fill it with the answer's items; the
-/// document names their type (`Paged<TenantView>`).
-#[derive(Debug, serde::Serialize, ToSchema)]
-pub(super) struct Paged<T = Value> {
-    /// The items, in the list's order.
-    items: Vec<T>,
-    /// The cursor of the next page; absent on the last.
+/// A page of a list, as answered; its items are of the list's type, which
+/// the document names with one of the pages below.
+#[derive(Debug, serde::Serialize)]
+pub(super) struct Paged {
+    items: Vec<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
+}
+
+/// The document's page of each list.
+macro_rules! pages {
+    ($($page:ident => $item:ty;)*) => {$(
+        #[doc = concat!("A page of the list of ", stringify!($item), "s.")]
+        #[derive(ToSchema)]
+        #[allow(dead_code)]
+        struct $page {
+            /// The items, in the list's order.
+            items: Vec<$item>,
+            /// The cursor of the next page; absent on the last.
+            next: Option<String>,
+        }
+    )*};
+}
+
+pages! {
+    TenantPage => TenantView;
+    AccountPage => AccountView;
+    NumberPage => FaxNumber;
+    SenderPage => SenderView;
+    CdrPage => Cdr;
+    JobPage => JobRow;
+    ReceivedPage => ReceivedRow;
+    TokenPage => TokenView;
+    WebhookPage => WebhookView;
+    AuditPage => AuditEntry;
 }
 
 /// One answer: the object, as the CLI's `--json` shows it.
@@ -134,7 +162,7 @@ impl IntoResponse for Object {
     }
 }
 
-impl<T: serde::Serialize> IntoResponse for Paged<T> {
+impl IntoResponse for Paged {
     fn into_response(self) -> Response {
         axum::Json(self).into_response()
     }
@@ -176,7 +204,7 @@ type St = State<Arc<Api>>;
 
 /// The tenants the caller sees (the operator: all; a tenant admin: its own).
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", params(Page),
-    responses((status = 200, body = Paged<TenantView>), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TenantPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn tenant_list(State(api): St, Auth(c): Auth, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::TenantList).await?, &p)
 }
@@ -261,7 +289,7 @@ struct InTenant {
 
 /// The accounts the caller sees.
 #[utoipa::path(get, path = "/v1/accounts", tag = "accounts", params(InTenant, Page),
-    responses((status = 200, body = Paged<AccountView>), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AccountPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_list(State(api): St, Auth(c): Auth, Query(q): Query<InTenant>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::AccountList { tenant: q.tenant }).await?, &p)
 }
@@ -374,7 +402,7 @@ struct InAccount {
 
 /// The fax numbers the caller sees.
 #[utoipa::path(get, path = "/v1/numbers", tag = "numbers", params(InAccount, Page),
-    responses((status = 200, body = Paged<FaxNumber>), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = NumberPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn number_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::NumberList { account: q.account, tenant: q.tenant }).await?, &p)
 }
@@ -479,7 +507,7 @@ async fn route_remove(State(api): St, Auth(c): Auth, Path(p): Path<RoutePath>) -
 
 /// The senders (addresses and domains that may mail faxes) the caller sees.
 #[utoipa::path(get, path = "/v1/senders", tag = "senders", params(InAccount, Page),
-    responses((status = 200, body = Paged<SenderView>), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = SenderPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn sender_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::SenderList { account: q.account, tenant: q.tenant }).await?, &p)
 }
@@ -569,7 +597,7 @@ struct CdrQuery {
 
 /// The fax history: call detail records, oldest first.
 #[utoipa::path(get, path = "/v1/cdrs", tag = "history", params(CdrQuery, Page),
-    responses((status = 200, body = Paged<Cdr>), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = CdrPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn cdr_list(State(api): St, Auth(c): Auth, Query(q): Query<CdrQuery>, Query(p): Query<Page>) -> Res<Paged> {
     let filter = CdrFilter { tenant: q.tenant, account: q.account, number: q.number, since: q.since, until: q.until };
     let limit = p.limit.unwrap_or(100);
@@ -601,7 +629,7 @@ struct QueueQuery {
 
 /// The fax jobs: queued, being called, held, and done until swept.
 #[utoipa::path(get, path = "/v1/faxes", tag = "faxes", params(QueueQuery, Page),
-    responses((status = 200, body = Paged<JobRow>), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = JobPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn queue_list(State(api): St, Auth(c): Auth, Query(q): Query<QueueQuery>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::QueueList { tenant: q.tenant, account: q.account, state: q.state }).await?, &p)
 }
@@ -743,7 +771,7 @@ async fn queue_steer(State(api): St, Auth(c): Auth, Path(p): Path<SteerPath>) ->
 /// take it, or given up and kept `retention.outbox_failed` (see `erase_by`).
 /// A fax whose mail was delivered is no longer kept, and not listed.
 #[utoipa::path(get, path = "/v1/received", tag = "faxes", params(InAccount, Page),
-    responses((status = 200, body = Paged<ReceivedRow>), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ReceivedPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn received_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::ReceivedList { tenant: q.tenant, account: q.account }).await?, &p)
 }
@@ -791,7 +819,7 @@ async fn received_document(State(api): St, Auth(c): Auth, Path(p): Path<Received
 
 /// The API tokens the caller sees (never their secrets).
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(InAccount, Page),
-    responses((status = 200, body = Paged<TokenView>), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TokenPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn token_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::TokenList { tenant: q.tenant, account: q.account }).await?, &p)
 }
@@ -841,7 +869,7 @@ async fn token_revoke(State(api): St, Auth(c): Auth, Path(p): Path<TokenPath>) -
 
 /// The webhooks the caller sees (never their secrets).
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(InAccount, Page),
-    responses((status = 200, body = Paged<WebhookView>), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = WebhookPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn webhook_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::WebhookList { tenant: q.tenant, account: q.account }).await?, &p)
 }
@@ -917,7 +945,7 @@ struct AuditQuery {
 
 /// The audit of changes: who, what, on which object, when, with what result.
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery, Page),
-    responses((status = 200, body = Paged<AuditEntry>), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AuditPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn audit_list(State(api): St, Auth(c): Auth, Query(q): Query<AuditQuery>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::AuditList { tenant: q.tenant, since: q.since }).await?, &p)
 }
