@@ -28,7 +28,7 @@ use crate::types::{AccountId, E164, EmailAddress, TenantId};
 const REMOVE_CHUNK: usize = 5_000;
 
 /// Which way the fax went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     /// Mail in, fax out.
@@ -38,7 +38,7 @@ pub enum Direction {
 }
 
 /// How the fax was carried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// T.38 over UDPTL.
@@ -48,11 +48,12 @@ pub enum Transport {
 }
 
 /// One page as it crossed the line.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PageEvent {
     /// Page number, from 1.
     pub page: u32,
     /// When the page completed.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// Bad rows (non-ECM), or 0.
     pub bad_rows: u32,
@@ -61,7 +62,7 @@ pub struct PageEvent {
 }
 
 /// A call detail record.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cdr {
     /// Its id (time-ordered).
     pub id: String,
@@ -80,16 +81,22 @@ pub struct Cdr {
     /// Mail addresses involved (sender, recipients).
     pub emails: Vec<EmailAddress>,
     /// The SMTP client's address.
+    #[schema(value_type = Option<String>)]
     pub smtp_client: Option<std::net::IpAddr>,
-    /// SIP signalling peer.
+    /// SIP signalling peer (address:port).
+    #[schema(value_type = Option<String>)]
     pub sip_signalling: Option<SocketAddr>,
-    /// Media peer.
+    /// Media peer (address:port).
+    #[schema(value_type = Option<String>)]
     pub sip_media: Option<SocketAddr>,
     /// Start of the attempt.
+    #[schema(value_type = String, format = DateTime)]
     pub start: Timestamp,
     /// When the call was answered.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub answer: Option<Timestamp>,
     /// End of the attempt.
+    #[schema(value_type = String, format = DateTime)]
     pub end: Timestamp,
     /// T.30 completion code.
     pub t30_code: Option<i32>,

@@ -27,11 +27,12 @@ use crate::types::TenantId;
 pub const KEY_PREFIX: &str = "admin-audit-";
 
 /// One entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Its place in the audit, in the order entries were appended.
     pub seq: u64,
     /// When.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// Who: `uid 1000 (alice)` for the admin socket, `token <id>` for an API token.
     pub by: String,

@@ -14,7 +14,8 @@
 //! - [`server`]: the Unix socket listener in the daemon;
 //! - [`client`]: the CLI's side of the socket;
 //! - `queue`: the fax queue and the outbox, listed and steered;
-//! - [`send`]: a document sent as a fax (the API's upload, `faxgate fax send`).
+//! - [`send`]: a document sent as a fax (the API's upload, `faxgate fax send`);
+//! - [`views`]: the directory's records as shown.
 
 pub mod access;
 pub mod audit;
@@ -23,6 +24,7 @@ pub mod principal;
 mod queue;
 pub mod send;
 pub mod server;
+pub mod views;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -46,7 +48,8 @@ use crate::types::{AccountId, EmailAddress, JobId, TenantId};
 
 pub use audit::{AdminAudit, AuditEntry};
 pub use principal::{Op, Principal, Role};
-pub use queue::StateFilter;
+pub use queue::{AttemptView, Call, DocumentInfo, JobRow, JobStateName, JobView, MailState, ReceivedRow, StateFilter};
+use views::{AccountView, SenderView, TenantView, TokenView};
 
 /// One admin request.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -913,25 +916,20 @@ fn billing_check(
             e.total.amount
         ));
     }
-    Ok(json!({
-        "tenant": tenant,
-        "month": month,
-        "level": level,
-        "cdrs": { "count": all.len(), "billable": billable.len(), "pages": pages },
-        "export": { "cdrs": e.cdrs, "rows": e.rows.len(), "pages": row_pages, "amount": e.total.amount,
-            "currency": e.currency, "withheld": e.withheld, "masked": e.masked },
-        "differences": differences,
-    }))
-}
-
-/// A token as listed: never its secret's hash.
-fn token_view(t: &crate::directory::ApiToken, now: Timestamp) -> Value {
-    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.remove("secret_sha256");
-        o.insert("state".into(), Value::from(t.state(now)));
-    }
-    v
+    to_value(crate::billing::Check {
+        tenant: tenant.clone(),
+        month: month.to_owned(),
+        level,
+        cdrs: all.len() as u64,
+        billable: billable.len() as u64,
+        billable_pages: pages,
+        rows: e.rows.len() as u64,
+        row_pages,
+        amount: e.total.amount,
+        currency: e.currency,
+        withheld: e.withheld,
+        differences,
+    })
 }
 
 /// Runs one request in `scope`, which [`handle`] decided.
@@ -969,30 +967,32 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
             ctx.wake.notify_one();
             Ok(json!({ "confirmed": dir.now(), "was_suspended": was }))
         }
-        R::TenantAdd { tenant } => tenant_view(dir, scope, dir.tenant_add(scope, tenant)?),
+        R::TenantAdd { tenant } => to_value(tenant_view(dir, scope, dir.tenant_add(scope, tenant)?)?),
         R::TenantList => {
             let list = dir.tenant_list(scope)?;
-            Ok(Value::Array(list.into_iter().map(|t| tenant_view(dir, scope, t)).collect::<Result<_, _>>()?))
+            to_value(list.into_iter().map(|t| tenant_view(dir, scope, t)).collect::<Result<Vec<_>, _>>()?)
         }
-        R::TenantShow { id } => tenant_view(dir, scope, dir.tenant_get(scope, &id)?),
-        R::TenantChange { id, change } => tenant_view(dir, scope, dir.tenant_change(scope, &id, change)?),
+        R::TenantShow { id } => to_value(tenant_view(dir, scope, dir.tenant_get(scope, &id)?)?),
+        R::TenantChange { id, change } => to_value(tenant_view(dir, scope, dir.tenant_change(scope, &id, change)?)?),
         R::ClaimVerify { tenant, claim } => {
             let c = dir.claim_get(scope, &tenant, &claim)?;
             // Asked on this thread (the blocking pool, or the CLI's own),
             // outside the directory's lock; the claim is judged under it.
             let found = crate::dns::txt_records(&ctx.dns_servers, &c.record(), CLAIM_LOOKUP_DEADLINE)?;
-            tenant_view(dir, scope, dir.claim_verified(scope, &tenant, &claim, &found)?)
+            to_value(tenant_view(dir, scope, dir.claim_verified(scope, &tenant, &claim, &found)?)?)
         }
-        R::ClaimApprove { tenant, claim } => tenant_view(dir, scope, dir.claim_approve(scope, &tenant, &claim)?),
+        R::ClaimApprove { tenant, claim } => {
+            to_value(tenant_view(dir, scope, dir.claim_approve(scope, &tenant, &claim)?)?)
+        }
         R::TenantRemove { id } => {
             dir.tenant_remove(scope, &id)?;
-            Ok(json!({ "removed": id }))
+            to_value(views::TenantRemoved { removed: id })
         }
         R::AccountAdd { tenant, name, reference, paper, cover, station_id } => {
             crate::directory::check_fax_settings(None, None, station_id.as_deref())?;
             let a = dir.account_add(scope, &tenant, &name, reference.as_deref(), paper)?;
             if cover.is_none() && station_id.is_none() {
-                return to_value(a);
+                return account_view(a, dir.now());
             }
             // The cover page and the station id are a change right after the
             // add, as `directory apply` sets an account's destinations.
@@ -1001,34 +1001,33 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
                 station_id: crate::directory::Patch::set_if(station_id),
                 ..Default::default()
             };
-            to_value(dir.account_change(scope, &a.id, ch)?)
+            account_view(dir.account_change(scope, &a.id, ch)?, dir.now())
         }
         R::AccountList { tenant } => {
             let now = dir.now();
             let list = dir.account_list(scope, tenant.as_ref())?;
-            to_value(list.into_iter().map(|a| account_view(a, now)).collect::<Vec<_>>())
+            to_value(list.into_iter().map(|a| AccountView::of(a, now)).collect::<Vec<_>>())
         }
         R::AccountShow { id } => {
             let a = dir.account_get(scope, &id)?;
             let restricted = Restricted::load(ctx)?;
             let numbers = restricted.numbers(dir.number_list(scope, Some(&id), None)?);
             let senders = restricted.senders(dir.sender_list(scope, Some(&id), None)?);
-            let mut v = account_view(a, dir.now());
-            v["numbers"] = to_value(numbers)?;
-            v["senders"] = to_value(senders)?;
-            Ok(v)
+            // Its senders as every sender is shown: never a password's hash.
+            let senders = senders.into_iter().map(SenderView::from).collect();
+            to_value(views::AccountDetail { account: AccountView::of(a, dir.now()), numbers, senders })
         }
-        R::AccountChange { id, change } => Ok(account_view(dir.account_change(scope, &id, change)?, dir.now())),
+        R::AccountChange { id, change } => account_view(dir.account_change(scope, &id, change)?, dir.now()),
         R::AccountTerminate { id, at } => {
             let a = dir.account_terminate(scope, &id, at)?;
             moved_deadlines(ctx)?;
             ctx.wake.notify_one();
-            Ok(account_view(a, dir.now()))
+            account_view(a, dir.now())
         }
         R::AccountReactivate { id } => {
             let a = dir.account_reactivate(scope, &id)?;
             moved_deadlines(ctx)?;
-            Ok(account_view(a, dir.now()))
+            account_view(a, dir.now())
         }
         R::AccountRemove { id } => to_value(dir.account_remove(scope, &id)?),
         R::NumberAdd { account, number, routes } => {
@@ -1059,28 +1058,22 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
         }
         R::RouteSet { number, email, format } => to_value(dir.route_set(scope, &number, email, format)?),
         R::RouteRemove { number, email } => to_value(dir.route_remove(scope, &number, &email)?),
-        R::SenderAdd { account, sender, caller_number, auth, envelope_from } => sender_view(to_value(dir.sender_add(
-            scope,
-            &account,
-            sender,
-            caller_number.as_deref(),
-            auth,
-            envelope_from,
-        )?)),
-        R::SenderList { account, tenant } => sender_view(to_value(Restricted::load(ctx)?.senders(dir.sender_list(
-            scope,
-            account.as_ref(),
-            tenant.as_ref(),
-        )?))),
+        R::SenderAdd { account, sender, caller_number, auth, envelope_from } => to_value(SenderView::from(
+            dir.sender_add(scope, &account, sender, caller_number.as_deref(), auth, envelope_from)?,
+        )),
+        R::SenderList { account, tenant } => {
+            let list = Restricted::load(ctx)?.senders(dir.sender_list(scope, account.as_ref(), tenant.as_ref())?);
+            to_value(list.into_iter().map(SenderView::from).collect::<Vec<_>>())
+        }
         R::SenderShow { sender } => {
             let found = dir.sender_get(scope, &sender)?;
             if Restricted::load(ctx)?.senders(vec![found.clone()]).is_empty() {
                 return Err(Error::Forbidden(RESTRICTED.into()));
             }
-            sender_view(to_value(found))
+            to_value(SenderView::from(found))
         }
-        R::SenderChange { sender, change } => sender_view(to_value(dir.sender_change(scope, &sender, change)?)),
-        R::SenderRemove { sender } => to_value(dir.sender_remove(scope, &sender)?),
+        R::SenderChange { sender, change } => to_value(SenderView::from(dir.sender_change(scope, &sender, change)?)),
+        R::SenderRemove { sender } => to_value(SenderView::from(dir.sender_remove(scope, &sender)?)),
         R::DirectoryApply { file, prune, dry_run, source } => {
             to_value(dir.apply(scope, &file, prune, dry_run, source.as_deref())?)
         }
@@ -1235,13 +1228,13 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
                 )));
             }
             let made = dir.token_create(tenant.as_ref(), account.as_ref(), role, name, expires)?;
-            Ok(json!({ "token": made.token, "record": token_view(&made.record, dir.now()) }))
+            to_value(views::TokenMade { token: made.token, record: TokenView::of(&made.record, dir.now()) })
         }
         R::TokenList { tenant, account } => {
             let tenant = own_tenant(scope, tenant)?;
             let now = dir.now();
             let list = dir.token_list(tenant.as_ref(), account.as_ref())?;
-            Ok(Value::Array(list.iter().map(|t| token_view(t, now)).collect()))
+            to_value(list.iter().map(|t| TokenView::of(t, now)).collect::<Vec<_>>())
         }
         R::TokenRevoke { id } => {
             // One outside the caller's tenant (an operator token, to a
@@ -1259,7 +1252,7 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
                     caller.principal.role().as_str()
                 )));
             }
-            Ok(token_view(&dir.token_revoke(&id)?, dir.now()))
+            to_value(TokenView::of(&dir.token_revoke(&id)?, dir.now()))
         }
         R::WebhookCreate { tenant, account, url, events, personal_data, notify } => {
             dir.tenant_get(scope, &tenant)?;
@@ -1278,24 +1271,27 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
                 ));
             }
             let w = dir.webhook_create(&tenant, account.as_ref(), &url, events, personal_data, notify)?;
-            Ok(json!({ "secret": w.secret, "record": w.view() }))
+            to_value(views::WebhookMade::from(&w))
         }
         R::WebhookList { tenant, account } => {
             let tenant = own_tenant(scope, tenant)?;
             let list = dir.webhook_list(tenant.as_ref(), account.as_ref())?;
             // An account's principal sees its account's webhooks, not the tenant's.
             let own = caller.principal.account();
-            Ok(Value::Array(
-                list.iter().filter(|w| own.is_none() || w.account.as_ref() == own).map(|w| w.view()).collect(),
-            ))
+            to_value(
+                list.iter()
+                    .filter(|w| own.is_none() || w.account.as_ref() == own)
+                    .map(|w| w.view())
+                    .collect::<Vec<_>>(),
+            )
         }
-        R::WebhookRemove { id } => Ok(dir.webhook_remove(&id)?.view()),
+        R::WebhookRemove { id } => to_value(dir.webhook_remove(&id)?.view()),
         R::WebhookEnable { id } => {
             let mut w = dir.webhook_get(&id)?.ok_or_else(|| Error::NotFound(format!("no webhook {id}")))?;
             w.disabled = None;
             w.failures = 0;
             dir.webhook_save(&w)?;
-            Ok(w.view())
+            to_value(w.view())
         }
         R::AuditList { tenant, since } => {
             let tenant = own_tenant(scope, tenant)?;
@@ -1381,39 +1377,18 @@ impl Restricted {
     }
 }
 
-/// A sender (or a list of them) as shown: whether a password is set, never its hash.
-fn sender_view(v: Result<Value, Error>) -> Result<Value, Error> {
-    fn one(v: &mut Value) {
-        if let Some(o) = v.as_object_mut() {
-            let set = o.remove("password_hash").is_some();
-            o.insert("smtp_password".into(), Value::from(if set { "set" } else { "none" }));
-        }
-    }
-    let mut v = v?;
-    match &mut v {
-        Value::Array(a) => a.iter_mut().for_each(one),
-        v => one(v),
-    }
-    Ok(v)
-}
-
 /// How long a claim's DNS lookup may take.
 const CLAIM_LOOKUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A tenant as shown: with its claims waiting for proof (`pending`), each
 /// with the TXT record that proves it.
-fn tenant_view(dir: &Directory, scope: &Scope, t: Tenant) -> Result<Value, Error> {
-    let pending: Vec<_> = dir.claim_list(scope, &t.id)?.iter().map(|c| c.view()).collect();
-    let mut v = to_value(t)?;
-    v["pending"] = to_value(pending)?;
-    Ok(v)
+fn tenant_view(dir: &Directory, scope: &Scope, t: Tenant) -> Result<TenantView, Error> {
+    let pending = dir.claim_list(scope, &t.id)?.iter().map(|c| c.view()).collect();
+    Ok(TenantView { tenant: t, pending })
 }
 
-fn account_view(a: crate::directory::Account, now: Timestamp) -> Value {
-    let status = a.status(now);
-    let mut v = serde_json::to_value(&a).unwrap_or(Value::Null);
-    v["status"] = serde_json::to_value(status).unwrap_or(Value::Null);
-    v
+fn account_view(a: crate::directory::Account, now: Timestamp) -> Result<Value, Error> {
+    to_value(AccountView::of(a, now))
 }
 
 #[cfg(test)]

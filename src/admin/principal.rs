@@ -156,7 +156,7 @@ pub enum Need {
 macro_rules! ops {
     ($($(#[$doc:meta])* $name:ident: $need:expr, $changes:expr;)*) => {
         /// What a request does, without its arguments.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         #[allow(missing_docs)]
         pub enum Op { $($name),* }

@@ -13,7 +13,8 @@ use crate::Error;
 use crate::directory::{Language, Scope};
 use crate::gateway::{FaxJob, JobState, Steer};
 use crate::mail::outbox::{OutRecord, OutState};
-use crate::types::{AccountId, JobId, TenantId};
+use crate::types::{AccountId, E164, JobId, TenantId};
+use jiff::Timestamp;
 
 /// Which jobs `queue list --state` shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
@@ -89,56 +90,186 @@ fn restricted_mail(r: &Restricted, m: &OutRecord) -> bool {
     m.to.iter().any(|a| r.email(a))
 }
 
-/// A job as listed.
-fn job_row(j: &FaxJob) -> Value {
-    let waiting = matches!(j.state, JobState::Queued | JobState::Held);
-    json!({
-        "id": j.id,
-        "tenant": j.tenant,
-        "account": j.account,
-        "to": j.to,
-        "from": j.mail_from,
-        "state": j.state_name(),
-        "created": j.created,
-        "attempts": j.attempts.len(),
-        "next_attempt": waiting.then_some(j.next_at),
-        "last_outcome": j.last_outcome().map(|o| o.code()),
-        "pages": j.pages_total,
-        "pages_sent": j.attempts.iter().map(|a| a.outcome.pages()).max().unwrap_or(0),
-    })
+/// Where a fax job stands, in one word (see [`FaxJob::state_name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStateName {
+    /// Not tried yet.
+    Waiting,
+    /// Tried, due again at its next attempt.
+    Retrying,
+    /// Held.
+    Held,
+    /// Being called.
+    Calling,
+    /// Delivered (until swept).
+    Done,
+    /// Given up (until swept).
+    Failed,
 }
 
-/// A job as shown: its row, and each attempt with its cause.
-fn job_view(j: &FaxJob) -> Value {
-    let mut v = job_row(j);
-    v["subject"] = json!(j.subject);
-    v["caller"] = json!(j.caller);
-    v["correlation_id"] = json!(j.correlation_id);
-    v["mail"] = json!(j.mail_job);
-    v["report_sent"] = json!(j.reported);
-    v["next_attempt_safer"] = json!(j.safer);
-    if let JobState::Calling { call_id, start, .. } = &j.state {
-        v["call"] = json!({ "call_id": call_id, "since": start });
+impl JobStateName {
+    fn of(j: &FaxJob) -> Self {
+        match j.state {
+            JobState::Queued if j.attempts.is_empty() => JobStateName::Waiting,
+            JobState::Queued => JobStateName::Retrying,
+            JobState::Held => JobStateName::Held,
+            JobState::Calling { .. } => JobStateName::Calling,
+            JobState::Done => JobStateName::Done,
+            JobState::Failed => JobStateName::Failed,
+        }
     }
-    v["history"] = j
-        .attempts
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            json!({
-                "attempt": i + 1,
-                "start": a.start,
-                "end": a.end,
-                "outcome": a.outcome.code(),
-                "cause": crate::gateway::report::reason(Language::En, &a.outcome),
-                "sip_status": a.outcome.sip_status(),
-                "pages": a.outcome.pages(),
-                "remote_station": a.remote_station,
-                "cdr": (!a.cdr_id.is_empty()).then_some(&a.cdr_id),
+}
+
+/// A fax job as listed.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct JobRow {
+    /// The job's id.
+    pub id: JobId,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// Its account.
+    pub account: AccountId,
+    /// The number called.
+    pub to: E164,
+    /// The mail sender it came from.
+    pub from: String,
+    /// Where it stands.
+    pub state: JobStateName,
+    /// When it was queued.
+    #[schema(value_type = String, format = DateTime)]
+    pub created: Timestamp,
+    /// Attempts made.
+    pub attempts: usize,
+    /// When it is due (waiting, retrying or held); none otherwise.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_attempt: Option<Timestamp>,
+    /// How the last attempt ended (`sent`, `busy`, `no-answer`, ...).
+    pub last_outcome: Option<&'static str>,
+    /// Pages in the document.
+    pub pages: u32,
+    /// The most pages an attempt got through.
+    pub pages_sent: u32,
+}
+
+impl JobRow {
+    fn of(j: &FaxJob) -> Self {
+        let waiting = matches!(j.state, JobState::Queued | JobState::Held);
+        JobRow {
+            id: j.id,
+            tenant: j.tenant.clone(),
+            account: j.account,
+            to: j.to.clone(),
+            from: j.mail_from.clone(),
+            state: JobStateName::of(j),
+            created: j.created,
+            attempts: j.attempts.len(),
+            next_attempt: waiting.then_some(j.next_at),
+            last_outcome: j.last_outcome().map(|o| o.code()),
+            pages: j.pages_total,
+            pages_sent: j.attempts.iter().map(|a| a.outcome.pages()).max().unwrap_or(0),
+        }
+    }
+}
+
+/// The call a job is in.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Call {
+    /// Its SIP Call-ID.
+    pub call_id: String,
+    /// When it started.
+    #[schema(value_type = String, format = DateTime)]
+    pub since: Timestamp,
+}
+
+/// One attempt of a job, with its cause.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    /// Its number, from 1.
+    pub attempt: usize,
+    /// When it started.
+    #[schema(value_type = String, format = DateTime)]
+    pub start: Timestamp,
+    /// When it ended.
+    #[schema(value_type = String, format = DateTime)]
+    pub end: Timestamp,
+    /// How it ended (`sent`, `busy`, `no-answer`, ...).
+    pub outcome: &'static str,
+    /// Why, in words.
+    pub cause: String,
+    /// The SIP status, when it has one.
+    pub sip_status: Option<u16>,
+    /// Pages that got through.
+    pub pages: u32,
+    /// The remote station id, when the fax started.
+    pub remote_station: Option<String>,
+    /// Its CDR's id; none when no call was placed.
+    pub cdr: Option<String>,
+}
+
+/// A fax job as shown: its row, and each attempt with its cause.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct JobView {
+    /// The row.
+    #[serde(flatten)]
+    pub row: JobRow,
+    /// The mail's subject.
+    pub subject: String,
+    /// The caller number it is sent as.
+    pub caller: Option<E164>,
+    /// The id that follows it through mail, job, call and report.
+    pub correlation_id: String,
+    /// The mail it came from.
+    pub mail: JobId,
+    /// Whether its report was sent.
+    pub report_sent: bool,
+    /// Whether the next attempt uses safer settings.
+    pub next_attempt_safer: bool,
+    /// The call it is in (while `calling`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<Call>,
+    /// Its attempts, oldest first.
+    pub history: Vec<AttemptView>,
+}
+
+impl JobView {
+    fn of(j: &FaxJob) -> Self {
+        let call = match &j.state {
+            JobState::Calling { call_id, start, .. } => Some(Call { call_id: call_id.clone(), since: *start }),
+            _ => None,
+        };
+        let history = j
+            .attempts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| AttemptView {
+                attempt: i + 1,
+                start: a.start,
+                end: a.end,
+                outcome: a.outcome.code(),
+                cause: crate::gateway::report::reason(Language::En, &a.outcome),
+                sip_status: a.outcome.sip_status(),
+                pages: a.outcome.pages(),
+                remote_station: a.remote_station.clone(),
+                cdr: (!a.cdr_id.is_empty()).then(|| a.cdr_id.clone()),
             })
-        })
-        .collect();
-    v
+            .collect();
+        JobView {
+            row: JobRow::of(j),
+            subject: j.subject.clone(),
+            caller: j.caller.clone(),
+            correlation_id: j.correlation_id.clone(),
+            mail: j.mail_job,
+            report_sent: j.reported,
+            next_attempt_safer: j.safer,
+            call,
+            history,
+        }
+    }
+}
+
+fn to_value<T: Serialize>(v: T) -> Result<Value, Error> {
+    super::to_value(v)
 }
 
 fn subject_of(m: &OutRecord) -> String {
@@ -187,16 +318,16 @@ pub(super) fn list(
 ) -> Result<Value, Error> {
     let tenant = tenant_of(scope, tenant)?;
     let restricted = Restricted::load(ctx)?;
-    let rows: Vec<Value> = queue(ctx)?
+    let rows: Vec<JobRow> = queue(ctx)?
         .jobs()?
         .iter()
         .filter(|j| tenant.as_ref().is_none_or(|t| *t == j.tenant))
         .filter(|j| account.is_none_or(|a| a == j.account))
         .filter(|j| state.is_none_or(|s| s.matches(j)))
         .filter(|j| !restricted_job(&restricted, j))
-        .map(job_row)
+        .map(JobRow::of)
         .collect();
-    Ok(Value::Array(rows))
+    to_value(rows)
 }
 
 /// `queue show`.
@@ -208,14 +339,14 @@ pub(super) fn show(ctx: &Context, scope: &Scope, id: &JobId) -> Result<Value, Er
     if restricted_job(&Restricted::load(ctx)?, &j) {
         return Err(Error::Forbidden(RESTRICTED.into()));
     }
-    Ok(job_view(&j))
+    to_value(JobView::of(&j))
 }
 
 /// `queue retry|cancel|hold|release`.
 pub(super) fn steer(ctx: &Context, scope: &Scope, id: &JobId, what: Steer) -> Result<Value, Error> {
     let j = queue(ctx)?.steer(id, what, &|j| visible(scope, &j.tenant))?;
     tracing::info!(job = %j.id.to_text(), action = what.verb(), by = ?scope, state = j.state_name(), "fax job steered");
-    Ok(job_row(&j))
+    to_value(JobRow::of(&j))
 }
 
 /// `outbox list`.
@@ -280,7 +411,7 @@ pub(super) fn received_owner(ctx: &Context, id: &JobId) -> Result<Option<(Tenant
 /// When a kept message is erased: a given-up one `retention.outbox_failed`
 /// after it was given up; one still tried at the latest that long after
 /// it expires.
-fn erase_by(ctx: &Context, m: &OutRecord) -> jiff::Timestamp {
+fn erase_by(ctx: &Context, m: &OutRecord) -> Timestamp {
     let kept = ctx.retention.policy().outbox_failed;
     match m.state {
         OutState::Failed => crate::retention::policy::after(m.next_attempt, kept),
@@ -304,27 +435,81 @@ fn attachments(m: &OutRecord) -> Vec<(String, String, Vec<u8>)> {
         .collect()
 }
 
+/// Where a received fax's mail stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MailState {
+    /// Waiting for the mail server to take it.
+    Waiting,
+    /// Given up, and kept until `erase_by`.
+    Failed,
+}
+
+/// A document a received fax's mail carries.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct DocumentInfo {
+    /// Its file name.
+    pub filename: String,
+    /// Its media type.
+    pub content_type: String,
+    /// Its size in bytes.
+    pub size: usize,
+}
+
 /// A received fax as listed.
-fn received_row(ctx: &Context, m: &OutRecord) -> Value {
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ReceivedRow {
+    /// Its id.
+    pub id: JobId,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// The account whose number received it.
+    pub account: Option<AccountId>,
+    /// The number called.
+    pub number: Option<E164>,
+    /// The CDR of the call.
+    pub cdr: Option<String>,
+    /// Pages received.
+    pub pages: Option<u32>,
+    /// When it was received.
+    #[schema(value_type = String, format = DateTime)]
+    pub received: Timestamp,
+    /// The mail's recipients.
+    pub to: Vec<String>,
+    /// Where its mail stands.
+    pub mail: MailState,
+    /// Delivery attempts of its mail.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When it is erased at the latest.
+    #[schema(value_type = String, format = DateTime)]
+    pub erase_by: Timestamp,
+    /// The documents its mail carries.
+    pub documents: Vec<DocumentInfo>,
+}
+
+/// A received fax as listed.
+fn received_row(ctx: &Context, m: &OutRecord) -> ReceivedRow {
     let fax = m.fax.as_ref();
-    json!({
-        "id": m.id,
-        "tenant": m.tenant,
-        "account": fax.map(|f| f.account),
-        "number": fax.map(|f| &f.number),
-        "cdr": fax.map(|f| &f.cdr),
-        "pages": fax.map(|f| f.pages),
-        "received": m.created,
-        "to": m.to,
-        "mail": if m.state == OutState::Scheduled { "waiting" } else { "failed" },
-        "attempts": m.attempts,
-        "last_error": m.last_error,
-        "erase_by": erase_by(ctx, m),
-        "documents": attachments(m)
+    ReceivedRow {
+        id: m.id,
+        tenant: m.tenant.clone(),
+        account: fax.map(|f| f.account),
+        number: fax.map(|f| f.number.clone()),
+        cdr: fax.map(|f| f.cdr.clone()),
+        pages: fax.map(|f| f.pages),
+        received: m.created,
+        to: m.to.clone(),
+        mail: if m.state == OutState::Scheduled { MailState::Waiting } else { MailState::Failed },
+        attempts: m.attempts,
+        last_error: m.last_error.clone(),
+        erase_by: erase_by(ctx, m),
+        documents: attachments(m)
             .into_iter()
-            .map(|(name, media, data)| json!({ "filename": name, "content_type": media, "size": data.len() }))
-            .collect::<Vec<_>>(),
-    })
+            .map(|(filename, content_type, data)| DocumentInfo { filename, content_type, size: data.len() })
+            .collect(),
+    }
 }
 
 fn restricted_fax(r: &Restricted, m: &OutRecord) -> bool {
@@ -340,7 +525,7 @@ pub(super) fn received_list(
 ) -> Result<Value, Error> {
     let tenant = tenant_of(scope, tenant)?;
     let restricted = Restricted::load(ctx)?;
-    let rows: Vec<Value> = outbox(ctx)?
+    let rows: Vec<ReceivedRow> = outbox(ctx)?
         .list()?
         .iter()
         .filter(|m| m.fax.as_ref().is_some_and(|f| account.is_none_or(|a| a == f.account)))
@@ -348,7 +533,7 @@ pub(super) fn received_list(
         .filter(|m| !restricted_fax(&restricted, m))
         .map(|m| received_row(ctx, m))
         .collect();
-    Ok(Value::Array(rows))
+    to_value(rows)
 }
 
 /// `received get`: a received fax with its document (the PDF, else the
@@ -368,7 +553,7 @@ pub(super) fn received_get(ctx: &Context, scope: &Scope, id: &JobId) -> Result<V
         .or(docs.first())
         .ok_or_else(|| Error::NotFound(format!("received fax {} has no document", id.to_text())))?;
     use base64::Engine;
-    let mut v = received_row(ctx, &m);
+    let mut v = to_value(received_row(ctx, &m))?;
     v["document"] = json!({
         "filename": doc.0,
         "content_type": doc.1,

@@ -13,14 +13,14 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{Caller, Context};
 use crate::Error;
 use crate::directory::{AccountStatus, Scope, SenderPattern};
 use crate::mail::{MailJob, MailPolicy};
-use crate::types::{E164, EmailAddress, JobId};
+use crate::types::{AccountId, E164, EmailAddress, JobId};
 
 /// Recipients of one fax, at most.
 pub const MAX_RECIPIENTS: usize = 100;
@@ -223,18 +223,28 @@ pub fn send(ctx: &Context, caller: &Caller, fax: Fax) -> Result<Value, Error> {
     } else {
         tracing::info!(job = %id, by = %caller.by, "fax upload accepted");
     }
-    Ok(json!({
-        "id": id.to_text(),
-        "to": numbers,
-        "sender": sender,
-        "account": s.account,
-        "already_queued": again,
-    }))
+    super::to_value(FaxAccepted { id, to: numbers, sender, account: s.account, already_queued: again })
+}
+
+/// A fax accepted: the mail job that sends it to each number.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct FaxAccepted {
+    /// The job's id; the faxes to each number show under `GET /v1/faxes`.
+    pub id: JobId,
+    /// The numbers it is sent to, in E.164.
+    pub to: Vec<E164>,
+    /// The sender the report goes to.
+    pub sender: EmailAddress,
+    /// The sender's account.
+    pub account: AccountId,
+    /// True: the same fax (the same `Idempotency-Key`) was sent before; this is its answer.
+    pub already_queued: bool,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn numbers_are_read_as_people_write_them() {

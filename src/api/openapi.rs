@@ -93,3 +93,31 @@ text_schema! {
     Country => "A country: ISO 3166 alpha-2 code", "^[A-Z]{2}$";
     SenderPattern => "A mail address, or @domain for every address of a domain";
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// Every answer but the data subjects' (the operator's reports, in the
+    /// shapes of `crate::gdpr`) names its type: no generic object.
+    #[test]
+    fn every_answer_names_its_type() {
+        let doc: Value = serde_json::from_str(&super::super::openapi_json()).unwrap();
+        let mut typed = 0;
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                for (status, r) in op["responses"].as_object().unwrap() {
+                    let Some(schema) = r.pointer("/content/application~1json/schema") else { continue };
+                    if !status.starts_with('2') || path.starts_with("/v1/gdpr/") || path == "/v1/disclosures" {
+                        continue;
+                    }
+                    let name = schema["$ref"].as_str().unwrap_or_else(|| panic!("{method} {path}: {schema}"));
+                    let name = name.strip_prefix("#/components/schemas/").unwrap();
+                    assert!(doc["components"]["schemas"][name].is_object(), "{method} {path}: {name}");
+                    typed += 1;
+                }
+            }
+        }
+        assert_eq!(typed, 44);
+    }
+}

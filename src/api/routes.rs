@@ -23,10 +23,17 @@ use super::Api;
 use super::problem::Problem;
 use crate::admin::StateFilter;
 use crate::admin::principal::Role;
+use crate::admin::send::FaxAccepted;
+use crate::admin::views::{
+    AccountDetail, AccountView, SenderView, TenantRemoved, TenantView, TokenMade, TokenView, WebhookMade,
+};
+use crate::admin::{AuditEntry, JobRow, JobView, ReceivedRow};
 use crate::admin::{Caller, Request};
+use crate::cdr::Cdr;
 use crate::cdr::CdrFilter;
 use crate::directory::{AccountChange, Paper, Route, SenderAuth, SenderChange, Tenant, TenantChange};
 use crate::directory::{AttachmentFormat, EnvelopeFrom, SenderPattern};
+use crate::directory::{FaxNumber, Removed, WebhookView};
 use crate::gateway::Steer;
 use crate::types::{AccountId, E164, EmailAddress, JobId, TenantId};
 
@@ -107,15 +114,41 @@ pub(super) struct Page {
     cursor: Option<String>,
 }
 
-/// A page of a list.
-#[derive(Debug, serde::Serialize, ToSchema)]
+/// A page of a list, as answered; its items are of the list's type, which
+/// the document names with one of the pages below.
+#[derive(Debug, serde::Serialize)]
 pub(super) struct Paged {
-    /// The items, in the list's order.
-    #[schema(value_type = Vec<Object>)]
     items: Vec<Value>,
-    /// The cursor of the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
+}
+
+/// The document's page of each list.
+macro_rules! pages {
+    ($($page:ident => $item:ty;)*) => {$(
+        #[doc = concat!("A page of the list of ", stringify!($item), "s.")]
+        #[derive(ToSchema)]
+        #[allow(dead_code)]
+        struct $page {
+            /// The items, in the list's order.
+            items: Vec<$item>,
+            /// The cursor of the next page; absent on the last.
+            next: Option<String>,
+        }
+    )*};
+}
+
+pages! {
+    TenantPage => TenantView;
+    AccountPage => AccountView;
+    NumberPage => FaxNumber;
+    SenderPage => SenderView;
+    CdrPage => Cdr;
+    JobPage => JobRow;
+    ReceivedPage => ReceivedRow;
+    TokenPage => TokenView;
+    WebhookPage => WebhookView;
+    AuditPage => AuditEntry;
 }
 
 /// One answer: the object, as the CLI's `--json` shows it.
@@ -171,14 +204,14 @@ type St = State<Arc<Api>>;
 
 /// The tenants the caller sees (the operator: all; a tenant admin: its own).
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", params(Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TenantPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn tenant_list(State(api): St, Auth(c): Auth, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::TenantList).await?, &p)
 }
 
 /// Adds a tenant (operator).
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = Tenant,
-    responses((status = 201, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = TenantView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn tenant_add(State(api): St, Auth(c): Auth, Body(tenant): Body<Tenant>) -> Res<Created> {
     Ok(Created(run(&api, c, Request::TenantAdd { tenant }).await?))
 }
@@ -192,14 +225,14 @@ struct TenantPath {
 
 /// One tenant.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", params(TenantPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TenantView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn tenant_show(State(api): St, Auth(c): Auth, Path(p): Path<TenantPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::TenantShow { id: p.tenant }).await?))
 }
 
 /// Changes a tenant.
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "tenants", params(TenantPath), request_body = TenantChange,
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TenantView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn tenant_change(
     State(api): St,
     Auth(c): Auth,
@@ -211,7 +244,7 @@ async fn tenant_change(
 
 /// Removes a tenant with its accounts, numbers and senders (operator).
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}", tag = "tenants", params(TenantPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TenantRemoved), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn tenant_remove(State(api): St, Auth(c): Auth, Path(p): Path<TenantPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::TenantRemove { id: p.tenant }).await?))
 }
@@ -232,7 +265,7 @@ struct ClaimPath {
 /// (both in the tenant's `pending` list), it takes effect; otherwise 409,
 /// saying which record to publish.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/claims/{claim}/verify", tag = "tenants", params(ClaimPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TenantView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn claim_verify(State(api): St, Auth(c): Auth, Path(p): Path<ClaimPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::ClaimVerify { tenant: p.tenant, claim: p.claim }).await?))
 }
@@ -240,7 +273,7 @@ async fn claim_verify(State(api): St, Auth(c): Auth, Path(p): Path<ClaimPath>) -
 /// Lets a pending fax domain or From: address take effect without DNS
 /// (the operator only).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/claims/{claim}/approve", tag = "tenants", params(ClaimPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TenantView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn claim_approve(State(api): St, Auth(c): Auth, Path(p): Path<ClaimPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::ClaimApprove { tenant: p.tenant, claim: p.claim }).await?))
 }
@@ -256,7 +289,7 @@ struct InTenant {
 
 /// The accounts the caller sees.
 #[utoipa::path(get, path = "/v1/accounts", tag = "accounts", params(InTenant, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AccountPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_list(State(api): St, Auth(c): Auth, Query(q): Query<InTenant>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::AccountList { tenant: q.tenant }).await?, &p)
 }
@@ -281,7 +314,7 @@ struct NewAccount {
 
 /// Adds an account to a tenant.
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = NewAccount,
-    responses((status = 201, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = AccountView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_add(State(api): St, Auth(c): Auth, Body(a): Body<NewAccount>) -> Res<Created> {
     let r = Request::AccountAdd {
         tenant: a.tenant,
@@ -303,14 +336,14 @@ struct AccountPath {
 
 /// One account.
 #[utoipa::path(get, path = "/v1/accounts/{account}", tag = "accounts", params(AccountPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AccountDetail), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_show(State(api): St, Auth(c): Auth, Path(p): Path<AccountPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::AccountShow { id: p.account }).await?))
 }
 
 /// Changes an account.
 #[utoipa::path(patch, path = "/v1/accounts/{account}", tag = "accounts", params(AccountPath),
-    request_body = AccountChange, responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    request_body = AccountChange, responses((status = 200, body = AccountView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_change(
     State(api): St,
     Auth(c): Auth,
@@ -322,7 +355,7 @@ async fn account_change(
 
 /// Removes an account now, with its numbers and senders.
 #[utoipa::path(delete, path = "/v1/accounts/{account}", tag = "accounts", params(AccountPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Removed), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_remove(State(api): St, Auth(c): Auth, Path(p): Path<AccountPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::AccountRemove { id: p.account }).await?))
 }
@@ -339,7 +372,7 @@ struct Terminate {
 
 /// Terminates an account (the retention period of its data starts).
 #[utoipa::path(post, path = "/v1/accounts/{account}/terminate", tag = "accounts", params(AccountPath),
-    request_body = Terminate, responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    request_body = Terminate, responses((status = 200, body = AccountView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_terminate(
     State(api): St,
     Auth(c): Auth,
@@ -351,7 +384,7 @@ async fn account_terminate(
 
 /// Takes back a termination that has not been erased yet.
 #[utoipa::path(post, path = "/v1/accounts/{account}/reactivate", tag = "accounts", params(AccountPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AccountView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn account_reactivate(State(api): St, Auth(c): Auth, Path(p): Path<AccountPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::AccountReactivate { id: p.account }).await?))
 }
@@ -369,7 +402,7 @@ struct InAccount {
 
 /// The fax numbers the caller sees.
 #[utoipa::path(get, path = "/v1/numbers", tag = "numbers", params(InAccount, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = NumberPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn number_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::NumberList { account: q.account, tenant: q.tenant }).await?, &p)
 }
@@ -389,7 +422,7 @@ struct NewNumber {
 
 /// Adds a fax number to an account.
 #[utoipa::path(post, path = "/v1/numbers", tag = "numbers", request_body = NewNumber,
-    responses((status = 201, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = FaxNumber), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn number_add(State(api): St, Auth(c): Auth, Body(n): Body<NewNumber>) -> Res<Created> {
     Ok(Created(run(&api, c, Request::NumberAdd { account: n.account, number: n.number, routes: n.routes }).await?))
 }
@@ -403,14 +436,14 @@ struct NumberPath {
 
 /// One fax number with its routes.
 #[utoipa::path(get, path = "/v1/numbers/{number}", tag = "numbers", params(NumberPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = FaxNumber), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn number_show(State(api): St, Auth(c): Auth, Path(p): Path<NumberPath>) -> Res<Object> {
     Ok(Object(named(&p.number.clone(), run(&api, c, Request::NumberShow { number: p.number }).await)?))
 }
 
 /// Removes a fax number.
 #[utoipa::path(delete, path = "/v1/numbers/{number}", tag = "numbers", params(NumberPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = FaxNumber), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn number_remove(State(api): St, Auth(c): Auth, Path(p): Path<NumberPath>) -> Res<Object> {
     Ok(Object(named(&p.number.clone(), run(&api, c, Request::NumberRemove { number: p.number }).await)?))
 }
@@ -425,7 +458,7 @@ struct MoveTo {
 
 /// Moves a fax number to another account of the same tenant.
 #[utoipa::path(post, path = "/v1/numbers/{number}/move", tag = "numbers", params(NumberPath), request_body = MoveTo,
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = FaxNumber), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn number_move(State(api): St, Auth(c): Auth, Path(p): Path<NumberPath>, Body(m): Body<MoveTo>) -> Res<Object> {
     Ok(Object(named(
         &p.number.clone(),
@@ -446,7 +479,7 @@ struct RouteBody {
 
 /// Sets a route of a number: faxes to it are mailed to the address.
 #[utoipa::path(put, path = "/v1/numbers/{number}/routes", tag = "numbers", params(NumberPath),
-    request_body = RouteBody, responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    request_body = RouteBody, responses((status = 200, body = FaxNumber), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn route_set(State(api): St, Auth(c): Auth, Path(p): Path<NumberPath>, Body(r): Body<RouteBody>) -> Res<Object> {
     Ok(Object(named(
         &p.number.clone(),
@@ -465,7 +498,7 @@ struct RoutePath {
 
 /// Removes a route of a number.
 #[utoipa::path(delete, path = "/v1/numbers/{number}/routes/{email}", tag = "numbers", params(RoutePath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = FaxNumber), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn route_remove(State(api): St, Auth(c): Auth, Path(p): Path<RoutePath>) -> Res<Object> {
     Ok(Object(named(&p.number.clone(), run(&api, c, Request::RouteRemove { number: p.number, email: p.email }).await)?))
 }
@@ -474,7 +507,7 @@ async fn route_remove(State(api): St, Auth(c): Auth, Path(p): Path<RoutePath>) -
 
 /// The senders (addresses and domains that may mail faxes) the caller sees.
 #[utoipa::path(get, path = "/v1/senders", tag = "senders", params(InAccount, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = SenderPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn sender_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::SenderList { account: q.account, tenant: q.tenant }).await?, &p)
 }
@@ -498,7 +531,7 @@ struct NewSender {
 
 /// Adds a sender to an account.
 #[utoipa::path(post, path = "/v1/senders", tag = "senders", request_body = NewSender,
-    responses((status = 201, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = SenderView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn sender_add(State(api): St, Auth(c): Auth, Body(s): Body<NewSender>) -> Res<Created> {
     let r = Request::SenderAdd {
         account: s.account,
@@ -519,14 +552,14 @@ struct SenderPath {
 
 /// One sender.
 #[utoipa::path(get, path = "/v1/senders/{sender}", tag = "senders", params(SenderPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = SenderView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn sender_show(State(api): St, Auth(c): Auth, Path(p): Path<SenderPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::SenderShow { sender: p.sender }).await?))
 }
 
 /// Changes a sender.
 #[utoipa::path(patch, path = "/v1/senders/{sender}", tag = "senders", params(SenderPath), request_body = SenderChange,
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = SenderView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn sender_change(
     State(api): St,
     Auth(c): Auth,
@@ -538,7 +571,7 @@ async fn sender_change(
 
 /// Removes a sender.
 #[utoipa::path(delete, path = "/v1/senders/{sender}", tag = "senders", params(SenderPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = SenderView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn sender_remove(State(api): St, Auth(c): Auth, Path(p): Path<SenderPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::SenderRemove { sender: p.sender }).await?))
 }
@@ -564,7 +597,7 @@ struct CdrQuery {
 
 /// The fax history: call detail records, oldest first.
 #[utoipa::path(get, path = "/v1/cdrs", tag = "history", params(CdrQuery, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = CdrPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn cdr_list(State(api): St, Auth(c): Auth, Query(q): Query<CdrQuery>, Query(p): Query<Page>) -> Res<Paged> {
     let filter = CdrFilter { tenant: q.tenant, account: q.account, number: q.number, since: q.since, until: q.until };
     let limit = p.limit.unwrap_or(100);
@@ -596,7 +629,7 @@ struct QueueQuery {
 
 /// The fax jobs: queued, being called, held, and done until swept.
 #[utoipa::path(get, path = "/v1/faxes", tag = "faxes", params(QueueQuery, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = JobPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn queue_list(State(api): St, Auth(c): Auth, Query(q): Query<QueueQuery>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::QueueList { tenant: q.tenant, account: q.account, state: q.state }).await?, &p)
 }
@@ -638,7 +671,7 @@ impl IntoResponse for Accepted {
 #[utoipa::path(post, path = "/v1/faxes", tag = "faxes",
     request_body(content = FaxUpload, content_type = "multipart/form-data"),
     params(("Idempotency-Key" = Option<String>, Header, description = "The same key again within a day: the first answer, not a second fax.")),
-    responses((status = 202, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 202, body = FaxAccepted), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn fax_send(
     State(api): St,
     Auth(c): Auth,
@@ -711,7 +744,7 @@ struct JobPath {
 
 /// One fax job with its attempts.
 #[utoipa::path(get, path = "/v1/faxes/{job}", tag = "faxes", params(JobPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = JobView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn queue_show(State(api): St, Auth(c): Auth, Path(p): Path<JobPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::QueueShow { id: p.job }).await?))
 }
@@ -727,7 +760,7 @@ struct SteerPath {
 
 /// Steers a queued job: call it now, cancel it, hold or release it.
 #[utoipa::path(post, path = "/v1/faxes/{job}/{action}", tag = "faxes", params(SteerPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = JobRow), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn queue_steer(State(api): St, Auth(c): Auth, Path(p): Path<SteerPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::QueueSteer { id: p.job, action: p.action }).await?))
 }
@@ -738,7 +771,7 @@ async fn queue_steer(State(api): St, Auth(c): Auth, Path(p): Path<SteerPath>) ->
 /// take it, or given up and kept `retention.outbox_failed` (see `erase_by`).
 /// A fax whose mail was delivered is no longer kept, and not listed.
 #[utoipa::path(get, path = "/v1/received", tag = "faxes", params(InAccount, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ReceivedPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn received_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::ReceivedList { tenant: q.tenant, account: q.account }).await?, &p)
 }
@@ -786,7 +819,7 @@ async fn received_document(State(api): St, Auth(c): Auth, Path(p): Path<Received
 
 /// The API tokens the caller sees (never their secrets).
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(InAccount, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TokenPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn token_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::TokenList { tenant: q.tenant, account: q.account }).await?, &p)
 }
@@ -811,7 +844,7 @@ struct NewToken {
 
 /// Makes an API token; the answer holds its secret, shown this once.
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = NewToken,
-    responses((status = 201, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = TokenMade), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn token_create(State(api): St, Auth(c): Auth, Body(t): Body<NewToken>) -> Res<Created> {
     let r =
         Request::TokenCreate { tenant: t.tenant, account: t.account, role: t.role, name: t.name, expires: t.expires };
@@ -827,7 +860,7 @@ struct TokenPath {
 
 /// Revokes an API token.
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", params(TokenPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TokenView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn token_revoke(State(api): St, Auth(c): Auth, Path(p): Path<TokenPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::TokenRevoke { id: p.id }).await?))
 }
@@ -836,7 +869,7 @@ async fn token_revoke(State(api): St, Auth(c): Auth, Path(p): Path<TokenPath>) -
 
 /// The webhooks the caller sees (never their secrets).
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(InAccount, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = WebhookPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn webhook_list(State(api): St, Auth(c): Auth, Query(q): Query<InAccount>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::WebhookList { tenant: q.tenant, account: q.account }).await?, &p)
 }
@@ -864,7 +897,7 @@ struct NewWebhook {
 
 /// Makes a webhook; the answer holds its signing secret, shown this once.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = NewWebhook,
-    responses((status = 201, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = WebhookMade), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn webhook_create(State(api): St, Auth(c): Auth, Body(w): Body<NewWebhook>) -> Res<Created> {
     let r = Request::WebhookCreate {
         tenant: w.tenant,
@@ -886,14 +919,14 @@ struct WebhookPath {
 
 /// Removes a webhook; its pending deliveries are dropped.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(WebhookPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = WebhookView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn webhook_remove(State(api): St, Auth(c): Auth, Path(p): Path<WebhookPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::WebhookRemove { id: p.id }).await?))
 }
 
 /// Enables a webhook that failures disabled.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/enable", tag = "webhooks", params(WebhookPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = WebhookView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn webhook_enable(State(api): St, Auth(c): Auth, Path(p): Path<WebhookPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::WebhookEnable { id: p.id }).await?))
 }
@@ -912,7 +945,7 @@ struct AuditQuery {
 
 /// The audit of changes: who, what, on which object, when, with what result.
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery, Page),
-    responses((status = 200, body = Paged), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AuditPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn audit_list(State(api): St, Auth(c): Auth, Query(q): Query<AuditQuery>, Query(p): Query<Page>) -> Res<Paged> {
     paged(run(&api, c, Request::AuditList { tenant: q.tenant, since: q.since }).await?, &p)
 }
@@ -929,7 +962,7 @@ struct RatingBody {
 
 /// A tenant's rating rules.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/rating", tag = "billing", params(TenantPath),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::billing::Rating), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn rating_show(State(api): St, Auth(c): Auth, Path(p): Path<TenantPath>) -> Res<Object> {
     Ok(Object(run(&api, c, Request::RatingShow { tenant: p.tenant }).await?))
 }
@@ -937,7 +970,7 @@ async fn rating_show(State(api): St, Auth(c): Auth, Path(p): Path<TenantPath>) -
 /// Sets a tenant's rating rules: the operator both tables, the tenant's
 /// admin the retail table (the wholesale one stays).
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/rating", tag = "billing", params(TenantPath), request_body = RatingBody,
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::billing::Rating), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn rating_set(
     State(api): St,
     Auth(c): Auth,
@@ -963,7 +996,7 @@ struct BillingQuery {
 /// the totals per account and class, and how many numbers were withheld or
 /// masked (the CLI's `billing export`).
 #[utoipa::path(get, path = "/v1/billing", tag = "billing", params(BillingQuery),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::billing::Export), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn billing_export(State(api): St, Auth(c): Auth, Query(q): Query<BillingQuery>) -> Res<Object> {
     let level = q.level.unwrap_or(crate::billing::Level::Retail);
     Ok(Object(run(&api, c, Request::BillingExport { tenant: q.tenant, month: q.month, level }).await?))
@@ -971,7 +1004,7 @@ async fn billing_export(State(api): St, Auth(c): Auth, Query(q): Query<BillingQu
 
 /// The export's totals against the month's CDRs, and every difference.
 #[utoipa::path(get, path = "/v1/billing/check", tag = "billing", params(BillingQuery),
-    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::billing::Check), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn billing_check(State(api): St, Auth(c): Auth, Query(q): Query<BillingQuery>) -> Res<Object> {
     let level = q.level.unwrap_or(crate::billing::Level::Retail);
     Ok(Object(run(&api, c, Request::BillingCheck { tenant: q.tenant, month: q.month, level }).await?))

@@ -30,7 +30,7 @@ use crate::cdr::{Cdr, Direction};
 use crate::types::{AccountId, Country, E164, TenantId};
 
 /// What a unit is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     /// A page sent (or received).
@@ -42,7 +42,7 @@ pub enum Unit {
 }
 
 /// Which outgoing transmissions are billable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Billable {
     /// Answered, and at least one page sent (the default).
@@ -55,7 +55,7 @@ pub enum Billable {
 }
 
 /// How incoming faxes are billed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Incoming {
     /// Not billed (the default).
@@ -67,7 +67,7 @@ pub enum Incoming {
 
 /// One rating table: wholesale (operator to reseller) or retail (reseller
 /// to its customers).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Table {
     /// Which outgoing transmissions are billed.
@@ -92,10 +92,12 @@ pub struct Table {
     /// International zones: a name and its countries (`eu = ["DE", "SE"]`);
     /// a number in one is in class `international-<name>`.
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, Vec<String>>)]
     pub zones: BTreeMap<String, Vec<Country>>,
     /// Price per unit by class (`national`, `mobile`, `toll_free`,
     /// `premium`, `international`, `international-<zone>`, `incoming`).
     #[serde(deserialize_with = "prices")]
+    #[schema(value_type = BTreeMap<String, String>)]
     pub price: BTreeMap<String, Decimal>,
 }
 
@@ -131,7 +133,7 @@ fn prices<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Dec
 }
 
 /// A tenant's rating rules.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rating {
     /// The currency of every price (ISO 4217: `DKK`, `EUR`).
@@ -276,23 +278,26 @@ pub fn masked(n: &str, digits: u8) -> String {
 }
 
 /// One billable transmission.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Row {
     /// The CDR.
     pub cdr: String,
     /// The account billed.
+    #[schema(value_type = Option<String>)]
     pub account: Option<AccountId>,
     /// The account's reference (a customer number in the reseller's books).
     pub reference: Option<String>,
     /// The other party's number: full, masked, or withheld (restricted).
     pub number: Option<String>,
     /// `mail-to-fax` or `fax-to-mail`.
+    #[schema(value_type = String)]
     pub direction: Direction,
     /// The destination class.
     pub class: String,
     /// The signalling peer (the trunk) of the call.
     pub trunk: Option<String>,
     /// When the call started.
+    #[schema(value_type = String, format = DateTime)]
     pub start: Timestamp,
     /// Seconds from answer to end.
     pub duration_s: u64,
@@ -301,8 +306,10 @@ pub struct Row {
     /// Units billed.
     pub units: u64,
     /// Price per unit.
+    #[schema(value_type = String)]
     pub unit_price: Decimal,
     /// Units × price, rounded.
+    #[schema(value_type = String)]
     pub amount: Decimal,
     /// The subject's processing is restricted: personal fields withheld.
     pub restricted: bool,
@@ -366,26 +373,28 @@ pub fn rate(c: &Cdr, table: &Table, home: Country, decimals: u32, restricted: bo
 }
 
 /// What an account (or the whole export) comes to.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Totals {
     /// Billable transmissions.
     pub rows: u64,
     /// Units.
     pub units: u64,
     /// Amount.
+    #[schema(value_type = String)]
     pub amount: Decimal,
     /// By class: transmissions, units, amount.
     pub by_class: BTreeMap<String, ClassTotals>,
 }
 
 /// One class's part of [`Totals`].
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClassTotals {
     /// Billable transmissions.
     pub rows: u64,
     /// Units.
     pub units: u64,
     /// Amount.
+    #[schema(value_type = String)]
     pub amount: Decimal,
 }
 
@@ -402,9 +411,10 @@ impl Totals {
 }
 
 /// The export of one tenant's month at one level.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Export {
     /// The tenant.
+    #[schema(value_type = String)]
     pub tenant: TenantId,
     /// `YYYY-MM`.
     pub month: String,
@@ -592,6 +602,38 @@ impl Export {
         out.push('\n');
         Ok(out)
     }
+}
+
+/// What `billing check` found: the month's CDRs counted apart, the
+/// export's figures, and every difference (none: they reconcile).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Check {
+    /// The tenant.
+    #[schema(value_type = String)]
+    pub tenant: TenantId,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Wholesale or retail.
+    pub level: Level,
+    /// CDRs of the month.
+    pub cdrs: u64,
+    /// Of them billable by the table's rules.
+    pub billable: u64,
+    /// Their pages.
+    pub billable_pages: u64,
+    /// Rows of the export.
+    pub rows: u64,
+    /// Their pages.
+    pub row_pages: u64,
+    /// The export's total.
+    #[schema(value_type = String)]
+    pub amount: Decimal,
+    /// The currency.
+    pub currency: String,
+    /// Numbers withheld (restricted subjects).
+    pub withheld: u64,
+    /// Every difference found, in words.
+    pub differences: Vec<String>,
 }
 
 /// A month `YYYY-MM` as the instants it starts and ends (UTC).

@@ -84,7 +84,7 @@ pub struct Claim {
 }
 
 /// A claim as listed: what to publish to prove it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClaimView {
     /// `fax_domain` or `from_address`.
     pub kind: String,
@@ -95,6 +95,7 @@ pub struct ClaimView {
     /// The text it must hold.
     pub txt: String,
     /// When it was made.
+    #[schema(value_type = String, format = DateTime)]
     pub since: Timestamp,
 }
 

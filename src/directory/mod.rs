@@ -51,7 +51,7 @@ pub use apply::{ApplyProblem, ApplyReport, DirectoryFile};
 pub use claims::{CHALLENGE_LABEL, Claim, ClaimView, Claimed, TXT_PREFIX};
 pub use model::*;
 pub use tokens::{ApiToken, NewToken, TOKEN_PREFIX};
-pub use webhooks::Webhook;
+pub use webhooks::{Webhook, WebhookView};
 
 use crate::Error;
 use crate::clock::Clock;
@@ -177,7 +177,7 @@ pub struct SenderChange {
 }
 
 /// What removing an account erased.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Removed {
     /// Numbers removed.
     pub numbers: usize,

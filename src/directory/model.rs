@@ -87,7 +87,7 @@ impl Tenant {
 }
 
 /// Whether an account is served.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AccountStatus {
     /// Served.
@@ -97,7 +97,7 @@ pub enum AccountStatus {
 }
 
 /// A reseller's customer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Account {
     /// Random id.
     pub id: AccountId,
@@ -110,8 +110,10 @@ pub struct Account {
     /// Paper size override.
     pub paper: Option<Paper>,
     /// When it was created.
+    #[schema(value_type = String, format = DateTime)]
     pub created: Timestamp,
     /// When it was (or will be) terminated.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub terminated_at: Option<Timestamp>,
     /// It may send faxes abroad (default: national numbers only).
     #[serde(default)]
@@ -162,7 +164,7 @@ pub struct Route {
 }
 
 /// A fax number (DID) of an account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FaxNumber {
     /// The number.
     pub number: E164,

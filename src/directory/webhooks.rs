@@ -90,14 +90,60 @@ impl Webhook {
     }
 
     /// Its record without the secret, for listings.
-    pub fn view(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.remove("secret");
-            o.insert("state".into(), (if self.disabled.is_some() { "disabled" } else { "active" }).into());
+    pub fn view(&self) -> WebhookView {
+        WebhookView {
+            id: self.id.clone(),
+            tenant: self.tenant.clone(),
+            account: self.account,
+            url: self.url.clone(),
+            events: self.events.clone(),
+            personal_data: self.personal_data,
+            created: self.created,
+            failures: self.failures,
+            disabled: self.disabled.clone(),
+            notify: self.notify.clone(),
+            state: if self.disabled.is_some() { WebhookState::Disabled } else { WebhookState::Active },
         }
-        v
     }
+}
+
+/// Whether a webhook is told of events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookState {
+    /// It is.
+    Active,
+    /// Failures in a row disabled it; it is enabled again by hand.
+    Disabled,
+}
+
+/// A webhook as listed: its record without the secret, and its state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookView {
+    /// Its id (8 random bytes, hex).
+    pub id: String,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// Its account: only that account's events; without one, the tenant's.
+    pub account: Option<AccountId>,
+    /// Where events are POSTed.
+    pub url: String,
+    /// The events it is told of.
+    pub events: Vec<Event>,
+    /// Whether payloads carry numbers and mail addresses.
+    pub personal_data: bool,
+    /// When it was made.
+    #[schema(value_type = String, format = DateTime)]
+    pub created: Timestamp,
+    /// Deliveries failed in a row.
+    pub failures: u32,
+    /// When it was disabled after too many failures, and why: `[when, why]`.
+    #[schema(value_type = Option<Vec<String>>, min_items = 2, max_items = 2)]
+    pub disabled: Option<(Timestamp, String)>,
+    /// Where the notice of its disabling is mailed; none: the tenant's From address.
+    pub notify: Option<EmailAddress>,
+    /// `active`, or `disabled` after failures.
+    pub state: WebhookState,
 }
 
 /// The URL a webhook may have: `https://host…`, or `http://` to loopback

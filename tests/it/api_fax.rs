@@ -15,6 +15,21 @@ use serde_json::Value;
 
 use crate::gateway::{Gw, Opts, cdrs, extract_pdf, fixture, header, maildir, start};
 
+/// Asserts that `answer` fits the document's schema of `method path`'s
+/// `status` answer (read from the daemon's `/openapi.json`).
+#[track_caller]
+fn fits_document(g: &Gw, base: &str, method: &str, path: &str, status: u16, answer: &Value) {
+    let (code, mut doc) = curl(g, base, None, &[], "/openapi.json");
+    assert_eq!(code, 200, "{doc}");
+    let schema =
+        doc["paths"][path][method]["responses"][status.to_string()]["content"]["application/json"]["schema"].clone();
+    assert!(schema["$ref"].is_string(), "{method} {path} {status}: {schema}");
+    doc["$ref"] = schema["$ref"].clone();
+    let v = jsonschema::options().with_draft(jsonschema::Draft::Draft202012).build(&doc).unwrap();
+    let errors: Vec<String> = v.iter_errors(answer).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{method} {path}: {errors:?}\n{answer:#}");
+}
+
 /// `curl` against the API: (status, JSON answer).
 fn curl(g: &Gw, base: &str, token: Option<&str>, args: &[&str], path: &str) -> (u16, Value) {
     let mut c = Command::new("curl");
@@ -91,6 +106,7 @@ fn a_fax_sent_by_upload_and_by_the_cli_arrives_once_each() {
     assert_eq!(code, 202, "{first}\n{}", g.daemon.log());
     assert_eq!(first["to"], serde_json::json!(["+4533221100"]), "{first}");
     assert_eq!(first["already_queued"], false, "{first}");
+    fits_document(&g, &base, "post", "/v1/faxes", 202, &first);
     let (code, again) = upload(&g, &base, &user, &fields, &key);
     assert_eq!(code, 202, "{again}");
     assert_eq!(again["id"], first["id"], "{again}");
@@ -200,6 +216,7 @@ fn a_received_fax_whose_mail_waits_is_downloaded_by_its_account_only() {
         assert_eq!(code, 200, "{v}");
         let whole: Vec<Value> = v["items"].as_array().unwrap().iter().filter(|r| r["pages"] == 2).cloned().collect();
         if let Some(r) = whole.first() {
+            fits_document(&g, &base, "get", "/v1/received", 200, &v);
             break r.clone();
         }
         assert!(Instant::now() < until, "no received fax kept after 120 s; log:\n{}", g.daemon.log());
