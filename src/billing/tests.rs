@@ -159,3 +159,10 @@ fn months_and_masks() {
     assert_eq!(masked("+4533221100", 4), "+45****1100");
     assert_eq!(masked("+4533221100", 8), "+4533221100");
 }
+
+#[test]
+fn the_example_rating_file_is_valid() {
+    let r = Rating::from_toml(include_str!("../../rating.example.toml")).unwrap();
+    assert_eq!(r.currency, "DKK");
+    assert_eq!(r.retail.unwrap().zones["eu"].len(), 6);
+}

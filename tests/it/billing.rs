@@ -93,7 +93,7 @@ fn a_month_is_rated_reconciled_and_restriction_does_not_change_the_money() {
 
     // Retail: per started minute (70 s answered 3 s in: 67 s, 2 minutes).
     let out = s.path().join("acme-2026-11.csv");
-    let said = s.ok(&[
+    s.ok(&[
         "billing",
         "export",
         "--tenant",
@@ -105,8 +105,8 @@ fn a_month_is_rated_reconciled_and_restriction_does_not_change_the_money() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    let _ = said;
     let text = std::fs::read_to_string(&out).unwrap();
+    eprintln!("{text}");
     let schema = s.path().join("acme-2026-11.csv.schema.json");
     let r = rows(&text, &schema);
     assert_eq!(r.len(), 3, "national, premium, EU; not the unanswered, not the received (free at retail): {text}");
