@@ -673,6 +673,23 @@ impl CdrStore {
         Ok((items.into_iter().map(|(_, c)| c).collect(), None))
     }
 
+    /// The CDRs of `month` whose ids are at or after `from` and before
+    /// `until` (ids are time-ordered: written in that span), found by
+    /// their places without opening the others.
+    pub fn written_between(&self, month: (i16, i8), from: &str, until: Option<&str>) -> Result<Vec<Cdr>, Error> {
+        let mut out = Vec::new();
+        for k in self.tree.keys_with_prefix(&layout::month_places(month))? {
+            let Some(id) = layout::id_of_place(&k) else { continue };
+            if id.as_str() >= from
+                && until.is_none_or(|u| id.as_str() < u)
+                && let Some(c) = self.get(&k)?
+            {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
     /// The CDR at `place`.
     pub fn get(&self, place: &[u8]) -> Result<Option<Cdr>, Error> {
         self.tree.get_sealed_bytes(place)?.map(|b| decode(&b)).transpose()

@@ -316,6 +316,13 @@ pub enum Request {
         month: String,
         level: crate::billing::Level,
     },
+    /// Close a month: its export no longer changes; CDRs of it written
+    /// later are adjustments in the next month closed.
+    BillingClose {
+        tenant: TenantId,
+        month: String,
+        level: crate::billing::Level,
+    },
     /// The export's totals against the month's CDRs, and any difference.
     BillingCheck {
         tenant: TenantId,
@@ -419,6 +426,7 @@ impl Request {
             R::RatingShow { .. } => Op::RatingShow,
             R::BillingExport { .. } => Op::BillingExport,
             R::BillingCheck { .. } => Op::BillingCheck,
+            R::BillingClose { .. } => Op::BillingClose,
             R::ReceivedGet { .. } => Op::ReceivedGet,
             R::AuditList { .. } => Op::AuditList,
         }
@@ -812,6 +820,7 @@ fn audit_objects(store: &Store, r: &Request) -> Vec<String> {
         R::QueueSteer { id, action } => vec![format!("job:{}", id.to_text()), format!("action:{}", action.verb())],
         R::OutboxDrop { id } | R::ReceivedGet { id } => vec![format!("message:{}", id.to_text())],
         R::RatingSet { tenant: t, .. } => vec![tenant(t)],
+        R::BillingClose { tenant: t, month, level } => vec![tenant(t), format!("{}:{month}", level.as_str())],
         R::LearnedForget { number: n, tenant: t } => t.iter().map(tenant).chain([number(n)]).collect(),
         R::TokenCreate { tenant: t, account: a, role, .. } => {
             let mut v: Vec<String> = t.iter().map(tenant).collect();
@@ -834,13 +843,45 @@ fn audit_objects(store: &Store, r: &Request) -> Vec<String> {
 }
 
 /// The rated export of `tenant`'s `month` at `level`; restricted subjects'
-/// rows kept with their numbers withheld.
+/// rows kept with their numbers withheld. A closed month's export is the
+/// one it was closed with (its CDRs written before the closing, and the
+/// adjustments billed with it); an open month's has the month's CDRs and,
+/// as provisional adjustments, the late CDRs of closed months not yet billed.
 fn billing_export(
     ctx: &Context,
     scope: &Scope,
     tenant: &TenantId,
     month: &str,
     level: crate::billing::Level,
+) -> Result<crate::billing::Export, Error> {
+    crate::billing::month_bounds(month)?;
+    let dir = &ctx.directory;
+    dir.tenant_get(scope, tenant)?;
+    let closures = dir.closures(tenant, level)?;
+    match closures.iter().find(|c| c.month == month) {
+        Some(c) => {
+            let mut e = billing_rows(ctx, scope, tenant, month, level, Some((c.since.as_deref(), &c.watermark)))?;
+            e.closed_at = Some(c.closed_at);
+            Ok(e)
+        }
+        None => {
+            let last = closures.last().map(|c| c.watermark.clone());
+            billing_rows(ctx, scope, tenant, month, level, last.as_deref().map(|l| (Some(l), "")))
+        }
+    }
+}
+
+/// The export of `month` with its adjustments: with `window` = (since,
+/// until), the month's CDRs written before `until` (all, for an empty
+/// `until`) and the CDRs of the other closed months written from `since`
+/// to `until` (to now, for an empty `until`).
+fn billing_rows(
+    ctx: &Context,
+    scope: &Scope,
+    tenant: &TenantId,
+    month: &str,
+    level: crate::billing::Level,
+    window: Option<(Option<&str>, &str)>,
 ) -> Result<crate::billing::Export, Error> {
     let dir = &ctx.directory;
     let t = dir.tenant_get(scope, tenant)?;
@@ -850,7 +891,26 @@ fn billing_export(
     let (since, until) = crate::billing::month_bounds(month)?;
     let filter =
         CdrFilter { tenant: Some(tenant.clone()), since: Some(since), until: Some(until), ..Default::default() };
-    let cdrs = ctx.cdrs.list(&filter)?;
+    let mut cdrs = ctx.cdrs.list(&filter)?;
+    let mut late = Vec::new();
+    if let Some((since, until)) = window {
+        let until = (!until.is_empty()).then_some(until);
+        if let Some(u) = until {
+            cdrs.retain(|c| c.id.as_str() < u);
+        }
+        if let Some(since) = since {
+            for k in dir.closures(tenant, level)? {
+                // Months closed before this window's end, other than this one.
+                if k.month == month || until.is_some_and(|u| k.watermark.as_str() >= u) {
+                    continue;
+                }
+                let (from, _) = crate::billing::month_bounds(&k.month)?;
+                let from_id = since.max(k.watermark.as_str());
+                let found = ctx.cdrs.written_between(crate::store::layout::cdr::month_of(from), from_id, until)?;
+                late.extend(found.into_iter().filter(|c| c.tenant == *tenant));
+            }
+        }
+    }
     let restricted = Restricted::load(ctx)?;
     let concerns = |c: &Cdr| {
         c.called.as_ref().is_some_and(|n| restricted.number(n))
@@ -865,7 +925,7 @@ fn billing_export(
             .or_insert_with(|| dir.account_get(&Scope::Operator, a).ok().and_then(|acc| acc.reference))
             .clone()
     };
-    crate::billing::export(tenant, month, t.default_country, &rating, level, cdrs, &concerns, &reference)
+    crate::billing::export(tenant, month, t.default_country, &rating, level, cdrs, late, &concerns, &reference)
 }
 
 /// `billing check`: the export's totals against the month's CDRs counted
@@ -881,7 +941,15 @@ fn billing_check(
     let (since, until) = crate::billing::month_bounds(month)?;
     let filter =
         CdrFilter { tenant: Some(tenant.clone()), since: Some(since), until: Some(until), ..Default::default() };
-    let all = ctx.cdrs.list(&filter)?;
+    let mut all = ctx.cdrs.list(&filter)?;
+    // A closed month: the CDRs written before its closing; the rest are
+    // billed as adjustments later.
+    let mut late = 0;
+    if let Some(c) = ctx.directory.closure_get(tenant, level, month)? {
+        let before = all.len();
+        all.retain(|x| x.id < c.watermark);
+        late = (before - all.len()) as u64;
+    }
     let rating = ctx.directory.rating_get(scope, tenant)?.unwrap_or_else(|| unreachable!("the export had rules"));
     let table = rating.table(level).ok_or_else(|| Error::NotFound("no such table".into()))?;
     // Counted from the CDRs themselves, not from the export's rows.
@@ -898,14 +966,19 @@ fn billing_check(
         .collect();
     let pages: u64 = billable.iter().map(|c| c.pages as u64).sum();
     let rows_sum: rust_decimal::Decimal = e.rows.iter().map(|r| r.amount).sum();
+    let own: Vec<&crate::billing::Row> = e.rows.iter().filter(|r| r.adjustment_for.is_none()).collect();
     let accounts_sum: rust_decimal::Decimal = e.accounts.values().map(|t| t.amount).sum();
-    let row_pages: u64 = e.rows.iter().map(|r| r.pages as u64).sum();
+    let row_pages: u64 = own.iter().map(|r| r.pages as u64).sum();
     let mut differences = Vec::new();
     if all.len() as u64 != e.cdrs {
         differences.push(format!("the month has {} CDRs, the export looked at {}", all.len(), e.cdrs));
     }
-    if billable.len() != e.rows.len() {
-        differences.push(format!("{} CDRs are billable, the export has {} rows", billable.len(), e.rows.len()));
+    if billable.len() != own.len() {
+        differences.push(format!(
+            "{} CDRs are billable, the export has {} rows of the month",
+            billable.len(),
+            own.len()
+        ));
     }
     if pages != row_pages {
         differences.push(format!("the billable CDRs have {pages} pages, the rows {row_pages}"));
@@ -923,8 +996,10 @@ fn billing_check(
         cdrs: all.len() as u64,
         billable: billable.len() as u64,
         billable_pages: pages,
-        rows: e.rows.len() as u64,
+        rows: own.len() as u64,
         row_pages,
+        adjustments: e.adjustments,
+        late,
         amount: e.total.amount,
         currency: e.currency,
         withheld: e.withheld,
@@ -1327,6 +1402,35 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
         ),
         R::BillingExport { tenant, month, level } => to_value(billing_export(ctx, scope, &tenant, &month, level)?),
         R::BillingCheck { tenant, month, level } => billing_check(ctx, scope, &tenant, &month, level),
+        R::BillingClose { tenant, month, level } => {
+            if level == crate::billing::Level::Wholesale && *scope != Scope::Operator {
+                return Err(Error::Forbidden("only the operator closes a wholesale month".into()));
+            }
+            let (_, until) = crate::billing::month_bounds(&month)?;
+            let now = dir.now();
+            if until > now {
+                return Err(Error::Invalid(format!("{month} has not ended: it can be closed from {until}")));
+            }
+            if dir.closure_get(&tenant, level, &month)?.is_some() {
+                return Err(Error::Conflict(format!("{} {month} of {tenant} is closed already", level.as_str())));
+            }
+            let since = dir.closures(&tenant, level)?.last().map(|c| c.watermark.clone());
+            let watermark = CdrStore::new_id();
+            let e = billing_rows(ctx, scope, &tenant, &month, level, Some((since.as_deref(), &watermark)))?;
+            let closure = crate::billing::Closure {
+                tenant: tenant.clone(),
+                level,
+                month: month.clone(),
+                closed_at: now,
+                watermark,
+                since,
+                rows: e.rows.len() as u64,
+                amount: e.total.amount,
+                currency: e.currency.clone(),
+            };
+            dir.closure_add(&closure)?;
+            to_value(closure)
+        }
         R::ReceivedGet { id } => queue::received_get(ctx, scope, &id),
         R::FaxSend { sender, to, subject, comment, document, idempotency_key } => {
             send::send(ctx, caller, send::Fax { sender, to, subject, comment, document, idempotency_key })

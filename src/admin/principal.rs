@@ -257,6 +257,7 @@ ops! {
     RatingShow: TENANT, false;
     BillingExport: TENANT, false;
     BillingCheck: TENANT, false;
+    BillingClose: TENANT, true;
     /// A download of a received fax: audited, as access to a fax's content.
     ReceivedGet: USER, true;
 }
@@ -465,7 +466,8 @@ pub fn target_of(ctx: &Context, p: &Principal, request: &Request) -> Result<Targ
         R::RatingSet { tenant: t, .. }
         | R::RatingShow { tenant: t }
         | R::BillingExport { tenant: t, .. }
-        | R::BillingCheck { tenant: t, .. } => tenant(t),
+        | R::BillingCheck { tenant: t, .. }
+        | R::BillingClose { tenant: t, .. } => tenant(t),
         R::ReceivedGet { id } => {
             let name = format!("received fax {}", id.to_text());
             Ok(match super::queue::received_owner(ctx, id)? {

@@ -118,6 +118,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(typed, 44);
+        assert_eq!(typed, 45);
     }
 }

@@ -1002,6 +1002,16 @@ async fn billing_export(State(api): St, Auth(c): Auth, Query(q): Query<BillingQu
     Ok(Object(run(&api, c, Request::BillingExport { tenant: q.tenant, month: q.month, level }).await?))
 }
 
+/// Closes a month: its export no longer changes, and its CDRs written
+/// later are adjustment rows of the next month closed (wholesale: the
+/// operator only).
+#[utoipa::path(post, path = "/v1/billing/close", tag = "billing", params(BillingQuery),
+    responses((status = 200, body = crate::billing::Closure), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn billing_close(State(api): St, Auth(c): Auth, Query(q): Query<BillingQuery>) -> Res<Object> {
+    let level = q.level.unwrap_or(crate::billing::Level::Retail);
+    Ok(Object(run(&api, c, Request::BillingClose { tenant: q.tenant, month: q.month, level }).await?))
+}
+
 /// The export's totals against the month's CDRs, and every difference.
 #[utoipa::path(get, path = "/v1/billing/check", tag = "billing", params(BillingQuery),
     responses((status = 200, body = crate::billing::Check), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
@@ -1151,6 +1161,7 @@ pub(super) fn router() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(rating_show, rating_set))
         .routes(routes!(billing_export))
         .routes(routes!(billing_check))
+        .routes(routes!(billing_close))
         .routes(routes!(gdpr_export))
         .routes(routes!(gdpr_erase))
         .routes(routes!(gdpr_restrict))

@@ -313,6 +313,10 @@ pub struct Row {
     pub amount: Decimal,
     /// The subject's processing is restricted: personal fields withheld.
     pub restricted: bool,
+    /// For an adjustment: the closed month (`YYYY-MM`) the transmission
+    /// belongs to, its CDR written after that month was closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjustment_for: Option<String>,
 }
 
 /// Rates one CDR by `table`: its row, if billable. `restricted` says
@@ -369,6 +373,7 @@ pub fn rate(c: &Cdr, table: &Table, home: Country, decimals: u32, restricted: bo
         unit_price,
         amount,
         restricted,
+        adjustment_for: None,
     })
 }
 
@@ -428,6 +433,14 @@ pub struct Export {
     pub withheld: u64,
     /// Rows whose number is masked (`show_digits`).
     pub masked: u64,
+    /// Rows that adjust closed months (late CDRs).
+    #[serde(default)]
+    pub adjustments: u64,
+    /// When the month was closed (its export no longer changes); none:
+    /// open, and the adjustments are those so far.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub closed_at: Option<Timestamp>,
     /// The billable transmissions, in the CDRs' order.
     pub rows: Vec<Row>,
     /// Per account (`-` for a transmission without one).
@@ -437,8 +450,9 @@ pub struct Export {
 }
 
 /// Rates a month's CDRs (any order; sorted here) of `tenant` by `rating` at
-/// `level`. `restricted` says whether a CDR concerns a restricted subject;
-/// `reference` gives an account's reference.
+/// `level`, then `late`: CDRs of closed months written after they were
+/// closed, as adjustment rows. `restricted` says whether a CDR concerns a
+/// restricted subject; `reference` gives an account's reference.
 #[allow(clippy::too_many_arguments)]
 pub fn export(
     tenant: &TenantId,
@@ -447,6 +461,7 @@ pub fn export(
     rating: &Rating,
     level: Level,
     mut cdrs: Vec<Cdr>,
+    mut late: Vec<Cdr>,
     restricted: &dyn Fn(&Cdr) -> bool,
     reference: &dyn Fn(&AccountId) -> Option<String>,
 ) -> Result<Export, Error> {
@@ -454,6 +469,7 @@ pub fn export(
         .table(level)
         .ok_or_else(|| Error::NotFound(format!("tenant {tenant} has no {} rating table", level.as_str())))?;
     cdrs.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
+    late.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
     let mut e = Export {
         tenant: tenant.clone(),
         month: month.to_owned(),
@@ -462,13 +478,23 @@ pub fn export(
         cdrs: cdrs.len() as u64,
         withheld: 0,
         masked: 0,
+        adjustments: 0,
+        closed_at: None,
         rows: Vec::new(),
         accounts: BTreeMap::new(),
         total: Totals::default(),
     };
-    for c in &cdrs {
-        let Some(mut row) = rate(c, table, home, rating.decimals, restricted(c)) else { continue };
+    let adjusting = late.into_iter().map(|c| {
+        let (y, m) = crate::store::layout::cdr::month_of(c.start);
+        (c, Some(format!("{y:04}-{m:02}")))
+    });
+    for (c, adjustment_for) in cdrs.into_iter().map(|c| (c, None)).chain(adjusting) {
+        let Some(mut row) = rate(&c, table, home, rating.decimals, restricted(&c)) else { continue };
         row.reference = row.account.as_ref().and_then(reference);
+        if adjustment_for.is_some() {
+            e.adjustments += 1;
+        }
+        row.adjustment_for = adjustment_for;
         if row.restricted {
             e.withheld += 1;
         } else if table.show_digits.is_some() {
@@ -499,6 +525,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "amount",
     "currency",
     "restricted",
+    "adjustment_for",
 ];
 
 impl Export {
@@ -526,6 +553,7 @@ impl Export {
                 &r.amount.to_string(),
                 &self.currency,
                 if r.restricted { "true" } else { "false" },
+                r.adjustment_for.as_deref().unwrap_or(""),
             ])
             .map_err(err)?;
         }
@@ -545,6 +573,8 @@ impl Export {
             "cdrs": self.cdrs,
             "withheld": self.withheld,
             "masked": self.masked,
+            "adjustments": self.adjustments,
+            "closed_at": self.closed_at,
             "accounts": self.accounts,
             "total": self.total,
         })
@@ -553,10 +583,11 @@ impl Export {
     /// The summary in one line, for a person.
     pub fn summary_line(&self) -> String {
         format!(
-            "{} {} {}: {} billable of {} CDRs, {} units, {} {}; {} account(s); numbers withheld (restricted): {}, masked: {}",
+            "{} {} {}{}: {} billable of {} CDRs, {} units, {} {}; {} account(s); numbers withheld (restricted): {}, masked: {}; adjustments of closed months: {}",
             self.tenant,
             self.month,
             self.level.as_str(),
+            if self.closed_at.is_some() { " (closed)" } else { "" },
             self.total.rows,
             self.cdrs,
             self.total.units,
@@ -564,7 +595,8 @@ impl Export {
             self.currency,
             self.accounts.len(),
             self.withheld,
-            self.masked
+            self.masked,
+            self.adjustments
         )
     }
 
@@ -596,12 +628,46 @@ impl Export {
             "cdrs": self.cdrs,
             "withheld": self.withheld,
             "masked": self.masked,
+            "adjustments": self.adjustments,
+            "closed_at": self.closed_at,
             "total": self.total,
         });
         out.push_str(&line(summary)?);
         out.push('\n');
         Ok(out)
     }
+}
+
+/// A closed billing month: its export no longer changes. A CDR of the month
+/// written after it was closed (ids are time-ordered: at or after
+/// `watermark`) is billed as an adjustment in the export of the next month
+/// closed (`since`..`watermark` of that one), and shown as a provisional
+/// adjustment in any open month's export until then.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Closure {
+    /// The tenant.
+    #[schema(value_type = String)]
+    pub tenant: TenantId,
+    /// Wholesale or retail.
+    pub level: Level,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// When it was closed.
+    #[schema(value_type = String, format = DateTime)]
+    pub closed_at: Timestamp,
+    /// CDRs with ids before this were written before the closing.
+    pub watermark: String,
+    /// The watermark of the closure before (none for the first): late CDRs
+    /// of months closed before, written from then to `watermark`, are this
+    /// export's adjustments.
+    pub since: Option<String>,
+    /// Rows of the export when it was closed.
+    pub rows: u64,
+    /// Its total.
+    #[schema(value_type = String)]
+    pub amount: Decimal,
+    /// Its currency.
+    pub currency: String,
 }
 
 /// What `billing check` found: the month's CDRs counted apart, the
@@ -621,8 +687,12 @@ pub struct Check {
     pub billable: u64,
     /// Their pages.
     pub billable_pages: u64,
-    /// Rows of the export.
+    /// Rows of the export for the month's own CDRs.
     pub rows: u64,
+    /// Adjustment rows (late CDRs of closed months).
+    pub adjustments: u64,
+    /// CDRs of this (closed) month written after it was closed.
+    pub late: u64,
     /// Their pages.
     pub row_pages: u64,
     /// The export's total.

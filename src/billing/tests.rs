@@ -110,7 +110,8 @@ fn an_export_sums_per_account_and_is_the_same_every_time() {
     let restricted = |c: &Cdr| c.called.as_ref().is_some_and(|n| n.as_str() == "+4520123456");
     let reference = |a: &AccountId| (*a == acc).then(|| "K-1001".to_owned());
     let tenant: TenantId = "acme".parse().unwrap();
-    let e = export(&tenant, "2026-11", home(), &r, Level::Retail, cdrs.clone(), &restricted, &reference).unwrap();
+    let e = export(&tenant, "2026-11", home(), &r, Level::Retail, cdrs.clone(), Vec::new(), &restricted, &reference)
+        .unwrap();
     assert_eq!((e.cdrs, e.rows.len(), e.withheld, e.masked), (4, 4, 1, 3));
     // 2 minutes each: 0.50 + 0.50 + 1.50 (the EU zone) + 10.00.
     assert_eq!(e.total.amount.to_string(), "12.50");
@@ -120,7 +121,8 @@ fn an_export_sums_per_account_and_is_the_same_every_time() {
     // The same CDRs in another order: the same export, to the byte.
     let mut shuffled = cdrs.clone();
     shuffled.reverse();
-    let again = export(&tenant, "2026-11", home(), &r, Level::Retail, shuffled, &restricted, &reference).unwrap();
+    let again =
+        export(&tenant, "2026-11", home(), &r, Level::Retail, shuffled, Vec::new(), &restricted, &reference).unwrap();
     assert_eq!(again.to_csv().unwrap(), e.to_csv().unwrap());
     assert_eq!(again.to_jsonl().unwrap(), e.to_jsonl().unwrap());
     let csv = e.to_csv().unwrap();

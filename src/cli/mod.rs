@@ -631,6 +631,19 @@ pub(crate) enum BillingCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Close a month: its export stays as it is; its CDRs written later are
+    /// adjustment rows of the next month closed.
+    Close {
+        /// The tenant [default: --as-tenant].
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// The month, YYYY-MM (ended).
+        #[arg(long)]
+        month: String,
+        /// Whose bill (wholesale: the operator only).
+        #[arg(long, value_enum, default_value = "retail")]
+        level: faxgate::billing::Level,
+    },
     /// The export's totals against the month's CDRs; exits non-zero on a difference.
     Check {
         /// The tenant [default: --as-tenant].
@@ -1222,6 +1235,9 @@ pub(crate) fn request(cli: &Cli) -> anyhow::Result<Option<Request>> {
                 }
                 BillingCmd::Check { tenant: t, month, level } => {
                     Request::BillingCheck { tenant: tenant(t)?, month: month.clone(), level: *level }
+                }
+                BillingCmd::Close { tenant: t, month, level } => {
+                    Request::BillingClose { tenant: tenant(t)?, month: month.clone(), level: *level }
                 }
             }
         }

@@ -461,6 +461,9 @@ impl Directory {
         self.remove_tokens(&mut b, id, None)?;
         self.remove_webhooks(&mut b, id, None)?;
         b.remove(&layout::rating(id));
+        for k in self.tree().keys_with_prefix(&layout::closures(id))? {
+            b.remove(&k);
+        }
         self.tree().apply(b)?;
         self.inner.store.vault().clear_tombstone(&key)?;
         Ok(())

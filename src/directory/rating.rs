@@ -6,6 +6,7 @@
 use super::{Directory, Scope};
 use crate::Error;
 use crate::billing::Rating;
+use crate::billing::{Closure, Level};
 use crate::retention::account::tenant_key;
 use crate::store::layout::directory as layout;
 use crate::types::TenantId;
@@ -35,5 +36,36 @@ impl Directory {
         b.put_sealed(&layout::rating(tenant), &tenant_key(tenant)?, &rules)?;
         self.tree().apply(b)?;
         Ok(rules)
+    }
+
+    /// The closure of `tenant`'s `month` at `level`, if it is closed.
+    pub fn closure_get(&self, tenant: &TenantId, level: Level, month: &str) -> Result<Option<Closure>, Error> {
+        self.tree().get_sealed::<Closure>(&layout::closure(tenant, level.as_str(), month))
+    }
+
+    /// Every closed month of `tenant` at `level`, in the order they were closed.
+    pub fn closures(&self, tenant: &TenantId, level: Level) -> Result<Vec<Closure>, Error> {
+        let mut out = Vec::new();
+        for k in self.tree().keys_with_prefix(&layout::closures(tenant))? {
+            if let Some(c) = self.tree().get_sealed::<Closure>(&k)?
+                && c.level == level
+            {
+                out.push(c);
+            }
+        }
+        out.sort_by(|a, b| a.watermark.cmp(&b.watermark));
+        Ok(out)
+    }
+
+    /// Records `c`; refused when its month is closed already.
+    pub fn closure_add(&self, c: &Closure) -> Result<(), Error> {
+        let _g = self.lock();
+        let key = layout::closure(&c.tenant, c.level.as_str(), &c.month);
+        if self.tree().contains(&key)? {
+            return Err(Error::Conflict(format!("{} {} of {} is closed already", c.level.as_str(), c.month, c.tenant)));
+        }
+        let mut b = self.tree().batch();
+        b.put_sealed(&key, &tenant_key(&c.tenant)?, c)?;
+        self.tree().apply(b)
     }
 }

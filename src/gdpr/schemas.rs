@@ -208,6 +208,7 @@ pub fn schema(name: &str) -> Option<Value> {
                 "amount": cell(r"[0-9]+(\.[0-9]+)?", false, "Units times price, rounded to the currency's decimals, half away from zero."),
                 "currency": cell("[A-Z]{3}", false, "ISO 4217."),
                 "restricted": cell("true|false", false, "The subject's processing is restricted: personal fields withheld."),
+                "adjustment_for": cell("[0-9]{4}-[0-9]{2}", true, "For an adjustment: the closed month the transmission belongs to (its CDR written after the closing)."),
             }),
         ),
         _ => return None,

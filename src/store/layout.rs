@@ -82,7 +82,7 @@ pub fn log_key(store: &Store) -> faxgate_retention::Key {
 pub fn is_sealed(tree: TreeName, key: &[u8]) -> bool {
     let tag = key.split(|&b| b == 0).next().unwrap_or(key);
     match tree {
-        TreeName::Directory => matches!(tag, b"t" | b"a" | b"n" | b"s" | b"tk" | b"wh" | b"rt"),
+        TreeName::Directory => matches!(tag, b"t" | b"a" | b"n" | b"s" | b"tk" | b"wh" | b"rt" | b"bc"),
         TreeName::Mail => matches!(tag, b"j" | b"m" | b"f" | b"p" | b"r"),
         TreeName::Outbox => tag == b"o" || tag == b"w",
         TreeName::Cdr => key.starts_with(cdr::PLACES) || key.starts_with(cdr::v1::PLACES),
@@ -187,6 +187,16 @@ pub mod directory {
     /// A tenant's rating rules (billing): `rt 0 <tenant>`.
     pub fn rating(tenant: &TenantId) -> Vec<u8> {
         key(&[b"rt", tenant.as_str().as_bytes()])
+    }
+
+    /// A closed billing month: `bc 0 <tenant> 0 <level> 0 <YYYY-MM>`.
+    pub fn closure(tenant: &TenantId, level: &str, month: &str) -> Vec<u8> {
+        key(&[b"bc", tenant.as_str().as_bytes(), level.as_bytes(), month.as_bytes()])
+    }
+
+    /// The prefix of a tenant's closed billing months.
+    pub fn closures(tenant: &TenantId) -> Vec<u8> {
+        key(&[b"bc", tenant.as_str().as_bytes(), b""])
     }
 
     /// Where a webhook's record is (plain value: the record's key): `wi 0 <webhook id>`.
@@ -430,6 +440,16 @@ pub mod cdr {
         let ms: [u8; 8] = key.get(MONTH_LEN..MONTH_LEN + 8)?.try_into().ok()?;
         let t = Timestamp::from_millisecond(u64::from_be_bytes(ms) as i64).ok()?;
         Some((month, t))
+    }
+
+    /// The CDR id a place names.
+    pub fn id_of_place(key: &[u8]) -> Option<String> {
+        let rest = key.get(MONTH_LEN + 8..)?;
+        match rest.split_first()? {
+            (&ID_UUID, b) => Some(format!("cdr-{}", uuid::Uuid::from_slice(b).ok()?.simple())),
+            (&ID_TEXT, b) => String::from_utf8(b.to_vec()).ok(),
+            _ => None,
+        }
     }
 
     /// The prefix of a month's index entries.

@@ -147,6 +147,41 @@ fn a_month_is_rated_reconciled_and_restriction_does_not_change_the_money() {
         serde_json::from_str(&std::fs::read_to_string(s.path().join("again.csv.summary.json")).unwrap()).unwrap();
     assert_eq!((summary["withheld"].as_u64(), summary["total"]["amount"].as_str()), (Some(1), Some("12.10")));
 
+    // Closing November: its export stays as it is; a CDR of November
+    // written later (a call finished after a stop) is an adjustment of
+    // the next month, provisional in December's export until that is closed.
+    let before = s.ok(&["billing", "export", "--tenant", "acme", "--month", "2026-11"]);
+    let closed = s.json(&["billing", "close", "--tenant", "acme", "--month", "2026-11"]);
+    assert_eq!((closed["rows"].as_u64(), closed["amount"].as_str()), (Some(3), Some("12.10")), "{closed}");
+    let err = s.fails(&["billing", "close", "--tenant", "acme", "--month", "2026-11"]);
+    assert!(err.contains("closed already"), "{err}");
+    let err = s.fails(&["--as-tenant", "acme", "billing", "close", "--month", "2026-10", "--level", "wholesale"]);
+    assert!(err.contains("only the operator"), "{err}");
+    let mut late = cdr("2026-11-20T09:00:00Z", "acme", "+4533221100", &["boss@hansen.dk"]);
+    late.account = Some(acc.parse().unwrap());
+    late.answer = Some(late.start + jiff::SignedDuration::from_secs(3));
+    late.end = late.start + jiff::SignedDuration::from_secs(70);
+    late.pages = 2;
+    write_cdrs(&s, &[late.clone()]);
+    assert_eq!(
+        s.ok(&["billing", "export", "--tenant", "acme", "--month", "2026-11"]),
+        before,
+        "a closed month changed"
+    );
+    let check = s.json(&["billing", "check", "--tenant", "acme", "--month", "2026-11"]);
+    assert_eq!((check["late"].as_u64(), &check["differences"]), (Some(1), &serde_json::json!([])), "{check}");
+    let december = s.path().join("dec.csv");
+    s.ok(&["billing", "export", "--tenant", "acme", "--month", "2026-12", "--out", december.to_str().unwrap()]);
+    let r = rows(&std::fs::read_to_string(&december).unwrap(), &s.path().join("dec.csv.schema.json"));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(
+        (r[0]["cdr"].as_str(), r[0]["adjustment_for"].as_str(), r[0]["amount"].as_str()),
+        (late.id.as_str(), "2026-11", "0.60")
+    );
+    let this_month = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m").to_string();
+    let err = s.fails(&["billing", "close", "--tenant", "acme", "--month", &this_month]);
+    assert!(err.contains("has not ended"), "{err}");
+
     // Bad input: a clear error.
     assert!(s.fails(&["billing", "export", "--tenant", "acme", "--month", "2026-13"]).contains("YYYY-MM"));
     s.add_tenant("beta");
