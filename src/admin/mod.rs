@@ -1393,6 +1393,8 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
         }
         R::ReceivedList { tenant, account } => queue::received_list(ctx, scope, tenant, account),
         R::RatingSet { tenant, rules } => {
+            // A tenant not in view is not there, before what is asked is looked at.
+            dir.tenant_get(scope, &tenant)?;
             let rules = crate::billing::Rating::from_toml(&rules)?;
             to_value(dir.rating_set(scope, &tenant, rules)?)
         }
@@ -1403,6 +1405,7 @@ fn execute(ctx: &Context, caller: &Caller, scope: &Scope, request: Request) -> R
         R::BillingExport { tenant, month, level } => to_value(billing_export(ctx, scope, &tenant, &month, level)?),
         R::BillingCheck { tenant, month, level } => billing_check(ctx, scope, &tenant, &month, level),
         R::BillingClose { tenant, month, level } => {
+            dir.tenant_get(scope, &tenant)?;
             if level == crate::billing::Level::Wholesale && *scope != Scope::Operator {
                 return Err(Error::Forbidden("only the operator closes a wholesale month".into()));
             }

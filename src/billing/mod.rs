@@ -619,19 +619,11 @@ impl Export {
             out.push_str(&line(v)?);
             out.push('\n');
         }
-        let summary = serde_json::json!({
-            "type": "summary",
-            "tenant": self.tenant,
-            "month": self.month,
-            "level": self.level,
-            "currency": self.currency,
-            "cdrs": self.cdrs,
-            "withheld": self.withheld,
-            "masked": self.masked,
-            "adjustments": self.adjustments,
-            "closed_at": self.closed_at,
-            "total": self.total,
-        });
+        let mut summary = self.summary();
+        if let Some(o) = summary.as_object_mut() {
+            o.remove("accounts");
+            o.insert("type".into(), "summary".into());
+        }
         out.push_str(&line(summary)?);
         out.push('\n');
         Ok(out)

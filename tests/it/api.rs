@@ -351,6 +351,18 @@ fn other_tenants_and_accounts_answer_as_not_there() {
             "beta".into(),
             "gamma".into(),
         ),
+        ("GET", "/v1/tenants/{id}/rating".into(), None, "beta".into(), "gamma".into()),
+        (
+            "PUT",
+            "/v1/tenants/{id}/rating".into(),
+            Some(json!({"rules": "currency = \"DKK\""})),
+            "beta".into(),
+            "gamma".into(),
+        ),
+        ("GET", "/v1/billing?tenant={id}&month=2026-11".into(), None, "beta".into(), "gamma".into()),
+        ("GET", "/v1/billing/check?tenant={id}&month=2026-11".into(), None, "beta".into(), "gamma".into()),
+        ("POST", "/v1/billing/close?tenant={id}&month=2026-11".into(), None, "beta".into(), "gamma".into()),
+        ("GET", "/v1/received?tenant={id}".into(), None, "beta".into(), "gamma".into()),
         ("GET", "/v1/faxes/{id}".into(), None, missing_job.into(), "job-11111111111111111111111111111111".into()),
         (
             "POST",
@@ -414,6 +426,7 @@ fn other_tenants_and_accounts_answer_as_not_there() {
         ("GET", "/v1/tokens?tenant=acme".into(), [200, 200, 200]),
         ("GET", "/v1/audit?tenant=acme".into(), [200, 403, 403]),
         ("GET", "/v1/webhooks?tenant=acme".into(), [200, 200, 403]),
+        ("GET", "/v1/received?tenant=acme".into(), [200, 200, 200]),
     ];
     for (i, (role, token)) in roles.iter().enumerate() {
         for (method, path, want) in &own {
