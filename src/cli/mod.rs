@@ -1602,9 +1602,10 @@ pub(crate) fn print(cli: &Cli, value: serde_json::Value) -> anyhow::Result<bool>
             match out {
                 Some(p) => {
                     std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
-                    let mut beside = String::new();
+                    let name = if *format == ExportFormat::Csv { "billing-csv" } else { "billing-jsonl" };
+                    let schema = write_schema_beside(p, name)?;
+                    let mut beside = format!(" (schema: {})", schema.display());
                     if *format == ExportFormat::Csv {
-                        let schema = write_schema_beside(p, "billing-csv")?;
                         let mut summary = p.as_os_str().to_owned();
                         summary.push(".summary.json");
                         let summary = PathBuf::from(summary);

@@ -23,7 +23,8 @@ use super::SCHEMA;
 use crate::cdr::CSV_COLUMNS;
 
 /// The names `faxgate schema` knows.
-pub const NAMES: &[&str] = &["subject-export", "cdr", "disclosure-jsonl", "cdr-csv", "directory-csv", "billing-csv"];
+pub const NAMES: &[&str] =
+    &["subject-export", "cdr", "disclosure-jsonl", "cdr-csv", "directory-csv", "billing-csv", "billing-jsonl"];
 
 /// The columns of `directory.csv`, in order.
 pub const DIRECTORY_COLUMNS: &[&str] = &["kind", "tenant", "account", "name_or_number", "email_or_pattern", "detail"];
@@ -74,6 +75,89 @@ pub fn schema(name: &str) -> Option<Value> {
                 "A line of `faxgate cdr export --format jsonl`. Times are RFC 3339 in UTC.",
             );
             m.insert("$ref".into(), json!("#/$defs/cdr"));
+            m.insert("$defs".into(), defs());
+            Value::Object(m)
+        }
+        "billing-jsonl" => {
+            let mut m = head(
+                "billing-jsonl",
+                "faxgate: a line of a billing export (JSONL)",
+                "`faxgate billing export --format jsonl` writes one JSON object a line: a `row` per billable \
+                 transmission (as the CSV's columns), then an `account` line per account (its totals by \
+                 class), then one `summary`. Amounts and prices are decimal strings.",
+            );
+            let money = json!({ "type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$" });
+            let totals = json!({
+                "rows": { "type": "integer", "minimum": 0 },
+                "units": { "type": "integer", "minimum": 0 },
+                "amount": money,
+                "by_class": { "type": "object", "additionalProperties": {
+                    "type": "object", "required": ["rows", "units", "amount"], "additionalProperties": false,
+                    "properties": { "rows": { "type": "integer" }, "units": { "type": "integer" }, "amount": money }
+                } }
+            });
+            let mut account = totals.as_object().cloned().unwrap_or_default();
+            account.insert("type".into(), json!({ "const": "account" }));
+            account.insert("account".into(), json!({ "type": "string" }));
+            m.insert(
+                "oneOf".into(),
+                json!([
+                    {
+                        "type": "object",
+                        "description": "A billable transmission.",
+                        "required": ["type", "cdr", "account", "reference", "number", "direction", "class", "trunk",
+                            "start", "duration_s", "pages", "units", "unit_price", "amount", "currency", "restricted"],
+                        "additionalProperties": false,
+                        "properties": {
+                            "type": { "const": "row" },
+                            "cdr": { "type": "string" },
+                            "account": { "oneOf": [{ "$ref": "#/$defs/account_id" }, { "type": "null" }] },
+                            "reference": { "type": ["string", "null"] },
+                            "number": { "type": ["string", "null"], "pattern": "^\\+[0-9*]{3,15}$" },
+                            "direction": { "enum": ["mail-to-fax", "fax-to-mail"] },
+                            "class": { "type": "string" },
+                            "trunk": { "type": ["string", "null"] },
+                            "start": { "$ref": "#/$defs/time" },
+                            "duration_s": { "type": "integer", "minimum": 0 },
+                            "pages": { "type": "integer", "minimum": 0 },
+                            "units": { "type": "integer", "minimum": 0 },
+                            "unit_price": money,
+                            "amount": money,
+                            "currency": { "type": "string", "pattern": "^[A-Z]{3}$" },
+                            "restricted": { "type": "boolean" },
+                            "adjustment_for": { "type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$" }
+                        }
+                    },
+                    {
+                        "type": "object",
+                        "description": "An account's totals.",
+                        "required": ["type", "account", "rows", "units", "amount", "by_class"],
+                        "additionalProperties": false,
+                        "properties": account
+                    },
+                    {
+                        "type": "object",
+                        "description": "The export's summary.",
+                        "required": ["type", "tenant", "month", "level", "currency", "cdrs", "withheld", "masked",
+                            "adjustments", "closed_at", "total"],
+                        "additionalProperties": false,
+                        "properties": {
+                            "type": { "const": "summary" },
+                            "tenant": { "$ref": "#/$defs/tenant" },
+                            "month": { "type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$" },
+                            "level": { "enum": ["wholesale", "retail"] },
+                            "currency": { "type": "string", "pattern": "^[A-Z]{3}$" },
+                            "cdrs": { "type": "integer", "minimum": 0 },
+                            "withheld": { "type": "integer", "minimum": 0 },
+                            "masked": { "type": "integer", "minimum": 0 },
+                            "adjustments": { "type": "integer", "minimum": 0 },
+                            "closed_at": { "oneOf": [{ "$ref": "#/$defs/time" }, { "type": "null" }] },
+                            "total": { "type": "object", "required": ["rows", "units", "amount", "by_class"],
+                                "additionalProperties": false, "properties": totals }
+                        }
+                    }
+                ]),
+            );
             m.insert("$defs".into(), defs());
             Value::Object(m)
         }

@@ -122,6 +122,34 @@ fn a_month_is_rated_reconciled_and_restriction_does_not_change_the_money() {
     assert_eq!(summary["total"]["amount"], "12.10", "{summary}");
     assert_eq!(summary["accounts"][&acc]["by_class"]["premium"]["amount"], "10.00", "{summary}");
 
+    // The same as JSONL, each line matching its schema.
+    let jsonl = s.path().join("acme-2026-11.jsonl");
+    s.ok(&[
+        "billing",
+        "export",
+        "--tenant",
+        "acme",
+        "--month",
+        "2026-11",
+        "--format",
+        "jsonl",
+        "--out",
+        jsonl.to_str().unwrap(),
+    ]);
+    let js: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path().join("acme-2026-11.jsonl.schema.json")).unwrap())
+            .unwrap();
+    let v = jsonschema::validator_for(&js).unwrap();
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&jsonl).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for l in &lines {
+        let errors: Vec<String> = v.iter_errors(l).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?} in {l}");
+    }
+    let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["row", "row", "row", "account", "summary"]);
+    assert_eq!(lines[4]["total"]["amount"], "12.10");
+
     // Wholesale: per page, the received fax too.
     let w = s.ok(&["billing", "export", "--tenant", "acme", "--month", "2026-11", "--level", "wholesale"]);
     let w: Vec<&str> = w.lines().skip(1).collect();
