@@ -30,6 +30,8 @@ fi
 mkdir -p fuzz/corpus/config_toml fuzz/corpus/directory_toml fuzz/corpus/admin_request
 cp -n faxgate.example.toml src/config/embedded.toml fuzz/corpus/config_toml/ 2>/dev/null || true
 cp -n directory.example.toml fuzz/corpus/directory_toml/ 2>/dev/null || true
+mkdir -p fuzz/corpus/billing_rules
+cp -n rating.example.toml fuzz/corpus/billing_rules/ 2>/dev/null || true
 [ -e fuzz/corpus/admin_request/requests.jsonl ] || cat > fuzz/corpus/admin_request/requests.jsonl <<'EOF'
 {"scope":"operator","request":{"op":"status"}}
 {"scope":"operator","request":{"op":"tenant_list"}}
