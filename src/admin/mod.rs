@@ -953,17 +953,7 @@ fn billing_check(
     let rating = ctx.directory.rating_get(scope, tenant)?.unwrap_or_else(|| unreachable!("the export had rules"));
     let table = rating.table(level).ok_or_else(|| Error::NotFound("no such table".into()))?;
     // Counted from the CDRs themselves, not from the export's rows.
-    let billable: Vec<&Cdr> = all
-        .iter()
-        .filter(|c| match c.direction {
-            crate::cdr::Direction::MailToFax => match table.billable {
-                crate::billing::Billable::Pages => c.answer.is_some() && c.pages > 0,
-                crate::billing::Billable::Answered => c.answer.is_some(),
-                crate::billing::Billable::Attempts => true,
-            },
-            crate::cdr::Direction::FaxToMail => table.incoming == crate::billing::Incoming::Page && c.pages > 0,
-        })
-        .collect();
+    let billable: Vec<&Cdr> = all.iter().filter(|c| table.bills(c)).collect();
     let pages: u64 = billable.iter().map(|c| c.pages as u64).sum();
     let rows_sum: rust_decimal::Decimal = e.rows.iter().map(|r| r.amount).sum();
     let own: Vec<&crate::billing::Row> = e.rows.iter().filter(|r| r.adjustment_for.is_none()).collect();

@@ -101,6 +101,21 @@ pub struct Table {
     pub price: BTreeMap<String, Decimal>,
 }
 
+impl Table {
+    /// Whether the table bills `c` at all: an outgoing fax by `billable`,
+    /// a received one only when priced per page and with pages.
+    pub fn bills(&self, c: &Cdr) -> bool {
+        match c.direction {
+            Direction::MailToFax => match self.billable {
+                Billable::Pages => c.answer.is_some() && c.pages > 0,
+                Billable::Answered => c.answer.is_some(),
+                Billable::Attempts => true,
+            },
+            Direction::FaxToMail => self.incoming == Incoming::Page && c.pages > 0,
+        }
+    }
+}
+
 fn one() -> u32 {
     1
 }
@@ -323,16 +338,11 @@ pub struct Row {
 /// whether its number or addresses belong to a restricted subject.
 pub fn rate(c: &Cdr, table: &Table, home: Country, decimals: u32, restricted: bool) -> Option<Row> {
     let duration_s = c.answer.map_or(0, |a| c.end.duration_since(a).as_secs().max(0) as u64);
+    if !table.bills(c) {
+        return None;
+    }
     let (number, class, quantity) = match c.direction {
         Direction::MailToFax => {
-            let billable = match table.billable {
-                Billable::Pages => c.answer.is_some() && c.pages > 0,
-                Billable::Answered => c.answer.is_some(),
-                Billable::Attempts => true,
-            };
-            if !billable {
-                return None;
-            }
             let called = c.called.as_ref()?;
             let q = match table.unit {
                 Unit::Page => c.pages as u64,
@@ -341,12 +351,7 @@ pub fn rate(c: &Cdr, table: &Table, home: Country, decimals: u32, restricted: bo
             };
             (called, class_of(called, home, table), q)
         }
-        Direction::FaxToMail => {
-            if table.incoming == Incoming::Free || c.pages == 0 {
-                return None;
-            }
-            (c.called.as_ref()?, "incoming".to_owned(), c.pages as u64)
-        }
+        Direction::FaxToMail => (c.called.as_ref()?, "incoming".to_owned(), c.pages as u64),
     };
     let unit_price = *table.price.get(&class).or_else(|| table.price.get("international"))?;
     let units = units(quantity, table.minimum, table.increment);
